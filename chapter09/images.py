@@ -1,0 +1,60 @@
+"""Opening images safely: any mode becomes RGB, EXIF rotation is applied, bad files raise clearly."""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+# Refuse images above this many pixels (PIL's own default bomb limit is ~179 M, which
+# decodes into ~0.5 GB of RAM; 100 M pixels is still a 10000 x 10000 photo).
+MAX_PIXELS = 100_000_000
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+
+
+class BadImageError(ValueError):
+    """A file that cannot be used as an image; the message says why."""
+
+
+def to_rgb(image: Image.Image, background=(255, 255, 255)) -> Image.Image:
+    """Convert any PIL mode to RGB: alpha is composited on white, 16-bit is scaled, CMYK converted."""
+    if image.mode == "RGB":
+        return image
+    if image.mode == "P":  # palette images may carry transparency
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA"):
+        image = image.convert("RGBA")
+        canvas = Image.new("RGB", image.size, background)
+        canvas.paste(image, mask=image.getchannel("A"))
+        return canvas
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16/32-bit greyscale: scale to 8 bits instead of clipping everything to white
+        image = image.point(lambda value: value / 256).convert("L")
+    return image.convert("RGB")
+
+
+def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Open ``path`` as an upright RGB image, or raise BadImageError saying why."""
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            raise BadImageError(f"{path}: empty file (0 bytes)")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                width, height = image.size
+                if width * height > max_pixels:
+                    raise BadImageError(
+                        f"{path}: {width}x{height} pixels is over the limit of {max_pixels:,}; "
+                        "downscale it first")
+                image = ImageOps.exif_transpose(image)
+                image.load()
+                return to_rgb(image)
+    except BadImageError:
+        raise
+    except UnidentifiedImageError:
+        raise BadImageError(f"{path}: not an image PIL can read (unsupported format or not an image)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise BadImageError(f"{path}: refused as a decompression bomb ({error})") from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise BadImageError(f"{path}: corrupt or truncated image ({error})") from None

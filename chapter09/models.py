@@ -1,0 +1,211 @@
+"""Deciding which weights serve a role, fast, and on which device and dtype they run.
+
+``resolve(role)`` answers in a second or two, never by waiting out the hub
+client's retries:
+
+1. a directory the user named (``CH09_MODEL_DIR_<ROLE>`` or ``local_dir=``);
+2. the real checkpoint already in the local Hugging Face cache;
+3. the hub itself, if it answers within ``HUB_PROBE_TIMEOUT_S``;
+4. otherwise (mode ``auto``) the toy twin, announced by a loud banner.
+
+Mode ``real`` never falls back: it raises ``ModelUnavailableError`` saying how
+to get the weights. Mode ``toy`` always takes the twin.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import config
+from .config import ModelSpec, model_spec
+
+
+class ModelUnavailableError(RuntimeError):
+    """The weights a role needs cannot be had here; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    role: str
+    spec: ModelSpec
+    location: str  # a local directory or a hub id, ready for from_pretrained
+    source: str  # "local-dir" | "cache" | "hub" | "toy"
+
+    @property
+    def is_toy(self) -> bool:
+        return self.source == "toy"
+
+    def describe(self) -> str:
+        what = "TOY twin" if self.is_toy else "real"
+        return f"{self.role:<20} {what:<8} {self.spec.model_class:<30} {self.location}"
+
+
+def models_mode(mode: str | None = None) -> str:
+    mode = mode or os.environ.get(config.ENV_MODELS, "auto")
+    if mode not in config.MODEL_MODES:
+        raise ValueError(f"--models must be one of {config.MODEL_MODES}, not {mode!r}")
+    return mode
+
+
+def _hub_offline_by_env() -> bool:
+    return any(
+        os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+        for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
+
+
+@functools.lru_cache(maxsize=None)
+def hub_reachable(timeout_s: float = config.HUB_PROBE_TIMEOUT_S) -> bool:
+    """True if the hub answers an HTTP request within ``timeout_s`` seconds.
+
+    Asked once per process. When the answer is no, the hub client is switched to
+    offline mode too, so later library calls fail at once instead of retrying.
+    """
+    if _hub_offline_by_env():
+        return False
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+    try:
+        request = urllib.request.Request(f"{endpoint}/api/models?limit=1", method="HEAD")
+        with urllib.request.urlopen(request, timeout=timeout_s):
+            return True
+    except urllib.error.HTTPError as error:  # the server answered: it is reachable
+        return error.code < 500
+    except Exception:  # DNS failure, refused, timed out, proxy error...
+        go_offline()
+        return False
+
+
+def go_offline() -> None:
+    """Make the hub client fail fast from now on in this process."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    try:
+        from huggingface_hub import constants
+
+        constants.HF_HUB_OFFLINE = True
+    except ImportError:  # pragma: no cover - huggingface_hub comes with transformers
+        pass
+
+
+def cached_snapshot(hub_id: str) -> str | None:
+    """The local snapshot directory of ``hub_id`` if it is fully in the HF cache."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        return snapshot_download(hub_id, local_files_only=True)
+    except Exception:
+        return None
+
+
+def _user_dir(role: str, local_dir: str | os.PathLike | None) -> Path | None:
+    named = local_dir or os.environ.get(config.ENV_MODEL_DIR_PREFIX + role.upper())
+    if not named:
+        return None
+    path = Path(named).expanduser()
+    if not path.is_dir():
+        raise ModelUnavailableError(
+            f"the directory named for model role {role!r} does not exist: {path}. "
+            f"Point {config.ENV_MODEL_DIR_PREFIX}{role.upper()} at a folder made by save_pretrained()."
+        )
+    return path
+
+
+def toy_location(spec: ModelSpec) -> Path:
+    path = spec.toy_path
+    if not (path / "config.json").exists() and not (path / "modules.json").exists():
+        raise ModelUnavailableError(
+            f"the toy twin for {spec.role!r} is missing at {path}. Build it with "
+            f"`python -m chapter09.toyworld train {spec.toy_dir}`."
+        )
+    return path
+
+
+def resolve(role: str, mode: str | None = None, local_dir: str | os.PathLike | None = None) -> ResolvedModel:
+    """Decide, quickly, which weights serve ``role`` (see the module docstring)."""
+    spec = model_spec(role)
+    mode = models_mode(mode)
+    if mode == "toy":
+        return ResolvedModel(role, spec, str(toy_location(spec)), "toy")
+    user_dir = _user_dir(role, local_dir)
+    if user_dir is not None:
+        return ResolvedModel(role, spec, str(user_dir), "local-dir")
+    snapshot = cached_snapshot(spec.hub_id)
+    if snapshot:
+        return ResolvedModel(role, spec, snapshot, "cache")
+    if hub_reachable():
+        return ResolvedModel(role, spec, spec.hub_id, "hub")
+    if mode == "real":
+        raise ModelUnavailableError(
+            f"model role {role!r} needs {spec.hub_id} ({spec.params} parameters), which is neither "
+            f"in the local Hugging Face cache nor reachable on the hub. Either download it on a "
+            f"machine with internet (`hf download {spec.hub_id}`) and copy the cache, or set "
+            f"{config.ENV_MODEL_DIR_PREFIX}{role.upper()}=/path/to/a/save_pretrained/folder, "
+            f"or run with --models toy to use the embedded toy world."
+        )
+    return ResolvedModel(role, spec, str(toy_location(spec)), "toy")
+
+
+_announced: set[str] = set()
+
+
+def announce(resolved: ResolvedModel, stream=None) -> None:
+    """Print once per role which weights are in use; toy twins get a loud banner."""
+    stream = stream or sys.stdout
+    key = f"{resolved.role}:{resolved.location}"
+    if key in _announced:
+        return
+    _announced.add(key)
+    if resolved.is_toy:
+        bar = "!" * 78
+        print(
+            f"{bar}\n!! TOY WORLD: role {resolved.role!r} runs on a tiny {resolved.spec.model_class} trained\n"
+            f"!! on synthetic shapes, not on {resolved.spec.hub_id}.\n"
+            f"!! Results describe the toy world only. With hub access, use --models real.\n{bar}",
+            file=stream,
+        )
+    else:
+        print(f"[models] {resolved.role}: {resolved.spec.hub_id} from {resolved.source} ({resolved.location})",
+              file=stream)
+
+
+# ----------------------------------------------------------------------------- device and dtype
+def cpu_supports_bf16() -> bool:
+    """True when the CPU has native bf16 dot products (AVX512-BF16 or AMX), where bf16 beats fp32."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def pick_device(device: str | None = None) -> str:
+    import torch
+
+    device = device or os.environ.get(config.ENV_DEVICE)
+    if device:
+        return device
+    if torch.cuda.is_available():
+        return "cuda"
+    return "cpu"
+
+
+def pick_dtype(device: str, dtype: str | None = None):
+    """bf16 on CPUs that support it, fp16 on CUDA, fp32 otherwise; overridable."""
+    import torch
+
+    dtype = dtype or os.environ.get(config.ENV_DTYPE)
+    if dtype:
+        try:
+            return {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
+                    "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}[dtype]
+        except KeyError:
+            raise ValueError(f"unknown dtype {dtype!r}: use float32, bfloat16 or float16") from None
+    if device.startswith("cuda"):
+        return torch.float16
+    if device == "cpu" and cpu_supports_bf16():
+        return torch.bfloat16
+    return torch.float32

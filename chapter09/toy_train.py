@@ -1,0 +1,270 @@
+"""Training the toy twins from scratch on the toy world, saved with ``save_pretrained``.
+
+Each twin is a tiny model of the *same* transformers class as the real checkpoint
+it stands in for, so the chapter's loading code cannot tell them apart.
+
+    python -m chapter09.toyworld train clip
+    python -m chapter09.toyworld train multilingual_text
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import config
+from .toyworld import Scene, generate_scenes
+
+# role -> "module:function" that trains it; each takes (out_dir: Path, steps: int | None, seed: int).
+TRAINERS = {
+    "clip": "chapter09.toy_train:train_clip",
+    "multilingual_text": "chapter09.toy_train:train_multilingual_text",
+}
+
+TOY_IMAGE_SIZE = 64  # the toy processors resize the 128-px scenes to this, as CLIP's resize to 224
+
+
+def train_role(role: str, out_dir=None, steps: int | None = None, seed: int = 0) -> Path:
+    if role not in TRAINERS:
+        raise SystemExit(f"no toy trainer for role {role!r}; trainable roles: {', '.join(TRAINERS)}")
+    module_name, function_name = TRAINERS[role].split(":")
+    trainer = getattr(importlib.import_module(module_name), function_name)
+    out_dir = Path(out_dir) if out_dir else config.model_spec(role).toy_path
+    started = time.time()
+    trainer(out_dir, steps, seed)
+    print(f"trained toy {role!r} in {time.time() - started:.0f} s -> {out_dir}")
+    return out_dir
+
+
+# ----------------------------------------------------------------------------- shared pieces
+def toy_corpus(n_scenes: int = 4000, seed: int = 0) -> list[str]:
+    """Every kind of text the toy world produces, for training tokenizers."""
+    texts = []
+    for split in ("train", "heldout"):
+        for scene in generate_scenes(n_scenes, seed, split, unique=False):
+            for lang in ("en", "zh"):
+                texts += scene.captions(lang)
+                texts.append(scene.short_caption(lang))
+            for qa in scene.questions():
+                texts += [qa["question"], qa["answer"]]
+    return texts
+
+
+def sample_caption(scene: Scene, rng: random.Random, short_fraction: float = 0.25, lang: str | None = None) -> str:
+    """A random phrasing in a random language; sometimes only colours and shapes."""
+    lang = lang or rng.choice(("en", "zh"))
+    if rng.random() < short_fraction:
+        return scene.short_caption(lang)
+    return rng.choice(scene.captions(lang))
+
+
+def render_pixels(scenes: list[Scene], image_processor, batch: int = 512):
+    """Render scenes and preprocess them exactly as at inference time; float16 to halve memory."""
+    import torch
+
+    chunks = []
+    for start in range(0, len(scenes), batch):
+        images = [s.render() for s in scenes[start:start + batch]]
+        chunks.append(image_processor(images=images, return_tensors="pt")["pixel_values"].to(torch.float16))
+    return torch.cat(chunks)
+
+
+def cosine_schedule(step: int, total: int, warmup: int) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def autocast(device: str = "cpu"):
+    """bf16 autocast where the CPU has bf16 units (about 4x faster matmuls), else a no-op."""
+    import contextlib
+
+    import torch
+
+    from .models import cpu_supports_bf16
+
+    if device == "cpu" and cpu_supports_bf16():
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def seed_everything(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+# ----------------------------------------------------------------------------- tiny CLIP
+def build_clip_tokenizer(corpus: list[str], vocab_size: int = 600):
+    """A CLIPTokenizer whose byte-level BPE vocabulary is learnt from the toy corpus.
+
+    CLIPTokenizer always rebuilds CLIP's own pipeline (lower-casing, its regex split,
+    byte-level BPE with ``</w>`` word ends), so the merges are learnt under that same
+    pipeline and the saved vocab.json/merges.txt load like OpenAI's. Two choices:
+
+    * English merges are learnt by BPE, so frequent words become single tokens.
+    * Chinese gets merges from bytes to *single characters* only. CLIP's regex keeps a
+      run of Chinese characters as one "word", and free BPE would learn whole phrases
+      ("左上方有一个小的") as tokens; a held-out phrase such as 红色星形 would then be a
+      token the model never trained on. Per-character tokens compose, as in Chinese-CLIP.
+    Every byte, with and without the word-end mark, is in the vocabulary, so no input is
+    ever unknown.
+    """
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import CLIPTokenizer
+
+    template = CLIPTokenizer()  # empty vocabulary, CLIP's normaliser and pre-tokeniser
+    bpe = Tokenizer(models.BPE(unk_token="<|endoftext|>", end_of_word_suffix="</w>", continuing_subword_prefix=""))
+    bpe.normalizer = template.backend_tokenizer.normalizer
+    bpe.pre_tokenizer = template.backend_tokenizer.pre_tokenizer
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=["<|startoftext|>", "<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), end_of_word_suffix="</w>", show_progress=False)
+    bpe.train_from_iterator([text for text in corpus if text.isascii()], trainer)
+    state = json.loads(bpe.to_str())["model"]
+    vocab: dict[str, int] = dict(state["vocab"])
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in state["merges"]]
+
+    def add(token: str) -> None:
+        vocab.setdefault(token, len(vocab))
+
+    byte_chars = pre_tokenizers.ByteLevel.alphabet()
+    for char in sorted(byte_chars):
+        add(char)
+        add(char + "</w>")
+    cjk = sorted({char for text in corpus for char in text if not char.isascii()})
+    to_bytes = _byte_level_mapping()
+    prefix_merges, char_merges = [], []
+    for char in cjk:
+        pieces = [to_bytes[b] for b in char.encode("utf-8")]
+        # merge left to right: b1+b2, then (b1b2)+b3 ..., with and without the word-end mark
+        for i in range(1, len(pieces)):
+            left = "".join(pieces[:i])
+            if i < len(pieces) - 1:
+                prefix_merges.append((left, pieces[i]))
+                add(left + pieces[i])
+            else:
+                char_merges += [(left, pieces[i]), (left, pieces[i] + "</w>")]
+                add(left + pieces[i])
+                add(left + pieces[i] + "</w>")
+    for merge in dict.fromkeys(prefix_merges + char_merges):  # ordered, de-duplicated
+        merges.append(merge)
+    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=64)
+
+
+def _byte_level_mapping() -> dict[int, str]:
+    """GPT-2's byte -> printable character table, the one byte-level BPE uses."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + \
+        list(range(ord("®"), ord("ÿ") + 1))
+    codes = printable[:]
+    extra = 0
+    for byte in range(256):
+        if byte not in printable:
+            printable.append(byte)
+            codes.append(256 + extra)
+            extra += 1
+    return {byte: chr(code) for byte, code in zip(printable, codes)}
+
+
+def clip_contrastive_loss(image_features, text_features, logit_scale):
+    """Symmetric InfoNCE: each image must pick its caption among the batch, and vice versa."""
+    import torch
+    import torch.nn.functional as F
+
+    image_features = F.normalize(image_features.float(), dim=-1)
+    text_features = F.normalize(text_features.float(), dim=-1)
+    logits = logit_scale.exp().clamp(max=100) * image_features @ text_features.T
+    labels = torch.arange(len(logits), device=logits.device)
+    return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
+
+
+def tiny_clip_config(vocab_size: int, bos_id: int, eos_id: int):
+    from transformers import CLIPConfig
+
+    return CLIPConfig(
+        text_config=dict(vocab_size=vocab_size, hidden_size=128, intermediate_size=512, num_hidden_layers=3,
+                         num_attention_heads=4, max_position_embeddings=64, bos_token_id=bos_id,
+                         eos_token_id=eos_id, pad_token_id=eos_id),
+        vision_config=dict(image_size=TOY_IMAGE_SIZE, patch_size=16, hidden_size=128, intermediate_size=512,
+                           num_hidden_layers=4, num_attention_heads=4),
+        projection_dim=128,
+    )
+
+
+def toy_clip_processor(tokenizer):
+    from transformers import CLIPImageProcessor, CLIPProcessor
+
+    image_processor = CLIPImageProcessor(size={"shortest_edge": TOY_IMAGE_SIZE},
+                                         crop_size={"height": TOY_IMAGE_SIZE, "width": TOY_IMAGE_SIZE})
+    return CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer)
+
+
+def train_clip(out_dir: Path, steps: int | None = None, seed: int = 0, n_train: int = 24000,
+               batch_size: int = 128, lr: float = 1e-3, log_every: int = 100):
+    import torch
+    from transformers import CLIPModel
+
+    from .clip_utils import quiet_transformers
+
+    quiet_transformers()
+    steps = steps or 3000
+    seed_everything(seed)
+    tokenizer = build_clip_tokenizer(toy_corpus())
+    processor = toy_clip_processor(tokenizer)
+    model = CLIPModel(tiny_clip_config(len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id))
+    scenes = generate_scenes(n_train, config.TOY_TRAIN_SEED + seed, "train", unique=False)
+    pixels = render_pixels(scenes, processor.image_processor)
+    print(f"tiny CLIP: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, "
+          f"{len(scenes)} training scenes, {steps} steps of {batch_size}")
+
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
+    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.98))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine_schedule(s, steps, steps // 20))
+    rng = random.Random(seed)
+    model.train()
+    started, running = time.time(), 0.0
+    for step in range(steps):
+        index = rng.sample(range(len(scenes)), batch_size)
+        texts = [sample_caption(scenes[i], rng) for i in index]
+        tokens = tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
+        with autocast():
+            out = model(input_ids=tokens.input_ids, attention_mask=tokens.attention_mask,
+                        pixel_values=pixels[index].float())
+            loss = clip_contrastive_loss(out.image_embeds, out.text_embeds, model.logit_scale)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        running += loss.item()
+        if (step + 1) % log_every == 0:
+            print(f"step {step + 1:>5}/{steps}  loss {running / log_every:.3f}  "
+                  f"temperature {1 / model.logit_scale.exp().item():.3f}  {time.time() - started:.0f} s",
+                  flush=True)
+            running = 0.0
+    model.eval()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)
+    processor.save_pretrained(out_dir)
+    return model, processor
+
+
+# ----------------------------------------------------------------------------- multilingual text encoder
+def train_multilingual_text(out_dir: Path, steps: int | None = None, seed: int = 0):
+    """Distil the toy CLIP's text tower into a small BERT that reads English *and* Chinese.
+
+    The recipe of clip-ViT-B-32-multilingual-v1 (Reimers & Gurevych, 2020): the
+    student maps a sentence in any language to the teacher's embedding of its
+    English version (mean-squared error), so its vectors land in CLIP's image space.
+    """
+    raise NotImplementedError("filled in below once the toy CLIP exists")

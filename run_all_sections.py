@@ -1,0 +1,131 @@
+"""Run the chapter's sections by number, range or list, in this process, and sum them up.
+
+    python run_all_sections.py --list
+    python run_all_sections.py 1            # section 9.1
+    python run_all_sections.py 1-3 --models toy
+    python run_all_sections.py 1,3 capstone
+    python run_all_sections.py all
+    python run_all_sections.py menu         # the one interactive mode
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import runpy
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from chapter09 import config
+from chapter09.lesson import add_model_options
+
+SECTION_PATTERN = re.compile(r"^9\.(\d+)_(\w+)\.py$")
+CAPSTONE_SCRIPT = config.PACKAGE_DIR / "capstone_demo.py"
+
+
+def discover() -> dict[str, Path]:
+    """'1' -> chapter09/9.1_clip_basics.py, ... and 'capstone' when its demo exists."""
+    found = {}
+    for path in sorted(config.PACKAGE_DIR.glob("9.*.py"), key=lambda p: int(p.name.split("_")[0][2:])):
+        match = SECTION_PATTERN.match(path.name)
+        if match:
+            found[match.group(1)] = path
+    if CAPSTONE_SCRIPT.exists():
+        found["capstone"] = CAPSTONE_SCRIPT
+    return found
+
+
+def parse_selection(words: list[str], available: dict[str, Path]) -> list[str]:
+    """'all', '3', '1-3', '1,3', 'capstone' (mixed freely) -> ordered unique keys."""
+    chosen: list[str] = []
+    for word in words:
+        for part in filter(None, word.split(",")):
+            part = part.strip().lower()
+            if part == "all":
+                keys = list(available)
+            elif "-" in part:
+                low, high = part.split("-", 1)
+                if not (low.isdigit() and high.isdigit()):
+                    raise ValueError(f"bad range {part!r}: use e.g. 1-3")
+                keys = [str(n) for n in range(int(low), int(high) + 1)]
+            else:
+                keys = [part]
+            for key in keys:
+                if key not in available:
+                    raise ValueError(f"no section {key!r}; available: {', '.join(available)}")
+                if key not in chosen:
+                    chosen.append(key)
+    return chosen
+
+
+def run_section(path: Path, section_args: list[str]) -> tuple[bool, float, str]:
+    """Run one script as __main__ in this process; (ok, seconds, error text)."""
+    saved_argv = sys.argv
+    sys.argv = [str(path), *section_args]
+    started = time.time()
+    try:
+        runpy.run_path(str(path), run_name="__main__")
+        return True, time.time() - started, ""
+    except SystemExit as stop:
+        ok = stop.code in (None, 0)
+        return ok, time.time() - started, "" if ok else f"exited with {stop.code}"
+    except Exception as error:  # a failing section must not stop the others
+        traceback.print_exc()
+        return False, time.time() - started, f"{type(error).__name__}: {error}"
+    finally:
+        sys.argv = saved_argv
+
+
+def title_of(path: Path) -> str:
+    text = path.read_text(encoding="utf-8")
+    match = re.search(r'^"""(.+?)$', text, re.M)
+    return match.group(1).strip().rstrip(".") if match else path.stem
+
+
+def menu(available: dict[str, Path]) -> list[str]:
+    print("Chapter 9 sections:")
+    for key, path in available.items():
+        print(f"  {key:>9}  {title_of(path)}")
+    answer = input("Which to run (e.g. 1-3, all, capstone; empty to quit)? ").strip()
+    return parse_selection(answer.split(), available) if answer else []
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("selection", nargs="*", help="all | N | N-M | N,M | capstone | menu")
+    parser.add_argument("--list", action="store_true", help="list the sections and exit")
+    parser.add_argument("--out", default=str(config.DEFAULT_OUT_DIR), help="output folder for all sections")
+    add_model_options(parser)
+    args = parser.parse_args(argv)
+    available = discover()
+
+    if args.list or not args.selection:
+        for key, path in available.items():
+            print(f"{key:>9}  {title_of(path)}  ({path.relative_to(config.REPO_DIR)})")
+        return 0 if args.list else 2
+    try:
+        chosen = menu(available) if args.selection == ["menu"] else parse_selection(args.selection, available)
+    except ValueError as error:
+        parser.error(str(error))
+
+    section_args = ["--out", args.out]
+    for option in ("models", "device", "dtype"):
+        if getattr(args, option):
+            section_args += [f"--{option}", getattr(args, option)]
+    rows = []
+    for key in chosen:
+        ok, seconds, error = run_section(available[key], section_args)
+        rows.append((key, title_of(available[key]), ok, seconds, error))
+
+    print("\n" + "=" * 88 + "\nSummary")
+    for key, title, ok, seconds, error in rows:
+        print(f"  {key:>9}  {'ok' if ok else 'FAILED':<7} {seconds:7.1f} s  {title}" + (f"\n{'':>20}{error}" if error else ""))
+    failed = [row for row in rows if not row[2]]
+    print(f"{len(rows) - len(failed)} of {len(rows)} sections ran clean")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
