@@ -23,7 +23,14 @@ from .toyworld import Scene, generate_scenes
 # role -> "module:function" that trains it; each takes (out_dir: Path, steps: int | None, seed: int).
 TRAINERS = {
     "clip": "chapter09.toy_train:train_clip",
+    "captioner": "chapter09.toy_train_vl:train_captioner",
+    "vqa": "chapter09.toy_train_vl:train_vqa",
+    "blip2": "chapter09.toy_train_vl:train_blip2",
+    "small_vlm": "chapter09.toy_train_vl:train_small_vlm",
     "multilingual_text": "chapter09.toy_train:train_multilingual_text",
+    "translator_en_zh": "chapter09.toy_train_capstone:train_translator_en_zh",
+    "translator_zh_en": "chapter09.toy_train_capstone:train_translator_zh_en",
+    "chinese_clip": "chapter09.toy_train_capstone:train_chinese_clip",
 }
 
 TOY_IMAGE_SIZE = 64  # the toy processors resize the 128-px scenes to this, as CLIP's resize to 224
@@ -260,11 +267,94 @@ def train_clip(out_dir: Path, steps: int | None = None, seed: int = 0, n_train: 
 
 
 # ----------------------------------------------------------------------------- multilingual text encoder
-def train_multilingual_text(out_dir: Path, steps: int | None = None, seed: int = 0):
+def build_bert_tokenizer(corpus: list[str], out_dir: Path):
+    """A BERT WordPiece tokenizer over the toy corpus: whole English words, single Chinese characters.
+
+    BERT's basic tokenizer already splits Chinese into characters and lower-cases English.
+    Letters and ``##letters`` are in the vocabulary so an unseen English word is spelt out
+    rather than lost as [UNK].
+    """
+    import re
+    import string
+
+    from transformers import BertTokenizer
+
+    words = set()
+    for text in corpus:
+        words.update(re.findall(r"[a-z]+|[^\sa-z]", text.lower()))
+    letters = list(string.ascii_lowercase) + [f"##{c}" for c in string.ascii_lowercase + string.digits]
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(words | set(string.digits)) + letters
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "vocab.txt").write_text("\n".join(dict.fromkeys(vocab)) + "\n", encoding="utf-8")
+    return BertTokenizer(str(out_dir / "vocab.txt"), do_lower_case=True, tokenize_chinese_chars=True,
+                         model_max_length=64)
+
+
+def train_multilingual_text(out_dir: Path, steps: int | None = None, seed: int = 0, batch_size: int = 128,
+                            lr: float = 5e-4, log_every: int = 100):
     """Distil the toy CLIP's text tower into a small BERT that reads English *and* Chinese.
 
-    The recipe of clip-ViT-B-32-multilingual-v1 (Reimers & Gurevych, 2020): the
-    student maps a sentence in any language to the teacher's embedding of its
-    English version (mean-squared error), so its vectors land in CLIP's image space.
+    The recipe behind clip-ViT-B-32-multilingual-v1 (Reimers & Gurevych, 2020): the
+    student maps a sentence in either language to the teacher's embedding of the
+    English sentence (mean-squared error), so its vectors land in CLIP's image space
+    and can search images encoded by the teacher's image tower.
     """
-    raise NotImplementedError("filled in below once the toy CLIP exists")
+    import tempfile
+
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.base.modules import Transformer
+    from sentence_transformers.sentence_transformer.modules import Dense, Pooling
+    from transformers import BertConfig, BertModel
+
+    from .clip_utils import ClipEncoder, quiet_transformers
+
+    quiet_transformers()
+    steps = steps or 1500
+    seed_everything(seed)
+    teacher = ClipEncoder("clip", models="toy", dtype="float32")
+    with tempfile.TemporaryDirectory() as build:
+        build = Path(build)
+        tokenizer = build_bert_tokenizer(toy_corpus(), build)
+        bert = BertModel(BertConfig(vocab_size=len(tokenizer), hidden_size=128, num_hidden_layers=3,
+                                    num_attention_heads=4, intermediate_size=512, max_position_embeddings=64))
+        bert.save_pretrained(build)
+        tokenizer.save_pretrained(build)
+        word = Transformer(str(build), max_seq_length=64)
+    pooling = Pooling(word.get_embedding_dimension(), "mean")
+    dense = Dense(word.get_embedding_dimension(), teacher.dim, activation_function=torch.nn.Identity())
+    student = SentenceTransformer(modules=[word, pooling, dense], device="cpu")
+
+    scenes = generate_scenes(20000, config.TOY_TRAIN_SEED + seed, "train", unique=False)
+    rng = random.Random(seed)
+    optimizer = torch.optim.AdamW(student.parameters(), lr=lr, weight_decay=0.01)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine_schedule(s, steps, steps // 20))
+    print(f"multilingual student: {sum(p.numel() for p in student.parameters()) / 1e6:.2f} M parameters, "
+          f"teacher {teacher.resolved.location}, {steps} steps")
+    student.train()
+    running = 0.0
+    started = time.time()
+    for step in range(steps):
+        batch = rng.sample(scenes, batch_size // 2)
+        english, pairs = [], []
+        for scene in batch:
+            short = rng.random() < 0.25
+            english.append(scene.short_caption("en") if short else rng.choice(scene.captions("en")))
+            pairs.append(scene.short_caption("zh") if short else rng.choice(scene.captions("zh")))
+        # the teacher embeds the English sentence; the student must reproduce it from both languages
+        targets = torch.from_numpy(teacher.encode_texts(english, normalize=False)).repeat(2, 1)
+        features = student.tokenize(english + pairs)
+        output = student(features)["sentence_embedding"]
+        loss = torch.nn.functional.mse_loss(output, targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        running += loss.item()
+        if (step + 1) % log_every == 0:
+            print(f"step {step + 1:>5}/{steps}  mse {running / log_every:.5f}  {time.time() - started:.0f} s",
+                  flush=True)
+            running = 0.0
+    student.eval()
+    student.save(str(out_dir))
+    return student
