@@ -1,0 +1,90 @@
+"""Measuring a CLIP on a toy-world data set: retrieval recall and zero-shot accuracy, per language."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .clip_utils import ClipEncoder, recall_at_k, zero_shot_classify
+from .toyworld import COLOURS, SHAPES, load_scenes, read_jsonl
+
+# Zero-shot prompt templates; each class is the mean over templates and the other attribute.
+TEMPLATES = {
+    "en": ["a {colour} {shape}", "a photo of a {colour} {shape}"],
+    "zh": ["{colour}{shape}", "一张{colour}{shape}的图片"],
+}
+
+
+def _article(phrase: str) -> str:
+    return phrase.replace("a orange", "an orange")
+
+
+def zero_shot_prompts(attribute: str, lang: str) -> dict[str, list[str]]:
+    """class name -> prompts, e.g. colour 'red' -> ['a red circle', 'a red square', ...]."""
+    if attribute not in ("colour", "shape"):
+        raise ValueError("attribute must be 'colour' or 'shape'")
+    prompts: dict[str, list[str]] = {}
+    for colour, (colour_zh, _rgb) in COLOURS.items():
+        for shape, shape_zh in SHAPES.items():
+            words = {"colour": colour, "shape": shape} if lang == "en" else {"colour": colour_zh, "shape": shape_zh}
+            name = colour if attribute == "colour" else shape
+            prompts.setdefault(name, []).extend(
+                _article(template.format(**words)) for template in TEMPLATES[lang])
+    return prompts
+
+
+def evaluate_clip(encoder: ClipEncoder, data_dir: str | Path) -> dict:
+    """Text->image and image->text recall per language, zero-shot colour/shape accuracy per language."""
+    data_dir = Path(data_dir)
+    captions = read_jsonl(data_dir / "captions.jsonl")
+    image_names = sorted({row["image"] for row in captions})
+    index_of = {name: i for i, name in enumerate(image_names)}
+    image_embeddings = encoder.encode_images([data_dir / name for name in image_names])
+    report: dict = {"data_dir": str(data_dir), "images": len(image_names), "model": encoder.resolved.location,
+                    "toy": encoder.resolved.is_toy}
+    for lang in ("en", "zh"):
+        rows = [row for row in captions if row["lang"] == lang]
+        if not rows:
+            continue
+        text_embeddings = encoder.encode_texts([row["caption"] for row in rows])
+        scores = text_embeddings @ image_embeddings.T
+        targets = [index_of[row["image"]] for row in rows]
+        report[f"text_to_image_{lang}"] = recall_at_k(scores, targets, ks=(1, 5, 10))
+        captions_of = [[j for j, row in enumerate(rows) if index_of[row["image"]] == i] for i in range(len(image_names))]
+        report[f"image_to_text_{lang}"] = recall_at_k(scores.T, [set(c) for c in captions_of], ks=(1, 5, 10))
+        report[f"captions_{lang}"] = len(rows)
+    scenes_file = data_dir / "scenes.jsonl"
+    if scenes_file.exists():
+        scenes = load_scenes(data_dir)
+        single = [name for name in image_names if name in scenes and len(scenes[name].objects) == 1]
+        if single:
+            single_embeddings = image_embeddings[[index_of[name] for name in single]]
+            report["zero_shot_images"] = len(single)
+            for lang in ("en", "zh"):
+                for attribute in ("colour", "shape"):
+                    predicted, _names, _probs = zero_shot_classify(
+                        encoder, single_embeddings, zero_shot_prompts(attribute, lang))
+                    truth = [getattr(scenes[name].objects[0], attribute) for name in single]
+                    report[f"zero_shot_{attribute}_{lang}"] = float(np.mean([p == t for p, t in zip(predicted, truth)]))
+    return report
+
+
+def evaluate_clip_on_dataset(data_dir: str | Path, models: str | None = "toy") -> dict:
+    return evaluate_clip(ClipEncoder("clip", models=models), data_dir)
+
+
+def format_report(report: dict) -> str:
+    lines = [f"{report['images']} images in {report['data_dir']}  (model: {report['model']})"]
+    for lang in ("en", "zh"):
+        for direction in ("text_to_image", "image_to_text"):
+            key = f"{direction}_{lang}"
+            if key in report:
+                recalls = "  ".join(f"{k} {v:.3f}" for k, v in report[key].items())
+                lines.append(f"  {direction.replace('_', ' '):<14} [{lang}]  {recalls}")
+    for lang in ("en", "zh"):
+        parts = [f"{a} {report[f'zero_shot_{a}_{lang}']:.3f}" for a in ("colour", "shape")
+                 if f"zero_shot_{a}_{lang}" in report]
+        if parts:
+            lines.append(f"  zero-shot      [{lang}]  " + "  ".join(parts) +
+                         f"  (on {report['zero_shot_images']} single-object images)")
+    return "\n".join(lines)
