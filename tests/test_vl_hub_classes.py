@@ -1,0 +1,160 @@
+"""The real hub classes of 9.4, built tiny and random, saved with matching processors and run
+through the chapter's own loading, preprocessing, dtype and generate code."""
+from __future__ import annotations
+
+import pytest
+import torch
+from PIL import Image
+
+from chapter09.models import ResolvedModel
+from chapter09.config import model_spec
+
+
+def _tokenizer():
+    from chapter09.toy_train import toy_corpus
+    from chapter09.toy_train_vl import build_word_tokenizer
+
+    return build_word_tokenizer(toy_corpus(50))
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return _tokenizer()
+
+
+@pytest.fixture
+def image():
+    return Image.new("RGB", (40, 30), (200, 30, 30))
+
+
+def _save_blip(model_class, tokenizer, folder):
+    from transformers import BlipProcessor
+
+    from chapter09.toy_train_vl import blip_image_processor, tiny_blip_config
+
+    torch.manual_seed(0)
+    model = model_class(tiny_blip_config(tokenizer, layers=1, hidden=32)).eval()
+    model.save_pretrained(folder)
+    BlipProcessor(image_processor=blip_image_processor(), tokenizer=tokenizer).save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_captioner_code_path_on_a_random_blip(tmp_path, tokenizer, image, dtype):
+    from transformers import BlipForConditionalGeneration
+
+    from chapter09.captioning import Captioner
+
+    folder = _save_blip(BlipForConditionalGeneration, tokenizer, tmp_path)
+    resolved = ResolvedModel("captioner", model_spec("captioner"), str(folder), "local-dir")
+    captioner = Captioner(resolved=resolved, device="cpu", dtype=dtype)
+    assert captioner.model.dtype == getattr(torch, dtype)
+    captions = captioner.caption([image, image], lang="en", max_new_tokens=5)
+    assert len(captions) == 2 and all(isinstance(c, str) for c in captions)
+    assert captioner.caption([], lang="zh") == []
+    with pytest.raises(ValueError):
+        captioner.caption([image], lang="fr")
+
+
+def test_real_route_translates_chinese(tmp_path, image):
+    """A checkpoint without language tokens (the real BLIP) writes English, and Chinese comes from the translator."""
+    from transformers import BertTokenizer, BlipForConditionalGeneration
+
+    from chapter09.captioning import Captioner
+
+    vocab = {t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "red", "circle"])}
+    folder = _save_blip(BlipForConditionalGeneration, BertTokenizer(vocab=vocab), tmp_path)
+    resolved = ResolvedModel("captioner", model_spec("captioner"), str(folder), "local-dir")
+    captioner = Captioner(resolved=resolved, device="cpu", dtype="float32")
+    assert not captioner.bilingual
+
+    class RecordingTranslator:
+        def translate(self, texts):
+            self.seen = list(texts)
+            return [f"译:{t}" for t in texts]
+
+    captioner._translator = RecordingTranslator()
+    english = captioner.caption([image], "en", max_new_tokens=4)
+    chinese = captioner.caption([image], "zh", max_new_tokens=4)
+    assert captioner._translator.seen == english and chinese == [f"译:{english[0]}"]
+
+
+def test_blip_vqa_code_path_on_a_random_model(tmp_path, tokenizer, image):
+    from transformers import BlipForQuestionAnswering
+
+    from chapter09.vqa import BlipAnswerer, ChatSession
+
+    folder = _save_blip(BlipForQuestionAnswering, tokenizer, tmp_path)
+    resolved = ResolvedModel("vqa", model_spec("vqa"), str(folder), "local-dir")
+    answerer = BlipAnswerer(resolved=resolved, device="cpu", dtype="bfloat16")
+    answers = answerer.answer_batch([image, image], ["what colour is the circle?", "how many shapes are there?"],
+                                    max_new_tokens=3)
+    assert len(answers) == 2
+    session = ChatSession(answerer, image)
+    session.ask("what colour is the circle?")
+    assert len(session.history) == 1
+    with pytest.raises(ValueError):
+        session.ask("   ")
+
+
+def _save_blip2(folder, tokenizer, num_query_tokens=4, processor_knows_queries=True):
+    from transformers import Blip2Config, Blip2ForConditionalGeneration, Blip2Processor
+
+    from chapter09.toy_train_vl import blip_image_processor
+
+    processor = Blip2Processor(image_processor=blip_image_processor(), tokenizer=tokenizer,
+                               num_query_tokens=num_query_tokens if processor_knows_queries else None)
+    image_token_id = tokenizer.convert_tokens_to_ids("<image>")
+    config = Blip2Config(
+        vision_config=dict(image_size=96, patch_size=16, hidden_size=32, intermediate_size=64,
+                           num_hidden_layers=1, num_attention_heads=2),
+        qformer_config=dict(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                            intermediate_size=64, encoder_hidden_size=32),
+        text_config=dict(model_type="opt", vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1,
+                         ffn_dim=64, num_attention_heads=2, word_embed_proj_dim=32, max_position_embeddings=128,
+                         bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id,
+                         pad_token_id=tokenizer.pad_token_id),
+        num_query_tokens=num_query_tokens, image_token_index=image_token_id if processor_knows_queries else None,
+    )
+    torch.manual_seed(0)
+    Blip2ForConditionalGeneration(config).eval().save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize("processor_knows_queries", [True, False])
+def test_blip2_code_path_on_a_random_model(tmp_path, tokenizer, image, processor_knows_queries):
+    """Both checkpoint styles: image tokens expanded by the processor, or filled in from the model config."""
+    from chapter09.vqa import Blip2Answerer, ChatSession
+
+    folder = _save_blip2(tmp_path, tokenizer, processor_knows_queries=processor_knows_queries)
+    resolved = ResolvedModel("blip2", model_spec("blip2"), str(folder), "local-dir")
+    answerer = Blip2Answerer(resolved, device="cpu", dtype="bfloat16")
+    assert answerer.processor.num_query_tokens == answerer.model.config.num_query_tokens == 4
+    inputs = answerer.processor(images=[image], text=["Question: what? Answer:"], return_tensors="pt")
+    image_id = answerer.model.config.image_token_index
+    assert int((inputs["input_ids"] == image_id).sum()) == 4  # one slot per query token
+    assert len(answerer.caption([image], max_new_tokens=3)) == 1
+    session = ChatSession(answerer, image)
+    session.ask("what colour is it?")
+    assert session.prompt_for("and its shape?").startswith("Question: what colour is it? Answer:")
+
+
+def test_route_falls_back_to_blip_when_blip2_does_not_fit(monkeypatch, tmp_path, tokenizer):
+    from chapter09 import vqa
+
+    folder = _save_blip2(tmp_path, tokenizer)
+    monkeypatch.setenv("CH09_MODEL_DIR_BLIP2", str(folder))
+    monkeypatch.setattr(vqa, "available_memory_bytes", lambda device: 1000)
+    route = vqa.choose_route(models="auto", device="cpu", dtype="bfloat16")
+    assert route.name == "blip" and "free" in route.reason
+    monkeypatch.setattr(vqa, "available_memory_bytes", lambda device: 2**40)
+    assert vqa.choose_route(models="auto", device="cpu", dtype="bfloat16").name == "blip2"
+
+
+def test_build_prompt_keeps_the_last_turns():
+    from chapter09.vqa import build_prompt
+
+    history = [("q1", "a1"), ("q2", "a2"), ("q3", "a3")]
+    assert build_prompt(history, "q4", max_turns=2) == "Question: q2 Answer: a2. Question: q3 Answer: a3. Question: q4 Answer:"
+    assert build_prompt([], "q") == "Question: q Answer:"
