@@ -1,0 +1,210 @@
+"""python -m chapter09.capstone {index,search,caption,match,dedup,eval,finetune,serve,bench} --help"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ..lesson import add_model_options
+
+
+def _print(data, as_json: bool, text: str) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False, default=str) if as_json else text)
+
+
+def cmd_index(args) -> int:
+    from .encoders import clip_encoder
+    from .library import build_index
+
+    encoders = {"clip": clip_encoder("clip", args.models, args.device, args.dtype)}
+    if args.chinese_clip:
+        encoders["chinese_clip"] = clip_encoder("chinese_clip", args.models, args.device, args.dtype)
+    summary = build_index(args.library, args.index, encoders, batch_size=args.batch_size, workers=args.workers,
+                          progress=not args.no_progress)
+    _print(summary.to_json(), args.json, summary.text())
+    return 0
+
+
+def cmd_search(args) -> int:
+    from .encoders import QueryError
+    from .search import LibrarySearch
+
+    searcher = LibrarySearch(args.index, args.models, args.device, args.dtype, mode=args.search)
+    try:
+        if args.image:
+            result = searcher.by_image(args.image, args.k)
+        else:
+            result = searcher.by_text(args.text, args.k, args.strategy)
+    except QueryError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    lines = [f"{result['strategy']} search ({result['search']}, {result['library_size']} images, {result['ms']} ms)"
+             + (f", ANN recall@10 vs exact {result['ann_recall_at_10']:.3f}" if result["ann_recall_at_10"] else "")]
+    if result.get("encoded_text") and result["encoded_text"] != result.get("query"):
+        lines.append(f"  query encoded as: {result['encoded_text']}")
+    lines += [f"  {h['rank']:>3}. {h['score']:.3f}  {searcher.store.absolute(h['path'])}" for h in result["hits"]]
+    _print(result, args.json, "\n".join(lines))
+    return 0
+
+
+def cmd_caption(args) -> int:
+    from ..captioning import Captioner
+    from .library import decode_image
+
+    captioner = Captioner(models=args.models, device=args.device, dtype=args.dtype)
+    images = [decode_image(path) for path in args.images]
+    result = {path: {} for path in args.images}
+    for lang in args.lang.split(","):
+        for path, caption in zip(args.images, captioner.caption(images, lang=lang.strip())):
+            result[path][lang.strip()] = caption
+    _print(result, args.json, "\n".join(f"{p}\n" + "\n".join(f"  [{l}] {c}" for l, c in caps.items())
+                                        for p, caps in result.items()))
+    return 0
+
+
+def cmd_match(args) -> int:
+    from .encoders import check_query, clip_encoder
+    from .library import decode_image
+
+    encoder = clip_encoder("clip", args.models, args.device, args.dtype)
+    image = encoder.encode_images([decode_image(args.image)])
+    texts = [check_query(t) for t in args.texts]
+    scores = (encoder.encode_texts(texts) @ image[0]).tolist()
+    result = {"image": args.image, "scores": dict(zip(texts, scores))}
+    _print(result, args.json, "\n".join(f"  {s:+.3f}  {t}" for t, s in sorted(zip(texts, scores), key=lambda x: -x[1])))
+    return 0
+
+
+def cmd_dedup(args) -> int:
+    from .dedup import find_duplicates
+    from .library import Store
+
+    result = find_duplicates(Store.load(args.index), args.threshold)
+    lines = [f"exact duplicates (same bytes): {len(result['exact_groups'])} groups"]
+    lines += ["  " + "  ==  ".join(group) for group in result["exact_groups"]]
+    lines.append(f"near duplicates (cosine >= {result['threshold']}): {len(result['near_pairs'])} pairs")
+    lines += [f"  {p['cosine']:.4f}  {p['a']}  ~  {p['b']}" for p in result["near_pairs"][:50]]
+    _print(result, args.json, "\n".join(lines))
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .evaluate import evaluate_captions, evaluate_retrieval, format_retrieval, load_dataset
+
+    data = load_dataset(args.dataset, args.images, args.split)
+    if args.captions:
+        report = evaluate_captions(data, models=args.models, device=args.device, dtype=args.dtype, limit=args.limit)
+        text = "\n".join(f"[{l}] BLEU-4 {r['BLEU-4']:.2f}  CIDEr-D {r['CIDEr-D']:.3f}  ({r['images']} images)"
+                         for l, r in report["languages"].items())
+    else:
+        report = evaluate_retrieval(data, args.strategy, args.models, args.device, args.dtype)
+        text = format_retrieval(report)
+    _print(report, args.json, text)
+    return 0
+
+
+def cmd_finetune(args) -> int:
+    from .finetune import finetune
+
+    report = finetune(args.dataset, args.out, val=args.val, steps=args.steps, lr=args.lr,
+                      batch_size=args.batch_size, models=args.models)
+    _print(report, args.json, json.dumps(report, indent=2, ensure_ascii=False))
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from .serve import serve
+
+    serve(args.index, host=args.host, port=args.port, models=args.models, max_upload_mb=args.max_upload_mb)
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from .bench import main as bench_main
+
+    return bench_main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .encoders import STRATEGIES
+
+    parser = argparse.ArgumentParser(prog="python -m chapter09.capstone",
+                                     description="Bilingual captioning and image-library retrieval.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def command(name, help_text, function):
+        p = sub.add_parser(name, help=help_text)
+        add_model_options(p)
+        p.add_argument("--json", action="store_true", help="print the result as JSON")
+        p.set_defaults(function=function)
+        return p
+
+    p = command("index", "index (or update) a folder of images", cmd_index)
+    p.add_argument("library")
+    p.add_argument("--index", required=True, help="folder for the index")
+    p.add_argument("--chinese-clip", action="store_true", help="also store Chinese-CLIP image vectors")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--workers", type=int, default=None, help="decoding processes (default: up to 2)")
+    p.add_argument("--no-progress", action="store_true")
+
+    p = command("search", "search an index by text (English/Chinese) or by image", cmd_search)
+    p.add_argument("--index", required=True)
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--text")
+    group.add_argument("--image")
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--strategy", choices=STRATEGIES, default="auto",
+                   help="for Chinese queries: translate, multilingual, chinese_clip or clip (default auto)")
+    p.add_argument("--search", choices=("auto", "exact", "ann"), default="auto")
+
+    p = command("caption", "caption images in English and Chinese", cmd_caption)
+    p.add_argument("images", nargs="+")
+    p.add_argument("--lang", default="en,zh")
+
+    p = command("match", "image-text match scores", cmd_match)
+    p.add_argument("image")
+    p.add_argument("texts", nargs="+")
+
+    p = command("dedup", "exact and near duplicates in an index", cmd_dedup)
+    p.add_argument("--index", required=True)
+    p.add_argument("--threshold", type=float, default=0.97, help="cosine for near duplicates (default 0.97)")
+
+    p = command("eval", "Recall@1/5/10 (or --captions: BLEU-4, CIDEr-D) on a data set", cmd_eval)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--images", help="image folder for COCO JSON (default: next to the JSON)")
+    p.add_argument("--split", help="split prefix for Chinese-CLIP tsv folders (e.g. valid)")
+    p.add_argument("--strategy", choices=STRATEGIES, default="auto")
+    p.add_argument("--captions", action="store_true", help="measure the captioner instead")
+    p.add_argument("--limit", type=int, default=200, help="images for --captions (default 200)")
+
+    p = command("finetune", "contrastive fine-tuning of CLIP on a data set", cmd_finetune)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--val", help="held-out data set (default: 20%% of --dataset's images)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--lr", type=float, default=5e-5)
+    p.add_argument("--batch-size", type=int, default=64)
+
+    p = command("serve", "web UI (Gradio)", cmd_serve)
+    p.add_argument("--index", required=True)
+    p.add_argument("--host", default="127.0.0.1", help="default loopback only; 0.0.0.0 exposes it to the network")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--max-upload-mb", type=float, default=20)
+
+    p = command("bench", "speed: naive vs pipelined encoding, exact vs ANN search", cmd_bench)
+    p.add_argument("--images", type=int, default=96, help="JPEGs to encode per method")
+    p.add_argument("--sizes", default="10000,100000,1000000")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.function(args)
+    except (FileNotFoundError, NotADirectoryError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

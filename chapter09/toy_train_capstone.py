@@ -1,0 +1,203 @@
+"""Toy twins for the capstone: opus-mt translators (MarianMT) and Chinese-CLIP.
+
+    python -m chapter09.toyworld train translator_en_zh
+    python -m chapter09.toyworld train translator_zh_en
+    python -m chapter09.toyworld train chinese_clip
+
+Same classes as the real checkpoints (MarianMTModel + MarianTokenizer with
+sentencepiece models; ChineseCLIPModel + a BertTokenizer), so the capstone loads
+them with the code it uses for Helsinki-NLP/opus-mt-* and OFA-Sys/chinese-clip-*.
+"""
+from __future__ import annotations
+
+import json
+import random
+import tempfile
+import time
+from pathlib import Path
+
+from . import config
+from .toy_train import (TOY_IMAGE_SIZE, autocast, clip_contrastive_loss, cosine_schedule, render_pixels,
+                        seed_everything, toy_corpus)
+from .toyworld import Scene, generate_scenes
+
+
+# ----------------------------------------------------------------------------- translators
+def parallel_pair(scene: Scene, rng: random.Random) -> tuple[str, str]:
+    """An (English, Chinese) pair saying the same thing: the n-th phrasings match, as do the short forms."""
+    if rng.random() < 0.25:
+        return scene.short_caption("en"), scene.short_caption("zh")
+    i = rng.randrange(4)
+    return scene.captions("en")[i], scene.captions("zh")[i]
+
+
+def build_marian_tokenizer(out_dir: Path, vocab_size: int = 400):
+    """A shared English+Chinese sentencepiece model saved the way opus-mt ships it."""
+    import sentencepiece as spm
+    from transformers import MarianTokenizer
+
+    corpus = toy_corpus(1500)
+    with tempfile.TemporaryDirectory() as tmp:
+        text_file = Path(tmp) / "corpus.txt"
+        text_file.write_text("\n".join(corpus), encoding="utf-8")
+        spm.SentencePieceTrainer.train(
+            input=str(text_file), model_prefix=str(Path(tmp) / "spm"), vocab_size=vocab_size,
+            character_coverage=1.0, model_type="unigram", bos_id=-1, eos_id=-1, unk_id=0, pad_id=-1,
+            minloglevel=2)
+        processor = spm.SentencePieceProcessor(model_file=str(Path(tmp) / "spm.model"))
+        # opus-mt's vocab.json: </s>=0, <unk>=1, the pieces, <pad> last
+        vocab = {"</s>": 0, "<unk>": 1}
+        for i in range(processor.get_piece_size()):
+            vocab.setdefault(processor.id_to_piece(i), len(vocab))
+        vocab["<pad>"] = len(vocab)
+        (Path(tmp) / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+        tokenizer = MarianTokenizer(str(Path(tmp) / "spm.model"), str(Path(tmp) / "spm.model"),
+                                    str(Path(tmp) / "vocab.json"), model_max_length=128)
+        tokenizer.save_pretrained(out_dir)
+    return MarianTokenizer.from_pretrained(out_dir)
+
+
+def train_translator(direction: str, out_dir: Path, steps: int | None = None, seed: int = 0,
+                     batch_size: int = 64, lr: float = 2e-3):
+    import torch
+    from transformers import MarianConfig, MarianMTModel
+
+    from .clip_utils import quiet_transformers
+
+    quiet_transformers()
+    steps = steps or 1200
+    seed_everything(seed)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer = build_marian_tokenizer(out_dir)
+    pad = tokenizer.pad_token_id
+    model = MarianMTModel(MarianConfig(
+        vocab_size=len(tokenizer), d_model=128, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+        decoder_attention_heads=4, encoder_ffn_dim=256, decoder_ffn_dim=256, max_position_embeddings=128,
+        pad_token_id=pad, eos_token_id=tokenizer.eos_token_id, decoder_start_token_id=pad,
+        forced_eos_token_id=tokenizer.eos_token_id, share_encoder_decoder_embeddings=True, scale_embedding=True,
+        dropout=0.0))
+    scenes = generate_scenes(20000, config.TOY_TRAIN_SEED + seed, "train", unique=False)
+    rng = random.Random(seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine_schedule(s, steps, steps // 20))
+    print(f"toy MarianMT {direction}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, "
+          f"vocabulary {len(tokenizer)}, {steps} steps of {batch_size}")
+    model.train()
+    started, running = time.time(), 0.0
+    for step in range(steps):
+        pairs = [parallel_pair(rng.choice(scenes), rng) for _ in range(batch_size)]
+        source, target = zip(*pairs) if direction == "en_zh" else zip(*[(zh, en) for en, zh in pairs])
+        batch = tokenizer(list(source), text_target=list(target), padding=True, return_tensors="pt")
+        batch["labels"][batch["labels"] == pad] = -100
+        loss = model(**batch).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        running += loss.item()
+        if (step + 1) % 100 == 0:
+            print(f"step {step + 1:>5}/{steps}  loss {running / 100:.3f}  {time.time() - started:.0f} s", flush=True)
+            running = 0.0
+    model.eval()
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    print(f"held-out exact-match: {translation_accuracy(direction, out_dir):.3f}")
+    return model, tokenizer
+
+
+def translation_accuracy(direction: str, location, n: int = 200) -> float:
+    """Exact-match rate on held-out scenes (including colour x shape pairs never seen in training)."""
+    from .models import ResolvedModel
+    from .translation import Translator
+
+    role = "translator_" + direction
+    resolved = ResolvedModel(role, config.model_spec(role), str(location), "toy")
+    translator = Translator(direction, resolved=resolved)
+    rng = random.Random(7)
+    pairs = [parallel_pair(scene, rng) for scene in generate_scenes(n, config.TOY_HELDOUT_SEED, "heldout")]
+    source, target = zip(*pairs) if direction == "en_zh" else zip(*[(zh, en) for en, zh in pairs])
+    out = translator.translate(list(source))
+    return sum(a == b for a, b in zip(out, target)) / len(target)
+
+
+def train_translator_en_zh(out_dir: Path, steps: int | None = None, seed: int = 0):
+    return train_translator("en_zh", out_dir, steps, seed)
+
+
+def train_translator_zh_en(out_dir: Path, steps: int | None = None, seed: int = 0):
+    return train_translator("zh_en", out_dir, steps, seed)
+
+
+# ----------------------------------------------------------------------------- Chinese-CLIP
+def build_bert_tokenizer(out_dir: Path):
+    """BertTokenizer over the toy world's words and every Chinese character (as Chinese-CLIP's vocab)."""
+    from transformers import BertTokenizer
+
+    words = set()
+    for text in toy_corpus(1500):
+        for piece in text.lower().replace(",", " , ").replace(":", " : ").replace("?", " ? ").split():
+            for char in piece:
+                if not char.isascii():
+                    words.add(char)
+            if piece.isascii():
+                words.add(piece)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(words)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    return BertTokenizer(str(out_dir / "vocab.txt"), model_max_length=64)
+
+
+def train_chinese_clip(out_dir: Path, steps: int | None = None, seed: int = 0, n_train: int = 16000,
+                       batch_size: int = 128, lr: float = 1e-3):
+    import torch
+    from transformers import ChineseCLIPConfig, ChineseCLIPModel, ChineseCLIPProcessor
+    from transformers.models.chinese_clip import ChineseCLIPImageProcessorPil
+
+    from .clip_utils import quiet_transformers
+    from .toy_train import sample_caption
+
+    quiet_transformers()
+    steps = steps or 1500
+    seed_everything(seed)
+    tokenizer = build_bert_tokenizer(out_dir)
+    image_processor = ChineseCLIPImageProcessorPil(size={"height": TOY_IMAGE_SIZE, "width": TOY_IMAGE_SIZE},
+                                                   crop_size={"height": TOY_IMAGE_SIZE, "width": TOY_IMAGE_SIZE})
+    processor = ChineseCLIPProcessor(image_processor=image_processor, tokenizer=tokenizer)
+    model = ChineseCLIPModel(ChineseCLIPConfig(
+        text_config=dict(vocab_size=len(tokenizer), hidden_size=128, intermediate_size=512, num_hidden_layers=3,
+                         num_attention_heads=4, max_position_embeddings=64, pad_token_id=0),
+        vision_config=dict(image_size=TOY_IMAGE_SIZE, patch_size=16, hidden_size=128, intermediate_size=512,
+                           num_hidden_layers=4, num_attention_heads=4),
+        projection_dim=128))
+    scenes = generate_scenes(n_train, config.TOY_TRAIN_SEED + seed, "train", unique=False)
+    pixels = render_pixels(scenes, image_processor)
+    print(f"toy Chinese-CLIP: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, "
+          f"{steps} steps of {batch_size} (Chinese captions)")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.1, betas=(0.9, 0.98))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine_schedule(s, steps, steps // 20))
+    rng = random.Random(seed)
+    model.train()
+    started, running = time.time(), 0.0
+    for step in range(steps):
+        index = rng.sample(range(len(scenes)), batch_size)
+        texts = [sample_caption(scenes[i], rng, lang="zh") for i in index]
+        tokens = tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
+        with autocast():
+            image = model.get_image_features(pixel_values=pixels[index].float())
+            text = model.get_text_features(**tokens)
+            from .clip_utils import feature_tensor
+            loss = clip_contrastive_loss(feature_tensor(image), feature_tensor(text), model.logit_scale)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        running += loss.item()
+        if (step + 1) % 100 == 0:
+            print(f"step {step + 1:>5}/{steps}  loss {running / 100:.3f}  {time.time() - started:.0f} s", flush=True)
+            running = 0.0
+    model.eval()
+    model.save_pretrained(out_dir)
+    processor.save_pretrained(out_dir)
+    return model, processor
