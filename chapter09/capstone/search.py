@@ -44,6 +44,28 @@ def build_hnsw(vectors: np.ndarray, ef_search: int = HNSW_EF_SEARCH):
     return index
 
 
+IVF_ABOVE = 300_000  # rows; an HNSW graph takes minutes to build past this on a laptop, IVF seconds
+
+
+def build_ivf(vectors: np.ndarray, nprobe: int = 32):
+    """Inverted lists: k-means cells (trained on a sample), search visits the ``nprobe`` nearest cells."""
+    import faiss
+
+    n, dim = vectors.shape
+    cells = int(4 * np.sqrt(n))
+    quantizer = faiss.IndexFlatIP(dim)
+    index = faiss.IndexIVFFlat(quantizer, dim, cells, faiss.METRIC_INNER_PRODUCT)
+    sample = vectors[np.random.default_rng(0).choice(n, min(n, 40 * cells), replace=False)]
+    index.train(np.ascontiguousarray(sample, dtype=np.float32))
+    index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    index.nprobe = nprobe
+    return index
+
+
+def build_ann(vectors: np.ndarray):
+    return build_ivf(vectors) if len(vectors) >= IVF_ABOVE else build_hnsw(vectors)
+
+
 def ann_recall(index, vectors: np.ndarray, queries: np.ndarray, k: int = 10) -> float:
     """Mean fraction of the exact top-k that the ANN index also returns."""
     _, exact = exact_search(vectors, queries, k)
@@ -59,7 +81,7 @@ class VectorSearch:
             raise ValueError("mode must be auto, exact or ann")
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         self.mode = mode if mode != "auto" else ("ann" if len(vectors) >= threshold else "exact")
-        self.index = build_hnsw(self.vectors) if self.mode == "ann" and len(vectors) else None
+        self.index = build_ann(self.vectors) if self.mode == "ann" and len(vectors) else None
         self.recall_at_10 = None
         if self.index is not None:  # measured on 200 library vectors used as queries
             sample = np.random.default_rng(0).choice(len(vectors), min(200, len(vectors)), replace=False)
