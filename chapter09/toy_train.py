@@ -25,8 +25,6 @@ TRAINERS = {
     "clip": "chapter09.toy_train:train_clip",
     "captioner": "chapter09.toy_train_vl:train_captioner",
     "vqa": "chapter09.toy_train_vl:train_vqa",
-    "blip2": "chapter09.toy_train_vl:train_blip2",
-    "small_vlm": "chapter09.toy_train_vl:train_small_vlm",
     "multilingual_text": "chapter09.toy_train:train_multilingual_text",
     "translator_en_zh": "chapter09.toy_train_capstone:train_translator_en_zh",
     "translator_zh_en": "chapter09.toy_train_capstone:train_translator_zh_en",
