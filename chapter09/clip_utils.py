@@ -49,33 +49,35 @@ class ClipEncoder:
     def dim(self) -> int:
         return self.model.config.projection_dim
 
-    def _normalise(self, features) -> np.ndarray:
+    @staticmethod
+    def _to_numpy(features, normalize: bool) -> np.ndarray:
         features = feature_tensor(features).float()
-        features = features / features.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        if normalize:
+            features = features / features.norm(dim=-1, keepdim=True).clamp_min(1e-12)
         return features.cpu().numpy()
 
-    def encode_images(self, images: Sequence, batch_size: int = 64) -> np.ndarray:
-        """``images``: PIL images or paths. Returns an (N, dim) array of unit vectors."""
+    def encode_images(self, images: Sequence, batch_size: int = 64, normalize: bool = True) -> np.ndarray:
+        """``images``: PIL images or paths. Returns an (N, dim) array (unit vectors if ``normalize``)."""
         chunks = []
         for start in range(0, len(images), batch_size):
             batch = [to_rgb(im) if hasattr(im, "mode") else load_image(im) for im in images[start:start + batch_size]]
             pixels = self.processor(images=batch, return_tensors="pt")["pixel_values"]
             with self._torch.inference_mode():
                 out = self.model.get_image_features(pixel_values=pixels.to(self.device, self.dtype))
-            chunks.append(self._normalise(out))
+            chunks.append(self._to_numpy(out, normalize))
         return np.concatenate(chunks) if chunks else np.zeros((0, self.dim), np.float32)
 
     def tokenize(self, texts: Sequence[str]):
         return self.processor.tokenizer(list(texts), padding=True, truncation=True,
                                         max_length=self.max_text_tokens, return_tensors="pt")
 
-    def encode_texts(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
+    def encode_texts(self, texts: Sequence[str], batch_size: int = 256, normalize: bool = True) -> np.ndarray:
         chunks = []
         for start in range(0, len(texts), batch_size):
             tokens = self.tokenize(texts[start:start + batch_size])
             with self._torch.inference_mode():
                 out = self.model.get_text_features(**{k: v.to(self.device) for k, v in tokens.items()})
-            chunks.append(self._normalise(out))
+            chunks.append(self._to_numpy(out, normalize))
         return np.concatenate(chunks) if chunks else np.zeros((0, self.dim), np.float32)
 
 

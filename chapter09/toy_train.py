@@ -237,7 +237,7 @@ def train_clip(out_dir: Path, steps: int | None = None, seed: int = 0, n_train: 
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine_schedule(s, steps, steps // 20))
     rng = random.Random(seed)
     model.train()
-    started, running = time.time(), 0.0
+    started, running, history = time.time(), 0.0, []
     for step in range(steps):
         index = rng.sample(range(len(scenes)), batch_size)
         texts = [sample_caption(scenes[i], rng) for i in index]
@@ -253,6 +253,7 @@ def train_clip(out_dir: Path, steps: int | None = None, seed: int = 0, n_train: 
         schedule.step()
         running += loss.item()
         if (step + 1) % log_every == 0:
+            history.append(running / log_every)
             print(f"step {step + 1:>5}/{steps}  loss {running / log_every:.3f}  "
                   f"temperature {1 / model.logit_scale.exp().item():.3f}  {time.time() - started:.0f} s",
                   flush=True)
@@ -261,7 +262,7 @@ def train_clip(out_dir: Path, steps: int | None = None, seed: int = 0, n_train: 
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
-    return model, processor
+    return history
 
 
 # ----------------------------------------------------------------------------- multilingual text encoder
@@ -289,7 +290,7 @@ def build_bert_tokenizer(corpus: list[str], out_dir: Path):
 
 
 def train_multilingual_text(out_dir: Path, steps: int | None = None, seed: int = 0, batch_size: int = 128,
-                            lr: float = 5e-4, log_every: int = 100):
+                            lr: float = 5e-4, log_every: int = 100, n_train: int = 20000):
     """Distil the toy CLIP's text tower into a small BERT that reads English *and* Chinese.
 
     The recipe behind clip-ViT-B-32-multilingual-v1 (Reimers & Gurevych, 2020): the
@@ -323,14 +324,14 @@ def train_multilingual_text(out_dir: Path, steps: int | None = None, seed: int =
     dense = Dense(word.get_embedding_dimension(), teacher.dim, activation_function=torch.nn.Identity())
     student = SentenceTransformer(modules=[word, pooling, dense], device="cpu")
 
-    scenes = generate_scenes(20000, config.TOY_TRAIN_SEED + seed, "train", unique=False)
+    scenes = generate_scenes(n_train, config.TOY_TRAIN_SEED + seed, "train", unique=False)
     rng = random.Random(seed)
     optimizer = torch.optim.AdamW(student.parameters(), lr=lr, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine_schedule(s, steps, steps // 20))
     print(f"multilingual student: {sum(p.numel() for p in student.parameters()) / 1e6:.2f} M parameters, "
           f"teacher {teacher.resolved.location}, {steps} steps")
     student.train()
-    running = 0.0
+    running, history = 0.0, []
     started = time.time()
     for step in range(steps):
         batch = rng.sample(scenes, batch_size // 2)
@@ -350,9 +351,10 @@ def train_multilingual_text(out_dir: Path, steps: int | None = None, seed: int =
         schedule.step()
         running += loss.item()
         if (step + 1) % log_every == 0:
+            history.append(running / log_every)
             print(f"step {step + 1:>5}/{steps}  mse {running / log_every:.5f}  {time.time() - started:.0f} s",
                   flush=True)
             running = 0.0
     student.eval()
     student.save(str(out_dir))
-    return student
+    return history
