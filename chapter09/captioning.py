@@ -21,6 +21,16 @@ LANG_PROMPTS = {"en": "<en>", "zh": "<zh>"}  # the toy twin's language tokens
 _CJK = r"\u3000-\u303f\u4e00-\u9fff\uff00-\uffef"
 
 
+def toy_safe_dtype(resolved: ResolvedModel, device: str, dtype: str | None = None):
+    """pick_dtype, except that toy twins stay fp32 on CPU unless asked: a few-MB model gains no speed
+    from bf16, and rounding shifts its greedy decoding."""
+    import torch
+
+    if resolved.is_toy and device == "cpu" and not dtype:
+        return torch.float32
+    return pick_dtype(device, dtype)
+
+
 def tidy_text(text: str) -> str:
     """BERT-style decoding puts a space between Chinese characters; remove spaces next to CJK text."""
     text = re.sub(rf"\s+(?=[{_CJK}])|(?<=[{_CJK}])\s+", "", text)
@@ -46,7 +56,7 @@ class Captioner:
         self.resolved = resolved or resolve("captioner", models, local_dir)
         announce(self.resolved)
         self.device = pick_device(device)
-        self.dtype = pick_dtype(self.device, dtype)
+        self.dtype = toy_safe_dtype(self.resolved, self.device, dtype)
         self.processor = AutoProcessor.from_pretrained(self.resolved.location)
         self.model = BlipForConditionalGeneration.from_pretrained(
             self.resolved.location, dtype=self.dtype).to(self.device).eval()

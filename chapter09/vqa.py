@@ -15,7 +15,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 
-from .captioning import images_to_rgb, tidy_text
+from .captioning import images_to_rgb, tidy_text, toy_safe_dtype
 from .models import ModelUnavailableError, ResolvedModel, announce, pick_device, pick_dtype, resolve
 
 # What BLIP-2 needs beyond its weights (activations, generation cache, the Python process).
@@ -174,7 +174,7 @@ class BlipAnswerer:
         self.resolved = resolved or resolve("vqa", models)
         announce(self.resolved)
         self.device = pick_device(device)
-        self.dtype = pick_dtype(self.device, dtype)
+        self.dtype = toy_safe_dtype(self.resolved, self.device, dtype)
         self.processor = AutoProcessor.from_pretrained(self.resolved.location)
         self.model = BlipForQuestionAnswering.from_pretrained(
             self.resolved.location, dtype=self.dtype).to(self.device).eval()

@@ -1,0 +1,103 @@
+"""Measuring models on this machine: parameters, memory, latency per image; fp32 vs bf16 vs dynamic int8.
+
+Every number a lesson prints about speed or size comes from here, measured in the
+same run, never copied from a paper or a model card.
+"""
+from __future__ import annotations
+
+import copy
+import statistics
+import time
+import warnings
+from collections.abc import Callable, Sequence
+
+import torch
+
+PRECISIONS = ("fp32", "bf16", "int8-dynamic")
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def weight_bytes(model: torch.nn.Module) -> int:
+    """Bytes the weights take in memory, including packed int8 weights of dynamically quantised layers."""
+    total = sum(t.numel() * t.element_size() for t in list(model.parameters()) + list(model.buffers()))
+    for module in model.modules():
+        packed = getattr(module, "_packed_params", None)
+        if packed is not None and hasattr(packed, "_weight_bias"):
+            weight, bias = packed._weight_bias()
+            total += weight.numel() * weight.element_size() + (bias.numel() * bias.element_size() if bias is not None else 0)
+    return total
+
+
+def latency_per_item(run: Callable[[Sequence], object], items: Sequence, warmup: int = 1, repeats: int = 3) -> float:
+    """Median seconds per item of ``run(items)`` over ``repeats`` timed calls, after ``warmup`` untimed ones."""
+    with torch.inference_mode():
+        for _ in range(warmup):
+            run(items)
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            run(items)
+            times.append(time.perf_counter() - started)
+    return statistics.median(times) / max(1, len(items))
+
+
+def with_precision(model: torch.nn.Module, precision: str) -> torch.nn.Module:
+    """A copy of ``model`` in fp32, bf16, or with its Linear layers dynamically quantised to int8."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
+    model = copy.deepcopy(model).float().eval()
+    if precision == "bf16":
+        return model.to(torch.bfloat16)
+    if precision == "int8-dynamic":
+        from torch.ao.quantization import quantize_dynamic
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch marks its quantised tensors as deprecated in favour of torchao
+            return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    return model
+
+
+def compare_precisions(model: torch.nn.Module, run: Callable[[torch.nn.Module, Sequence], object],
+                       items: Sequence, quality: Callable[[torch.nn.Module], float] | None = None,
+                       precisions: Sequence[str] = PRECISIONS, repeats: int = 3) -> list[dict]:
+    """One row per precision: parameters, weight MB, seconds per item and (optionally) a quality score."""
+    rows = []
+    for precision in precisions:
+        variant = with_precision(model, precision)
+        row = {"precision": precision, "parameters": count_parameters(model),
+               "weights_mb": round(weight_bytes(variant) / 2**20, 2),
+               "ms_per_item": round(1000 * latency_per_item(lambda xs: run(variant, xs), items, repeats=repeats), 2)}
+        if quality is not None:
+            row["quality"] = round(float(quality(variant)), 3)
+        rows.append(row)
+    return rows
+
+
+def format_table(rows: list[dict], columns: Sequence[str] | None = None) -> str:
+    """Rows of dicts as a fixed-width text table (Markdown-compatible)."""
+    if not rows:
+        return "(no rows)"
+    columns = list(columns or rows[0])
+    cells = [[str(row.get(c, "")) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    line = lambda values: "| " + " | ".join(v.ljust(w) for v, w in zip(values, widths)) + " |"
+    return "\n".join([line(columns), line(["-" * w for w in widths]), *map(line, cells)])
+
+
+def bar_plot(rows: list[dict], label: str, value: str, title: str, log: bool = False):
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.2))
+    axis.barh([str(r[label]) for r in rows], [r[value] for r in rows], color="tab:blue")
+    axis.invert_yaxis()
+    axis.set_xlabel(value.replace("_", " "))
+    if log:
+        axis.set_xscale("log")
+    axis.set_title(title)
+    for i, r in enumerate(rows):
+        axis.text(r[value], i, f" {r[value]}", va="center", fontsize=8)
+    figure.tight_layout()
+    return figure
