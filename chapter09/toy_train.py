@@ -213,33 +213,98 @@ def toy_clip_processor(tokenizer):
 
 
 def train_clip(out_dir: Path, steps: int | None = None, seed: int = 0, n_train: int = 24000,
-               batch_size: int = 128, lr: float = 1e-3, log_every: int = 100):
+               batch_size: int = 128, lr: float = 1e-3, log_every: int = 100, hard_negative_steps: int = 1000):
+    """Train the tiny CLIP in two phases and save it.
+
+    1. ``steps`` of plain contrastive training on random batches.
+    2. ``hard_negative_steps`` more, where each scene comes with a *twin* that differs only
+       in one object's shape. Random batches can be solved from colour, size and position
+       alone, so phase 1 leaves shape weak; twins make shape the only way to tell two
+       scenes apart (the hard-negative idea of NegCLIP, Yuksekgonul et al. 2023).
+    """
     import torch
     from transformers import CLIPModel
 
     from .clip_utils import quiet_transformers
 
     quiet_transformers()
-    steps = steps or 3000
+    steps = 3000 if steps is None else steps
     seed_everything(seed)
     tokenizer = build_clip_tokenizer(toy_corpus())
     processor = toy_clip_processor(tokenizer)
     model = CLIPModel(tiny_clip_config(len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id))
     scenes = generate_scenes(n_train, config.TOY_TRAIN_SEED + seed, "train", unique=False)
-    pixels = render_pixels(scenes, processor.image_processor)
     print(f"tiny CLIP: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, "
-          f"{len(scenes)} training scenes, {steps} steps of {batch_size}")
+          f"{len(scenes)} training scenes, {steps} + {hard_negative_steps} steps of {batch_size}")
+    history = _contrastive_steps(model, tokenizer, scenes, render_pixels(scenes, processor.image_processor),
+                                 steps, batch_size, lr, seed, log_every, pairs=False)
+    history += _hard_negative_phase(model, tokenizer, processor, hard_negative_steps, n_train, batch_size,
+                                    lr * 0.3, seed, log_every)
+    model.eval()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)
+    processor.save_pretrained(out_dir)
+    return history
+
+
+def train_clip_hard_negatives(out_dir: Path, steps: int = 1000, seed: int = 0, n_train: int = 24000,
+                              batch_size: int = 128, lr: float = 3e-4, log_every: int = 100):
+    """Phase 2 alone, continuing from the CLIP saved in ``out_dir``."""
+    from transformers import AutoProcessor, CLIPModel
+
+    from .clip_utils import quiet_transformers
+
+    quiet_transformers()
+    seed_everything(seed)
+    model = CLIPModel.from_pretrained(out_dir)
+    processor = AutoProcessor.from_pretrained(out_dir)
+    history = _hard_negative_phase(model, processor.tokenizer, processor, steps, n_train, batch_size, lr,
+                                   seed, log_every)
+    model.eval()
+    model.save_pretrained(out_dir)
+    return history
+
+
+def shape_twin(scene: Scene, rng: random.Random) -> Scene:
+    """The same scene, drawn the same way, with one object's shape changed (train-split pairs only)."""
+    from .toyworld import HELDOUT_COMBOS, SHAPES, ToyObject
+
+    objects = list(scene.objects)
+    index = rng.randrange(len(objects))
+    obj = objects[index]
+    choices = [s for s in SHAPES if s != obj.shape and (obj.colour, s) not in HELDOUT_COMBOS]
+    objects[index] = ToyObject(obj.colour, rng.choice(choices), obj.size, obj.cell)
+    return Scene(tuple(objects), scene.background, scene.seed)
+
+
+def _hard_negative_phase(model, tokenizer, processor, steps, n_train, batch_size, lr, seed, log_every):
+    if steps <= 0:
+        return []
+    rng = random.Random(seed + 1)
+    base = generate_scenes(n_train // 2, config.TOY_TRAIN_SEED + seed + 1, "train", unique=False)
+    scenes = [scene for original in base for scene in (original, shape_twin(original, rng))]
+    print(f"hard negatives: {len(base)} scenes and their shape twins, {steps} steps")
+    return _contrastive_steps(model, tokenizer, scenes, render_pixels(scenes, processor.image_processor),
+                              steps, batch_size, lr, seed + 1, log_every, pairs=True)
+
+
+def _contrastive_steps(model, tokenizer, scenes, pixels, steps, batch_size, lr, seed, log_every, pairs):
+    """AdamW + warm-up/cosine on symmetric InfoNCE; with ``pairs``, scenes 2i and 2i+1 share a batch."""
+    import torch
 
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
     no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.98))
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine_schedule(s, steps, steps // 20))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine_schedule(s, steps, max(1, steps // 20)))
     rng = random.Random(seed)
     model.train()
     started, running, history = time.time(), 0.0, []
     for step in range(steps):
-        index = rng.sample(range(len(scenes)), batch_size)
+        if pairs:
+            index = [i for pair in rng.sample(range(len(scenes) // 2), batch_size // 2) for i in (2 * pair, 2 * pair + 1)]
+        else:
+            index = rng.sample(range(len(scenes)), batch_size)
         texts = [sample_caption(scenes[i], rng) for i in index]
         tokens = tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
         with autocast():
@@ -259,9 +324,6 @@ def train_clip(out_dir: Path, steps: int | None = None, seed: int = 0, n_train: 
                   flush=True)
             running = 0.0
     model.eval()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir)
-    processor.save_pretrained(out_dir)
     return history
 
 

@@ -1,0 +1,47 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import run_all_sections as runner
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_selection_parsing():
+    available = {"1": None, "2": None, "3": None, "4": None, "capstone": None}
+    assert runner.parse_selection(["1-3"], available) == ["1", "2", "3"]
+    assert runner.parse_selection(["3,1", "1"], available) == ["3", "1"]
+    assert runner.parse_selection(["all"], available) == list(available)
+    assert runner.parse_selection(["2", "capstone"], available) == ["2", "capstone"]
+    for bad in (["9"], ["a-b"], ["2-9"]):
+        with pytest.raises(ValueError):
+            runner.parse_selection(bad, available)
+
+
+def test_list_names_every_section(capsys):
+    assert runner.main(["--list"]) == 0
+    listed = capsys.readouterr().out
+    for number in ("1", "2", "3"):
+        assert f"9.{number}_" in listed
+
+
+def test_a_failing_section_is_reported_and_sets_the_exit_code(tmp_path, monkeypatch):
+    broken = tmp_path / "9.99_broken.py"
+    broken.write_text('"""Broken on purpose."""\nraise RuntimeError("boom")\n')
+    monkeypatch.setattr(runner, "discover", lambda: {"99": broken})
+    assert runner.main(["99", "--out", str(tmp_path)]) == 1
+
+
+def test_sections_1_to_3_run_clean_on_the_toy_world(tmp_path):
+    run = subprocess.run([sys.executable, "run_all_sections.py", "1-3", "--models", "toy", "--out", str(tmp_path)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "TOY WORLD" in run.stdout and "3 of 3 sections ran clean" in run.stdout
+    for name in ("section_9.1/preprocessing.png", "section_9.2/similarity_matrix.png"):
+        assert (tmp_path / name).stat().st_size > 10_000
+    results = json.loads((tmp_path / "section_9.2" / "results.json").read_text())
+    assert results["zero_shot_colour_en"] >= 0.9 and results["text_to_image"]["R@5"] >= 0.9
+    assert json.loads((tmp_path / "section_9.1" / "results.json").read_text())["best_is_correct"]
