@@ -8,8 +8,12 @@ import sys
 from ..lesson import add_model_options
 
 
+_RESULT_STREAM = []  # where results go: stdout, even while chatter is sent to stderr for --json
+
+
 def _print(data, as_json: bool, text: str) -> None:
-    print(json.dumps(data, indent=2, ensure_ascii=False, default=str) if as_json else text)
+    stream = _RESULT_STREAM[-1] if _RESULT_STREAM else sys.stdout
+    print(json.dumps(data, indent=2, ensure_ascii=False, default=str) if as_json else text, file=stream)
 
 
 def cmd_index(args) -> int:
@@ -122,7 +126,10 @@ def cmd_serve(args) -> int:
 def cmd_bench(args) -> int:
     from .bench import main as bench_main
 
-    return bench_main(args)
+    report = bench_main(args)
+    if args.json:
+        _print(report, True, "")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -198,12 +205,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    import contextlib
+
     args = build_parser().parse_args(argv)
+    _RESULT_STREAM.append(sys.stdout)
     try:
-        return args.function(args)
+        # with --json, stdout carries the JSON alone: model banners and notes go to stderr
+        with contextlib.redirect_stdout(sys.stderr) if getattr(args, "json", False) else contextlib.nullcontext():
+            return args.function(args)
     except (FileNotFoundError, NotADirectoryError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    finally:
+        _RESULT_STREAM.pop()
 
 
 if __name__ == "__main__":

@@ -132,7 +132,7 @@ def search_latency(n: int, queries: int = 100) -> dict:
             "ann_build_s": round(build_s, 1), "ann_recall_at_10": round(recall, 3)}
 
 
-def main(args) -> int:
+def main(args) -> dict:
     import torch
 
     started = time.time()
@@ -163,5 +163,6 @@ def main(args) -> int:
                   f"{row['ann_p50_ms']:>6.3f}ms {row['ann_p95_ms']:>6.3f}ms {row['ann_recall_at_10']:>10.3f} "
                   f"{row['ann_build_s']:>8.1f}", flush=True)
     report["seconds"] = round(time.time() - started, 1)
-    print(json.dumps(report, indent=2) if args.json else f"\nbench finished in {report['seconds']} s")
-    return 0
+    if not args.json:
+        print(f"\nbench finished in {report['seconds']} s")
+    return report

@@ -15,7 +15,7 @@ import numpy as np
 ANN_THRESHOLD = 20_000  # rows; below this exact search takes a few milliseconds anyway
 HNSW_NEIGHBOURS = 32
 HNSW_EF_CONSTRUCTION = 80
-HNSW_EF_SEARCH = 64
+HNSW_EF_SEARCH = 128
 
 
 @dataclass
