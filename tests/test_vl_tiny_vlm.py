@@ -1,0 +1,44 @@
+"""The build-your-own VLM: training lowers the loss, saving round-trips, bad captions.json is refused clearly."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from chapter09 import tiny_vlm
+
+
+@pytest.fixture(scope="module")
+def random_vision(tmp_path_factory):
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
+
+    folder = tmp_path_factory.mktemp("vision")
+    torch.manual_seed(0)
+    CLIPVisionModel(CLIPVisionConfig(image_size=64, patch_size=16, hidden_size=64, intermediate_size=128,
+                                     num_hidden_layers=1, num_attention_heads=2)).save_pretrained(folder)
+    CLIPImageProcessor(size={"shortest_edge": 64}, crop_size={"height": 64, "width": 64}).save_pretrained(folder)
+    return str(folder)
+
+
+def test_training_lowers_the_loss_and_round_trips(tmp_path, random_vision):
+    captions_json = tiny_vlm.write_toy_captions(tmp_path / "data", 64, 0, "train")
+    images, captions = tiny_vlm.read_captions(captions_json)
+    model = tiny_vlm.build(vision=random_vision, lm="toy")
+    model.freeze(vision=True, train_last_lm_layers=1)
+    frozen = [n for n, p in model.named_parameters() if not p.requires_grad]
+    assert any(n.startswith("vision.") for n in frozen) and any("layers.0." in n for n in frozen)
+    assert not any("layers.1." in n for n in frozen)
+    model.freeze(vision=True, train_last_lm_layers=-1)
+    history = tiny_vlm.train(model, images, captions, steps=60, batch_size=16, log_every=0)
+    assert sum(history[-5:]) / 5 < 0.8 * sum(history[:5]) / 5
+    loaded = tiny_vlm.load(model.save(tmp_path / "vlm"))
+    assert loaded.generate(images[:2], max_new_tokens=6) == model.generate(images[:2], max_new_tokens=6)
+
+
+@pytest.mark.parametrize("content", ['{"image": "x.png"}', "[]", '[{"image": "missing.png", "caption": "a"}]', "not json"])
+def test_bad_captions_json_gets_a_clear_error(tmp_path, content):
+    path = tmp_path / "captions.json"
+    path.write_text(content)
+    with pytest.raises(SystemExit) as stop:
+        tiny_vlm.read_captions(path)
+    assert "captions.json" in str(stop.value)
+
