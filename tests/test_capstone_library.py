@@ -1,0 +1,172 @@
+"""Capstone, toy world end to end: a 1000-image library indexed, searched in both languages, evaluated."""
+import json
+import shutil
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from chapter09.capstone.__main__ import main as capstone
+from chapter09.toyworld import write_dataset
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory):
+    return write_dataset(tmp_path_factory.mktemp("library"), n=1000, seed=777, split="heldout")
+
+
+@pytest.fixture(scope="module")
+def index(library, tmp_path_factory):
+    from chapter09.capstone.encoders import clip_encoder
+    from chapter09.capstone.library import build_index
+
+    index_dir = tmp_path_factory.mktemp("index")
+    summary = build_index(library, index_dir, {"clip": clip_encoder("clip", "toy")}, progress=False)
+    assert summary.added == 1000 and not summary.failed
+    assert {s["path"] for s in summary.skipped} == {"captions.jsonl", "qa.jsonl", "scenes.jsonl"}
+    return index_dir
+
+
+def run_json(capsys, *argv):
+    assert capstone([*argv, "--models", "toy", "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_eval_recall_english_and_chinese(library, capsys):
+    report = run_json(capsys, "eval", "--dataset", str(library))
+    assert report["images"] == 1000
+    for lang in ("en", "zh"):
+        recall = report["languages"][lang]["text_to_image"]
+        assert recall["R@5"] >= 0.90, (lang, recall)
+        assert report["languages"][lang]["image_to_text"]["R@5"] >= 0.80, (lang, report["languages"][lang])
+
+
+def test_second_index_run_is_incremental(library, index, capsys):
+    summary = run_json(capsys, "index", str(library), "--index", str(index), "--no-progress")
+    assert (summary["added"], summary["unchanged"], summary["removed"]) == (0, 1000, 0)
+
+
+def test_text_search_finds_the_described_image(library, index):
+    from chapter09.capstone.search import LibrarySearch
+    from chapter09.toyworld import load_scenes
+
+    scenes = load_scenes(library)
+    searcher = LibrarySearch(index, models="toy")
+    names = sorted(scenes)[:40]
+    for lang in ("en", "zh"):
+        found = sum(name in [h["path"] for h in searcher.by_text(scenes[name].captions(lang)[0], 5)["hits"]]
+                    for name in names)
+        assert found / len(names) >= 0.85, (lang, found)
+
+
+def test_image_search_finds_source_of_resized_jpeg(library, index, tmp_path):
+    from chapter09.capstone.search import LibrarySearch
+
+    searcher = LibrarySearch(index, models="toy")
+    for i in (3, 141, 592):
+        source = f"images/heldout_777_{i:05d}.png"
+        copy = tmp_path / f"copy_{i}.jpg"
+        Image.open(library / source).resize((200, 200)).save(copy, quality=70)
+        assert searcher.by_image(str(copy), 3)["hits"][0]["path"] == source
+
+
+def test_search_rejects_empty_and_truncates_long_queries(index, capsys):
+    from chapter09.capstone.encoders import QueryError
+    from chapter09.capstone.search import LibrarySearch
+
+    searcher = LibrarySearch(index, models="toy")
+    with pytest.raises(QueryError, match="empty"):
+        searcher.by_text("   ", 5)
+    assert capstone(["search", "--index", str(index), "--text", "", "--models", "toy"]) == 2
+    warnings = []
+    result = searcher.by_text("a red circle " * 400, 5, warn=warnings.append)
+    assert len(result["hits"]) == 5 and any("cut" in w for w in warnings) and any("tokens" in w for w in warnings)
+
+
+def test_interrupted_index_resumes_without_duplicates(library, tmp_path):
+    from chapter09.capstone.encoders import clip_encoder
+    from chapter09.capstone.library import Store, build_index
+
+    small = tmp_path / "lib"
+    shutil.copytree(library / "images", small / "images", ignore=lambda d, names: sorted(names)[300:])
+    encoders = {"clip": clip_encoder("clip", "toy")}
+    with pytest.raises(KeyboardInterrupt):
+        build_index(small, tmp_path / "idx", encoders, batch_size=32, workers=0, progress=False, stop_after=100)
+    partial = Store.load(tmp_path / "idx")
+    assert 100 <= len(partial) < 300
+    summary = build_index(small, tmp_path / "idx", encoders, workers=0, progress=False)
+    assert summary.unchanged == len(partial) and summary.added == 300 - len(partial)
+    store = Store.load(tmp_path / "idx")
+    assert len(store) == len(set(store.paths)) == 300 and store.vectors["clip"].shape[0] == 300
+    # deleting and touching files: dropped and re-encoded, never duplicated
+    (small / "images" / sorted(store.paths)[0].split("/")[-1]).unlink()
+    changed = small / sorted(store.paths)[1]
+    Image.open(changed).rotate(90).save(changed)
+    summary = build_index(small, tmp_path / "idx", encoders, workers=0, progress=False)
+    assert (summary.removed, summary.updated, summary.added) == (1, 1, 0)
+    assert len(Store.load(tmp_path / "idx")) == 299
+
+
+def _png_chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def test_bad_files_are_reported_and_good_ones_indexed(library, tmp_path):
+    from chapter09.capstone.encoders import clip_encoder
+    from chapter09.capstone.library import Store, build_index
+
+    folder = tmp_path / "messy"
+    (folder / "sub").mkdir(parents=True)
+    source = Image.open(library / "images/heldout_777_00010.png")
+    good = {}
+    source.convert("CMYK").save(folder / "cmyk.jpg"); good["cmyk.jpg"] = 1
+    Image.fromarray((np.asarray(source.convert("L"), np.uint16) * 257)).save(folder / "grey16.png"); good["grey16.png"] = 1
+    source.convert("P").save(folder / "palette.gif"); good["palette.gif"] = 1
+    rgba = source.convert("RGBA"); rgba.putalpha(128); rgba.save(folder / "sub/alpha.png"); good["sub/alpha.png"] = 1
+    exif = Image.Exif(); exif[0x0112] = 6
+    source.rotate(90, expand=True).save(folder / "rotated.jpg", exif=exif); good["rotated.jpg"] = 1
+    source.save(folder / "sub/plain.webp"); good["sub/plain.webp"] = 1
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "notes.jpg").write_text("this is a text file with an image name")
+    data = (library / "images/heldout_777_00011.png").read_bytes()
+    (folder / "truncated.png").write_bytes(data[: len(data) // 2])
+    (folder / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(range(256)) * 8)
+    # a 30000 x 30000 PNG header: 900 M pixels, refused before any pixel is decoded
+    header = struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0)
+    (folder / "bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) +
+                                      _png_chunk(b"IDAT", zlib.compress(b"\x00" * 1000)) + _png_chunk(b"IEND", b""))
+    (folder / "readme.txt").write_text("not an image")
+    summary = build_index(folder, tmp_path / "idx", {"clip": clip_encoder("clip", "toy")}, workers=0, progress=False)
+    failed = {f["path"]: f["reason"] for f in summary.failed}
+    assert set(failed) == {"empty.png", "notes.jpg", "truncated.png", "corrupt.jpg", "bomb.png"}
+    assert "empty" in failed["empty.png"] and "bomb" in failed["bomb.png"] or "limit" in failed["bomb.png"]
+    assert [s["path"] for s in summary.skipped] == ["readme.txt"]
+    store = Store.load(tmp_path / "idx")
+    assert sorted(store.paths) == sorted(good)
+    # the EXIF-rotated copy is turned upright: it matches the original best of all
+    vectors = dict(zip(store.paths, store.vectors["clip"]))
+    plain = vectors["sub/plain.webp"]
+    assert vectors["rotated.jpg"] @ plain > 0.95
+
+
+def test_dedup_separates_exact_from_near(library, tmp_path, capsys):
+    from chapter09.capstone.encoders import clip_encoder
+    from chapter09.capstone.library import build_index
+
+    folder = tmp_path / "dups"
+    folder.mkdir()
+    for i in range(20):
+        shutil.copy(library / f"images/heldout_777_{i:05d}.png", folder / f"{i}.png")
+    shutil.copy(folder / "0.png", folder / "0_copy.png")  # exact
+    Image.open(folder / "1.png").save(folder / "1_resaved.jpg", quality=85)  # near
+    build_index(folder, tmp_path / "idx", {"clip": clip_encoder("clip", "toy")}, workers=0, progress=False)
+    result = run_json(capsys, "dedup", "--index", str(tmp_path / "idx"))
+    assert result["exact_groups"] == [["0.png", "0_copy.png"]]
+    near = {frozenset((p["a"], p["b"])) for p in result["near_pairs"]}
+    assert frozenset(("1.png", "1_resaved.jpg")) in near
+    assert frozenset(("0.png", "0_copy.png")) not in near
+    assert len(near) <= 3, result["near_pairs"]
