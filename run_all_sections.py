@@ -80,7 +80,7 @@ def run_section(path: Path, section_args: list[str]) -> tuple[bool, float, str]:
 def title_of(path: Path) -> str:
     text = path.read_text(encoding="utf-8")
     match = re.search(r'^"""(.+?)$', text, re.M)
-    return match.group(1).strip().rstrip(".") if match else path.stem
+    return match.group(1).strip().removesuffix('"""').rstrip(".") if match else path.stem
 
 
 def menu(available: dict[str, Path]) -> list[str]:
