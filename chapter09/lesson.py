@@ -91,6 +91,22 @@ def start(number: str, title: str, argv: list[str] | None = None) -> Lesson:
     return lesson
 
 
+def why_unavailable(error) -> str:
+    """Why a model cannot be loaded, in one line. For a role the toy world has no twin of (BLIP-2,
+    SmolVLM), say that, rather than suggest a training command that does not exist."""
+    import re
+
+    from .toy_train import TRAINERS
+
+    text = (str(error).strip() or type(error).__name__).splitlines()[0]
+    missing = re.search(r"toy twin for '(\w+)' is missing", text)
+    if missing and missing.group(1) not in TRAINERS:
+        role = missing.group(1)
+        return (f"{config.model_spec(role).hub_id} is not here (hub, Hugging Face cache or "
+                f"{config.ENV_MODEL_DIR_PREFIX}{role.upper()}), and the toy world has no {role} twin")
+    return text
+
+
 _encoders: dict = {}
 
 

@@ -60,6 +60,16 @@ def with_precision(model: torch.nn.Module, precision: str) -> torch.nn.Module:
     return model
 
 
+def variant_row(name: str, run: Callable[[Sequence], object], items: Sequence, parameters: int, memory_bytes: int,
+                quality: Callable[[], float] | None = None, repeats: int = 3) -> dict:
+    """One measured row: parameters, weight MB, milliseconds per item and (optionally) a quality score."""
+    row = {"variant": name, "parameters": parameters, "weights_mb": round(memory_bytes / 2**20, 2),
+           "ms_per_item": round(1000 * latency_per_item(run, items, repeats=repeats), 2)}
+    if quality is not None:
+        row["quality"] = round(float(quality()), 3)
+    return row
+
+
 def compare_precisions(model: torch.nn.Module, run: Callable[[torch.nn.Module, Sequence], object],
                        items: Sequence, quality: Callable[[torch.nn.Module], float] | None = None,
                        precisions: Sequence[str] = PRECISIONS, repeats: int = 3) -> list[dict]:
@@ -67,12 +77,8 @@ def compare_precisions(model: torch.nn.Module, run: Callable[[torch.nn.Module, S
     rows = []
     for precision in precisions:
         variant = with_precision(model, precision)
-        row = {"precision": precision, "parameters": count_parameters(model),
-               "weights_mb": round(weight_bytes(variant) / 2**20, 2),
-               "ms_per_item": round(1000 * latency_per_item(lambda xs: run(variant, xs), items, repeats=repeats), 2)}
-        if quality is not None:
-            row["quality"] = round(float(quality(variant)), 3)
-        rows.append(row)
+        rows.append(variant_row(precision, lambda xs: run(variant, xs), items, count_parameters(model),
+                                weight_bytes(variant), (lambda: quality(variant)) if quality else None, repeats))
     return rows
 
 
@@ -99,5 +105,23 @@ def bar_plot(rows: list[dict], label: str, value: str, title: str, log: bool = F
     axis.set_title(title)
     for i, r in enumerate(rows):
         axis.text(r[value], i, f" {r[value]}", va="center", fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def tradeoff_plot(rows: list[dict], title: str):
+    """Latency, weight memory and quality of each variant side by side (rows from ``variant_row``)."""
+    import matplotlib.pyplot as plt
+
+    columns = [c for c in ("ms_per_item", "weights_mb", "quality") if any(c in r for r in rows)]
+    figure, axes = plt.subplots(1, len(columns), figsize=(4 * len(columns), 0.5 * len(rows) + 1.5), sharey=True)
+    for axis, column in zip(axes if len(columns) > 1 else [axes], columns):
+        measured = [r for r in rows if column in r]
+        axis.barh([r["variant"] for r in measured], [r[column] for r in measured], color="tab:blue")
+        for i, r in enumerate(measured):
+            axis.text(r[column], i, f" {r[column]}", va="center", fontsize=8)
+        axis.set_xlabel(column.replace("_", " "))
+    axes[0].invert_yaxis() if len(columns) > 1 else axes.invert_yaxis()
+    figure.suptitle(title)
     figure.tight_layout()
     return figure

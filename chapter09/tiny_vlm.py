@@ -73,6 +73,7 @@ class TinyVLM(nn.Module):
     def freeze(self, vision: bool = True, train_last_lm_layers: int = -1) -> None:
         """Freeze the vision tower and, when ``train_last_lm_layers`` >= 0, all LM layers but the last N."""
         self.vision.requires_grad_(not vision)
+        self.lm.requires_grad_(True)  # start from a fully trainable LM, so calls do not depend on earlier ones
         if train_last_lm_layers >= 0:
             self.lm.requires_grad_(False)
             layers = self.lm.model.layers

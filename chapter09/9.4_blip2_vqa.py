@@ -1,0 +1,213 @@
+"""9.4 BLIP-2 vision Q&A: captions in two languages, answers to questions, and a chat that remembers."""
+# %% [markdown]
+# # 9.4 BLIP-2 vision Q&A
+# CLIP scores how well a text fits an image; it cannot *write* text. BLIP and BLIP-2
+# can: a vision encoder turns the image into features and a language model, attending
+# to them, writes a caption or an answer.
+#
+# BLIP-2 (`Salesforce/blip2-opt-2.7b`) keeps a frozen ViT-g image encoder and a frozen
+# OPT-2.7B language model, and learns only a small *Q-Former* in between that turns the
+# image into 32 "query tokens" the language model reads as if they were words. In all
+# it has **3.74 B parameters: about 14 GB in fp32, 7.5 GB in bf16/fp16**. A machine
+# that cannot hold that takes the CPU-sized route: BLIP captioning base (247 M) and
+# BLIP-VQA base (385 M). This lesson decides which route fits, says why, and then
+# captions, answers questions and chats.
+
+# %%
+import sys
+from pathlib import Path
+
+# the repository root, so `import chapter09` works from a script, the runner or a notebook
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] if "__file__" in globals() else Path.cwd().parent))
+
+import json
+
+import matplotlib.pyplot as plt
+
+from chapter09 import config, vqa
+from chapter09.captioning import Captioner, names_every_object
+from chapter09.clip_utils import quiet_transformers
+from chapter09.images import load_image
+from chapter09.lesson import start, why_unavailable
+from chapter09.models import ModelUnavailableError
+from chapter09.toyworld import generate_scenes
+
+lesson = start("9.4", "BLIP-2 vision Q&A")
+quiet_transformers()
+
+# %% [markdown]
+# ## 1. Which route fits this machine?
+# `vqa.choose_route` asks two questions: can BLIP-2's weights be had here (hub, cache
+# or a folder you named), and do they fit in free memory, counting the weights in the
+# chosen dtype plus 25% for activations and the generation cache? If either answer is
+# no, it takes BLIP-VQA and gives the reason.
+
+# %%
+free_gib = vqa.available_memory_bytes("cpu") / 2**30
+lesson.say(f"""BLIP-2 OPT-2.7b: {vqa.BLIP2_PARAMS / 1e9:.2f} B parameters x 4 bytes = {vqa.BLIP2_PARAMS * 4 / 2**30:.1f} GiB
+    in fp32, x 2 bytes = {vqa.BLIP2_PARAMS * 2 / 2**30:.1f} GiB in bf16/fp16, before activations.
+    This machine has {free_gib:.1f} GiB of memory free right now.""")
+route = vqa.choose_route(lesson.models, lesson.device, lesson.dtype)
+reason = why_unavailable(route.reason) if route.name == "blip" else route.reason
+print(f"  route: {route.name}\n  why:   {reason}")
+lesson.record(vqa_route=route.name, vqa_route_reason=reason, free_memory_gib=round(free_gib, 1))
+
+# %% [markdown]
+# ## 2. How BLIP-2 reads an image: image tokens in the prompt
+# The language model reads one sequence. Since transformers 4.47 the *processor* puts
+# one `<image>` placeholder per query token at the front of the prompt, and the model
+# swaps the Q-Former's outputs into those slots. Checkpoints saved before that change
+# lack `num_query_tokens` in their processor config and produce prompts without slots;
+# `vqa.ensure_image_tokens` fills it in from the model config (the original chapter's
+# notebook broke exactly here). Below, a BLIP-2 processor expands a question. Without
+# BLIP-2's weights we build the same processor class around the toy tokenizer, with
+# BLIP-2's 32 query tokens, so the mechanics are identical.
+
+# %%
+from transformers import Blip2Processor
+
+if route.name == "blip2":
+    answerer = vqa.Blip2Answerer(route.resolved, lesson.device, lesson.dtype)  # calls ensure_image_tokens
+    processor = answerer.processor
+else:
+    from chapter09.toy_train import toy_corpus
+    from chapter09.toy_train_vl import blip_image_processor, build_word_tokenizer
+
+    tokenizer = build_word_tokenizer(toy_corpus(50) + ["Question: Answer:"])
+    processor = Blip2Processor(image_processor=blip_image_processor(), tokenizer=tokenizer, num_query_tokens=32)
+question = "how many shapes are there?"
+inputs = processor(images=[generate_scenes(1, 3, "heldout")[0].render()], text=[f"Question: {question} Answer:"],
+                   return_tensors="pt")
+ids = inputs["input_ids"][0].tolist()
+image_token_id = processor.tokenizer.convert_tokens_to_ids(processor.image_token.content)
+slots = ids.count(image_token_id)
+words = processor.tokenizer.convert_ids_to_tokens([i for i in ids if i != image_token_id])
+print(f"  prompt ids: {slots} x {processor.image_token.content} then {words}")
+print(f"  pixel_values: {tuple(inputs['pixel_values'].shape)}")
+lesson.record(image_token_slots=slots, num_query_tokens=processor.num_query_tokens)
+
+# %% [markdown]
+# ## 3. Captions in English and Chinese
+# The BLIP captioner writes English. On the real route, Chinese is the English caption
+# translated by an English-to-Chinese MarianMT model (BLIP never saw Chinese). The toy
+# twin was trained on both languages and simply continues a language token, `<en>` or
+# `<zh>`. In the toy world captions can be *scored*: one is right when it names every
+# object's colour and shape, no more and no fewer. The scenes are held out: new seeds,
+# and colour-shape pairs (a red star, a blue triangle, ...) never shown in training.
+
+# %%
+scenes = generate_scenes(200, config.TOY_HELDOUT_SEED, "heldout")  # held out: never seen in training
+photos = json.loads((config.ASSETS_DIR / "photos.json").read_text(encoding="utf-8"))
+try:
+    captioner = Captioner(models=lesson.models, device=lesson.device, dtype=lesson.dtype)
+except ModelUnavailableError as error:  # e.g. the toy twin has not been trained in this checkout
+    captioner = None
+    lesson.say(f"No captioner can be loaded here, so this step is skipped: {why_unavailable(error)}")
+    lesson.record(captions_skipped=why_unavailable(error))
+
+if captioner is not None:
+    scored = captioner.resolved.is_toy
+    if scored:
+        images = [scene.render() for scene in scenes]
+    else:
+        images = [load_image(config.ASSETS_DIR / photo["image"]) for photo in photos]
+    captions = {lang: captioner.caption(images, lang=lang) for lang in ("en", "zh")}
+    for i in range(4):
+        print(f"  [{i}] en: {captions['en'][i]}\n      zh: {captions['zh'][i]}")
+    if scored:
+        for lang in ("en", "zh"):
+            accuracy = sum(names_every_object(c, s, lang) for c, s in zip(captions[lang], scenes)) / len(scenes)
+            lesson.record(**{f"caption_accuracy_{lang}": round(accuracy, 3)})
+            print(f"  [{lang}] captions naming every object's colour and shape: {accuracy:.3f} "
+                  f"of {len(scenes)} held-out images")
+    lesson.record(caption_examples=[{"en": e, "zh": z} for e, z in zip(captions["en"][:6], captions["zh"][:6])])
+
+    figure, axes = plt.subplots(1, 4, figsize=(13, 4))
+    for axis, image, english in zip(axes, images, captions["en"]):
+        axis.imshow(image)
+        axis.set_title("\n".join(english[i:i + 40] for i in range(0, len(english), 40)), fontsize=7)
+        axis.axis("off")
+    figure.suptitle("9.4 captions (the Chinese ones are in results.json: no CJK font is assumed here)")
+    lesson.save_figure(figure, "captions.png")
+
+# %% [markdown]
+# ## 4. Visual question answering
+# `vqa.load_answerer` follows the route chosen in step 1. BLIP-VQA encodes the image
+# and the question together and decodes a short answer; BLIP-2 continues the prompt
+# "Question: ... Answer:". In the toy world, questions ask for a count, a colour, a
+# shape or a position, in English and Chinese, and answers are scored exactly.
+
+# %%
+try:
+    if route.name != "blip2":
+        answerer = vqa.BlipAnswerer(models=lesson.models, device=lesson.device, dtype=lesson.dtype)
+except ModelUnavailableError as error:
+    answerer = None
+    lesson.say(f"No question-answering model can be loaded here, so steps 4 and 5 are skipped: "
+               f"{why_unavailable(error)}")
+    lesson.record(vqa_skipped=why_unavailable(error))
+
+if answerer is not None and answerer.resolved.is_toy:
+    pairs = [(scene, qa) for scene in scenes[:80] for qa in scene.questions()]  # every question of 80 scenes
+    answers = answerer.answer_batch([s.render() for s, _ in pairs], [qa["question"] for _, qa in pairs])
+    right = [answer.strip().lower() == qa["answer"] for answer, (_, qa) in zip(answers, pairs)]
+    by_type = {}
+    for ok, (_, qa) in zip(right, pairs):
+        by_type.setdefault(f"{qa['type']} ({qa['lang']})", []).append(ok)
+    by_type = {kind: round(sum(oks) / len(oks), 3) for kind, oks in sorted(by_type.items())}
+    accuracy = sum(right) / len(right)
+    print(f"  exact-answer accuracy: {accuracy:.3f} on {len(right)} held-out questions")
+    for kind, value in by_type.items():
+        print(f"    {kind:<15} {value:.3f}")
+    wrong = [(qa["question"], answer, qa["answer"]) for answer, (_, qa), ok in zip(answers, pairs, right) if not ok]
+    print("  some misses (question, answer, truth):", wrong[:3])
+    lesson.record(vqa_accuracy=round(accuracy, 3), vqa_questions=len(right), vqa_accuracy_by_type=by_type)
+
+    figure, axis = plt.subplots(figsize=(7, 3.5))
+    axis.barh(list(by_type), list(by_type.values()), color="tab:green")
+    axis.invert_yaxis()
+    axis.set_xlim(0, 1)
+    axis.set_xlabel("exact-answer accuracy on held-out scenes")
+    axis.set_title(f"9.4 VQA ({type(answerer).__name__}), {len(right)} questions")
+    lesson.save_figure(figure, "vqa_accuracy.png")
+elif answerer is not None:
+    image = load_image(config.ASSETS_DIR / photos[0]["image"])
+    for question in ("what is in the picture?", "what colour is it?"):
+        print(f"  {photos[0]['image']}: {question} -> {answerer.answer(image, question)}")
+
+# %% [markdown]
+# ## 5. A chat that remembers
+# A `ChatSession` keeps the question/answer history. BLIP-2 reads it: each new prompt
+# carries the last three turns as "Question: ... Answer: ...", the format BLIP-2 was
+# tuned on, so "and where is it?" can refer back. BLIP-VQA reads one question at a
+# time, so on that route the history is a transcript the model does not see.
+#
+# In a terminal: `python -m chapter09.vqa chat IMAGE` (no widgets: type a question,
+# `reset` forgets, an empty line quits). Below, the same loop reads a scripted conversation.
+
+# %%
+if answerer is not None:
+    if answerer.resolved.is_toy:
+        image, first = scenes[0].render(), scenes[0].objects[0]
+        script = ["how many shapes are there?", "图中有几个图形？", f"what colour is the {first.shape}?",
+                  f"where is the {first.colour} {first.shape}?", ""]
+    else:
+        image = load_image(config.ASSETS_DIR / photos[0]["image"])
+        script = ["what animal is this?", "what colour is it?", "is it indoors?", ""]
+    typed = iter(script)
+
+    def scripted_input(prompt):  # stands in for input(): prints what a learner would type
+        line = next(typed)
+        print(prompt + line)
+        return line
+
+    session = vqa.ChatSession(answerer, image)
+    vqa.chat_loop(session, read=scripted_input)
+    print(f"\nThe model {'reads' if answerer.uses_history else 'does not read'} the history. "
+          f"The next BLIP-2 prompt would be:\n  {session.prompt_for('anything else?')!r}")
+    lesson.record(chat=[{"question": q, "answer": a} for q, a in session.history])
+    session.reset()  # what typing 'reset' does
+    print(f"after reset: {len(session.history)} remembered turns")
+
+# %%
+lesson.finish()

@@ -1,0 +1,184 @@
+"""9.5 Lightweight VLM: run SmolVLM, build and train your own, and measure the trade-offs."""
+# %% [markdown]
+# # 9.5 Lightweight VLMs
+# A modern vision-language model is three parts: a vision encoder, a *projector* that
+# turns image features into "visual words", and a causal language model that reads
+# them before the text. `HuggingFaceTB/SmolVLM-256M-Instruct` is such a model, small
+# enough for a CPU. This lesson first asks it to describe an image and answer a
+# question (when its weights are here), then builds and trains our own VLM from CLIP's
+# vision tower and a Qwen3 language model (`chapter09/tiny_vlm.py`), and finally
+# measures what fp32, bf16, dynamic int8 and ONNX Runtime cost and buy on this machine.
+
+# %%
+import sys
+from pathlib import Path
+
+# the repository root, so `import chapter09` works from a script, the runner or a notebook
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] if "__file__" in globals() else Path.cwd().parent))
+
+import json
+
+import torch
+
+from chapter09 import config, measure, tiny_vlm
+from chapter09.captioning import names_every_object
+from chapter09.clip_utils import quiet_transformers
+from chapter09.images import load_image
+from chapter09.lesson import start, why_unavailable
+from chapter09.models import ModelUnavailableError
+from chapter09.toyworld import generate_scenes
+
+lesson = start("9.5", "Lightweight VLM")
+quiet_transformers()
+scenes = generate_scenes(120, config.TOY_HELDOUT_SEED, "heldout")  # held out: never seen in training
+images = [scene.render() for scene in scenes]
+
+# %% [markdown]
+# ## 1. SmolVLM-256M-Instruct
+# It follows instructions in chat form: the processor's chat template puts an image
+# placeholder and the instruction into one prompt, and the processor expands the
+# placeholder into the image's tokens. The same model captions ("describe the image")
+# and answers questions. There is no toy twin of it, so without its real weights
+# this step says how to get them and moves on.
+
+# %%
+try:
+    from chapter09.small_vlm import SmallVLM
+
+    smol = SmallVLM(models=lesson.models, device=lesson.device, dtype=lesson.dtype)
+    photos = json.loads((config.ASSETS_DIR / "photos.json").read_text(encoding="utf-8"))[:2]
+    photo_images = [load_image(config.ASSETS_DIR / photo["image"]) for photo in photos]
+    replies = {"caption": smol.ask(photo_images, "Describe the image in one sentence."),
+               "answer": smol.ask(photo_images, "What is the main object in this image? Answer in a few words.")}
+    for i, photo in enumerate(photos):
+        print(f"  {photo['image']}\n    caption: {replies['caption'][i]}\n    answer:  {replies['answer'][i]}")
+    lesson.record(smolvlm=replies)
+except ModelUnavailableError as error:
+    reason = why_unavailable(error)
+    lesson.say(f"""SmolVLM skipped: {reason}. With the hub: `hf download {config.model_spec('small_vlm').hub_id}`,
+        then --models real.""")
+    lesson.record(smolvlm=f"skipped: {reason}")
+
+# %% [markdown]
+# ## 2. Build your own: vision encoder + projector + language model
+# `tiny_vlm.build()` joins CLIP's vision tower, a two-layer MLP projector and a causal
+# LM. With real weights that is CLIP ViT-B/32 + `Qwen/Qwen3-0.6B`; in the toy world,
+# the toy CLIP + a tiny Qwen3 of the same design (2 layers, width 128). The image's
+# patch embeddings go through the projector and sit in front of the caption's tokens;
+# training is next-token prediction on the caption only.
+#
+# What learns is a choice: `freeze(vision=True, train_last_lm_layers=N)` keeps the
+# vision tower and all but the last N LM layers fixed. Fewer trainable weights means
+# less memory for gradients and optimizer state, and less forgetting.
+
+# %%
+demo = tiny_vlm.build(lm="toy", models=lesson.models)
+parts = {name: measure.count_parameters(getattr(demo, name)) for name in ("vision", "projector", "lm")}
+print("  parameters: " + ", ".join(f"{name} {count / 1e6:.2f} M" for name, count in parts.items()))
+for vision, last_layers in ((True, 1), (True, -1), (False, -1)):
+    demo.freeze(vision=vision, train_last_lm_layers=last_layers)
+    print(f"  freeze(vision={vision!s:<5}, train_last_lm_layers={last_layers:>2}): "
+          f"{demo.trainable_parameters() / 1e6:.2f} M trainable")
+lesson.record(tiny_vlm_parameters=parts)
+
+# %% [markdown]
+# A short live run: 60 steps on 256 toy captions with the vision tower frozen (its
+# features are computed once, not every step). The loss falls fast, but 60 steps are
+# far too few for good captions.
+
+# %%
+demo.freeze(vision=True, train_last_lm_layers=-1)
+captions_json = tiny_vlm.write_toy_captions(lesson.out / "demo_data", 256, 5, "train")
+history = tiny_vlm.train(demo, *tiny_vlm.read_captions(captions_json), steps=60, batch_size=32, log_every=20)
+first, last = sum(history[:5]) / 5, sum(history[-5:]) / 5
+print(f"  loss: {first:.2f} over the first 5 steps -> {last:.2f} over the last 5")
+lesson.record(demo_loss_first=round(first, 3), demo_loss_last=round(last, 3))
+
+# %% [markdown]
+# ## 3. The committed tiny VLM on held-out scenes
+# `chapter09/toy_models/tiny_vlm` was trained the same way for longer:
+# `python -m chapter09.tiny_vlm train DATA/captions.json --out chapter09/toy_models/tiny_vlm`.
+# A caption counts as right when it names every object's colour and shape. Held-out
+# scenes include colour-shape pairs never seen in training ("a red star").
+
+# %%
+model = tiny_vlm.load(config.TOY_MODELS_DIR / "tiny_vlm")
+
+
+def caption_accuracy(vlm) -> float:
+    captions = vlm.generate(images)
+    return sum(names_every_object(c, s, "en") for c, s in zip(captions, scenes)) / len(scenes)
+
+
+generated = model.generate(images[:3])
+for scene, caption in zip(scenes, generated):
+    print(f"  truth: {scene.captions('en')[0]}\n  model: {caption}")
+accuracy = caption_accuracy(model)
+print(f"  captions naming every object's colour and shape: {accuracy:.3f} of {len(scenes)} held-out images")
+lesson.record(tiny_vlm_accuracy=round(accuracy, 3))
+
+# %% [markdown]
+# ## 4. fp32 vs bf16 vs dynamic int8 vs ONNX Runtime, measured here
+# * **bf16** halves every weight. It is faster only on CPUs with native bf16 units
+#   (AVX512-BF16/AMX) and for large matrices.
+# * **dynamic int8** (`torch.ao.quantization.quantize_dynamic`) stores Linear weights as
+#   8-bit integers and quantises activations on the fly; embeddings and norms stay float.
+# * **ONNX Runtime** runs the same fp32 weights as a graph, without Python between layers.
+#   `generate` cannot be exported whole, so `chapter09/onnx_vlm.py` exports the image encoder
+#   and one LM step and runs the greedy loop in NumPy.
+#
+# Latency is the median of 3 runs over 16 images on one thread, after a warm-up; memory is
+# the weights in memory (for ONNX, the size of the exported files); quality is the held-out
+# caption score above. A tiny model like this one is bound by Python
+# overhead, not arithmetic, so expect small speed differences; on a shared machine the
+# timings also vary from run to run.
+
+# %%
+torch.set_num_threads(1)  # one thread: steadier timings on a shared CPU
+sample = images[:16]
+rows = measure.compare_precisions(model, lambda variant, xs: variant.generate(xs), sample, caption_accuracy)
+onnx_model = None
+try:
+    from chapter09 import onnx_vlm
+
+    onnx_model = onnx_vlm.export(model, lesson.out / "onnx")
+    rows.append(measure.variant_row("onnxruntime-fp32", onnx_model.generate, sample,
+                                    measure.count_parameters(model), onnx_model.file_bytes(),
+                                    lambda: caption_accuracy(onnx_model)))
+except Exception as error:  # record why, rather than leave the row out silently
+    print(f"  ONNX Runtime row not measured: {type(error).__name__}: {error}")
+    rows.append({"variant": "onnxruntime-fp32", "note": f"not measured: {type(error).__name__}: {error}"[:200]})
+table = measure.format_table(rows)
+print(table)
+(lesson.out / "precision_table.md").write_text(table + "\n", encoding="utf-8")
+lesson.record(precision_rows=rows, threads=torch.get_num_threads(), latency_batch=len(sample))
+lesson.save_figure(measure.tradeoff_plot(rows, "tiny VLM on this CPU: latency, weight memory, held-out quality"),
+                   "precision_latency.png")
+fp32 = rows[0]
+for row in rows[1:]:
+    if "ms_per_item" in row:
+        print(f"  {row['variant']:<17} {row['ms_per_item'] / fp32['ms_per_item']:.2f}x the fp32 time, "
+              f"{row['weights_mb'] / fp32['weights_mb']:.2f}x the memory, quality {row['quality']} vs {fp32['quality']}")
+
+# %% [markdown]
+# Whole captions mix two kinds of work: one image-encoder pass, then a Python loop of LM
+# steps. The exported LM step has no key/value cache, so each ONNX step re-reads the whole
+# sequence, while `generate` in torch reuses the cache. The image encoder alone is one
+# graph call on both sides, a like-for-like comparison:
+
+# %%
+if onnx_model is not None:
+    pixels = model.image_processor(images=sample, return_tensors="pt")["pixel_values"]
+    encoder = torch.nn.ModuleList([model.vision, model.projector])
+    encoder_rows = [
+        measure.variant_row("torch-fp32 image encoder", lambda xs: model.visual_tokens(model.image_features(xs)),
+                            pixels, measure.count_parameters(encoder), measure.weight_bytes(encoder)),
+        measure.variant_row("onnxruntime image encoder",
+                            lambda xs: onnx_model.encoder.run(None, {"pixel_values": xs.numpy()}), pixels,
+                            measure.count_parameters(encoder), (lesson.out / "onnx" / onnx_vlm.ENCODER_FILE).stat().st_size),
+    ]
+    print(measure.format_table(encoder_rows))
+    lesson.record(encoder_rows=encoder_rows)
+
+# %%
+lesson.finish()

@@ -1,0 +1,201 @@
+"""9.6 Summary: every model of the chapter measured on this machine, and the learning path."""
+# %% [markdown]
+# # 9.6 Summary
+# Every model this chapter used is loaded and run here, on this machine, in this run:
+# its parameters, the memory its weights take, and the milliseconds it needs per image
+# (per sentence for text models, per question for VQA). A model whose weights are not
+# available is listed as *not measured*, never filled in from a model card. Run this
+# section on your own machine before choosing a model: the table is its price list.
+
+# %%
+import sys
+from pathlib import Path
+
+# the repository root, so `import chapter09` works from a script, the runner or a notebook
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] if "__file__" in globals() else Path.cwd().parent))
+
+import gc
+
+import torch
+
+from chapter09 import config, measure
+from chapter09.clip_utils import quiet_transformers
+from chapter09.lesson import start, why_unavailable
+from chapter09.models import ModelUnavailableError, resolve
+from chapter09.toyworld import generate_scenes
+
+lesson = start("9.6", "Summary")
+quiet_transformers()
+torch.set_num_threads(1)  # one thread: steadier timings on a shared CPU
+scenes = generate_scenes(8, config.TOY_HELDOUT_SEED, "heldout")
+images = [scene.render() for scene in scenes]
+sentences = [scene.captions("en")[0] for scene in scenes]
+sentences_zh = [scene.captions("zh")[0] for scene in scenes]
+
+# %% [markdown]
+# ## 1. How each model is run
+# One small loader per model: it returns the model (to count parameters and weight
+# bytes) and a function that does the model's job on a batch of 8 inputs.
+
+# %%
+def load_clip(role):
+    def load():
+        from chapter09.clip_utils import ClipEncoder
+
+        encoder = ClipEncoder(role, models=lesson.models, device=lesson.device, dtype=lesson.dtype)
+        return encoder.resolved, encoder.model, encoder.encode_images
+    return load
+
+
+def load_sbert(role, inputs):
+    def load():
+        from sentence_transformers import SentenceTransformer
+
+        from chapter09.models import announce, pick_device
+
+        resolved = resolve(role, lesson.models)
+        announce(resolved)
+        model = SentenceTransformer(resolved.location, device=pick_device(lesson.device))
+        return resolved, model, lambda batch: model.encode(inputs(batch), batch_size=len(batch))
+    return load
+
+
+def load_captioner():
+    from chapter09.captioning import Captioner
+
+    captioner = Captioner(models=lesson.models, device=lesson.device, dtype=lesson.dtype)
+    return captioner.resolved, captioner.model, lambda batch: captioner.caption(batch, "en")
+
+
+def load_vqa():
+    from chapter09.vqa import BlipAnswerer
+
+    answerer = BlipAnswerer(models=lesson.models, device=lesson.device, dtype=lesson.dtype)
+    return answerer.resolved, answerer.model, lambda batch: answerer.answer_batch(
+        batch, ["how many shapes are there?"] * len(batch))
+
+
+def load_blip2():
+    from chapter09 import vqa
+
+    route = vqa.choose_route(lesson.models, lesson.device, lesson.dtype, prefer="auto")
+    if route.name != "blip2":
+        raise ModelUnavailableError(f"the BLIP-VQA route was chosen: {why_unavailable(route.reason)}")
+    answerer = vqa.Blip2Answerer(route.resolved, lesson.device, lesson.dtype)
+    return route.resolved, answerer.model, lambda batch: [answerer.answer(i, "how many shapes are there?") for i in batch]
+
+
+def load_translator(direction, inputs):
+    def load():
+        from chapter09.translation import Translator
+
+        translator = Translator(direction, models=lesson.models, device=lesson.device, dtype=lesson.dtype)
+        return translator.resolved, translator.model, lambda batch: translator.translate(inputs[:len(batch)])
+    return load
+
+
+def load_small_vlm():
+    from chapter09.small_vlm import SmallVLM
+
+    vlm = SmallVLM(models=lesson.models, device=lesson.device, dtype=lesson.dtype)
+    return vlm.resolved, vlm.model, lambda batch: vlm.ask(batch, "Describe the image briefly.", max_new_tokens=20)
+
+
+def load_tiny_vlm():
+    from chapter09 import tiny_vlm
+    from chapter09.models import ResolvedModel
+
+    folder = config.TOY_MODELS_DIR / "tiny_vlm"
+    model = tiny_vlm.load(folder)
+    return ResolvedModel("tiny_vlm", config.model_spec("vlm_language_model"), str(folder), "toy"), model, model.generate
+
+
+CHAPTER_MODELS = [  # name, loader, unit of work, what it is for, where it is used
+    ("CLIP", load_clip("clip"), "image", "image and text embeddings in one space", "9.1, 9.2, capstone"),
+    ("sentence-transformers CLIP", load_sbert("sbert_clip", lambda batch: batch), "image",
+     "the same CLIP behind encode()", "9.3"),
+    ("multilingual text encoder", load_sbert("multilingual_text", lambda batch: sentences_zh[:len(batch)]),
+     "sentence", "Chinese (50+ languages) queries into CLIP's space", "9.3, capstone"),
+    ("Chinese-CLIP", load_clip("chinese_clip"), "image", "CLIP trained on Chinese pairs", "capstone"),
+    ("BLIP captioner", load_captioner, "image", "captions on CPU (en; zh via translation)", "9.4, capstone"),
+    ("BLIP-VQA", load_vqa, "question", "visual Q&A on CPU", "9.4"),
+    ("BLIP-2 OPT-2.7b", load_blip2, "question", "captions and Q&A with chat memory", "9.4"),
+    ("MarianMT en-zh", load_translator("en_zh", sentences), "sentence", "English captions to Chinese", "9.4, capstone"),
+    ("MarianMT zh-en", load_translator("zh_en", sentences_zh), "sentence", "Chinese queries to English", "capstone"),
+    ("SmolVLM-256M-Instruct", load_small_vlm, "image", "instructions about images on CPU", "9.5"),
+    ("tiny VLM (toy)", load_tiny_vlm, "image", "the VLM you build and train", "9.5"),
+]
+
+# %% [markdown]
+# ## 2. Measure what is here
+# Latency is the median of 3 timed runs over a batch of 8 inputs on one thread, after
+# one warm-up run, divided by 8. Memory is the bytes of the weights as loaded (in the
+# dtype shown), not the whole process.
+
+# %%
+rows = []
+for name, load, unit, purpose, used_in in CHAPTER_MODELS:
+    try:
+        resolved, model, run = load()
+    except (ModelUnavailableError, FileNotFoundError, OSError) as error:
+        reason = why_unavailable(error)
+        print(f"  {name}: not measured ({reason})")
+        rows.append({"model": name, "weights": "not available here", "used_in": used_in, "purpose": purpose,
+                     "reason": reason})
+        continue
+    try:
+        ms_per_item = round(1000 * measure.latency_per_item(run, images, repeats=3), 2)
+    except Exception as error:  # a broken checkpoint gets a row that says so; the others are still measured
+        print(f"  {name}: FAILED while running: {type(error).__name__}: {error}")
+        rows.append({"model": name, "weights": "failed to run", "used_in": used_in, "purpose": purpose,
+                     "reason": f"{type(error).__name__}: {error}"})
+        continue
+    rows.append({
+        "model": name,
+        "weights": "toy twin" if resolved.is_toy else resolved.spec.hub_id,
+        "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
+        "parameters_m": round(measure.count_parameters(model) / 1e6, 2),
+        "memory_mb": round(measure.weight_bytes(model) / 2**20, 1),
+        "ms_per_item": ms_per_item,
+        "per": unit,
+        "used_in": used_in,
+        "purpose": purpose,
+    })
+    print(f"  {name}: {ms_per_item} ms per {unit}")
+    del model, run
+    gc.collect()
+
+columns = ["model", "weights", "dtype", "parameters_m", "memory_mb", "ms_per_item", "per", "used_in", "purpose"]
+table = measure.format_table(rows, columns)
+print(table)
+(lesson.out / "models_table.md").write_text(table + "\n", encoding="utf-8")
+measured = [row for row in rows if "ms_per_item" in row]
+lesson.record(models=rows, measured=len(measured), threads=torch.get_num_threads(), batch=len(images))
+
+# %%
+if measured:
+    lesson.save_figure(measure.bar_plot(measured, "model", "ms_per_item",
+                                        "milliseconds per item on this machine (1 thread, batch of 8)", log=True),
+                       "models_latency.png")
+
+# %% [markdown]
+# ## 3. The learning path, in one breath
+# * **9.1** CLIP maps an image and a sentence to two unit vectors; their dot product
+#   says how well they match.
+# * **9.2** A whole similarity matrix is one matrix product: retrieval in both
+#   directions, scored by recall@k.
+# * **9.3** sentence-transformers wraps CLIP in `encode()`, and a multilingual text
+#   encoder lets Chinese queries search the same image vectors.
+# * **9.4** BLIP writes captions and answers questions; BLIP-2 puts an image into a
+#   frozen LLM through 32 query tokens and can chat with memory, if memory allows
+#   (3.74 B parameters); the CPU route is BLIP base.
+# * **9.5** A VLM is a vision encoder, a projector and an LM; you built and trained one,
+#   and measured what bf16, int8 and ONNX Runtime change.
+# * **Capstone**: bilingual captions and text/image search over a photo library, behind a
+#   web page.
+#
+# Choose the smallest model whose measured quality is enough for the task, then check
+# its row above on the machine that will run it.
+
+# %%
+lesson.finish()
