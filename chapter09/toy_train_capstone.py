@@ -31,19 +31,26 @@ def parallel_pair(scene: Scene, rng: random.Random) -> tuple[str, str]:
     return scene.captions("en")[i], scene.captions("zh")[i]
 
 
-def build_marian_tokenizer(out_dir: Path, vocab_size: int = 400):
-    """A shared English+Chinese sentencepiece model saved the way opus-mt ships it."""
+def build_marian_tokenizer(out_dir: Path, vocab_size: int = 200):
+    """A shared English+Chinese sentencepiece model saved the way opus-mt ships it.
+
+    Two choices keep held-out colour x shape pairs translatable: every Chinese character is
+    a piece of its own (``user_defined_symbols``), so 红色星形 is 红/色/星/形 and never a
+    phrase-piece the model never trained on; and normalisation is off, so full-width
+    punctuation (，：。) survives instead of becoming ASCII.
+    """
     import sentencepiece as spm
     from transformers import MarianTokenizer
 
     corpus = toy_corpus(1500)
+    chinese_characters = sorted({char for text in corpus for char in text if not char.isascii()})
     with tempfile.TemporaryDirectory() as tmp:
         text_file = Path(tmp) / "corpus.txt"
         text_file.write_text("\n".join(corpus), encoding="utf-8")
         spm.SentencePieceTrainer.train(
             input=str(text_file), model_prefix=str(Path(tmp) / "spm"), vocab_size=vocab_size,
-            character_coverage=1.0, model_type="unigram", bos_id=-1, eos_id=-1, unk_id=0, pad_id=-1,
-            minloglevel=2)
+            hard_vocab_limit=False, character_coverage=1.0, model_type="bpe", bos_id=-1, eos_id=-1, unk_id=0,
+            pad_id=-1, normalization_rule_name="identity", user_defined_symbols=chinese_characters, minloglevel=2)
         processor = spm.SentencePieceProcessor(model_file=str(Path(tmp) / "spm.model"))
         # opus-mt's vocab.json: </s>=0, <unk>=1, the pieces, <pad> last
         vocab = {"</s>": 0, "<unk>": 1}
@@ -148,56 +155,107 @@ def build_bert_tokenizer(out_dir: Path):
     return BertTokenizer(str(out_dir / "vocab.txt"), model_max_length=64)
 
 
-def train_chinese_clip(out_dir: Path, steps: int | None = None, seed: int = 0, n_train: int = 16000,
-                       batch_size: int = 128, lr: float = 1e-3):
-    import torch
-    from transformers import ChineseCLIPConfig, ChineseCLIPModel, ChineseCLIPProcessor
-    from transformers.models.chinese_clip import ChineseCLIPImageProcessorPil
+def chinese_clip_from_toy_clip(tokenizer, clip_dir: Path | None = None):
+    """A ChineseCLIPModel whose image tower is a copy of the toy CLIP's, as Chinese-CLIP starts from OpenAI CLIP.
 
-    from .clip_utils import quiet_transformers
-    from .toy_train import sample_caption
+    Chinese-CLIP (Yang et al. 2022) initialises its ViT from CLIP and first trains the
+    Chinese text tower against the *locked* image tower (LiT, Zhai et al. 2022); the toy
+    twin does the same, so its image side is already good and only BERT has to learn.
+    """
+    from transformers import ChineseCLIPConfig, ChineseCLIPModel, CLIPModel
 
-    quiet_transformers()
-    steps = steps or 1500
-    seed_everything(seed)
-    tokenizer = build_bert_tokenizer(out_dir)
-    image_processor = ChineseCLIPImageProcessorPil(size={"height": TOY_IMAGE_SIZE, "width": TOY_IMAGE_SIZE},
-                                                   crop_size={"height": TOY_IMAGE_SIZE, "width": TOY_IMAGE_SIZE})
-    processor = ChineseCLIPProcessor(image_processor=image_processor, tokenizer=tokenizer)
+    clip = CLIPModel.from_pretrained(clip_dir or config.model_spec("clip").toy_path)
+    vision = {k: v for k, v in clip.config.vision_config.to_dict().items()
+              if k not in ("model_type", "transformers_version", "dtype", "architectures")}
     model = ChineseCLIPModel(ChineseCLIPConfig(
         text_config=dict(vocab_size=len(tokenizer), hidden_size=128, intermediate_size=512, num_hidden_layers=3,
                          num_attention_heads=4, max_position_embeddings=64, pad_token_id=0),
-        vision_config=dict(image_size=TOY_IMAGE_SIZE, patch_size=16, hidden_size=128, intermediate_size=512,
-                           num_hidden_layers=4, num_attention_heads=4),
-        projection_dim=128))
-    scenes = generate_scenes(n_train, config.TOY_TRAIN_SEED + seed, "train", unique=False)
-    pixels = render_pixels(scenes, image_processor)
-    print(f"toy Chinese-CLIP: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, "
-          f"{steps} steps of {batch_size} (Chinese captions)")
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.1, betas=(0.9, 0.98))
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine_schedule(s, steps, steps // 20))
+        vision_config=vision, projection_dim=clip.config.projection_dim))
+    image_side = {k: v for k, v in clip.state_dict().items() if k.startswith(("vision_model.", "visual_projection."))}
+    missing, unexpected = model.load_state_dict(image_side, strict=False)
+    assert not unexpected and not [k for k in missing if k.startswith(("vision_model.", "visual_projection."))
+                                   and not k.endswith("position_ids")], (missing, unexpected)
+    return model, clip.config.vision_config.image_size
+
+
+def train_chinese_clip(out_dir: Path, steps: int | None = None, seed: int = 0, n_train: int = 16000,
+                       batch_size: int = 128, lr: float = 1e-3, log_every: int = 100):
+    """Locked-image text training (Chinese-CLIP's stage 1) on Chinese captions, shape twins in every batch.
+
+    The image tower is frozen, so every training image is encoded once, up front; a step
+    then costs one BERT forward/backward. Scenes 2i and 2i+1 differ in one object's shape
+    only (``shape_twin``), so colour and position alone never separate a batch.
+    """
+    import torch
+    import torch.nn.functional as F
+    from transformers import ChineseCLIPProcessor
+    from transformers.models.chinese_clip import ChineseCLIPImageProcessorPil
+
+    from .clip_utils import feature_tensor, quiet_transformers
+    from .toy_train import sample_caption, shape_twin
+
+    quiet_transformers()
+    steps = steps or 1200
+    seed_everything(seed)
+    tokenizer = build_bert_tokenizer(out_dir)
+    model, side = chinese_clip_from_toy_clip(tokenizer)
+    image_processor = ChineseCLIPImageProcessorPil(size={"height": side, "width": side},
+                                                   crop_size={"height": side, "width": side})
+    processor = ChineseCLIPProcessor(image_processor=image_processor, tokenizer=tokenizer)
     rng = random.Random(seed)
-    model.train()
-    started, running = time.time(), 0.0
+    base = generate_scenes(n_train // 2, config.TOY_TRAIN_SEED + seed, "train", unique=False)
+    scenes = [scene for original in base for scene in (original, shape_twin(original, rng))]
+    pixels = render_pixels(scenes, image_processor)
+    model.eval()
+    with torch.inference_mode():
+        image_vectors = torch.cat([F.normalize(feature_tensor(model.get_image_features(
+            pixel_values=pixels[i:i + 512].float())).float(), dim=-1) for i in range(0, len(scenes), 512)])
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad = name.startswith(("text_model.", "text_projection", "logit_scale"))
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    print(f"toy Chinese-CLIP: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters "
+          f"({sum(p.numel() for p in trainable) / 1e6:.2f} M trained; image tower copied from the toy CLIP and "
+          f"locked), {len(scenes)} scenes, {steps} steps of {batch_size} Chinese captions")
+    optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.1, betas=(0.9, 0.98))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine_schedule(s, steps, steps // 20))
+    model.text_model.train()
+    started, running, history = time.time(), 0.0, []
     for step in range(steps):
-        index = rng.sample(range(len(scenes)), batch_size)
+        index = [i for pair in rng.sample(range(len(scenes) // 2), batch_size // 2) for i in (2 * pair, 2 * pair + 1)]
         texts = [sample_caption(scenes[i], rng, lang="zh") for i in index]
         tokens = tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
         with autocast():
-            image = model.get_image_features(pixel_values=pixels[index].float())
-            text = model.get_text_features(**tokens)
-            from .clip_utils import feature_tensor
-            loss = clip_contrastive_loss(feature_tensor(image), feature_tensor(text), model.logit_scale)
+            text = feature_tensor(model.get_text_features(**tokens))
+            loss = clip_contrastive_loss(image_vectors[index], text, model.logit_scale)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
         optimizer.step()
         schedule.step()
         running += loss.item()
-        if (step + 1) % 100 == 0:
-            print(f"step {step + 1:>5}/{steps}  loss {running / 100:.3f}  {time.time() - started:.0f} s", flush=True)
+        if (step + 1) % log_every == 0:
+            history.append(running / log_every)
+            print(f"step {step + 1:>5}/{steps}  loss {running / log_every:.3f}  {time.time() - started:.0f} s",
+                  flush=True)
             running = 0.0
     model.eval()
+    for parameter in model.parameters():
+        parameter.requires_grad = True
     model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
-    return model, processor
+    print(f"held-out text->image R@5 (Chinese, 500 images): {chinese_clip_recall(out_dir)['R@5']:.3f}")
+    return history
+
+
+def chinese_clip_recall(location, n: int = 500, seed: int = config.TOY_HELDOUT_SEED + 3) -> dict:
+    """Text->image Recall@1/5/10 of a Chinese-CLIP on ``n`` held-out scenes, one Chinese caption each."""
+    from .clip_utils import ClipEncoder, recall_at_k
+    from .models import ResolvedModel
+
+    resolved = ResolvedModel("chinese_clip", config.model_spec("chinese_clip"), str(location), "toy")
+    encoder = ClipEncoder("chinese_clip", resolved=resolved, dtype="float32")
+    scenes = generate_scenes(n, seed, "heldout")
+    rng = random.Random(seed)
+    images = encoder.encode_images([scene.render() for scene in scenes])
+    texts = encoder.encode_texts([rng.choice(scene.captions("zh")) for scene in scenes])
+    return recall_at_k(texts @ images.T, [{i} for i in range(n)], (1, 5, 10))

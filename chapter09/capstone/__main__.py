@@ -43,7 +43,8 @@ def cmd_search(args) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     lines = [f"{result['strategy']} search ({result['search']}, {result['library_size']} images, {result['ms']} ms)"
-             + (f", ANN recall@10 vs exact {result['ann_recall_at_10']:.3f}" if result["ann_recall_at_10"] else "")]
+             + (f", IVF nprobe {result['ann_nprobe']}, ANN recall@10 vs exact {result['ann_recall_at_10']:.3f}"
+                if result["ann_recall_at_10"] is not None else "")]
     if result.get("encoded_text") and result["encoded_text"] != result.get("query"):
         lines.append(f"  query encoded as: {result['encoded_text']}")
     lines += [f"  {h['rank']:>3}. {h['score']:.3f}  {searcher.store.absolute(h['path'])}" for h in result["hits"]]
@@ -52,30 +53,27 @@ def cmd_search(args) -> int:
 
 
 def cmd_caption(args) -> int:
-    from ..captioning import Captioner
+    from .describe import caption_images, caption_route, parse_langs
     from .library import decode_image
 
-    captioner = Captioner(models=args.models, device=args.device, dtype=args.dtype)
+    langs = parse_langs(args.lang)
     images = [decode_image(path) for path in args.images]
-    result = {path: {} for path in args.images}
-    for lang in args.lang.split(","):
-        for path, caption in zip(args.images, captioner.caption(images, lang=lang.strip())):
-            result[path][lang.strip()] = caption
-    _print(result, args.json, "\n".join(f"{p}\n" + "\n".join(f"  [{l}] {c}" for l, c in caps.items())
-                                        for p, caps in result.items()))
+    captions = caption_images(images, langs, args.models, args.device, args.dtype)
+    route = caption_route(args.models, args.device, args.dtype)
+    result = {"route": route, "captions": dict(zip(args.images, captions))}
+    _print(result, args.json, f"(route: {route})\n" + "\n".join(
+        f"{p}\n" + "\n".join(f"  [{l}] {c}" for l, c in caps.items()) for p, caps in zip(args.images, captions)))
     return 0
 
 
 def cmd_match(args) -> int:
-    from .encoders import check_query, clip_encoder
-    from .library import decode_image
+    from .describe import match_scores
 
-    encoder = clip_encoder("clip", args.models, args.device, args.dtype)
-    image = encoder.encode_images([decode_image(args.image)])
-    texts = [check_query(t) for t in args.texts]
-    scores = (encoder.encode_texts(texts) @ image[0]).tolist()
-    result = {"image": args.image, "scores": dict(zip(texts, scores))}
-    _print(result, args.json, "\n".join(f"  {s:+.3f}  {t}" for t, s in sorted(zip(texts, scores), key=lambda x: -x[1])))
+    rows = match_scores(args.image, args.texts, args.strategy, args.models, args.device, args.dtype)
+    result = {"image": args.image, "scores": rows}
+    _print(result, args.json, "\n".join(f"  {r['score']:+.3f}  {r['text']}" + (
+        f"   (read as: {r['encoded_text']})" if r["encoded_text"] != r["text"] else "")
+        for r in sorted(rows, key=lambda r: -r["score"])))
     return 0
 
 
@@ -93,13 +91,17 @@ def cmd_dedup(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .evaluate import evaluate_captions, evaluate_retrieval, format_retrieval, load_dataset
+    from .evaluate import (compare_strategies, evaluate_captions, evaluate_retrieval, format_comparison,
+                           format_retrieval, load_dataset)
 
     data = load_dataset(args.dataset, args.images, args.split)
     if args.captions:
         report = evaluate_captions(data, models=args.models, device=args.device, dtype=args.dtype, limit=args.limit)
         text = "\n".join(f"[{l}] BLEU-4 {r['BLEU-4']:.2f}  CIDEr-D {r['CIDEr-D']:.3f}  ({r['images']} images)"
                          for l, r in report["languages"].items())
+    elif "," in args.strategy or args.strategy == "all":
+        report = compare_strategies(data, args.strategy, args.models, args.device, args.dtype)
+        text = format_comparison(report)
     else:
         report = evaluate_retrieval(data, args.strategy, args.models, args.device, args.dtype)
         text = format_retrieval(report)
@@ -130,6 +132,15 @@ def cmd_bench(args) -> int:
     if args.json:
         _print(report, True, "")
     return 0
+
+
+def _strategy_list(value: str) -> str:
+    from .encoders import STRATEGIES
+
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    if value != "all" and (not names or any(n not in STRATEGIES for n in names)):
+        raise argparse.ArgumentTypeError(f"{value!r}: use all, or a comma list of {', '.join(STRATEGIES)}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -166,11 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("caption", "caption images in English and Chinese", cmd_caption)
     p.add_argument("images", nargs="+")
-    p.add_argument("--lang", default="en,zh")
+    p.add_argument("--lang", default="en,zh", help="comma list of en, zh (default en,zh)")
 
     p = command("match", "image-text match scores", cmd_match)
     p.add_argument("image")
     p.add_argument("texts", nargs="+")
+    p.add_argument("--strategy", choices=STRATEGIES, default="auto", help="how Chinese texts are read (as search)")
 
     p = command("dedup", "exact and near duplicates in an index", cmd_dedup)
     p.add_argument("--index", required=True)
@@ -180,7 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", required=True)
     p.add_argument("--images", help="image folder for COCO JSON (default: next to the JSON)")
     p.add_argument("--split", help="split prefix for Chinese-CLIP tsv folders (e.g. valid)")
-    p.add_argument("--strategy", choices=STRATEGIES, default="auto")
+    p.add_argument("--strategy", default="auto", type=_strategy_list,
+                   help="auto, one of clip/translate/multilingual/chinese_clip, a comma list of them, or all "
+                        "(compares every Chinese-query strategy side by side)")
     p.add_argument("--captions", action="store_true", help="measure the captioner instead")
     p.add_argument("--limit", type=int, default=200, help="images for --captions (default 200)")
 
@@ -199,13 +213,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-upload-mb", type=float, default=20)
 
     p = command("bench", "speed: naive vs pipelined encoding, exact vs ANN search", cmd_bench)
-    p.add_argument("--images", type=int, default=96, help="JPEGs to encode per method")
-    p.add_argument("--sizes", default="10000,100000,1000000")
+    p.add_argument("--images", type=int, default=48, help="JPEGs to encode per method (0 skips encoding)")
+    p.add_argument("--sizes", default="10000,100000,1000000", help="library sizes for the search table")
+    p.add_argument("--queries", type=int, default=100, help="timed queries per size")
     return parser
 
 
 def main(argv=None) -> int:
     import contextlib
+
+    from ..models import ModelUnavailableError
 
     args = build_parser().parse_args(argv)
     _RESULT_STREAM.append(sys.stdout)
@@ -213,7 +230,7 @@ def main(argv=None) -> int:
         # with --json, stdout carries the JSON alone: model banners and notes go to stderr
         with contextlib.redirect_stdout(sys.stderr) if getattr(args, "json", False) else contextlib.nullcontext():
             return args.function(args)
-    except (FileNotFoundError, NotADirectoryError, ValueError) as error:
+    except (FileNotFoundError, NotADirectoryError, ValueError, ModelUnavailableError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     finally:

@@ -164,6 +164,45 @@ def evaluate_retrieval(data: PairedData, strategy: str = "auto", models=None, de
     return report
 
 
+COMPARED_STRATEGIES = ("clip", "translate", "multilingual", "chinese_clip")
+
+
+def compare_strategies(data: PairedData, strategies="all", models=None, device=None, dtype=None) -> dict:
+    """Every query strategy on the same data set; a strategy whose model is missing is reported, not fatal."""
+    import time
+
+    from ..models import ModelUnavailableError
+
+    names = COMPARED_STRATEGIES if strategies == "all" else [s.strip() for s in strategies.split(",") if s.strip()]
+    report = {"dataset": data.name, "images": len(data.images), "texts": len(data.texts), "strategies": {}}
+    image_vectors: dict = {}
+    for name in names:
+        started = time.perf_counter()
+        try:
+            result = evaluate_retrieval(data, name, models, device, dtype, image_vectors=image_vectors)
+        except (ModelUnavailableError, OSError) as error:
+            report["strategies"][name] = {"error": str(error)}
+            continue
+        report["strategies"][name] = {"seconds": round(time.perf_counter() - started, 1), **result["languages"]}
+    return report
+
+
+def format_comparison(report: dict) -> str:
+    lines = [f"{report['dataset']}: {report['images']} images, {report['texts']} texts",
+             f"  {'strategy':<13} {'lang':<4} {'text->image R@1':>15} {'R@5':>6} {'R@10':>6} | "
+             f"{'image->text R@1':>15} {'R@5':>6} {'R@10':>6}"]
+    for name, result in report["strategies"].items():
+        if "error" in result:
+            lines.append(f"  {name:<13} unavailable: {result['error'][:120]}")
+            continue
+        for lang in ("zh", "en"):
+            if lang in result:
+                t2i, i2t = result[lang]["text_to_image"], result[lang]["image_to_text"]
+                lines.append(f"  {name:<13} {lang:<4} {t2i['R@1']:>15.3f} {t2i['R@5']:>6.3f} {t2i['R@10']:>6.3f} | "
+                             f"{i2t['R@1']:>15.3f} {i2t['R@5']:>6.3f} {i2t['R@10']:>6.3f}")
+    return "\n".join(lines)
+
+
 def format_retrieval(report: dict) -> str:
     lines = [f"{report['dataset']}: {report['images']} images, {report['texts']} texts"]
     for lang, r in report["languages"].items():

@@ -24,7 +24,7 @@ def build_app(index_dir, models=None, device=None, dtype=None):
 
     searcher = LibrarySearch(index_dir, models, device, dtype)
     root = Path(searcher.store.library).resolve()
-    clip = clip_encoder("clip", models, device, dtype)
+    clip_encoder("clip", models, device, dtype)  # loaded (and announced) before the first request
 
     def gallery(result):
         items = []
@@ -54,21 +54,24 @@ def build_app(index_dir, models=None, device=None, dtype=None):
     def caption(image):
         if image is None:
             raise gr.Error("upload an image first")
-        from ..captioning import Captioner
+        from .describe import caption_images
 
-        captioner = _captioner.setdefault("c", Captioner(models=models, device=device, dtype=dtype))
-        image = image.convert("RGB")
-        return captioner.caption([image], lang="en")[0], captioner.caption([image], lang="zh")[0]
+        captions = caption_images([image.convert("RGB")], ("en", "zh"), models, device, dtype)[0]
+        return captions["en"], captions["zh"]
 
     def match(image, texts):
         if image is None:
             raise gr.Error("upload an image first")
+        from .describe import match_scores
+
         lines = [t.strip() for t in (texts or "").splitlines() if t.strip()]
         if not lines:
             raise gr.Error("type one caption per line")
-        image_vector = clip.encode_images([image.convert("RGB")])[0]
-        scores = clip.encode_texts(lines) @ image_vector
-        return {line: float(score) for line, score in zip(lines, scores)}
+        try:
+            rows = match_scores(image.convert("RGB"), lines, "auto", models, device, dtype)
+        except QueryError as error:
+            raise gr.Error(str(error))
+        return {row["text"]: row["score"] for row in rows}
 
     def model_info():
         rows = ["| role | weights | class | location |", "|---|---|---|---|"]
@@ -83,7 +86,6 @@ def build_app(index_dir, models=None, device=None, dtype=None):
                     f"search: {searcher.searchers['clip'].mode}.")
         return "\n".join(rows)
 
-    _captioner: dict = {}
     with gr.Blocks(title="Chapter 9 capstone: image library") as app:
         gr.Markdown(f"## Image library search and captioning\n`{root}` · {len(searcher.store)} images")
         with gr.Tab("Text search"):

@@ -1,0 +1,76 @@
+"""Captions in English and Chinese, and image-text match scores, for the CLI and the web UI.
+
+Captions take one of two routes, chosen by the captioner checkpoint itself:
+
+* ``direct``: a bilingual captioner (the toy twin knows ``<en>``/``<zh>`` prompt tokens)
+  writes each language itself;
+* ``caption+translate``: an English captioner (the real BLIP) writes English once, and
+  opus-mt (``translator_en_zh``) translates it; Chinese never costs a second captioning pass.
+
+Match scores are cosine similarities in the space a query strategy uses (``encode_query``),
+so a Chinese text is scored the way ``search`` would read it.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+
+import numpy as np
+
+from ..captioning import LANGS
+
+
+def parse_langs(langs: str | Sequence[str]) -> list[str]:
+    chosen = [lang.strip() for lang in (langs.split(",") if isinstance(langs, str) else langs) if lang.strip()]
+    unknown = [lang for lang in chosen if lang not in LANGS]
+    if unknown or not chosen:
+        raise ValueError(f"--lang takes a comma list of {', '.join(LANGS)} (got {langs!r})")
+    return list(dict.fromkeys(chosen))
+
+
+@lru_cache(maxsize=None)
+def captioner(models: str | None = None, device: str | None = None, dtype: str | None = None):
+    from ..captioning import Captioner
+
+    return Captioner(models=models, device=device, dtype=dtype)
+
+
+def caption_route(models: str | None = None, device: str | None = None, dtype: str | None = None) -> str:
+    return "direct" if captioner(models, device, dtype).bilingual else "caption+translate"
+
+
+def caption_images(images: Sequence, langs: str | Sequence[str] = ("en", "zh"), models: str | None = None,
+                   device: str | None = None, dtype: str | None = None) -> list[dict[str, str]]:
+    """One {lang: caption} per image (PIL images or paths)."""
+    from .encoders import translator
+
+    langs = parse_langs(langs)
+    model = captioner(models, device, dtype)
+    if model.bilingual:
+        by_lang = {lang: model.caption(images, lang=lang) for lang in langs}
+    else:
+        english = model.caption(images, lang="en")
+        by_lang = {lang: english if lang == "en" else translator("en_zh", models, device).translate(english)
+                   for lang in langs}
+    return [{lang: by_lang[lang][i] for lang in langs} for i in range(len(images))]
+
+
+def match_scores(image, texts: Sequence[str], strategy: str = "auto", models: str | None = None,
+                 device: str | None = None, dtype: str | None = None, warn=None) -> list[dict]:
+    """Cosine similarity of ``image`` with each text, read by the same strategies as ``search``."""
+    from .encoders import QueryError, clip_encoder, encode_query
+    from .library import decode_image
+
+    if not texts:
+        raise QueryError("give at least one text to score against the image")
+    if not hasattr(image, "mode"):
+        image = decode_image(image)
+    image_vectors: dict[str, np.ndarray] = {}
+    rows = []
+    for text in texts:
+        vector, used, role, encoded = encode_query(text, strategy, models, device, dtype, warn)
+        if role not in image_vectors:
+            image_vectors[role] = clip_encoder(role, models, device, dtype).encode_images([image])[0]
+        rows.append({"text": text, "score": float(vector @ image_vectors[role]), "strategy": used,
+                     "encoded_text": encoded})
+    return rows
