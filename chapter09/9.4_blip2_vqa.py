@@ -122,6 +122,12 @@ if captioner is not None:
                   f"of {len(scenes)} held-out images")
     lesson.record(caption_examples=[{"en": e, "zh": z} for e, z in zip(captions["en"][:6], captions["zh"][:6])])
 
+    if route.name == "blip2":  # BLIP-2 captions too: an empty prompt, and the LM continues from the image tokens
+        blip2_captions = answerer.caption(images[:4])
+        for i, caption in enumerate(blip2_captions):
+            print(f"  [{i}] BLIP-2: {caption}")
+        lesson.record(blip2_captions=blip2_captions)
+
     figure, axes = plt.subplots(1, 4, figsize=(13, 4))
     for axis, image, english in zip(axes, images, captions["en"]):
         axis.imshow(image)

@@ -158,3 +158,53 @@ def test_build_prompt_keeps_the_last_turns():
     history = [("q1", "a1"), ("q2", "a2"), ("q3", "a3")]
     assert build_prompt(history, "q4", max_turns=2) == "Question: q2 Answer: a2. Question: q3 Answer: a3. Question: q4 Answer:"
     assert build_prompt([], "q") == "Question: q Answer:"
+
+
+def _save_smolvlm(folder, tokenizer):
+    """A tiny random SmolVLM saved like the hub checkpoint (processor_class SmolVLMProcessor)."""
+    import json
+
+    from transformers import SmolVLMConfig, SmolVLMForConditionalGeneration
+    from transformers.models.smolvlm.image_processing_pil_smolvlm import SmolVLMImageProcessorPil
+    from transformers.models.smolvlm.processing_smolvlm import DEFAULT_CHAT_TEMPLATE
+
+    from chapter09.small_vlm import image_only_smolvlm_processor
+
+    tokenizer.add_special_tokens({"additional_special_tokens": [
+        "<fake_token_around_image>", "<image>", "<global-img>", "<end_of_utterance>", "<row_1_col_1>", "<row_1_col_2>",
+        "<row_2_col_1>", "<row_2_col_2>"]})
+    image_processor = SmolVLMImageProcessorPil(size={"longest_edge": 128}, max_image_size={"longest_edge": 64})
+    processor = image_only_smolvlm_processor()(image_processor=image_processor, tokenizer=tokenizer, image_seq_len=4,
+                                               chat_template=DEFAULT_CHAT_TEMPLATE)
+    config = SmolVLMConfig(
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                           image_size=64, patch_size=16),
+        text_config=dict(model_type="llama", vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
+                         bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id,
+                         pad_token_id=tokenizer.pad_token_id),
+        scale_factor=2, image_token_id=tokenizer.convert_tokens_to_ids("<image>"))
+    torch.manual_seed(0)
+    SmolVLMForConditionalGeneration(config).eval().save_pretrained(folder)
+    processor.save_pretrained(folder)
+    saved = folder / "processor_config.json"
+    saved.write_text(json.dumps({**json.loads(saved.read_text()), "processor_class": "SmolVLMProcessor"}))
+    (folder / "video_preprocessor_config.json").write_text(json.dumps(
+        {"video_processor_type": "SmolVLMVideoProcessor", "processor_class": "SmolVLMProcessor"}))
+    return folder
+
+
+def test_small_vlm_code_path_on_a_random_smolvlm(tmp_path, image):
+    """SmolVLM through SmallVLM: chat template, image tokens, generate; without torchvision, via the image-only processor."""
+    from chapter09.small_vlm import SmallVLM
+
+    folder = _save_smolvlm(tmp_path, _tokenizer())
+    vlm = SmallVLM(resolved=ResolvedModel("small_vlm", model_spec("small_vlm"), str(folder), "local-dir"),
+                   device="cpu", dtype="float32")
+    prompt = vlm.prompt("describe the image.")
+    assert "<image>" in prompt and prompt.rstrip().endswith("Assistant:")
+    inputs = vlm.processor(text=[prompt], images=[[image]], return_tensors="pt")
+    image_slots = int((inputs["input_ids"] == vlm.model.config.image_token_id).sum())
+    assert image_slots == 4 * inputs["pixel_values"].shape[1]  # image_seq_len tokens per tile (tiles + global view)
+    answers = vlm.ask([image, image], "describe the image.", max_new_tokens=3)
+    assert len(answers) == 2 and all(isinstance(a, str) for a in answers)
