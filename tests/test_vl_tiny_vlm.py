@@ -32,7 +32,8 @@ def test_training_lowers_the_loss_and_round_trips(tmp_path, random_vision):
     frozen = [n for n, p in model.named_parameters() if not p.requires_grad]
     assert any(n.startswith("vision.") for n in frozen) and any("layers.0." in n for n in frozen)
     assert not any("layers.1." in n for n in frozen)
-    model.freeze(vision=True, train_last_lm_layers=-1)
+    model.freeze(vision=True, train_last_lm_layers=-1)  # a later call undoes an earlier one: the whole LM trains
+    assert all(p.requires_grad for p in model.lm.parameters()) and not any(p.requires_grad for p in model.vision.parameters())
     history = tiny_vlm.train(model, images, captions, steps=60, batch_size=16, log_every=0)
     assert sum(history[-5:]) / 5 < 0.8 * sum(history[:5]) / 5
     loaded = tiny_vlm.load(model.save(tmp_path / "vlm"))
@@ -58,3 +59,14 @@ def test_committed_toy_vlm_on_heldout_scenes():
     accuracy = sum(names_every_object(c, s, "en") for c, s in zip(captions, scenes)) / len(scenes)
     print(f"tiny VLM held-out caption accuracy (every object's colour and shape): {accuracy:.3f}")
     assert accuracy >= TINY_VLM_MIN_ACCURACY
+
+
+def test_onnx_runtime_reproduces_the_torch_captions(tmp_path):
+    """The exported image encoder + LM step, joined by the NumPy greedy loop, write the same captions as generate()."""
+    from chapter09 import onnx_vlm
+
+    model = tiny_vlm.load(config.TOY_MODELS_DIR / "tiny_vlm")
+    onnx_model = onnx_vlm.export(model, tmp_path / "onnx")
+    images = [s.render() for s in generate_scenes(12, config.TOY_HELDOUT_SEED + 3, "heldout")]
+    assert onnx_model.generate(images) == model.generate(images)
+    assert onnx_model.file_bytes() > 0.9 * sum(p.numel() * 4 for p in model.parameters())  # fp32 weights inside
