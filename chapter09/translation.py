@@ -9,6 +9,7 @@ query into English before CLIP's English text tower reads it (``zh_en``).
 """
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 from .models import ResolvedModel, announce, pick_device, pick_dtype, resolve
@@ -40,7 +41,9 @@ class Translator:
         self.dtype = pick_dtype(self.device, dtype) if (dtype or self.device != "cpu") else torch.float32
         self.tokenizer = AutoTokenizer.from_pretrained(self.resolved.location)
         self.model = MarianMTModel.from_pretrained(self.resolved.location, dtype=self.dtype).to(self.device).eval()
-        self.max_new_tokens = max_new_tokens
+        # the real opus-mt reads 512 positions, the toy twin 128: never feed more than the model has
+        self.max_input_tokens = min(MAX_INPUT_TOKENS, self.model.config.max_position_embeddings)
+        self.max_new_tokens = min(max_new_tokens, self.model.config.max_position_embeddings - 1)
         self._torch = torch
 
     def translate(self, texts: Sequence[str], batch_size: int = 32, num_beams: int = 1) -> list[str]:
@@ -53,7 +56,10 @@ class Translator:
             out = [""] * len(batch)
             if todo:
                 tokens = self.tokenizer([batch[i] for i in todo], padding=True, truncation=True,
-                                        max_length=MAX_INPUT_TOKENS, return_tensors="pt").to(self.device)
+                                        max_length=self.max_input_tokens, return_tensors="pt").to(self.device)
+                if tokens["attention_mask"].sum(dim=1).max() >= self.max_input_tokens:
+                    print(f"[translate] warning: input cut to its first {self.max_input_tokens} tokens",
+                          file=sys.stderr)
                 with self._torch.inference_mode():
                     generated = self.model.generate(**tokens, max_new_tokens=self.max_new_tokens,
                                                     num_beams=num_beams, do_sample=False)
