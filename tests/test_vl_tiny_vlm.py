@@ -7,9 +7,10 @@ import torch
 from chapter09 import config, tiny_vlm
 from chapter09.toyworld import generate_scenes
 
-# Measured 0.333 on these 120 held-out scenes for the committed toy VLM (400 training steps, CPU);
-# the floor sits just under it so a regression shows. Far from the captioner's 0.85: see README.
-TINY_VLM_MIN_ACCURACY = 0.30
+# Measured 0.400 on these 120 held-out scenes for the committed toy VLM (1500 steps on 3000 toy
+# captions, vision frozen; 0.333 after the first 400-step version); the floor sits under it so a
+# regression shows. Far from the captioner's 0.85: see chapter09/README.md, known gaps.
+TINY_VLM_MIN_ACCURACY = 0.35
 
 
 @pytest.fixture(scope="module")
