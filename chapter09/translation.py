@@ -10,6 +10,7 @@ query into English before CLIP's English text tower reads it (``zh_en``).
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Sequence
 
 from .models import ResolvedModel, announce, pick_device, pick_dtype, resolve
@@ -39,7 +40,9 @@ class Translator:
         # bf16 halves memory but shifts greedy decoding on tiny models; translation is cheap: keep fp32
         # on CPU unless asked, half precision on GPUs.
         self.dtype = pick_dtype(self.device, dtype) if (dtype or self.device != "cpu") else torch.float32
-        self.tokenizer = AutoTokenizer.from_pretrained(self.resolved.location)
+        with warnings.catch_warnings():  # MarianTokenizer recommends sacremoses, which only the real route's
+            warnings.filterwarnings("ignore", message=".*sacremoses")  # normaliser would use; not needed here
+            self.tokenizer = AutoTokenizer.from_pretrained(self.resolved.location)
         self.model = MarianMTModel.from_pretrained(self.resolved.location, dtype=self.dtype).to(self.device).eval()
         # the real opus-mt reads 512 positions, the toy twin 128: never feed more than the model has
         self.max_input_tokens = min(MAX_INPUT_TOKENS, self.model.config.max_position_embeddings)

@@ -170,3 +170,29 @@ def test_dedup_separates_exact_from_near(library, tmp_path, capsys):
     assert frozenset(("1.png", "1_resaved.jpg")) in near
     assert frozenset(("0.png", "0_copy.png")) not in near
     assert len(near) <= 3, result["near_pairs"]
+
+
+def test_ann_search_matches_exact_and_is_cached(library, index, monkeypatch):
+    from chapter09.capstone import search as search_module
+    from chapter09.capstone.search import LibrarySearch
+    from chapter09.toyworld import load_scenes
+
+    scenes = load_scenes(library)
+    exact = LibrarySearch(index, models="toy", mode="exact")
+    ann = LibrarySearch(index, models="toy", mode="ann")
+    searcher = ann.searchers["clip"]
+    assert searcher.index is not None and searcher.recall_at_10 >= search_module.IVF_TARGET_RECALL
+    assert (index / "ann_clip.faiss").exists()
+    names = sorted(scenes)[:20]
+    agree = sum(exact.by_text(scenes[n].captions("en")[0], 10)["hits"][0]["path"] ==
+                ann.by_text(scenes[n].captions("en")[0], 10)["hits"][0]["path"] for n in names)
+    assert agree >= 18
+    result = ann.by_text("a red circle", 10)
+    assert result["search"] == "ann" and result["ann_nprobe"] == searcher.nprobe and len(result["hits"]) == 10
+
+    def no_rebuild(*args, **kwargs):
+        raise AssertionError("the cached IVF index should have been reused")
+
+    monkeypatch.setattr(search_module, "build_ivf", no_rebuild)
+    again = LibrarySearch(index, models="toy", mode="ann").searchers["clip"]
+    assert (again.nprobe, again.recall_at_10) == (searcher.nprobe, searcher.recall_at_10)

@@ -136,12 +136,15 @@ def retrieval_recall(image_vectors: np.ndarray, text_vectors: np.ndarray, text_i
 
 
 def evaluate_retrieval(data: PairedData, strategy: str = "auto", models=None, device=None, dtype=None,
-                       batch_size: int = 64) -> dict:
-    """Recall@1/5/10 both directions, per language, with the strategy's encoders."""
+                       batch_size: int = 64, image_vectors: dict | None = None) -> dict:
+    """Recall@1/5/10 both directions, per language, with the strategy's encoders.
+
+    ``image_vectors`` (role -> array) lets several strategies share one encoding of the images.
+    """
     from .encoders import clip_encoder, multilingual_encoder, translator
 
     report = {"dataset": data.name, "images": len(data.images), "texts": len(data.texts), "languages": {}}
-    image_vectors = {}
+    image_vectors = {} if image_vectors is None else image_vectors
     for lang in sorted(set(data.text_langs)):
         rows = [t for t, l in enumerate(data.text_langs) if l == lang]
         texts = [data.texts[t] for t in rows]
