@@ -85,3 +85,15 @@ def test_english_captioner_route_translates_its_own_caption(red_circle, tmp_path
             describe.captioner.cache_clear()
     assert captions["en"] and set(captions["en"].split()) <= set(words)
     assert captions["zh"] == translator("en_zh", "auto").translate([captions["en"]])[0]
+
+
+@pytest.mark.skipif(not CAPTIONER_TWIN, reason="the toy captioner twin (chapter09/toy_models/captioner) is not built")
+def test_eval_captions_scores_the_toy_captioner_on_held_out_scenes(tmp_path, capsys):
+    from chapter09.toyworld import write_dataset
+
+    library = write_dataset(tmp_path / "lib", n=80, seed=6060, split="heldout")
+    report = run_json(capsys, "eval", "--dataset", str(library), "--captions", "--limit", "80")
+    assert report["route"] == "direct" and report["images"] == 80
+    for lang in ("en", "zh"):  # measured 69 (en) and 82 (zh) BLEU-4 on 100 other held-out scenes
+        assert report["languages"][lang]["BLEU-4"] >= 40, report["languages"][lang]
+        assert report["languages"][lang]["CIDEr-D"] >= 3, report["languages"][lang]
