@@ -98,11 +98,6 @@ def tune_nprobe(index, vectors: np.ndarray, queries: np.ndarray, target: float =
     return nprobe, recall_at(nprobe)
 
 
-def ann_recall(index, vectors: np.ndarray, queries: np.ndarray, k: int = 10) -> float:
-    _, exact = exact_search(vectors, queries, k)
-    return recall_against(index.search(np.ascontiguousarray(queries, dtype=np.float32), k)[1], exact)
-
-
 class VectorSearch:
     """Exact or IVF search over one matrix of unit vectors, chosen by size (or forced with ``mode``).
 
