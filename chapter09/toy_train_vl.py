@@ -153,8 +153,12 @@ def _train_loop(model, steps: int, batch_loss, lr: float, warmup: int, log_every
 
 
 def _save(model, processor, out_dir: Path) -> None:
+    """Weights in fp16 (half the size in git; the lessons load them back in fp32), and the processor."""
+    import torch
+
     out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir)
+    model.to(torch.float16).save_pretrained(out_dir)
+    model.to(torch.float32)
     processor.save_pretrained(out_dir)
 
 
@@ -252,6 +256,10 @@ class CellProbe:
     text decoder runs) teaches its patch tokens what is where before captioning starts;
     the captioner's decoder then only has to learn to look. Colour, shape and size have
     separate heads, so features stay factorised for colour x shape pairs never seen.
+
+    A second head names the grid cell of every patch token from that token alone. Without
+    it the tokens need not remember where they are (the pooling knows), and a VQA twin
+    trained so answered "where is ...?" on 0.10 of held-out questions, chance level.
     """
 
     def __init__(self, vision_config):
@@ -260,15 +268,17 @@ class CellProbe:
         from .toyworld import COLOURS, SHAPES, SIZES
 
         self.sizes = (len(COLOURS) + 1, len(SHAPES) + 1, len(SIZES) + 1)
-        self.head = torch.nn.Linear(vision_config.hidden_size, sum(self.sizes))
+        self.head = torch.nn.ModuleDict({"what": torch.nn.Linear(vision_config.hidden_size, sum(self.sizes)),
+                                         "where": torch.nn.Linear(vision_config.hidden_size, 9)})
         self.pool = cell_pooling(vision_config.image_size, vision_config.patch_size)
+        self.cell_of_patch = self.pool[:, 1:].argmax(0)  # (patches,) the cell each patch lies in
 
     def logits(self, vision_model, pixel_values):
         return self.logits_from_tokens(vision_model(pixel_values=pixel_values).last_hidden_state)
 
     def logits_from_tokens(self, tokens):
         cells = self.pool.to(tokens.dtype) @ tokens  # (batch, 9, hidden)
-        return self.head(cells).split(self.sizes, dim=-1)
+        return self.head["what"](cells).split(self.sizes, dim=-1)
 
     def loss(self, vision_model, pixel_values, targets):
         return self.loss_on_tokens(vision_model(pixel_values=pixel_values).last_hidden_state, targets)
@@ -276,8 +286,10 @@ class CellProbe:
     def loss_on_tokens(self, tokens, targets):
         import torch.nn.functional as F
 
-        return sum(F.cross_entropy(logit.flatten(0, 1), targets[..., k].flatten())
+        what = sum(F.cross_entropy(logit.flatten(0, 1), targets[..., k].flatten())
                    for k, logit in enumerate(self.logits_from_tokens(tokens)))
+        where = self.head["where"](tokens[:, 1:])  # (batch, patches, 9)
+        return what + F.cross_entropy(where.flatten(0, 1), self.cell_of_patch.repeat(len(tokens)))
 
     def accuracy(self, vision_model, pixel_values, targets, cells=None) -> tuple[float, float]:
         """(colour, shape) accuracy over the occupied cells (or over ``cells``, a boolean mask)."""

@@ -1,0 +1,89 @@
+"""Quality of the committed vision-language toy twins (captioner, VQA) on held-out scenes.
+
+The scenes come from the held-out split: a seed the trainers never use, drawn from all 30
+colour x shape pairs, including the six (HELDOUT_COMBOS) that no training scene shows.
+The figures are printed (run with -s to see them) and asserted against the issue's bar.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+
+import pytest
+
+from chapter09 import config
+from chapter09.toyworld import HELDOUT_COMBOS, generate_scenes
+
+N_CAPTION_SCENES = 200
+N_VQA_SCENES = 100
+QUALITY_BAR = 0.85
+
+
+def _heldout(n: int):
+    return generate_scenes(n, config.TOY_HELDOUT_SEED + 1, "heldout")
+
+
+def _has_unseen_combo(scene) -> bool:
+    return any((o.colour, o.shape) in HELDOUT_COMBOS for o in scene.objects)
+
+
+@pytest.fixture(scope="module")
+def captioner():
+    from chapter09.captioning import Captioner
+
+    return Captioner(models="toy", device="cpu")
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_toy_captions_name_every_object(captioner, lang):
+    from chapter09.captioning import names_every_object
+
+    scenes = _heldout(N_CAPTION_SCENES)
+    captions = captioner.caption([scene.render() for scene in scenes], lang=lang)
+    hits = [names_every_object(c, s, lang) for c, s in zip(captions, scenes)]
+    accuracy = sum(hits) / len(hits)
+    unseen = [hit for hit, scene in zip(hits, scenes) if _has_unseen_combo(scene)]
+    print(f"\ntoy captioner [{lang}] held-out: names every object's colour and shape on {accuracy:.3f} of "
+          f"{len(scenes)} images; {sum(unseen) / len(unseen):.3f} of the {len(unseen)} images with a colour x "
+          f"shape pair never seen in training; e.g. {captions[0]!r}")
+    assert len(unseen) >= 20, "the held-out sample should include scenes with never-trained colour x shape pairs"
+    assert accuracy >= QUALITY_BAR
+
+
+def test_caption_scoring_is_strict():
+    from chapter09.captioning import names_every_object
+
+    scene = next(s for s in _heldout(20) if len(s.objects) >= 2)
+    assert names_every_object(scene.captions("en")[0], scene, "en")
+    assert names_every_object(scene.captions("zh")[0], scene, "zh")
+    assert not names_every_object(scene.captions("zh")[0], scene, "en")
+    assert not names_every_object(scene.objects[0].en(), scene, "en")  # one object missing
+    assert not names_every_object("a purple thing", scene, "en")
+    extra = scene.captions("en")[0] + " and a red star and a blue circle"
+    assert not names_every_object(extra, scene, "en")
+
+
+def test_toy_vqa_exact_answers():
+    from chapter09.vqa import BlipAnswerer
+
+    answerer = BlipAnswerer(models="toy", device="cpu")
+    pairs = [(scene, qa) for scene in _heldout(N_VQA_SCENES) for qa in scene.questions()]
+    answers = answerer.answer_batch([scene.render() for scene, _qa in pairs], [qa["question"] for _s, qa in pairs])
+    by_kind = defaultdict(list)
+    for answer, (_scene, qa) in zip(answers, pairs):
+        by_kind[qa["type"]].append(answer == qa["answer"])
+        by_kind[qa["lang"]].append(answer == qa["answer"])
+    accuracy = sum(sum(v) for k, v in by_kind.items() if k in ("en", "zh")) / len(pairs)
+    detail = ", ".join(f"{kind} {sum(v) / len(v):.3f}" for kind, v in sorted(by_kind.items()))
+    print(f"\ntoy VQA held-out exact-answer accuracy: {accuracy:.3f} on {len(pairs)} questions "
+          f"about {N_VQA_SCENES} images ({detail})")
+    assert set(by_kind) >= {"count", "colour", "shape", "position", "en", "zh"}
+    assert accuracy >= QUALITY_BAR
+
+
+def test_toy_vqa_route_says_why_it_took_blip(capsys):
+    from chapter09.vqa import BlipAnswerer, load_answerer
+
+    answerer = load_answerer(models="toy", device="cpu")
+    said = capsys.readouterr().out
+    assert isinstance(answerer, BlipAnswerer) and not answerer.uses_history
+    assert "[vqa] route: blip - BLIP-2 weights are not available here" in said
