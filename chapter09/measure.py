@@ -101,7 +101,11 @@ def bar_plot(rows: list[dict], label: str, value: str, title: str, log: bool = F
     axis.invert_yaxis()
     axis.set_xlabel(value.replace("_", " "))
     if log:
+        from matplotlib.ticker import NullFormatter, ScalarFormatter
+
         axis.set_xscale("log")
+        axis.xaxis.set_major_formatter(ScalarFormatter())  # 1, 10, 100 rather than 10^0 ...
+        axis.xaxis.set_minor_formatter(NullFormatter())  # minor labels collide on a short axis
     axis.set_title(title)
     for i, r in enumerate(rows):
         axis.text(r[value], i, f" {r[value]}", va="center", fontsize=8)
