@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from chapter09 import config, notebooks
+from chapter09 import notebooks
 
 SCRIPTS = notebooks.section_scripts()
 
