@@ -48,6 +48,7 @@ try:
     smol = SmallVLM(models=lesson.models, device=lesson.device, dtype=lesson.dtype)
     photos = json.loads((config.ASSETS_DIR / "photos.json").read_text(encoding="utf-8"))[:2]
     photo_images = [load_image(config.ASSETS_DIR / photo["image"]) for photo in photos]
+    print("  the prompt the chat template builds:", repr(smol.prompt("Describe the image in one sentence.")))
     replies = {"caption": smol.ask(photo_images, "Describe the image in one sentence."),
                "answer": smol.ask(photo_images, "What is the main object in this image? Answer in a few words.")}
     for i, photo in enumerate(photos):
