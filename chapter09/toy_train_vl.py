@@ -464,9 +464,9 @@ def train_captioner(out_dir: Path, steps: int | None = None, seed: int = 0, n_tr
         def on_log(step):
             if step % eval_every == 0:
                 for lang in ("en", "zh"):
-                    print(f"    held-out probe [{lang}]: all {caption_accuracy_of(model, processor, probe_scenes, lang):.3f}"
-                          f", with never-seen pairs {caption_accuracy_of(model, processor, probe_scenes, lang, True):.3f}",
-                          flush=True)
+                    every = caption_accuracy_of(model, processor, probe_scenes, lang)
+                    unseen = caption_accuracy_of(model, processor, probe_scenes, lang, only_unseen_pairs=True)
+                    print(f"    held-out probe [{lang}]: all {every:.3f}, with never-seen pairs {unseen:.3f}", flush=True)
 
     history += _train_loop_wrapped(model, probe, steps, batch_loss, lr, "captioner", on_log)
     _save(model, processor, out_dir)
@@ -523,7 +523,7 @@ def train_vqa(out_dir: Path, steps: int | None = None, seed: int = 0, n_train: i
     from .clip_utils import quiet_transformers
 
     quiet_transformers()
-    steps = steps or 1200
+    steps = steps or 1500
     seed_everything(seed)
     processor = _new_processor()
     tokenizer = processor.tokenizer
