@@ -15,7 +15,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] if "__file__" in glob
 
 import matplotlib.pyplot as plt
 import numpy as np
-from PIL import Image
 
 from chapter09 import config
 from chapter09.images import load_image, to_rgb

@@ -7,8 +7,6 @@ languages and measures retrieval recall. Every step is one command of
 """
 # %%
 import shutil
-import sys
-from pathlib import Path
 
 from PIL import Image
 

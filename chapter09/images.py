@@ -33,8 +33,13 @@ def to_rgb(image: Image.Image, background=(255, 255, 255)) -> Image.Image:
     return image.convert("RGB")
 
 
-def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Open ``path`` as an upright RGB image, or raise BadImageError saying why."""
+def load_image(path: str | Path, max_pixels: int = MAX_PIXELS, min_side: int = 0) -> Image.Image:
+    """Open ``path`` as an upright RGB image, or raise BadImageError saying why.
+
+    With ``min_side``, a JPEG is decoded in draft mode: libjpeg scales by 1/2, 1/4 or 1/8
+    while decoding, keeping at least ``min_side`` pixels on the short edge -- several times
+    faster than a full decode followed by a resize, when the model needs only a few pixels.
+    """
     path = Path(path)
     try:
         if path.stat().st_size == 0:
@@ -47,6 +52,8 @@ def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
                     raise BadImageError(
                         f"{path}: {width}x{height} pixels is over the limit of {max_pixels:,}; "
                         "downscale it first")
+                if min_side and image.format == "JPEG":
+                    image.draft("RGB", (min_side, min_side))
                 image = ImageOps.exif_transpose(image)
                 image.load()
                 return to_rgb(image)

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from . import config
-from .toy_train import (TOY_IMAGE_SIZE, autocast, clip_contrastive_loss, cosine_schedule, render_pixels,
+from .toy_train import (autocast, clip_contrastive_loss, cosine_schedule, render_pixels,
                         seed_everything, toy_corpus)
 from .toyworld import Scene, generate_scenes
 

@@ -1,6 +1,5 @@
 """Capstone eval reads the formats people have, and its caption metrics score what they should."""
 import base64
-import io
 import json
 
 import pytest

@@ -33,13 +33,15 @@ def test_zero_shot_colour_classification(report, lang):
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_zero_shot_shape_classification_regression_floor(report, lang):
-    """KNOWN SHORTFALL: the issue asks for >= 0.90; the committed twin measures 0.48 (chance is 0.20).
+    """KNOWN SHORTFALL: the issue asks for >= 0.90; the committed twin measures 0.74 en / 0.70 zh
+    on this split (0.79 / 0.78 on another 600-image held-out draw).
 
-    The 64-px, patch-16 vision tower barely resolves shape; retrieval does not need it
-    (colour, size and position identify a scene). This floor guards against regressions
-    until a larger vision tower is trained; it is not the target.
+    Chance is 0.20. Most misses are circle->square and triangle->star on colour x shape
+    pairs held out of training: at 64 px even 8-px patches leave the tower few pixels per
+    outline. Retrieval does not need shape (colour, size and position identify a scene).
+    This floor guards against regressions until a larger vision tower is trained.
     """
-    assert report[f"zero_shot_shape_{lang}"] >= 0.45
+    assert report[f"zero_shot_shape_{lang}"] >= 0.65
 
 
 def test_unseen_colour_shape_pairs_are_still_recognised(toy_clip):

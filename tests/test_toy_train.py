@@ -1,11 +1,13 @@
 """Training the twins from scratch: a few dozen steps must already lower the loss, and the
 result must load through the same classes as the real checkpoints."""
+import random
+
+import torch
 from sentence_transformers import SentenceTransformer
 from transformers import AutoProcessor, CLIPModel
 
-import random
-
-from chapter09.toy_train import shape_twin, train_clip, train_multilingual_text
+from chapter09.toy_train import (FINE_PATCH_SIZE, finer_patches, shape_twin, train_clip,
+                                 train_multilingual_text)
 from chapter09.toyworld import HELDOUT_COMBOS, generate_scenes
 
 
@@ -22,9 +24,11 @@ def test_shape_twins_differ_in_one_shape_and_never_use_heldout_pairs():
 def test_clip_training_saves_a_model_the_real_classes_load(tmp_path):
     # From scratch the contrastive loss sits at ln(batch) for ~100 steps before it falls, too
     # long for a unit test; this checks the save/load path. The full run's log is in the README.
-    history = train_clip(tmp_path, steps=4, n_train=64, batch_size=16, log_every=2, hard_negative_steps=2)
-    assert len(history) == 3
-    assert isinstance(CLIPModel.from_pretrained(tmp_path), CLIPModel)
+    history = train_clip(tmp_path, steps=4, n_train=64, batch_size=16, log_every=2, hard_negative_steps=2,
+                         fine_patch_steps=2, short_caption_steps=2)
+    assert len(history) == 5  # one logged loss per phase, two in phase 1
+    model = CLIPModel.from_pretrained(tmp_path)
+    assert model.config.vision_config.patch_size == FINE_PATCH_SIZE
     processor = AutoProcessor.from_pretrained(tmp_path)
     assert processor.tokenizer("红色圆形")["input_ids"][1:-1]  # Chinese is tokenised, not dropped
     assert SentenceTransformer(str(tmp_path), device="cpu").encode(["a red circle"]).shape == (1, 128)
@@ -34,3 +38,24 @@ def test_multilingual_distillation_lowers_the_loss(tmp_path):
     history = train_multilingual_text(tmp_path, steps=40, batch_size=32, log_every=10, n_train=500)
     assert history[-1] < history[0], history
     assert SentenceTransformer(str(tmp_path), device="cpu").encode(["红色圆形"]).shape == (1, 128)
+
+
+def test_finer_patches_project_a_flat_patch_as_before():
+    # FlexiViT-style re-patching: an 8-px patch of a flat colour must project exactly like the
+    # 16-px patch of that colour did, so the learnt features carry over.
+    from transformers import CLIPConfig
+
+    config = CLIPConfig(text_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                         num_attention_heads=2),
+                        vision_config=dict(image_size=64, patch_size=16, hidden_size=32, intermediate_size=64,
+                                           num_hidden_layers=1, num_attention_heads=2), projection_dim=16)
+    torch.manual_seed(0)
+    coarse = CLIPModel(config).eval()
+    fine = finer_patches(coarse, 8)
+    assert fine.config.vision_config.patch_size == 8
+    flat = torch.rand(1, 3, 1, 1).expand(1, 3, 64, 64)
+    with torch.no_grad():
+        before = coarse.vision_model.embeddings.patch_embedding(flat)[0, :, 0, 0]
+        after = fine.vision_model.embeddings.patch_embedding(flat)
+    assert after.shape[-1] == 8  # an 8 x 8 grid where there was 4 x 4
+    assert torch.allclose(after[0, :, 3, 5], before, atol=1e-5)

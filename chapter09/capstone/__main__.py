@@ -54,10 +54,10 @@ def cmd_search(args) -> int:
 
 def cmd_caption(args) -> int:
     from .describe import caption_images, caption_route, parse_langs
-    from .library import decode_image
+    from ..images import load_image
 
     langs = parse_langs(args.lang)
-    images = [decode_image(path) for path in args.images]
+    images = [load_image(path) for path in args.images]
     captions = caption_images(images, langs, args.models, args.device, args.dtype)
     route = caption_route(args.models, args.device, args.dtype)
     result = {"route": route, "captions": dict(zip(args.images, captions))}

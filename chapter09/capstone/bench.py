@@ -17,7 +17,6 @@ on 200 separate queries; the recall printed is measured on the timed queries.
 """
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import time
@@ -76,9 +75,9 @@ class _Photos:
         return len(self.paths)
 
     def __getitem__(self, i):
-        from .library import decode_image
+        from ..images import load_image
 
-        image = decode_image(self.paths[i], min_side=224)
+        image = load_image(self.paths[i], min_side=224)
         return self.processor(images=image, return_tensors="pt")["pixel_values"][0]
 
 

@@ -59,12 +59,12 @@ def match_scores(image, texts: Sequence[str], strategy: str = "auto", models: st
                  device: str | None = None, dtype: str | None = None, warn=None) -> list[dict]:
     """Cosine similarity of ``image`` with each text, read by the same strategies as ``search``."""
     from .encoders import QueryError, clip_encoder, encode_query
-    from .library import decode_image
+    from ..images import load_image
 
     if not texts:
         raise QueryError("give at least one text to score against the image")
     if not hasattr(image, "mode"):
-        image = decode_image(image)
+        image = load_image(image)
     image_vectors: dict[str, np.ndarray] = {}
     rows = []
     for text in texts:

@@ -16,54 +16,18 @@ import os
 import sys
 import tempfile
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
-
-from ..images import IMAGE_SUFFIXES, MAX_PIXELS, BadImageError, to_rgb
+from ..images import IMAGE_SUFFIXES, BadImageError, load_image
 from .encoders import encode_pixels, image_side
 
 STORE_NAME = "store.npz"
 FORMAT_VERSION = 1
 
 
-# ----------------------------------------------------------------------------- decoding
-def decode_image(path: str | Path, min_side: int = 0, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Open ``path`` upright in RGB, or raise BadImageError saying why.
-
-    Like ``chapter09.images.load_image``, plus JPEG draft mode: when the model only
-    needs ``min_side`` pixels, libjpeg decodes at 1/2, 1/4 or 1/8 scale directly,
-    several times faster than a full decode followed by a resize.
-    """
-    path = Path(path)
-    try:
-        if path.stat().st_size == 0:
-            raise BadImageError(f"{path}: empty file (0 bytes)")
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                width, height = image.size
-                if width * height > max_pixels:
-                    raise BadImageError(f"{path}: {width}x{height} pixels is over the limit of "
-                                        f"{max_pixels:,}; downscale it first")
-                if min_side and image.format == "JPEG":
-                    image.draft("RGB", (min_side, min_side))  # keeps at least min_side on the short edge
-                image = ImageOps.exif_transpose(image)
-                image.load()
-                return to_rgb(image)
-    except BadImageError:
-        raise
-    except UnidentifiedImageError:
-        raise BadImageError(f"{path}: not an image PIL can read (unsupported format or not an image)") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise BadImageError(f"{path}: refused as a decompression bomb ({error})") from None
-    except (OSError, SyntaxError, ValueError) as error:
-        raise BadImageError(f"{path}: corrupt or truncated image ({error})") from None
-
-
+# ----------------------------------------------------------------------------- files
 def file_sha1(path: Path) -> str:
     digest = hashlib.sha1()
     with open(path, "rb") as handle:
@@ -173,7 +137,7 @@ class _Decoded:
     def __getitem__(self, i):
         path = self.root / self.relative[i]
         try:
-            image = decode_image(path, self.min_side)
+            image = load_image(path, min_side=self.min_side)
             pixels = {role: pre(images=[image], return_tensors="pt")["pixel_values"][0]
                       for role, pre in self.preprocessors.items()}
             return i, pixels, None, image.size

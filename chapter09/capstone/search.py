@@ -182,11 +182,11 @@ class LibrarySearch:
 
     def by_image(self, image, k: int = 10) -> dict:
         from .encoders import clip_encoder
-        from .library import decode_image
+        from ..images import load_image
 
         started = time.perf_counter()
         if not hasattr(image, "mode"):
-            image = decode_image(image)
+            image = load_image(image)
         vector = clip_encoder("clip", self.models, self.device, self.dtype).encode_images([image])[0]
         return self._result(self._hits("clip", vector, k), started, "clip", strategy="image")
 

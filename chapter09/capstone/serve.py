@@ -19,7 +19,7 @@ def build_app(index_dir, models=None, device=None, dtype=None):
     import gradio as gr
 
     from ..models import resolve
-    from .encoders import QueryError, STRATEGIES, clip_encoder, has_chinese
+    from .encoders import QueryError, STRATEGIES, clip_encoder
     from .search import LibrarySearch
 
     searcher = LibrarySearch(index_dir, models, device, dtype)
