@@ -201,7 +201,7 @@ def _pixels(model: TinyVLM, paths, batch: int = 256):
 def train(model: TinyVLM, images, captions, steps: int = 1500, batch_size: int = 64, lr: float = 2e-3,
           log_every: int = 100, seed: int = 0) -> list[float]:
     """Next-token training on the captions. A frozen vision tower is run once per image, not once per step."""
-    from .toy_train import cosine_schedule
+    from .training import LossLog, adamw_cosine, optimizer_step
 
     torch.manual_seed(seed)
     rng = random.Random(seed)
@@ -214,10 +214,9 @@ def train(model: TinyVLM, images, captions, steps: int = 1500, batch_size: int =
     eos = model.tokenizer.eos_token or model.tokenizer.sep_token
     texts = [f"{c} {eos}" for c in captions]
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine_schedule(s, steps, max(1, steps // 20)))
+    optimizer, schedule = adamw_cosine(params, lr, steps, weight_decay=0.01)
     model.train()
-    history, started = [], time.time()
+    log = LossLog(steps, log_every, name="tiny_vlm")
     for step in range(steps):
         index = rng.sample(range(len(texts)), min(batch_size, len(texts)))
         tokens = model.tokenizer([texts[i] for i in index], padding=True, add_special_tokens=False,
@@ -225,17 +224,9 @@ def train(model: TinyVLM, images, captions, steps: int = 1500, batch_size: int =
         labels = tokens.input_ids.masked_fill(tokens.attention_mask == 0, -100)
         inputs = {"image_features": features[index]} if frozen_vision else {"pixel_values": pixels[index]}
         loss = model(input_ids=tokens.input_ids, attention_mask=tokens.attention_mask, labels=labels, **inputs).loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        schedule.step()
-        history.append(loss.item())
-        if log_every and (step + 1) % log_every == 0:
-            print(f"[tiny_vlm] step {step + 1:>5}/{steps}  loss {sum(history[-log_every:]) / log_every:.3f}  "
-                  f"{time.time() - started:.0f} s", flush=True)
+        log.add(optimizer_step(loss, optimizer, schedule, params))
     model.eval()
-    return history
+    return log.losses
 
 
 def evaluate(model: TinyVLM, images, captions, batch_size: int = 64) -> dict:

@@ -9,8 +9,6 @@ it stands in for, so the chapter's loading code cannot tell them apart.
 from __future__ import annotations
 
 import importlib
-import json
-import math
 import random
 import time
 from pathlib import Path
@@ -19,6 +17,7 @@ import numpy as np
 
 from . import config
 from .toyworld import Scene, generate_scenes
+from .training import LossLog, adamw_cosine, clip_contrastive_loss, decay_groups, optimizer_step
 
 # role -> "module:function" that trains it; each takes (out_dir: Path, steps: int | None, seed: int).
 TRAINERS = {
@@ -80,13 +79,6 @@ def render_pixels(scenes: list[Scene], image_processor, batch: int = 512):
     return torch.cat(chunks)
 
 
-def cosine_schedule(step: int, total: int, warmup: int) -> float:
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return 0.5 * (1 + math.cos(math.pi * progress))
-
-
 def autocast(device: str = "cpu"):
     """bf16 autocast where the CPU has bf16 units (about 4x faster matmuls), else a no-op."""
     import contextlib
@@ -124,20 +116,17 @@ def build_clip_tokenizer(corpus: list[str], vocab_size: int = 600):
     Every byte, with and without the word-end mark, is in the vocabulary, so no input is
     ever unknown.
     """
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from collections import Counter
+
+    from tokenizers import pre_tokenizers
     from transformers import CLIPTokenizer
 
     template = CLIPTokenizer()  # empty vocabulary, CLIP's normaliser and pre-tokeniser
-    bpe = Tokenizer(models.BPE(unk_token="<|endoftext|>", end_of_word_suffix="</w>", continuing_subword_prefix=""))
-    bpe.normalizer = template.backend_tokenizer.normalizer
-    bpe.pre_tokenizer = template.backend_tokenizer.pre_tokenizer
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=["<|startoftext|>", "<|endoftext|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), end_of_word_suffix="</w>", show_progress=False)
-    bpe.train_from_iterator([text for text in corpus if text.isascii()], trainer)
-    state = json.loads(bpe.to_str())["model"]
-    vocab: dict[str, int] = dict(state["vocab"])
-    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in state["merges"]]
+    normalizer, pre_tokenizer = template.backend_tokenizer.normalizer, template.backend_tokenizer.pre_tokenizer
+    words = Counter(word for text in corpus if text.isascii()
+                    for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text)))
+    vocab: dict[str, int] = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    merges = learn_bpe_merges(words, vocab_size - len(vocab) - len(pre_tokenizers.ByteLevel.alphabet()))
 
     def add(token: str) -> None:
         vocab.setdefault(token, len(vocab))
@@ -146,6 +135,8 @@ def build_clip_tokenizer(corpus: list[str], vocab_size: int = 600):
     for char in sorted(byte_chars):
         add(char)
         add(char + "</w>")
+    for left, right in merges:
+        add(left + right)
     cjk = sorted({char for text in corpus for char in text if not char.isascii()})
     to_bytes = _byte_level_mapping()
     prefix_merges, char_merges = [], []
@@ -166,6 +157,39 @@ def build_clip_tokenizer(corpus: list[str], vocab_size: int = 600):
     return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=64)
 
 
+def learn_bpe_merges(words: dict[str, int], max_merges: int, suffix: str = "</w>") -> list[tuple[str, str]]:
+    """Byte-pair merges over word counts, the most frequent pair first, ties broken by the pair itself.
+
+    The ``tokenizers`` trainer breaks ties by hash-map order, so the same corpus gave a
+    different vocabulary on every run (huggingface/tokenizers#1794) and a different toy CLIP.
+    The toy corpus has a few hundred distinct words, so plain Python is instant here.
+    """
+    from collections import Counter
+
+    spellings = {word: list(word[:-1]) + [word[-1] + suffix] for word in words}
+    merges: list[tuple[str, str]] = []
+    while len(merges) < max_merges:
+        pairs = Counter()
+        for word, symbols in spellings.items():
+            for pair in zip(symbols, symbols[1:]):
+                pairs[pair] += words[word]
+        if not pairs:
+            break
+        best = min(pairs, key=lambda pair: (-pairs[pair], pair))
+        merges.append(best)
+        for word, symbols in spellings.items():
+            merged, i = [], 0
+            while i < len(symbols):
+                if i + 1 < len(symbols) and (symbols[i], symbols[i + 1]) == best:
+                    merged.append(symbols[i] + symbols[i + 1])
+                    i += 2
+                else:
+                    merged.append(symbols[i])
+                    i += 1
+            spellings[word] = merged
+    return merges
+
+
 def _byte_level_mapping() -> dict[int, str]:
     """GPT-2's byte -> printable character table, the one byte-level BPE uses."""
     printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + \
@@ -178,18 +202,6 @@ def _byte_level_mapping() -> dict[int, str]:
             codes.append(256 + extra)
             extra += 1
     return {byte: chr(code) for byte, code in zip(printable, codes)}
-
-
-def clip_contrastive_loss(image_features, text_features, logit_scale):
-    """Symmetric InfoNCE: each image must pick its caption among the batch, and vice versa."""
-    import torch
-    import torch.nn.functional as F
-
-    image_features = F.normalize(image_features.float(), dim=-1)
-    text_features = F.normalize(text_features.float(), dim=-1)
-    logits = logit_scale.exp().clamp(max=100) * image_features @ text_features.T
-    labels = torch.arange(len(logits), device=logits.device)
-    return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
 
 
 def tiny_clip_config(vocab_size: int, bos_id: int, eos_id: int):
@@ -371,16 +383,10 @@ def _hard_negative_phase(model, tokenizer, processor, steps, n_train, batch_size
 def _contrastive_steps(model, tokenizer, scenes, pixels, steps, batch_size, lr, seed, log_every, pairs,
                        short_fraction: float = 0.25):
     """AdamW + warm-up/cosine on symmetric InfoNCE; with ``pairs``, scenes 2i and 2i+1 share a batch."""
-    import torch
-
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
-    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.98))
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine_schedule(s, steps, max(1, steps // 20)))
+    optimizer, schedule = adamw_cosine(decay_groups(model, 0.1), lr, steps, betas=(0.9, 0.98))
     rng = random.Random(seed)
     model.train()
-    started, running, history = time.time(), 0.0, []
+    log = LossLog(steps, log_every)
     for step in range(steps):
         if pairs:
             index = [i for pair in rng.sample(range(len(scenes) // 2), batch_size // 2) for i in (2 * pair, 2 * pair + 1)]
@@ -392,20 +398,10 @@ def _contrastive_steps(model, tokenizer, scenes, pixels, steps, batch_size, lr, 
             out = model(input_ids=tokens.input_ids, attention_mask=tokens.attention_mask,
                         pixel_values=pixels[index].float())
             loss = clip_contrastive_loss(out.image_embeds, out.text_embeds, model.logit_scale)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
-        running += loss.item()
-        if (step + 1) % log_every == 0:
-            history.append(running / log_every)
-            print(f"step {step + 1:>5}/{steps}  loss {running / log_every:.3f}  "
-                  f"temperature {1 / model.logit_scale.exp().item():.3f}  {time.time() - started:.0f} s",
-                  flush=True)
-            running = 0.0
+        log.add(optimizer_step(loss, optimizer, schedule, model.parameters()),
+                f"temperature {1 / model.logit_scale.exp().item():.3f}")
     model.eval()
-    return history
+    return log.means
 
 
 # ----------------------------------------------------------------------------- multilingual text encoder
@@ -469,13 +465,11 @@ def train_multilingual_text(out_dir: Path, steps: int | None = None, seed: int =
 
     scenes = generate_scenes(n_train, config.TOY_TRAIN_SEED + seed, "train", unique=False)
     rng = random.Random(seed)
-    optimizer = torch.optim.AdamW(student.parameters(), lr=lr, weight_decay=0.01)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine_schedule(s, steps, steps // 20))
+    optimizer, schedule = adamw_cosine(student.parameters(), lr, steps, weight_decay=0.01)
     print(f"multilingual student: {sum(p.numel() for p in student.parameters()) / 1e6:.2f} M parameters, "
           f"teacher {teacher.resolved.location}, {steps} steps")
     student.train()
-    running, history = 0.0, []
-    started = time.time()
+    log = LossLog(steps, log_every, metric="mse", digits=5)
     for step in range(steps):
         batch = rng.sample(scenes, batch_size // 2)
         english, pairs = [], []
@@ -487,17 +481,7 @@ def train_multilingual_text(out_dir: Path, steps: int | None = None, seed: int =
         targets = torch.from_numpy(teacher.encode_texts(english, normalize=False)).repeat(2, 1)
         features = student.tokenize(english + pairs)
         output = student(features)["sentence_embedding"]
-        loss = torch.nn.functional.mse_loss(output, targets)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        running += loss.item()
-        if (step + 1) % log_every == 0:
-            history.append(running / log_every)
-            print(f"step {step + 1:>5}/{steps}  mse {running / log_every:.5f}  {time.time() - started:.0f} s",
-                  flush=True)
-            running = 0.0
+        log.add(optimizer_step(torch.nn.functional.mse_loss(output, targets), optimizer, schedule))
     student.eval()
     student.save(str(out_dir))
-    return history
+    return log.means

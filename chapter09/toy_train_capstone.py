@@ -13,13 +13,12 @@ from __future__ import annotations
 import json
 import random
 import tempfile
-import time
 from pathlib import Path
 
 from . import config
-from .toy_train import (autocast, clip_contrastive_loss, cosine_schedule, render_pixels,
-                        seed_everything, toy_corpus)
+from .toy_train import autocast, render_pixels, seed_everything, toy_corpus
 from .toyworld import Scene, generate_scenes
+from .training import LossLog, adamw_cosine, clip_contrastive_loss, optimizer_step
 
 
 # ----------------------------------------------------------------------------- translators
@@ -66,7 +65,6 @@ def build_marian_tokenizer(out_dir: Path, vocab_size: int = 200):
 
 def train_translator(direction: str, out_dir: Path, steps: int | None = None, seed: int = 0,
                      batch_size: int = 64, lr: float = 2e-3):
-    import torch
     from transformers import MarianConfig, MarianMTModel
 
     from .clip_utils import quiet_transformers
@@ -85,27 +83,17 @@ def train_translator(direction: str, out_dir: Path, steps: int | None = None, se
         dropout=0.0))
     scenes = generate_scenes(20000, config.TOY_TRAIN_SEED + seed, "train", unique=False)
     rng = random.Random(seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine_schedule(s, steps, steps // 20))
+    optimizer, schedule = adamw_cosine(model.parameters(), lr, steps, weight_decay=0.01)
     print(f"toy MarianMT {direction}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, "
           f"vocabulary {len(tokenizer)}, {steps} steps of {batch_size}")
     model.train()
-    started, running = time.time(), 0.0
+    log = LossLog(steps, 100)
     for step in range(steps):
         pairs = [parallel_pair(rng.choice(scenes), rng) for _ in range(batch_size)]
         source, target = zip(*pairs) if direction == "en_zh" else zip(*[(zh, en) for en, zh in pairs])
         batch = tokenizer(list(source), text_target=list(target), padding=True, return_tensors="pt")
         batch["labels"][batch["labels"] == pad] = -100
-        loss = model(**batch).loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
-        running += loss.item()
-        if (step + 1) % 100 == 0:
-            print(f"step {step + 1:>5}/{steps}  loss {running / 100:.3f}  {time.time() - started:.0f} s", flush=True)
-            running = 0.0
+        log.add(optimizer_step(model(**batch).loss, optimizer, schedule, model.parameters()))
     model.eval()
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
@@ -216,10 +204,9 @@ def train_chinese_clip(out_dir: Path, steps: int | None = None, seed: int = 0, n
     print(f"toy Chinese-CLIP: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters "
           f"({sum(p.numel() for p in trainable) / 1e6:.2f} M trained; image tower copied from the toy CLIP and "
           f"locked), {len(scenes)} scenes, {steps} steps of {batch_size} Chinese captions")
-    optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.1, betas=(0.9, 0.98))
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine_schedule(s, steps, steps // 20))
+    optimizer, schedule = adamw_cosine(trainable, lr, steps, weight_decay=0.1, betas=(0.9, 0.98))
     model.text_model.train()
-    started, running, history = time.time(), 0.0, []
+    log = LossLog(steps, log_every)
     for step in range(steps):
         index = [i for pair in rng.sample(range(len(scenes) // 2), batch_size // 2) for i in (2 * pair, 2 * pair + 1)]
         texts = [sample_caption(scenes[i], rng, lang="zh") for i in index]
@@ -227,24 +214,14 @@ def train_chinese_clip(out_dir: Path, steps: int | None = None, seed: int = 0, n
         with autocast():
             text = feature_tensor(model.get_text_features(**tokens))
             loss = clip_contrastive_loss(image_vectors[index], text, model.logit_scale)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-        optimizer.step()
-        schedule.step()
-        running += loss.item()
-        if (step + 1) % log_every == 0:
-            history.append(running / log_every)
-            print(f"step {step + 1:>5}/{steps}  loss {running / log_every:.3f}  {time.time() - started:.0f} s",
-                  flush=True)
-            running = 0.0
+        log.add(optimizer_step(loss, optimizer, schedule, trainable))
     model.eval()
     for parameter in model.parameters():
         parameter.requires_grad = True
     model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
     print(f"held-out text->image R@5 (Chinese, 500 images): {chinese_clip_recall(out_dir)['R@5']:.3f}")
-    return history
+    return log.means
 
 
 def chinese_clip_recall(location, n: int = 500, seed: int = config.TOY_HELDOUT_SEED + 3) -> dict:

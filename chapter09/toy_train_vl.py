@@ -44,8 +44,9 @@ import time
 from pathlib import Path
 
 from . import config
-from .toy_train import cosine_schedule, render_pixels, seed_everything, toy_corpus
+from .toy_train import render_pixels, seed_everything, toy_corpus
 from .toyworld import Scene, generate_scenes
+from .training import LossLog, adamw_cosine, decay_groups, optimizer_step
 
 # 96 px in 16-px patches: the 3x3 grid's cells are 2x2 patches each, and a small shape is
 # about 16 px wide (at 64 px it would be 11 px, and shape accuracy measured far lower).
@@ -112,17 +113,6 @@ def heldout_scenes(n: int, offset: int = 1) -> list[Scene]:
 
 
 # ----------------------------------------------------------------------------- training loop
-def _optimizer(model, lr: float, steps: int, warmup: int):
-    import torch
-
-    decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim >= 2 and "embed" not in n]
-    rest = [p for n, p in model.named_parameters() if p.requires_grad and not (p.ndim >= 2 and "embed" not in n)]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": rest, "weight_decay": 0.0}],
-                                  lr=lr, betas=(0.9, 0.98))
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine_schedule(s, steps, warmup))
-    return optimizer, schedule
-
-
 def _train_loop(model, steps: int, batch_loss, lr: float, warmup: int, log_every: int = 50, name: str = "model",
                 on_log=None):
     """AdamW with warm-up and a cosine decay; ``batch_loss(step)`` returns the step's loss tensor."""
@@ -131,28 +121,17 @@ def _train_loop(model, steps: int, batch_loss, lr: float, warmup: int, log_every
     # One thread: on a small shared CPU, two threads of tiny matmuls spin against each other
     # (measured 8 s per step with 2 threads under load versus 0.5 s with 1).
     torch.set_num_threads(1)
-    optimizer, schedule = _optimizer(model, lr, steps, warmup)
+    optimizer, schedule = adamw_cosine(decay_groups(model, 0.05), lr, steps, warmup, betas=(0.9, 0.98))
     model.train()
-    started, running, history = time.time(), 0.0, []
+    log = LossLog(steps, log_every, name=name)
     for step in range(steps):
         loss = batch_loss(step)  # fp32: tiny models gain nothing from bf16 autocast
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
-        running += loss.item()
-        history.append(loss.item())
-        if (step + 1) % log_every == 0:
-            print(f"[{name}] step {step + 1:>5}/{steps}  loss {running / log_every:.3f}  "
-                  f"{time.time() - started:.0f} s", flush=True)
-            running = 0.0
-            if on_log is not None:
-                model.eval()
-                on_log(step + 1)
-                model.train()
+        if log.add(optimizer_step(loss, optimizer, schedule, model.parameters())) and on_log is not None:
+            model.eval()
+            on_log(step + 1)
+            model.train()
     model.eval()
-    return history
+    return log.losses
 
 
 def _save(model, processor, out_dir: Path) -> None:
@@ -415,6 +394,28 @@ def _torch_generator(rng: random.Random):
     return torch.Generator().manual_seed(rng.randrange(2**31))
 
 
+def _new_blip(model_class, seed: int):
+    """A fresh tiny BLIP of ``model_class`` (captioner or VQA) with the toy processor; every draw seeded."""
+    from .clip_utils import quiet_transformers
+
+    quiet_transformers()
+    seed_everything(seed)
+    processor = _new_processor()
+    return processor, model_class(tiny_blip_config(processor.tokenizer, layers=3, vision_layers=3))
+
+
+def _vision_and_probe(model, probe, data: TrainingData, rng: random.Random, batch_size: int, unnamed_batch_size: int):
+    """Draw named and unnamed-colour scenes, run the vision tower, and the cell probe's loss on its tokens."""
+    import torch
+
+    named = rng.sample(range(len(data.scenes)), batch_size)
+    unnamed = rng.sample(range(len(data.unnamed_scenes)), unnamed_batch_size)
+    pixels = torch.cat([data.pixels[named], data.unnamed_pixels[unnamed]]).float()
+    image_embeds = model.vision_model(pixel_values=pixels).last_hidden_state
+    loss = probe.loss_on_tokens(image_embeds, torch.cat([data.targets[named], data.unnamed_targets[unnamed]]))
+    return named, unnamed, image_embeds, loss
+
+
 def train_captioner(out_dir: Path, steps: int | None = None, seed: int = 0, n_train: int = 20000,
                     n_unnamed: int = 10000, batch_size: int = 32, unnamed_batch_size: int = 16,
                     warm_up_steps: int | None = None, lr: float = 1.5e-3, mask_colour_input: float = 0.3,
@@ -425,18 +426,12 @@ def train_captioner(out_dir: Path, steps: int | None = None, seed: int = 0, n_tr
     2. ``steps`` of captioning (both languages per image) with the cell probe's loss kept on,
        on named-colour scenes plus a few unnamed-colour ones whose colour words are masked.
     """
-    import torch
     from transformers import BlipForConditionalGeneration
 
-    from .clip_utils import quiet_transformers
-
-    quiet_transformers()
     steps = steps or 1200
     warm_up_steps = min(500, steps) if warm_up_steps is None else warm_up_steps
-    seed_everything(seed)
-    processor = _new_processor()
+    processor, model = _new_blip(BlipForConditionalGeneration, seed)
     tokenizer = processor.tokenizer
-    model = BlipForConditionalGeneration(tiny_blip_config(tokenizer, layers=3, vision_layers=3))
     print(f"toy captioner: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters; "
           f"{warm_up_steps} vision warm-up steps, then {steps} steps of {batch_size} + {unnamed_batch_size} images "
           f"x 2 languages", flush=True)
@@ -449,11 +444,8 @@ def train_captioner(out_dir: Path, steps: int | None = None, seed: int = 0, n_tr
     colour_ids = colour_token_ids(tokenizer)
 
     def batch_loss(_step):
-        named = rng.sample(range(len(data.scenes)), batch_size)
-        unnamed = rng.sample(range(len(data.unnamed_scenes)), unnamed_batch_size)
-        pixels = torch.cat([data.pixels[named], data.unnamed_pixels[unnamed]]).float()
-        image_embeds = model.vision_model(pixel_values=pixels).last_hidden_state
-        loss = probe.loss_on_tokens(image_embeds, torch.cat([data.targets[named], data.unnamed_targets[unnamed]]))
+        named, unnamed, image_embeds, loss = _vision_and_probe(model, probe, data, rng, batch_size,
+                                                               unnamed_batch_size)
         for part, scenes, is_unnamed in ((image_embeds[:batch_size], [data.scenes[i] for i in named], False),
                                          (image_embeds[batch_size:], [data.unnamed_scenes[i] for i in unnamed], True)):
             input_ids, attention_mask, labels = caption_batch(tokenizer, scenes, colour_ids, rng, mask_colour_input,
@@ -522,18 +514,12 @@ def train_vqa(out_dir: Path, steps: int | None = None, seed: int = 0, n_train: i
 
     The same two stages as ``train_captioner``; unnamed-colour scenes only feed the cell probe.
     """
-    import torch
     from transformers import BlipForQuestionAnswering
 
-    from .clip_utils import quiet_transformers
-
-    quiet_transformers()
     steps = steps or 1500
     warm_up_steps = min(500, steps) if warm_up_steps is None else warm_up_steps
-    seed_everything(seed)
-    processor = _new_processor()
+    processor, model = _new_blip(BlipForQuestionAnswering, seed)
     tokenizer = processor.tokenizer
-    model = BlipForQuestionAnswering(tiny_blip_config(tokenizer, layers=3, vision_layers=3))
     print(f"toy VQA: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters; {warm_up_steps} vision "
           f"warm-up steps, then {steps} steps of {batch_size} images x {questions_per_image} questions", flush=True)
     data = TrainingData(processor.image_processor, n_train, n_unnamed, seed + 1)
@@ -545,11 +531,8 @@ def train_vqa(out_dir: Path, steps: int | None = None, seed: int = 0, n_train: i
                              probe_scenes)
 
     def batch_loss(_step):
-        named = rng.sample(range(len(data.scenes)), batch_size)
-        unnamed = rng.sample(range(len(data.unnamed_scenes)), unnamed_batch_size)
-        pixels = torch.cat([data.pixels[named], data.unnamed_pixels[unnamed]]).float()
-        image_embeds = model.vision_model(pixel_values=pixels).last_hidden_state
-        loss = probe.loss_on_tokens(image_embeds, torch.cat([data.targets[named], data.unnamed_targets[unnamed]]))
+        named, unnamed, image_embeds, loss = _vision_and_probe(model, probe, data, rng, batch_size,
+                                                               unnamed_batch_size)
         chosen = [qa for i in named for qa in rng.sample(questions[i], min(questions_per_image, len(questions[i])))
                   + rng.choices(questions[i], k=max(0, questions_per_image - len(questions[i])))]
         asked = tokenizer([qa["question"] for qa in chosen], padding=True, return_tensors="pt")

@@ -4,10 +4,11 @@ import random
 
 import torch
 from sentence_transformers import SentenceTransformer
-from transformers import AutoProcessor, CLIPModel
+from transformers import AutoProcessor, CLIPModel, CLIPTokenizer
 
-from chapter09.toy_train import (FINE_PATCH_SIZE, finer_patches, shape_twin, train_clip,
-                                 train_multilingual_text)
+from chapter09.config import model_spec
+from chapter09.toy_train import (FINE_PATCH_SIZE, build_clip_tokenizer, finer_patches, learn_bpe_merges, shape_twin,
+                                 toy_corpus, train_clip, train_multilingual_text)
 from chapter09.toyworld import HELDOUT_COMBOS, generate_scenes
 
 
@@ -19,6 +20,23 @@ def test_shape_twins_differ_in_one_shape_and_never_use_heldout_pairs():
         assert len(changed) == 1 and changed[0][0].shape != changed[0][1].shape
         assert changed[0][0].colour == changed[0][1].colour and twin.seed == scene.seed
         assert not any((o.colour, o.shape) in HELDOUT_COMBOS for o in twin.objects)
+
+
+def test_bpe_merges_take_the_most_frequent_pair_and_break_ties_by_the_pair():
+    words = {"ab": 3, "cd": 3, "abd": 1}
+    expected = [("a", "b</w>"), ("c", "d</w>"), ("a", "b"), ("ab", "d</w>")]  # 3, 3 (tie), 1, 1 (tie)
+    assert learn_bpe_merges(words, 10) == expected
+    assert learn_bpe_merges(dict(reversed(words.items())), 10) == expected  # order of the counts is irrelevant
+    assert learn_bpe_merges(words, 2) == expected[:2]
+
+
+def test_the_clip_tokenizer_is_rebuilt_identically_and_as_committed():
+    corpus = toy_corpus()
+    first, second = build_clip_tokenizer(corpus), build_clip_tokenizer(corpus)
+    assert first.get_vocab() == second.get_vocab()
+    committed = CLIPTokenizer.from_pretrained(model_spec("clip").toy_path)
+    sample = random.Random(0).sample(corpus, 3000) + ["a red 星形 zebra!"]
+    assert [first.tokenize(text) for text in sample] == [committed.tokenize(text) for text in sample]
 
 
 def test_clip_training_saves_a_model_the_real_classes_load(tmp_path):

@@ -7,10 +7,11 @@ import torch
 from chapter09 import config, tiny_vlm
 from chapter09.toyworld import generate_scenes
 
-# Measured 0.400 on these 120 held-out scenes for the committed toy VLM (1500 steps on 3000 toy
-# captions, vision frozen; 0.333 after the first 400-step version); the floor sits under it so a
-# regression shows. Far from the captioner's 0.85: see chapter09/README.md, known gaps.
-TINY_VLM_MIN_ACCURACY = 0.35
+# Measured 0.708 on these 120 held-out scenes for the committed toy VLM (1500 steps on 3000 toy
+# captions, vision frozen, on the toy CLIP's 8-px-patch tower; 0.400 on the earlier 16-px tower);
+# the floor sits under it so a regression shows. Still below the captioner's 0.98: see
+# chapter09/README.md, known gaps.
+TINY_VLM_MIN_ACCURACY = 0.60
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..toy_train import clip_contrastive_loss, cosine_schedule
+from ..training import LossLog, adamw_cosine, clip_contrastive_loss, decay_groups, optimizer_step
 from .evaluate import PairedData, load_dataset, retrieval_recall
 
 
@@ -58,14 +58,11 @@ def finetune(dataset, out_dir, val=None, steps: int = 200, lr: float = 5e-5, bat
                         for i in range(0, len(images), 256)])
     pairs = [(t, next(iter(owners))) for t, owners in enumerate(train.text_images) if owners]
     model = encoder.model.train()
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
-    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=lr)
-    warmup = max(1, int(steps * warmup_fraction))
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine_schedule(s, steps, warmup))
+    optimizer, schedule = adamw_cosine(decay_groups(model, weight_decay), lr, steps,
+                                       max(1, int(steps * warmup_fraction)))
     rng = random.Random(seed)
-    started, losses = time.time(), []
+    started = time.time()
+    loss_log = LossLog(steps, 25, printer=log)
     for step in range(steps):
         batch, seen = [], set()
         for t, i in rng.sample(pairs, min(len(pairs), batch_size * 2)):
@@ -78,15 +75,8 @@ def finetune(dataset, out_dir, val=None, steps: int = 200, lr: float = 5e-5, bat
         out = model(input_ids=tokens.input_ids, attention_mask=tokens.attention_mask,
                     pixel_values=pixels[[i for _, i in batch]])
         loss = clip_contrastive_loss(out.image_embeds, out.text_embeds, model.logit_scale)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
-        losses.append(loss.item())
-        if (step + 1) % 25 == 0:
-            log(f"step {step + 1}/{steps} loss {np.mean(losses[-25:]):.3f} "
-                f"temperature {1 / model.logit_scale.exp().item():.4f}")
+        loss_log.add(optimizer_step(loss, optimizer, schedule, model.parameters()),
+                     f"temperature {1 / model.logit_scale.exp().item():.4f}")
     model.eval()
     after = measure(encoder, held_out)
     log(f"held-out after:  text->image R@1 {after['text_to_image']['R@1']:.3f} R@5 {after['text_to_image']['R@5']:.3f}")
@@ -96,5 +86,6 @@ def finetune(dataset, out_dir, val=None, steps: int = 200, lr: float = 5e-5, bat
     encoder.processor.save_pretrained(out_dir)
     return {"out": str(out_dir), "steps": steps, "seconds": round(time.time() - started, 1),
             "train_pairs": len(pairs), "held_out_images": len(held_out.images),
-            "loss_first": round(float(np.mean(losses[:10])), 4), "loss_last": round(float(np.mean(losses[-10:])), 4),
+            "loss_first": round(float(np.mean(loss_log.losses[:10])), 4),
+            "loss_last": round(float(np.mean(loss_log.losses[-10:])), 4),
             "temperature": round(1 / model.logit_scale.exp().item(), 4), "before": before, "after": after}
