@@ -7,8 +7,8 @@ from sentence_transformers import SentenceTransformer
 from transformers import AutoProcessor, CLIPModel, CLIPTokenizer
 
 from chapter09.config import model_spec
-from chapter09.toy_train import (FINE_PATCH_SIZE, build_clip_tokenizer, finer_patches, learn_bpe_merges, shape_twin,
-                                 toy_corpus, train_clip, train_multilingual_text)
+from chapter09.toy_train import (FINE_PATCH_SIZE, SHAPE_GROUP, build_clip_tokenizer, finer_patches, learn_bpe_merges,
+                                 shape_twin, shape_variants, toy_corpus, train_clip, train_multilingual_text)
 from chapter09.toyworld import HELDOUT_COMBOS, generate_scenes
 
 
@@ -20,6 +20,22 @@ def test_shape_twins_differ_in_one_shape_and_never_use_heldout_pairs():
         assert len(changed) == 1 and changed[0][0].shape != changed[0][1].shape
         assert changed[0][0].colour == changed[0][1].colour and twin.seed == scene.seed
         assert not any((o.colour, o.shape) in HELDOUT_COMBOS for o in twin.objects)
+
+
+def test_shape_groups_show_one_object_in_every_training_shape_of_its_colour():
+    rng = random.Random(0)
+    for scene in generate_scenes(300, seed=4, split="train", unique=False):
+        variants = shape_variants(scene, rng)
+        assert len(variants) == SHAPE_GROUP and all(v.seed == scene.seed for v in variants)
+        changed = {i for v in variants for i, (a, b) in enumerate(zip(scene.objects, v.objects)) if a != b}
+        assert len(changed) == 1  # one object changes; the others are the scene's own
+        index = changed.pop()
+        shapes = {v.objects[index].shape for v in variants}
+        assert len(shapes) == SHAPE_GROUP  # four different shapes ...
+        assert all((v.objects[index].colour, v.objects[index].size, v.objects[index].cell)
+                   == (scene.objects[index].colour, scene.objects[index].size, scene.objects[index].cell)
+                   for v in variants)  # ... of the same colour, size and place
+        assert not any((o.colour, o.shape) in HELDOUT_COMBOS for v in variants for o in v.objects)
 
 
 def test_bpe_merges_take_the_most_frequent_pair_and_break_ties_by_the_pair():
@@ -43,8 +59,8 @@ def test_clip_training_saves_a_model_the_real_classes_load(tmp_path):
     # From scratch the contrastive loss sits at ln(batch) for ~100 steps before it falls, too
     # long for a unit test; this checks the save/load path. The full run's log is in the README.
     history = train_clip(tmp_path, steps=4, n_train=64, batch_size=16, log_every=2, hard_negative_steps=2,
-                         fine_patch_steps=2, short_caption_steps=2)
-    assert len(history) == 5  # one logged loss per phase, two in phase 1
+                         fine_patch_steps=2, short_caption_steps=2, shape_group_steps=2)
+    assert len(history) == 7  # one logged loss per phase, two in phase 1 and in phase 5 (run twice)
     model = CLIPModel.from_pretrained(tmp_path)
     assert model.config.vision_config.patch_size == FINE_PATCH_SIZE
     processor = AutoProcessor.from_pretrained(tmp_path)

@@ -7,11 +7,11 @@ import torch
 from chapter09 import config, tiny_vlm
 from chapter09.toyworld import generate_scenes
 
-# Measured 0.708 on these 120 held-out scenes for the committed toy VLM (1500 steps on 3000 toy
-# captions, vision frozen, on the toy CLIP's 8-px-patch tower; 0.400 on the earlier 16-px tower);
-# the floor sits under it so a regression shows. Still below the captioner's 0.98: see
-# chapter09/README.md, known gaps.
-TINY_VLM_MIN_ACCURACY = 0.60
+# Measured 0.825 on these 120 held-out scenes for the committed toy VLM (1500 steps on 3000 toy
+# captions, vision frozen, on the toy CLIP's final tower; 0.708 on the tower before its
+# shape-group phase, 0.400 on the 16-px one); the floor sits under it so a regression shows.
+# Still below the captioner's 0.98: see chapter09/README.md, known gaps.
+TINY_VLM_MIN_ACCURACY = 0.70
 
 
 @pytest.fixture(scope="module")
