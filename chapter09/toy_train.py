@@ -252,8 +252,8 @@ def train_clip(out_dir: Path, steps: int | None = None, seed: int = 0, n_train: 
        (``shape_variants``). The text tower learnt its shape words while the 16-px vision
        tower could hardly see shape, so "a red circle" and "a red square" embedded almost
        alike (cosine 0.986) and capped zero-shot shape near 0.75 whatever the vision side
-       learnt; here both sides must tell all four shapes of a colour apart (0.74 -> 0.94). The multilingual
-       twin is distilled from the text tower afterwards, so it follows.
+       learnt; here both sides must tell all four shapes of a colour apart (0.74 -> 0.94).
+       The multilingual twin is distilled from the text tower afterwards, so it follows.
     """
     from transformers import CLIPModel
 
@@ -434,11 +434,8 @@ def _contrastive_steps(model, tokenizer, scenes, pixels, steps, batch_size, lr, 
     model.train()
     log = LossLog(steps, log_every)
     for step in range(steps):
-        if group == 1:
-            index = rng.sample(range(len(scenes)), batch_size)
-        else:
-            index = [group * g + j for g in rng.sample(range(len(scenes) // group), batch_size // group)
-                     for j in range(group)]
+        index = [group * g + j for g in rng.sample(range(len(scenes) // group), batch_size // group)
+                 for j in range(group)]
         texts = [sample_caption(scenes[i], rng, short_fraction) for i in index]
         tokens = tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
         with autocast():
