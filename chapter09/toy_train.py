@@ -17,7 +17,7 @@ import numpy as np
 
 from . import config
 from .toyworld import Scene, generate_scenes
-from .training import LossLog, adamw_cosine, clip_contrastive_loss, decay_groups, optimizer_step
+from .training import LossLog, adamw_cosine, clip_contrastive_loss, decay_groups, grouped_batch, optimizer_step
 
 # role -> "module:function" that trains it; each takes (out_dir: Path, steps: int | None, seed: int).
 TRAINERS = {
@@ -434,8 +434,7 @@ def _contrastive_steps(model, tokenizer, scenes, pixels, steps, batch_size, lr, 
     model.train()
     log = LossLog(steps, log_every)
     for step in range(steps):
-        index = [group * g + j for g in rng.sample(range(len(scenes) // group), batch_size // group)
-                 for j in range(group)]
+        index = grouped_batch(rng, len(scenes), batch_size, group)
         texts = [sample_caption(scenes[i], rng, short_fraction) for i in index]
         tokens = tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
         with autocast():

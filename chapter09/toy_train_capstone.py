@@ -18,7 +18,7 @@ from pathlib import Path
 from . import config
 from .toy_train import autocast, render_pixels, seed_everything, toy_corpus
 from .toyworld import Scene, generate_scenes
-from .training import LossLog, adamw_cosine, clip_contrastive_loss, optimizer_step
+from .training import LossLog, adamw_cosine, clip_contrastive_loss, grouped_batch, optimizer_step
 
 
 # ----------------------------------------------------------------------------- translators
@@ -208,7 +208,7 @@ def train_chinese_clip(out_dir: Path, steps: int | None = None, seed: int = 0, n
     model.text_model.train()
     log = LossLog(steps, log_every)
     for step in range(steps):
-        index = [i for pair in rng.sample(range(len(scenes) // 2), batch_size // 2) for i in (2 * pair, 2 * pair + 1)]
+        index = grouped_batch(rng, len(scenes), batch_size, group=2)  # each scene beside its shape twin
         texts = [sample_caption(scenes[i], rng, lang="zh") for i in index]
         tokens = tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
         with autocast():

@@ -22,6 +22,15 @@ def clip_contrastive_loss(image_features, text_features, logit_scale):
     return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
 
 
+def grouped_batch(rng, n_items: int, batch_size: int, group: int = 1) -> list[int]:
+    """A random batch of whole groups: items ``group*g ... group*g+group-1`` always come together.
+
+    Contrastive trainers keep hard negatives (a scene and its shape twins) in one batch this
+    way; ``group=1`` is a plain random batch.
+    """
+    return [group * g + j for g in rng.sample(range(n_items // group), batch_size // group) for j in range(group)]
+
+
 def cosine_schedule(step: int, total: int, warmup: int) -> float:
     """Learning-rate factor: linear warm-up over ``warmup`` steps, then half a cosine down to 0."""
     if step < warmup:

@@ -93,3 +93,15 @@ def test_finer_patches_project_a_flat_patch_as_before():
         after = fine.vision_model.embeddings.patch_embedding(flat)
     assert after.shape[-1] == 8  # an 8 x 8 grid where there was 4 x 4
     assert torch.allclose(after[0, :, 3, 5], before, atol=1e-5)
+
+
+def test_grouped_batches_keep_each_group_whole_and_distinct():
+    from chapter09.training import grouped_batch
+
+    rng = random.Random(0)
+    for group in (1, 2, 4):
+        index = grouped_batch(rng, 400, 32, group)
+        assert len(index) == 32 and len(set(index)) == 32
+        for start in range(0, 32, group):  # a group's members arrive together, in order
+            assert index[start:start + group] == list(range(index[start], index[start] + group))
+            assert index[start] % group == 0
