@@ -18,21 +18,18 @@ import traceback
 from pathlib import Path
 
 from chapter09 import config
-from chapter09.lesson import add_model_options
+from chapter09.cli import add_model_options
+from chapter09.lesson import section_scripts
+from chapter09.models import Settings
 
 SECTION_PATTERN = re.compile(r"^9\.(\d+)_(\w+)\.py$")
-CAPSTONE_SCRIPT = config.PACKAGE_DIR / "capstone_demo.py"
 
 
 def discover() -> dict[str, Path]:
-    """'1' -> chapter09/9.1_clip_basics.py, ... and 'capstone' when its demo exists."""
-    found = {}
-    for path in sorted(config.PACKAGE_DIR.glob("9.*.py"), key=lambda p: int(p.name.split("_")[0][2:])):
-        match = SECTION_PATTERN.match(path.name)
-        if match:
-            found[match.group(1)] = path
-    if CAPSTONE_SCRIPT.exists():
-        found["capstone"] = CAPSTONE_SCRIPT
+    """'1' -> chapter09/9.1_clip_basics.py, ... and 'capstone' for its guided tour."""
+    found = {SECTION_PATTERN.match(path.name).group(1): path for path in section_scripts()}
+    if config.CAPSTONE_TOUR.exists():
+        found["capstone"] = config.CAPSTONE_TOUR
     return found
 
 
@@ -110,10 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         parser.error(str(error))
 
-    section_args = ["--out", args.out]
-    for option in ("models", "device", "dtype"):
-        if getattr(args, option):
-            section_args += [f"--{option}", getattr(args, option)]
+    section_args = ["--out", args.out, *Settings.from_args(args).cli_args()]
     rows = []
     for key in chosen:
         ok, seconds, error = run_section(available[key], section_args)

@@ -7,12 +7,6 @@
 # normalisation and cosine similarity.
 
 # %%
-import sys
-from pathlib import Path
-
-# the repository root, so `import chapter09` works from a script, the runner or a notebook
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] if "__file__" in globals() else Path.cwd().parent))
-
 import matplotlib.pyplot as plt
 import numpy as np
 

@@ -6,12 +6,6 @@
 # classification (captions are class prompts) and retrieval in both directions.
 
 # %%
-import sys
-from pathlib import Path
-
-# the repository root, so `import chapter09` works from a script, the runner or a notebook
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] if "__file__" in globals() else Path.cwd().parent))
-
 import json
 
 import matplotlib.pyplot as plt
@@ -19,11 +13,11 @@ import numpy as np
 from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 
 from chapter09 import config
-from chapter09.clip_utils import recall_at_k, top_k, zero_shot_classify
 from chapter09.images import load_image
 from chapter09.lesson import clip_encoder, start
-from chapter09.toy_eval import zero_shot_prompts
+from chapter09.retrieval import recall_at_k, top_k, zero_shot_classify
 from chapter09.toyworld import generate_scenes
+from chapter09.toyworld.eval import zero_shot_prompts
 
 lesson = start("9.2", "Similarity matrix")
 encoder = clip_encoder(lesson)

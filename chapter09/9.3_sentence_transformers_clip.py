@@ -7,25 +7,18 @@
 # distilled into CLIP's space, lets Chinese queries search the same image vectors.
 
 # %%
-import sys
-from pathlib import Path
-
-# the repository root, so `import chapter09` works from a script, the runner or a notebook
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] if "__file__" in globals() else Path.cwd().parent))
-
 import time
 
 from sentence_transformers import SentenceTransformer, util
 
-from chapter09.clip_utils import quiet_transformers, recall_at_k
 from chapter09.lesson import start
 from chapter09.models import announce, pick_device, resolve
+from chapter09.retrieval import recall_at_k
 from chapter09.toyworld import generate_scenes
 
 lesson = start("9.3", "sentence-transformers CLIP")
-quiet_transformers()
-device = pick_device(lesson.device)
-clip_model = resolve("sbert_clip", lesson.models)
+device = pick_device(lesson.settings.device)
+clip_model = resolve("sbert_clip", lesson.settings)
 announce(clip_model)
 model = SentenceTransformer(clip_model.location, device=device)
 
@@ -66,7 +59,7 @@ print(f"  cos_sim matrix for the queries x first 4 images:\n{util.cos_sim(query_
 # only the query encoder changes.
 
 # %%
-multilingual = resolve("multilingual_text", lesson.models)
+multilingual = resolve("multilingual_text", lesson.settings)
 announce(multilingual)
 text_model = SentenceTransformer(multilingual.location, device=device)
 report = {}

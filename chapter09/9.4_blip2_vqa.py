@@ -14,26 +14,18 @@
 # captions, answers questions and chats.
 
 # %%
-import sys
-from pathlib import Path
-
-# the repository root, so `import chapter09` works from a script, the runner or a notebook
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] if "__file__" in globals() else Path.cwd().parent))
-
 import json
 
 import matplotlib.pyplot as plt
 
 from chapter09 import config, vqa
 from chapter09.captioning import Captioner, names_every_object
-from chapter09.clip_utils import quiet_transformers
 from chapter09.images import load_image
 from chapter09.lesson import start, why_unavailable
 from chapter09.models import ModelUnavailableError
 from chapter09.toyworld import generate_scenes
 
 lesson = start("9.4", "BLIP-2 vision Q&A")
-quiet_transformers()
 
 # %% [markdown]
 # ## 1. Which route fits this machine?
@@ -47,7 +39,7 @@ free_gib = vqa.available_memory_bytes("cpu") / 2**30
 lesson.say(f"""BLIP-2 OPT-2.7b: {vqa.BLIP2_PARAMS / 1e9:.2f} B parameters x 4 bytes = {vqa.BLIP2_PARAMS * 4 / 2**30:.1f} GiB
     in fp32, x 2 bytes = {vqa.BLIP2_PARAMS * 2 / 2**30:.1f} GiB in bf16/fp16, before activations.
     This machine has {free_gib:.1f} GiB of memory free right now.""")
-route = vqa.choose_route(lesson.models, lesson.device, lesson.dtype)
+route = vqa.choose_route(lesson.settings)
 reason = why_unavailable(route.reason) if route.name == "blip" else route.reason
 print(f"  route: {route.name}\n  why:   {reason}")
 lesson.record(vqa_route=route.name, vqa_route_reason=reason, free_memory_gib=round(free_gib, 1))
@@ -67,14 +59,16 @@ lesson.record(vqa_route=route.name, vqa_route_reason=reason, free_memory_gib=rou
 from transformers import Blip2Processor
 
 if route.name == "blip2":
-    answerer = vqa.Blip2Answerer(route.resolved, lesson.device, lesson.dtype)  # calls ensure_image_tokens
+    answerer = vqa.Blip2Answerer(route.resolved, lesson.settings)  # calls ensure_image_tokens
     processor = answerer.processor
 else:
-    from chapter09.toy_train import toy_corpus
-    from chapter09.toy_train_vl import blip_image_processor, build_word_tokenizer
+    from transformers import BlipImageProcessor
 
-    tokenizer = build_word_tokenizer(toy_corpus(50) + ["Question: Answer:"])
-    processor = Blip2Processor(image_processor=blip_image_processor(), tokenizer=tokenizer, num_query_tokens=32)
+    from chapter09.toyworld.corpus import toy_corpus
+    from chapter09.toyworld.tokenizers import blip_word_tokenizer
+
+    tokenizer = blip_word_tokenizer(toy_corpus(50) + ["Question: Answer:"])
+    processor = Blip2Processor(image_processor=BlipImageProcessor(), tokenizer=tokenizer, num_query_tokens=32)
 question = "how many shapes are there?"
 inputs = processor(images=[generate_scenes(1, 3, "heldout")[0].render()], text=[f"Question: {question} Answer:"],
                    return_tensors="pt")
@@ -99,7 +93,7 @@ lesson.record(image_token_slots=slots, num_query_tokens=processor.num_query_toke
 scenes = generate_scenes(200, config.TOY_HELDOUT_SEED, "heldout")  # held out: never seen in training
 photos = json.loads((config.ASSETS_DIR / "photos.json").read_text(encoding="utf-8"))
 try:
-    captioner = Captioner(models=lesson.models, device=lesson.device, dtype=lesson.dtype)
+    captioner = Captioner(lesson.settings)
 except ModelUnavailableError as error:  # e.g. the toy twin has not been trained in this checkout
     captioner = None
     lesson.say(f"No captioner can be loaded here, so this step is skipped: {why_unavailable(error)}")
@@ -146,7 +140,7 @@ if captioner is not None:
 # %%
 try:
     if route.name != "blip2":
-        answerer = vqa.BlipAnswerer(models=lesson.models, device=lesson.device, dtype=lesson.dtype)
+        answerer = vqa.BlipAnswerer(lesson.settings)
 except ModelUnavailableError as error:
     answerer = None
     lesson.say(f"No question-answering model can be loaded here, so steps 4 and 5 are skipped: "

@@ -6,30 +6,23 @@
 # them before the text. `HuggingFaceTB/SmolVLM-256M-Instruct` is such a model, small
 # enough for a CPU. This lesson first asks it to describe an image and answer a
 # question (when its weights are here), then builds and trains our own VLM from CLIP's
-# vision tower and a Qwen3 language model (`chapter09/tiny_vlm.py`), and finally
+# vision tower and a Qwen3 language model (`chapter09/vlm/tiny.py`), and finally
 # measures what fp32, bf16, dynamic int8 and ONNX Runtime cost and buy on this machine.
 
 # %%
-import sys
-from pathlib import Path
-
-# the repository root, so `import chapter09` works from a script, the runner or a notebook
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] if "__file__" in globals() else Path.cwd().parent))
-
 import json
 
 import torch
 
-from chapter09 import config, measure, tiny_vlm
+from chapter09 import config, measure
 from chapter09.captioning import names_every_object
-from chapter09.clip_utils import quiet_transformers
 from chapter09.images import load_image
 from chapter09.lesson import start, why_unavailable
 from chapter09.models import ModelUnavailableError
 from chapter09.toyworld import generate_scenes
+from chapter09.vlm import tiny as tiny_vlm
 
 lesson = start("9.5", "Lightweight VLM")
-quiet_transformers()
 scenes = generate_scenes(120, config.TOY_HELDOUT_SEED, "heldout")  # held out: never seen in training
 images = [scene.render() for scene in scenes]
 
@@ -43,9 +36,9 @@ images = [scene.render() for scene in scenes]
 
 # %%
 try:
-    from chapter09.small_vlm import SmallVLM
+    from chapter09.vlm.smolvlm import SmallVLM
 
-    smol = SmallVLM(models=lesson.models, device=lesson.device, dtype=lesson.dtype)
+    smol = SmallVLM(lesson.settings)
     photos = json.loads((config.ASSETS_DIR / "photos.json").read_text(encoding="utf-8"))[:2]
     photo_images = [load_image(config.ASSETS_DIR / photo["image"]) for photo in photos]
     print("  the prompt the chat template builds:", repr(smol.prompt("Describe the image in one sentence.")))
@@ -73,7 +66,7 @@ except ModelUnavailableError as error:
 # less memory for gradients and optimizer state, and less forgetting.
 
 # %%
-demo = tiny_vlm.build(lm="toy", models=lesson.models)
+demo = tiny_vlm.build(lm="toy", settings=lesson.settings)
 parts = {name: measure.count_parameters(getattr(demo, name)) for name in ("vision", "projector", "lm")}
 print("  parameters: " + ", ".join(f"{name} {count / 1e6:.2f} M" for name, count in parts.items()))
 for vision, last_layers in ((True, 1), (True, -1), (False, -1)):
@@ -97,8 +90,8 @@ lesson.record(demo_loss_first=round(first, 3), demo_loss_last=round(last, 3))
 
 # %% [markdown]
 # ## 3. The committed tiny VLM on held-out scenes
-# `chapter09/toy_models/tiny_vlm` was trained the same way for longer:
-# `python -m chapter09.tiny_vlm train DATA/captions.json --out chapter09/toy_models/tiny_vlm`.
+# `chapter09/toyworld/twins/tiny_vlm` was trained the same way for longer:
+# `python -m chapter09.vlm train DATA/captions.json --out chapter09/toyworld/twins/tiny_vlm`.
 # A caption counts as right when it names every object's colour and shape. Held-out
 # scenes include colour-shape pairs never seen in training ("a red star").
 
@@ -125,7 +118,7 @@ lesson.record(tiny_vlm_accuracy=round(accuracy, 3))
 # * **dynamic int8** (`torch.ao.quantization.quantize_dynamic`) stores Linear weights as
 #   8-bit integers and quantises activations on the fly; embeddings and norms stay float.
 # * **ONNX Runtime** runs the same fp32 weights as a graph, without Python between layers.
-#   `generate` cannot be exported whole, so `chapter09/onnx_vlm.py` exports the image encoder
+#   `generate` cannot be exported whole, so `chapter09/vlm/onnx.py` exports the image encoder
 #   and one LM step and runs the greedy loop in NumPy.
 #
 # Latency is the median of 3 runs over 16 images on one thread, after a warm-up; memory is
@@ -140,7 +133,7 @@ sample = images[:16]
 rows = measure.compare_precisions(model, lambda variant, xs: variant.generate(xs), sample, caption_accuracy)
 onnx_model = None
 try:
-    from chapter09 import onnx_vlm
+    from chapter09.vlm import onnx as onnx_vlm
 
     onnx_model = onnx_vlm.export(model, lesson.out / "onnx")
     rows.append(measure.variant_row("onnxruntime-fp32", onnx_model.generate, sample,

@@ -8,24 +8,16 @@
 # section on your own machine before choosing a model: the table is its price list.
 
 # %%
-import sys
-from pathlib import Path
-
-# the repository root, so `import chapter09` works from a script, the runner or a notebook
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] if "__file__" in globals() else Path.cwd().parent))
-
 import gc
 
 import torch
 
 from chapter09 import config, measure
-from chapter09.clip_utils import quiet_transformers
 from chapter09.lesson import start, why_unavailable
 from chapter09.models import ModelUnavailableError, resolve
 from chapter09.toyworld import generate_scenes
 
 lesson = start("9.6", "Summary")
-quiet_transformers()
 torch.set_num_threads(1)  # one thread: steadier timings on a shared CPU
 scenes = generate_scenes(8, config.TOY_HELDOUT_SEED, "heldout")
 images = [scene.render() for scene in scenes]
@@ -40,9 +32,9 @@ sentences_zh = [scene.captions("zh")[0] for scene in scenes]
 # %%
 def load_clip(role):
     def load():
-        from chapter09.clip_utils import ClipEncoder
+        from chapter09.clip import ClipEncoder
 
-        encoder = ClipEncoder(role, models=lesson.models, device=lesson.device, dtype=lesson.dtype)
+        encoder = ClipEncoder(role, lesson.settings)
         return encoder.resolved, encoder.model, encoder.encode_images
     return load
 
@@ -53,9 +45,9 @@ def load_sbert(role, inputs):
 
         from chapter09.models import announce, pick_device
 
-        resolved = resolve(role, lesson.models)
+        resolved = resolve(role, lesson.settings)
         announce(resolved)
-        model = SentenceTransformer(resolved.location, device=pick_device(lesson.device))
+        model = SentenceTransformer(resolved.location, device=pick_device(lesson.settings.device))
         return resolved, model, lambda batch: model.encode(inputs(batch), batch_size=len(batch))
     return load
 
@@ -63,14 +55,14 @@ def load_sbert(role, inputs):
 def load_captioner():
     from chapter09.captioning import Captioner
 
-    captioner = Captioner(models=lesson.models, device=lesson.device, dtype=lesson.dtype)
+    captioner = Captioner(lesson.settings)
     return captioner.resolved, captioner.model, lambda batch: captioner.caption(batch, "en")
 
 
 def load_vqa():
     from chapter09.vqa import BlipAnswerer
 
-    answerer = BlipAnswerer(models=lesson.models, device=lesson.device, dtype=lesson.dtype)
+    answerer = BlipAnswerer(lesson.settings)
     return answerer.resolved, answerer.model, lambda batch: answerer.answer_batch(
         batch, ["how many shapes are there?"] * len(batch))
 
@@ -78,10 +70,10 @@ def load_vqa():
 def load_blip2():
     from chapter09 import vqa
 
-    route = vqa.choose_route(lesson.models, lesson.device, lesson.dtype, prefer="auto")
+    route = vqa.choose_route(lesson.settings, prefer="auto")
     if route.name != "blip2":
         raise ModelUnavailableError(f"the BLIP-VQA route was chosen: {why_unavailable(route.reason)}")
-    answerer = vqa.Blip2Answerer(route.resolved, lesson.device, lesson.dtype)
+    answerer = vqa.Blip2Answerer(route.resolved, lesson.settings)
     return route.resolved, answerer.model, lambda batch: [answerer.answer(i, "how many shapes are there?") for i in batch]
 
 
@@ -89,21 +81,21 @@ def load_translator(direction, inputs):
     def load():
         from chapter09.translation import Translator
 
-        translator = Translator(direction, models=lesson.models, device=lesson.device, dtype=lesson.dtype)
+        translator = Translator(direction, lesson.settings)
         return translator.resolved, translator.model, lambda batch: translator.translate(inputs[:len(batch)])
     return load
 
 
 def load_small_vlm():
-    from chapter09.small_vlm import SmallVLM
+    from chapter09.vlm.smolvlm import SmallVLM
 
-    vlm = SmallVLM(models=lesson.models, device=lesson.device, dtype=lesson.dtype)
+    vlm = SmallVLM(lesson.settings)
     return vlm.resolved, vlm.model, lambda batch: vlm.ask(batch, "Describe the image briefly.", max_new_tokens=20)
 
 
 def load_tiny_vlm():
-    from chapter09 import tiny_vlm
     from chapter09.models import ResolvedModel
+    from chapter09.vlm import tiny as tiny_vlm
 
     folder = config.TOY_MODELS_DIR / "tiny_vlm"
     model = tiny_vlm.load(folder)

@@ -14,11 +14,9 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 
-from .models import ResolvedModel, announce, pick_device, pick_dtype, resolve
-
-LANGS = ("en", "zh")
-LANG_PROMPTS = {"en": "<en>", "zh": "<zh>"}  # the toy twin's language tokens
-_CJK = r"\u3000-\u303f\u4e00-\u9fff\uff00-\uffef"
+from .images import as_rgb
+from .language import LANG_TOKENS, LANGS, tidy_text
+from .models import ResolvedModel, Settings, announce, cached, pick_device, pick_dtype, quiet_loading, resolve
 
 
 def toy_safe_dtype(resolved: ResolvedModel, device: str, dtype: str | None = None):
@@ -31,40 +29,29 @@ def toy_safe_dtype(resolved: ResolvedModel, device: str, dtype: str | None = Non
     return pick_dtype(device, dtype)
 
 
-def tidy_text(text: str) -> str:
-    """BERT-style decoding puts a space between Chinese characters; remove spaces next to CJK text."""
-    text = re.sub(rf"\s+(?=[{_CJK}])|(?<=[{_CJK}])\s+", "", text)
-    return " ".join(text.split())
-
-
 def images_to_rgb(images: Sequence) -> list:
-    from .images import load_image, to_rgb
-
-    return [to_rgb(im) if hasattr(im, "mode") else load_image(im) for im in images]
+    return [as_rgb(image) for image in images]
 
 
 class Captioner:
     """``caption(images, lang)`` -> one caption per image, in English (``en``) or Chinese (``zh``)."""
 
-    def __init__(self, models: str | None = None, device: str | None = None, dtype: str | None = None,
-                 local_dir=None, resolved: ResolvedModel | None = None):
+    def __init__(self, settings: Settings | None = None, local_dir=None, resolved: ResolvedModel | None = None):
         from transformers import AutoProcessor, BlipForConditionalGeneration
 
-        from .clip_utils import quiet_transformers
-
-        quiet_transformers()
-        self.resolved = resolved or resolve("captioner", models, local_dir)
+        self.settings = settings or Settings()
+        self.resolved = resolved or resolve("captioner", self.settings, local_dir)
         announce(self.resolved)
-        self.device = pick_device(device)
-        self.dtype = toy_safe_dtype(self.resolved, self.device, dtype)
-        self.processor = AutoProcessor.from_pretrained(self.resolved.location)
-        self.model = BlipForConditionalGeneration.from_pretrained(
-            self.resolved.location, dtype=self.dtype).to(self.device).eval()
+        self.device = pick_device(self.settings.device)
+        self.dtype = toy_safe_dtype(self.resolved, self.device, self.settings.dtype)
+        with quiet_loading():
+            self.processor = AutoProcessor.from_pretrained(self.resolved.location)
+            self.model = BlipForConditionalGeneration.from_pretrained(
+                self.resolved.location, dtype=self.dtype).to(self.device).eval()
         vocab = self.processor.tokenizer.get_vocab()
         # A checkpoint that knows the language tokens answers in Chinese itself (the toy twin);
         # any other (the real BLIP) writes English, and Chinese comes from translation.
-        self.bilingual = all(token in vocab for token in LANG_PROMPTS.values())
-        self._translator = None
+        self.bilingual = all(token in vocab for token in LANG_TOKENS.values())
 
     def caption(self, images: Sequence, lang: str = "en", max_new_tokens: int = 40) -> list[str]:
         if lang not in LANGS:
@@ -75,18 +62,16 @@ class Captioner:
         if self.bilingual:
             # the toy tokenizer spends one token per Chinese character, so Chinese gets twice the budget
             budget = max_new_tokens * (2 if lang == "zh" else 1)
-            return self._generate(images, prompt=LANG_PROMPTS[lang], max_new_tokens=budget)
+            return self._generate(images, prompt=LANG_TOKENS[lang], max_new_tokens=budget)
         english = self._generate(images, prompt=None, max_new_tokens=max_new_tokens)
         if lang == "en":
             return english
         return self.translator().translate(english)
 
     def translator(self):
-        if self._translator is None:
-            from .translation import Translator  # imported here: only Chinese on the real route needs it
+        from .translation import translator  # imported here: only Chinese on the real route needs it
 
-            self._translator = Translator("en_zh")
-        return self._translator
+        return translator("en_zh", self.settings)
 
     def _generate(self, images: list, prompt: str | None, max_new_tokens: int, batch_size: int = 32) -> list[str]:
         import torch
@@ -106,7 +91,7 @@ class Captioner:
 # ----------------------------------------------------------------------------- scoring on the toy world
 def named_objects(caption: str, lang: str) -> list[tuple[str, str]]:
     """(colour, shape) pairs a toy-world caption names, in order ("a red circle" -> [("red", "circle")])."""
-    from .toyworld import COLOURS, SHAPES
+    from .toyworld.scenes import COLOURS, SHAPES
 
     if lang == "en":
         pattern = rf"\b({'|'.join(COLOURS)})\s+({'|'.join(SHAPES)})s?\b"
@@ -127,3 +112,9 @@ def caption_accuracy(captioner: Captioner, scenes: Sequence, lang: str) -> tuple
     captions = captioner.caption([scene.render() for scene in scenes], lang=lang)
     hits = [names_every_object(c, s, lang) for c, s in zip(captions, scenes)]
     return sum(hits) / max(1, len(hits)), captions
+
+
+def captioner(settings: Settings | None = None) -> Captioner:
+    """The process's one ``Captioner`` for ``settings`` (see ``models.cached``)."""
+    settings = settings or Settings()
+    return cached("captioner", settings, lambda: Captioner(settings))

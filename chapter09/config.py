@@ -4,7 +4,9 @@ Every lesson and the capstone ask this module which model serves a *role*
 ("clip", "captioner", ...). Each role names the real checkpoint on the
 Hugging Face hub and its toy twin: a tiny model of the same transformers class,
 trained from scratch on the toy world by ``python -m chapter09.toyworld train``
-and stored in ``chapter09/toy_models/<role>``.
+and stored in ``chapter09/toyworld/twins/<role>``. Some roles have no twin (BLIP-2,
+SmolVLM, ...): their real classes are exercised on tiny random models by the test
+named in ``ModelSpec.tested_by``.
 """
 from __future__ import annotations
 
@@ -15,8 +17,9 @@ from pathlib import Path
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent
 ASSETS_DIR = REPO_DIR / "assets"
-TOY_MODELS_DIR = PACKAGE_DIR / "toy_models"
+TOY_MODELS_DIR = PACKAGE_DIR / "toyworld" / "twins"
 DEFAULT_OUT_DIR = Path(os.environ.get("CH09_OUT", REPO_DIR / "outputs"))
+CAPSTONE_TOUR = PACKAGE_DIR / "capstone" / "tour.py"  # run by `run_all_sections.py capstone`
 
 # Environment variables a learner may set (command-line flags win over them).
 ENV_MODELS = "CH09_MODELS"  # auto | real | toy
@@ -42,13 +45,18 @@ class ModelSpec:
     model_class: str  # the transformers (or sentence-transformers) class both load into
     purpose: str
     licence: str
-    toy_dir: str  # folder name under TOY_MODELS_DIR
+    toy_dir: str | None  # folder name under TOY_MODELS_DIR; None: the toy world has no twin of this role
     params: str = ""  # size of the real checkpoint, as published
     alternatives: tuple[str, ...] = field(default_factory=tuple)
+    tested_by: str = ""  # for roles without a twin: the test that runs the real class on a tiny random model
 
     @property
-    def toy_path(self) -> Path:
-        return TOY_MODELS_DIR / self.toy_dir
+    def has_twin(self) -> bool:
+        return self.toy_dir is not None
+
+    @property
+    def toy_path(self) -> Path | None:
+        return TOY_MODELS_DIR / self.toy_dir if self.toy_dir else None
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -85,7 +93,7 @@ MODELS: dict[str, ModelSpec] = {
             "vit_gpt2_captioner", "nlpconnect/vit-gpt2-image-captioning",
             "VisionEncoderDecoderModel",
             "the ViT + GPT-2 captioner the original project used",
-            "Apache-2.0", "vit_gpt2_captioner", "239 M",
+            "Apache-2.0", None, "239 M", tested_by="nothing yet: listed as the original project's choice; the chapter does not load it",
         ),
         ModelSpec(
             "vqa", "Salesforce/blip-vqa-base", "BlipForQuestionAnswering",
@@ -95,7 +103,8 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec(
             "blip2", "Salesforce/blip2-opt-2.7b", "Blip2ForConditionalGeneration",
             "captioning and visual Q&A with a frozen OPT-2.7B language model (9.4)",
-            "MIT", "blip2", "3.74 B (about 14 GB in fp32, 7.5 GB in fp16/bf16)",
+            "MIT", None, "3.74 B (about 14 GB in fp32, 7.5 GB in fp16/bf16)",
+            tested_by="tests/test_vl_hub_classes.py::test_blip2_code_path_on_a_random_model",
         ),
         ModelSpec(
             "translator_en_zh", "Helsinki-NLP/opus-mt-en-zh", "MarianMTModel",
@@ -112,12 +121,13 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec(
             "small_vlm", "HuggingFaceTB/SmolVLM-256M-Instruct", "AutoModelForImageTextToText",
             "a small instruction-following VLM that runs on CPU (9.5)",
-            "Apache-2.0", "small_vlm", "256 M",
+            "Apache-2.0", None, "256 M", tested_by="tests/test_vl_hub_classes.py::test_small_vlm_code_path_on_a_random_smolvlm",
         ),
         ModelSpec(
             "vlm_language_model", "Qwen/Qwen3-0.6B", "AutoModelForCausalLM",
             "the causal LM inside the build-your-own VLM (9.5)",
-            "Apache-2.0", "vlm_language_model", "0.6 B",
+            "Apache-2.0", None, "0.6 B",
+            tested_by="tests/test_vl_tiny_vlm.py (the tiny VLM carries its own tiny Qwen3 in twins/tiny_vlm)",
         ),
     ]
 }

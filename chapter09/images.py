@@ -1,4 +1,11 @@
-"""Opening images safely: any mode becomes RGB, EXIF rotation is applied, bad files raise clearly."""
+"""Opening images safely: any mode becomes RGB, EXIF rotation is applied, bad files raise clearly.
+
+Formats: whatever Pillow reads (JPEG, PNG, WebP, BMP, GIF, TIFF, and AVIF, which Pillow 12
+decodes itself), plus HEIC/HEIF -- what iPhones save -- through pillow-heif, whose opener is
+registered with Pillow once, when this module is imported. A HEIC's rotation is applied by
+libheif while decoding (its EXIF orientation then reads 1), a JPEG's or AVIF's by
+``ImageOps.exif_transpose``: either way the image comes out upright.
+"""
 from __future__ import annotations
 
 import warnings
@@ -6,10 +13,19 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+try:  # HEIC/HEIF: registered once, on import, for every Image.open in the process
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+    HEIF_SUPPORTED = True
+except ImportError:  # still listed in IMAGE_SUFFIXES, so the index reports why such a file failed
+    HEIF_SUPPORTED = False
+HEIF_SUFFIXES = {".heic", ".heif", ".hif"}
+
 # Refuse images above this many pixels (PIL's own default bomb limit is ~179 M, which
 # decodes into ~0.5 GB of RAM; 100 M pixels is still a 10000 x 10000 photo).
 MAX_PIXELS = 100_000_000
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".avif"} | HEIF_SUFFIXES
 
 
 class BadImageError(ValueError):
@@ -60,8 +76,17 @@ def load_image(path: str | Path, max_pixels: int = MAX_PIXELS, min_side: int = 0
     except BadImageError:
         raise
     except UnidentifiedImageError:
+        if path.suffix.lower() in HEIF_SUFFIXES and not HEIF_SUPPORTED:
+            raise BadImageError(f"{path}: HEIC/HEIF needs pillow-heif (`pip install pillow-heif`)") from None
         raise BadImageError(f"{path}: not an image PIL can read (unsupported format or not an image)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise BadImageError(f"{path}: refused as a decompression bomb ({error})") from None
     except (OSError, SyntaxError, ValueError) as error:
         raise BadImageError(f"{path}: corrupt or truncated image ({error})") from None
+
+
+def as_rgb(image_or_path, **load_options) -> Image.Image:
+    """A PIL image converted to RGB, or a path opened with ``load_image``: what every encoder accepts."""
+    if isinstance(image_or_path, Image.Image):
+        return to_rgb(image_or_path)
+    return load_image(image_or_path, **load_options)

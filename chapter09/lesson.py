@@ -15,6 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import config
+from .cli import add_model_options
+from .models import Settings
+
+
+def section_scripts() -> list[Path]:
+    """chapter09/9.N_*.py in section order (the runner and the notebook builder both read this list)."""
+    return sorted(config.PACKAGE_DIR.glob("9.*_*.py"), key=lambda p: int(p.name.split("_")[0].split(".")[1]))
 
 
 def in_notebook() -> bool:
@@ -26,9 +33,7 @@ class Lesson:
     number: str
     title: str
     out: Path
-    models: str
-    device: str | None
-    dtype: str | None
+    settings: Settings
     results: dict = field(default_factory=dict)
     started: float = field(default_factory=time.time)
 
@@ -55,66 +60,43 @@ class Lesson:
     def finish(self) -> Path:
         path = self.out / "results.json"
         self.results["seconds"] = round(time.time() - self.started, 1)
-        path.write_text(json.dumps({"section": self.number, "title": self.title, "models": self.models,
+        path.write_text(json.dumps({"section": self.number, "title": self.title, "models": self.settings.mode,
                                     **self.results}, indent=2, ensure_ascii=False, default=str))
         print(f"\n[{self.number}] done in {self.results['seconds']} s; results in {path}")
         return path
 
 
-def add_model_options(parser: argparse.ArgumentParser) -> None:
-    """--models/--device/--dtype, shared by every entry point of the chapter."""
-    parser.add_argument("--models", choices=config.MODEL_MODES, default=None,
-                        help="auto: real weights if available, else the toy twins (default; or $CH09_MODELS)")
-    parser.add_argument("--device", default=None, help="cpu, cuda or mps (default: best available)")
-    parser.add_argument("--dtype", default=None, help="float32, bfloat16 or float16 (default: best for device)")
-
-
 def start(number: str, title: str, argv: list[str] | None = None) -> Lesson:
-    parser = argparse.ArgumentParser(description=f"Section {number}: {title}")
+    """Parse the lesson's options (a mistyped flag stops the lesson with a message), make its output folder."""
+    parser = argparse.ArgumentParser(prog=f"section {number}", description=f"Section {number}: {title}")
     parser.add_argument("--out", default=None, help=f"output folder (default: {config.DEFAULT_OUT_DIR})")
     add_model_options(parser)
     if argv is None:
         argv = [] if in_notebook() else sys.argv[1:]
-    args, _unknown = parser.parse_known_args(argv)
+    args = parser.parse_args(argv)
     if not in_notebook():
         import matplotlib
 
         matplotlib.use("Agg")  # figures go to files; no window pops up
-    from .models import models_mode
+    from .models import quiet_transformers
 
+    quiet_transformers()  # a lesson is an entry point: library chatter off for its whole run
     out = Path(args.out or config.DEFAULT_OUT_DIR) / f"section_{number}"
     out.mkdir(parents=True, exist_ok=True)
-    lesson = Lesson(number, title, out, models_mode(args.models), args.device, args.dtype)
+    lesson = Lesson(number, title, out, Settings.from_args(args))
     print("=" * 88)
-    print(f"Section {number}: {title}    (models: {lesson.models}; output: {out})")
+    print(f"Section {number}: {title}    (models: {lesson.settings.mode}; output: {out})")
     print("=" * 88)
     return lesson
 
 
 def why_unavailable(error) -> str:
-    """Why a model cannot be loaded, in one line. For a role the toy world has no twin of (BLIP-2,
-    SmolVLM), say that, rather than suggest a training command that does not exist."""
-    import re
-
-    from .toy_train import TRAINERS
-
-    text = (str(error).strip() or type(error).__name__).splitlines()[0]
-    missing = re.search(r"toy twin for '(\w+)' is missing", text)
-    if missing and missing.group(1) not in TRAINERS:
-        role = missing.group(1)
-        return (f"{config.model_spec(role).hub_id} is not here (hub, Hugging Face cache or "
-                f"{config.ENV_MODEL_DIR_PREFIX}{role.upper()}), and the toy world has no {role} twin")
-    return text
-
-
-_encoders: dict = {}
+    """Why a model cannot be loaded, in one line (the error's own first line says what to do)."""
+    return (str(error).strip() or type(error).__name__).splitlines()[0]
 
 
 def clip_encoder(lesson: Lesson, role: str = "clip"):
-    """One ClipEncoder per role and settings, shared by the sections run in one process."""
-    from .clip_utils import ClipEncoder
+    """The process's ClipEncoder for ``role`` and the lesson's settings, shared by the sections run together."""
+    from .clip import clip_encoder as shared_encoder
 
-    key = (role, lesson.models, lesson.device, lesson.dtype)
-    if key not in _encoders:
-        _encoders[key] = ClipEncoder(role, models=lesson.models, device=lesson.device, dtype=lesson.dtype)
-    return _encoders[key]
+    return shared_encoder(role, lesson.settings)

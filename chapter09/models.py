@@ -10,15 +10,23 @@ client's retries:
 
 Mode ``real`` never falls back: it raises ``ModelUnavailableError`` saying how
 to get the weights. Mode ``toy`` always takes the twin.
+
+The choices a user makes about models (mode, device, dtype, precision) travel as one
+``Settings``, resolved once at the entry point; loaded models are shared through one
+cache (``cached``).
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
+import threading
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import config
@@ -26,7 +34,50 @@ from .config import ModelSpec, model_spec
 
 
 class ModelUnavailableError(RuntimeError):
-    """The weights a role needs cannot be had here; the message says what to do."""
+    """The weights a role needs cannot be had here; the message says what to do.
+
+    ``role`` and ``has_twin`` let callers decide without parsing the message (a role the toy
+    world has no twin of, such as BLIP-2, is skipped with a note rather than a training hint).
+    """
+
+    def __init__(self, message: str, role: str = "", has_twin: bool = True):
+        super().__init__(message)
+        self.role, self.has_twin = role, has_twin
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the user chose about models, resolved once at the entry point and passed down as one thing.
+
+    ``mode``: auto | real | toy (None: ``$CH09_MODELS``, else auto). ``device``/``dtype``: None picks
+    the best for the machine (``pick_device``/``pick_dtype``). ``precision``: the capstone encoders'
+    fp32 | bf16 | int8 | auto (None: the dtype decides).
+    """
+
+    mode: str | None = None
+    device: str | None = None
+    dtype: str | None = None
+    precision: str | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "mode", models_mode(self.mode))
+
+    @classmethod
+    def from_args(cls, args) -> "Settings":
+        """From an argparse namespace with --models/--device/--dtype (and --precision where offered)."""
+        return cls(getattr(args, "models", None), getattr(args, "device", None), getattr(args, "dtype", None),
+                   getattr(args, "precision", None))
+
+    def with_(self, **changes) -> "Settings":
+        return replace(self, **changes)
+
+    def cli_args(self) -> list[str]:
+        """The same settings as command-line flags (for running another entry point)."""
+        args = ["--models", self.mode]
+        for flag, value in (("--device", self.device), ("--dtype", self.dtype)):
+            if value:
+                args += [flag, value]
+        return args
 
 
 @dataclass(frozen=True)
@@ -59,12 +110,12 @@ def _hub_offline_by_env() -> bool:
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def hub_reachable(timeout_s: float = config.HUB_PROBE_TIMEOUT_S) -> bool:
-    """True if the hub answers an HTTP request within ``timeout_s`` seconds.
+    """True if the hub answers an HTTP request within ``timeout_s`` seconds. Asked once per process.
 
-    Asked once per process. When the answer is no, the hub client is switched to
-    offline mode too, so later library calls fail at once instead of retrying.
+    Nothing else changes: when the hub is unreachable ``resolve`` hands out local folders, which
+    ``from_pretrained`` reads without asking the hub, so no process-wide offline switch is needed.
     """
     if _hub_offline_by_env():
         return False
@@ -76,19 +127,7 @@ def hub_reachable(timeout_s: float = config.HUB_PROBE_TIMEOUT_S) -> bool:
     except urllib.error.HTTPError as error:  # the server answered: it is reachable
         return error.code < 500
     except Exception:  # DNS failure, refused, timed out, proxy error...
-        go_offline()
         return False
-
-
-def go_offline() -> None:
-    """Make the hub client fail fast from now on in this process."""
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    try:
-        from huggingface_hub import constants
-
-        constants.HF_HUB_OFFLINE = True
-    except ImportError:  # pragma: no cover - huggingface_hub comes with transformers
-        pass
 
 
 def cached_snapshot(hub_id: str) -> str | None:
@@ -109,25 +148,29 @@ def _user_dir(role: str, local_dir: str | os.PathLike | None) -> Path | None:
     if not path.is_dir():
         raise ModelUnavailableError(
             f"the directory named for model role {role!r} does not exist: {path}. "
-            f"Point {config.ENV_MODEL_DIR_PREFIX}{role.upper()} at a folder made by save_pretrained()."
-        )
+            f"Point {config.ENV_MODEL_DIR_PREFIX}{role.upper()} at a folder made by save_pretrained().",
+            role, config.model_spec(role).has_twin)
     return path
 
 
 def toy_location(spec: ModelSpec) -> Path:
+    if not spec.has_twin:
+        raise ModelUnavailableError(
+            f"{spec.hub_id} is not here (hub, Hugging Face cache or {config.ENV_MODEL_DIR_PREFIX}"
+            f"{spec.role.upper()}), and the toy world has no {spec.role} twin "
+            f"(its class is tested on a tiny random model: {spec.tested_by})", spec.role, has_twin=False)
     path = spec.toy_path
     if not (path / "config.json").exists() and not (path / "modules.json").exists():
         raise ModelUnavailableError(
             f"the toy twin for {spec.role!r} is missing at {path}. Build it with "
-            f"`python -m chapter09.toyworld train {spec.toy_dir}`."
-        )
+            f"`python -m chapter09.toyworld train {spec.role}`.", spec.role)
     return path
 
 
-def resolve(role: str, mode: str | None = None, local_dir: str | os.PathLike | None = None) -> ResolvedModel:
+def resolve(role: str, mode: str | Settings | None = None, local_dir: str | os.PathLike | None = None) -> ResolvedModel:
     """Decide, quickly, which weights serve ``role`` (see the module docstring)."""
     spec = model_spec(role)
-    mode = models_mode(mode)
+    mode = models_mode(mode.mode if isinstance(mode, Settings) else mode)
     if mode == "toy":
         return ResolvedModel(role, spec, str(toy_location(spec)), "toy")
     user_dir = _user_dir(role, local_dir)
@@ -144,8 +187,7 @@ def resolve(role: str, mode: str | None = None, local_dir: str | os.PathLike | N
             f"in the local Hugging Face cache nor reachable on the hub. Either download it on a "
             f"machine with internet (`hf download {spec.hub_id}`) and copy the cache, or set "
             f"{config.ENV_MODEL_DIR_PREFIX}{role.upper()}=/path/to/a/save_pretrained/folder, "
-            f"or run with --models toy to use the embedded toy world."
-        )
+            f"or run with --models toy to use the embedded toy world.", role, spec.has_twin)
     return ResolvedModel(role, spec, str(toy_location(spec)), "toy")
 
 
@@ -170,6 +212,58 @@ def announce(resolved: ResolvedModel, stream=None) -> None:
     else:
         print(f"[models] {resolved.role}: {resolved.spec.hub_id} from {resolved.source} ({resolved.location})",
               file=stream)
+
+
+# ----------------------------------------------------------------------------- one cache of loaded models
+_cache: dict = {}
+_cache_lock = threading.Lock()
+
+
+def cached(kind: str, key, factory: Callable[[], object]):
+    """The object ``factory()`` made for (``kind``, ``key``), made once per process and shared.
+
+    Every loaded model (encoders, captioners, translators) goes through here, so lessons run
+    in one process, the capstone's commands and its web UI never load the same weights twice.
+    """
+    with _cache_lock:
+        if (kind, key) in _cache:
+            return _cache[(kind, key)]
+    made = factory()  # outside the lock: loading may take seconds and may itself use the cache
+    with _cache_lock:
+        return _cache.setdefault((kind, key), made)
+
+
+def clear_cache() -> None:
+    with _cache_lock:
+        _cache.clear()
+
+
+def quiet_transformers() -> None:
+    """For entry points only (lessons, command lines): library chatter off for the whole process."""
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
+@contextlib.contextmanager
+def quiet_loading():
+    """Inside the block, hide library chatter that says nothing to a learner (progress bars on tiny loads,
+    the torchvision fallback notice); everything is restored afterwards."""
+    import transformers
+
+    verbosity = transformers.logging.get_verbosity()
+    bars = transformers.utils.logging.is_progress_bar_enabled()
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*requires torchvision.*")
+            yield
+    finally:
+        transformers.logging.set_verbosity(verbosity)
+        if bars:
+            transformers.utils.logging.enable_progress_bar()
 
 
 # ----------------------------------------------------------------------------- device and dtype

@@ -5,8 +5,9 @@
 
 Each section script is in jupytext's percent format (``# %%`` code cells,
 ``# %% [markdown]`` text cells), so the notebook is the script, cell by cell.
-Run a notebook from the ``notebooks/`` folder; the first cell puts the repository on
-``sys.path``. The CH09_MODELS / CH09_OUT environment variables choose models and output.
+The package is installed (``pip install -r requirements.txt`` installs it in editable mode),
+so a notebook runs from any folder. The CH09_MODELS / CH09_OUT environment variables choose
+models and output.
 """
 from __future__ import annotations
 
@@ -15,13 +16,9 @@ import sys
 from pathlib import Path
 
 from . import config
+from .lesson import section_scripts
 
 NOTEBOOK_DIR = config.REPO_DIR / "notebooks"
-
-
-def section_scripts() -> list[Path]:
-    """chapter09/9.N_*.py in section order."""
-    return sorted(config.PACKAGE_DIR.glob("9.*_*.py"), key=lambda p: int(p.name.split("_")[0].split(".")[1]))
 
 
 def notebook_path(script: Path) -> Path:

@@ -1,12 +1,13 @@
 """The parts every trainer in this chapter shares: loss, optimiser, step and log.
 
-The toy twins (``toy_train*.py``), the tiny VLM and the capstone's ``finetune`` all train
+The toy twins (``toyworld/train_*.py``), the tiny VLM and the capstone's ``finetune`` all train
 the same way: AdamW, a linear warm-up then a cosine decay, gradients clipped to norm 1,
 and a line of mean loss every few steps. Each piece lives here once.
 """
 from __future__ import annotations
 
 import math
+import random
 import time
 
 
@@ -93,3 +94,24 @@ class LossLog:
         self.printer(f"{self.prefix}step {step:>5}/{self.steps}  {self.metric} {self.means[-1]:.{self.digits}f}"
                      f"{'  ' + extra if extra else ''}  {time.time() - self.started:.0f} s")
         return True
+def autocast(device: str = "cpu"):
+    """bf16 autocast where the CPU has bf16 units (about 4x faster matmuls), else a no-op."""
+    import contextlib
+
+    import torch
+
+    from .models import cpu_supports_bf16
+
+    if device == "cpu" and cpu_supports_bf16():
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch alike, so a trainer's run is reproducible."""
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)

@@ -13,7 +13,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from .models import ResolvedModel, announce, pick_device, pick_dtype, resolve
+from .models import ResolvedModel, Settings, announce, cached, pick_device, pick_dtype, quiet_loading, resolve
 
 DIRECTIONS = {"en_zh": "translator_en_zh", "zh_en": "translator_zh_en"}
 # opus-mt was trained on sentences of up to ~256 tokens; longer inputs are cut, never crash.
@@ -23,27 +23,26 @@ MAX_INPUT_TOKENS = 256
 class Translator:
     """``translate(texts) -> texts`` in one direction ("en_zh" or "zh_en")."""
 
-    def __init__(self, direction: str = "en_zh", models: str | None = None, device: str | None = None,
-                 dtype: str | None = None, resolved: ResolvedModel | None = None, max_new_tokens: int = 96):
+    def __init__(self, direction: str = "en_zh", settings: Settings | None = None,
+                 resolved: ResolvedModel | None = None, max_new_tokens: int = 96):
         import torch
         from transformers import AutoTokenizer, MarianMTModel
 
-        from .clip_utils import quiet_transformers
-
         if direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}, not {direction!r}")
-        quiet_transformers()
+        settings = settings or Settings()
         self.direction = direction
-        self.resolved = resolved or resolve(DIRECTIONS[direction], models)
+        self.resolved = resolved or resolve(DIRECTIONS[direction], settings)
         announce(self.resolved)
-        self.device = pick_device(device)
+        self.device = pick_device(settings.device)
         # bf16 halves memory but shifts greedy decoding on tiny models; translation is cheap: keep fp32
         # on CPU unless asked, half precision on GPUs.
-        self.dtype = pick_dtype(self.device, dtype) if (dtype or self.device != "cpu") else torch.float32
-        with warnings.catch_warnings():  # MarianTokenizer recommends sacremoses, which only the real route's
-            warnings.filterwarnings("ignore", message=".*sacremoses")  # normaliser would use; not needed here
+        self.dtype = (pick_dtype(self.device, settings.dtype) if (settings.dtype or self.device != "cpu")
+                      else torch.float32)
+        with quiet_loading(), warnings.catch_warnings():  # MarianTokenizer recommends sacremoses, which only
+            warnings.filterwarnings("ignore", message=".*sacremoses")  # the real route's normaliser would use
             self.tokenizer = AutoTokenizer.from_pretrained(self.resolved.location)
-        self.model = MarianMTModel.from_pretrained(self.resolved.location, dtype=self.dtype).to(self.device).eval()
+            self.model = MarianMTModel.from_pretrained(self.resolved.location, dtype=self.dtype).to(self.device).eval()
         # the real opus-mt reads 512 positions, the toy twin 128: never feed more than the model has
         self.max_input_tokens = min(MAX_INPUT_TOKENS, self.model.config.max_position_embeddings)
         self.max_new_tokens = min(max_new_tokens, self.model.config.max_position_embeddings - 1)
@@ -71,3 +70,9 @@ class Translator:
                     out[i] = text.strip()
             results += out
         return results
+
+
+def translator(direction: str, settings: Settings | None = None) -> Translator:
+    """The process's one ``Translator`` for ``direction`` and ``settings`` (see ``models.cached``)."""
+    settings = settings or Settings()
+    return cached("translator", (direction, settings), lambda: Translator(direction, settings))

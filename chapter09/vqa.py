@@ -15,8 +15,18 @@ import os
 import sys
 from dataclasses import dataclass, field
 
-from .captioning import images_to_rgb, tidy_text, toy_safe_dtype
-from .models import ModelUnavailableError, ResolvedModel, announce, pick_device, pick_dtype, resolve
+from .captioning import images_to_rgb, toy_safe_dtype
+from .language import tidy_text
+from .models import (
+    ModelUnavailableError,
+    ResolvedModel,
+    Settings,
+    announce,
+    pick_device,
+    pick_dtype,
+    quiet_loading,
+    resolve,
+)
 
 # What BLIP-2 needs beyond its weights (activations, generation cache, the Python process).
 MEMORY_HEADROOM = 1.25
@@ -71,21 +81,21 @@ class Route:
     resolved: ResolvedModel | None = None
 
 
-def choose_route(models: str | None = None, device: str | None = None, dtype: str | None = None,
-                 prefer: str = "auto") -> Route:
+def choose_route(settings: Settings | None = None, prefer: str = "auto") -> Route:
     """BLIP-2 when its weights can be had and fit in memory; otherwise BLIP-VQA, saying why."""
     import torch
 
+    settings = settings or Settings()
     if prefer == "blip":
         return Route("blip", "you asked for the BLIP route (--route blip)")
-    device = pick_device(device)
-    torch_dtype = pick_dtype(device, dtype)
+    device = pick_device(settings.device)
+    torch_dtype = pick_dtype(device, settings.dtype)
     try:
-        resolved = resolve("blip2", models)
+        resolved = resolve("blip2", settings)
     except ModelUnavailableError as error:
         if prefer == "blip2":
             raise
-        return Route("blip", f"BLIP-2 weights are not available here ({error})")
+        return Route("blip", f"BLIP-2 weights are not available here: {error}")
     needed = checkpoint_bytes(resolved, torch.finfo(torch_dtype).bits // 8) * MEMORY_HEADROOM
     free = available_memory_bytes(device)
     if needed > free and prefer != "blip2":
@@ -126,16 +136,18 @@ class Blip2Answerer:
 
     uses_history = True
 
-    def __init__(self, resolved: ResolvedModel, device: str | None = None, dtype: str | None = None):
+    def __init__(self, resolved: ResolvedModel, settings: Settings | None = None):
         from transformers import AutoProcessor, Blip2ForConditionalGeneration
 
+        settings = settings or Settings()
         announce(resolved)
         self.resolved = resolved
-        self.device = pick_device(device)
-        self.dtype = pick_dtype(self.device, dtype)
-        self.processor = AutoProcessor.from_pretrained(resolved.location)
-        self.model = Blip2ForConditionalGeneration.from_pretrained(
-            resolved.location, dtype=self.dtype).to(self.device).eval()
+        self.device = pick_device(settings.device)
+        self.dtype = pick_dtype(self.device, settings.dtype)
+        with quiet_loading():
+            self.processor = AutoProcessor.from_pretrained(resolved.location)
+            self.model = Blip2ForConditionalGeneration.from_pretrained(
+                resolved.location, dtype=self.dtype).to(self.device).eval()
         ensure_image_tokens(self.processor, self.model)
 
     def _generate(self, images, prompts, max_new_tokens):
@@ -164,20 +176,18 @@ class BlipAnswerer:
 
     uses_history = False
 
-    def __init__(self, models: str | None = None, device: str | None = None, dtype: str | None = None,
-                 resolved: ResolvedModel | None = None):
+    def __init__(self, settings: Settings | None = None, resolved: ResolvedModel | None = None):
         from transformers import AutoProcessor, BlipForQuestionAnswering
 
-        from .clip_utils import quiet_transformers
-
-        quiet_transformers()
-        self.resolved = resolved or resolve("vqa", models)
+        settings = settings or Settings()
+        self.resolved = resolved or resolve("vqa", settings)
         announce(self.resolved)
-        self.device = pick_device(device)
-        self.dtype = toy_safe_dtype(self.resolved, self.device, dtype)
-        self.processor = AutoProcessor.from_pretrained(self.resolved.location)
-        self.model = BlipForQuestionAnswering.from_pretrained(
-            self.resolved.location, dtype=self.dtype).to(self.device).eval()
+        self.device = pick_device(settings.device)
+        self.dtype = toy_safe_dtype(self.resolved, self.device, settings.dtype)
+        with quiet_loading():
+            self.processor = AutoProcessor.from_pretrained(self.resolved.location)
+            self.model = BlipForQuestionAnswering.from_pretrained(
+                self.resolved.location, dtype=self.dtype).to(self.device).eval()
 
     def answer_batch(self, images, questions: list[str], max_new_tokens: int = 10, batch_size: int = 64) -> list[str]:
         import torch
@@ -198,14 +208,13 @@ class BlipAnswerer:
         return self.answer_batch([image], [question], max_new_tokens)[0]
 
 
-def load_answerer(models: str | None = None, device: str | None = None, dtype: str | None = None,
-                  prefer: str = "auto", stream=None):
+def load_answerer(settings: Settings | None = None, prefer: str = "auto", stream=None):
     """The best answerer this machine can hold, after printing which route was chosen and why."""
-    route = choose_route(models, device, dtype, prefer)
+    route = choose_route(settings, prefer)
     print(f"[vqa] route: {route.name} - {route.reason}", file=stream or sys.stdout)
     if route.name == "blip2":
-        return Blip2Answerer(route.resolved, device, dtype)
-    return BlipAnswerer(models, device, dtype)
+        return Blip2Answerer(route.resolved, settings)
+    return BlipAnswerer(settings)
 
 
 # ----------------------------------------------------------------------------- chat
@@ -256,8 +265,8 @@ def chat_loop(session: ChatSession, read=input, write=print) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .cli import add_model_options, run_cli
     from .images import load_image
-    from .lesson import add_model_options
 
     parser = argparse.ArgumentParser(prog="python -m chapter09.vqa", description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=("ask", "chat"))
@@ -266,16 +275,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--route", choices=("auto", "blip2", "blip"), default="auto")
     add_model_options(parser)
     args = parser.parse_args(argv)
-    image = load_image(args.image)
-    answerer = load_answerer(args.models, args.device, args.dtype, args.route)
-    session = ChatSession(answerer, image)
-    if args.command == "ask":
-        if not args.question:
-            parser.error("ask needs a question")
-        print(session.ask(args.question))
+    if args.command == "ask" and not args.question:
+        parser.error("ask needs a question")
+
+    def run() -> int:
+        session = ChatSession(load_answerer(Settings.from_args(args), args.route), load_image(args.image))
+        if args.command == "ask":
+            print(session.ask(args.question))
+        else:
+            chat_loop(session)
         return 0
-    chat_loop(session)
-    return 0
+
+    return run_cli(run)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ import pytest
 
 from chapter09 import config
 from chapter09.capstone.__main__ import main as capstone
+from chapter09.models import Settings
 from chapter09.toyworld import Scene, ToyObject
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -40,7 +41,7 @@ def test_match_refuses_an_empty_text(red_circle, capsys):
     assert "empty" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(not CAPTIONER_TWIN, reason="the toy captioner twin (chapter09/toy_models/captioner) is not built")
+@pytest.mark.skipif(not CAPTIONER_TWIN, reason="the toy captioner twin (chapter09/toyworld/twins/captioner) is not built")
 def test_caption_names_colour_and_shape_in_both_languages(red_circle, capsys):
     from chapter09.captioning import named_objects
 
@@ -65,8 +66,9 @@ def test_english_captioner_route_translates_its_own_caption(red_circle, tmp_path
     from transformers import BertTokenizer, BlipForConditionalGeneration, BlipProcessor
 
     from chapter09.capstone import describe
-    from chapter09.capstone.encoders import translator
-    from chapter09.toy_train_vl import blip_image_processor, tiny_blip_config
+    from chapter09.models import clear_cache
+    from chapter09.toyworld.train_blip import blip_image_processor, tiny_blip_config
+    from chapter09.translation import translator
 
     words = ["a", "large", "red", "circle", "in", "the", "center", "small", "blue", "square"]
     tokenizer = BertTokenizer(vocab={t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words)})
@@ -77,17 +79,17 @@ def test_english_captioner_route_translates_its_own_caption(red_circle, tmp_path
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("CH09_MODEL_DIR_CAPTIONER", str(folder))
         patch.setenv("HF_HUB_OFFLINE", "1")  # the translator falls back to its toy twin at once
-        describe.captioner.cache_clear()
+        clear_cache()
         try:
-            assert describe.caption_route("auto") == "caption+translate"
-            captions = describe.caption_images([str(red_circle)], "en,zh", models="auto")[0]
+            assert describe.caption_route(Settings("auto")) == "caption+translate"
+            captions = describe.caption_images([str(red_circle)], "en,zh", Settings("auto"))[0]
         finally:
-            describe.captioner.cache_clear()
+            clear_cache()
     assert captions["en"] and set(captions["en"].split()) <= set(words)
-    assert captions["zh"] == translator("en_zh", "auto").translate([captions["en"]])[0]
+    assert captions["zh"] == translator("en_zh", Settings("auto")).translate([captions["en"]])[0]
 
 
-@pytest.mark.skipif(not CAPTIONER_TWIN, reason="the toy captioner twin (chapter09/toy_models/captioner) is not built")
+@pytest.mark.skipif(not CAPTIONER_TWIN, reason="the toy captioner twin (chapter09/toyworld/twins/captioner) is not built")
 def test_eval_captions_scores_the_toy_captioner_on_held_out_scenes(tmp_path, capsys):
     from chapter09.toyworld import write_dataset
 

@@ -4,6 +4,7 @@ import random
 
 import pytest
 
+from chapter09.models import Settings
 from chapter09.toyworld import Scene, generate_scenes
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -30,7 +31,7 @@ def test_finetune_improves_held_out_recall_on_shifted_data(tmp_path):
     # small on purpose (the test must stay well under a minute): 240 training images, 30 steps of 32
     train = write_shifted(tmp_path / "train", 240, 5, "train")
     val = write_shifted(tmp_path / "val", 120, 6, "heldout")
-    report = finetune(train, tmp_path / "tuned", val=val, steps=30, lr=2e-4, batch_size=32, models="toy")
+    report = finetune(train, tmp_path / "tuned", val=val, steps=30, lr=2e-4, batch_size=32, settings=Settings("toy"))
     before, after = report["before"]["text_to_image"], report["after"]["text_to_image"]
     assert report["loss_last"] < report["loss_first"]
     assert after["R@5"] >= before["R@5"] + 0.10, (before, after)

@@ -4,7 +4,15 @@ import json
 
 import pytest
 
-from chapter09.capstone.evaluate import bleu4, cider_d, evaluate_retrieval, load_dataset
+from chapter09.capstone.evaluate import (
+    bleu4,
+    cider_d,
+    cider_d_reference,
+    evaluate_retrieval,
+    load_dataset,
+    tokens_for_metrics,
+)
+from chapter09.models import Settings
 from chapter09.toyworld import read_jsonl, write_dataset
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -40,13 +48,13 @@ def as_coco(small, folder):
 
 
 def test_every_format_gives_the_same_recall(small, tmp_path):
-    reference = evaluate_retrieval(load_dataset(small), "clip", models="toy")["languages"]
+    reference = evaluate_retrieval(load_dataset(small), "clip", Settings("toy"))["languages"]
     tsv = load_dataset(as_chinese_clip_tsv(small, tmp_path))
     assert len(tsv.images) == 120 and len(tsv.texts) == 240
-    zh = evaluate_retrieval(tsv, "clip", models="toy")["languages"]["zh"]
+    zh = evaluate_retrieval(tsv, "clip", Settings("toy"))["languages"]["zh"]
     assert zh["text_to_image"] == pytest.approx(reference["zh"]["text_to_image"], abs=0.01)
     coco = load_dataset(as_coco(small, tmp_path))
-    en = evaluate_retrieval(coco, "clip", models="toy")["languages"]["en"]
+    en = evaluate_retrieval(coco, "clip", Settings("toy"))["languages"]["en"]
     assert en["text_to_image"] == pytest.approx(reference["en"]["text_to_image"], abs=0.01)
     # captions.json as {image: [captions]} in a folder of its own
     folder = tmp_path / "json_folder"
@@ -55,7 +63,7 @@ def test_every_format_gives_the_same_recall(small, tmp_path):
     for r in read_jsonl(small / "captions.jsonl"):
         mapping.setdefault(str(small / r["image"]), []).append(r["caption"])
     (folder / "captions.json").write_text(json.dumps(mapping, ensure_ascii=False))
-    as_json = evaluate_retrieval(load_dataset(folder), "clip", models="toy")["languages"]
+    as_json = evaluate_retrieval(load_dataset(folder), "clip", Settings("toy"))["languages"]
     assert as_json["en"]["text_to_image"] == pytest.approx(reference["en"]["text_to_image"], abs=0.01)
 
 
@@ -69,3 +77,112 @@ def test_caption_metrics_rank_right_above_wrong():
     zh_refs = [["左上方有一个小的红色圆形。"], ["中间有一个大的蓝色星形。"]]
     assert bleu4(["左上方有一个小的红色圆形。", "中间有一个大的蓝色星形。"], zh_refs, "zh") > 90
     assert bleu4(["右下方有一个大的绿色正方形。", "左边有一个小的黄色菱形。"], zh_refs, "zh") < 40
+
+
+def as_published_coco(small, root, missing=("000000009999.jpg",)):
+    """COCO's own layout: annotations/captions_val2017.json beside val2017/, COCO-style file names,
+    plus a train split the loader must not pick; ``missing`` are listed but not on disk."""
+    rows = [r for r in read_jsonl(small / "captions.jsonl") if r["lang"] == "en"]
+    names = sorted({r["image"] for r in rows})
+    (root / "annotations").mkdir(parents=True)
+    (root / "val2017").mkdir()
+    (root / "train2017").mkdir()
+    files = {}
+    for i, name in enumerate(names):
+        files[name] = f"{i + 1:012d}.jpg"
+        (root / "val2017" / files[name]).write_bytes((small / name).read_bytes())
+    images = [{"id": i + 1, "file_name": files[n], "height": 64, "width": 64} for i, n in enumerate(names)]
+    annotations = [{"id": a, "image_id": names.index(r["image"]) + 1, "caption": r["caption"] + " "}
+                   for a, r in enumerate(rows)]
+    for j, name in enumerate(missing):
+        images.append({"id": 90000 + j, "file_name": name})
+        annotations += [{"id": 90000 + 10 * j + c, "image_id": 90000 + j, "caption": "a picture that is gone"}
+                        for c in range(5)]
+    (root / "annotations" / "captions_val2017.json").write_text(json.dumps(
+        {"info": {}, "licenses": [], "images": images, "annotations": annotations}))
+    (root / "annotations" / "captions_train2017.json").write_text(json.dumps(
+        {"images": [{"id": 1, "file_name": "000000000001.jpg"}], "annotations": [{"id": 1, "image_id": 1,
+                                                                                 "caption": "train"}]}))
+    return root, len(names)
+
+
+def test_a_coco_folder_as_published_is_found_and_missing_images_are_skipped(small, tmp_path, capsys):
+    from chapter09.capstone.__main__ import main
+
+    root, n = as_published_coco(small, tmp_path / "coco")
+    data = load_dataset(root)
+    assert data.name.endswith("captions_val2017.json")  # the validation split, not train
+    assert len(data.images) == n == 120 and data.missing == ["000000009999.jpg"]
+    assert all(str(path).startswith(str(root / "val2017")) for path in data.images)
+    assert "a picture that is gone" not in data.texts and len(data.texts) == 120
+    report = evaluate_retrieval(data, "clip", Settings("toy"))
+    assert report["missing"] == 1 and report["images"] == 120
+    reference = evaluate_retrieval(load_dataset(small), "clip", Settings("toy"))["languages"]["en"]
+    assert report["languages"]["en"]["text_to_image"] == pytest.approx(reference["text_to_image"], abs=0.01)
+    # the command line says how many were missing and carries on
+    assert main(["eval", "--dataset", str(root), "--models", "toy"]) == 0
+    out = capsys.readouterr().out
+    assert "MISSING: 1 listed image(s) not found" in out and "000000009999.jpg" in out and "R@1" in out
+    # --split picks the other split; the JSON itself works too, its images found by the split name
+    assert load_dataset(root, split="train2017").texts == ["train"]
+    assert len(load_dataset(root / "annotations" / "captions_val2017.json").images) == 120
+
+
+def test_a_coco_folder_with_no_images_says_where_it_looked(small, tmp_path):
+    root, _ = as_published_coco(small, tmp_path / "coco")
+    for image in (root / "val2017").iterdir():
+        image.unlink()
+    with pytest.raises(ValueError, match="none of the 121 images.*--images"):
+        load_dataset(root)
+
+
+def test_an_unrecognised_folder_lists_every_format_it_looked_for(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(ValueError) as error:
+        load_dataset(tmp_path)
+    message = str(error.value)
+    for expected in ("captions.jsonl", "captions.json", "COCO", "annotations/captions_", "val2017",
+                     "_texts.jsonl", "_imgs.tsv"):
+        assert expected in message, (expected, message)
+
+
+def test_tokens_follow_the_coco_toolkit():
+    assert tokens_for_metrics("A man's hat, don't you think?", "en") == [
+        "a", "man", "'s", "hat", "do", "n't", "you", "think"]
+    assert tokens_for_metrics("A T-shirt on a 1.5 m table.", "en") == ["a", "t-shirt", "on", "a", "1.5", "m", "table"]
+    assert tokens_for_metrics("“左上方”有一个小的红色圆形。", "zh") == list("左上方有一个小的红色圆形")
+
+
+def _toy_caption_sets(small):
+    by_image: dict = {}
+    for r in read_jsonl(small / "captions.jsonl"):
+        by_image.setdefault(r["image"], {}).setdefault(r["lang"], []).append(r["caption"])
+    return [by_image[name] for name in sorted(by_image)]
+
+
+def test_cider_d_agrees_with_pycocoevalcap(small):
+    """The project's CIDEr-D equals pycocoevalcap's (CIDEr-D: sigma 6, clipping) on the same tokens."""
+    import random
+
+    cases = []
+    refs = [["a small red circle at the top left", "a photo of a small red circle at the top left"],
+            ["a large blue star in the center", "there is a large blue star in the center"],
+            ["A man's dog, running on the beach.", "a dog runs along the sand"]]
+    cases.append((["a small red circle at the top left", "a large blue star in the center", "a dog on a beach"],
+                  refs, "en"))
+    cases.append((["a large green square at the bottom", "a small yellow circle on the right", ""], refs, "en"))
+    zh_refs = [["左上方有一个小的红色圆形。", "一个红色的小圆在左上角"], ["中间有一个大的蓝色星形。"], ["海滩上有一只狗在跑。"]]
+    cases.append((["左上方有一个小的红色圆形。", "中间有一个蓝色星形", "一只狗"], zh_refs, "zh"))
+    cases.append((["右下方有一个大的绿色正方形。", "左边有一个小的黄色菱形。", "海滩"], zh_refs, "zh"))
+    # the toy world's captions, both languages: hypotheses are another image's caption or a reference
+    sets = _toy_caption_sets(small)[:40]
+    rng = random.Random(3)
+    for lang in ("en", "zh"):
+        references = [s[lang] for s in sets]
+        hypotheses = [rng.choice(sets[rng.randrange(len(sets))][lang]) if rng.random() < 0.5 else s[lang][0]
+                      for s in sets]
+        cases.append((hypotheses, references, lang))
+    for hypotheses, references, lang in cases:
+        ours, reference = cider_d(hypotheses, references, lang), cider_d_reference(hypotheses, references, lang)
+        assert ours == pytest.approx(reference, abs=1e-9), (lang, hypotheses[:2])
+    assert cider_d(*cases[0]) > 3 * cider_d(*cases[1]) and cider_d(*cases[2]) > 3 * cider_d(*cases[3])

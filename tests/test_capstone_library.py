@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from chapter09.capstone.__main__ import main as capstone
+from chapter09.models import Settings
 from chapter09.toyworld import write_dataset
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -21,11 +22,11 @@ def library(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def index(library, tmp_path_factory):
-    from chapter09.capstone.encoders import clip_encoder
-    from chapter09.capstone.library import build_index
+    from chapter09.capstone.indexer import build_index
+    from chapter09.clip import clip_encoder
 
     index_dir = tmp_path_factory.mktemp("index")
-    summary = build_index(library, index_dir, {"clip": clip_encoder("clip", "toy")}, progress=False)
+    summary = build_index(library, index_dir, {"clip": clip_encoder("clip", Settings("toy"))}, progress=False)
     assert summary.added == 1000 and not summary.failed
     assert {s["path"] for s in summary.skipped} == {"captions.jsonl", "qa.jsonl", "scenes.jsonl"}
     return index_dir
@@ -55,7 +56,7 @@ def test_text_search_finds_the_described_image(library, index):
     from chapter09.toyworld import load_scenes
 
     scenes = load_scenes(library)
-    searcher = LibrarySearch(index, models="toy")
+    searcher = LibrarySearch(index, Settings("toy"))
     names = sorted(scenes)[:40]
     for lang in ("en", "zh"):
         found = sum(name in [h["path"] for h in searcher.by_text(scenes[name].captions(lang)[0], 5)["hits"]]
@@ -66,7 +67,7 @@ def test_text_search_finds_the_described_image(library, index):
 def test_image_search_finds_source_of_resized_jpeg(library, index, tmp_path):
     from chapter09.capstone.search import LibrarySearch
 
-    searcher = LibrarySearch(index, models="toy")
+    searcher = LibrarySearch(index, Settings("toy"))
     for i in (3, 141, 592):
         source = f"images/heldout_777_{i:05d}.png"
         copy = tmp_path / f"copy_{i}.jpg"
@@ -75,10 +76,10 @@ def test_image_search_finds_source_of_resized_jpeg(library, index, tmp_path):
 
 
 def test_search_rejects_empty_and_truncates_long_queries(index, capsys):
-    from chapter09.capstone.encoders import QueryError
+    from chapter09.capstone.queries import QueryError
     from chapter09.capstone.search import LibrarySearch
 
-    searcher = LibrarySearch(index, models="toy")
+    searcher = LibrarySearch(index, Settings("toy"))
     with pytest.raises(QueryError, match="empty"):
         searcher.by_text("   ", 5)
     assert capstone(["search", "--index", str(index), "--text", "", "--models", "toy"]) == 2
@@ -88,12 +89,12 @@ def test_search_rejects_empty_and_truncates_long_queries(index, capsys):
 
 
 def test_interrupted_index_resumes_without_duplicates(library, tmp_path):
-    from chapter09.capstone.encoders import clip_encoder
-    from chapter09.capstone.library import Store, build_index
+    from chapter09.capstone.indexer import Store, build_index
+    from chapter09.clip import clip_encoder
 
     small = tmp_path / "lib"
     shutil.copytree(library / "images", small / "images", ignore=lambda d, names: sorted(names)[300:])
-    encoders = {"clip": clip_encoder("clip", "toy")}
+    encoders = {"clip": clip_encoder("clip", Settings("toy"))}
     with pytest.raises(KeyboardInterrupt):
         build_index(small, tmp_path / "idx", encoders, batch_size=32, workers=0, progress=False, stop_after=100)
     partial = Store.load(tmp_path / "idx")
@@ -116,15 +117,15 @@ def _png_chunk(kind, data):
 
 
 def test_bad_files_are_reported_and_good_ones_indexed(library, tmp_path):
-    from chapter09.capstone.encoders import clip_encoder
-    from chapter09.capstone.library import Store, build_index
+    from chapter09.capstone.indexer import Store, build_index
+    from chapter09.clip import clip_encoder
 
     folder = tmp_path / "messy"
     (folder / "sub").mkdir(parents=True)
     source = Image.open(library / "images/heldout_777_00010.png")
     good = {}
     source.convert("CMYK").save(folder / "cmyk.jpg"); good["cmyk.jpg"] = 1
-    Image.fromarray((np.asarray(source.convert("L"), np.uint16) * 257)).save(folder / "grey16.png"); good["grey16.png"] = 1
+    Image.fromarray(np.asarray(source.convert("L"), np.uint16) * 257).save(folder / "grey16.png"); good["grey16.png"] = 1
     source.convert("P").save(folder / "palette.gif"); good["palette.gif"] = 1
     rgba = source.convert("RGBA"); rgba.putalpha(128); rgba.save(folder / "sub/alpha.png"); good["sub/alpha.png"] = 1
     exif = Image.Exif(); exif[0x0112] = 6
@@ -140,7 +141,7 @@ def test_bad_files_are_reported_and_good_ones_indexed(library, tmp_path):
     (folder / "bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) +
                                       _png_chunk(b"IDAT", zlib.compress(b"\x00" * 1000)) + _png_chunk(b"IEND", b""))
     (folder / "readme.txt").write_text("not an image")
-    summary = build_index(folder, tmp_path / "idx", {"clip": clip_encoder("clip", "toy")}, workers=0, progress=False)
+    summary = build_index(folder, tmp_path / "idx", {"clip": clip_encoder("clip", Settings("toy"))}, workers=0, progress=False)
     failed = {f["path"]: f["reason"] for f in summary.failed}
     assert set(failed) == {"empty.png", "notes.jpg", "truncated.png", "corrupt.jpg", "bomb.png"}
     assert "empty" in failed["empty.png"] and "bomb" in failed["bomb.png"] or "limit" in failed["bomb.png"]
@@ -154,8 +155,8 @@ def test_bad_files_are_reported_and_good_ones_indexed(library, tmp_path):
 
 
 def test_dedup_separates_exact_from_near(library, tmp_path, capsys):
-    from chapter09.capstone.encoders import clip_encoder
-    from chapter09.capstone.library import build_index
+    from chapter09.capstone.indexer import build_index
+    from chapter09.clip import clip_encoder
 
     folder = tmp_path / "dups"
     folder.mkdir()
@@ -163,7 +164,7 @@ def test_dedup_separates_exact_from_near(library, tmp_path, capsys):
         shutil.copy(library / f"images/heldout_777_{i:05d}.png", folder / f"{i}.png")
     shutil.copy(folder / "0.png", folder / "0_copy.png")  # exact
     Image.open(folder / "1.png").save(folder / "1_resaved.jpg", quality=85)  # near
-    build_index(folder, tmp_path / "idx", {"clip": clip_encoder("clip", "toy")}, workers=0, progress=False)
+    build_index(folder, tmp_path / "idx", {"clip": clip_encoder("clip", Settings("toy"))}, workers=0, progress=False)
     result = run_json(capsys, "dedup", "--index", str(tmp_path / "idx"))
     assert result["exact_groups"] == [["0.png", "0_copy.png"]]
     near = {frozenset((p["a"], p["b"])) for p in result["near_pairs"]}
@@ -178,8 +179,8 @@ def test_ann_search_matches_exact_and_is_cached(library, index, monkeypatch):
     from chapter09.toyworld import load_scenes
 
     scenes = load_scenes(library)
-    exact = LibrarySearch(index, models="toy", mode="exact")
-    ann = LibrarySearch(index, models="toy", mode="ann")
+    exact = LibrarySearch(index, Settings("toy"), mode="exact")
+    ann = LibrarySearch(index, Settings("toy"), mode="ann")
     searcher = ann.searchers["clip"]
     assert searcher.index is not None and searcher.recall_at_10 >= search_module.IVF_TARGET_RECALL
     assert (index / "ann_clip.faiss").exists()
@@ -194,5 +195,5 @@ def test_ann_search_matches_exact_and_is_cached(library, index, monkeypatch):
         raise AssertionError("the cached IVF index should have been reused")
 
     monkeypatch.setattr(search_module, "build_ivf", no_rebuild)
-    again = LibrarySearch(index, models="toy", mode="ann").searchers["clip"]
+    again = LibrarySearch(index, Settings("toy"), mode="ann").searchers["clip"]
     assert (again.nprobe, again.recall_at_10) == (searcher.nprobe, searcher.recall_at_10)

@@ -6,6 +6,8 @@ import urllib.request
 
 import pytest
 
+from chapter09.models import Settings
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning"), pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
@@ -18,16 +20,16 @@ def free_port():
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    from chapter09.capstone.encoders import clip_encoder
-    from chapter09.capstone.library import build_index
+    from chapter09.capstone.indexer import build_index
     from chapter09.capstone.serve import serve
+    from chapter09.clip import clip_encoder
     from chapter09.toyworld import write_dataset
 
     library = write_dataset(tmp_path_factory.mktemp("ui_library"), n=150, seed=55, split="heldout")
     index = tmp_path_factory.mktemp("ui_index")
-    build_index(library, index, {"clip": clip_encoder("clip", "toy")}, workers=0, progress=False)
+    build_index(library, index, {"clip": clip_encoder("clip", Settings("toy"))}, workers=0, progress=False)
     port = free_port()
-    app = serve(index, port=port, models="toy", block=False)
+    app = serve(index, port=port, settings=Settings("toy"), block=False)
     yield f"http://127.0.0.1:{port}", library
     app.close()
 

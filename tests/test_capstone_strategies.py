@@ -5,6 +5,7 @@ import pytest
 
 from chapter09 import config
 from chapter09.capstone.__main__ import main as capstone
+from chapter09.models import Settings
 from chapter09.toyworld import read_jsonl, write_dataset
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -28,7 +29,7 @@ def run_json(capsys, *argv):
 
 
 def test_toy_chinese_clip_held_out_recall():
-    from chapter09.toy_train_capstone import chinese_clip_recall
+    from chapter09.toyworld.train_chinese_clip import chinese_clip_recall
 
     recall = chinese_clip_recall(config.model_spec("chinese_clip").toy_path, n=600, seed=config.TOY_HELDOUT_SEED + 17)
     assert recall["R@5"] >= 0.90, recall
@@ -44,20 +45,21 @@ def test_eval_compares_every_chinese_strategy(chinese_library, capsys):
 
 
 def test_search_by_each_strategy_finds_the_described_image(chinese_library, tmp_path):
-    from chapter09.capstone.encoders import QueryError, clip_encoder
-    from chapter09.capstone.library import build_index
+    from chapter09.capstone.indexer import build_index
+    from chapter09.capstone.queries import QueryError
     from chapter09.capstone.search import LibrarySearch
+    from chapter09.clip import clip_encoder
     from chapter09.toyworld import load_scenes
 
     scenes = load_scenes(chinese_library)
     names = sorted(scenes)[:30]
     only_clip = tmp_path / "clip_only"
-    build_index(chinese_library, only_clip, {"clip": clip_encoder("clip", "toy")}, progress=False)
+    build_index(chinese_library, only_clip, {"clip": clip_encoder("clip", Settings("toy"))}, progress=False)
     with pytest.raises(QueryError, match="--chinese-clip"):
-        LibrarySearch(only_clip, models="toy").by_text(scenes[names[0]].captions("zh")[0], 5, "chinese_clip")
+        LibrarySearch(only_clip, Settings("toy")).by_text(scenes[names[0]].captions("zh")[0], 5, "chinese_clip")
     assert capstone(["index", str(chinese_library), "--index", str(tmp_path / "both"), "--chinese-clip",
                      "--models", "toy", "--no-progress"]) == 0
-    searcher = LibrarySearch(tmp_path / "both", models="toy")
+    searcher = LibrarySearch(tmp_path / "both", Settings("toy"))
     for strategy in STRATEGIES:
         found = 0
         for name in names:

@@ -2,14 +2,15 @@
 import numpy as np
 import pytest
 
-from chapter09.clip_utils import ClipEncoder
-from chapter09.toy_eval import evaluate_clip, format_report
+from chapter09.clip import ClipEncoder
+from chapter09.models import Settings
 from chapter09.toyworld import generate_scenes
+from chapter09.toyworld.eval import evaluate_clip, format_report
 
 
 @pytest.fixture(scope="module")
 def toy_clip():
-    return ClipEncoder("clip", models="toy")
+    return ClipEncoder("clip", Settings("toy"))
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +57,7 @@ def test_bf16_and_fp32_agree_on_the_ranking(heldout_dir):
     captions = [s.captions("en")[0] for s in scenes]
     ranks = []
     for dtype in ("float32", "bfloat16"):
-        encoder = ClipEncoder("clip", models="toy", dtype=dtype)
+        encoder = ClipEncoder("clip", Settings("toy", dtype=dtype))
         scores = encoder.encode_texts(captions) @ encoder.encode_images([s.render() for s in scenes]).T
         ranks.append(scores.argmax(axis=1))
     assert (ranks[0] == ranks[1]).mean() >= 0.9

@@ -56,13 +56,74 @@ def test_a_user_named_directory_wins(tmp_path, monkeypatch, no_hub):
         resolve("clip", "real")
 
 
-def test_every_role_names_a_hub_id_and_bad_input_is_refused():
-    for role, spec in config.MODELS.items():
-        assert "/" in spec.hub_id and spec.toy_dir, role
+def test_roles_without_a_twin_say_so_and_name_their_test(no_hub):
+    without = [spec for spec in config.MODELS.values() if not spec.has_twin]
+    assert {spec.role for spec in without} >= {"blip2", "small_vlm"}
+    for spec in without:
+        with pytest.raises(ModelUnavailableError) as error:
+            resolve(spec.role, "auto")
+        assert error.value.role == spec.role and error.value.has_twin is False
+        assert spec.hub_id in str(error.value) and spec.tested_by in str(error.value)
+        if spec.tested_by.startswith("tests/"):  # the named test exists
+            test_file, _, test_name = spec.tested_by.partition("::")
+            source = (config.REPO_DIR / test_file.split()[0]).read_text()
+            assert not test_name or f"def {test_name}(" in source
+    for spec in config.MODELS.values():
+        if spec.has_twin:
+            assert resolve(spec.role, "toy").location == str(spec.toy_path)
     with pytest.raises(KeyError, match="known roles"):
         config.model_spec("nope")
     with pytest.raises(ValueError):
         models.models_mode("sometimes")
+
+
+def test_deciding_reachability_changes_nothing_else_in_the_process(monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    models.hub_reachable.cache_clear()
+    offline_before = huggingface_hub.constants.HF_HUB_OFFLINE
+    assert resolve("clip", "auto").is_toy
+    assert "HF_HUB_OFFLINE" not in __import__("os").environ
+    assert huggingface_hub.constants.HF_HUB_OFFLINE == offline_before
+    models.hub_reachable.cache_clear()
+
+
+def test_loading_an_encoder_leaves_warning_filters_and_logging_as_they_were():
+    import warnings
+
+    import transformers
+
+    from chapter09.clip import ClipEncoder
+
+    ClipEncoder("clip", models.Settings("toy"))  # first load: the libraries' own imports may add filters
+    filters, verbosity = list(warnings.filters), transformers.logging.get_verbosity()
+    ClipEncoder("clip", models.Settings("toy"))
+    assert list(warnings.filters) == filters and transformers.logging.get_verbosity() == verbosity
+
+
+def test_one_cache_shares_models_across_callers():
+    from chapter09.clip import clip_encoder
+
+    settings = models.Settings("toy", dtype="float32")
+    first = clip_encoder("clip", settings)
+    assert clip_encoder("clip", models.Settings("toy", dtype="float32")) is first  # equal settings, same model
+    assert clip_encoder("clip", models.Settings("toy", dtype="bfloat16")) is not first
+    calls = []
+    assert models.cached("test", 1, lambda: calls.append(1) or "made") == "made"
+    assert models.cached("test", 1, lambda: calls.append(1) or "again") == "made" and calls == [1]
+
+
+def test_settings_resolve_the_mode_once_and_travel_as_flags(monkeypatch):
+    monkeypatch.setenv("CH09_MODELS", "toy")
+    settings = models.Settings(device="cpu")
+    assert settings.mode == "toy"  # the environment is read when the settings are made, not later
+    monkeypatch.setenv("CH09_MODELS", "real")
+    assert settings.mode == "toy" and settings.cli_args() == ["--models", "toy", "--device", "cpu"]
+    with pytest.raises(ValueError, match="--models"):
+        models.Settings("sometimes")
 
 
 def test_dtype_choice_and_override(monkeypatch):

@@ -2,15 +2,16 @@
 import pytest
 from sentence_transformers import SentenceTransformer, util
 
-from chapter09.clip_utils import ClipEncoder, recall_at_k
-from chapter09.models import resolve
+from chapter09.clip import ClipEncoder
+from chapter09.models import Settings, resolve
+from chapter09.retrieval import recall_at_k
 from chapter09.toyworld import generate_scenes
 
 
 @pytest.fixture(scope="module")
 def gallery():
     scenes = generate_scenes(300, seed=515, split="heldout")
-    images = ClipEncoder("clip", models="toy", dtype="float32").encode_images([s.render() for s in scenes])
+    images = ClipEncoder("clip", Settings("toy", dtype="float32")).encode_images([s.render() for s in scenes])
     return scenes, images
 
 

@@ -10,8 +10,11 @@ import sys
 import pytest
 import torch
 
-from chapter09.clip_utils import ClipEncoder
-from chapter09.toy_train import build_clip_tokenizer, toy_clip_processor, toy_corpus
+from chapter09.clip import ClipEncoder
+from chapter09.models import Settings
+from chapter09.toyworld.corpus import toy_corpus
+from chapter09.toyworld.tokenizers import build_clip_tokenizer
+from chapter09.toyworld.train_clip import toy_clip_processor
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 
@@ -46,10 +49,10 @@ def random_multilingual_dir(tmp_path_factory, random_clip_dir):
     from sentence_transformers.sentence_transformer.modules import Dense, Pooling
     from transformers import BertConfig, BertModel
 
-    from chapter09.toy_train import build_bert_tokenizer
+    from chapter09.toyworld.tokenizers import word_tokenizer
 
     build = tmp_path_factory.mktemp("bert")
-    tokenizer = build_bert_tokenizer(toy_corpus(n_scenes=300), build)
+    tokenizer = word_tokenizer(toy_corpus(n_scenes=300))
     BertModel(BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                          intermediate_size=64)).save_pretrained(build)
     tokenizer.save_pretrained(build)
@@ -62,7 +65,7 @@ def random_multilingual_dir(tmp_path_factory, random_clip_dir):
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_clip_encoder_on_the_real_class(random_clip_dir, dtype):
-    encoder = ClipEncoder("clip", models="real", local_dir=random_clip_dir, dtype=dtype)
+    encoder = ClipEncoder("clip", Settings("real", dtype=dtype), local_dir=random_clip_dir)
     assert not encoder.resolved.is_toy and encoder.model.dtype == getattr(torch, dtype)
     from PIL import Image
 

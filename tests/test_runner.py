@@ -45,3 +45,24 @@ def test_sections_1_to_3_run_clean_on_the_toy_world(tmp_path):
     results = json.loads((tmp_path / "section_9.2" / "results.json").read_text())
     assert results["zero_shot_colour_en"] >= 0.9 and results["text_to_image"]["R@5"] >= 0.9
     assert json.loads((tmp_path / "section_9.1" / "results.json").read_text())["best_is_correct"]
+
+
+@pytest.mark.parametrize("command", [
+    ["run_all_sections.py", "1", "--modles", "toy"],
+    ["chapter09/9.1_clip_basics.py", "--modles", "toy"],
+    ["-m", "chapter09.capstone", "search", "--index", "x", "--text", "a", "--modles", "toy"],
+    ["-m", "chapter09.toyworld", "make", "x", "--nn", "3"],
+    ["-m", "chapter09.vlm", "generate", "x", "y.png", "--modles", "toy"],
+])
+def test_a_mistyped_flag_is_refused_by_name(command):
+    run = subprocess.run([sys.executable, *command], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode != 0
+    assert "unrecognized arguments" in run.stderr and command[-2] in run.stderr, run.stderr[-2000:]
+
+
+def test_a_lesson_runs_as_a_plain_script_from_another_folder(tmp_path):
+    """The package is installed (editable), so no lesson needs to edit sys.path."""
+    run = subprocess.run([sys.executable, str(ROOT / "chapter09" / "9.1_clip_basics.py"), "--models", "toy",
+                          "--out", str(tmp_path)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert json.loads((tmp_path / "section_9.1" / "results.json").read_text())["best_is_correct"]

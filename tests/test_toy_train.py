@@ -7,9 +7,18 @@ from sentence_transformers import SentenceTransformer
 from transformers import AutoProcessor, CLIPModel, CLIPTokenizer
 
 from chapter09.config import model_spec
-from chapter09.toy_train import (FINE_PATCH_SIZE, SHAPE_GROUP, build_clip_tokenizer, finer_patches, learn_bpe_merges,
-                                 shape_twin, shape_variants, toy_corpus, train_clip, train_multilingual_text)
 from chapter09.toyworld import HELDOUT_COMBOS, generate_scenes
+from chapter09.toyworld.corpus import toy_corpus
+from chapter09.toyworld.tokenizers import build_clip_tokenizer, learn_bpe_merges
+from chapter09.toyworld.train_clip import (
+    FINE_PATCH_SIZE,
+    SHAPE_GROUP,
+    finer_patches,
+    shape_twin,
+    shape_variants,
+    train_clip,
+)
+from chapter09.toyworld.train_multilingual import train_multilingual_text
 
 
 def test_shape_twins_differ_in_one_shape_and_never_use_heldout_pairs():

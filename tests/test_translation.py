@@ -4,6 +4,7 @@ import random
 import pytest
 
 from chapter09 import config
+from chapter09.models import Settings
 from chapter09.toyworld import HELDOUT_COMBOS, generate_scenes
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -17,11 +18,11 @@ HELDOUT_SEED = config.TOY_HELDOUT_SEED + 101
 def translator(request):
     from chapter09.translation import Translator
 
-    return Translator(request.param, models="toy")
+    return Translator(request.param, Settings("toy"))
 
 
 def held_out_pairs(n=150):
-    from chapter09.toy_train_capstone import parallel_pair
+    from chapter09.toyworld.corpus import parallel_pair
 
     rng = random.Random(HELDOUT_SEED)
     scenes = generate_scenes(n, HELDOUT_SEED, "heldout")
@@ -54,4 +55,4 @@ def test_unknown_direction_is_refused():
     from chapter09.translation import Translator
 
     with pytest.raises(ValueError, match="direction"):
-        Translator("fr_en", models="toy")
+        Translator("fr_en", Settings("toy"))

@@ -6,15 +6,15 @@ import pytest
 import torch
 from PIL import Image
 
-from chapter09.models import ResolvedModel
 from chapter09.config import model_spec
+from chapter09.models import ResolvedModel, Settings
 
 
 def _tokenizer():
-    from chapter09.toy_train import toy_corpus
-    from chapter09.toy_train_vl import build_word_tokenizer
+    from chapter09.toyworld.corpus import toy_corpus
+    from chapter09.toyworld.tokenizers import blip_word_tokenizer
 
-    return build_word_tokenizer(toy_corpus(50))
+    return blip_word_tokenizer(toy_corpus(50))
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def image():
 def _save_blip(model_class, tokenizer, folder):
     from transformers import BlipProcessor
 
-    from chapter09.toy_train_vl import blip_image_processor, tiny_blip_config
+    from chapter09.toyworld.train_blip import blip_image_processor, tiny_blip_config
 
     torch.manual_seed(0)
     model = model_class(tiny_blip_config(tokenizer, layers=1, hidden=32)).eval()
@@ -47,7 +47,7 @@ def test_captioner_code_path_on_a_random_blip(tmp_path, tokenizer, image, dtype)
 
     folder = _save_blip(BlipForConditionalGeneration, tokenizer, tmp_path)
     resolved = ResolvedModel("captioner", model_spec("captioner"), str(folder), "local-dir")
-    captioner = Captioner(resolved=resolved, device="cpu", dtype=dtype)
+    captioner = Captioner(Settings(device="cpu", dtype=dtype), resolved=resolved)
     assert captioner.model.dtype == getattr(torch, dtype)
     captions = captioner.caption([image, image], lang="en", max_new_tokens=5)
     assert len(captions) == 2 and all(isinstance(c, str) for c in captions)
@@ -65,7 +65,7 @@ def test_real_route_translates_chinese(tmp_path, image):
     vocab = {t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "red", "circle"])}
     folder = _save_blip(BlipForConditionalGeneration, BertTokenizer(vocab=vocab), tmp_path)
     resolved = ResolvedModel("captioner", model_spec("captioner"), str(folder), "local-dir")
-    captioner = Captioner(resolved=resolved, device="cpu", dtype="float32")
+    captioner = Captioner(Settings(device="cpu", dtype="float32"), resolved=resolved)
     assert not captioner.bilingual
 
     class RecordingTranslator:
@@ -86,7 +86,7 @@ def test_blip_vqa_code_path_on_a_random_model(tmp_path, tokenizer, image):
 
     folder = _save_blip(BlipForQuestionAnswering, tokenizer, tmp_path)
     resolved = ResolvedModel("vqa", model_spec("vqa"), str(folder), "local-dir")
-    answerer = BlipAnswerer(resolved=resolved, device="cpu", dtype="bfloat16")
+    answerer = BlipAnswerer(Settings(device="cpu", dtype="bfloat16"), resolved=resolved)
     answers = answerer.answer_batch([image, image], ["what colour is the circle?", "how many shapes are there?"],
                                     max_new_tokens=3)
     assert len(answers) == 2
@@ -100,7 +100,7 @@ def test_blip_vqa_code_path_on_a_random_model(tmp_path, tokenizer, image):
 def _save_blip2(folder, tokenizer, num_query_tokens=4, processor_knows_queries=True):
     from transformers import Blip2Config, Blip2ForConditionalGeneration, Blip2Processor
 
-    from chapter09.toy_train_vl import blip_image_processor
+    from chapter09.toyworld.train_blip import blip_image_processor
 
     processor = Blip2Processor(image_processor=blip_image_processor(), tokenizer=tokenizer,
                                num_query_tokens=num_query_tokens if processor_knows_queries else None)
@@ -129,7 +129,7 @@ def test_blip2_code_path_on_a_random_model(tmp_path, tokenizer, image, processor
 
     folder = _save_blip2(tmp_path, tokenizer, processor_knows_queries=processor_knows_queries)
     resolved = ResolvedModel("blip2", model_spec("blip2"), str(folder), "local-dir")
-    answerer = Blip2Answerer(resolved, device="cpu", dtype="bfloat16")
+    answerer = Blip2Answerer(resolved, Settings(device="cpu", dtype="bfloat16"))
     assert answerer.processor.num_query_tokens == answerer.model.config.num_query_tokens == 4
     inputs = answerer.processor(images=[image], text=["Question: what? Answer:"], return_tensors="pt")
     image_id = answerer.model.config.image_token_index
@@ -146,10 +146,10 @@ def test_route_falls_back_to_blip_when_blip2_does_not_fit(monkeypatch, tmp_path,
     folder = _save_blip2(tmp_path, tokenizer)
     monkeypatch.setenv("CH09_MODEL_DIR_BLIP2", str(folder))
     monkeypatch.setattr(vqa, "available_memory_bytes", lambda device: 1000)
-    route = vqa.choose_route(models="auto", device="cpu", dtype="bfloat16")
+    route = vqa.choose_route(Settings("auto", device="cpu", dtype="bfloat16"))
     assert route.name == "blip" and "free" in route.reason
     monkeypatch.setattr(vqa, "available_memory_bytes", lambda device: 2**40)
-    assert vqa.choose_route(models="auto", device="cpu", dtype="bfloat16").name == "blip2"
+    assert vqa.choose_route(Settings("auto", device="cpu", dtype="bfloat16")).name == "blip2"
 
 
 def test_build_prompt_keeps_the_last_turns():
@@ -168,7 +168,7 @@ def _save_smolvlm(folder, tokenizer):
     from transformers.models.smolvlm.image_processing_pil_smolvlm import SmolVLMImageProcessorPil
     from transformers.models.smolvlm.processing_smolvlm import DEFAULT_CHAT_TEMPLATE
 
-    from chapter09.small_vlm import image_only_smolvlm_processor
+    from chapter09.vlm.smolvlm import image_only_smolvlm_processor
 
     tokenizer.add_special_tokens({"additional_special_tokens": [
         "<fake_token_around_image>", "<image>", "<global-img>", "<end_of_utterance>", "<row_1_col_1>", "<row_1_col_2>",
@@ -196,11 +196,11 @@ def _save_smolvlm(folder, tokenizer):
 
 def test_small_vlm_code_path_on_a_random_smolvlm(tmp_path, image):
     """SmolVLM through SmallVLM: chat template, image tokens, generate; without torchvision, via the image-only processor."""
-    from chapter09.small_vlm import SmallVLM
+    from chapter09.vlm.smolvlm import SmallVLM
 
     folder = _save_smolvlm(tmp_path, _tokenizer())
-    vlm = SmallVLM(resolved=ResolvedModel("small_vlm", model_spec("small_vlm"), str(folder), "local-dir"),
-                   device="cpu", dtype="float32")
+    vlm = SmallVLM(Settings(device="cpu", dtype="float32"),
+                   resolved=ResolvedModel("small_vlm", model_spec("small_vlm"), str(folder), "local-dir"))
     prompt = vlm.prompt("describe the image.")
     assert "<image>" in prompt and prompt.rstrip().endswith("Assistant:")
     inputs = vlm.processor(text=[prompt], images=[[image]], return_tensors="pt")

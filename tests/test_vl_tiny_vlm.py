@@ -4,8 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from chapter09 import config, tiny_vlm
+from chapter09 import config
 from chapter09.toyworld import generate_scenes
+from chapter09.vlm import tiny as tiny_vlm
 
 # Measured 0.825 on these 120 held-out scenes for the committed toy VLM (1500 steps on 3000 toy
 # captions, vision frozen, on the toy CLIP's final tower; 0.708 on the tower before its
@@ -65,7 +66,7 @@ def test_committed_toy_vlm_on_heldout_scenes():
 
 def test_onnx_runtime_reproduces_the_torch_captions(tmp_path):
     """The exported image encoder + LM step, joined by the NumPy greedy loop, write the same captions as generate()."""
-    from chapter09 import onnx_vlm
+    from chapter09.vlm import onnx as onnx_vlm
 
     model = tiny_vlm.load(config.TOY_MODELS_DIR / "tiny_vlm")
     onnx_model = onnx_vlm.export(model, tmp_path / "onnx")

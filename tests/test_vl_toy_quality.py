@@ -11,6 +11,7 @@ from collections import defaultdict
 import pytest
 
 from chapter09 import config
+from chapter09.models import Settings
 from chapter09.toyworld import HELDOUT_COMBOS, generate_scenes
 
 N_CAPTION_SCENES = 200
@@ -30,7 +31,7 @@ def _has_unseen_combo(scene) -> bool:
 def captioner():
     from chapter09.captioning import Captioner
 
-    return Captioner(models="toy", device="cpu")
+    return Captioner(Settings("toy", device="cpu"))
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
@@ -69,7 +70,7 @@ def test_caption_scoring_is_strict():
 def test_toy_vqa_exact_answers():
     from chapter09.vqa import BlipAnswerer
 
-    answerer = BlipAnswerer(models="toy", device="cpu")
+    answerer = BlipAnswerer(Settings("toy", device="cpu"))
     pairs = [(scene, qa) for scene in _heldout(N_VQA_SCENES) for qa in scene.questions()]
     answers = answerer.answer_batch([scene.render() for scene, _qa in pairs], [qa["question"] for _s, qa in pairs])
     by_kind = defaultdict(list)
@@ -88,7 +89,7 @@ def test_toy_vqa_exact_answers():
 def test_toy_vqa_route_says_why_it_took_blip(capsys):
     from chapter09.vqa import BlipAnswerer, load_answerer
 
-    answerer = load_answerer(models="toy", device="cpu")
+    answerer = load_answerer(Settings("toy", device="cpu"))
     said = capsys.readouterr().out
     assert isinstance(answerer, BlipAnswerer) and not answerer.uses_history
     assert "[vqa] route: blip - BLIP-2 weights are not available here" in said

@@ -5,8 +5,8 @@ import argparse
 import json
 import sys
 
-from ..lesson import add_model_options
-
+from ..cli import add_model_options, run_cli
+from ..models import Settings
 
 _RESULT_STREAM = []  # where results go: stdout, even while chatter is sent to stderr for --json
 
@@ -17,12 +17,13 @@ def _print(data, as_json: bool, text: str) -> None:
 
 
 def cmd_index(args) -> int:
-    from .encoders import clip_encoder
-    from .library import build_index
+    from ..clip import clip_encoder
+    from .indexer import build_index
 
-    encoders = {"clip": clip_encoder("clip", args.models, args.device, args.dtype)}
+    settings = Settings.from_args(args)
+    encoders = {"clip": clip_encoder("clip", settings)}
     if args.chinese_clip:
-        encoders["chinese_clip"] = clip_encoder("chinese_clip", args.models, args.device, args.dtype)
+        encoders["chinese_clip"] = clip_encoder("chinese_clip", settings)
     summary = build_index(args.library, args.index, encoders, batch_size=args.batch_size, workers=args.workers,
                           progress=not args.no_progress)
     _print(summary.to_json(), args.json, summary.text())
@@ -30,10 +31,10 @@ def cmd_index(args) -> int:
 
 
 def cmd_search(args) -> int:
-    from .encoders import QueryError
+    from .queries import QueryError
     from .search import LibrarySearch
 
-    searcher = LibrarySearch(args.index, args.models, args.device, args.dtype, mode=args.search)
+    searcher = LibrarySearch(args.index, Settings.from_args(args), mode=args.search)
     try:
         if args.image:
             result = searcher.by_image(args.image, args.k)
@@ -53,13 +54,14 @@ def cmd_search(args) -> int:
 
 
 def cmd_caption(args) -> int:
-    from .describe import caption_images, caption_route, parse_langs
     from ..images import load_image
+    from .describe import caption_images, caption_route, parse_langs
 
     langs = parse_langs(args.lang)
     images = [load_image(path) for path in args.images]
-    captions = caption_images(images, langs, args.models, args.device, args.dtype)
-    route = caption_route(args.models, args.device, args.dtype)
+    settings = Settings.from_args(args)
+    captions = caption_images(images, langs, settings)
+    route = caption_route(settings)
     result = {"route": route, "captions": dict(zip(args.images, captions))}
     _print(result, args.json, f"(route: {route})\n" + "\n".join(
         f"{p}\n" + "\n".join(f"  [{l}] {c}" for l, c in caps.items()) for p, caps in zip(args.images, captions)))
@@ -69,7 +71,7 @@ def cmd_caption(args) -> int:
 def cmd_match(args) -> int:
     from .describe import match_scores
 
-    rows = match_scores(args.image, args.texts, args.strategy, args.models, args.device, args.dtype)
+    rows = match_scores(args.image, args.texts, args.strategy, Settings.from_args(args))
     result = {"image": args.image, "scores": rows}
     _print(result, args.json, "\n".join(f"  {r['score']:+.3f}  {r['text']}" + (
         f"   (read as: {r['encoded_text']})" if r["encoded_text"] != r["text"] else "")
@@ -79,7 +81,7 @@ def cmd_match(args) -> int:
 
 def cmd_dedup(args) -> int:
     from .dedup import find_duplicates
-    from .library import Store
+    from .indexer import Store
 
     result = find_duplicates(Store.load(args.index), args.threshold)
     lines = [f"exact duplicates (same bytes): {len(result['exact_groups'])} groups"]
@@ -91,19 +93,28 @@ def cmd_dedup(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .evaluate import (compare_strategies, evaluate_captions, evaluate_retrieval, format_comparison,
-                           format_retrieval, load_dataset)
+    from .evaluate import (
+        compare_strategies,
+        evaluate_captions,
+        evaluate_retrieval,
+        format_captions,
+        format_comparison,
+        format_retrieval,
+        load_dataset,
+        missing_note,
+    )
 
     data = load_dataset(args.dataset, args.images, args.split)
+    if data.missing and args.json:  # the text report says it in its heading
+        print(f"[eval] {missing_note(data)}", file=sys.stderr)
     if args.captions:
-        report = evaluate_captions(data, models=args.models, device=args.device, dtype=args.dtype, limit=args.limit)
-        text = "\n".join(f"[{l}] BLEU-4 {r['BLEU-4']:.2f}  CIDEr-D {r['CIDEr-D']:.3f}  ({r['images']} images)"
-                         for l, r in report["languages"].items())
+        report = evaluate_captions(data, settings=Settings.from_args(args), limit=args.limit)
+        text = format_captions(report)
     elif "," in args.strategy or args.strategy == "all":
-        report = compare_strategies(data, args.strategy, args.models, args.device, args.dtype)
+        report = compare_strategies(data, args.strategy, Settings.from_args(args))
         text = format_comparison(report)
     else:
-        report = evaluate_retrieval(data, args.strategy, args.models, args.device, args.dtype)
+        report = evaluate_retrieval(data, args.strategy, Settings.from_args(args))
         text = format_retrieval(report)
     _print(report, args.json, text)
     return 0
@@ -113,7 +124,7 @@ def cmd_finetune(args) -> int:
     from .finetune import finetune
 
     report = finetune(args.dataset, args.out, val=args.val, steps=args.steps, lr=args.lr,
-                      batch_size=args.batch_size, models=args.models)
+                      batch_size=args.batch_size, settings=Settings.from_args(args))
     _print(report, args.json, json.dumps(report, indent=2, ensure_ascii=False))
     return 0
 
@@ -121,21 +132,23 @@ def cmd_finetune(args) -> int:
 def cmd_serve(args) -> int:
     from .serve import serve
 
-    serve(args.index, host=args.host, port=args.port, models=args.models, max_upload_mb=args.max_upload_mb)
+    serve(args.index, host=args.host, port=args.port, settings=Settings.from_args(args),
+          max_upload_mb=args.max_upload_mb)
     return 0
 
 
 def cmd_bench(args) -> int:
-    from .bench import main as bench_main
+    from .bench import run_bench
 
-    report = bench_main(args)
+    report = run_bench(images=args.images, sizes=[int(s) for s in args.sizes.split(",") if s.strip()],
+                       queries=args.queries, quiet=args.json)
     if args.json:
         _print(report, True, "")
     return 0
 
 
 def _strategy_list(value: str) -> str:
-    from .encoders import STRATEGIES
+    from .queries import STRATEGIES
 
     names = [v.strip() for v in value.split(",") if v.strip()]
     if value != "all" and (not names or any(n not in STRATEGIES for n in names)):
@@ -144,7 +157,8 @@ def _strategy_list(value: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .encoders import STRATEGIES
+    from .dedup import NEAR_DUPLICATE_COSINE
+    from .queries import STRATEGIES
 
     parser = argparse.ArgumentParser(prog="python -m chapter09.capstone",
                                      description="Bilingual captioning and image-library retrieval.")
@@ -186,12 +200,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("dedup", "exact and near duplicates in an index", cmd_dedup)
     p.add_argument("--index", required=True)
-    p.add_argument("--threshold", type=float, default=0.97, help="cosine for near duplicates (default 0.97)")
+    p.add_argument("--threshold", type=float, default=NEAR_DUPLICATE_COSINE,
+                   help=f"cosine for near duplicates (default {NEAR_DUPLICATE_COSINE})")
 
     p = command("eval", "Recall@1/5/10 (or --captions: BLEU-4, CIDEr-D) on a data set", cmd_eval)
     p.add_argument("--dataset", required=True)
-    p.add_argument("--images", help="image folder for COCO JSON (default: next to the JSON)")
-    p.add_argument("--split", help="split prefix for Chinese-CLIP tsv folders (e.g. valid)")
+    p.add_argument("--images", help="image folder for COCO (default: found by the split name, e.g. val2017/ "
+                                    "beside annotations/)")
+    p.add_argument("--split", help="which split when a folder holds several: COCO (val2017) or Chinese-CLIP "
+                                   "tsv prefix (valid)")
     p.add_argument("--strategy", default="auto", type=_strategy_list,
                    help="auto, one of clip/translate/multilingual/chinese_clip, a comma list of them, or all "
                         "(compares every Chinese-query strategy side by side)")
@@ -222,17 +239,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     import contextlib
 
-    from ..models import ModelUnavailableError
-
     args = build_parser().parse_args(argv)
     _RESULT_STREAM.append(sys.stdout)
     try:
         # with --json, stdout carries the JSON alone: model banners and notes go to stderr
         with contextlib.redirect_stdout(sys.stderr) if getattr(args, "json", False) else contextlib.nullcontext():
-            return args.function(args)
-    except (FileNotFoundError, NotADirectoryError, ValueError, ModelUnavailableError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+            return run_cli(lambda: args.function(args))
     finally:
         _RESULT_STREAM.pop()
 

@@ -43,12 +43,8 @@ def make_photos(folder: Path, n: int, size=(1600, 1200)) -> list[Path]:
 
 
 def vit_b32():
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
-
-    from ..clip_utils import quiet_transformers
-
-    quiet_transformers()
     import torch
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
 
     torch.manual_seed(0)
     return CLIPModel(CLIPConfig()).eval(), CLIPImageProcessor()  # 224 px, patch 32, 512-d projection
@@ -148,7 +144,8 @@ def search_latency(n: int, queries: int = 100, dim: int = 512) -> dict:
             "tuning_recall_at_10": round(tuning_recall, 3)}
 
 
-def main(args) -> dict:
+def run_bench(images: int = 48, sizes=(10_000, 100_000, 1_000_000), queries: int = 100, quiet: bool = False) -> dict:
+    """Run the bench and print its tables (unless ``quiet``); returns the figures as a dict."""
     import faiss
     import torch
 
@@ -158,39 +155,39 @@ def main(args) -> dict:
     threads = torch.get_num_threads()
     faiss.omp_set_num_threads(threads)
     report = {"cpu_threads": threads, "cpu_count": os.cpu_count()}
-    if args.images > 0:
+    if images > 0:
         model, processor = vit_b32()
         with tempfile.TemporaryDirectory() as tmp:
-            paths = make_photos(Path(tmp), args.images)
+            paths = make_photos(Path(tmp), images)
             naive_encode(model, processor, paths[:4])  # warm-up
             naive = naive_encode(model, processor, paths)
             pipelined = pipeline_encode(model, processor, paths)
         report["encoding"] = {"images": len(paths), "photo_size": "1600x1200 JPEG",
                               "naive_fp32_img_s": round(naive, 2), "pipeline_img_s": round(pipelined, 2),
                               "speed_up": round(pipelined / naive, 2)}
-    if not args.json and args.images > 0:
+    if not quiet and images > 0:
         e = report["encoding"]
         print(f"encoding {e['images']} {e['photo_size']} with ViT-B/32 ({threads} threads):\n"
               f"  naive per-image fp32 loop   {e['naive_fp32_img_s']:8.2f} images/s\n"
               f"  pipeline (draft decode + workers + batched bf16) {e['pipeline_img_s']:8.2f} images/s"
               f"   -> {e['speed_up']:.2f}x", flush=True)
-    if not args.json:
+    if not quiet:
         print(f"\nsearch latency per query, 512-d clustered vectors (queries: fresh draws, not library rows):\n"
               f"  {'vectors':>9} {'exact p50':>10} {'p95':>8} | {'IVF-Flat':>12} {'nprobe':>6} {'p50':>8} {'p95':>8} "
               f"{'recall@10':>10} {'build s':>8}", flush=True)
     report["search"] = []
-    for n in [int(s) for s in args.sizes.split(",")]:
-        row = search_latency(n, args.queries)
+    for n in sizes:
+        row = search_latency(n, queries)
         row["search_auto_uses"] = "ann" if n >= ANN_THRESHOLD else "exact"
         report["search"].append(row)
-        if not args.json:
+        if not quiet:
             print(f"  {n:>9,} {row['exact_p50_ms']:>8.2f}ms {row['exact_p95_ms']:>6.2f}ms | "
                   f"{row['ann'].split()[1] + ' cells':>12} {row['nprobe']:>6} {row['ann_p50_ms']:>6.3f}ms "
                   f"{row['ann_p95_ms']:>6.3f}ms {row['ann_recall_at_10']:>10.3f} {row['ann_build_s']:>8.1f}"
                   f"   search uses {row['search_auto_uses']}", flush=True)
     report["seconds"] = round(time.time() - started, 1)
     report["ann_threshold"] = ANN_THRESHOLD
-    if not args.json:
+    if not quiet:
         print(f"\n`search` goes exact below {ANN_THRESHOLD:,} vectors and IVF-Flat above (nprobe: smallest reaching recall@10 "
               f">= {IVF_TARGET_RECALL} on the library, doubled).\nbench finished in {report['seconds']} s")
     return report

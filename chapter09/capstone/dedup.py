@@ -5,7 +5,7 @@ from collections import defaultdict
 
 import numpy as np
 
-NEAR_DUPLICATE_COSINE = 0.97
+NEAR_DUPLICATE_COSINE = 0.97  # resized or re-compressed copies of one photo score above this with CLIP
 
 
 def find_duplicates(store, threshold: float = NEAR_DUPLICATE_COSINE, role: str = "clip") -> dict:

@@ -13,11 +13,16 @@ so a Chinese text is scored the way ``search`` would read it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import lru_cache
 
 import numpy as np
 
-from ..captioning import LANGS
+from ..captioning import captioner
+from ..clip import clip_encoder
+from ..images import as_rgb
+from ..language import LANGS
+from ..models import Settings
+from ..translation import translator
+from .queries import QueryError, encode_query
 
 
 def parse_langs(langs: str | Sequence[str]) -> list[str]:
@@ -28,49 +33,36 @@ def parse_langs(langs: str | Sequence[str]) -> list[str]:
     return list(dict.fromkeys(chosen))
 
 
-@lru_cache(maxsize=None)
-def captioner(models: str | None = None, device: str | None = None, dtype: str | None = None):
-    from ..captioning import Captioner
-
-    return Captioner(models=models, device=device, dtype=dtype)
+def caption_route(settings: Settings | None = None) -> str:
+    return "direct" if captioner(settings).bilingual else "caption+translate"
 
 
-def caption_route(models: str | None = None, device: str | None = None, dtype: str | None = None) -> str:
-    return "direct" if captioner(models, device, dtype).bilingual else "caption+translate"
-
-
-def caption_images(images: Sequence, langs: str | Sequence[str] = ("en", "zh"), models: str | None = None,
-                   device: str | None = None, dtype: str | None = None) -> list[dict[str, str]]:
+def caption_images(images: Sequence, langs: str | Sequence[str] = ("en", "zh"),
+                   settings: Settings | None = None) -> list[dict[str, str]]:
     """One {lang: caption} per image (PIL images or paths)."""
-    from .encoders import translator
-
     langs = parse_langs(langs)
-    model = captioner(models, device, dtype)
+    model = captioner(settings)
     if model.bilingual:
         by_lang = {lang: model.caption(images, lang=lang) for lang in langs}
     else:
         english = model.caption(images, lang="en")
-        by_lang = {lang: english if lang == "en" else translator("en_zh", models, device).translate(english)
+        by_lang = {lang: english if lang == "en" else translator("en_zh", settings).translate(english)
                    for lang in langs}
     return [{lang: by_lang[lang][i] for lang in langs} for i in range(len(images))]
 
 
-def match_scores(image, texts: Sequence[str], strategy: str = "auto", models: str | None = None,
-                 device: str | None = None, dtype: str | None = None, warn=None) -> list[dict]:
+def match_scores(image, texts: Sequence[str], strategy: str = "auto", settings: Settings | None = None,
+                 warn=None) -> list[dict]:
     """Cosine similarity of ``image`` with each text, read by the same strategies as ``search``."""
-    from .encoders import QueryError, clip_encoder, encode_query
-    from ..images import load_image
-
     if not texts:
         raise QueryError("give at least one text to score against the image")
-    if not hasattr(image, "mode"):
-        image = load_image(image)
+    image = as_rgb(image)
     image_vectors: dict[str, np.ndarray] = {}
     rows = []
     for text in texts:
-        vector, used, role, encoded = encode_query(text, strategy, models, device, dtype, warn)
+        vector, used, role, encoded = encode_query(text, strategy, settings, warn)
         if role not in image_vectors:
-            image_vectors[role] = clip_encoder(role, models, device, dtype).encode_images([image])[0]
+            image_vectors[role] = clip_encoder(role, settings).encode_images([image])[0]
         rows.append({"text": text, "score": float(vector @ image_vectors[role]), "strategy": used,
                      "encoded_text": encoded})
     return rows

@@ -7,8 +7,13 @@ Formats (detected from the path):
 * Chinese-CLIP / Flickr30k-CN / MUGE: a folder (or a split prefix) with
   ``*_imgs.tsv`` (image_id<TAB>base64 image) and ``*_texts.jsonl``
   ({"text_id", "text", "image_ids": [...]});
-* COCO captions JSON (``{"images": [{id, file_name}], "annotations": [{image_id, caption}]}``),
-  images next to the JSON or in ``--images``.
+* COCO captions (``{"images": [{id, file_name}], "annotations": [{image_id, caption}]}``): the
+  folder as published (``annotations/captions_val2017.json`` beside ``val2017/``; any
+  ``captions_<split>.json``), or the JSON itself; the image folder is found by the split name
+  (``val2017/`` next to ``annotations/``, or next to the JSON), or given with ``--images``.
+
+An image that a data set lists but that is not on disk is reported (``missing``, with a count
+and the first few names), its captions are dropped, and the evaluation goes on with the rest.
 """
 from __future__ import annotations
 
@@ -16,6 +21,8 @@ import base64
 import io
 import json
 import math
+import re
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +30,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..images import to_rgb
-from .encoders import has_chinese
+from ..clip import clip_encoder
+from ..images import as_rgb, to_rgb
+from ..language import has_chinese
+from ..models import Settings
+from ..retrieval import recall_both_ways
+from .queries import auto_strategy, encode_texts
 
 
 @dataclass
@@ -37,6 +48,7 @@ class PairedData:
     text_images: list[set[int]]
     text_langs: list[str] = field(default_factory=list)
     image_ids: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # listed by the data set but not on disk (skipped)
 
     def __post_init__(self):
         if not self.text_langs:
@@ -52,20 +64,89 @@ class PairedData:
 
 
 def _pairs(name, rows, resolve_image) -> PairedData:
+    """Rows of (image key, caption, lang or None); images that are not files are left out as missing."""
     image_index: dict[str, int] = {}
+    missing: dict[str, None] = {}
     images, texts, owners, langs = [], [], [], []
     for image_key, caption, lang in rows:
+        if image_key in missing:
+            continue
         if image_key not in image_index:
+            image = resolve_image(image_key)
+            if isinstance(image, Path) and not image.is_file():
+                missing[image_key] = None
+                continue
             image_index[image_key] = len(images)
-            images.append(resolve_image(image_key))
+            images.append(image)
         texts.append(caption)
         owners.append({image_index[image_key]})
         langs.append(lang or ("zh" if has_chinese(caption) else "en"))
-    return PairedData(name, images, texts, owners, langs, list(image_index))
+    data = PairedData(name, images, texts, owners, langs, list(image_index), list(missing))
+    if not images and missing:
+        first = next(iter(missing))
+        raise ValueError(f"{name}: none of the {len(missing)} images it lists is on disk (the first, {first}, "
+                         f"would be {resolve_image(first)}); pass the image folder with --images")
+    return data
+
+
+def missing_note(data: PairedData, shown: int = 3) -> str:
+    """'' or one line: how many listed images are missing, and the first few."""
+    if not data.missing:
+        return ""
+    more = f" and {len(data.missing) - shown} more" if len(data.missing) > shown else ""
+    return (f"{len(data.missing)} listed image(s) missing, skipped with their captions: "
+            f"{', '.join(data.missing[:shown])}{more}")
+
+
+LOOKED_FOR = ("captions.jsonl (rows: image, caption, [lang])",
+              "captions.json (a list of rows, {image: [captions]}, or COCO)",
+              "COCO as published: annotations/captions_<split>.json (or captions_<split>.json) "
+              "with the images in <split>/ (e.g. captions_val2017.json + val2017/)",
+              "Chinese-CLIP / Flickr30k-CN / MUGE: <split>_texts.jsonl + <split>_imgs.tsv")
+
+
+def find_coco(folder: Path, split: str | None = None) -> Path | None:
+    """The ``captions_<split>.json`` in ``folder/annotations`` or ``folder``; None when there is none.
+
+    Several splits (captions_train2017.json, captions_val2017.json): ``split`` picks one
+    (``val2017`` or just ``val``); without it the single validation split is taken.
+    """
+    found = sorted(folder.glob("annotations/captions_*.json")) + sorted(folder.glob("captions_*.json"))
+    if split:
+        found = [p for p in found if split in p.stem[len("captions_"):]]
+    if len(found) > 1:
+        val = [p for p in found if "val" in p.stem]
+        if len(val) == 1:
+            return val[0]
+        raise ValueError(f"{folder}: several COCO caption files ({', '.join(p.name for p in found)}); "
+                         "choose one with --split (e.g. --split val2017)")
+    return found[0] if found else None
+
+
+def coco_image_folder(json_path: Path, file_names: list[str]) -> Path:
+    """Where a COCO JSON's images are: ``<split>/`` beside ``annotations/`` or beside the JSON.
+
+    The first candidate folder that holds any of the first listed files wins; if none does,
+    the split folder (or the JSON's folder), so every image is then reported missing.
+    """
+    split = json_path.stem[len("captions_"):] if json_path.stem.startswith("captions_") else None
+    parent = json_path.parent
+    candidates = []
+    if split:
+        candidates += [parent.parent / split, parent / split, parent.parent / "images" / split, parent / "images" / split]
+    candidates += [parent, parent.parent / "images", parent.parent]
+    probe = file_names[:20]
+    for folder in candidates:
+        if folder.is_dir() and any((folder / name).is_file() for name in probe):
+            return folder
+    return next((c for c in candidates[:2] if c.is_dir()), parent)
 
 
 def load_dataset(path: str | Path, images_dir: str | Path | None = None, split: str | None = None) -> PairedData:
+    """Read a data set in any format of the module docstring, detected from ``path``."""
     path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file or folder")
     if path.is_dir():
         if (path / "captions.jsonl").exists():
             rows = [json.loads(line) for line in (path / "captions.jsonl").read_text(encoding="utf-8").splitlines()
@@ -78,15 +159,18 @@ def load_dataset(path: str | Path, images_dir: str | Path | None = None, split: 
             rows = ([(image, c, None) for image, caps in data.items() for c in caps] if isinstance(data, dict)
                     else [(r["image"], r["caption"], r.get("lang")) for r in data])
             return _pairs(str(path), rows, lambda k: path / k)
+        coco = find_coco(path, split)
+        if coco is not None:
+            return load_coco(coco, images_dir)
         texts = sorted(path.glob(f"{split or '*'}_texts.jsonl"))
         if texts:
             return load_chinese_clip_tsv(texts[0])
-        raise ValueError(f"{path}: no captions.jsonl, captions.json or *_texts.jsonl + *_imgs.tsv found")
+        raise ValueError(f"{path}: no data set found; looked for\n  - " + "\n  - ".join(LOOKED_FOR))
     if path.name.endswith("_texts.jsonl"):
         return load_chinese_clip_tsv(path)
     if path.suffix == ".json":
         return load_coco(path, images_dir)
-    raise ValueError(f"{path}: not a data set format the capstone reads (see `eval --help`)")
+    raise ValueError(f"{path}: not a data set format the capstone reads; it reads\n  - " + "\n  - ".join(LOOKED_FOR))
 
 
 def load_chinese_clip_tsv(texts_path: Path) -> PairedData:
@@ -102,65 +186,53 @@ def load_chinese_clip_tsv(texts_path: Path) -> PairedData:
         image_id, encoded = line.split("\t", 1)
         ids[image_id] = len(images)
         images.append(to_rgb(Image.open(io.BytesIO(base64.urlsafe_b64decode(encoded.strip())))))
-    texts, owners = [], []
+    texts, owners, absent = [], [], set()
     for line in texts_path.read_text(encoding="utf-8").splitlines():
         if line.strip():
             row = json.loads(line)
-            texts.append(row["text"])
-            owners.append({ids[str(i)] for i in row["image_ids"] if str(i) in ids})
-    return PairedData(str(texts_path), images, texts, owners, image_ids=list(ids))
+            present = {ids[str(i)] for i in row["image_ids"] if str(i) in ids}
+            absent.update(str(i) for i in row["image_ids"] if str(i) not in ids)
+            if present:
+                texts.append(row["text"])
+                owners.append(present)
+    return PairedData(str(texts_path), images, texts, owners, image_ids=list(ids), missing=sorted(absent))
 
 
 def load_coco(json_path: Path, images_dir=None) -> PairedData:
-    data = json.loads(Path(json_path).read_text(encoding="utf-8"))
-    folder = Path(images_dir) if images_dir else Path(json_path).parent
+    json_path = Path(json_path)
+    data = json.loads(json_path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict) or "images" not in data or "annotations" not in data:
+        raise ValueError(f"{json_path}: not a COCO captions file (needs \"images\" and \"annotations\")")
     files = {image["id"]: image["file_name"] for image in data["images"]}
-    rows = [(files[a["image_id"]], a["caption"], None) for a in data["annotations"] if a["image_id"] in files]
+    folder = Path(images_dir) if images_dir else coco_image_folder(json_path, list(files.values()))
+    rows = [(files[a["image_id"]], a["caption"].strip(), None) for a in data["annotations"] if a["image_id"] in files]
     return _pairs(str(json_path), rows, lambda k: folder / k)
 
 
 # ----------------------------------------------------------------------------- retrieval recall
 def retrieval_recall(image_vectors: np.ndarray, text_vectors: np.ndarray, text_images: list[set[int]],
                      ks=(1, 5, 10)) -> dict:
-    from ..clip_utils import recall_at_k
-
-    scores = text_vectors @ image_vectors.T
-    text_to_image = recall_at_k(scores, text_images, ks)
-    image_texts = [set() for _ in range(len(image_vectors))]
-    for t, owners in enumerate(text_images):
-        for i in owners:
-            image_texts[i].add(t)
-    keep = [i for i, texts in enumerate(image_texts) if texts]
-    image_to_text = recall_at_k(scores.T[keep], [image_texts[i] for i in keep], ks)
-    return {"text_to_image": text_to_image, "image_to_text": image_to_text, "queries": len(text_vectors)}
+    return recall_both_ways(text_vectors, image_vectors, text_images, ks)
 
 
-def evaluate_retrieval(data: PairedData, strategy: str = "auto", models=None, device=None, dtype=None,
+def evaluate_retrieval(data: PairedData, strategy: str = "auto", settings: Settings | None = None,
                        batch_size: int = 64, image_vectors: dict | None = None) -> dict:
     """Recall@1/5/10 both directions, per language, with the strategy's encoders.
 
     ``image_vectors`` (role -> array) lets several strategies share one encoding of the images.
     """
-    from .encoders import clip_encoder, multilingual_encoder, translator
-
-    report = {"dataset": data.name, "images": len(data.images), "texts": len(data.texts), "languages": {}}
+    report = {"dataset": data.name, "images": len(data.images), "texts": len(data.texts),
+              "missing": len(data.missing), "missing_examples": data.missing[:10], "languages": {}}
     image_vectors = {} if image_vectors is None else image_vectors
     for lang in sorted(set(data.text_langs)):
         rows = [t for t, l in enumerate(data.text_langs) if l == lang]
         texts = [data.texts[t] for t in rows]
-        used = strategy if strategy != "auto" else ("clip" if lang == "en" or clip_encoder(
-            "clip", models).resolved.is_toy else "translate")
+        used = strategy if strategy != "auto" else auto_strategy(lang, settings)
         role = "chinese_clip" if used == "chinese_clip" else "clip"
-        encoder = clip_encoder(role, models, device, dtype)
+        encoder = clip_encoder(role, settings)
         if role not in image_vectors:
             image_vectors[role] = encoder.encode_images(data.images, batch_size=batch_size)
-        if used == "multilingual":
-            text_vectors = multilingual_encoder(models, device).encode(texts, convert_to_numpy=True)
-            text_vectors = text_vectors / np.linalg.norm(text_vectors, axis=1, keepdims=True).clip(1e-12)
-        else:
-            if used == "translate" and lang == "zh":
-                texts = translator("zh_en", models, device).translate(texts)
-            text_vectors = encoder.encode_texts(texts)
+        text_vectors, _role = encode_texts(texts, used, settings)
         recall = retrieval_recall(image_vectors[role], text_vectors, [data.text_images[t] for t in rows])
         report["languages"][lang] = {"strategy": used, "model": encoder.resolved.location,
                                      "toy": encoder.resolved.is_toy, **recall}
@@ -170,19 +242,20 @@ def evaluate_retrieval(data: PairedData, strategy: str = "auto", models=None, de
 COMPARED_STRATEGIES = ("clip", "translate", "multilingual", "chinese_clip")
 
 
-def compare_strategies(data: PairedData, strategies="all", models=None, device=None, dtype=None) -> dict:
+def compare_strategies(data: PairedData, strategies="all", settings: Settings | None = None) -> dict:
     """Every query strategy on the same data set; a strategy whose model is missing is reported, not fatal."""
     import time
 
     from ..models import ModelUnavailableError
 
     names = COMPARED_STRATEGIES if strategies == "all" else [s.strip() for s in strategies.split(",") if s.strip()]
-    report = {"dataset": data.name, "images": len(data.images), "texts": len(data.texts), "strategies": {}}
+    report = {"dataset": data.name, "images": len(data.images), "texts": len(data.texts),
+              "missing": len(data.missing), "missing_examples": data.missing[:10], "strategies": {}}
     image_vectors: dict = {}
     for name in names:
         started = time.perf_counter()
         try:
-            result = evaluate_retrieval(data, name, models, device, dtype, image_vectors=image_vectors)
+            result = evaluate_retrieval(data, name, settings, image_vectors=image_vectors)
         except (ModelUnavailableError, OSError) as error:
             report["strategies"][name] = {"error": str(error)}
             continue
@@ -190,8 +263,18 @@ def compare_strategies(data: PairedData, strategies="all", models=None, device=N
     return report
 
 
+def _heading(report: dict, what: str) -> str:
+    line = f"{report['dataset']}: {report['images']} images, {what}"
+    if report.get("missing"):
+        shown = report.get("missing_examples", [])[:3]
+        more = f" and {report['missing'] - len(shown)} more" if report["missing"] > len(shown) else ""
+        line += (f"\n  MISSING: {report['missing']} listed image(s) not found, skipped with their captions: "
+                 f"{', '.join(shown)}{more}")
+    return line
+
+
 def format_comparison(report: dict) -> str:
-    lines = [f"{report['dataset']}: {report['images']} images, {report['texts']} texts",
+    lines = [_heading(report, f"{report['texts']} texts"),
              f"  {'strategy':<13} {'lang':<4} {'text->image R@1':>15} {'R@5':>6} {'R@10':>6} | "
              f"{'image->text R@1':>15} {'R@5':>6} {'R@10':>6}"]
     for name, result in report["strategies"].items():
@@ -207,13 +290,19 @@ def format_comparison(report: dict) -> str:
 
 
 def format_retrieval(report: dict) -> str:
-    lines = [f"{report['dataset']}: {report['images']} images, {report['texts']} texts"]
+    lines = [_heading(report, f"{report['texts']} texts")]
     for lang, r in report["languages"].items():
         t2i, i2t = r["text_to_image"], r["image_to_text"]
         lines.append(f"  [{lang}] strategy {r['strategy']:<12} text->image R@1 {t2i['R@1']:.3f} R@5 {t2i['R@5']:.3f} "
                      f"R@10 {t2i['R@10']:.3f} | image->text R@1 {i2t['R@1']:.3f} R@5 {i2t['R@5']:.3f} "
                      f"R@10 {i2t['R@10']:.3f}  ({r['queries']} queries)")
     return "\n".join(lines)
+
+
+def format_captions(report: dict) -> str:
+    return "\n".join([_heading(report, f"captioned by route {report.get('route', '-')}")] + [
+        f"  [{lang}] BLEU-4 {r['BLEU-4']:.2f}  CIDEr-D {r['CIDEr-D']:.3f}  ({r['images']} images)"
+        for lang, r in report["languages"].items()])
 
 
 # ----------------------------------------------------------------------------- caption metrics
@@ -230,15 +319,34 @@ def _ngrams(tokens: list[str], n: int) -> Counter:
     return Counter(tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1))
 
 
+_PUNCTUATION = re.compile(r"[,:;!?\"()\[\]{}“”‘’`]|(?<!\d)\.|\.(?!\d)|--+|(?<!\w)-|-(?!\w)|(?<!\w)'|'(?!\w)")
+_CLITICS = re.compile(r"(?<=\w)(n't|'s|'re|'ll|'ve|'m|'d)\b")
+
+
 def tokens_for_metrics(text: str, lang: str) -> list[str]:
-    text = text.lower().strip().rstrip("。.")
+    """The tokens caption metrics compare, as the COCO caption toolkit makes them.
+
+    English follows pycocoevalcap's PTBTokenizer (Stanford's, which needs Java): lower case,
+    clitics split off ("don't" -> "do n't", "man's" -> "man 's"), punctuation tokens dropped,
+    hyphenated words kept whole. Chinese is one token per character, punctuation dropped
+    (as the WMT zh tracks tokenise BLEU).
+    """
+    text = text.lower().strip()
     if lang == "zh":
-        return [c for c in text if not c.isspace() and c not in "，。、：,.:"]
-    return text.replace(",", " ").replace(":", " ").split()
+        return [c for c in text if not c.isspace() and not unicodedata.category(c).startswith("P")]
+    return _CLITICS.sub(r" \1", _PUNCTUATION.sub(" ", text)).split()
 
 
 def cider_d(hypotheses: list[str], references: list[list[str]], lang: str, sigma: float = 6.0) -> float:
-    """CIDEr-D (Vedantam et al. 2015): tf-idf n-gram cosine (n=1..4), length penalty, clipping, x10."""
+    """CIDEr-D (Vedantam et al. 2015), corpus score: the mean over images of the tf-idf n-gram
+    cosine (n = 1..4, idf from the references of all images), with hypothesis counts clipped
+    to the reference's and a Gaussian length penalty (sigma 6), averaged over references, x10.
+
+    It is pycocoevalcap's ``Cider`` (which is CIDEr-D, despite the name) on the tokens of
+    :func:`tokens_for_metrics`; ``tests/test_capstone_formats.py`` checks the two agree to 1e-9
+    on toy and hand-written captions, English and per-character Chinese. Written out here to
+    be read; :func:`cider_d_reference` calls pycocoevalcap itself.
+    """
     refs_tokens = [[tokens_for_metrics(r, lang) for r in refs] for refs in references]
     hyp_tokens = [tokens_for_metrics(h, lang) for h in hypotheses]
     n_images = len(references)
@@ -267,7 +375,16 @@ def cider_d(hypotheses: list[str], references: list[list[str]], lang: str, sigma
     return float(np.mean(scores) * 10)
 
 
-def evaluate_captions(data: PairedData, langs=("en", "zh"), models=None, device=None, dtype=None,
+def cider_d_reference(hypotheses: list[str], references: list[list[str]], lang: str) -> float:
+    """pycocoevalcap's CIDEr-D on the same tokens (its PTB tokenizer is skipped: it needs Java)."""
+    from pycocoevalcap.cider.cider import Cider
+
+    gts = {i: [" ".join(tokens_for_metrics(r, lang)) for r in refs] for i, refs in enumerate(references)}
+    res = {i: [" ".join(tokens_for_metrics(h, lang))] for i, h in enumerate(hypotheses)}
+    return float(Cider().compute_score(gts, res)[0])
+
+
+def evaluate_captions(data: PairedData, langs=("en", "zh"), settings: Settings | None = None,
                       limit: int | None = 200) -> dict:
     """BLEU-4 and CIDEr-D per language, captions made by the same route as `caption` (direct or caption+translate)."""
     from .describe import caption_images, caption_route
@@ -275,13 +392,13 @@ def evaluate_captions(data: PairedData, langs=("en", "zh"), models=None, device=
     refs = data.references()
     chosen = sorted(refs)[:limit] if limit else sorted(refs)
     langs = [lang for lang in langs if any(lang in refs[i] for i in chosen)]
-    report = {"dataset": data.name, "images": len(chosen), "languages": {}}
+    report = {"dataset": data.name, "images": len(chosen), "missing": len(data.missing),
+              "missing_examples": data.missing[:10], "languages": {}}
     if not langs:
         return report
-    images = [to_rgb(data.images[i]) if hasattr(data.images[i], "mode") else Image.open(data.images[i]).convert("RGB")
-              for i in chosen]
-    captions = dict(zip(chosen, caption_images(images, langs, models, device, dtype)))  # English made once
-    report["route"] = caption_route(models, device, dtype)
+    images = [as_rgb(data.images[i]) for i in chosen]
+    captions = dict(zip(chosen, caption_images(images, langs, settings)))  # English made once
+    report["route"] = caption_route(settings)
     for lang in langs:
         ids = [i for i in chosen if lang in refs[i]]
         hypotheses = [captions[i][lang] for i in ids]

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..images import as_rgb
+from ..models import Settings
 from ..training import LossLog, adamw_cosine, clip_contrastive_loss, decay_groups, optimizer_step
 from .evaluate import PairedData, load_dataset, retrieval_recall
 
@@ -39,23 +41,25 @@ def measure(encoder, data: PairedData) -> dict:
 
 
 def finetune(dataset, out_dir, val=None, steps: int = 200, lr: float = 5e-5, batch_size: int = 64,
-             warmup_fraction: float = 0.1, weight_decay: float = 0.1, models=None, seed: int = 0,
-             log=print) -> dict:
+             warmup_fraction: float = 0.1, weight_decay: float = 0.1, settings: Settings | None = None,
+             seed: int = 0, log=print) -> dict:
+    """Fine-tune CLIP on ``dataset`` and save it to ``out_dir``; trains in fp32 unless ``settings.dtype`` says
+    otherwise (optimiser states in bf16 lose the small updates fine-tuning makes)."""
     import torch
 
-    from ..clip_utils import ClipEncoder
-    from ..images import load_image
+    from ..clip import ClipEncoder
 
+    settings = settings or Settings()
     torch.manual_seed(seed)
     data = load_dataset(dataset)
     train, held_out = (data, load_dataset(val)) if val else split_by_image(data, seed=seed)
-    encoder = ClipEncoder("clip", models=models, dtype="float32")
+    encoder = ClipEncoder("clip", settings.with_(dtype=settings.dtype or "float32"))
     before = measure(encoder, held_out)
     log(f"held-out before: text->image R@1 {before['text_to_image']['R@1']:.3f} R@5 {before['text_to_image']['R@5']:.3f}")
 
-    images = [im if hasattr(im, "mode") else load_image(im) for im in train.images]
+    images = [as_rgb(image) for image in train.images]
     pixels = torch.cat([encoder.processor(images=images[i:i + 256], return_tensors="pt")["pixel_values"]
-                        for i in range(0, len(images), 256)])
+                        for i in range(0, len(images), 256)]).to(encoder.device, encoder.dtype)
     pairs = [(t, next(iter(owners))) for t, owners in enumerate(train.text_images) if owners]
     model = encoder.model.train()
     optimizer, schedule = adamw_cosine(decay_groups(model, weight_decay), lr, steps,
@@ -71,7 +75,7 @@ def finetune(dataset, out_dir, val=None, steps: int = 200, lr: float = 5e-5, bat
                 batch.append((t, i))
             if len(batch) == batch_size:
                 break
-        tokens = encoder.tokenize([train.texts[t] for t, _ in batch])
+        tokens = encoder.tokenize([train.texts[t] for t, _ in batch]).to(encoder.device)
         out = model(input_ids=tokens.input_ids, attention_mask=tokens.attention_mask,
                     pixel_values=pixels[[i for _, i in batch]])
         loss = clip_contrastive_loss(out.image_embeds, out.text_embeds, model.logit_scale)

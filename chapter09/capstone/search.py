@@ -22,6 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..clip import clip_encoder
+from ..images import as_rgb
+from ..models import Settings
+from ..retrieval import top_k_scores
+
 ANN_THRESHOLD = 50_000  # rows; below this exact search costs a few ms, and no index is worth building
 IVF_TARGET_RECALL = 0.95  # recall@10 against exact search that nprobe is tuned to reach (then doubled)
 IVF_TRAIN_PER_CELL = 40  # k-means training sample: 40 vectors per cell (FAISS warns below 39)
@@ -37,14 +42,10 @@ class Hit:
 
 def exact_search(vectors: np.ndarray, queries: np.ndarray, k: int, chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """Top-k by inner product; queries in chunks so a (queries x rows) score matrix never gets huge."""
-    k = min(k, vectors.shape[0])
     all_scores, all_ids = [], []
     for start in range(0, len(queries), chunk):
-        scores = queries[start:start + chunk] @ vectors.T
-        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        order = np.take_along_axis(scores, part, axis=1).argsort(axis=1)[:, ::-1]
-        ids = np.take_along_axis(part, order, axis=1)
-        all_scores.append(np.take_along_axis(scores, ids, axis=1))
+        scores, ids = top_k_scores(queries[start:start + chunk] @ vectors.T, k)
+        all_scores.append(scores)
         all_ids.append(ids)
     return np.concatenate(all_scores), np.concatenate(all_ids)
 
@@ -150,14 +151,11 @@ class VectorSearch:
 class LibrarySearch:
     """Search an index folder by text (any strategy) or by example image."""
 
-    def __init__(self, index_dir, models: str | None = None, device: str | None = None, dtype: str | None = None,
-                 mode: str = "auto"):
-        from .library import Store
-
-        from .library import STORE_NAME
+    def __init__(self, index_dir, settings: Settings | None = None, mode: str = "auto"):
+        from .indexer import STORE_NAME, Store
 
         self.store = Store.load(index_dir)
-        self.models, self.device, self.dtype = models, device, dtype
+        self.settings = settings or Settings()
         stat = (Path(index_dir) / STORE_NAME).stat()
         fingerprint = f"{stat.st_size}-{stat.st_mtime_ns}"
         self.searchers = {role: VectorSearch(self.store.vectors[role], mode, cache=Path(index_dir) / f"ann_{role}",
@@ -170,10 +168,10 @@ class LibrarySearch:
                 for rank, (s, i) in enumerate(zip(scores[0], ids[0])) if i >= 0]
 
     def by_text(self, text: str, k: int = 10, strategy: str = "auto", warn=None) -> dict:
-        from .encoders import QueryError, encode_query
+        from .queries import QueryError, encode_query
 
         started = time.perf_counter()
-        vector, used, role, encoded = encode_query(text, strategy, self.models, self.device, self.dtype, warn)
+        vector, used, role, encoded = encode_query(text, strategy, self.settings, warn)
         if role not in self.searchers:
             raise QueryError(f"strategy {used!r} needs {role} image vectors, which this index lacks: "
                              f"re-run `index` with --chinese-clip")
@@ -181,13 +179,8 @@ class LibrarySearch:
         return self._result(hits, started, role, strategy=used, query=text, encoded_text=encoded)
 
     def by_image(self, image, k: int = 10) -> dict:
-        from .encoders import clip_encoder
-        from ..images import load_image
-
         started = time.perf_counter()
-        if not hasattr(image, "mode"):
-            image = load_image(image)
-        vector = clip_encoder("clip", self.models, self.device, self.dtype).encode_images([image])[0]
+        vector = clip_encoder("clip", self.settings).encode_images([as_rgb(image)])[0]
         return self._result(self._hits("clip", vector, k), started, "clip", strategy="image")
 
     def _result(self, hits, started, role, **extra) -> dict:

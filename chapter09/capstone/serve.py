@@ -9,22 +9,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..models import Settings
+
 
 def _inside(root: Path, relative: str) -> Path | None:
     path = (root / relative).resolve()
     return path if path.is_relative_to(root) and path.is_file() else None
 
 
-def build_app(index_dir, models=None, device=None, dtype=None):
+def build_app(index_dir, settings: Settings | None = None):
     import gradio as gr
 
+    from ..clip import clip_encoder
     from ..models import resolve
-    from .encoders import QueryError, STRATEGIES, clip_encoder
+    from .queries import STRATEGIES, QueryError
     from .search import LibrarySearch
 
-    searcher = LibrarySearch(index_dir, models, device, dtype)
+    settings = settings or Settings()
+    searcher = LibrarySearch(index_dir, settings)
     root = Path(searcher.store.library).resolve()
-    clip_encoder("clip", models, device, dtype)  # loaded (and announced) before the first request
+    clip_encoder("clip", settings)  # loaded (and announced) before the first request
 
     def gallery(result):
         items = []
@@ -56,7 +60,7 @@ def build_app(index_dir, models=None, device=None, dtype=None):
             raise gr.Error("upload an image first")
         from .describe import caption_images
 
-        captions = caption_images([image.convert("RGB")], ("en", "zh"), models, device, dtype)[0]
+        captions = caption_images([image.convert("RGB")], ("en", "zh"), settings)[0]
         return captions["en"], captions["zh"]
 
     def match(image, texts):
@@ -68,7 +72,7 @@ def build_app(index_dir, models=None, device=None, dtype=None):
         if not lines:
             raise gr.Error("type one caption per line")
         try:
-            rows = match_scores(image.convert("RGB"), lines, "auto", models, device, dtype)
+            rows = match_scores(image.convert("RGB"), lines, "auto", settings)
         except QueryError as error:
             raise gr.Error(str(error))
         return {row["text"]: row["score"] for row in rows}
@@ -77,7 +81,7 @@ def build_app(index_dir, models=None, device=None, dtype=None):
         rows = ["| role | weights | class | location |", "|---|---|---|---|"]
         for role in ("clip", "chinese_clip", "multilingual_text", "translator_zh_en", "translator_en_zh", "captioner"):
             try:
-                r = resolve(role, models)
+                r = resolve(role, settings)
                 rows.append(f"| {role} | {'TOY twin' if r.is_toy else 'real'} | {r.spec.model_class} | `{r.location}` |")
             except Exception as error:  # a missing twin is information, not a crash
                 rows.append(f"| {role} | unavailable | | {error} |")
@@ -121,9 +125,9 @@ def build_app(index_dir, models=None, device=None, dtype=None):
     return app, root
 
 
-def serve(index_dir, host: str = "127.0.0.1", port: int = 7860, models=None, device=None, dtype=None,
+def serve(index_dir, host: str = "127.0.0.1", port: int = 7860, settings: Settings | None = None,
           max_upload_mb: float = 20, block: bool = True):
-    app, root = build_app(index_dir, models, device, dtype)
+    app, root = build_app(index_dir, settings)
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"[serve] WARNING: listening on {host}: anyone who can reach this machine can search {root}")
     app.launch(server_name=host, server_port=port, allowed_paths=[str(root)], max_file_size=f"{max_upload_mb}mb",

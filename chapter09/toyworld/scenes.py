@@ -1,14 +1,6 @@
-"""The toy world: synthetic scenes of coloured shapes, described in English and Chinese.
+"""Synthetic scenes of coloured shapes, described in English and Chinese, with questions about them.
 
-Real multimodal weights live on the Hugging Face hub. When it cannot be reached,
-every lesson runs on tiny models trained here from scratch, on scenes like
-"a small red circle at the top left and a large blue star in the center".
-
-    python -m chapter09.toyworld make OUT_DIR --n 600 --seed 1 [--split heldout]
-    python -m chapter09.toyworld eval DATA_DIR [--json]
-    python -m chapter09.toyworld train clip            # retrain a toy twin
-
-A scene holds 1-3 objects, each with a colour (6), shape (5), size (2) and a
+Scenes like "a small red circle at the top left and a large blue star in the center". A scene holds 1-3 objects, each with a colour (6), shape (5), size (2) and a
 cell of a 3x3 grid (9 positions). Captions name every attribute of every
 object, so within one data set (scene keys are unique) a caption picks out
 exactly one image. The ``heldout`` split draws from all 30 colour x shape
@@ -16,11 +8,9 @@ combinations; the ``train`` split never shows the six in ``HELDOUT_COMBOS``.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import random
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -290,47 +280,3 @@ def read_jsonl(path: str | Path) -> list[dict]:
 def load_scenes(data_dir: str | Path) -> dict[str, Scene]:
     """image path (relative to ``data_dir``) -> Scene, from scenes.jsonl."""
     return {row["image"]: Scene.from_json(row) for row in read_jsonl(Path(data_dir) / "scenes.jsonl")}
-
-
-# ----------------------------------------------------------------------------- command line
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m chapter09.toyworld", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    make = sub.add_parser("make", help="write a data set of scenes, captions and questions")
-    make.add_argument("out_dir")
-    make.add_argument("--n", type=int, default=600, help="number of images (default 600)")
-    make.add_argument("--seed", type=int, default=0)
-    make.add_argument("--split", choices=SPLITS, default="heldout",
-                      help="heldout (all colour x shape pairs, the default) or train")
-    evaluate = sub.add_parser("eval", help="measure the toy CLIP on a data set")
-    evaluate.add_argument("data_dir")
-    evaluate.add_argument("--json", action="store_true", help="print the figures as JSON")
-    evaluate.add_argument("--models", choices=("auto", "real", "toy"), default="toy",
-                          help="which CLIP to measure (default: the toy twin)")
-    train = sub.add_parser("train", help="train a toy twin from scratch and save it")
-    train.add_argument("role", help="model role to train, e.g. clip")
-    train.add_argument("--out", help="where to save (default: chapter09/toy_models/<role>)")
-    train.add_argument("--steps", type=int, help="training steps (default: the role's recipe)")
-    train.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-
-    if args.command == "make":
-        if args.n < 1:
-            parser.error("--n must be at least 1")
-        out = write_dataset(args.out_dir, args.n, args.seed, args.split)
-        print(f"wrote {args.n} {args.split} scenes to {out} (images/, captions.jsonl, qa.jsonl, scenes.jsonl)")
-        return 0
-    if args.command == "eval":
-        from .toy_eval import evaluate_clip_on_dataset, format_report
-
-        report = evaluate_clip_on_dataset(args.data_dir, models=args.models)
-        print(json.dumps(report, indent=2, ensure_ascii=False) if args.json else format_report(report))
-        return 0
-    from .toy_train import train_role
-
-    train_role(args.role, out_dir=args.out, steps=args.steps, seed=args.seed)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

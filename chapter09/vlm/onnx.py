@@ -1,6 +1,6 @@
 """The tiny VLM on ONNX Runtime: two exported graphs and a greedy decoding loop in NumPy.
 
-    onnx_model = export(model, "runs/tiny_vlm_onnx")   # model: a chapter09.tiny_vlm.TinyVLM
+    onnx_model = export(model, "runs/tiny_vlm_onnx")   # model: a chapter09.vlm.tiny.TinyVLM
     onnx_model.generate([image])                        # same captions as model.generate, no torch at run time
 
 ``generate`` in transformers is a Python loop around the model, so it cannot be
@@ -86,7 +86,8 @@ class OnnxTinyVLM:
         return sum(path.stat().st_size for path in self.folder.glob("*.onnx*"))
 
     def generate(self, images, max_new_tokens: int = 40) -> list[str]:
-        from .captioning import images_to_rgb, tidy_text
+        from ..captioning import images_to_rgb
+        from ..language import tidy_text
 
         pixels = self.image_processor(images=images_to_rgb(images), return_tensors="np")["pixel_values"]
         sequence = self.encoder.run(None, {"pixel_values": pixels.astype(np.float32)})[0]

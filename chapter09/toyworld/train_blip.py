@@ -43,40 +43,17 @@ import random
 import time
 from pathlib import Path
 
-from . import config
-from .toy_train import render_pixels, seed_everything, toy_corpus
-from .toyworld import Scene, generate_scenes
-from .training import LossLog, adamw_cosine, decay_groups, optimizer_step
+from .. import config
+from ..language import LANG_TOKENS
+from ..training import LossLog, adamw_cosine, decay_groups, optimizer_step, seed_everything
+from .corpus import render_pixels
+from .scenes import COLOURS, HELDOUT_COMBOS, SHAPES, SIZES, Scene, generate_scenes
+from .tokenizers import blip_word_tokenizer
 
 # 96 px in 16-px patches: the 3x3 grid's cells are 2x2 patches each, and a small shape is
 # about 16 px wide (at 64 px it would be 11 px, and shape accuracy measured far lower).
 TOY_VL_IMAGE_SIZE = 96
 TOY_VL_PATCH_SIZE = 16
-LANG_TOKENS = {"en": "<en>", "zh": "<zh>"}
-IMAGE_TOKEN = "<image>"
-
-
-# ----------------------------------------------------------------------------- tokenizer
-def build_word_tokenizer(corpus: list[str]):
-    """A BertTokenizer (BLIP's tokenizer class) whose vocabulary is every toy word and Chinese character.
-
-    BERT's pre-tokeniser already splits Chinese into single characters, so held-out
-    phrases such as 红色星形 are made of characters the model has seen.
-    """
-    from tokenizers import normalizers, pre_tokenizers
-    from transformers import BertTokenizer
-
-    normalise = normalizers.BertNormalizer(lowercase=True, handle_chinese_chars=True)
-    split = pre_tokenizers.BertPreTokenizer()
-    words = set()
-    for text in corpus:
-        words.update(piece for piece, _span in split.pre_tokenize_str(normalise.normalize_str(text)))
-    words.update("0123456789.,:;?!'\"()-，。：；？！、")
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *LANG_TOKENS.values(), IMAGE_TOKEN]
-    vocab = {token: i for i, token in enumerate(specials + sorted(words - set(specials)))}
-    tokenizer = BertTokenizer(vocab=vocab, do_lower_case=True, model_max_length=96)
-    tokenizer.add_special_tokens({"additional_special_tokens": [*LANG_TOKENS.values(), IMAGE_TOKEN]})
-    return tokenizer
 
 
 def blip_image_processor(size: int = TOY_VL_IMAGE_SIZE):
@@ -147,7 +124,7 @@ def _save(model, processor, out_dir: Path) -> None:
 def _new_processor():
     from transformers import BlipProcessor
 
-    tokenizer = build_word_tokenizer(toy_corpus(2000))
+    tokenizer = blip_word_tokenizer()
     return BlipProcessor(image_processor=blip_image_processor(), tokenizer=tokenizer)
 
 
@@ -155,8 +132,6 @@ def _new_processor():
 def unnamed_colours(n: int, rng: random.Random, min_distance: float = 110.0) -> list[tuple[int, int, int]]:
     """``n`` RGB colours far from every colour the toy world names and from its light backgrounds."""
     import numpy as np
-
-    from .toyworld import COLOURS
 
     named = np.array([rgb for _zh, rgb in COLOURS.values()] + [(228, 228, 228)], dtype=float)
     colours = []
@@ -176,8 +151,6 @@ def render_in_unnamed_colours(scene: Scene, rng: random.Random):
     """
     import numpy as np
     from PIL import Image
-
-    from .toyworld import COLOURS
 
     pixels = np.asarray(scene.render(), dtype=np.int16)
     named = np.array([rgb for _zh, rgb in COLOURS.values()], dtype=np.int16)
@@ -204,8 +177,6 @@ def render_unnamed_pixels(scenes: list[Scene], image_processor, seed: int, batch
 def cell_targets(scenes: list[Scene]):
     """Per grid cell (3x3, reading order): colour, shape and size class of its object, 0 when empty."""
     import torch
-
-    from .toyworld import COLOURS, SHAPES, SIZES
 
     colour_id = {c: i + 1 for i, c in enumerate(COLOURS)}
     shape_id = {s: i + 1 for i, s in enumerate(SHAPES)}
@@ -247,8 +218,6 @@ class CellProbe:
     def __init__(self, vision_config):
         import torch
 
-        from .toyworld import COLOURS, SHAPES, SIZES
-
         self.sizes = (len(COLOURS) + 1, len(SHAPES) + 1, len(SIZES) + 1)
         self.head = torch.nn.ModuleDict({"what": torch.nn.Linear(vision_config.hidden_size, sum(self.sizes)),
                                          "where": torch.nn.Linear(vision_config.hidden_size, 9)})
@@ -287,8 +256,6 @@ class CellProbe:
 def unseen_cells(scenes: list[Scene]):
     """(scenes, 9) mask of the cells holding a colour x shape pair that training never shows."""
     import torch
-
-    from .toyworld import HELDOUT_COMBOS
 
     mask = torch.zeros(len(scenes), 9, dtype=torch.bool)
     for n, scene in enumerate(scenes):
@@ -356,8 +323,6 @@ def _train_loop_wrapped(model, probe, steps, batch_loss, lr, name, on_log):
 # ----------------------------------------------------------------------------- captioner
 def colour_token_ids(tokenizer) -> list[int]:
     """Ids of the colour words: English words, and the first character of each Chinese colour (红 of 红色)."""
-    from .toyworld import COLOURS
-
     words = list(COLOURS) + [zh[0] for zh, _rgb in COLOURS.values()]
     return tokenizer.convert_tokens_to_ids(words)
 
@@ -396,9 +361,6 @@ def _torch_generator(rng: random.Random):
 
 def _new_blip(model_class, seed: int):
     """A fresh tiny BLIP of ``model_class`` (captioner or VQA) with the toy processor; every draw seeded."""
-    from .clip_utils import quiet_transformers
-
-    quiet_transformers()
     seed_everything(seed)
     processor = _new_processor()
     return processor, model_class(tiny_blip_config(processor.tokenizer, layers=3, vision_layers=3))
@@ -474,9 +436,8 @@ def caption_accuracy_of(model, processor, scenes: list[Scene], lang: str, only_u
     """Share of scenes whose greedy caption names every object's colour and shape (``captioning`` scoring)."""
     import torch
 
-    from .captioning import names_every_object, tidy_text
-    from .toyworld import HELDOUT_COMBOS
-
+    from ..captioning import names_every_object
+    from ..language import tidy_text
     if only_unseen_pairs:
         scenes = [s for s in scenes if any((o.colour, o.shape) in HELDOUT_COMBOS for o in s.objects)]
     hits = 0
@@ -556,7 +517,7 @@ def vqa_accuracy_of(model, processor, scenes: list[Scene]) -> float:
     """Exact-answer accuracy over every question of ``scenes``, batched as ``vqa.BlipAnswerer`` does."""
     import torch
 
-    from .captioning import tidy_text
+    from ..language import tidy_text
 
     pairs = [(scene, qa) for scene in scenes for qa in scene.questions()]
     hits = 0

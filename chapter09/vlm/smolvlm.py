@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .captioning import images_to_rgb
-from .models import ResolvedModel, announce, pick_device, pick_dtype, resolve
+from ..captioning import images_to_rgb
+from ..models import ResolvedModel, Settings, announce, pick_device, pick_dtype, quiet_loading, resolve
 
 
 def load_processor(location: str):
@@ -58,20 +58,18 @@ def image_only_smolvlm_processor():
 class SmallVLM:
     """``AutoModelForImageTextToText`` + its processor's chat template: one image, one instruction."""
 
-    def __init__(self, models: str | None = None, device: str | None = None, dtype: str | None = None,
-                 resolved: ResolvedModel | None = None):
+    def __init__(self, settings: Settings | None = None, resolved: ResolvedModel | None = None):
         from transformers import AutoModelForImageTextToText
 
-        from .clip_utils import quiet_transformers
-
-        quiet_transformers()
-        self.resolved = resolved or resolve("small_vlm", models)
+        settings = settings or Settings()
+        self.resolved = resolved or resolve("small_vlm", settings)
         announce(self.resolved)
-        self.device = pick_device(device)
-        self.dtype = pick_dtype(self.device, dtype)
-        self.processor = load_processor(self.resolved.location)
-        self.model = AutoModelForImageTextToText.from_pretrained(
-            self.resolved.location, dtype=self.dtype).to(self.device).eval()
+        self.device = pick_device(settings.device)
+        self.dtype = pick_dtype(self.device, settings.dtype)
+        with quiet_loading():
+            self.processor = load_processor(self.resolved.location)
+            self.model = AutoModelForImageTextToText.from_pretrained(
+                self.resolved.location, dtype=self.dtype).to(self.device).eval()
 
     def prompt(self, instruction: str) -> str:
         messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": instruction}]}]

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
 from ..images import IMAGE_SUFFIXES, BadImageError, load_image
-from .encoders import encode_pixels, image_side
 
 STORE_NAME = "store.npz"
 FORMAT_VERSION = 1
@@ -172,7 +172,7 @@ def build_index(library: str | Path, index_dir: str | Path, encoders: dict, batc
     try:
         store = Store.load(index_dir)
         if store.library != str(root):
-            raise SystemExit(f"index {index_dir} belongs to library {store.library}, not {root}; "
+            raise ValueError(f"index {index_dir} belongs to library {store.library}, not {root}; "
                              "use another --index folder")
         if store.encoders != wanted:
             print(f"[index] the models differ from those that built {index_dir}; re-encoding everything",
@@ -210,7 +210,7 @@ def build_index(library: str | Path, index_dir: str | Path, encoders: dict, batc
     summary.unchanged = len(keep)
     updated_paths = set(todo[:summary.updated])
 
-    min_side = max(image_side(enc) for enc in encoders.values())
+    min_side = max(enc.image_side for enc in encoders.values())
     dataset = _Decoded(root, todo, {role: enc.processor.image_processor for role, enc in encoders.items()}, min_side)
     workers = (min(2, os.cpu_count() or 1) if len(todo) > 2 * batch_size else 0) if workers is None else workers
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=_collate,
@@ -227,7 +227,7 @@ def build_index(library: str | Path, index_dir: str | Path, encoders: dict, batc
             if good:
                 for role, encoder in encoders.items():
                     pixels = torch.stack([item[1][role] for item in good])
-                    store.vectors[role] = np.concatenate([store.vectors[role], encode_pixels(encoder, pixels)])
+                    store.vectors[role] = np.concatenate([store.vectors[role], encoder.encode_pixels(pixels)])
                 for i, _pixels, _reason, size in good:
                     path = root / todo[i]
                     stat = path.stat()

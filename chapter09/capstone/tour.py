@@ -11,15 +11,22 @@ import shutil
 from PIL import Image
 
 from chapter09 import lesson as lessons
-from chapter09.capstone.encoders import clip_encoder
-from chapter09.capstone.evaluate import (compare_strategies, evaluate_retrieval, format_comparison, format_retrieval,
-                                         load_dataset)
-from chapter09.capstone.library import build_index
+from chapter09.capstone.describe import caption_images, caption_route, match_scores
+from chapter09.capstone.evaluate import (
+    compare_strategies,
+    evaluate_retrieval,
+    format_comparison,
+    format_retrieval,
+    load_dataset,
+)
+from chapter09.capstone.indexer import build_index
 from chapter09.capstone.search import LibrarySearch
+from chapter09.clip import clip_encoder
+from chapter09.models import ModelUnavailableError
 from chapter09.toyworld import load_scenes, write_dataset
 
 lesson = lessons.start("capstone", "Bilingual image-library search and captioning")
-models = lesson.models
+settings = lesson.settings
 
 # %% [markdown]
 # ## 1. A library and its index
@@ -32,11 +39,11 @@ write_dataset(library, n=400, seed=2024, split="heldout")
 index_dir = lesson.out / "index"
 def encoders():
     """CLIP image vectors, and Chinese-CLIP's own ones (for the chinese_clip query strategy) when available."""
-    chosen = {"clip": clip_encoder("clip", models, lesson.device, lesson.dtype)}
+    chosen = {"clip": clip_encoder("clip", settings)}
     try:
-        chosen["chinese_clip"] = clip_encoder("chinese_clip", models, lesson.device, lesson.dtype)
-    except Exception as error:  # e.g. no Chinese-CLIP weights here: the other strategies still work
-        print(f"Chinese-CLIP unavailable ({type(error).__name__}: {str(error)[:120]})")
+        chosen["chinese_clip"] = clip_encoder("chinese_clip", settings)
+    except ModelUnavailableError as error:  # e.g. no Chinese-CLIP weights here: the other strategies still work
+        print(f"Chinese-CLIP unavailable: {lessons.why_unavailable(error)}")
     return chosen
 
 
@@ -50,7 +57,7 @@ print(f"second run: added {again.added}, unchanged {again.unchanged}")
 
 # %% [markdown]
 # ## 2. Search by text, in English and in Chinese
-searcher = LibrarySearch(index_dir, models, lesson.device, lesson.dtype)
+searcher = LibrarySearch(index_dir, settings)
 scenes = load_scenes(library)
 target_name, target = sorted(scenes.items())[7]
 
@@ -90,32 +97,29 @@ show(searcher.by_image(str(copy), 5), "a resized JPEG copy of the target")
 
 # %% [markdown]
 # ## 4. Captions in both languages, and image-text match scores
-from chapter09.capstone.describe import caption_images, caption_route, match_scores
-
 image_path = library / target_name
 try:
     print(f"\n$ python -m chapter09.capstone caption {image_path} --lang en,zh")
-    captions = caption_images([str(image_path)], "en,zh", models, lesson.device, lesson.dtype)[0]
-    print(f"  route: {caption_route(models, lesson.device, lesson.dtype)}")
+    captions = caption_images([str(image_path)], "en,zh", settings)[0]
+    print(f"  route: {caption_route(settings)}")
     print(f"  [en] {captions['en']}\n  [zh] {captions['zh']}\n  reference: {query_en} / {query_zh}")
 except Exception as error:  # e.g. the captioner twin is not built yet
     print(f"\ncaptioning unavailable here ({type(error).__name__}: {str(error)[:160]})")
 wrong_en, wrong_zh = sorted(scenes.items())[8][1].captions("en")[0], sorted(scenes.items())[8][1].captions("zh")[0]
 print(f'\n$ python -m chapter09.capstone match {image_path} "{query_en}" "{wrong_en}" "{query_zh}" "{wrong_zh}"')
-for row in match_scores(str(image_path), [query_en, wrong_en, query_zh, wrong_zh], "auto", models, lesson.device,
-                        lesson.dtype):
+for row in match_scores(str(image_path), [query_en, wrong_en, query_zh, wrong_zh], "auto", settings):
     print(f"  {row['score']:+.3f}  {row['text']}")
 
 # %% [markdown]
 # ## 5. How good is retrieval? Recall@K in both directions
 print(f"\n$ python -m chapter09.capstone eval --dataset {library}")
 data = load_dataset(library)
-report = evaluate_retrieval(data, "auto", models, lesson.device, lesson.dtype)
+report = evaluate_retrieval(data, "auto", settings)
 print(format_retrieval(report))
 lesson.record(recall={lang: r["text_to_image"] for lang, r in report["languages"].items()})
 lesson.say("""The Chinese-query strategies, measured on the same library (`eval --strategy all`):""")
 print(f"\n$ python -m chapter09.capstone eval --dataset {library} --strategy all")
-comparison_report = compare_strategies(data, "all", models, lesson.device, lesson.dtype)
+comparison_report = compare_strategies(data, "all", settings)
 print(format_comparison(comparison_report))
 lesson.record(strategy_recall_zh={name: r["zh"]["text_to_image"] for name, r in comparison_report["strategies"].items()
                                   if "zh" in r})

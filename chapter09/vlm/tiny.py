@@ -1,9 +1,9 @@
 """A vision-language model small enough to read in one sitting: CLIP's vision tower, a projector, a causal LM.
 
-    python -m chapter09.tiny_vlm toy-data DATA --n 3000 --split train    # images/ + captions.json
-    python -m chapter09.tiny_vlm train DATA/captions.json --out runs/tiny_vlm [--lm toy|Qwen/Qwen3-0.6B]
-    python -m chapter09.tiny_vlm eval runs/tiny_vlm HELDOUT/captions.json
-    python -m chapter09.tiny_vlm generate runs/tiny_vlm image1.png image2.png
+    python -m chapter09.vlm toy-data DATA --n 3000 --split train    # images/ + captions.json
+    python -m chapter09.vlm train DATA/captions.json --out runs/tiny_vlm [--lm toy|Qwen/Qwen3-0.6B]
+    python -m chapter09.vlm eval runs/tiny_vlm HELDOUT/captions.json
+    python -m chapter09.vlm generate runs/tiny_vlm image1.png image2.png
 
 The image becomes a row of "visual words": CLIP's patch embeddings, mapped by a
 two-layer MLP (the projector) to the LM's embedding size and placed before the
@@ -14,11 +14,8 @@ in the toy world, the toy CLIP's vision tower + a tiny Qwen3 with the same desig
 """
 from __future__ import annotations
 
-import argparse
 import json
 import random
-import sys
-import time
 from pathlib import Path
 
 import torch
@@ -55,7 +52,7 @@ class TinyVLM(nn.Module):
 
     @torch.inference_mode()
     def generate(self, images, max_new_tokens: int = 40) -> list[str]:
-        from .captioning import images_to_rgb, tidy_text
+        from ..captioning import images_to_rgb, tidy_text
 
         pixels = self.image_processor(images=images_to_rgb(images), return_tensors="pt")["pixel_values"]
         # the LayerNorm and the embedding table keep a float dtype even when Linear layers are int8
@@ -102,21 +99,22 @@ def load(model_dir, dtype=torch.float32) -> TinyVLM:
     from safetensors.torch import load_file
     from transformers import AutoImageProcessor, AutoModelForCausalLM, AutoTokenizer, CLIPVisionModel
 
-    from .clip_utils import quiet_transformers
+    from ..models import quiet_loading
 
-    quiet_transformers()
     folder = Path(model_dir)
     if not (folder / META_FILE).exists():
         raise FileNotFoundError(f"{folder} is not a tiny VLM folder (no {META_FILE}); "
-                                f"train one with `python -m chapter09.tiny_vlm train captions.json --out {folder}`")
-    model = TinyVLM(CLIPVisionModel.from_pretrained(folder / "vision", dtype=dtype),
-                    AutoModelForCausalLM.from_pretrained(folder / "lm", dtype=dtype),
-                    AutoTokenizer.from_pretrained(folder / "lm"), AutoImageProcessor.from_pretrained(folder / "vision"))
+                                f"train one with `python -m chapter09.vlm train captions.json --out {folder}`")
+    with quiet_loading():
+        model = TinyVLM(CLIPVisionModel.from_pretrained(folder / "vision", dtype=dtype),
+                        AutoModelForCausalLM.from_pretrained(folder / "lm", dtype=dtype),
+                        AutoTokenizer.from_pretrained(folder / "lm"),
+                        AutoImageProcessor.from_pretrained(folder / "vision"))
     model.projector.load_state_dict(load_file(folder / "projector.safetensors"))
     return model.to(dtype).eval()
 
 
-def build(vision: str | None = None, lm: str = "toy", models: str | None = None) -> TinyVLM:
+def build(vision: str | None = None, lm: str = "toy", settings=None) -> TinyVLM:
     """A fresh VLM: the CLIP vision tower of ``vision`` (default: the ``clip`` role) and the LM ``lm``.
 
     ``lm="toy"`` makes a tiny Qwen3 (2 layers, width 128) with the toy world's word tokenizer;
@@ -124,21 +122,19 @@ def build(vision: str | None = None, lm: str = "toy", models: str | None = None)
     """
     from transformers import AutoImageProcessor, AutoModelForCausalLM, AutoTokenizer, CLIPVisionModel, Qwen3Config
 
-    from .clip_utils import quiet_transformers
-    from .models import announce, resolve
+    from ..models import announce, quiet_loading, resolve
 
-    quiet_transformers()
     if vision is None:
-        resolved = resolve("clip", models)
+        resolved = resolve("clip", settings)
         announce(resolved)
         vision = resolved.location
-    vision_model = CLIPVisionModel.from_pretrained(vision)
-    image_processor = AutoImageProcessor.from_pretrained(vision)
+    with quiet_loading():
+        vision_model = CLIPVisionModel.from_pretrained(vision)
+        image_processor = AutoImageProcessor.from_pretrained(vision)
     if lm == "toy":
-        from .toy_train import toy_corpus
-        from .toy_train_vl import build_word_tokenizer
+        from ..toyworld.tokenizers import blip_word_tokenizer
 
-        tokenizer = build_word_tokenizer(toy_corpus(1000))
+        tokenizer = blip_word_tokenizer()
         tokenizer.eos_token = tokenizer.sep_token
         language_model = AutoModelForCausalLM.from_config(Qwen3Config(
             vocab_size=len(tokenizer), hidden_size=128, intermediate_size=384, num_hidden_layers=2,
@@ -160,16 +156,16 @@ def read_captions(path) -> tuple[list[Path], list[str]]:
     try:
         rows = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as error:
-        raise SystemExit(f"cannot read {path}: {error}. Expected [{{\"image\": ..., \"caption\": ...}}, ...]")
+        raise ValueError(f"cannot read {path}: {error}. Expected [{{\"image\": ..., \"caption\": ...}}, ...]")
     if not isinstance(rows, list) or not rows:
-        raise SystemExit(f"{path} must hold a non-empty JSON list of {{\"image\": ..., \"caption\": ...}}")
+        raise ValueError(f"{path} must hold a non-empty JSON list of {{\"image\": ..., \"caption\": ...}}")
     images, captions = [], []
     for i, row in enumerate(rows):
         if not isinstance(row, dict) or not isinstance(row.get("image"), str) or not str(row.get("caption", "")).strip():
-            raise SystemExit(f"{path}, entry {i}: needs a string 'image' and a non-empty 'caption', got {row!r}")
+            raise ValueError(f"{path}, entry {i}: needs a string 'image' and a non-empty 'caption', got {row!r}")
         image = Path(row["image"]) if Path(row["image"]).is_absolute() else path.parent / row["image"]
         if not image.exists():
-            raise SystemExit(f"{path}, entry {i}: image {image} does not exist")
+            raise ValueError(f"{path}, entry {i}: image {image} does not exist")
         images.append(image)
         captions.append(row["caption"].strip())
     return images, captions
@@ -177,7 +173,7 @@ def read_captions(path) -> tuple[list[Path], list[str]]:
 
 def write_toy_captions(out_dir, n: int, seed: int, split: str) -> Path:
     """Toy scenes as a captions.json data set (English, every object's size, colour, shape and place)."""
-    from .toyworld import generate_scenes
+    from ..toyworld import generate_scenes
 
     out = Path(out_dir)
     (out / "images").mkdir(parents=True, exist_ok=True)
@@ -191,7 +187,7 @@ def write_toy_captions(out_dir, n: int, seed: int, split: str) -> Path:
 
 
 def _pixels(model: TinyVLM, paths, batch: int = 256):
-    from .images import load_image
+    from ..images import load_image
 
     return torch.cat([model.image_processor(images=[load_image(p) for p in paths[i:i + batch]],
                                             return_tensors="pt")["pixel_values"] for i in range(0, len(paths), batch)])
@@ -201,7 +197,7 @@ def _pixels(model: TinyVLM, paths, batch: int = 256):
 def train(model: TinyVLM, images, captions, steps: int = 1500, batch_size: int = 64, lr: float = 2e-3,
           log_every: int = 100, seed: int = 0) -> list[float]:
     """Next-token training on the captions. A frozen vision tower is run once per image, not once per step."""
-    from .training import LossLog, adamw_cosine, optimizer_step
+    from ..training import LossLog, adamw_cosine, optimizer_step
 
     torch.manual_seed(seed)
     rng = random.Random(seed)
@@ -233,8 +229,8 @@ def evaluate(model: TinyVLM, images, captions, batch_size: int = 64) -> dict:
     """Exact caption match, and (for toy-world captions) how often every object's colour and shape is right."""
     from collections import Counter
 
-    from .captioning import named_objects
-    from .images import load_image
+    from ..captioning import named_objects
+    from ..images import load_image
 
     generated = []
     for start in range(0, len(images), batch_size):
@@ -246,64 +242,3 @@ def evaluate(model: TinyVLM, images, captions, batch_size: int = 64) -> dict:
         hits = [Counter(named_objects(g, "en")) == Counter(r) for g, r in zip(generated, references)]
         report["objects_correct"] = sum(hits) / len(hits)
     return report
-
-
-def main(argv: list[str] | None = None) -> int:
-    from .lesson import add_model_options
-
-    parser = argparse.ArgumentParser(prog="python -m chapter09.tiny_vlm", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    data = sub.add_parser("toy-data", help="write toy scenes as images/ + captions.json")
-    data.add_argument("out_dir")
-    data.add_argument("--n", type=int, default=3000)
-    data.add_argument("--seed", type=int, default=0)
-    data.add_argument("--split", choices=("train", "heldout"), default="train")
-    tr = sub.add_parser("train", help="train on a captions.json")
-    tr.add_argument("captions")
-    tr.add_argument("--out", required=True)
-    tr.add_argument("--vision", help="a CLIP checkpoint (default: the 'clip' role, real or toy)")
-    tr.add_argument("--lm", default="toy", help="'toy' (tiny Qwen3) or a causal LM id/folder, e.g. Qwen/Qwen3-0.6B")
-    tr.add_argument("--steps", type=int, default=1500)
-    tr.add_argument("--batch-size", type=int, default=64)
-    tr.add_argument("--lr", type=float, default=2e-3)
-    tr.add_argument("--train-vision", action="store_true", help="train the vision tower too (default: frozen)")
-    tr.add_argument("--train-last-lm-layers", type=int, default=-1,
-                    help="train only the last N LM layers (and the projector); -1 trains the whole LM")
-    add_model_options(tr)
-    ev = sub.add_parser("eval", help="caption a captions.json and score the captions")
-    ev.add_argument("model_dir")
-    ev.add_argument("captions")
-    ge = sub.add_parser("generate", help="caption images")
-    ge.add_argument("model_dir")
-    ge.add_argument("images", nargs="+")
-    args = parser.parse_args(argv)
-
-    if args.command == "toy-data":
-        print(f"wrote {write_toy_captions(args.out_dir, args.n, args.seed, args.split)}")
-        return 0
-    if args.command == "train":
-        torch.set_num_threads(1)  # tiny matmuls: one thread beats two that fight on a shared CPU
-        images, captions = read_captions(args.captions)
-        model = build(args.vision, args.lm, args.models)
-        model.freeze(vision=not args.train_vision, train_last_lm_layers=args.train_last_lm_layers)
-        print(f"tiny VLM: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, "
-              f"{model.trainable_parameters() / 1e6:.2f} M trainable; {len(images)} captions")
-        started = time.time()
-        train(model, images, captions, args.steps, args.batch_size, args.lr)
-        print(f"trained in {time.time() - started:.0f} s -> {model.save(args.out)}")
-        return 0
-    model = load(args.model_dir)
-    if args.command == "eval":
-        report = evaluate(model, *read_captions(args.captions))
-        print(json.dumps(report, indent=2, ensure_ascii=False))
-        return 0
-    from .images import load_image
-
-    for path, caption in zip(args.images, model.generate([load_image(p) for p in args.images])):
-        print(f"{path}: {caption}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

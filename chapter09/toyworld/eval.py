@@ -5,8 +5,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .clip_utils import ClipEncoder, recall_at_k, zero_shot_classify
-from .toyworld import COLOURS, SHAPES, load_scenes, read_jsonl
+from ..clip import ClipEncoder
+from ..models import Settings
+from ..retrieval import recall_both_ways, zero_shot_classify
+from .scenes import COLOURS, SHAPES, load_scenes, read_jsonl
 
 # Zero-shot prompt templates; each class is the mean over templates and the other attribute.
 TEMPLATES = {
@@ -47,11 +49,9 @@ def evaluate_clip(encoder: ClipEncoder, data_dir: str | Path) -> dict:
         if not rows:
             continue
         text_embeddings = encoder.encode_texts([row["caption"] for row in rows])
-        scores = text_embeddings @ image_embeddings.T
-        targets = [index_of[row["image"]] for row in rows]
-        report[f"text_to_image_{lang}"] = recall_at_k(scores, targets, ks=(1, 5, 10))
-        captions_of = [[j for j, row in enumerate(rows) if index_of[row["image"]] == i] for i in range(len(image_names))]
-        report[f"image_to_text_{lang}"] = recall_at_k(scores.T, [set(c) for c in captions_of], ks=(1, 5, 10))
+        recall = recall_both_ways(text_embeddings, image_embeddings, [index_of[row["image"]] for row in rows])
+        report[f"text_to_image_{lang}"] = recall["text_to_image"]
+        report[f"image_to_text_{lang}"] = recall["image_to_text"]
         report[f"captions_{lang}"] = len(rows)
     scenes_file = data_dir / "scenes.jsonl"
     if scenes_file.exists():
@@ -69,8 +69,8 @@ def evaluate_clip(encoder: ClipEncoder, data_dir: str | Path) -> dict:
     return report
 
 
-def evaluate_clip_on_dataset(data_dir: str | Path, models: str | None = "toy") -> dict:
-    return evaluate_clip(ClipEncoder("clip", models=models), data_dir)
+def evaluate_clip_on_dataset(data_dir: str | Path, settings: Settings | None = None) -> dict:
+    return evaluate_clip(ClipEncoder("clip", settings or Settings("toy")), data_dir)
 
 
 def format_report(report: dict) -> str:

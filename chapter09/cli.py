@@ -1,0 +1,42 @@
+"""What every command line of the chapter shares: the model options, and turning errors into exit codes.
+
+Library code raises (``ModelUnavailableError``, ``BadImageError``, ``ValueError`` ...); only
+the entry points built with ``run_cli`` print ``error: ...`` and exit non-zero.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from . import config
+from .models import Settings
+
+# Errors whose message already says what to do: printed as one line, exit code 2.
+EXPECTED_ERRORS = (FileNotFoundError, NotADirectoryError, PermissionError, ValueError, KeyError, RuntimeError)
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """--models/--device/--dtype, shared by every entry point of the chapter."""
+    parser.add_argument("--models", choices=config.MODEL_MODES, default=None,
+                        help="auto: real weights if available, else the toy twins (default; or $CH09_MODELS)")
+    parser.add_argument("--device", default=None, help="cpu, cuda or mps (default: best available)")
+    parser.add_argument("--dtype", default=None, choices=("float32", "fp32", "bfloat16", "bf16", "float16", "fp16"),
+                        help="default: best for the device (bf16 on CPUs with native bf16, fp16 on CUDA)")
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    return Settings.from_args(args)
+
+
+def run_cli(main: Callable[[], int]) -> int:
+    """Run an entry point: its return value is the exit code; expected errors print one line and give 2."""
+    try:
+        return main()
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except EXPECTED_ERRORS as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"error: {message}", file=sys.stderr)
+        return 2
