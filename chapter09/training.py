@@ -95,7 +95,7 @@ class LossLog:
                      f"{'  ' + extra if extra else ''}  {time.time() - self.started:.0f} s")
         return True
 def autocast(device: str = "cpu"):
-    """bf16 autocast where the CPU has bf16 units (about 4x faster matmuls), else a no-op."""
+    """bf16 autocast where the CPU has bf16 units (several times faster matmuls), else a no-op."""
     import contextlib
 
     import torch

@@ -1,11 +1,36 @@
-"""Shared fixtures: the repo on sys.path, and toy-world data sets built once per session."""
+"""Shared fixtures (toy-world data sets and real-architecture checkpoints, built once per session) and the
+test groups: every test is ``unit``, ``quality`` or ``e2e`` (pyproject.toml), so a maintainer can run
+
+    python -m pytest -q -m unit       # seconds per file: functions and classes on their own
+    python -m pytest -q -m quality    # the trained twins' measured figures on held-out data
+    python -m pytest -q -m e2e        # whole commands, lessons, notebooks, the web UI in a browser
+"""
 import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # run_all_sections.py, and test helpers (real_artifacts) by name
+
+# A file's group, unless a test marks itself otherwise.
+GROUPS = {
+    "quality": {"test_clip_quality", "test_multilingual", "test_vl_toy_quality", "test_translation",
+                "test_capstone_strategies", "test_capstone_finetune", "test_precision"},
+    "e2e": {"test_runner", "test_sections_4_6", "test_vl_notebooks", "test_notebooks", "test_capstone_demo",
+            "test_capstone_serve", "test_capstone_bench", "test_capstone_describe", "test_capstone_library",
+            "test_real_path_e2e", "test_capstone_ray"},
+}
+MARKERS = ("unit", "quality", "e2e")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if any(item.get_closest_marker(name) for name in MARKERS):
+            continue
+        module = Path(str(item.fspath)).stem
+        group = next((name for name, modules in GROUPS.items() if module in modules), "unit")
+        item.add_marker(getattr(pytest.mark, group))
 
 
 @pytest.fixture(scope="session")

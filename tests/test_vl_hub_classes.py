@@ -73,10 +73,11 @@ def test_real_route_translates_chinese(tmp_path, image):
             self.seen = list(texts)
             return [f"译:{t}" for t in texts]
 
-    captioner._translator = RecordingTranslator()
+    recorder = RecordingTranslator()
+    captioner.translator = lambda: recorder  # stands in for the opus-mt en->zh model
     english = captioner.caption([image], "en", max_new_tokens=4)
     chinese = captioner.caption([image], "zh", max_new_tokens=4)
-    assert captioner._translator.seen == english and chinese == [f"译:{english[0]}"]
+    assert recorder.seen == english and chinese == [f"译:{english[0]}"]
 
 
 def test_blip_vqa_code_path_on_a_random_model(tmp_path, tokenizer, image):

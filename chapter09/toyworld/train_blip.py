@@ -8,24 +8,21 @@ the lessons load it exactly as they load the hub model. Language is chosen by a
 prompt token (``<en>`` / ``<zh>``) the captioner continues, as BLIP continues
 "a picture of".
 
-On one shared CPU thread the captioner trains in about 13 minutes and the VQA model in
-about 11; tests/test_vl_toy_quality.py asserts their held-out figures. What makes the recipe
-work (the figures quoted were measured on held-out scenes while it was built):
+tests/test_vl_toy_quality.py asserts their held-out figures; chapter09/README.md gives the
+training times and the figures behind each choice below. What makes the recipe work:
 
 * 96-px images in 16-px patches: each cell of the scene's 3x3 grid is 2x2 patches and a
-  small shape is about 16 px wide. At 64 px in 8-px patches, a vision tower trained the same
-  way told shapes apart on 0.32 of held-out objects after 300 steps; at 96/16 on 0.80 after
-  250 steps (0.90 after 500), each step cheaper (37 tokens instead of 65).
+  small shape is about 16 px wide (at 64 px a small shape fills less than one patch), and
+  each step is cheaper than at 64 px in 8-px patches (37 tokens instead of 65).
 * A vision warm-up (``warm_up_vision``): a throw-away linear head (``CellProbe``) reads each
   grid cell's colour, shape and size off the patch tokens. These dense labels teach the
   tower what is where in a few hundred cheap steps (no text decoder runs); the probe's loss
   stays on while the text part trains.
 * Unnamed colours (``render_in_unnamed_colours``): training also shows the train split's
   scenes with every colour swapped for one the toy world has no word for (and no colour
-  label). Trained on named colours alone, the tower told the shape of the six never-seen
-  colour x shape pairs on 0.32 of held-out objects after 300 steps (red is never a star,
-  so "red" came to mean "not a star"); with unnamed colours mixed in, on 0.80 after 400.
-  No named colour x shape pair is added: HELDOUT_COMBOS stay unseen.
+  label). Trained on named colours alone, the tower could not tell the shape of the six
+  never-seen colour x shape pairs (red is never a star, so "red" came to mean "not a
+  star"). No named colour x shape pair is added: HELDOUT_COMBOS stay unseen.
 * The captioner's input colour words are sometimes replaced by [MASK] (labels kept), so
   the shape that follows must be read off the image, not guessed from the colour word
   (a design choice, not measured on its own).
@@ -51,7 +48,7 @@ from .scenes import COLOURS, HELDOUT_COMBOS, SHAPES, SIZES, Scene, generate_scen
 from .tokenizers import blip_word_tokenizer
 
 # 96 px in 16-px patches: the 3x3 grid's cells are 2x2 patches each, and a small shape is
-# about 16 px wide (at 64 px it would be 11 px, and shape accuracy measured far lower).
+# about 16 px wide (at 64 px it would be 11 px, less than one patch).
 TOY_VL_IMAGE_SIZE = 96
 TOY_VL_PATCH_SIZE = 16
 
@@ -95,8 +92,7 @@ def _train_loop(model, steps: int, batch_loss, lr: float, warmup: int, log_every
     """AdamW with warm-up and a cosine decay; ``batch_loss(step)`` returns the step's loss tensor."""
     import torch
 
-    # One thread: on a small shared CPU, two threads of tiny matmuls spin against each other
-    # (measured 8 s per step with 2 threads under load versus 0.5 s with 1).
+    # One thread: on a small shared CPU, two threads of tiny matmuls spin against each other.
     torch.set_num_threads(1)
     optimizer, schedule = adamw_cosine(decay_groups(model, 0.05), lr, steps, warmup, betas=(0.9, 0.98))
     model.train()
@@ -212,7 +208,7 @@ class CellProbe:
 
     A second head names the grid cell of every patch token from that token alone. Without
     it the tokens need not remember where they are (the pooling knows), and a VQA twin
-    trained so answered "where is ...?" on 0.10 of held-out questions, chance level.
+    trained so answered "where is ...?" at chance level.
     """
 
     def __init__(self, vision_config):
@@ -271,7 +267,8 @@ class TrainingData:
     def __init__(self, image_processor, n_named: int, n_unnamed: int, seed: int):
         started = time.time()
         self.scenes = generate_scenes(n_named, config.TOY_TRAIN_SEED + seed, "train", unique=False)
-        self.unnamed_scenes = generate_scenes(n_unnamed, config.TOY_TRAIN_SEED + 50 + seed, "train", unique=False)
+        self.unnamed_scenes = generate_scenes(n_unnamed, config.TOY_TRAIN_SEED + UNNAMED_SEED_OFFSET + seed, "train",
+                                              unique=False)
         self.pixels = render_pixels(self.scenes, image_processor)
         self.unnamed_pixels = render_unnamed_pixels(self.unnamed_scenes, image_processor, seed)
         self.targets = cell_targets(self.scenes)
@@ -401,7 +398,7 @@ def train_captioner(out_dir: Path, steps: int | None = None, seed: int = 0, n_tr
     rng = random.Random(seed)
     probe = CellProbe(model.config.vision_config)
     probe_scenes = heldout_scenes(100, offset=7) if eval_every else None
-    history = warm_up_vision(model, probe, data, warm_up_steps, 64, 2e-3, rng, "captioner",
+    history = warm_up_vision(model, probe, data, warm_up_steps, WARM_UP_BATCH, WARM_UP_LR, rng, "captioner",
                              processor.image_processor, probe_scenes)
     colour_ids = colour_token_ids(tokenizer)
 
@@ -483,12 +480,13 @@ def train_vqa(out_dir: Path, steps: int | None = None, seed: int = 0, n_train: i
     tokenizer = processor.tokenizer
     print(f"toy VQA: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters; {warm_up_steps} vision "
           f"warm-up steps, then {steps} steps of {batch_size} images x {questions_per_image} questions", flush=True)
-    data = TrainingData(processor.image_processor, n_train, n_unnamed, seed + 1)
+    data = TrainingData(processor.image_processor, n_train, n_unnamed, seed + VQA_SCENE_SEED_OFFSET)
     questions = [scene.questions() for scene in data.scenes]
     rng = random.Random(seed)
     probe = CellProbe(model.config.vision_config)
     probe_scenes = heldout_scenes(40, offset=7) if eval_every else None
-    history = warm_up_vision(model, probe, data, warm_up_steps, 64, 2e-3, rng, "vqa", processor.image_processor,
+    history = warm_up_vision(model, probe, data, warm_up_steps, WARM_UP_BATCH, WARM_UP_LR, rng, "vqa",
+                             processor.image_processor,
                              probe_scenes)
 
     def batch_loss(_step):

@@ -47,6 +47,15 @@ def toy_clip_processor(tokenizer):
 
 
 CLIP_LR = 1e-3
+# Later phases start from a trained model: smaller steps keep what the earlier ones learnt.
+HARD_NEGATIVE_LR_FACTOR = 0.3  # phase 2 refines shape on the same tower
+FINE_PATCH_LR_FACTOR = 0.5  # phases 3-5 retrain a re-patched tower, which needs larger steps than phase 2
+# Each phase draws its scenes and its batch order from its own seed, so phases never replay each other's data.
+HARD_NEGATIVE_SEED_OFFSET = 1
+SHORT_CAPTION_SEED_OFFSET = 1
+FINE_PATCH_SEED_OFFSET = 2
+SHAPE_GROUP_RNG_OFFSET = 5
+SHAPE_GROUP_SCENE_OFFSET = 101
 
 
 # Phase 4 shows the short "a red circle" captions twice as often as the other phases.
@@ -76,8 +85,7 @@ def train_clip(out_dir: Path, steps: int | None = None, seed: int = 0, n_train: 
     5. ``shape_group_steps`` (run twice) with *both* towers learning again, on batches of shape groups
        (``shape_variants``). The text tower learnt its shape words while the 16-px vision
        tower could hardly see shape, so "a red circle" and "a red square" embedded almost
-       alike (cosine 0.986) and capped zero-shot shape near 0.75 whatever the vision side
-       learnt; here both sides must tell all four shapes of a colour apart (0.74 -> 0.94).
+       alike and capped zero-shot shape whatever the vision side learnt; here both sides must tell all four shapes of a colour apart (README: results).
        The multilingual twin is distilled from the text tower afterwards, so it follows.
     """
     from transformers import CLIPModel
@@ -93,16 +101,17 @@ def train_clip(out_dir: Path, steps: int | None = None, seed: int = 0, n_train: 
     history = _contrastive_steps(model, tokenizer, scenes, render_pixels(scenes, processor.image_processor),
                                  steps, batch_size, lr, seed, log_every)
     history += _hard_negative_phase(model, tokenizer, processor, hard_negative_steps, n_train, batch_size,
-                                    lr * 0.3, seed, log_every)
+                                    lr * HARD_NEGATIVE_LR_FACTOR, seed, log_every)
     if fine_patch_steps > 0:
         model = finer_patches(model, FINE_PATCH_SIZE)
         history += _fine_patch_phase(model, tokenizer, processor, fine_patch_steps, n_train, batch_size,
-                                     lr * 0.5, seed, log_every)
+                                     lr * FINE_PATCH_LR_FACTOR, seed, log_every)
         history += _fine_patch_phase(model, tokenizer, processor, short_caption_steps, n_train, batch_size,
-                                     lr * 0.5, seed + 1, log_every, **SHORT_CAPTIONS)
+                                     lr * FINE_PATCH_LR_FACTOR, seed + SHORT_CAPTION_SEED_OFFSET, log_every,
+                                     **SHORT_CAPTIONS)
     for restart in range(2):  # twice, the second time on fresh scenes with a new warm-up (a warm restart)
         history += _shape_group_phase(model, tokenizer, processor, shape_group_steps, n_train, batch_size,
-                                      lr * 0.5, seed + restart, log_every)
+                                      lr * FINE_PATCH_LR_FACTOR, seed + restart, log_every)
     model.eval()
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
@@ -157,7 +166,8 @@ def _fine_patch_phase(model, tokenizer, processor, steps, n_train, batch_size, l
     for name, parameter in model.named_parameters():
         parameter.requires_grad = name.startswith(("vision_model.", "visual_projection.", "logit_scale"))
     print(f"finer patches ({model.config.vision_config.patch_size} px), text tower frozen:", end=" ")
-    history = _hard_negative_phase(model, tokenizer, processor, steps, n_train, batch_size, lr, seed + 2, log_every,
+    history = _hard_negative_phase(model, tokenizer, processor, steps, n_train, batch_size, lr,
+                                   seed + FINE_PATCH_SEED_OFFSET, log_every,
                                    **step_options)
     for parameter in model.parameters():
         parameter.requires_grad = True
@@ -174,14 +184,15 @@ def continue_clip_training(out_dir: Path, phase: str, steps: int, seed: int = 0,
     processor = AutoProcessor.from_pretrained(out_dir)
     args = (processor.tokenizer, processor, steps, n_train, batch_size)
     if phase == "hard_negatives":
-        history = _hard_negative_phase(model, *args, CLIP_LR * 0.3, seed, log_every)
+        history = _hard_negative_phase(model, *args, CLIP_LR * HARD_NEGATIVE_LR_FACTOR, seed, log_every)
     elif phase == "finer_patches":
         model = finer_patches(model, FINE_PATCH_SIZE)
-        history = _fine_patch_phase(model, *args, CLIP_LR * 0.5, seed, log_every)
+        history = _fine_patch_phase(model, *args, CLIP_LR * FINE_PATCH_LR_FACTOR, seed, log_every)
     elif phase == "short_captions":
-        history = _fine_patch_phase(model, *args, CLIP_LR * 0.5, seed + 1, log_every, **SHORT_CAPTIONS)
+        history = _fine_patch_phase(model, *args, CLIP_LR * FINE_PATCH_LR_FACTOR, seed + SHORT_CAPTION_SEED_OFFSET,
+                                    log_every, **SHORT_CAPTIONS)
     elif phase == "shape_groups":
-        history = _shape_group_phase(model, *args, CLIP_LR * 0.5, seed, log_every)
+        history = _shape_group_phase(model, *args, CLIP_LR * FINE_PATCH_LR_FACTOR, seed, log_every)
     else:
         raise ValueError("phase must be hard_negatives, finer_patches, short_captions or shape_groups, "
                          f"not {phase!r}")
@@ -204,12 +215,14 @@ def _hard_negative_phase(model, tokenizer, processor, steps, n_train, batch_size
                          **step_options):
     if steps <= 0:
         return []
-    rng = random.Random(seed + 1)
-    base = generate_scenes(n_train // 2, config.TOY_TRAIN_SEED + seed + 1, "train", unique=False)
+    rng = random.Random(seed + HARD_NEGATIVE_SEED_OFFSET)
+    base = generate_scenes(n_train // 2, config.TOY_TRAIN_SEED + seed + HARD_NEGATIVE_SEED_OFFSET, "train",
+                           unique=False)
     scenes = [scene for original in base for scene in (original, shape_twin(original, rng))]
     print(f"hard negatives: {len(base)} scenes and their shape twins, {steps} steps")
     return _contrastive_steps(model, tokenizer, scenes, render_pixels(scenes, processor.image_processor),
-                              steps, batch_size, lr, seed + 1, log_every, group=2, **step_options)
+                              steps, batch_size, lr, seed + HARD_NEGATIVE_SEED_OFFSET, log_every, group=2,
+                              **step_options)
 
 
 def shape_variants(scene: Scene, rng: random.Random, group: int = SHAPE_GROUP) -> list[Scene]:
@@ -231,8 +244,9 @@ def _shape_group_phase(model, tokenizer, processor, steps, n_train, batch_size, 
     """Both towers, every batch made of shape groups (phase 5 of ``train_clip``)."""
     if steps <= 0:
         return []
-    rng = random.Random(seed + 5)
-    base = generate_scenes(2 * n_train // group, config.TOY_TRAIN_SEED + seed + 101, "train", unique=False)
+    rng = random.Random(seed + SHAPE_GROUP_RNG_OFFSET)
+    base = generate_scenes(2 * n_train // group, config.TOY_TRAIN_SEED + seed + SHAPE_GROUP_SCENE_OFFSET, "train",
+                           unique=False)
     scenes = [variant for scene in base for variant in shape_variants(scene, rng, group)]
     for parameter in model.parameters():
         parameter.requires_grad = True
