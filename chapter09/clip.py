@@ -7,11 +7,53 @@ import numpy as np
 
 from .images import as_rgb
 from .models import ResolvedModel, Settings, announce, cached, pick_device, pick_dtype, quiet_loading, resolve
+from .precision import apply_precision, input_dtype, load_dtype, precision_identity, precision_of_dtype
 
 
 def feature_tensor(output):
     """get_*_features return a tensor in transformers 4 and an output object in 5: take the embedding."""
     return output if hasattr(output, "dim") else output.pooler_output
+
+
+CHINESE_CLIP_CONTEXT = 52  # Chinese-CLIP trained on 52 tokens (cn_clip's tokenize), though its BERT has 512 positions
+BERT_MAX_WORD_CHARS = 200  # cn_clip (as Google's BERT) splits words of up to 200 characters; transformers stops at 100
+
+
+def openai_clean(text: str) -> str:
+    """OpenAI CLIP's text cleaning before its BPE: ``ftfy.fix_text``, HTML entities unescaped (twice), stripped.
+
+    transformers' CLIPTokenizer leaves it out, so without it curly quotes, full-width forms ("，", "１２３"),
+    ligatures and "&amp;" reach the real CLIP as other ids than it was trained on.
+    """
+    import html
+
+    try:
+        import ftfy
+    except ImportError:  # pragma: no cover - ftfy is in requirements.txt
+        ftfy = None
+    return html.unescape(html.unescape(ftfy.fix_text(text) if ftfy else text)).strip()
+
+
+def _as_is(text: str) -> str:
+    return text
+
+
+def reference_text_rules(model_config, tokenizer, is_toy: bool):
+    """(context length, text cleaner) that make the tokenizer give the ids the real checkpoint was trained on.
+
+    Checked against the projects' own tokenizers in tests/test_real_tokenizers.py: a real ``clip``
+    checkpoint gets OpenAI's cleaning and 77 tokens; Chinese-CLIP 52 tokens and cn_clip's long-word
+    rule. The toy twins' tokenizers were trained on raw text and keep it.
+    """
+    context = model_config.text_config.max_position_embeddings
+    if model_config.model_type == "chinese_clip":
+        wordpiece = getattr(getattr(tokenizer, "backend_tokenizer", None), "model", None)
+        if hasattr(wordpiece, "max_input_chars_per_word"):
+            wordpiece.max_input_chars_per_word = BERT_MAX_WORD_CHARS
+        return min(context, CHINESE_CLIP_CONTEXT), _as_is
+    if model_config.model_type == "clip" and not is_toy:
+        return context, openai_clean
+    return context, _as_is
 
 
 class ClipEncoder:
@@ -30,16 +72,33 @@ class ClipEncoder:
         self.resolved = resolved or resolve(role, settings, local_dir)
         announce(self.resolved)
         self.device = pick_device(settings.device)
-        self.dtype = pick_dtype(self.device, settings.dtype)
+        # precision (fp32 | bf16 | int8, see ``precision``) wins over dtype; None or auto: the dtype decides
+        precision = settings.precision if settings.precision not in (None, "auto") else None
+        self.dtype = pick_dtype(self.device, load_dtype(precision) if precision else settings.dtype)
         with quiet_loading():
             self.processor = AutoProcessor.from_pretrained(self.resolved.location)
             self.model = AutoModel.from_pretrained(self.resolved.location, dtype=self.dtype).to(self.device).eval()
-        self.max_text_tokens = self.model.config.text_config.max_position_embeddings
+        if precision:
+            self.model = apply_precision(self.model, precision, self.device)
+            self.dtype = input_dtype(precision)
+        self.precision = precision or precision_of_dtype(self.dtype)
+        self.max_text_tokens, self._clean_text = reference_text_rules(self.model.config, self.processor.tokenizer,
+                                                                      self.resolved.is_toy)
         self._torch = torch
 
     @property
     def dim(self) -> int:
         return self.model.config.projection_dim
+
+    @property
+    def precision_id(self) -> str:
+        """The precision as an index records it: vectors of equal (location, precision_id) are interchangeable."""
+        return precision_identity(self.precision)
+
+    @property
+    def identity(self) -> str:
+        """Which vectors this encoder makes: checkpoint location and precision (keys caches and index tables)."""
+        return f"{self.resolved.location}@{self.precision_id}"
 
     @staticmethod
     def _to_numpy(features, normalize: bool) -> np.ndarray:
@@ -74,7 +133,7 @@ class ClipEncoder:
         return self._to_numpy(out, normalize)
 
     def tokenize(self, texts: Sequence[str]):
-        return self.processor.tokenizer(list(texts), padding=True, truncation=True,
+        return self.processor.tokenizer([self._clean_text(text) for text in texts], padding=True, truncation=True,
                                         max_length=self.max_text_tokens, return_tensors="pt")
 
     def encode_texts(self, texts: Sequence[str], batch_size: int = 256, normalize: bool = True) -> np.ndarray:

@@ -100,21 +100,22 @@ def as_published_coco(small, root, missing=("000000009999.jpg",)):
                         for c in range(5)]
     (root / "annotations" / "captions_val2017.json").write_text(json.dumps(
         {"info": {}, "licenses": [], "images": images, "annotations": annotations}))
+    (root / "train2017" / "000000000001.jpg").write_bytes((small / names[0]).read_bytes())
     (root / "annotations" / "captions_train2017.json").write_text(json.dumps(
         {"images": [{"id": 1, "file_name": "000000000001.jpg"}], "annotations": [{"id": 1, "image_id": 1,
                                                                                  "caption": "train"}]}))
-    return root, len(names)
+    return root, len(names), len(rows)
 
 
 def test_a_coco_folder_as_published_is_found_and_missing_images_are_skipped(small, tmp_path, capsys):
     from chapter09.capstone.__main__ import main
 
-    root, n = as_published_coco(small, tmp_path / "coco")
+    root, n, captions = as_published_coco(small, tmp_path / "coco")
     data = load_dataset(root)
     assert data.name.endswith("captions_val2017.json")  # the validation split, not train
     assert len(data.images) == n == 120 and data.missing == ["000000009999.jpg"]
     assert all(str(path).startswith(str(root / "val2017")) for path in data.images)
-    assert "a picture that is gone" not in data.texts and len(data.texts) == 120
+    assert "a picture that is gone" not in data.texts and len(data.texts) == captions == 240
     report = evaluate_retrieval(data, "clip", Settings("toy"))
     assert report["missing"] == 1 and report["images"] == 120
     reference = evaluate_retrieval(load_dataset(small), "clip", Settings("toy"))["languages"]["en"]
@@ -129,7 +130,7 @@ def test_a_coco_folder_as_published_is_found_and_missing_images_are_skipped(smal
 
 
 def test_a_coco_folder_with_no_images_says_where_it_looked(small, tmp_path):
-    root, _ = as_published_coco(small, tmp_path / "coco")
+    root, _, _ = as_published_coco(small, tmp_path / "coco")
     for image in (root / "val2017").iterdir():
         image.unlink()
     with pytest.raises(ValueError, match="none of the 121 images.*--images"):

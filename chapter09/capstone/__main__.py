@@ -19,22 +19,26 @@ def _print(data, as_json: bool, text: str) -> None:
 def cmd_index(args) -> int:
     from ..clip import clip_encoder
     from .indexer import build_index
+    from .library_precision import index_precision
 
-    settings = Settings.from_args(args)
-    encoders = {"clip": clip_encoder("clip", settings)}
-    if args.chinese_clip:
-        encoders["chinese_clip"] = clip_encoder("chinese_clip", settings)
+    roles = ["clip"] + (["chinese_clip"] if args.chinese_clip else [])
+    settings, precision = index_precision(args.precision, Settings.from_args(args), args.library, args.index, roles)
+    encoders = {role: clip_encoder(role, settings) for role in roles}
     summary = build_index(args.library, args.index, encoders, batch_size=args.batch_size, workers=args.workers,
-                          progress=not args.no_progress)
-    _print(summary.to_json(), args.json, summary.text())
+                          progress=not args.no_progress, engine=args.engine, ray_address=args.ray_address,
+                          actors=args.actors, gpus_per_actor=args.gpus_per_actor, wait_s=args.wait)
+    precision["precision"] = encoders["clip"].precision
+    _print({**summary.to_json(), "precision": precision}, args.json,
+           summary.text() + f"\n  precision {precision['precision']}: {precision['reason']}")
     return 0
 
 
 def cmd_search(args) -> int:
+    from .library_precision import query_settings
     from .queries import QueryError
     from .search import LibrarySearch
 
-    searcher = LibrarySearch(args.index, Settings.from_args(args), mode=args.search)
+    searcher = LibrarySearch(args.index, query_settings(args.index, Settings.from_args(args)), mode=args.search)
     try:
         if args.image:
             result = searcher.by_image(args.image, args.k)
@@ -48,7 +52,9 @@ def cmd_search(args) -> int:
                 if result["ann_recall_at_10"] is not None else "")]
     if result.get("encoded_text") and result["encoded_text"] != result.get("query"):
         lines.append(f"  query encoded as: {result['encoded_text']}")
-    lines += [f"  {h['rank']:>3}. {h['score']:.3f}  {searcher.store.absolute(h['path'])}" for h in result["hits"]]
+    for h in result["hits"]:
+        lines.append(f"  {h['rank']:>3}. {h['score']:.3f}  {searcher.store.absolute(h['path'])}")
+        lines += [f"         [{lang}] {text}" for lang, text in h.get("captions", {}).items()]
     _print(result, args.json, "\n".join(lines))
     return 0
 
@@ -57,6 +63,17 @@ def cmd_caption(args) -> int:
     from ..images import load_image
     from .describe import caption_images, caption_route, parse_langs
 
+    if args.index:
+        from .indexer import caption_index
+
+        if args.images:
+            raise ValueError("give image files or --index INDEX, not both")
+        summary = caption_index(args.index, args.lang, Settings.from_args(args), progress=not args.no_progress,
+                                wait_s=args.wait)
+        _print(summary.to_json(), args.json, summary.text())
+        return 0
+    if not args.images:
+        raise ValueError("give image files to caption, or --index INDEX to caption every indexed image")
     langs = parse_langs(args.lang)
     images = [load_image(path) for path in args.images]
     settings = Settings.from_args(args)
@@ -81,9 +98,9 @@ def cmd_match(args) -> int:
 
 def cmd_dedup(args) -> int:
     from .dedup import find_duplicates
-    from .indexer import Store
+    from .store import snapshot
 
-    result = find_duplicates(Store.load(args.index), args.threshold)
+    result = find_duplicates(snapshot(args.index), args.threshold)
     lines = [f"exact duplicates (same bytes): {len(result['exact_groups'])} groups"]
     lines += ["  " + "  ==  ".join(group) for group in result["exact_groups"]]
     lines.append(f"near duplicates (cosine >= {result['threshold']}): {len(result['near_pairs'])} pairs")
@@ -130,9 +147,10 @@ def cmd_finetune(args) -> int:
 
 
 def cmd_serve(args) -> int:
+    from .library_precision import query_settings
     from .serve import serve
 
-    serve(args.index, host=args.host, port=args.port, settings=Settings.from_args(args),
+    serve(args.index, host=args.host, port=args.port, settings=query_settings(args.index, Settings.from_args(args)),
           max_upload_mb=args.max_upload_mb)
     return 0
 
@@ -145,6 +163,19 @@ def cmd_bench(args) -> int:
     if args.json:
         _print(report, True, "")
     return 0
+
+
+def _precision_option(parser, help_text: str) -> None:
+    from ..precision import PRECISION_CHOICES
+
+    parser.add_argument("--precision", choices=PRECISION_CHOICES, default=None, help=help_text)
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value!r}: must be 1 or more")
+    return number
 
 
 def _strategy_list(value: str) -> str:
@@ -178,6 +209,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--workers", type=int, default=None, help="decoding processes (default: up to 2)")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: DataLoader workers + encoding here; ray: Ray Data tasks decode, an actor pool "
+                        "encodes (pip install -r requirements-scale.txt)")
+    p.add_argument("--ray-address", default=None,
+                   help="join a running Ray cluster (default: $RAY_ADDRESS, else start a local Ray)")
+    p.add_argument("--actors", type=_positive_int, default=None,
+                   help="encoding actors, one model each (default: GPUs / --gpus-per-actor, else 1)")
+    p.add_argument("--gpus-per-actor", type=float, default=0.0, help="GPUs per encoding actor on a CUDA cluster")
+    p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                   help="if another run is updating this index, wait up to SECONDS for it (default: refuse)")
+    _precision_option(p, "fp32, bf16 or int8 (dynamic quantisation); auto (default, unless --dtype is given): "
+                         "the fastest whose fidelity against fp32 on a sample of this library passes the bar")
 
     p = command("search", "search an index by text (English/Chinese) or by image", cmd_search)
     p.add_argument("--index", required=True)
@@ -188,10 +231,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strategy", choices=STRATEGIES, default="auto",
                    help="for Chinese queries: translate, multilingual, chinese_clip or clip (default auto)")
     p.add_argument("--search", choices=("auto", "exact", "ann"), default="auto")
+    _precision_option(p, "precision of the query encoder (auto: the one the index was built with)")
 
-    p = command("caption", "caption images in English and Chinese", cmd_caption)
-    p.add_argument("images", nargs="+")
+    p = command("caption", "caption images in English and Chinese (or every image of an index)", cmd_caption)
+    p.add_argument("images", nargs="*")
     p.add_argument("--lang", default="en,zh", help="comma list of en, zh (default en,zh)")
+    p.add_argument("--index", default=None,
+                   help="caption every indexed image once, into the index (resumable; `search` shows them)")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                   help="with --index: wait up to SECONDS for a run updating the index (default: refuse)")
 
     p = command("match", "image-text match scores", cmd_match)
     p.add_argument("image")
@@ -228,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="default loopback only; 0.0.0.0 exposes it to the network")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--max-upload-mb", type=float, default=20)
+    _precision_option(p, "precision of the query encoder (auto: the one the index was built with)")
 
     p = command("bench", "speed: naive vs pipelined encoding, exact vs ANN search", cmd_bench)
     p.add_argument("--images", type=int, default=48, help="JPEGs to encode per method (0 skips encoding)")

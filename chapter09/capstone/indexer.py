@@ -1,20 +1,29 @@
-"""The image-library index: incremental, resumable, atomic, and honest about failures.
+"""Bring an index up to date with a library: incremental, resumable, honest about failures, local or on Ray.
 
-An index folder holds one file, ``store.npz`` (embeddings per encoder, one row per
-image, plus JSON metadata), always replaced atomically (write, fsync, rename), so a
-run killed at any moment leaves the previous checkpoint intact. Rows are keyed by
-the image's path relative to the library, so re-running never duplicates: files
-whose size and modification time are unchanged are skipped, changed ones are
-re-encoded, deleted ones dropped. Checkpoints are written every ``checkpoint_s``
-seconds, so an interrupted run resumes where it stopped.
+The index is a LanceDB database (``store.py``). A run compares the library on disk with the
+index: files whose size and modification time match their row are ``unchanged``; changed files
+are re-encoded (``updated``), new ones encoded (``added``), vanished ones dropped (``removed``).
+A file that failed to decode is recorded with the reason and not retried until it changes;
+non-image files are ``skipped``. Rows are committed every ``commit_rows`` rows or
+``checkpoint_s`` seconds, so a run killed at any moment (even ``kill -9``) keeps everything up
+to the last commit and the next run continues from there, never duplicating a row.
+
+Engines:
+
+* ``local``: decoding and preprocessing in DataLoader worker processes, batched encoding here.
+* ``ray``: the file list is split into blocks; decoding and preprocessing run as Ray tasks,
+  encoding in an actor pool (one model per actor, ``gpus_per_actor`` for CUDA clusters), and the
+  rows stream back to this process, which writes them into the same LanceDB table as the local
+  engine would (one writer, holding the index's lock). Without ``ray_address`` (or
+  ``RAY_ADDRESS``) a local Ray is started on this machine's cores; with one, the run joins that
+  cluster (the library and the index must then be reachable from every node: shared storage, or
+  an object-store URI for the index, which LanceDB reads and writes natively).
 """
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,9 +31,11 @@ from pathlib import Path
 import numpy as np
 
 from ..images import IMAGE_SUFFIXES, BadImageError, load_image
+from . import store as store_module
+from .store import COMMIT_ROWS, EncoderIdentity, Store
 
-STORE_NAME = "store.npz"
-FORMAT_VERSION = 1
+ENGINES = ("local", "ray")
+RAY_BLOCK_FILES = 256  # files per Ray block: one decode task reads a block
 
 
 # ----------------------------------------------------------------------------- files
@@ -47,70 +58,29 @@ def walk_library(root: Path) -> list[Path]:
     return sorted(found)
 
 
-# ----------------------------------------------------------------------------- the store
-@dataclass
-class Store:
-    """Rows of (record, one embedding per encoder); records are dicts keyed by 'path'."""
-
-    library: str
-    encoders: dict[str, dict]  # role -> {"location": ..., "dim": ...}
-    records: list[dict] = field(default_factory=list)
-    vectors: dict[str, np.ndarray] = field(default_factory=dict)
-    ann_recall: dict = field(default_factory=dict)
-
-    @property
-    def paths(self) -> list[str]:
-        return [r["path"] for r in self.records]
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def absolute(self, relative: str) -> Path:
-        return Path(self.library) / relative
-
-    def save(self, index_dir: Path) -> None:
-        index_dir.mkdir(parents=True, exist_ok=True)
-        meta = {"version": FORMAT_VERSION, "library": self.library, "encoders": self.encoders,
-                "records": self.records, "ann_recall": self.ann_recall}
-        arrays = {f"vectors__{role}": self.vectors[role] for role in self.encoders}
-        handle, tmp = tempfile.mkstemp(prefix=".store-", suffix=".npz", dir=index_dir)
-        try:
-            with os.fdopen(handle, "wb") as out:
-                np.savez(out, meta=np.frombuffer(json.dumps(meta, ensure_ascii=False).encode(), dtype=np.uint8),
-                         **arrays)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, index_dir / STORE_NAME)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-
-    @staticmethod
-    def load(index_dir: str | Path) -> "Store":
-        path = Path(index_dir) / STORE_NAME
-        if not path.exists():
-            raise FileNotFoundError(f"no index at {index_dir} (missing {STORE_NAME}); build one with "
-                                    f"`python -m chapter09.capstone index LIBRARY_DIR --index {index_dir}`")
-        with np.load(path) as data:
-            meta = json.loads(bytes(data["meta"]).decode())
-            vectors = {role: data[f"vectors__{role}"] for role in meta["encoders"]}
-        return Store(meta["library"], meta["encoders"], meta["records"], vectors, meta.get("ann_recall", {}))
+def encoder_identity(role: str, encoder) -> EncoderIdentity:
+    """The identity under which ``encoder``'s vectors are stored: checkpoint location + precision."""
+    precision = getattr(encoder, "precision_id", None) or str(getattr(encoder, "dtype", "unknown"))
+    return EncoderIdentity(role, str(encoder.resolved.location), str(precision), int(encoder.dim))
 
 
-# ----------------------------------------------------------------------------- indexing
+# ----------------------------------------------------------------------------- the summary
 @dataclass
 class IndexSummary:
     library: str
     index: str
+    engine: str = "local"
     total: int = 0
     added: int = 0
     updated: int = 0
     unchanged: int = 0
     removed: int = 0
-    failed: list[dict] = field(default_factory=list)
+    failed: list[dict] = field(default_factory=list)  # {"path", "reason", "retried"}: retried False = known
     skipped: list[dict] = field(default_factory=list)  # files whose type is not an image (captions.jsonl...)
+    notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     images_per_s: float = 0.0
+    ann: dict = field(default_factory=dict)  # role -> {"nprobe", "recall_at_10", "build_s"} when built
 
     def to_json(self) -> dict:
         return {**self.__dict__, "failed_count": len(self.failed)}
@@ -119,14 +89,40 @@ class IndexSummary:
         lines = [f"index {self.index}: {self.total} images from {self.library}",
                  f"  added {self.added}, updated {self.updated}, unchanged {self.unchanged}, "
                  f"removed {self.removed}, failed {len(self.failed)}, skipped {len(self.skipped)} non-image files  "
-                 f"({self.seconds:.1f} s, {self.images_per_s:.1f} images/s encoded)"]
+                 f"({self.seconds:.1f} s, {self.images_per_s:.1f} images/s encoded, engine {self.engine})"]
+        lines += [f"  note: {note}" for note in self.notes]
+        for role, ann in self.ann.items():
+            lines.append(f"  {role}: ANN index (IVF-SQ8) built in {ann['build_s']} s, nprobe {ann['nprobe']}, "
+                         f"recall@10 vs exact {ann['recall_at_10']:.3f}")
         for failure in self.failed:
-            lines.append(f"  FAILED {failure['path']}: {failure['reason']}")
+            again = "" if failure.get("retried", True) else "  (unchanged since it failed: not retried)"
+            lines.append(f"  FAILED {failure['path']}: {failure['reason']}{again}")
         return "\n".join(lines)
 
 
+# ----------------------------------------------------------------------------- decoding
+def decode_one(root: Path, relative: str, preprocessors: dict, min_side: int) -> dict:
+    """Read, hash, decode and preprocess one file; a failure comes back as a reason, never an exception."""
+    path = root / relative
+    out = {"path": relative, "ok": False, "reason": "", "width": 0, "height": 0, "size": 0, "mtime_ns": 0,
+           "sha1": "", "pixels": None}
+    try:
+        stat = path.stat()
+        out["size"], out["mtime_ns"] = stat.st_size, stat.st_mtime_ns
+        out["sha1"] = file_sha1(path)
+        image = load_image(path, min_side=min_side)
+        out["pixels"] = {role: np.asarray(pre(images=[image], return_tensors="pt")["pixel_values"][0].numpy())
+                         for role, pre in preprocessors.items()}
+        out["width"], out["height"], out["ok"] = image.size[0], image.size[1], True
+    except BadImageError as error:
+        out["reason"] = str(error).replace(str(path) + ": ", "")
+    except Exception as error:  # a library bug on one file must not end the run
+        out["reason"] = f"{type(error).__name__}: {error}"
+    return out
+
+
 class _Decoded:
-    """DataLoader dataset: decodes and preprocesses in worker processes, errors travel as strings."""
+    """DataLoader dataset over the files to encode (decoded in worker processes)."""
 
     def __init__(self, root: Path, relative: list[str], preprocessors: dict, min_side: int):
         self.root, self.relative, self.preprocessors, self.min_side = root, relative, preprocessors, min_side
@@ -135,120 +131,387 @@ class _Decoded:
         return len(self.relative)
 
     def __getitem__(self, i):
-        path = self.root / self.relative[i]
-        try:
-            image = load_image(path, min_side=self.min_side)
-            pixels = {role: pre(images=[image], return_tensors="pt")["pixel_values"][0]
-                      for role, pre in self.preprocessors.items()}
-            return i, pixels, None, image.size
-        except BadImageError as error:
-            return i, None, str(error).replace(str(path) + ": ", ""), None
-        except Exception as error:  # a library bug on one file must not end the run
-            return i, None, f"{type(error).__name__}: {error}", None
+        return decode_one(self.root, self.relative[i], self.preprocessors, self.min_side)
 
 
 def _collate(items):
     return items
 
 
-def build_index(library: str | Path, index_dir: str | Path, encoders: dict, batch_size: int = 64,
-                workers: int | None = None, checkpoint_s: float = 20.0, progress: bool = True,
-                stop_after: int | None = None) -> IndexSummary:
-    """Bring ``index_dir`` up to date with ``library``; ``encoders``: role -> ClipEncoder.
+# ----------------------------------------------------------------------------- the plan
+@dataclass
+class _Plan:
+    todo: list[str]  # relative paths to decode and encode, sorted
+    needs: dict[str, list[str]]  # path -> roles whose table lacks an up-to-date row
+    updated: set[str]
+    removed: dict[str, list[str]]  # role -> paths to delete
 
-    ``stop_after`` (for tests of resumption) stops after that many new images, as a kill would.
-    """
-    import torch
-    from torch.utils.data import DataLoader
-    from tqdm import tqdm
 
-    started = time.time()
-    root = Path(library).resolve()
-    index_dir = Path(index_dir)
-    if not root.is_dir():
-        raise NotADirectoryError(f"library {root} is not a folder")
-    summary = IndexSummary(str(root), str(index_dir))
-    wanted = {role: {"location": enc.resolved.location, "dim": enc.dim} for role, enc in encoders.items()}
-    try:
-        store = Store.load(index_dir)
-        if store.library != str(root):
-            raise ValueError(f"index {index_dir} belongs to library {store.library}, not {root}; "
-                             "use another --index folder")
-        if store.encoders != wanted:
-            print(f"[index] the models differ from those that built {index_dir}; re-encoding everything",
-                  file=sys.stderr)
-            store = Store(str(root), wanted)
-    except FileNotFoundError:
-        store = Store(str(root), wanted)
-    for role, spec in wanted.items():
-        store.vectors.setdefault(role, np.zeros((0, spec["dim"]), np.float32))
-
-    on_disk = {str(p): p for p in walk_library(root)}
-    keep, todo = [], []
-    for row, record in enumerate(store.records):
-        path = on_disk.get(record["path"])
-        if path is None:
-            summary.removed += 1
+def _plan(root: Path, tables: dict, failures: dict, summary: IndexSummary) -> _Plan:
+    states = {role: table.state() for role, table in tables.items()}
+    todo, needs, updated = [], {}, set()
+    on_disk = set()
+    for relative_path in walk_library(root):
+        relative = str(relative_path)
+        on_disk.add(relative)
+        if relative_path.suffix.lower() not in IMAGE_SUFFIXES:
+            summary.skipped.append({"path": relative,
+                                    "reason": f"not an image file type ({relative_path.suffix or 'no suffix'})"})
             continue
-        stat = (root / path).stat()
-        if stat.st_size == record["size"] and stat.st_mtime_ns == record["mtime_ns"]:
-            keep.append(row)
-        else:
-            summary.updated += 1
-            todo.append(record["path"])
-    known = {store.records[row]["path"] for row in keep} | set(todo)
-    for relative, path in on_disk.items():
-        if relative in known:
+        stat = (root / relative_path).stat()
+        now = (stat.st_size, stat.st_mtime_ns)
+        missing = [role for role, state in states.items() if state.get(relative) != now]
+        if not missing:
+            summary.unchanged += 1
             continue
-        if path.suffix.lower() not in IMAGE_SUFFIXES:
-            summary.skipped.append({"path": relative, "reason": f"not an image file type ({path.suffix or 'no suffix'})"})
+        failure = failures.get(relative)
+        if failure is not None and (failure["size"], failure["mtime_ns"]) == now:
+            summary.failed.append({"path": relative, "reason": failure["reason"], "retried": False})
             continue
         todo.append(relative)
-    store.records = [store.records[row] for row in keep]
-    for role in store.encoders:
-        store.vectors[role] = store.vectors[role][keep]
-    summary.unchanged = len(keep)
-    updated_paths = set(todo[:summary.updated])
+        needs[relative] = missing
+        if any(relative in states[role] for role in missing):
+            updated.add(relative)
+    removed = {role: sorted(set(state) - on_disk) for role, state in states.items()}
+    summary.removed = len(set().union(*removed.values())) if removed else 0
+    return _Plan(todo, needs, updated, removed)
+
+
+# ----------------------------------------------------------------------------- writing rows
+class _Writer:
+    """Turns decoded + encoded items into table rows and failures; commits on time; counts for the summary."""
+
+    def __init__(self, store: Store, tables: dict, plan: _Plan, summary: IndexSummary, checkpoint_s: float,
+                 stop_after: int | None, known_failures: dict):
+        self.store, self.tables, self.plan, self.summary = store, tables, plan, summary
+        self.checkpoint_s, self.stop_after, self.known_failures = checkpoint_s, stop_after, known_failures
+        self.last_commit, self.encoded, self.cleared = time.time(), 0, []
+        self.changed: dict[str, str] = {}  # updated path -> its new sha1 (captions of the old bytes go)
+
+    def write(self, items: list[dict], vectors: dict[str, np.ndarray]) -> None:
+        """``items``: decoded items (``ok``/``reason``...); ``vectors[role]``: one row per item (ignored if not needed)."""
+        for role, table in self.tables.items():
+            chosen = [j for j, item in enumerate(items) if item["ok"] and role in self.plan.needs[item["path"]]]
+            if chosen:
+                table.put({"path": [items[j]["path"] for j in chosen], "size": [items[j]["size"] for j in chosen],
+                           "mtime_ns": [items[j]["mtime_ns"] for j in chosen],
+                           "sha1": [items[j]["sha1"] for j in chosen], "width": [items[j]["width"] for j in chosen],
+                           "height": [items[j]["height"] for j in chosen], "vector": vectors[role][chosen]})
+        failed = []
+        for item in items:
+            if item["ok"]:
+                if item["path"] in self.known_failures:
+                    self.cleared.append(item["path"])
+                if item["path"] in self.plan.updated:
+                    self.summary.updated += 1
+                    self.changed[item["path"]] = item["sha1"]
+                else:
+                    self.summary.added += 1
+                self.encoded += 1
+            else:
+                failed.append({"path": item["path"], "size": item["size"], "mtime_ns": item["mtime_ns"],
+                               "reason": item["reason"]})
+                self.summary.failed.append({"path": item["path"], "reason": item["reason"], "retried": True})
+        self.store.put_failures(failed)
+        if self.stop_after is not None and self.encoded >= self.stop_after:
+            self.commit()
+            raise KeyboardInterrupt(f"stopped after {self.encoded} images (stop_after)")
+        if time.time() - self.last_commit > self.checkpoint_s:
+            self.commit()
+
+    def commit(self) -> None:
+        self.store.commit()
+        if self.cleared:
+            self.store.drop_failures(self.cleared)
+            self.cleared = []
+        if self.changed:
+            old = self.store.captions(list(self.changed), with_sha1=True)
+            self.store.drop_captions([p for p, caps in old.items() if caps.get("sha1") != self.changed[p]])
+            self.changed = {}
+        self.last_commit = time.time()
+
+
+# ----------------------------------------------------------------------------- engines
+def _run_local(root: Path, plan: _Plan, encoders: dict, writer: _Writer, batch_size: int, workers: int | None,
+               bar) -> None:
+    import torch
+    from torch.utils.data import DataLoader
 
     min_side = max(enc.image_side for enc in encoders.values())
-    dataset = _Decoded(root, todo, {role: enc.processor.image_processor for role, enc in encoders.items()}, min_side)
-    workers = (min(2, os.cpu_count() or 1) if len(todo) > 2 * batch_size else 0) if workers is None else workers
+    dataset = _Decoded(root, plan.todo, {role: enc.processor.image_processor for role, enc in encoders.items()},
+                       min_side)
+    workers = (min(2, os.cpu_count() or 1) if len(plan.todo) > 2 * batch_size else 0) if workers is None else workers
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=_collate,
                         prefetch_factor=4 if workers else None, persistent_workers=False)
-    bar = tqdm(total=len(todo), unit="img", disable=not progress or not todo, file=sys.stderr, desc="indexing")
-    last_save, encoded = time.time(), 0
-    encode_started = time.time()
+    for items in loader:
+        vectors = {}
+        for role, encoder in encoders.items():
+            chosen = [j for j, item in enumerate(items) if item["ok"] and role in plan.needs[item["path"]]]
+            out = np.zeros((len(items), encoder.dim), np.float32)
+            if chosen:
+                pixels = torch.stack([torch.from_numpy(np.asarray(items[j]["pixels"][role])) for j in chosen])
+                out[chosen] = encoder.encode_pixels(pixels)
+            vectors[role] = out
+        writer.write(items, vectors)
+        bar.update(len(items))
+
+
+def _encoder_specs(encoders: dict) -> dict:
+    """What an actor needs to build the same encoders: role -> (Settings, precision)."""
+    return {role: (enc.settings, getattr(enc, "precision", None)) for role, enc in encoders.items()}
+
+
+def _decode_block(batch: dict, root: str, preprocessors: dict, min_side: int) -> dict:
+    """Ray task: decode one block of files; pixel arrays are zeros for failures (columns must be rectangular)."""
+    items = [decode_one(Path(root), str(p), preprocessors, min_side) for p in batch["path"]]
+    out = {key: np.array([item[key] for item in items], dtype=object if key in ("path", "reason", "sha1") else None)
+           for key in ("path", "ok", "reason", "width", "height", "size", "mtime_ns", "sha1")}
+    out["roles"] = batch["roles"]
+    for role in preprocessors:
+        shape = next((np.asarray(item["pixels"][role]).shape for item in items if item["ok"]), None)
+        stack = np.zeros((len(items), *(shape or (0,))), np.float32)
+        for j, item in enumerate(items):
+            if item["ok"]:
+                stack[j] = item["pixels"][role]
+        out[f"pixels_{role}"] = stack
+    return out
+
+
+class _EncodeActor:
+    """Ray actor: one copy of each encoder; pixel batches in, unit vectors out."""
+
+    def __init__(self, specs: dict, identities: dict, threads: int):
+        import torch
+
+        from ..clip import ClipEncoder
+
+        torch.set_num_threads(max(1, threads))
+        self.encoders = {}
+        for role, (settings, precision) in specs.items():
+            if precision:
+                settings = settings.with_(precision=precision)
+            self.encoders[role] = ClipEncoder(role, settings)
+            mine = encoder_identity(role, self.encoders[role])
+            if mine != identities[role]:  # e.g. another checkpoint on this node: never mix vectors
+                raise RuntimeError(f"the Ray worker's {role} model differs from the driver's: "
+                                   f"{mine.describe()} vs {identities[role].describe()}")
+
+    def __call__(self, batch: dict) -> dict:
+        import torch
+
+        out = {key: value for key, value in batch.items() if not key.startswith("pixels_")}
+        for role, encoder in self.encoders.items():
+            vectors = np.zeros((len(batch["path"]), encoder.dim), np.float32)
+            chosen = [j for j, (roles, ok) in enumerate(zip(batch["roles"], batch["ok"]))
+                      if ok and role in str(roles).split(",")]
+            if chosen:
+                vectors[chosen] = encoder.encode_pixels(torch.from_numpy(np.ascontiguousarray(
+                    batch[f"pixels_{role}"][chosen])))
+            out[f"vector_{role}"] = vectors
+        return out
+
+
+def start_ray(address: str | None = None, num_cpus: int | None = None):
+    """Join ``address`` (or $RAY_ADDRESS), else start a local Ray; returns (ray, started_here)."""
     try:
-        for items in loader:
-            good = [item for item in items if item[1] is not None]
-            for i, _pixels, reason, _size in items:
-                if reason is not None:
-                    summary.failed.append({"path": todo[i], "reason": reason})
-            if good:
-                for role, encoder in encoders.items():
-                    pixels = torch.stack([item[1][role] for item in good])
-                    store.vectors[role] = np.concatenate([store.vectors[role], encoder.encode_pixels(pixels)])
-                for i, _pixels, _reason, size in good:
-                    path = root / todo[i]
-                    stat = path.stat()
-                    store.records.append({"path": todo[i], "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-                                          "sha1": file_sha1(path), "width": size[0], "height": size[1]})
-                    if todo[i] in updated_paths:
-                        continue
-                    summary.added += 1
-            encoded += len(good)
+        import ray
+    except ImportError as error:
+        raise RuntimeError("--engine ray needs Ray: pip install -r requirements-scale.txt") from error
+    if ray.is_initialized():
+        return ray, False
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    kwargs = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(num_cpus=num_cpus or os.cpu_count() or 1, **kwargs)
+    return ray, True
+
+
+def _run_ray(root: Path, plan: _Plan, encoders: dict, writer: _Writer, batch_size: int, bar,
+             ray_address: str | None, actors: int | None, gpus_per_actor: float, cpus_per_actor: float) -> None:
+    ray, started = start_ray(ray_address)
+    try:
+        import ray.data
+
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = False
+        context.print_on_execution_start = False
+        min_side = max(enc.image_side for enc in encoders.values())
+        preprocessors = {role: enc.processor.image_processor for role, enc in encoders.items()}
+        blocks = max(1, -(-len(plan.todo) // RAY_BLOCK_FILES))
+        if actors is None:
+            gpus = ray.cluster_resources().get("GPU", 0)
+            actors = max(1, int(gpus // gpus_per_actor)) if gpus_per_actor else 1
+        ds = ray.data.from_items([{"path": p, "roles": ",".join(plan.needs[p])} for p in plan.todo],
+                                 override_num_blocks=blocks)
+        ds = ds.map_batches(_decode_block, batch_size=batch_size, batch_format="numpy", num_cpus=1,
+                            fn_kwargs={"root": str(root), "preprocessors": preprocessors, "min_side": min_side})
+        ds = ds.map_batches(_EncodeActor, batch_size=batch_size, batch_format="numpy",
+                            compute=ray.data.ActorPoolStrategy(size=actors),
+                            fn_constructor_kwargs={"specs": _encoder_specs(encoders),
+                                                   "identities": {r: encoder_identity(r, e) for r, e in encoders.items()},
+                                                   "threads": max(1, int(cpus_per_actor))},
+                            num_cpus=cpus_per_actor, num_gpus=gpus_per_actor or None)
+        for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+            items = [{"path": str(batch["path"][j]), "ok": bool(batch["ok"][j]), "reason": str(batch["reason"][j]),
+                      "width": int(batch["width"][j]), "height": int(batch["height"][j]),
+                      "size": int(batch["size"][j]), "mtime_ns": int(batch["mtime_ns"][j]),
+                      "sha1": str(batch["sha1"][j])} for j in range(len(batch["path"]))]
+            writer.write(items, {role: batch[f"vector_{role}"] for role in encoders})
             bar.update(len(items))
-            if stop_after is not None and encoded >= stop_after:
-                store.save(index_dir)
-                raise KeyboardInterrupt(f"stopped after {encoded} images (stop_after)")
-            if time.time() - last_save > checkpoint_s:
-                store.save(index_dir)
-                last_save = time.time()
     finally:
-        bar.close()
-    store.ann_recall = {}
-    store.save(index_dir)
-    summary.total = len(store)
+        if started:
+            ray.shutdown()
+
+
+# ----------------------------------------------------------------------------- the entry point
+def build_index(library: str | Path, index_dir: str | Path, encoders: dict, batch_size: int = 64,
+                workers: int | None = None, checkpoint_s: float = 20.0, progress: bool = True,
+                stop_after: int | None = None, engine: str = "local", ray_address: str | None = None,
+                actors: int | None = None, gpus_per_actor: float = 0.0, cpus_per_actor: float = 1.0,
+                commit_rows: int = COMMIT_ROWS, wait_s: float = 0.0, build_ann: bool = True,
+                log=None) -> IndexSummary:
+    """Bring ``index_dir`` up to date with ``library``; ``encoders``: role -> ClipEncoder.
+
+    ``stop_after`` (for tests of resumption) commits and stops after that many new images, as an
+    interrupted run would. ``wait_s``: how long to wait for another run holding the index's lock
+    (0: refuse at once). ``build_ann``: build the IVF index at the end when the table is large
+    enough for ``search`` to use one (so ``serve`` opens ready).
+    """
+    from tqdm import tqdm
+
+    log = log or (lambda message: print(f"[index] {message}", file=sys.stderr))
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    if not encoders:
+        raise ValueError("no encoders: pass at least {'clip': ClipEncoder}")
+    started = time.time()
+    root = Path(library).resolve()
+    if not root.is_dir():
+        raise NotADirectoryError(f"library {root} is not a folder")
+    summary = IndexSummary(str(root), str(index_dir), engine)
+    identities = {role: encoder_identity(role, enc) for role, enc in encoders.items()}
+    with Store.open(index_dir, library=root, write=True, wait_s=wait_s, commit_rows=commit_rows) as store:
+        for identity in identities.values():
+            note = store.switch_note(identity)
+            if note:
+                log(note)
+                summary.notes.append(note)
+        tables = {role: store.images(identity) for role, identity in identities.items()}
+        failures = store.failures()
+        plan = _plan(root, tables, failures, summary)
+        for role, paths in plan.removed.items():
+            tables[role].delete(paths)
+        store.drop_captions(set().union(*plan.removed.values()))
+        gone = [p for p in failures if not (root / p).is_file()]
+        store.drop_failures(gone)
+        writer = _Writer(store, tables, plan, summary, checkpoint_s, stop_after, failures)
+        bar = tqdm(total=len(plan.todo), unit="img", disable=not progress or not plan.todo, file=sys.stderr,
+                   desc=f"indexing ({engine})")
+        encode_started = time.time()
+        try:
+            if plan.todo and engine == "local":
+                _run_local(root, plan, encoders, writer, batch_size, workers, bar)
+            elif plan.todo:
+                _run_ray(root, plan, encoders, writer, batch_size, bar, ray_address, actors, gpus_per_actor,
+                         cpus_per_actor)
+        finally:
+            bar.close()
+        encode_s = time.time() - encode_started
+        writer.commit()
+        wrote = bool(plan.todo or any(plan.removed.values()) or gone)
+        if wrote:
+            store.finish()  # compaction + old versions deleted: the index stays the size of a fresh one
+        for role, table in tables.items():
+            if build_ann and len(table) >= store_module.ANN_THRESHOLD and \
+                    store_module.load_ann(table, store.ann_dir()) is None:
+                log(f"{role}: building the ANN index over {len(table)} rows")
+                t = time.time()
+                ann = store_module.ann_for(store, table)
+                summary.ann[role] = {"nprobe": ann.nprobe, "recall_at_10": ann.recall_at_10,
+                                     "build_s": round(time.time() - t, 1)}
+        summary.total = len(tables[next(iter(tables))])
     summary.seconds = round(time.time() - started, 2)
-    summary.images_per_s = round(encoded / max(time.time() - encode_started, 1e-9), 1)
+    summary.images_per_s = round(writer.encoded / max(encode_s, 1e-9), 1) if plan.todo else 0.0
+    return summary
+
+
+# ----------------------------------------------------------------------------- captions into the index
+@dataclass
+class CaptionSummary:
+    index: str
+    langs: list[str]
+    route: str = ""
+    total: int = 0
+    captioned: int = 0
+    already: int = 0
+    failed: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict:
+        return dict(self.__dict__)
+
+    def text(self) -> str:
+        lines = [f"captions ({', '.join(self.langs)}; route {self.route}) in {self.index}: {self.captioned} images "
+                 f"captioned now, {self.already} already had them, {len(self.failed)} failed, of {self.total} "
+                 f"({self.seconds:.1f} s)"]
+        lines += [f"  FAILED {f['path']}: {f['reason']}" for f in self.failed]
+        return "\n".join(lines)
+
+
+def caption_index(index_dir, langs=("en", "zh"), settings=None, batch_size: int = 16, commit_s: float = 20.0,
+                  progress: bool = True, wait_s: float = 0.0, stop_after: int | None = None) -> CaptionSummary:
+    """Caption every indexed image that lacks a caption in one of ``langs`` (resumable: done ones are skipped).
+
+    Captions are committed every ``commit_s`` seconds; ``stop_after`` stops after that many images
+    (tests of resumption). A caption is tied to the bytes it describes (sha1): re-indexing a changed
+    file drops its old captions, and the next ``caption --index`` writes new ones.
+    """
+    from tqdm import tqdm
+
+    from .describe import caption_images, caption_route, parse_langs
+
+    started = time.time()
+    langs = parse_langs(langs)
+    summary = CaptionSummary(str(index_dir), langs)
+    with Store.open(index_dir, write=True, wait_s=wait_s) as store:
+        if not store.roles:
+            raise FileNotFoundError(f"index {index_dir} holds no images yet; run `index` first")
+        records = store.images(store.roles[0]).records(("path", "sha1"))
+        have = store.captions(with_sha1=True)
+        todo = [r for r in records if have.get(r["path"], {}).get("sha1") != r["sha1"]
+                or any(lang not in have.get(r["path"], {}) for lang in langs)]
+        summary.total, summary.already = len(records), len(records) - len(todo)
+        summary.route = caption_route(settings) if todo else ""
+        bar = tqdm(total=len(todo), unit="img", disable=not progress or not todo, file=sys.stderr, desc="captioning")
+        pending, last = [], time.time()
+        try:
+            for start in range(0, len(todo), batch_size):
+                batch, images = [], []
+                for record in todo[start:start + batch_size]:
+                    try:
+                        images.append(load_image(store.absolute(record["path"])))
+                        batch.append(record)
+                    except (BadImageError, OSError) as error:
+                        summary.failed.append({"path": record["path"], "reason": str(error)})
+                if images:
+                    for record, caps in zip(batch, caption_images(images, langs, settings)):
+                        pending.append({"path": record["path"], "sha1": record["sha1"], **caps})
+                summary.captioned += len(batch)
+                bar.update(len(todo[start:start + batch_size]))
+                if time.time() - last > commit_s or (stop_after is not None and summary.captioned >= stop_after):
+                    store.put_captions(pending)
+                    pending, last = [], time.time()
+                    if stop_after is not None and summary.captioned >= stop_after:
+                        raise KeyboardInterrupt(f"stopped after {summary.captioned} images (stop_after)")
+        finally:
+            bar.close()
+            if pending:
+                store.put_captions(pending)
+        if todo:
+            store.finish()
+    summary.seconds = round(time.time() - started, 2)
     return summary

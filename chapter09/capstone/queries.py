@@ -22,6 +22,9 @@ from ..language import has_chinese
 from ..models import Settings, announce, cached, pick_device, resolve
 from ..retrieval import l2_normalize
 from ..translation import translator
+from .query_cache import QueryCache
+
+QUERY_CACHE = QueryCache()  # the process's recent query vectors (search, serve, match)
 
 STRATEGIES = ("auto", "clip", "translate", "multilingual", "chinese_clip")
 MAX_QUERY_CHARS = 1000
@@ -88,10 +91,37 @@ def encode_texts(texts: list[str], strategy: str, settings: Settings | None = No
     return clip_encoder("clip", settings).encode_texts(texts), "clip"
 
 
+def _default_warn(message: str) -> None:
+    print(f"[search] warning: {message}", file=sys.stderr)
+
+
+def encoder_identity(strategy: str, text: str, settings: Settings | None = None) -> tuple:
+    """Every model that turns ``text`` into a vector under a (non-auto) ``strategy``: location and precision."""
+    if strategy in ("clip", "chinese_clip"):
+        return (clip_encoder(strategy, settings).identity,)
+    if strategy == "multilingual":
+        return (resolve("multilingual_text", settings).location, pick_device((settings or Settings()).device))
+    reader = (translator("zh_en", settings).resolved.location,) if has_chinese(text) else ()
+    return (*reader, clip_encoder("clip", settings).identity)
+
+
 def encode_query(text: str, strategy: str = "auto", settings: Settings | None = None,
-                 warn=None) -> tuple[np.ndarray, str, str, str]:
-    """-> (unit vector, strategy used, image-vector role it must be compared with, text actually encoded)."""
+                 warn=None, cache: QueryCache | None = QUERY_CACHE) -> tuple[np.ndarray, str, str, str]:
+    """-> (unit vector, strategy used, image-vector role it must be compared with, text actually encoded).
+
+    Recent queries come from ``cache`` (an LRU keyed by text, strategy and encoder identity): a repeated
+    query, or the web UI paging, costs no forward pass. ``cache=None`` always encodes.
+    """
+    warn = warn or _default_warn
     text = check_query(text, warn)
+    if cache is None:
+        return _encode_query(text, strategy, settings, warn)
+    used = pick_strategy(strategy, text, settings)
+    key = (text, used, encoder_identity(used, text, settings))
+    return cache.lookup(key, lambda recording_warn: _encode_query(text, used, settings, recording_warn), warn)
+
+
+def _encode_query(text: str, strategy: str, settings: Settings | None, warn) -> tuple[np.ndarray, str, str, str]:
     strategy = pick_strategy(strategy, text, settings)
     if strategy == "chinese_clip":
         encoder = clip_encoder("chinese_clip", settings)

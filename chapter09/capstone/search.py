@@ -1,24 +1,22 @@
-"""Nearest neighbours over the index: exact for small libraries, FAISS IVF-Flat above a threshold.
+"""Nearest neighbours over the index: exact for small libraries, an IVF index above a threshold.
 
-Vectors are unit length, so inner product is cosine similarity. Exact search is a
-matrix-vector product (numpy/BLAS): a few milliseconds up to tens of thousands of rows,
-but it grows linearly (`bench`: ~0.1-0.3 s per query at 1M rows on 2 cores). Above
-``ANN_THRESHOLD`` rows an inverted-file index (IVF-Flat: k-means cells, trained on a
-sample) answers by scanning only the ``nprobe`` cells nearest the query. ``nprobe`` is
-not a guess: it is doubled until recall@10 against exact search reaches
-``IVF_TARGET_RECALL`` on library vectors, then doubled once more as a margin for new
-queries, and the recall measured at that setting is shown with every result. The built index is cached next to the store (``ann_<role>.faiss``) and rebuilt
-only when the store changes.
+Vectors are unit length, so inner product is cosine similarity. ``LibrarySearch`` searches
+the LanceDB store on disk (``store.open_vectors``): exact search (FAISS flat over the stored
+float16 vectors) below ``ANN_THRESHOLD`` rows, and above it the IVF-SQ8 index that ``index``
+built, tuned and cached beside the tables (``nprobe`` doubled until recall@10 against exact
+search reaches ``IVF_TARGET_RECALL`` on library vectors, each left out of its own results, then
+doubled once more as a margin); the recall measured at that setting is shown with every result.
+Opening a 1M-row index for search reads the 0.5 GB IVF-SQ8 index and the paths, never the
+vectors (see ``bench``: ready time, latency, recall and peak RSS at 10k / 100k / 1M).
 
-HNSW was tried first and dropped: on 2 cores its graph took 137 s to build at 100k
-vectors, against seconds for IVF, and it gave no better recall at equal latency.
+The in-memory helpers below (``exact_search``, ``build_ivf`` IVF-Flat, ``tune_nprobe``) serve
+``bench``'s in-memory comparison. HNSW was tried first and dropped: on 2 cores its graph took
+137 s to build at 100k vectors, against seconds for IVF, and it gave no better recall at equal latency.
 """
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -26,11 +24,7 @@ from ..clip import clip_encoder
 from ..images import as_rgb
 from ..models import Settings
 from ..retrieval import top_k_scores
-
-ANN_THRESHOLD = 50_000  # rows; below this exact search costs a few ms, and no index is worth building
-IVF_TARGET_RECALL = 0.95  # recall@10 against exact search that nprobe is tuned to reach (then doubled)
-IVF_TRAIN_PER_CELL = 40  # k-means training sample: 40 vectors per cell (FAISS warns below 39)
-IVF_KMEANS_ITERATIONS = 10
+from .store import ANN_THRESHOLD, IVF_KMEANS_ITERATIONS, IVF_TARGET_RECALL, IVF_TRAIN_PER_CELL  # noqa: F401
 
 
 @dataclass
@@ -38,6 +32,7 @@ class Hit:
     rank: int
     path: str
     score: float
+    captions: dict = field(default_factory=dict)  # {"en": ..., "zh": ...} once `caption --index` ran
 
 
 def exact_search(vectors: np.ndarray, queries: np.ndarray, k: int, chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:
@@ -99,79 +94,41 @@ def tune_nprobe(index, vectors: np.ndarray, queries: np.ndarray, target: float =
     return nprobe, recall_at(nprobe)
 
 
-class VectorSearch:
-    """Exact or IVF search over one matrix of unit vectors, chosen by size (or forced with ``mode``).
-
-    ``cache``: a path prefix for the built index (``.faiss``) and its facts (``.json``), reused
-    while ``fingerprint`` (anything that changes when the vectors do) stays the same.
-    """
-
-    def __init__(self, vectors: np.ndarray, mode: str = "auto", threshold: int = ANN_THRESHOLD,
-                 cache: Path | None = None, fingerprint: str | None = None):
-        if mode not in ("auto", "exact", "ann"):
-            raise ValueError("mode must be auto, exact or ann")
-        self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        self.mode = mode if mode != "auto" else ("ann" if len(vectors) >= threshold else "exact")
-        self.index, self.recall_at_10, self.nprobe = None, None, None
-        if self.mode == "ann" and len(vectors):
-            self._load_or_build(cache, fingerprint)
-
-    def _load_or_build(self, cache: Path | None, fingerprint: str | None) -> None:
-        import faiss
-
-        facts_path = cache.with_suffix(".json") if cache else None
-        if cache and fingerprint and facts_path.exists() and cache.with_suffix(".faiss").exists():
-            facts = json.loads(facts_path.read_text())
-            if facts.get("fingerprint") == fingerprint:
-                self.index = faiss.read_index(str(cache.with_suffix(".faiss")))
-                self.nprobe, self.recall_at_10 = facts["nprobe"], facts["recall_at_10"]
-                self.index.nprobe = self.nprobe
-                return
-        self.index = build_ivf(self.vectors)
-        # tuned on 200 library vectors used as queries; the recall shown with results is this one
-        sample = np.random.default_rng(0).choice(len(self.vectors), min(200, len(self.vectors)), replace=False)
-        self.nprobe, self.recall_at_10 = tune_nprobe(self.index, self.vectors, self.vectors[sample])
-        if cache and fingerprint:
-            try:
-                faiss.write_index(self.index, str(cache.with_suffix(".faiss")))
-                facts_path.write_text(json.dumps({"fingerprint": fingerprint, "nprobe": self.nprobe,
-                                                  "recall_at_10": self.recall_at_10, "rows": len(self.vectors)}))
-            except OSError:  # a read-only index folder: search still works, the index is rebuilt next time
-                pass
-
-    def search(self, queries: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
-        queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
-        if len(self.vectors) == 0:
-            return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
-        if self.index is None:
-            return exact_search(self.vectors, queries, k)
-        return self.index.search(np.ascontiguousarray(queries), min(k, len(self.vectors)))
-
-
 class LibrarySearch:
-    """Search an index folder by text (any strategy) or by example image."""
+    """Search an index by text (any strategy) or by example image; hits carry the stored captions."""
 
     def __init__(self, index_dir, settings: Settings | None = None, mode: str = "auto"):
-        from .indexer import STORE_NAME, Store
+        from .store import Store, open_vectors
 
-        self.store = Store.load(index_dir)
+        self.store = Store.open(index_dir)
         self.settings = settings or Settings()
-        stat = (Path(index_dir) / STORE_NAME).stat()
-        fingerprint = f"{stat.st_size}-{stat.st_mtime_ns}"
-        self.searchers = {role: VectorSearch(self.store.vectors[role], mode, cache=Path(index_dir) / f"ann_{role}",
-                                             fingerprint=fingerprint)
-                          for role in self.store.encoders}
+        if not self.store.roles:
+            raise FileNotFoundError(f"index {index_dir} holds no images yet; run `index` first")
+        self.searchers = {role: open_vectors(self.store, role, mode) for role in self.store.roles}
+        self.query_settings = self._query_settings()
+
+    def _query_settings(self) -> Settings:
+        """Queries are encoded at the precision the image vectors were (unless the caller chose one)."""
+        precision = self.store.identity(self.store.roles[0]).precision.split(":")[0]
+        if self.settings.precision is None and precision in ("fp32", "bf16", "int8"):
+            return self.settings.with_(precision=precision)
+        return self.settings
 
     def _hits(self, role: str, vector: np.ndarray, k: int) -> list[Hit]:
-        scores, ids = self.searchers[role].search(vector, k)
-        return [Hit(rank + 1, self.store.records[int(i)]["path"], float(s))
+        searcher = self.searchers[role]
+        scores, ids = searcher.search(vector, k)
+        hits = [Hit(rank + 1, searcher.path(i), float(s))
                 for rank, (s, i) in enumerate(zip(scores[0], ids[0])) if i >= 0]
+        captions = self.store.captions([h.path for h in hits]) if hits else {}
+        for hit in hits:
+            hit.captions = {lang: text for lang, text in captions.get(hit.path, {}).items() if lang != "sha1"}
+        return hits
 
     def by_text(self, text: str, k: int = 10, strategy: str = "auto", warn=None) -> dict:
         from .queries import QueryError, encode_query
 
         started = time.perf_counter()
-        vector, used, role, encoded = encode_query(text, strategy, self.settings, warn)
+        vector, used, role, encoded = encode_query(text, strategy, self.query_settings, warn)
         if role not in self.searchers:
             raise QueryError(f"strategy {used!r} needs {role} image vectors, which this index lacks: "
                              f"re-run `index` with --chinese-clip")
@@ -180,11 +137,11 @@ class LibrarySearch:
 
     def by_image(self, image, k: int = 10) -> dict:
         started = time.perf_counter()
-        vector = clip_encoder("clip", self.settings).encode_images([as_rgb(image)])[0]
+        vector = clip_encoder("clip", self.query_settings).encode_images([as_rgb(image)])[0]
         return self._result(self._hits("clip", vector, k), started, "clip", strategy="image")
 
     def _result(self, hits, started, role, **extra) -> dict:
         searcher = self.searchers[role]
         return {**extra, "search": searcher.mode, "ann_nprobe": searcher.nprobe, "ann_recall_at_10": searcher.recall_at_10,
-                "library_size": len(self.store), "ms": round(1000 * (time.perf_counter() - started), 1),
+                "library_size": len(searcher), "ms": round(1000 * (time.perf_counter() - started), 1),
                 "hits": [hit.__dict__ for hit in hits]}

@@ -1,15 +1,59 @@
-"""The web UI: caption, text search, image search, image-text match and model info, in Gradio tabs.
+"""The web UI: search by text or example image, caption, image-text match, in Gradio.
 
-Safe by default: binds to 127.0.0.1 (pass --host 0.0.0.0 to share on a network),
-serves only image files inside the indexed library (every result path is checked
-to resolve inside it; Gradio's allowed_paths is that folder alone), and refuses
-uploads over ``max_upload_mb``.
+What it shows, and why:
+
+* **Which models answer.** The header carries the model table (role, real or toy twin, class,
+  location), and a banner whenever any role runs on a toy twin: the toy world's tiny models
+  were trained on synthetic shapes, and what they say about real photos means nothing.
+* **Hits as thumbnails** (256 px JPEGs made once per image content and cached in
+  ``INDEX/thumbnails/``, see ``thumbnails.py``), each labelled with rank, score and path.
+  Clicking one opens its detail: the full image (a link opens it alone; formats browsers
+  cannot show, such as HEIC, get a large JPEG rendition), score, path and the captions the
+  index stores (``caption --index``), with **Find similar** (the hit's own file, no upload)
+  and **Caption this**.
+* **A stable API.** Every action has one explicit name -- ``/text_search``, ``/image_search``,
+  ``/find_similar``, ``/caption``, ``/caption_hit``, ``/match`` -- callable with
+  ``gradio_client`` (``Client(url).predict(..., api_name="/text_search")``); the search
+  endpoints return the gallery, a note and the hits as JSON (rank, score, path, captions).
+* **Concurrency.** Searches run in parallel (``SEARCH_CONCURRENCY`` at a time): torch forward
+  passes and the vector search are thread-safe, the text tokenizers are not (a fast tokenizer
+  can raise "Already borrowed" when two threads use it), so text encoding holds a lock.
+  Captioning runs one at a time (generation is the heavy, memory-hungry part).
+
+Safe by default: binds to 127.0.0.1 (``--host 0.0.0.0`` shares it on a network, with a
+warning), serves files only from the library folder and the thumbnail folder (every hit path
+is checked to resolve inside the library), and refuses uploads over ``--max-upload-mb``
+(Gradio answers 413 before the file is stored; this module checks again for data sent inline)
+and uploads that are not images, with a message saying which limit or why.
 """
 from __future__ import annotations
 
+import html
+import threading
 from pathlib import Path
+from urllib.parse import quote
 
 from ..models import Settings
+
+TOY_BANNER = ("TOY WORLD: tiny models trained on synthetic shapes; results on real photos are meaningless; "
+              "run with --models real")
+ROLES = ("clip", "chinese_clip", "multilingual_text", "translator_zh_en", "translator_en_zh", "captioner")
+SEARCH_CONCURRENCY = 8  # searches answered at once (the rest queue)
+BROWSER_FORMATS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".avif", ".svg"}
+FULL_SIDE = 2048  # long edge of the JPEG rendition of formats a browser cannot show (HEIC, TIFF)
+
+CSS = """
+#toy-banner { background: #fff3cd; border: 2px solid #d39e00; color: #5c4400; border-radius: 8px;
+  padding: 10px 14px; font-weight: 700; font-size: 1.05em; margin-bottom: 6px; }
+#header h2 { margin: 0 0 4px 0; }
+#model-table table { font-size: 0.85em; border-collapse: collapse; width: 100%; }
+#model-table th, #model-table td { padding: 2px 8px; border-bottom: 1px solid #ddd; text-align: left; }
+#model-table td.toy { color: #8a5a00; font-weight: 700; }
+#model-table td.real { color: #1a7f37; font-weight: 700; }
+#model-table td.loc { font-family: monospace; font-size: 0.9em; word-break: break-all; }
+#hit-detail img { max-width: 100%; max-height: 420px; border-radius: 6px; }
+#hit-detail .captions { margin-top: 6px; }
+"""
 
 
 def _inside(root: Path, relative: str) -> Path | None:
@@ -17,119 +61,348 @@ def _inside(root: Path, relative: str) -> Path | None:
     return path if path.is_relative_to(root) and path.is_file() else None
 
 
-def build_app(index_dir, settings: Settings | None = None):
+def file_url(path: Path) -> str:
+    """The URL Gradio serves an allowed file at."""
+    return f"/gradio_api/file={quote(str(path))}"
+
+
+def model_rows(settings: Settings) -> list[dict]:
+    """One row per role the UI may use: real or toy, class, location (or why it is unavailable)."""
+    from ..models import resolve
+
+    rows = []
+    for role in ROLES:
+        try:
+            resolved = resolve(role, settings)
+            rows.append({"role": role, "weights": "toy twin" if resolved.is_toy else "real",
+                         "class": resolved.spec.model_class, "location": str(resolved.location)})
+        except Exception as error:  # a missing twin is information, not a crash
+            rows.append({"role": role, "weights": "unavailable", "class": "", "location": str(error)[:160]})
+    return rows
+
+
+def header_html(rows: list[dict], root: Path, images: int, search_mode: str) -> str:
+    toy = any(row["weights"] == "toy twin" for row in rows)
+    banner = f'<div id="toy-banner">⚠ {html.escape(TOY_BANNER)}</div>' if toy else ""
+    cells = "".join(
+        f"<tr><td>{row['role']}</td><td class=\"{'toy' if row['weights'] == 'toy twin' else 'real'}\">"
+        f"{html.escape(row['weights'])}</td><td>{html.escape(row['class'])}</td>"
+        f"<td class=\"loc\">{html.escape(row['location'])}</td></tr>" for row in rows)
+    return (f"{banner}<h2>Image library search and captioning · 图片库检索与描述</h2>"
+            f"<div><code>{html.escape(str(root))}</code> · {images} images · {search_mode} search</div>"
+            f"<div id=\"model-table\"><table><thead><tr><th>role</th><th>weights</th><th>class</th>"
+            f"<th>location</th></tr></thead><tbody>{cells}</tbody></table></div>")
+
+
+class WebLibrary:
+    """The UI's view of an index: searches, thumbnails, stored captions; safe to call from many threads."""
+
+    def __init__(self, index_dir, settings: Settings, max_upload_mb: float = 20):
+        from .search import LibrarySearch
+
+        self.index_dir = Path(index_dir)
+        self.settings = settings
+        self.searcher = LibrarySearch(index_dir, settings)
+        self.root = Path(self.searcher.store.library).resolve()
+        self.max_upload_bytes = int(max_upload_mb * 1024 * 1024)
+        self.max_upload_mb = max_upload_mb
+        self._text_lock = threading.Lock()  # tokenizers are not thread-safe
+        self._caption_lock = threading.Lock()  # one generation at a time
+        self._store_lock = threading.Lock()
+        self._records = None
+
+    # ---- what the index knows about a file
+    def record(self, relative: str) -> dict | None:
+        records = getattr(self.searcher.store, "records", None)
+        if not isinstance(records, list):
+            return None
+        if self._records is None or len(self._records) != len(records):
+            self._records = {r["path"]: r for r in records}
+        return self._records.get(relative)
+
+    def stored_captions(self, paths: list[str]) -> dict[str, dict]:
+        """path -> {"en": ..., "zh": ...} from the index's captions (``caption --index``); {} if none."""
+        lookup = getattr(self.searcher.store, "captions", None)
+        if not callable(lookup) or not paths:
+            return {}
+        try:
+            with self._store_lock:
+                return lookup(paths) or {}
+        except Exception:  # an index without a captions table
+            return {}
+
+    def thumbnail(self, path: Path, relative: str) -> Path | None:
+        from ..images import BadImageError
+        from .thumbnails import ensure_thumbnail
+
+        try:
+            return ensure_thumbnail(self.index_dir, path, self.record(relative))
+        except (BadImageError, OSError):
+            return None
+
+    def viewable(self, path: Path, relative: str) -> Path:
+        """The file itself if a browser shows its format, else a cached large JPEG rendition."""
+        from ..images import BadImageError
+        from .thumbnails import ensure_thumbnail
+
+        if path.suffix.lower() in BROWSER_FORMATS:
+            return path
+        try:
+            return ensure_thumbnail(self.index_dir, path, self.record(relative), size=FULL_SIDE)
+        except (BadImageError, OSError):
+            return path
+
+    # ---- searches
+    def by_text(self, query: str, strategy: str, k: int) -> tuple[dict, list[str]]:
+        warnings: list[str] = []
+        with self._text_lock:
+            result = self.searcher.by_text(query, k, strategy, warn=warnings.append)
+        return result, warnings
+
+    def by_image(self, image, k: int) -> dict:
+        return self.searcher.by_image(image, k)
+
+    def hits(self, result: dict) -> tuple[list, list[dict]]:
+        """Gallery items (thumbnail, label) and the hits as JSON rows, captions included."""
+        rows = []
+        for hit in result["hits"]:
+            path = _inside(self.root, hit["path"])
+            if path is not None:
+                rows.append((path, hit))
+        captions = self.stored_captions([hit["path"] for _, hit in rows])
+        items, out = [], []
+        for path, hit in rows:
+            thumb = self.thumbnail(path, hit["path"])
+            if thumb is None:
+                continue
+            caps = captions.get(hit["path"], {})
+            row = {"rank": hit["rank"], "score": round(float(hit["score"]), 4), "path": hit["path"],
+                   "caption_en": caps.get("en"), "caption_zh": caps.get("zh")}
+            label = f"{hit['rank']}. {hit['score']:.3f}  {hit['path']}"
+            if caps.get("en") or caps.get("zh"):
+                label += "\n" + " / ".join(c for c in (caps.get("en"), caps.get("zh")) if c)
+            items.append((str(thumb), label))
+            out.append(row)
+        return items, out
+
+    def note(self, result: dict, warnings=()) -> str:
+        note = (f"{result['strategy']} · {result['search']} search over {result['library_size']} images · "
+                f"{result['ms']} ms")
+        if result.get("encoded_text") and result["encoded_text"] != result.get("query"):
+            note += f" · query encoded as: {result['encoded_text']}"
+        return " · ".join([note] + [f"warning: {w}" for w in warnings])
+
+    def detail_html(self, hit: dict) -> str:
+        path = _inside(self.root, hit["path"])
+        if path is None:
+            return "<p>this file is no longer in the library</p>"
+        url = file_url(self.viewable(path, hit["path"]))
+        original = file_url(path)
+        caps = []
+        for lang, label in (("en", "English"), ("zh", "中文")):
+            if hit.get(f"caption_{lang}"):
+                caps.append(f"<div><b>{label}:</b> {html.escape(hit[f'caption_{lang}'])}</div>")
+        captions = "".join(caps) or "<div><i>no stored captions (add them with <code>caption --index</code>, " \
+                                    "or press Caption this)</i></div>"
+        return (f'<a id="full-image-link" href="{url}" target="_blank" rel="noopener">'
+                f'<img id="full-image" src="{url}" alt="{html.escape(hit["path"])}"></a>'
+                f"<div><b>#{hit['rank']}</b> · score {hit['score']:.3f} · <code>{html.escape(hit['path'])}</code></div>"
+                f'<div class="captions">{captions}</div>'
+                f'<div><a href="{url}" target="_blank" rel="noopener">open the full image ↗</a>'
+                + (f' · <a href="{original}" download>original file</a>' if url != original else "") + "</div>")
+
+    # ---- uploads
+    def upload(self, path) -> "Image.Image":  # noqa: F821
+        """An uploaded file as an RGB image, or a message saying why it is refused."""
+        import gradio as gr
+
+        from ..images import BadImageError, load_image
+
+        if path is None:
+            raise gr.Error("upload an image first")
+        path = Path(path)
+        size = path.stat().st_size
+        if size > self.max_upload_bytes:
+            raise gr.Error(f"{path.name} is {size / 1024 / 1024:.1f} MB, over this server's upload limit of "
+                           f"{self.max_upload_mb:g} MB (serve --max-upload-mb)")
+        try:
+            return load_image(path)
+        except BadImageError as error:
+            raise gr.Error(f"not an image this server can read: {str(error).replace(str(path) + ': ', '')}") from None
+
+    def caption(self, image) -> dict:
+        from .describe import caption_images
+
+        with self._caption_lock:
+            return caption_images([image], ("en", "zh"), self.settings)[0]
+
+
+def _image_input(gr, **kwargs):
+    """gr.Image that hands over the file path and refuses a non-image with a clear message.
+
+    (gr.Image opens every upload with PIL before the event function runs; a text file would
+    end in a bare "Error".)
+    """
+    from PIL import UnidentifiedImageError
+
+    class ImageUpload(gr.Image):
+        def get_block_name(self):
+            return "image"
+
+        def preprocess(self, payload):
+            try:
+                return super().preprocess(payload)
+            except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
+                name = getattr(payload, "orig_name", None) or "the upload"
+                raise gr.Error(f"{name} is not an image this server can read "
+                               f"(JPEG, PNG, WebP, HEIC, AVIF, ...): {type(error).__name__}") from None
+
+    return ImageUpload(type="filepath", sources=["upload", "clipboard"], **kwargs)
+
+
+def build_app(index_dir, settings: Settings | None = None, max_upload_mb: float = 20):
     import gradio as gr
 
     from ..clip import clip_encoder
-    from ..models import resolve
     from .queries import STRATEGIES, QueryError
-    from .search import LibrarySearch
 
     settings = settings or Settings()
-    searcher = LibrarySearch(index_dir, settings)
-    root = Path(searcher.store.library).resolve()
+    library = WebLibrary(index_dir, settings, max_upload_mb)
+    root = library.root
     clip_encoder("clip", settings)  # loaded (and announced) before the first request
-
-    def gallery(result):
-        items = []
-        for hit in result["hits"]:
-            path = _inside(root, hit["path"])
-            if path is not None:
-                items.append((str(path), f"{hit['rank']}. {hit['score']:.3f}  {hit['path']}"))
-        note = f"{result['strategy']} · {result['search']} search over {result['library_size']} images · {result['ms']} ms"
-        if result.get("encoded_text") and result["encoded_text"] != result.get("query"):
-            note += f" · query encoded as: {result['encoded_text']}"
-        return items, note
+    rows = model_rows(settings)
+    search_mode = next(iter(getattr(library.searcher, "searchers", {}).values()), None)
+    search_mode = getattr(search_mode, "mode", "vector")
 
     def text_search(query, strategy, k):
-        warnings = []
         try:
-            result = searcher.by_text(query, int(k), strategy, warn=warnings.append)
+            result, warnings = library.by_text(query, strategy or "auto", int(k))
         except QueryError as error:
-            raise gr.Error(str(error))
-        items, note = gallery(result)
-        return items, " · ".join([note] + [f"warning: {w}" for w in warnings])
+            raise gr.Error(str(error)) from None
+        items, hits = library.hits(result)
+        return items, library.note(result, warnings), hits
 
-    def image_search(image, k):
-        if image is None:
-            raise gr.Error("upload an image first")
-        return gallery(searcher.by_image(image.convert("RGB"), int(k)))
+    def image_search(image_path, k):
+        image = library.upload(image_path)
+        result = library.by_image(image, int(k))
+        items, hits = library.hits(result)
+        return items, library.note(result), hits
 
-    def caption(image):
-        if image is None:
-            raise gr.Error("upload an image first")
-        from .describe import caption_images
+    def find_similar(relative, k):
+        path = _inside(root, relative or "")
+        if path is None:
+            raise gr.Error("pick a result first (click a thumbnail)")
+        result = library.by_image(path, int(k))
+        items, hits = library.hits(result)
+        return items, library.note(result) + f" · similar to {relative}", hits
 
-        captions = caption_images([image.convert("RGB")], ("en", "zh"), settings)[0]
+    def select_hit(hits, event: gr.SelectData):
+        if not hits or event.index is None or event.index >= len(hits):
+            return "", ""
+        hit = hits[event.index]
+        return library.detail_html(hit), hit["path"]
+
+    def caption(image_path):
+        captions = library.caption(library.upload(image_path))
         return captions["en"], captions["zh"]
 
-    def match(image, texts):
-        if image is None:
-            raise gr.Error("upload an image first")
+    def caption_hit(relative):
+        from ..images import BadImageError, load_image
+
+        path = _inside(root, relative or "")
+        if path is None:
+            raise gr.Error("pick a result first (click a thumbnail)")
+        try:
+            captions = library.caption(load_image(path))
+        except BadImageError as error:
+            raise gr.Error(str(error)) from None
+        return captions["en"], captions["zh"]
+
+    def match(image_path, texts):
         from .describe import match_scores
 
+        image = library.upload(image_path)
         lines = [t.strip() for t in (texts or "").splitlines() if t.strip()]
         if not lines:
             raise gr.Error("type one caption per line")
         try:
-            rows = match_scores(image.convert("RGB"), lines, "auto", settings)
+            with library._text_lock:
+                scored = match_scores(image, lines, "auto", settings)
         except QueryError as error:
-            raise gr.Error(str(error))
-        return {row["text"]: row["score"] for row in rows}
-
-    def model_info():
-        rows = ["| role | weights | class | location |", "|---|---|---|---|"]
-        for role in ("clip", "chinese_clip", "multilingual_text", "translator_zh_en", "translator_en_zh", "captioner"):
-            try:
-                r = resolve(role, settings)
-                rows.append(f"| {role} | {'TOY twin' if r.is_toy else 'real'} | {r.spec.model_class} | `{r.location}` |")
-            except Exception as error:  # a missing twin is information, not a crash
-                rows.append(f"| {role} | unavailable | | {error} |")
-        store = searcher.store
-        rows.append(f"\nLibrary `{root}`: {len(store)} images; image vectors: {', '.join(store.encoders)}; "
-                    f"search: {searcher.searchers['clip'].mode}.")
-        return "\n".join(rows)
+            raise gr.Error(str(error)) from None
+        return {row["text"]: row["score"] for row in scored}
 
     with gr.Blocks(title="Chapter 9 capstone: image library") as app:
-        gr.Markdown(f"## Image library search and captioning\n`{root}` · {len(searcher.store)} images")
-        with gr.Tab("Text search"):
-            query = gr.Textbox(label="Query (English or Chinese)", elem_id="query")
+        gr.HTML(header_html(rows, root, len(library.searcher.store), search_mode), elem_id="header")
+        with gr.Tab("Search 检索"):
             with gr.Row():
-                strategy = gr.Dropdown(list(STRATEGIES), value="auto", label="Chinese query strategy")
-                k = gr.Slider(1, 50, value=8, step=1, label="results")
-            go = gr.Button("Search", elem_id="search-button")
+                query = gr.Textbox(label="Query (English or Chinese 中文)", elem_id="query", scale=4,
+                                   placeholder="a red circle at the top left / 左上方的红色圆形")
+                strategy = gr.Dropdown(list(STRATEGIES), value="auto", label="Chinese query strategy", scale=1)
+                k = gr.Slider(1, 50, value=8, step=1, label="results", scale=1)
+            with gr.Row():
+                go = gr.Button("Search", variant="primary", elem_id="search-button")
+            with gr.Accordion("…or search by an example image", open=False):
+                with gr.Row():
+                    example = _image_input(gr, label="Example image", elem_id="example-image", height=200)
+                    go_image = gr.Button("Find images like this", elem_id="image-search-button")
             note = gr.Markdown(elem_id="search-note")
-            results = gr.Gallery(label="Results", columns=4, elem_id="results")
-            go.click(text_search, [query, strategy, k], [results, note])
-            query.submit(text_search, [query, strategy, k], [results, note])
-        with gr.Tab("Image search"):
-            example = gr.Image(type="pil", label="Example image")
-            k2 = gr.Slider(1, 50, value=8, step=1, label="results")
-            go2 = gr.Button("Find similar")
-            note2 = gr.Markdown()
-            results2 = gr.Gallery(label="Results", columns=4)
-            go2.click(image_search, [example, k2], [results2, note2])
-        with gr.Tab("Caption"):
-            cap_image = gr.Image(type="pil", label="Image")
-            cap_go = gr.Button("Caption")
-            cap_en, cap_zh = gr.Textbox(label="English"), gr.Textbox(label="中文")
-            cap_go.click(caption, [cap_image], [cap_en, cap_zh])
-        with gr.Tab("Match"):
-            match_image = gr.Image(type="pil", label="Image")
-            match_texts = gr.Textbox(lines=4, label="Captions, one per line")
-            match_go = gr.Button("Score")
-            match_out = gr.Label(label="cosine similarity")
-            match_go.click(match, [match_image, match_texts], [match_out])
-        with gr.Tab("Model info"):
-            gr.Markdown(model_info())
+            with gr.Row():
+                with gr.Column(scale=3):
+                    results = gr.Gallery(label="Results (click one)", columns=4, height="auto",
+                                         allow_preview=False, object_fit="contain", elem_id="results")
+                with gr.Column(scale=2):
+                    detail = gr.HTML(elem_id="hit-detail")
+                    selected = gr.Textbox(label="selected", elem_id="selected-path", interactive=False,
+                                          visible=False)
+                    with gr.Row():
+                        similar = gr.Button("Find similar", elem_id="similar-button")
+                        caption_this = gr.Button("Caption this", elem_id="caption-hit-button")
+                    hit_en = gr.Textbox(label="caption (English)", elem_id="hit-caption-en")
+                    hit_zh = gr.Textbox(label="描述 (中文)", elem_id="hit-caption-zh")
+            hits = gr.JSON(visible=False)
+            outputs = [results, note, hits]
+            gr.on([go.click, query.submit], text_search, [query, strategy, k], outputs, api_name="text_search",
+                  concurrency_limit=SEARCH_CONCURRENCY, concurrency_id="search")
+            go_image.click(image_search, [example, k], outputs, api_name="image_search",
+                           concurrency_limit=SEARCH_CONCURRENCY, concurrency_id="search")
+            similar.click(find_similar, [selected, k], outputs, api_name="find_similar",
+                          concurrency_limit=SEARCH_CONCURRENCY, concurrency_id="search")
+            results.select(select_hit, [hits], [detail, selected], api_visibility="private", queue=False)
+            caption_this.click(caption_hit, [selected], [hit_en, hit_zh], api_name="caption_hit",
+                               concurrency_limit=1, concurrency_id="caption")
+        with gr.Tab("Caption 描述"):
+            with gr.Row():
+                cap_image = _image_input(gr, label="Image", elem_id="caption-image")
+                with gr.Column():
+                    cap_go = gr.Button("Caption", variant="primary", elem_id="caption-button")
+                    cap_en, cap_zh = gr.Textbox(label="English"), gr.Textbox(label="中文")
+            cap_go.click(caption, [cap_image], [cap_en, cap_zh], api_name="caption", concurrency_limit=1,
+                         concurrency_id="caption")
+        with gr.Tab("Match 匹配"):
+            with gr.Row():
+                match_image = _image_input(gr, label="Image", elem_id="match-image")
+                with gr.Column():
+                    match_texts = gr.Textbox(lines=4, label="Captions, one per line (English or 中文)")
+                    match_go = gr.Button("Score", variant="primary")
+                    match_out = gr.Label(label="cosine similarity")
+            match_go.click(match, [match_image, match_texts], [match_out], api_name="match",
+                           concurrency_limit=SEARCH_CONCURRENCY, concurrency_id="search")
     return app, root
 
 
 def serve(index_dir, host: str = "127.0.0.1", port: int = 7860, settings: Settings | None = None,
           max_upload_mb: float = 20, block: bool = True):
-    app, root = build_app(index_dir, settings)
+    app, root = build_app(index_dir, settings, max_upload_mb)
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"[serve] WARNING: listening on {host}: anyone who can reach this machine can search {root}")
-    app.launch(server_name=host, server_port=port, allowed_paths=[str(root)], max_file_size=f"{max_upload_mb}mb",
-               prevent_thread_lock=not block, quiet=False, footer_links=[])
+    from .thumbnails import FOLDER
+
+    thumbnails = Path(index_dir).resolve() / FOLDER
+    thumbnails.mkdir(parents=True, exist_ok=True)
+    app.queue(default_concurrency_limit=SEARCH_CONCURRENCY)
+    # max_file_size in bytes: Gradio parses "5.0mb" as an error, so never format a float into a unit string
+    app.launch(server_name=host, server_port=port, allowed_paths=[str(root), str(thumbnails)],
+               max_file_size=int(max_upload_mb * 1024 * 1024), prevent_thread_lock=not block, quiet=False,
+               footer_links=["api"], css=CSS, show_error=False)
     return app

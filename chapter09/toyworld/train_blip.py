@@ -47,6 +47,12 @@ from .corpus import render_pixels
 from .scenes import COLOURS, HELDOUT_COMBOS, SHAPES, SIZES, Scene, generate_scenes
 from .tokenizers import blip_word_tokenizer
 
+# The vision warm-up trains only the tower and a linear probe: larger batches and steps than captioning.
+WARM_UP_BATCH = 64
+WARM_UP_LR = 2e-3
+UNNAMED_SEED_OFFSET = 50  # unnamed-colour scenes are drawn apart from the named ones
+VQA_SCENE_SEED_OFFSET = 1  # the VQA twin trains on other scenes than the captioner
+
 # 96 px in 16-px patches: the 3x3 grid's cells are 2x2 patches each, and a small shape is
 # about 16 px wide (at 64 px it would be 11 px, less than one patch).
 TOY_VL_IMAGE_SIZE = 96
