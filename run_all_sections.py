@@ -20,7 +20,7 @@ from pathlib import Path
 from chapter09 import config
 from chapter09.cli import add_model_options
 from chapter09.lesson import section_scripts
-from chapter09.models import Settings
+from chapter09.models import ModelUnavailableError, Settings
 
 SECTION_PATTERN = re.compile(r"^9\.(\d+)_(\w+)\.py$")
 
@@ -67,6 +67,9 @@ def run_section(path: Path, section_args: list[str]) -> tuple[bool, float, str]:
     except SystemExit as stop:
         ok = stop.code in (None, 0)
         return ok, time.time() - started, "" if ok else f"exited with {stop.code}"
+    except ModelUnavailableError as error:  # its message says what to do: no traceback needed
+        print(f"\nerror: {error}", file=sys.stderr)
+        return False, time.time() - started, f"model unavailable: {str(error).splitlines()[0]}"
     except Exception as error:  # a failing section must not stop the others
         traceback.print_exc()
         return False, time.time() - started, f"{type(error).__name__}: {error}"
