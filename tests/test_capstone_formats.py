@@ -187,3 +187,49 @@ def test_cider_d_agrees_with_pycocoevalcap(small):
         ours, reference = cider_d(hypotheses, references, lang), cider_d_reference(hypotheses, references, lang)
         assert ours == pytest.approx(reference, abs=1e-9), (lang, hypotheses[:2])
     assert cider_d(*cases[0]) > 3 * cider_d(*cases[1]) and cider_d(*cases[2]) > 3 * cider_d(*cases[3])
+
+
+def test_heic_and_avif_photos_are_indexed_searched_and_captioned_like_jpeg(small, tmp_path):
+    """One JPEG, one HEIC (stored sideways with an EXIF orientation tag) and one AVIF in a library."""
+    from PIL import Image
+
+    from chapter09.capstone.describe import caption_images
+    from chapter09.capstone.indexer import build_index
+    from chapter09.capstone.search import LibrarySearch
+    from chapter09.clip import clip_encoder
+    from chapter09.images import load_image
+    from chapter09.toyworld import load_scenes
+
+    settings = Settings("toy")
+    scenes = sorted(load_scenes(small).items())
+    chosen = {".jpg": scenes[3], ".heic": scenes[40], ".avif": scenes[77]}
+    library = tmp_path / "photos"
+    library.mkdir()
+    for suffix, (name, _scene) in chosen.items():
+        image = Image.open(small / name).convert("RGB")
+        if suffix == ".heic":  # as a phone stores a portrait shot: pixels sideways, EXIF says rotate back
+            exif = Image.Exif()
+            exif[0x0112] = 8  # shown rotated 90 degrees counter-clockwise
+            image.rotate(-90, expand=True).save(library / f"IMG_0001{suffix}", exif=exif.tobytes(), quality=95)
+        else:
+            image.save(library / f"IMG_0001{suffix}", quality=95)
+    summary = build_index(library, tmp_path / "index", {"clip": clip_encoder("clip", settings)}, workers=0,
+                          progress=False)
+    assert summary.total == 3 and not summary.failed and not summary.skipped, summary.text()
+    searcher = LibrarySearch(tmp_path / "index", settings)
+    for suffix, (name, scene) in chosen.items():
+        path = library / f"IMG_0001{suffix}"
+        original = Image.open(small / name).convert("RGB")
+        loaded = load_image(path)
+        assert loaded.size == original.size  # upright, EXIF orientation honoured
+
+        def difference(a, b):
+            return sum(abs(x - y) for x, y in zip(a.resize((32, 32)).tobytes(), b.resize((32, 32)).tobytes()))
+
+        upright = difference(loaded, original)  # the same picture (lossy: not zero) ...
+        assert upright < difference(loaded, original.rotate(90)) / 3, suffix  # ... and not a turned one
+        assert upright < difference(loaded, original.rotate(-90)) / 3, suffix
+        assert searcher.by_text(scene.captions("en")[0], k=1)["hits"][0]["path"] == path.name
+        assert searcher.by_image(path, k=1)["hits"][0]["path"] == path.name
+        caption_of_file, = caption_images([path], ("en",), settings)
+        assert caption_of_file["en"] == caption_images([original], ("en",), settings)[0]["en"]

@@ -89,7 +89,8 @@ def test_search_rejects_empty_and_truncates_long_queries(index, capsys):
 
 
 def test_interrupted_index_resumes_without_duplicates(library, tmp_path):
-    from chapter09.capstone.indexer import Store, build_index
+    from chapter09.capstone.indexer import build_index
+    from chapter09.capstone.store import snapshot
     from chapter09.clip import clip_encoder
 
     small = tmp_path / "lib"
@@ -97,11 +98,11 @@ def test_interrupted_index_resumes_without_duplicates(library, tmp_path):
     encoders = {"clip": clip_encoder("clip", Settings("toy"))}
     with pytest.raises(KeyboardInterrupt):
         build_index(small, tmp_path / "idx", encoders, batch_size=32, workers=0, progress=False, stop_after=100)
-    partial = Store.load(tmp_path / "idx")
+    partial = snapshot(tmp_path / "idx")
     assert 100 <= len(partial) < 300
     summary = build_index(small, tmp_path / "idx", encoders, workers=0, progress=False)
     assert summary.unchanged == len(partial) and summary.added == 300 - len(partial)
-    store = Store.load(tmp_path / "idx")
+    store = snapshot(tmp_path / "idx")
     assert len(store) == len(set(store.paths)) == 300 and store.vectors["clip"].shape[0] == 300
     # deleting and touching files: dropped and re-encoded, never duplicated
     (small / "images" / sorted(store.paths)[0].split("/")[-1]).unlink()
@@ -109,7 +110,7 @@ def test_interrupted_index_resumes_without_duplicates(library, tmp_path):
     Image.open(changed).rotate(90).save(changed)
     summary = build_index(small, tmp_path / "idx", encoders, workers=0, progress=False)
     assert (summary.removed, summary.updated, summary.added) == (1, 1, 0)
-    assert len(Store.load(tmp_path / "idx")) == 299
+    assert len(snapshot(tmp_path / "idx")) == 299
 
 
 def _png_chunk(kind, data):
@@ -117,7 +118,8 @@ def _png_chunk(kind, data):
 
 
 def test_bad_files_are_reported_and_good_ones_indexed(library, tmp_path):
-    from chapter09.capstone.indexer import Store, build_index
+    from chapter09.capstone.indexer import build_index
+    from chapter09.capstone.store import snapshot
     from chapter09.clip import clip_encoder
 
     folder = tmp_path / "messy"
@@ -146,7 +148,7 @@ def test_bad_files_are_reported_and_good_ones_indexed(library, tmp_path):
     assert set(failed) == {"empty.png", "notes.jpg", "truncated.png", "corrupt.jpg", "bomb.png"}
     assert "empty" in failed["empty.png"] and "bomb" in failed["bomb.png"] or "limit" in failed["bomb.png"]
     assert [s["path"] for s in summary.skipped] == ["readme.txt"]
-    store = Store.load(tmp_path / "idx")
+    store = snapshot(tmp_path / "idx")
     assert sorted(store.paths) == sorted(good)
     # the EXIF-rotated copy is turned upright: it matches the original best of all
     vectors = dict(zip(store.paths, store.vectors["clip"]))
@@ -165,6 +167,7 @@ def test_dedup_separates_exact_from_near(library, tmp_path, capsys):
     shutil.copy(folder / "0.png", folder / "0_copy.png")  # exact
     Image.open(folder / "1.png").save(folder / "1_resaved.jpg", quality=85)  # near
     build_index(folder, tmp_path / "idx", {"clip": clip_encoder("clip", Settings("toy"))}, workers=0, progress=False)
+    capsys.readouterr()  # the toy-model banner, when this test runs alone
     result = run_json(capsys, "dedup", "--index", str(tmp_path / "idx"))
     assert result["exact_groups"] == [["0.png", "0_copy.png"]]
     near = {frozenset((p["a"], p["b"])) for p in result["near_pairs"]}
@@ -175,6 +178,7 @@ def test_dedup_separates_exact_from_near(library, tmp_path, capsys):
 
 def test_ann_search_matches_exact_and_is_cached(library, index, monkeypatch):
     from chapter09.capstone import search as search_module
+    from chapter09.capstone import store as store_module
     from chapter09.capstone.search import LibrarySearch
     from chapter09.toyworld import load_scenes
 
@@ -183,7 +187,7 @@ def test_ann_search_matches_exact_and_is_cached(library, index, monkeypatch):
     ann = LibrarySearch(index, Settings("toy"), mode="ann")
     searcher = ann.searchers["clip"]
     assert searcher.index is not None and searcher.recall_at_10 >= search_module.IVF_TARGET_RECALL
-    assert (index / "ann_clip.faiss").exists()
+    assert any((index / "ann").glob("images_clip_*.faiss"))
     names = sorted(scenes)[:20]
     agree = sum(exact.by_text(scenes[n].captions("en")[0], 10)["hits"][0]["path"] ==
                 ann.by_text(scenes[n].captions("en")[0], 10)["hits"][0]["path"] for n in names)
@@ -194,6 +198,33 @@ def test_ann_search_matches_exact_and_is_cached(library, index, monkeypatch):
     def no_rebuild(*args, **kwargs):
         raise AssertionError("the cached IVF index should have been reused")
 
-    monkeypatch.setattr(search_module, "build_ivf", no_rebuild)
+    monkeypatch.setattr(store_module, "build_ann", no_rebuild)
     again = LibrarySearch(index, Settings("toy"), mode="ann").searchers["clip"]
     assert (again.nprobe, again.recall_at_10) == (searcher.nprobe, searcher.recall_at_10)
+
+
+def test_caption_index_captions_each_image_once_and_search_returns_the_captions(library, tmp_path, capsys):
+    from chapter09.capstone.indexer import build_index, caption_index
+    from chapter09.clip import clip_encoder
+
+    folder = tmp_path / "lib"
+    shutil.copytree(library / "images", folder, ignore=lambda d, names: sorted(names)[12:])
+    encoders = {"clip": clip_encoder("clip", Settings("toy"))}
+    build_index(folder, tmp_path / "idx", encoders, workers=0, progress=False)
+    with pytest.raises(KeyboardInterrupt):  # interrupted after 4 images: those 4 are kept
+        caption_index(tmp_path / "idx", "en,zh", Settings("toy"), batch_size=2, progress=False, stop_after=4)
+    capsys.readouterr()
+    summary = run_json(capsys, "caption", "--index", str(tmp_path / "idx"), "--no-progress")
+    assert (summary["captioned"], summary["already"], summary["total"]) == (8, 4, 12) and not summary["failed"]
+    again = run_json(capsys, "caption", "--index", str(tmp_path / "idx"), "--no-progress")
+    assert (again["captioned"], again["already"]) == (0, 12)
+    result = run_json(capsys, "search", "--index", str(tmp_path / "idx"), "--text", "a red circle", "--k", "3")
+    assert len(result["hits"]) == 3
+    for hit in result["hits"]:
+        assert set(hit["captions"]) == {"en", "zh"} and all(hit["captions"].values())
+    # a changed photo loses its caption (it described other bytes) and is captioned again, alone
+    changed = folder / result["hits"][0]["path"]
+    Image.open(changed).rotate(90).save(changed)
+    build_index(folder, tmp_path / "idx", encoders, workers=0, progress=False)
+    capsys.readouterr()
+    assert run_json(capsys, "caption", "--index", str(tmp_path / "idx"), "--no-progress")["captioned"] == 1

@@ -1,15 +1,21 @@
-"""The capstone's web UI in a real headless browser (Debian's chromium, driven by Playwright)."""
+"""The capstone's web UI: its HTTP API (gradio_client), its limits, and the page in a real headless
+browser (Debian's chromium, driven by Playwright)."""
+import os
 import shutil
 import socket
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
 from chapter09.models import Settings
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning"), pytest.mark.filterwarnings("ignore::DeprecationWarning")]
+pytestmark = [pytest.mark.e2e, pytest.mark.filterwarnings("ignore::UserWarning"),
+              pytest.mark.filterwarnings("ignore::DeprecationWarning")]
+HEIC = "phone/IMG_0001.heic"
+STORED = {"en": "a stored caption: red circle, yellow circle", "zh": "存储的描述：红色圆形和黄色圆形"}
 
 
 def free_port():
@@ -20,57 +26,239 @@ def free_port():
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
+    from PIL import Image
+
+    from chapter09.capstone.__main__ import build_parser
     from chapter09.capstone.indexer import build_index
     from chapter09.capstone.serve import serve
+    from chapter09.capstone.store import Store
+    from chapter09.capstone.thumbnails import file_sha1
     from chapter09.clip import clip_encoder
-    from chapter09.toyworld import write_dataset
+    from chapter09.toyworld import load_scenes, write_dataset
 
     library = write_dataset(tmp_path_factory.mktemp("ui_library"), n=150, seed=55, split="heldout")
+    # a phone photo among the PNGs: a scene the library does not hold otherwise, saved as HEIC
+    other = write_dataset(tmp_path_factory.mktemp("ui_other"), n=1, seed=56, split="heldout")
+    (name, heic_scene), = load_scenes(other).items()
+    (library / "phone").mkdir()
+    Image.open(other / name).convert("RGB").save(library / HEIC, quality=95)
     index = tmp_path_factory.mktemp("ui_index")
     build_index(library, index, {"clip": clip_encoder("clip", Settings("toy"))}, workers=0, progress=False)
+    # captions stored in the index (as `caption --index` writes them) for one image
+    name = sorted(load_scenes(library))[17]
+    with Store.open(index, library=library, write=True) as store:
+        store.put_captions([{"path": name, "sha1": file_sha1(library / name), **STORED}])
+    # the cap as the command line types it (a float): `serve --max-upload-mb 5` used to crash at start
+    args = build_parser().parse_args(["serve", "--index", str(index), "--max-upload-mb", "5"])
     port = free_port()
-    app = serve(index, port=port, settings=Settings("toy"), block=False)
-    yield f"http://127.0.0.1:{port}", library
+    app = serve(args.index, port=port, settings=Settings("toy"), max_upload_mb=args.max_upload_mb, block=False)
+    yield {"url": f"http://127.0.0.1:{port}", "library": library, "index": index, "app": app,
+           "heic_scene": heic_scene}
     app.close()
 
 
-def test_text_search_in_the_browser_shows_the_right_image(server):
+@pytest.fixture(scope="module")
+def client(server):
+    from gradio_client import Client
+
+    return Client(server["url"], download_files=False, verbose=False)
+
+
+def test_every_action_has_one_stable_api_name(client):
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert sorted(endpoints) == ["/caption", "/caption_hit", "/find_similar", "/image_search", "/match",
+                                 "/text_search"]
+
+
+def test_search_returns_thumbnails_scores_paths_and_hit_actions_need_no_upload(server, client):
+    from PIL import Image
+
+    from chapter09.toyworld import load_scenes
+
+    name, scene = sorted(load_scenes(server["library"]).items())[17]
+    gallery, note, hits = client.predict(scene.captions("en")[0], "auto", 8, api_name="/text_search")
+    assert "clip" in note and "151 images" in note
+    assert hits[0]["path"] == name and hits[0]["rank"] == 1 and -1 <= hits[0]["score"] <= 1
+    assert [h["rank"] for h in hits] == list(range(1, 9)) and len(gallery) == 8
+    assert gallery[0]["caption"].startswith(f"1. {hits[0]['score']:.3f}") and Path(name).name in gallery[0]["caption"]
+    # the captions the index stores travel with the hit (and label it); other hits have none
+    assert (hits[0]["caption_en"], hits[0]["caption_zh"]) == (STORED["en"], STORED["zh"])
+    assert STORED["zh"] in gallery[0]["caption"]
+    assert hits[1]["caption_en"] is None and hits[1]["caption_zh"] is None
+    # the gallery carries a small JPEG made once in INDEX/thumbnails, not the library file
+    thumbnails = sorted((server["index"] / "thumbnails").glob(f"*-256-{Path(name).stem}.jpg"))
+    assert len(thumbnails) == 1 and Path(gallery[0]["image"]["path"]).name == thumbnails[0].name
+    with Image.open(thumbnails[0]) as thumb:
+        assert thumb.format == "JPEG" and max(thumb.size) <= 256
+    # from a hit: find similar (its own file finds itself first) and caption it, nothing uploaded
+    _, similar_note, similar = client.predict(name, 5, api_name="/find_similar")
+    assert similar[0]["path"] == name and similar[0]["score"] == pytest.approx(1.0, abs=1e-3)
+    assert "similar to" in similar_note
+    english, chinese = client.predict(name, api_name="/caption_hit")
+    assert english.strip() and any("\u4e00" <= c <= "\u9fff" for c in chinese)
+    # a hit outside the library is refused, not served
+    with pytest.raises(Exception, match="pick a result"):
+        client.predict("../../../../etc/passwd", 5, api_name="/find_similar")
+
+
+def test_a_heic_photo_is_searched_and_shown_as_jpeg(server, client):
+    from chapter09.capstone.serve import WebLibrary
+
+    _, _, hits = client.predict(server["heic_scene"].captions("en")[0], "auto", 3, api_name="/text_search")
+    assert hits[0]["path"] == HEIC
+    assert sorted((server["index"] / "thumbnails").glob("*-256-IMG_0001.jpg"))
+    # a browser cannot show HEIC: the detail view links a large JPEG rendition (and the original file)
+    detail = WebLibrary(server["index"], Settings("toy")).detail_html(hits[0])
+    assert "-2048-IMG_0001.jpg" in detail.split('id="full-image" src="')[1].split('"')[0]
+    assert "IMG_0001.heic" in detail
+
+
+def test_an_upload_over_the_cap_is_refused_with_a_clear_message(server, tmp_path):
+    import httpx
+    from gradio import Error
+
+    from chapter09.capstone.serve import WebLibrary
+
+    assert server["app"].max_file_size == 5 * 1024 * 1024
+    big = tmp_path / "huge.jpg"
+    big.write_bytes(os.urandom(6 * 1024 * 1024))
+    response = httpx.post(server["url"] + "/gradio_api/upload",
+                          files={"files": ("huge.jpg", big.read_bytes(), "image/jpeg")}, timeout=60)
+    assert response.status_code == 413 and "maximum allowed size of 5242880 bytes" in response.text
+    # files that reach a function without the upload route (inline data) are checked again
+    with pytest.raises(Error, match=r"huge.jpg is 6.0 MB, over this server's upload limit of 5 MB"):
+        WebLibrary(server["index"], Settings("toy"), max_upload_mb=5).upload(big)
+
+
+def test_a_non_image_upload_is_refused_with_a_clear_message(client, tmp_path):
+    from gradio_client import handle_file
+
+    text = tmp_path / "notes.png"
+    text.write_text("this is not a picture")
+    for api_name, extra in (("/image_search", (8,)), ("/caption", ()), ("/match", ("a cat",))):
+        with pytest.raises(Exception, match="notes.png is not an image this server can read"):
+            client.predict(handle_file(str(text)), *extra, api_name=api_name)
+
+
+def test_thumbnails_are_made_once_and_follow_the_content(tmp_path):
+    from PIL import Image
+
+    from chapter09.capstone.thumbnails import ensure_thumbnail
+
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (800, 400), "red").save(photo)
+    first = ensure_thumbnail(tmp_path / "index", photo)
+    made = first.stat().st_mtime_ns
+    assert ensure_thumbnail(tmp_path / "index", photo) == first and first.stat().st_mtime_ns == made
+    with Image.open(first) as thumb:
+        assert thumb.size == (256, 128)
+    Image.new("RGB", (800, 400), "blue").save(photo)  # the same path, other content: a new thumbnail
+    second = ensure_thumbnail(tmp_path / "index", photo)
+    assert second != first
+    with Image.open(second) as thumb:
+        assert thumb.getpixel((10, 10))[2] > 200
+
+
+def test_the_page_shows_the_toy_banner_models_thumbnails_and_hit_details(server, tmp_path):
     from playwright.sync_api import sync_playwright
 
+    from chapter09.capstone.serve import TOY_BANNER
     from chapter09.toyworld import load_scenes
 
     if not shutil.which("chromium"):
         pytest.fail("Debian chromium is not installed: `apt-get install chromium` (CI does this in .ci/run)")
-    url, library = server
+    url, library = server["url"], server["library"]
     name, scene = sorted(load_scenes(library).items())[17]
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=[
             "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
             "--disable-component-update", "--disable-sync"])
-        page = browser.new_page()
+        page = browser.new_page(viewport={"width": 1280, "height": 1100})
         page.goto(url, timeout=60_000)
+        # the truth first: the toy banner and the model table, in the header, before any tab
+        banner = page.locator("#toy-banner")
+        banner.wait_for(timeout=60_000)
+        assert banner.is_visible() and TOY_BANNER in banner.inner_text()
+        table = page.locator("#model-table")
+        assert table.is_visible()
+        text = table.inner_text()
+        assert all(role in text for role in ("clip", "captioner", "translator_zh_en")) and "toy twin" in text
+        # a search shows thumbnails
         page.locator("#query textarea, #query input").first.fill(scene.captions("en")[0])
         page.locator("#search-button").click()
         first = page.locator("#results img").first
         first.wait_for(timeout=60_000)
-        assert name.split("/")[-1] in first.get_attribute("src")
-        # the image itself is served (200, an image), and files outside the library are not
+        assert first.is_visible() and f"-256-{Path(name).stem}.jpg" in first.get_attribute("src")
+        page.wait_for_function("document.querySelector('#results img').naturalWidth > 0", timeout=30_000)
+        assert 0 < first.evaluate("img => img.naturalWidth") <= 256
         response = page.request.get(first.get_attribute("src") if first.get_attribute("src").startswith("http")
                                     else url + first.get_attribute("src"))
         assert response.status == 200 and response.headers["content-type"].startswith("image/")
+        # clicking a hit opens its detail: the full image, score, path
+        first.click()
+        full = page.locator("#hit-detail #full-image")
+        full.wait_for(timeout=30_000)
+        assert Path(name).name in full.get_attribute("src")
+        page.wait_for_function("document.querySelector('#hit-detail #full-image').naturalWidth > 0", timeout=30_000)
+        assert full.evaluate("img => img.naturalWidth") == 128  # the library file itself, full size
+        detail = page.locator("#hit-detail").inner_text()
+        assert name in detail and STORED["en"] in detail and STORED["zh"] in detail
+        # ... and from it, caption this (Chinese shown) and find similar, without uploading anything
+        page.locator("#caption-hit-button").click()
+        page.wait_for_function("""() => { const t = document.querySelector('#hit-caption-zh textarea');
+                                  return t && /[\\u4e00-\\u9fff]/.test(t.value); }""", timeout=60_000)
+        page.locator("#similar-button").click()
+        page.wait_for_function("document.querySelector('#search-note') && "
+                               "document.querySelector('#search-note').innerText.includes('similar to')",
+                               timeout=30_000)
         # a Chinese query through the same UI
         page.locator("#query textarea, #query input").first.fill(scene.captions("zh")[0])
         page.locator("#search-button").click()
         page.wait_for_function("document.querySelector('#search-note') && "
-                               "document.querySelector('#search-note').innerText.includes('clip')", timeout=30_000)
-        page.wait_for_timeout(1500)
+                               "!document.querySelector('#search-note').innerText.includes('similar to')",
+                               timeout=30_000)
+        page.wait_for_timeout(1000)
         srcs = [img.get_attribute("src") for img in page.locator("#results img").all()[:5]]
-        assert any(name.split("/")[-1] in src for src in srcs), srcs
+        assert any(Path(name).stem in src for src in srcs), srcs
+        page.locator("#results img").first.click()
+        page.locator("#hit-detail #full-image").wait_for(timeout=30_000)
+        page.locator("#caption-hit-button").click()
+        page.wait_for_function("""() => { const t = document.querySelector('#hit-caption-zh textarea');
+                                  return t && /[\\u4e00-\\u9fff]/.test(t.value); }""", timeout=60_000)
+        page.wait_for_timeout(500)
+        shot = Path(os.environ.get("CH09_UI_SCREENSHOT", tmp_path / "ui.png"))
+        page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 10_000
+        # uploads: one over the cap and one that is not an image, each refused with a message that says so
+        big, text = tmp_path / "huge.jpg", tmp_path / "notes.png"
+        big.write_bytes(os.urandom(6 * 1024 * 1024))
+        text.write_text("this is not a picture")
+        for upload, message in ((big, 'exceed the maximum allowed size of 5.0 Mb: "huge.jpg"'),
+                                (text, "notes.png is not an image this server can read")):
+            page.reload()
+            page.get_by_text("…or search by an example image").click()
+            page.locator("#example-image input[type=file]").set_input_files(str(upload))
+            if upload is text:
+                page.locator("#image-search-button").click()
+            page.get_by_text(message).first.wait_for(timeout=30_000)
         browser.close()
     outside = url + "/gradio_api/file=/etc/passwd"
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(outside, timeout=10)
     assert refused.value.code in (403, 404)
+
+
+def test_the_banner_shows_whenever_any_role_is_a_toy_twin():
+    from chapter09.capstone.serve import TOY_BANNER, header_html
+
+    def rows(*weights):
+        return [{"role": f"role{i}", "weights": w, "class": "CLIPModel", "location": "somewhere"}
+                for i, w in enumerate(weights)]
+
+    assert TOY_BANNER not in header_html(rows("real", "real"), Path("/lib"), 3, "exact")
+    assert TOY_BANNER not in header_html(rows("real", "unavailable"), Path("/lib"), 3, "exact")
+    page = header_html(rows("real", "toy twin"), Path("/lib"), 3, "exact")
+    assert 'id="toy-banner"' in page and TOY_BANNER in page and 'id="model-table"' in page
 
 
 def test_binds_to_loopback_by_default():

@@ -1,29 +1,47 @@
-"""Duplicates in an index: exact (same bytes, by SHA-1) apart from near (embedding cosine above a threshold)."""
+"""Duplicates in an index: exact (same bytes, by SHA-1) apart from near (embedding cosine above a threshold).
+
+Read from the store: exact groups from the ``sha1`` column; near pairs by searching each image's
+``neighbours`` nearest images with the index's own vector search (exact for small libraries, the
+cached IVF index above ``store.ANN_THRESHOLD``), streamed in blocks, so a million images never make
+a million-by-million matrix. A photo with more near copies than ``neighbours`` lists its closest ones.
+"""
 from __future__ import annotations
 
 from collections import defaultdict
 
-import numpy as np
-
 NEAR_DUPLICATE_COSINE = 0.97  # resized or re-compressed copies of one photo score above this with CLIP
+NEIGHBOURS = 10
 
 
-def find_duplicates(store, threshold: float = NEAR_DUPLICATE_COSINE, role: str = "clip") -> dict:
+def find_duplicates(index, threshold: float = NEAR_DUPLICATE_COSINE, role: str = "clip",
+                    neighbours: int = NEIGHBOURS) -> dict:
+    """``index``: an index folder (or URI) or an open ``store.Store``."""
+    from .store import Store, open_vectors, vectors_of
+
+    if not -1.0 <= threshold <= 1.0:
+        raise ValueError(f"the cosine threshold must be between -1 and 1, not {threshold}")
+    store = index if isinstance(index, Store) else Store.open(index)
+    table = store.images(role)
     by_hash = defaultdict(list)
-    for record in store.records:
+    for record in table.records(("path", "sha1")):
         by_hash[record["sha1"]].append(record["path"])
-    exact = [sorted(paths) for paths in by_hash.values() if len(paths) > 1]
+    exact = sorted(sorted(paths) for paths in by_hash.values() if len(paths) > 1)
     exact_pairs = {frozenset((a, b)) for group in exact for a in group for b in group if a != b}
-    vectors = store.vectors[role]
-    near = []
-    for start in range(0, len(vectors), 2048):  # blockwise so 100k images never make a 100k x 100k matrix
-        scores = vectors[start:start + 2048] @ vectors.T
-        rows, cols = np.nonzero(scores >= threshold)
-        for r, c in zip(rows, cols):
-            i = start + r
-            if i < c:
-                a, b = store.records[i]["path"], store.records[c]["path"]
-                if frozenset((a, b)) not in exact_pairs:
-                    near.append({"a": a, "b": b, "cosine": round(float(scores[r, c]), 4)})
-    near.sort(key=lambda pair: -pair["cosine"])
-    return {"threshold": threshold, "exact_groups": exact, "near_pairs": near}
+    searcher = open_vectors(store, role)
+    near, seen = [], set()
+    for batch in table.scan(["path", "vector"], batch_rows=2048):
+        paths = batch.column("path").to_pylist()
+        scores, ids = searcher.search(vectors_of(batch.column("vector")), neighbours + 1)
+        for a, row_scores, row_ids in zip(paths, scores, ids):
+            for score, i in zip(row_scores, row_ids):
+                if i < 0 or score < threshold:
+                    continue
+                b = searcher.path(i)
+                pair = frozenset((a, b))
+                if a == b or pair in seen or pair in exact_pairs:
+                    continue
+                seen.add(pair)
+                first, second = sorted((a, b))
+                near.append({"a": first, "b": second, "cosine": round(min(float(score), 1.0), 4)})
+    near.sort(key=lambda pair: (-pair["cosine"], pair["a"], pair["b"]))
+    return {"threshold": threshold, "exact_groups": exact, "near_pairs": near, "search": searcher.mode}

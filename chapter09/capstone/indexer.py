@@ -47,11 +47,12 @@ def file_sha1(path: Path) -> str:
     return digest.hexdigest()
 
 
-def walk_library(root: Path) -> list[Path]:
-    """Every file under ``root`` (recursively, hidden folders skipped), sorted, relative to ``root``."""
+def walk_library(root: Path, exclude: Path | None = None) -> list[Path]:
+    """Every file under ``root`` (recursively, hidden folders and ``exclude`` skipped), sorted, relative to ``root``."""
     found = []
+    exclude = Path(exclude).resolve() if exclude is not None else None
     for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (Path(folder) / d).resolve() != exclude)
         for name in files:
             if not name.startswith("."):
                 found.append((Path(folder) / name).relative_to(root))
@@ -79,7 +80,8 @@ class IndexSummary:
     skipped: list[dict] = field(default_factory=list)  # files whose type is not an image (captions.jsonl...)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
-    images_per_s: float = 0.0
+    images_per_s: float = 0.0  # images encoded / seconds from the first decode to the last row (Ray: incl. start)
+    startup_s: float = 0.0  # ray: joining or starting Ray
     ann: dict = field(default_factory=dict)  # role -> {"nprobe", "recall_at_10", "build_s"} when built
 
     def to_json(self) -> dict:
@@ -147,11 +149,11 @@ class _Plan:
     removed: dict[str, list[str]]  # role -> paths to delete
 
 
-def _plan(root: Path, tables: dict, failures: dict, summary: IndexSummary) -> _Plan:
+def _plan(root: Path, tables: dict, failures: dict, summary: IndexSummary, index_dir=None) -> _Plan:
     states = {role: table.state() for role, table in tables.items()}
     todo, needs, updated = [], {}, set()
     on_disk = set()
-    for relative_path in walk_library(root):
+    for relative_path in walk_library(root, exclude=index_dir):  # an index inside its library is not photos
         relative = str(relative_path)
         on_disk.add(relative)
         if relative_path.suffix.lower() not in IMAGE_SUFFIXES:
@@ -257,8 +259,10 @@ def _run_local(root: Path, plan: _Plan, encoders: dict, writer: _Writer, batch_s
 
 
 def _encoder_specs(encoders: dict) -> dict:
-    """What an actor needs to build the same encoders: role -> (Settings, precision)."""
-    return {role: (enc.settings, getattr(enc, "precision", None)) for role, enc in encoders.items()}
+    """What an actor needs to build the same encoders: role -> (Settings, precision, a local checkpoint folder)."""
+    return {role: (enc.settings, getattr(enc, "precision", None),
+                   enc.resolved.location if getattr(enc.resolved, "source", "") == "local-dir" else None)
+            for role, enc in encoders.items()}
 
 
 def _decode_block(batch: dict, root: str, preprocessors: dict, min_side: int) -> dict:
@@ -287,10 +291,10 @@ class _EncodeActor:
 
         torch.set_num_threads(max(1, threads))
         self.encoders = {}
-        for role, (settings, precision) in specs.items():
+        for role, (settings, precision, local_dir) in specs.items():
             if precision:
                 settings = settings.with_(precision=precision)
-            self.encoders[role] = ClipEncoder(role, settings)
+            self.encoders[role] = ClipEncoder(role, settings, local_dir=local_dir)
             mine = encoder_identity(role, self.encoders[role])
             if mine != identities[role]:  # e.g. another checkpoint on this node: never mix vectors
                 raise RuntimeError(f"the Ray worker's {role} model differs from the driver's: "
@@ -309,6 +313,10 @@ class _EncodeActor:
                     batch[f"pixels_{role}"][chosen])))
             out[f"vector_{role}"] = vectors
         return out
+
+
+def _decode_task_args() -> dict:
+    return {"num_cpus": 1}
 
 
 def start_ray(address: str | None = None, num_cpus: int | None = None):
@@ -330,7 +338,9 @@ def start_ray(address: str | None = None, num_cpus: int | None = None):
 
 def _run_ray(root: Path, plan: _Plan, encoders: dict, writer: _Writer, batch_size: int, bar,
              ray_address: str | None, actors: int | None, gpus_per_actor: float, cpus_per_actor: float) -> None:
+    t = time.time()
     ray, started = start_ray(ray_address)
+    writer.summary.startup_s = round(time.time() - t, 2)
     try:
         import ray.data
 
@@ -339,13 +349,17 @@ def _run_ray(root: Path, plan: _Plan, encoders: dict, writer: _Writer, batch_siz
         context.print_on_execution_start = False
         min_side = max(enc.image_side for enc in encoders.values())
         preprocessors = {role: enc.processor.image_processor for role, enc in encoders.items()}
-        blocks = max(1, -(-len(plan.todo) // RAY_BLOCK_FILES))
+        per_block = min(RAY_BLOCK_FILES, max(batch_size, len(plan.todo) // 16))  # >= 16 blocks to pipeline
+        blocks = max(1, -(-len(plan.todo) // per_block))
         if actors is None:
             gpus = ray.cluster_resources().get("GPU", 0)
             actors = max(1, int(gpus // gpus_per_actor)) if gpus_per_actor else 1
         ds = ray.data.from_items([{"path": p, "roles": ",".join(plan.needs[p])} for p in plan.todo],
                                  override_num_blocks=blocks)
-        ds = ds.map_batches(_decode_block, batch_size=batch_size, batch_format="numpy", num_cpus=1,
+        # decoding stays a task of its own (a ray_remote_args_fn keeps Ray from fusing it into the
+        # encoding actors, where it would no longer overlap with encoding)
+        ds = ds.map_batches(_decode_block, batch_size=batch_size, batch_format="numpy",
+                            ray_remote_args_fn=_decode_task_args,
                             fn_kwargs={"root": str(root), "preprocessors": preprocessors, "min_side": min_side})
         ds = ds.map_batches(_EncodeActor, batch_size=batch_size, batch_format="numpy",
                             compute=ray.data.ActorPoolStrategy(size=actors),
@@ -402,7 +416,7 @@ def build_index(library: str | Path, index_dir: str | Path, encoders: dict, batc
                 summary.notes.append(note)
         tables = {role: store.images(identity) for role, identity in identities.items()}
         failures = store.failures()
-        plan = _plan(root, tables, failures, summary)
+        plan = _plan(root, tables, failures, summary, None if store_module.is_uri(index_dir) else Path(index_dir))
         for role, paths in plan.removed.items():
             tables[role].delete(paths)
         store.drop_captions(set().union(*plan.removed.values()))
@@ -485,7 +499,7 @@ def caption_index(index_dir, langs=("en", "zh"), settings=None, batch_size: int 
         todo = [r for r in records if have.get(r["path"], {}).get("sha1") != r["sha1"]
                 or any(lang not in have.get(r["path"], {}) for lang in langs)]
         summary.total, summary.already = len(records), len(records) - len(todo)
-        summary.route = caption_route(settings) if todo else ""
+        summary.route = caption_route(settings) if todo else "none needed"
         bar = tqdm(total=len(todo), unit="img", disable=not progress or not todo, file=sys.stderr, desc="captioning")
         pending, last = [], time.time()
         try:

@@ -15,10 +15,12 @@ What it shows, and why:
   ``/find_similar``, ``/caption``, ``/caption_hit``, ``/match`` -- callable with
   ``gradio_client`` (``Client(url).predict(..., api_name="/text_search")``); the search
   endpoints return the gallery, a note and the hits as JSON (rank, score, path, captions).
-* **Concurrency.** Searches run in parallel (``SEARCH_CONCURRENCY`` at a time): torch forward
-  passes and the vector search are thread-safe, the text tokenizers are not (a fast tokenizer
-  can raise "Already borrowed" when two threads use it), so text encoding holds a lock.
-  Captioning runs one at a time (generation is the heavy, memory-hungry part).
+* **Concurrency.** ``SEARCH_CONCURRENCY`` search requests are served at once; inside the
+  searcher one runs at a time (a lock): torch forward passes are thread-safe, but the text
+  tokenizers are not (a fast tokenizer can raise "Already borrowed" when two threads use it)
+  and the index's reads are not promised to be. The searcher's part is a few milliseconds
+  (the note under the results says how many); HTTP, thumbnails and the gallery's files run
+  concurrently. Captioning runs one at a time (generation is the heavy, memory-hungry part).
 
 Safe by default: binds to 127.0.0.1 (``--host 0.0.0.0`` shares it on a network, with a
 warning), serves files only from the library folder and the thumbnail folder (every hit path
@@ -26,8 +28,7 @@ is checked to resolve inside the library), and refuses uploads over ``--max-uplo
 (Gradio answers 413 before the file is stored; this module checks again for data sent inline)
 and uploads that are not images, with a message saying which limit or why.
 """
-from __future__ import annotations
-
+# no `from __future__ import annotations`: Gradio reads the gr.SelectData annotation of select_hit at run time
 import html
 import threading
 from pathlib import Path
@@ -106,41 +107,35 @@ class WebLibrary:
         self.root = Path(self.searcher.store.library).resolve()
         self.max_upload_bytes = int(max_upload_mb * 1024 * 1024)
         self.max_upload_mb = max_upload_mb
-        self._text_lock = threading.Lock()  # tokenizers are not thread-safe
+        # One search at a time inside the searcher: the text tokenizers are not thread-safe, and the
+        # index's reads (vectors, captions) are not promised to be. A search there takes a few ms;
+        # the rest of a request (HTTP, thumbnails, the gallery's files) runs concurrently.
+        self._search_lock = threading.Lock()
         self._caption_lock = threading.Lock()  # one generation at a time
-        self._store_lock = threading.Lock()
-        self._records = None
 
-    # ---- what the index knows about a file
-    def record(self, relative: str) -> dict | None:
-        records = getattr(self.searcher.store, "records", None)
-        if not isinstance(records, list):
-            return None
-        if self._records is None or len(self._records) != len(records):
-            self._records = {r["path"]: r for r in records}
-        return self._records.get(relative)
-
-    def stored_captions(self, paths: list[str]) -> dict[str, dict]:
-        """path -> {"en": ..., "zh": ...} from the index's captions (``caption --index``); {} if none."""
+    def stored_captions(self, hits: list[dict]) -> dict[str, dict]:
+        """path -> {"en": ..., "zh": ...}: the captions the index stores (``caption --index``)."""
+        if all("captions" in hit for hit in hits):  # the searcher already read them
+            return {hit["path"]: hit["captions"] or {} for hit in hits}
         lookup = getattr(self.searcher.store, "captions", None)
-        if not callable(lookup) or not paths:
+        if not callable(lookup) or not hits:
             return {}
         try:
-            with self._store_lock:
-                return lookup(paths) or {}
+            with self._search_lock:
+                return lookup([hit["path"] for hit in hits]) or {}
         except Exception:  # an index without a captions table
             return {}
 
-    def thumbnail(self, path: Path, relative: str) -> Path | None:
+    def thumbnail(self, path: Path) -> Path | None:
         from ..images import BadImageError
         from .thumbnails import ensure_thumbnail
 
         try:
-            return ensure_thumbnail(self.index_dir, path, self.record(relative))
+            return ensure_thumbnail(self.index_dir, path)
         except (BadImageError, OSError):
             return None
 
-    def viewable(self, path: Path, relative: str) -> Path:
+    def viewable(self, path: Path) -> Path:
         """The file itself if a browser shows its format, else a cached large JPEG rendition."""
         from ..images import BadImageError
         from .thumbnails import ensure_thumbnail
@@ -148,19 +143,20 @@ class WebLibrary:
         if path.suffix.lower() in BROWSER_FORMATS:
             return path
         try:
-            return ensure_thumbnail(self.index_dir, path, self.record(relative), size=FULL_SIDE)
+            return ensure_thumbnail(self.index_dir, path, size=FULL_SIDE)
         except (BadImageError, OSError):
             return path
 
     # ---- searches
     def by_text(self, query: str, strategy: str, k: int) -> tuple[dict, list[str]]:
         warnings: list[str] = []
-        with self._text_lock:
+        with self._search_lock:
             result = self.searcher.by_text(query, k, strategy, warn=warnings.append)
         return result, warnings
 
     def by_image(self, image, k: int) -> dict:
-        return self.searcher.by_image(image, k)
+        with self._search_lock:
+            return self.searcher.by_image(image, k)
 
     def hits(self, result: dict) -> tuple[list, list[dict]]:
         """Gallery items (thumbnail, label) and the hits as JSON rows, captions included."""
@@ -169,16 +165,16 @@ class WebLibrary:
             path = _inside(self.root, hit["path"])
             if path is not None:
                 rows.append((path, hit))
-        captions = self.stored_captions([hit["path"] for _, hit in rows])
+        captions = self.stored_captions([hit for _, hit in rows])
         items, out = [], []
         for path, hit in rows:
-            thumb = self.thumbnail(path, hit["path"])
+            thumb = self.thumbnail(path)
             if thumb is None:
                 continue
             caps = captions.get(hit["path"], {})
             row = {"rank": hit["rank"], "score": round(float(hit["score"]), 4), "path": hit["path"],
                    "caption_en": caps.get("en"), "caption_zh": caps.get("zh")}
-            label = f"{hit['rank']}. {hit['score']:.3f}  {hit['path']}"
+            label = f"{hit['rank']}. {hit['score']:.3f}  {Path(hit['path']).name}"  # the full path: in the detail
             if caps.get("en") or caps.get("zh"):
                 label += "\n" + " / ".join(c for c in (caps.get("en"), caps.get("zh")) if c)
             items.append((str(thumb), label))
@@ -196,7 +192,7 @@ class WebLibrary:
         path = _inside(self.root, hit["path"])
         if path is None:
             return "<p>this file is no longer in the library</p>"
-        url = file_url(self.viewable(path, hit["path"]))
+        url = file_url(self.viewable(path))
         original = file_url(path)
         caps = []
         for lang, label in (("en", "English"), ("zh", "中文")):
@@ -241,23 +237,24 @@ def _image_input(gr, **kwargs):
     """gr.Image that hands over the file path and refuses a non-image with a clear message.
 
     (gr.Image opens every upload with PIL before the event function runs; a text file would
-    end in a bare "Error".)
+    end in a bare "Error". The check wraps this one instance's preprocess: a subclass of a
+    Gradio component would make Gradio write a .pyi stub beside this module.)
     """
     from PIL import UnidentifiedImageError
 
-    class ImageUpload(gr.Image):
-        def get_block_name(self):
-            return "image"
+    component = gr.Image(type="filepath", sources=["upload", "clipboard"], **kwargs)
+    preprocess = component.preprocess
 
-        def preprocess(self, payload):
-            try:
-                return super().preprocess(payload)
-            except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
-                name = getattr(payload, "orig_name", None) or "the upload"
-                raise gr.Error(f"{name} is not an image this server can read "
-                               f"(JPEG, PNG, WebP, HEIC, AVIF, ...): {type(error).__name__}") from None
+    def checked(payload):
+        try:
+            return preprocess(payload)
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
+            name = getattr(payload, "orig_name", None) or "the upload"
+            raise gr.Error(f"{name} is not an image this server can read "
+                           f"(JPEG, PNG, WebP, HEIC, AVIF, ...): {type(error).__name__}") from None
 
-    return ImageUpload(type="filepath", sources=["upload", "clipboard"], **kwargs)
+    component.preprocess = checked
+    return component
 
 
 def build_app(index_dir, settings: Settings | None = None, max_upload_mb: float = 20):
@@ -326,7 +323,7 @@ def build_app(index_dir, settings: Settings | None = None, max_upload_mb: float 
         if not lines:
             raise gr.Error("type one caption per line")
         try:
-            with library._text_lock:
+            with library._search_lock:
                 scored = match_scores(image, lines, "auto", settings)
         except QueryError as error:
             raise gr.Error(str(error)) from None

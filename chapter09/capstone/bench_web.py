@@ -1,0 +1,293 @@
+"""The web UI's speed through its HTTP API: one client, then many at once.
+
+    python -m chapter09.capstone.bench_web [--n 1000] [--clients 20] [--searches 5] [--json]
+
+What it does, in order:
+
+1. a toy library of ``--n`` images (``python -m chapter09.toyworld make --n N``, same scenes)
+   and its index (toy CLIP), in ``--workdir`` (kept, and reused by the next run) or a
+   temporary folder;
+2. ``serve`` in a child process, as a user starts it (``--models toy``);
+3. every thumbnail made once beforehand (as after a first browse of the library; the cold
+   cost of a first search is reported on its own line);
+4. for each transport -- Gradio's REST route over plain HTTP (``POST /gradio_api/call/text_search``,
+   then its event stream: what curl or a browser's fetch sends) and ``gradio_client`` (the
+   Python client, which adds its own threads and polling) -- one client doing ``--single`` text
+   searches in a row, each a different caption (half English, half Chinese), timed from call to
+   answer, then ``--clients`` clients at once, each ``--searches`` searches (other captions
+   again), started together: every request must succeed; requests/s = requests / wall time.
+
+The targets of issue 13 are p50 <= 150 ms for one client and >= 10 requests/s with 20 clients
+on 1000 images. The figures depend on the machine and on what else runs on it: the report
+prints the load average (``uptime``) before and after, and the CPU count. This is a benchmark
+to run by hand, not a timed test.
+"""
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+TARGET_P50_MS = 150
+TARGET_RPS = 10
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _load() -> str:
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def prepare(workdir: Path, n: int) -> tuple[Path, Path]:
+    """The toy library and its index (made once per workdir)."""
+    from ..clip import clip_encoder
+    from ..models import Settings
+    from ..toyworld import write_dataset
+    from .indexer import build_index
+
+    library, index = workdir / "library", workdir / "index"
+    if not (library / "captions.jsonl").exists() or len(list((library / "images").glob("*"))) != n:
+        write_dataset(library, n=n, seed=1000, split="heldout")
+    summary = build_index(library, index, {"clip": clip_encoder("clip", Settings("toy"))}, workers=0, progress=False)
+    if summary.total != n:
+        raise SystemExit(f"index holds {summary.total} images, not {n}: {summary.text()}")
+    return library, index
+
+
+def make_thumbnails(library: Path, index: Path) -> float:
+    from .thumbnails import ensure_thumbnail
+
+    started = time.perf_counter()
+    for path in sorted((library / "images").iterdir()):
+        ensure_thumbnail(index, path)
+    return time.perf_counter() - started
+
+
+def start_server(index: Path, port: int, log_path: Path) -> subprocess.Popen:
+    log = open(log_path, "w")
+    process = subprocess.Popen([sys.executable, "-m", "chapter09.capstone", "serve", "--index", str(index),
+                                "--models", "toy", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
+    import urllib.request
+
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"serve exited with {process.returncode}; see {log_path}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as response:
+                if response.status == 200:
+                    return process
+        except OSError:
+            time.sleep(0.5)
+    process.terminate()
+    raise SystemExit(f"serve did not answer within 180 s; see {log_path}")
+
+
+def queries(library: Path) -> list[str]:
+    """Every stored caption, English and Chinese interleaved, each used once."""
+    from ..toyworld import read_jsonl
+
+    rows = read_jsonl(library / "captions.jsonl")
+    english = [r["caption"] for r in rows if r["lang"] == "en"]
+    chinese = [r["caption"] for r in rows if r["lang"] == "zh"]
+    mixed = [q for pair in zip(english, chinese) for q in pair]
+    return list(dict.fromkeys(mixed))
+
+
+class GradioClientCaller:
+    """Searches through gradio_client (what a Python user of the API runs)."""
+
+    name = "gradio_client"
+
+    def __init__(self, url: str):
+        from gradio_client import Client
+
+        self.client = Client(url, download_files=False, verbose=False)
+
+    def __call__(self, query: str, k: int) -> tuple[str, list]:
+        _gallery, note, hits = self.client.predict(query, "auto", k, api_name="/text_search")
+        return note, hits
+
+
+class HttpCaller:
+    """Searches through Gradio's REST route (POST /gradio_api/call/text_search, then read the event
+    stream): what curl or a browser's fetch sends, with no client library in between."""
+
+    name = "raw HTTP"
+
+    def __init__(self, url: str):
+        import httpx
+
+        self.url = url
+        self.http = httpx.Client(timeout=120)
+
+    def __call__(self, query: str, k: int) -> tuple[str, list]:
+        route = f"{self.url}/gradio_api/call/text_search"
+        event_id = self.http.post(route, json={"data": [query, "auto", k]}).raise_for_status().json()["event_id"]
+        event, data = None, None
+        for line in self.http.get(f"{route}/{event_id}").raise_for_status().text.splitlines():
+            if line.startswith("event:"):
+                event = line.split(":", 1)[1].strip()
+            elif line.startswith("data:") and event in ("complete", "error"):
+                data = line.split(":", 1)[1].strip()
+                break
+        if event != "complete":
+            raise RuntimeError(f"event {event}: {data}")
+        _gallery, note, hits = json.loads(data)
+        return note, hits
+
+
+def timed_search(call, query: str, k: int) -> tuple[float, float | None, str | None]:
+    """(seconds, the server's own search ms from the note, error or None)."""
+    started = time.perf_counter()
+    try:
+        note, hits = call(query, k)
+    except Exception as error:  # counted, reported
+        return time.perf_counter() - started, None, f"{type(error).__name__}: {error}"
+    elapsed = time.perf_counter() - started
+    if not hits:
+        return elapsed, None, "no hits"
+    server_ms = next((float(part.split()[0]) for part in note.split(" · ") if part.endswith(" ms")), None)
+    return elapsed, server_ms, None
+
+
+def measure(caller_class, url: str, pool: list[str], args) -> dict:
+    """One client in a row, then ``args.clients`` at once, through one kind of caller."""
+    caller = caller_class(url)
+    for _ in range(args.warmup):
+        timed_search(caller, pool.pop(), args.k)
+    single = [timed_search(caller, pool.pop(), args.k) for _ in range(args.single)]
+    times = [1000 * s for s, _, e in single if e is None]
+    server = [m for _, m, e in single if m is not None]
+    out = {"transport": caller_class.name, "single": {
+        "requests": args.single, "ok": len(times), "errors": [e for _, _, e in single if e][:5],
+        "p50_ms": round(statistics.median(times), 1) if times else None,
+        "p90_ms": round(_percentile(times, 0.9), 1) if times else None,
+        "server_search_p50_ms": round(statistics.median(server), 1) if server else None}}
+    callers = [caller_class(url) for _ in range(args.clients)]
+    work = [[pool.pop() for _ in range(args.searches)] for _ in range(args.clients)]
+    results: list[list] = [[] for _ in range(args.clients)]
+    barrier = threading.Barrier(args.clients + 1)
+
+    def worker(i):
+        barrier.wait()
+        for query in work[i]:
+            results[i].append(timed_search(callers[i], query, args.k))
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(args.clients)]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - started
+    flat = [r for rs in results for r in rs]
+    ok = [1000 * s for s, _, e in flat if e is None]
+    out["concurrent"] = {"clients": args.clients, "searches_each": args.searches, "requests": len(flat),
+                         "ok": len(ok), "errors": [e for _, _, e in flat if e][:5], "wall_s": round(wall, 2),
+                         "requests_per_s": round(len(ok) / wall, 1),
+                         "p50_ms": round(statistics.median(ok), 1) if ok else None,
+                         "p90_ms": round(_percentile(ok, 0.9), 1) if ok else None}
+    single, burst = out["single"], out["concurrent"]
+    out["targets"] = {
+        "single_p50_ms<=150": single["p50_ms"] is not None and single["p50_ms"] <= TARGET_P50_MS,
+        "concurrent_all_ok": burst["ok"] == burst["requests"],
+        "requests_per_s>=10": burst["requests_per_s"] >= TARGET_RPS}
+    return out
+
+
+CALLERS = {"http": HttpCaller, "gradio_client": GradioClientCaller}
+
+
+def run(args) -> dict:
+    workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="bench_web_"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    report = {"images": args.n, "k": args.k, "cpus": os.cpu_count(), "load_before": _load()}
+    print(f"[bench_web] library and index in {workdir} ...", file=sys.stderr)
+    library, index = prepare(workdir, args.n)
+    pool = queries(library)
+    transports = list(CALLERS) if args.transport == "both" else [args.transport]
+    needed = 1 + len(transports) * (args.warmup + args.single + args.clients * args.searches)
+    if len(pool) < needed:
+        raise SystemExit(f"{len(pool)} distinct captions, {needed} needed: raise --n")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = start_server(index, port, workdir / "serve.log")
+    try:
+        # cold: the first search after start, its thumbnails not made yet
+        cold_s, _, error = timed_search(HttpCaller(url), pool.pop(), args.k)
+        report["cold_first_search_ms"] = round(1000 * cold_s, 1)
+        report["thumbnails_made_s"] = round(make_thumbnails(library, index), 1)
+        report["runs"] = [measure(CALLERS[name], url, pool, args) for name in transports]
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    report["load_after"] = _load()
+    return report
+
+
+def format_report(r: dict) -> str:
+    lines = [f"web UI text search through the HTTP API, {r['images']}-image toy index, k={r['k']}, {r['cpus']} CPUs",
+             f"  load before: {r['load_before']}",
+             f"  cold first search (models loaded, thumbnails not made): {r['cold_first_search_ms']} ms; "
+             f"then all thumbnails made in {r['thumbnails_made_s']} s"]
+    for run in r["runs"]:
+        s, c = run["single"], run["concurrent"]
+        lines += [f"  [{run['transport']}]",
+                  f"    1 client, {s['requests']} searches: p50 {s['p50_ms']} ms, p90 {s['p90_ms']} ms "
+                  f"(of which server-side search p50 {s['server_search_p50_ms']} ms); {s['ok']}/{s['requests']} ok",
+                  f"    {c['clients']} clients x {c['searches_each']} searches: {c['ok']}/{c['requests']} ok in "
+                  f"{c['wall_s']} s = {c['requests_per_s']} requests/s; p50 {c['p50_ms']} ms, p90 {c['p90_ms']} ms",
+                  "    targets: " + ", ".join(f"{name} {'met' if met else 'MISSED'}"
+                                              for name, met in run["targets"].items())]
+        lines += [f"    error: {e}" for part in (s, c) for e in part["errors"]]
+    lines.append(f"  load after: {r['load_after']}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m chapter09.capstone.bench_web", description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=1000, help="images in the toy library (default 1000)")
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--searches", type=int, default=5, help="searches per concurrent client")
+    parser.add_argument("--single", type=int, default=50, help="sequential searches for the one-client p50")
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--k", type=int, default=8, help="results per search (the UI's default)")
+    parser.add_argument("--workdir", help="keep the library and index here (reused by the next run)")
+    parser.add_argument("--transport", choices=("both", *CALLERS), default="both",
+                        help="raw HTTP (Gradio's REST route), gradio_client, or both (default)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    import contextlib
+
+    # with --json, stdout carries the JSON alone: model banners and notes go to stderr
+    with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+        report = run(args)
+    print(json.dumps(report, indent=2, ensure_ascii=False) if args.json else format_report(report))
+    return 0 if all(all(run["targets"].values()) for run in report["runs"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
