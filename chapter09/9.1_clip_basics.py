@@ -64,6 +64,7 @@ for row, (original, tensor) in enumerate(zip([photo, toy_image], pixel_values)):
     for axis in axes[row, :2]:
         axis.axis("off")
 figure.suptitle("What the image encoder actually sees")
+figure.tight_layout()  # titles clear of the tick labels above them
 lesson.save_figure(figure, "preprocessing.png")
 
 # %% [markdown]

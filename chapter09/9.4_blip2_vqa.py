@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt
 
 from chapter09 import config, vqa
 from chapter09.captioning import Captioner, names_every_object
+from chapter09.figures import caption_figure
 from chapter09.images import load_image
 from chapter09.lesson import start, why_unavailable
 from chapter09.models import ModelUnavailableError
@@ -122,12 +123,10 @@ if captioner is not None:
             print(f"  [{i}] BLIP-2: {caption}")
         lesson.record(blip2_captions=blip2_captions)
 
-    figure, axes = plt.subplots(1, 4, figsize=(13, 4))
-    for axis, image, english in zip(axes, images, captions["en"]):
-        axis.imshow(image)
-        axis.set_title("\n".join(english[i:i + 40] for i in range(0, len(english), 40)), fontsize=7)
-        axis.axis("off")
-    figure.suptitle("9.4 captions (the Chinese ones are in results.json: no CJK font is assumed here)")
+    which = "the toy BLIP twin, held-out scenes" if scored else \
+        f"{captioner.resolved.spec.hub_id}, Chinese translated from its English"
+    figure = caption_figure(images[:4], {"en": captions["en"][:4], "zh": captions["zh"][:4]},
+                            f"9.4 captions in English and Chinese ({which})")
     lesson.save_figure(figure, "captions.png")
 
 # %% [markdown]
@@ -165,8 +164,10 @@ if answerer is not None and answerer.resolved.is_toy:
 
     figure, axis = plt.subplots(figsize=(7, 3.5))
     axis.barh(list(by_type), list(by_type.values()), color="tab:green")
+    for row, value in enumerate(by_type.values()):
+        axis.text(value, row, f" {value:.3f}", va="center", fontsize=8)
     axis.invert_yaxis()
-    axis.set_xlim(0, 1)
+    axis.set_xlim(0, 1.12)
     axis.set_xlabel("exact-answer accuracy on held-out scenes")
     axis.set_title(f"9.4 VQA ({type(answerer).__name__}), {len(right)} questions")
     lesson.save_figure(figure, "vqa_accuracy.png")

@@ -66,6 +66,7 @@ except ModelUnavailableError as error:
 # less memory for gradients and optimizer state, and less forgetting.
 
 # %%
+torch.manual_seed(0)  # the same fresh weights on every run, so the demo's losses below repeat
 demo = tiny_vlm.build(lm="toy", settings=lesson.settings)
 parts = {name: measure.count_parameters(getattr(demo, name)) for name in ("vision", "projector", "lm")}
 print("  parameters: " + ", ".join(f"{name} {count / 1e6:.2f} M" for name, count in parts.items()))

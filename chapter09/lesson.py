@@ -78,8 +78,10 @@ def start(number: str, title: str, argv: list[str] | None = None) -> Lesson:
         import matplotlib
 
         matplotlib.use("Agg")  # figures go to files; no window pops up
+    from .figures import use_cjk_font
     from .models import quiet_transformers
 
+    use_cjk_font()  # figures can show Chinese: a font from a pinned package, registered with matplotlib
     quiet_transformers()  # a lesson is an entry point: library chatter off for its whole run
     out = Path(args.out or config.DEFAULT_OUT_DIR) / f"section_{number}"
     out.mkdir(parents=True, exist_ok=True)

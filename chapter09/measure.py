@@ -101,16 +101,28 @@ def bar_plot(rows: list[dict], label: str, value: str, title: str, log: bool = F
     axis.invert_yaxis()
     axis.set_xlabel(value.replace("_", " "))
     if log:
-        from matplotlib.ticker import NullFormatter, ScalarFormatter
+        from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
         axis.set_xscale("log")
-        axis.xaxis.set_major_formatter(ScalarFormatter())  # 1, 10, 100 rather than 10^0 ...
+        axis.xaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))  # 1, 2, 5, 10, 20 ... even on a short axis
+        axis.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x:g}"))  # 1, 10, 100 rather than 10^0 ...
         axis.xaxis.set_minor_formatter(NullFormatter())  # minor labels collide on a short axis
     axis.set_title(title)
     for i, r in enumerate(rows):
         axis.text(r[value], i, f" {r[value]}", va="center", fontsize=8)
+    largest = max(r[value] for r in rows)
+    if log:  # start at a power of ten below the smallest bar, so the axis has a labelled origin
+        import math
+
+        axis.set_xlim(10 ** math.floor(math.log10(min(r[value] for r in rows))), largest * 1.6)
+    else:
+        axis.set_xlim(0, largest * 1.12)  # room for the value written after the longest bar
     figure.tight_layout()
     return figure
+
+
+AXIS_LABELS = {"ms_per_item": "milliseconds per item (lower is faster)", "weights_mb": "weights in memory, MB",
+               "quality": "held-out quality (higher is better)"}
 
 
 def tradeoff_plot(rows: list[dict], title: str):
@@ -124,7 +136,8 @@ def tradeoff_plot(rows: list[dict], title: str):
         axis.barh([r["variant"] for r in measured], [r[column] for r in measured], color="tab:blue")
         for i, r in enumerate(measured):
             axis.text(r[column], i, f" {r[column]}", va="center", fontsize=8)
-        axis.set_xlabel(column.replace("_", " "))
+        axis.set_xlim(0, 1.18 * max(r[column] for r in measured))  # room for the value after the longest bar
+        axis.set_xlabel(AXIS_LABELS.get(column, column.replace("_", " ")))
     axes[0].invert_yaxis() if len(columns) > 1 else axes.invert_yaxis()
     figure.suptitle(title)
     figure.tight_layout()

@@ -1,10 +1,21 @@
-"""Notebooks generated from the section scripts, never edited by hand.
+"""Notebooks generated from the section scripts and executed in the toy world, never edited by hand.
 
-    python -m chapter09.notebooks            # write notebooks/9.N_name.ipynb for every section
-    python -m chapter09.notebooks --check    # fail if a committed notebook is out of date
+    python -m chapter09.notebooks             # regenerate and execute every notebook (toy world, about 2 min)
+    python -m chapter09.notebooks 9.2 9.4     # only these sections
+    python -m chapter09.notebooks --check     # fail if a committed notebook differs from its script or lacks outputs
 
 Each section script is in jupytext's percent format (``# %%`` code cells,
-``# %% [markdown]`` text cells), so the notebook is the script, cell by cell.
+``# %% [markdown]`` text cells), so the notebook is the script, cell by cell. Each notebook
+is then run top to bottom by a Jupyter kernel (nbclient) with ``CH09_MODELS=toy``, and saved
+with what it printed and drew: tables, narration, the figures inline (PNG at matplotlib's
+100 dpi, stored with a 256-colour palette when that changes no pixel visibly), so it reads
+on GitHub without running anything. To keep diffs reviewable, the volatile parts are
+dropped: kernel and timing metadata, the temporary output folder (shown as ``outputs/``),
+this checkout's absolute path, and how the kernel happened to split a stream into chunks.
+What the toy models compute is the same on every run; measured timings (9.3's speed-up,
+the 9.5 and 9.6 latency tables and plots, each section's "done in ... s") change from run
+to run, as measurements do.
+
 The package is installed (``pip install -r requirements.txt`` installs it in editable mode),
 so a notebook runs from any folder. The CH09_MODELS / CH09_OUT environment variables choose
 models and output.
@@ -12,52 +23,176 @@ models and output.
 from __future__ import annotations
 
 import argparse
+import base64
+import copy
+import os
 import sys
+import sysconfig
+import tempfile
+import time
 from pathlib import Path
 
 from . import config
+from .figures import compact_png
 from .lesson import section_scripts
 
 NOTEBOOK_DIR = config.REPO_DIR / "notebooks"
+KERNEL = {"display_name": "Python 3", "language": "python", "name": "python3"}
+CELL_TIMEOUT_S = 600
+
+
+def section_number(script: Path) -> str:
+    return script.name.split("_")[0]
 
 
 def notebook_path(script: Path) -> Path:
     return NOTEBOOK_DIR / f"{script.stem}.ipynb"
 
 
-def render(script: Path) -> str:
-    """The notebook's JSON text for ``script`` (outputs empty, stable metadata, so diffs stay small)."""
+def render(script: Path):
+    """The notebook for ``script``, not yet executed: the script's cells, stable ids and metadata."""
     import jupytext
-    import nbformat
 
     notebook = jupytext.reads(script.read_text(encoding="utf-8"), fmt="py:percent")
-    notebook.metadata = {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-                         "language_info": {"name": "python"},
-                         "generated_from": f"chapter09/{script.name} by `python -m chapter09.notebooks`"}
+    notebook.metadata = {"kernelspec": dict(KERNEL), "language_info": {"name": "python"},
+                         "generated_from": f"chapter09/{script.name} by `python -m chapter09.notebooks`, "
+                                           "executed with CH09_MODELS=toy"}
     for index, cell in enumerate(notebook.cells):
         cell.metadata = {}
         cell["id"] = f"cell-{index}"
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    return notebook
+
+
+def kernel_environment(out_dir: Path) -> dict:
+    """The environment a notebook runs in: the toy world, no hub, output in ``out_dir``, the repository importable."""
+    env = dict(os.environ)
+    env.update(CH09_MODELS="toy", CH09_OUT=str(out_dir), HF_HUB_OFFLINE="1", MPLBACKEND="module://matplotlib_inline.backend_inline")
+    env["PYTHONPATH"] = os.pathsep.join([str(config.REPO_DIR), *filter(None, [env.get("PYTHONPATH")])])
+    for name in ("CH09_DEVICE", "CH09_DTYPE"):  # the committed notebooks show the defaults
+        env.pop(name, None)
+    return env
+
+
+def execute(notebook, out_dir: Path, timeout: int = CELL_TIMEOUT_S):
+    """Run ``notebook`` (in place) from the notebooks/ folder, in the toy world, writing lesson output to ``out_dir``."""
+    from nbclient import NotebookClient
+
+    client = NotebookClient(notebook, timeout=timeout, kernel_name=KERNEL["name"], record_timing=False,
+                            resources={"metadata": {"path": str(NOTEBOOK_DIR)}})
+    client.execute(env=kernel_environment(out_dir))
+    return notebook
+
+
+def _tidy_text(text: str, out_dir: Path) -> str:
+    """Paths as a reader would recognise them: the output folder as ``outputs``, the checkout relative,
+    installed packages under ``site-packages/`` (a warning's file name, for instance)."""
+    for path in (str(out_dir.resolve()), str(out_dir)):
+        text = text.replace(path, "outputs")
+    text = text.replace(str(config.REPO_DIR) + os.sep, "").replace(str(config.REPO_DIR), ".")
+    for packages in {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}:
+        text = text.replace(packages + os.sep, "site-packages" + os.sep)
+    return text
+
+
+def clean(notebook, out_dir: Path, metadata: dict):
+    """Drop what changes from run to run without meaning anything: kernel metadata, timings, the
+    temporary folder, this checkout's path, and the arbitrary way a stream was split into chunks."""
+    notebook.metadata = copy.deepcopy(metadata)
+    for cell in notebook.cells:
+        cell.metadata = {}
+        if cell.cell_type != "code":
+            continue
+        outputs = []
+        for output in cell.outputs:
+            if output.output_type == "stream":
+                output.text = _tidy_text(output.text, out_dir)
+                if outputs and outputs[-1].output_type == "stream" and outputs[-1].name == output.name:
+                    outputs[-1].text += output.text
+                    continue
+            elif output.output_type in ("display_data", "execute_result"):
+                output.metadata = {}
+                if "image/png" in output.get("data", {}):
+                    png = base64.b64decode(output.data["image/png"])
+                    output.data["image/png"] = base64.b64encode(compact_png(png)).decode("ascii")
+                if "text/plain" in output.get("data", {}):
+                    output.data["text/plain"] = _tidy_text(output.data["text/plain"], out_dir)
+            outputs.append(output)
+        cell.outputs = outputs
+    return notebook
+
+
+def dumps(notebook) -> str:
+    import nbformat
+
     return nbformat.writes(notebook) + "\n"
+
+
+def build(script: Path) -> str:
+    """The committed notebook's text for ``script``: rendered, executed in the toy world, cleaned."""
+    notebook = render(script)
+    metadata = copy.deepcopy(notebook.metadata)
+    with tempfile.TemporaryDirectory(prefix="ch09-notebook-") as folder:
+        out_dir = Path(folder) / "outputs"
+        out_dir.mkdir()
+        execute(notebook, out_dir)
+        clean(notebook, out_dir, metadata)
+    return dumps(notebook)
+
+
+def problems(script: Path) -> list[str]:
+    """What is wrong with the committed notebook of ``script`` (empty when nothing is). Fast: nothing runs."""
+    import nbformat
+
+    path = notebook_path(script)
+    if not path.exists():
+        return [f"{path.name}: missing"]
+    committed = nbformat.read(path, as_version=4)
+    expected = render(script)
+    found = []
+    if [(c.cell_type, c.source) for c in committed.cells] != [(c.cell_type, c.source) for c in expected.cells]:
+        found.append(f"{path.name}: its cells differ from chapter09/{script.name}")
+    code = [c for c in committed.cells if c.cell_type == "code"]
+    if any(c.execution_count is None for c in code) or not any(c.outputs for c in code):
+        found.append(f"{path.name}: not executed (no outputs)")
+    errors = [o for c in code for o in c.outputs if o.output_type == "error"]
+    if errors:
+        found.append(f"{path.name}: a cell raised {errors[0].ename}: {errors[0].evalue}")
+    figures = sum("image/png" in o.get("data", {}) for c in code for o in c.outputs)
+    saved = script.read_text(encoding="utf-8").count(".save_figure(")
+    if figures < saved:
+        found.append(f"{path.name}: {figures} inline figures, but the script saves {saved}")
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m chapter09.notebooks", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--check", action="store_true", help="only report notebooks that are missing or stale")
+    parser.add_argument("sections", nargs="*", help="section numbers such as 9.2 (default: all)")
+    parser.add_argument("--check", action="store_true",
+                        help="only check that each committed notebook matches its script and carries outputs (runs nothing)")
     args = parser.parse_args(argv)
+    scripts = [s for s in section_scripts() if not args.sections or section_number(s) in args.sections]
+    unknown = set(args.sections) - {section_number(s) for s in scripts}
+    if unknown:
+        parser.error(f"no section {', '.join(sorted(unknown))}")
+    if args.check:
+        found = [problem for script in scripts for problem in problems(script)]
+        for problem in found:
+            print(problem)
+        if found:
+            print("run `python -m chapter09.notebooks` and commit notebooks/")
+            return 1
+        print(f"{len(scripts)} notebooks match their scripts and carry outputs")
+        return 0
     NOTEBOOK_DIR.mkdir(exist_ok=True)
-    stale = []
-    for script in section_scripts():
-        target, text = notebook_path(script), render(script)
-        if target.exists() and target.read_text(encoding="utf-8") == text:
-            continue
-        stale.append(target)
-        if not args.check:
-            target.write_text(text, encoding="utf-8")
-            print(f"wrote {target.relative_to(config.REPO_DIR)}")
-    if args.check and stale:
-        print("out of date (run `python -m chapter09.notebooks`): " + ", ".join(p.name for p in stale))
-        return 1
-    print(f"{len(section_scripts())} notebooks up to date in {NOTEBOOK_DIR.relative_to(config.REPO_DIR)}/")
+    for script in scripts:
+        started = time.perf_counter()
+        target, text = notebook_path(script), build(script)
+        changed = not target.exists() or target.read_text(encoding="utf-8") != text
+        target.write_text(text, encoding="utf-8")
+        print(f"{'wrote' if changed else 'unchanged'} {target.relative_to(config.REPO_DIR)} "
+              f"({len(text.encode()) / 1024:.0f} KB, executed in {time.perf_counter() - started:.0f} s)")
     return 0
 
 
