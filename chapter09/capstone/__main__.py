@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from ..cli import add_model_options, run_cli
 from ..models import Settings
@@ -20,7 +21,10 @@ def cmd_index(args) -> int:
     from ..clip import clip_encoder
     from .indexer import build_index
     from .library_precision import index_precision
+    from .store import IndexLock, is_uri
 
+    if not is_uri(args.index) and Path(args.index).is_dir():  # refuse (or wait) before measuring anything
+        IndexLock(args.index, args.wait).acquire().release()
     roles = ["clip"] + (["chinese_clip"] if args.chinese_clip else [])
     settings, precision = index_precision(args.precision, Settings.from_args(args), args.library, args.index, roles)
     encoders = {role: clip_encoder(role, settings) for role in roles}
@@ -98,9 +102,8 @@ def cmd_match(args) -> int:
 
 def cmd_dedup(args) -> int:
     from .dedup import find_duplicates
-    from .store import snapshot
 
-    result = find_duplicates(snapshot(args.index), args.threshold)
+    result = find_duplicates(args.index, args.threshold)
     lines = [f"exact duplicates (same bytes): {len(result['exact_groups'])} groups"]
     lines += ["  " + "  ==  ".join(group) for group in result["exact_groups"]]
     lines.append(f"near duplicates (cosine >= {result['threshold']}): {len(result['near_pairs'])} pairs")
@@ -159,7 +162,8 @@ def cmd_bench(args) -> int:
     from .bench import run_bench
 
     report = run_bench(images=args.images, sizes=[int(s) for s in args.sizes.split(",") if s.strip()],
-                       queries=args.queries, quiet=args.json)
+                       queries=args.queries, append_rows=args.append_rows, batch_size=args.batch_size,
+                       naive_images=args.naive_images, startup=not args.no_startup, quiet=args.json)
     if args.json:
         _print(report, True, "")
     return 0
@@ -279,9 +283,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-upload-mb", type=float, default=20)
     _precision_option(p, "precision of the query encoder (auto: the one the index was built with)")
 
-    p = command("bench", "speed: naive vs pipelined encoding, exact vs ANN search", cmd_bench)
-    p.add_argument("--images", type=int, default=48, help="JPEGs to encode per method (0 skips encoding)")
+    p = command("bench", "speed: the indexer per precision against the model alone and the naive loop; "
+                "fidelity; store; exact vs ANN search; start-up", cmd_bench)
+    p.add_argument("--images", type=int, default=512,
+                   help="photo-sized JPEGs the indexer encodes per precision (0 skips encoding)")
+    p.add_argument("--batch-size", type=int, default=64, help="images per forward, pipeline and model alone (as `index`)")
+    p.add_argument("--naive-images", type=int, default=None, help="images for the naive loop (default min(64, --images))")
+    p.add_argument("--no-startup", action="store_true", help="skip the search/serve start-up probes")
     p.add_argument("--sizes", default="10000,100000,1000000", help="library sizes for the search table")
+    p.add_argument("--append-rows", type=int, default=None,
+                   help="rows appended through the store API (default: the largest size; 0 skips)")
     p.add_argument("--queries", type=int, default=100, help="timed queries per size")
     return parser
 

@@ -10,6 +10,10 @@ Chinese queries have three strategies a learner can compare:
                     the real OpenAI CLIP reads English only).
 
 ``auto`` is decided in one place, ``auto_strategy``: the search, ``match`` and ``eval`` agree.
+
+``encode_query`` keeps recent query vectors in an LRU cache (``query_cache.QueryCache``) keyed by the
+query, the strategy and the identity (checkpoint and precision) of every model that reads it: a
+repeated query, or the web UI paging through results, costs no forward pass.
 """
 from __future__ import annotations
 

@@ -1,0 +1,521 @@
+"""The encoding half of ``bench``: the real indexing function, timed end to end, once per precision.
+
+Model: the ViT-B/32 CLIP architecture (``transformers.CLIPConfig()`` defaults: 224 px, patch 32,
+12+12 layers, 512-d; random weights, since speed does not depend on weight values), saved with
+``save_pretrained`` and loaded the way ``index`` loads a checkpoint (``ClipEncoder`` with
+``--precision``). The tokenizer is OpenAI CLIP's BPE when open-clip-torch's vocabulary file is
+installed, else the toy CLIP's (the report says which).
+
+Rows, all measured in one run on the same photo-sized JPEGs (1600x1200, ~0.6 MB each):
+
+* naive: the loop the original projects used: full decode, preprocess, one fp32 forward per image;
+* pipeline, per precision: ``indexer.build_index`` on a fresh index folder, wall clock from the
+  call to its return (walk, decode in worker processes, batched forwards, stored rows);
+* model alone, per precision: forwards on preprocessed batches of the same size, no decoding:
+  the ceiling the pipeline can approach. efficiency = pipeline / model alone;
+* text-query latency per precision (tokenise + text tower, one query at a time, p50/p95);
+* fidelity of bf16 and int8 against fp32 on a sample of the bench library, and what ``auto`` picks.
+
+Worker start-up is inside the pipeline's timed region (it is what ``index`` costs); it is measured
+separately (``worker_startup_s``) and reported as a share of each pipeline run.
+"""
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..precision import PRECISIONS, choose_precision, format_fidelity
+
+PHOTO_SIZE = (1600, 1200)
+TARGETS = {"efficiency": 0.85, "int8_over_bf16": 1.3, "speed_up": 5.0}
+
+
+# ----------------------------------------------------------------------------- inputs
+def make_photos(folder: Path, n: int, size=PHOTO_SIZE, seed: int = 0) -> list[Path]:
+    """Photo-sized JPEGs: smooth colour gradients plus sensor-like noise, so they compress (and decode)
+    like photos rather than like flat colour. One noise bank, shifted per photo, keeps this fast."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    width, height = size
+    noise = rng.normal(0, 12, (height + 64, width + 64, 3)).astype(np.float32)
+    ys = np.arange(height, dtype=np.float32)[:, None]
+    xs = np.arange(width, dtype=np.float32)[None, :]
+    paths = []
+    for i in range(n):
+        channels = [(xs * rng.uniform(0.05, 0.2) + ys * rng.uniform(0.05, 0.2) + rng.uniform(0, 255)) % 255
+                    for _ in range(3)]
+        dy, dx = rng.integers(0, 64, 2)
+        pixels = np.clip(np.stack(channels, axis=-1) + noise[dy:dy + height, dx:dx + width], 0, 255)
+        path = folder / f"photo_{i:04d}.jpg"
+        Image.fromarray(pixels.astype(np.uint8)).save(path, quality=90)
+        paths.append(path)
+    return paths
+
+
+def _clip_bpe_tokenizer(folder: Path):
+    """OpenAI CLIP's tokenizer (49,408 entries) from open-clip-torch's BPE file, or None if not installed.
+
+    The standard conversion: 256 byte symbols, the same with ``</w>``, one entry per merge (lines
+    1..48,894), then ``<|startoftext|>`` and ``<|endoftext|>``.
+    """
+    import gzip
+
+    spec = importlib.util.find_spec("open_clip")
+    if spec is None or not spec.origin:
+        return None
+    bpe = Path(spec.origin).parent / "bpe_simple_vocab_16e6.txt.gz"
+    if not bpe.exists():
+        return None
+    from transformers import CLIPTokenizer
+
+    printable = [*range(ord("!"), ord("~") + 1), *range(0xA1, 0xAD), *range(0xAE, 0x100)]
+    rest = [b for b in range(256) if b not in printable]
+    symbols = [chr(b) for b in printable] + [chr(256 + i) for i in range(len(rest))]
+    merges = gzip.open(bpe).read().decode("utf-8").split("\n")[1:1 + 49152 - 256 - 2]
+    tokens = symbols + [s + "</w>" for s in symbols] + ["".join(m.split()) for m in merges]
+    tokens += ["<|startoftext|>", "<|endoftext|>"]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(tokens)}), encoding="utf-8")
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
+    return CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=77)
+
+
+def vit_b32_folder(folder: Path, seed: int = 0) -> tuple[Path, str]:
+    """A save_pretrained folder with the ViT-B/32 architecture (random weights) and a processor."""
+    import torch
+    from transformers import AutoTokenizer, CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
+
+    from .. import config
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tokenizer = _clip_bpe_tokenizer(folder / "bpe")
+    which = "OpenAI CLIP BPE (open-clip-torch's vocabulary)"
+    if tokenizer is None:
+        tokenizer = AutoTokenizer.from_pretrained(config.TOY_MODELS_DIR / "clip")
+        which = "the toy CLIP's BPE (open-clip-torch not installed): query lengths differ from real CLIP's"
+    from ..models import quiet_loading
+
+    torch.manual_seed(seed)
+    with quiet_loading():  # no progress bar for one shard
+        model = CLIPModel(CLIPConfig())
+        model.save_pretrained(folder)
+        CLIPProcessor(image_processor=CLIPImageProcessor(), tokenizer=tokenizer).save_pretrained(folder)
+    return folder, which
+
+
+def load_encoder(folder: Path, precision: str):
+    from ..clip import ClipEncoder
+    from ..models import Settings
+
+    return ClipEncoder("clip", Settings(mode="auto", device="cpu", precision=precision), local_dir=folder)
+
+
+# ----------------------------------------------------------------------------- timed rows
+def naive_loop(encoder, paths) -> float:
+    """Images/s of the per-image fp32 loop: full decode, preprocess, one forward each."""
+    import torch
+    from PIL import Image
+
+    processor = encoder.processor.image_processor
+    started = time.perf_counter()
+    for path in paths:
+        image = Image.open(path).convert("RGB")
+        pixels = processor(images=image, return_tensors="pt")["pixel_values"]
+        with torch.no_grad():
+            encoder.model.get_image_features(pixel_values=pixels)
+    return len(paths) / (time.perf_counter() - started)
+
+
+def model_only(encoder, batch_size: int, batches: int, cpu: dict | None = None) -> float:
+    """Images/s of forwards alone on preprocessed batches of ``batch_size`` (one untimed warm-up batch);
+    ``cpu``, if given, receives the CPU seconds per image the forwards took."""
+    import torch
+
+    side = encoder.image_side
+    pixels = torch.randn(batch_size, 3, side, side, generator=torch.Generator().manual_seed(0))
+    encoder.encode_pixels(pixels)
+    cpu_before = _cpu_seconds()[0]
+    started = time.perf_counter()
+    for _ in range(batches):
+        encoder.encode_pixels(pixels)
+    seconds = time.perf_counter() - started
+    if cpu is not None:
+        cpu["cpu_ms_per_image"] = round(1000 * (_cpu_seconds()[0] - cpu_before) / (batch_size * batches), 2)
+    return batch_size * batches / seconds
+
+
+class _Timed:
+    """The encoder as the indexer sees it, recording when each forward starts and ends (nothing else changes)."""
+
+    def __init__(self, encoder):
+        self._encoder, self.calls = encoder, []
+
+    def encode_pixels(self, pixels, *args, **kwargs):
+        started = time.perf_counter()
+        out = self._encoder.encode_pixels(pixels, *args, **kwargs)
+        self.calls.append((started, time.perf_counter(), len(pixels)))
+        return out
+
+    def __getattr__(self, name):
+        return getattr(self._encoder, name)
+
+
+def pipeline(library: Path, index_dir: Path, encoder, batch_size: int) -> tuple[float, dict]:
+    """Images/s of ``build_index`` end to end on a fresh index folder (what ``index`` runs), and where the
+    time went: before the first forward (start-up, walk, worker start, first batch decoded), between the
+    first and last forward (steady state), inside forwards, and after the last one (commit, compaction)."""
+    from .indexer import build_index
+
+    shutil.rmtree(index_dir, ignore_errors=True)
+    timed = _Timed(encoder)
+    cpu_self, cpu_children = _cpu_seconds()
+    started = time.perf_counter()
+    summary = build_index(library, index_dir, {"clip": timed}, batch_size=batch_size, progress=False)
+    ended = time.perf_counter()
+    cpu_self, cpu_children = (after - before for after, before in zip(_cpu_seconds(), (cpu_self, cpu_children)))
+    summary = summary.to_json() if hasattr(summary, "to_json") else dict(summary)
+    encoded = summary.get("added", 0) + summary.get("updated", 0)
+    if summary.get("failed_count") or not encoded or not timed.calls:
+        raise RuntimeError(f"bench indexing did not encode every photo: {summary}")
+    first, last = timed.calls[0], timed.calls[-1]
+    steady_images = sum(n for _s, _e, n in timed.calls[1:])
+    run = {"seconds": round(ended - started, 2), "encoded": encoded, "batches": len(timed.calls),
+           "before_first_forward_s": round(first[0] - started, 2), "after_last_forward_s": round(ended - last[1], 2),
+           "forward_s": round(sum(e - s for s, e, _n in timed.calls), 2),
+           # from the end of the first forward to the end of the last: decoding and forwards overlapped
+           "steady_img_s": round(steady_images / max(last[1] - first[1], 1e-9), 2) if steady_images else None,
+           # CPU seconds: this process (forwards, rows, store) and the decoding workers (joined when the run ends)
+           "cpu_main_s": round(cpu_self, 2), "cpu_decode_s": round(cpu_children, 2),
+           "decode_cpu_share": round(cpu_children / max(cpu_self + cpu_children, 1e-9), 3)}
+    return encoded / (ended - started), run
+
+
+def _cpu_seconds() -> tuple[float, float]:
+    import resource
+
+    me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime, children.ru_utime + children.ru_stime
+
+
+class _Nothing:
+    def __len__(self):
+        return 64
+
+    def __getitem__(self, i):
+        return i
+
+
+def worker_startup_s(workers: int = 2, repeats: int = 3) -> float:
+    """Seconds from creating a DataLoader with ``workers`` processes to its first item (from this process,
+    with the models loaded, as ``build_index`` forks them)."""
+    from torch.utils.data import DataLoader
+
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        next(iter(DataLoader(_Nothing(), batch_size=1, num_workers=workers)))
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def text_queries() -> list[str]:
+    from .library_precision import DEFAULT_QUERIES
+
+    return list(DEFAULT_QUERIES)
+
+
+# ----------------------------------------------------------------------------- the encoding report
+def encoding_report(images: int = 512, batch_size: int = 64, naive_images: int | None = None,
+                    precisions=PRECISIONS, fidelity_images: int = 256, torch_int8_row: bool = True,
+                    log=print) -> dict:
+    """Every encoding row of the bench, measured in this one run (see the module docstring)."""
+    import torch
+
+    from ..precision import text_latency_ms, unavailable_reason
+    from .library_precision import measure_library
+
+    naive_images = naive_images or max(2, min(images, 64))
+    tmp = Path(tempfile.mkdtemp(prefix="ch09-bench-"))
+    try:
+        started = time.perf_counter()
+        library = tmp / "library"
+        paths = make_photos(library, images)
+        folder, tokenizer = vit_b32_folder(tmp / "vit-b-32")
+        setup_s = time.perf_counter() - started
+        log(f"  ({images} photos and the ViT-B/32 folder made in {setup_s:.1f} s; timing starts now)")
+        report = {"images": images, "photo_size": f"{PHOTO_SIZE[0]}x{PHOTO_SIZE[1]} JPEG",
+                  "photo_mb": round(sum(p.stat().st_size for p in paths) / len(paths) / 2**20, 2),
+                  "batch_size": batch_size, "model": "ViT-B/32 (CLIPConfig() defaults, random weights)",
+                  "tokenizer": tokenizer, "torch_threads": torch.get_num_threads(),
+                  "pipeline_img_s": {}, "model_only_img_s": {}, "efficiency": {}, "speed_up": {},
+                  "pipeline_runs": {}, "text_query_ms": {}, "load_s": {}}
+        encoders = {}
+        for precision in precisions:
+            reason = unavailable_reason(precision, "cpu")
+            if reason:
+                log(f"  {precision}: skipped ({reason})")
+                continue
+            t = time.perf_counter()
+            encoders[precision] = load_encoder(folder, precision)
+            report["load_s"][precision] = round(time.perf_counter() - t, 2)
+
+        fp32 = encoders["fp32"]
+        import lancedb  # noqa: F401  (the store's first import costs ~1 s once per process: not indexing speed)
+
+        from . import indexer, store  # noqa: F401
+
+        naive_loop(fp32, paths[:2])  # warm-up
+        naive = naive_loop(fp32, paths[:naive_images])
+        report["naive_fp32_img_s"] = round(naive, 2)
+        report["naive_images"] = naive_images
+        log(f"  naive per-image fp32 loop      {naive:7.2f} img/s  ({naive_images} images)")
+        report["worker_startup_s"] = round(worker_startup_s(), 3)
+        batches = max(2, min(4, images // batch_size))
+        for precision, encoder in encoders.items():
+            rate, run = pipeline(library, tmp / f"index-{precision}", encoder, batch_size)
+            model_cpu = {}
+            ceiling = model_only(encoder, batch_size, batches, model_cpu)
+            run["model_only_cpu_ms_per_image"] = model_cpu["cpu_ms_per_image"]
+            run["cpu_ms_per_image"] = {"main": round(1000 * run["cpu_main_s"] / run["encoded"], 2),
+                                       "decode": round(1000 * run["cpu_decode_s"] / run["encoded"], 2)}
+            report["pipeline_img_s"][precision] = round(rate, 2)
+            report["model_only_img_s"][precision] = round(ceiling, 2)
+            report["efficiency"][precision] = round(rate / ceiling, 3)
+            report["speed_up"][precision] = round(rate / naive, 2)
+            run["worker_startup_share"] = round(report["worker_startup_s"] / run["seconds"], 3)
+            report["pipeline_runs"][precision] = run
+            report["text_query_ms"][precision] = text_latency_ms(encoder, text_queries())
+            log(f"  pipeline {precision:<5} (build_index)  {rate:7.2f} img/s | model alone {ceiling:7.2f} img/s | "
+                f"efficiency {rate / ceiling:5.3f} | {rate / naive:5.2f}x naive | "
+                f"text query p50 {report['text_query_ms'][precision]['p50_ms']:.1f} ms")
+        if "int8" in encoders and "bf16" in encoders:
+            report["int8_over_bf16"] = round(report["pipeline_img_s"]["int8"] / report["pipeline_img_s"]["bf16"], 3)
+            report["int8_over_bf16_model_only"] = round(
+                report["model_only_img_s"]["int8"] / report["model_only_img_s"]["bf16"], 3)
+        report["text_p50_ms"] = {p: row["p50_ms"] for p, row in report["text_query_ms"].items()}
+        if torch_int8_row and "int8" in encoders:  # why int8 runs on ONNX Runtime: torch's own int8, same batches
+            from ..precision import torch_int8
+
+            variant = copy.copy(fp32)
+            variant.model = torch_int8(fp32.model)
+            report["torch_int8_model_only_img_s"] = round(model_only(variant, batch_size, batches), 2)
+            del variant
+
+        rows, where = measure_library(library, fp32, [p for p in encoders if p != "fp32"],
+                                      sample=min(fidelity_images, images), batch_size=batch_size)
+        choice = choose_precision("auto", rows)
+        report["fidelity"] = {p: row.to_json() for p, row in rows.items()}
+        report["fidelity_sample"] = f"{where}; ViT-B/32 with random weights"
+        log(f"  fidelity against fp32 ({report['fidelity_sample']}):\n{format_fidelity(rows)}")
+        log(f"  {choice.reason}")
+        trained, trained_where = trained_fidelity([p for p in encoders if p != "fp32"], batch_size)
+        trained_choice = choose_precision("auto", trained)
+        report["fidelity_trained"] = {p: row.to_json() for p, row in trained.items()}
+        report["fidelity_trained_sample"] = trained_where
+        log(f"  fidelity against fp32 on a trained model ({trained_where}):\n{format_fidelity(trained)}")
+        log(f"  {trained_choice.reason}")
+        report["auto"] = {"precision": choice.precision, "reason": choice.reason,
+                          "trained_precision": trained_choice.precision, "trained_reason": trained_choice.reason}
+        report["targets"] = _targets(report)
+        report["_folder"] = str(folder)  # kept for the start-up probes, dropped before returning
+        report["_library"] = str(library)
+        report["_index"] = str(tmp / f"index-{choice.precision}")
+        report["_tmp"] = str(tmp)
+        return report
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def trained_fidelity(precisions, batch_size: int, n: int = 256) -> tuple[dict, str]:
+    """Fidelity on a *trained* CLIP: the toy twin on held-out toy scenes and their captions (random weights
+    map the bench photos to near-identical vectors, whose rankings are near-ties)."""
+    from .. import config
+    from ..clip import ClipEncoder
+    from ..models import Settings
+    from ..precision import fidelity_rows
+    from ..toyworld import generate_scenes
+
+    reference = ClipEncoder("clip", Settings(mode="toy", device="cpu", precision="fp32"))
+    scenes = generate_scenes(n, config.TOY_HELDOUT_SEED + 13, split="heldout")
+    pixels = reference.processor.image_processor(images=[s.render() for s in scenes], return_tensors="pt")
+    texts = [scene.captions(lang)[0] for scene in scenes[:32] for lang in ("en", "zh")]
+    rows = fidelity_rows(reference, pixels["pixel_values"], texts, precisions, batch_size)
+    return rows, f"toy CLIP twin, {n} held-out scenes, {len(texts)} captions en+zh"
+
+
+def _targets(report: dict) -> dict:
+    """Each target per precision (met or not), and which precision auto picked on each fidelity sample."""
+    out = {"auto_precision": report["auto"]["precision"], "auto_precision_trained": report["auto"]["trained_precision"]}
+    for name in ("efficiency", "speed_up"):
+        out[name] = {p: {"value": value, "target": TARGETS[name], "met": bool(value >= TARGETS[name])}
+                     for p, value in report[name].items()}
+    value = report.get("int8_over_bf16")
+    out["int8_over_bf16"] = {"value": value, "target": TARGETS["int8_over_bf16"],
+                             "met": None if value is None else bool(value >= TARGETS["int8_over_bf16"])}
+    return out
+
+
+def format_encoding(report: dict) -> str:
+    lines = [f"encoding {report['images']} photos ({report['photo_size']}, {report['photo_mb']} MB each) with "
+             f"{report['model']}, batch {report['batch_size']}, {report['torch_threads']} threads",
+             f"  {'row':<34} {'img/s':>8} {'model alone':>12} {'efficiency':>11} {'vs naive':>9} {'text p50':>9}",
+             f"  {'naive per-image fp32 loop':<34} {report['naive_fp32_img_s']:>8.2f} {'':>12} {'':>11} {'1.00x':>9}"]
+    for p, rate in report["pipeline_img_s"].items():
+        lines.append(f"  {'pipeline ' + p + ' (build_index)':<34} {rate:>8.2f} {report['model_only_img_s'][p]:>12.2f} "
+                     f"{report['efficiency'][p]:>11.3f} {report['speed_up'][p]:>8.2f}x "
+                     f"{report['text_p50_ms'][p]:>7.1f}ms")
+    if "int8_over_bf16" in report:
+        lines.append(f"  int8 / bf16: pipeline {report['int8_over_bf16']:.2f}x, model alone "
+                     f"{report['int8_over_bf16_model_only']:.2f}x")
+    if "torch_int8_model_only_img_s" in report:
+        lines.append(f"  int8 runs on ONNX Runtime; torch's own quantize_dynamic int8, model alone, same batches: "
+                     f"{report['torch_int8_model_only_img_s']:.2f} img/s")
+    lines.append(f"  where each pipeline run's time went (worker start-up alone: {report['worker_startup_s']:.2f} s, "
+                 f"inside the timed run):")
+    for p, r in report["pipeline_runs"].items():
+        lines.append(f"    {p:<5} {r['seconds']:>6.2f} s = {r['before_first_forward_s']:.2f} s to the first forward "
+                     f"(start-up, walk, first batch decoded by one worker) + {r['forward_s']:.2f} s inside forwards "
+                     f"+ waits, + {r['after_last_forward_s']:.2f} s after the last (commit, compaction)")
+        cpu = r["cpu_ms_per_image"]
+        lines.append(f"          CPU per image: decoding workers {cpu['decode']:.1f} ms, main process {cpu['main']:.1f} ms "
+                     f"(the model alone: {r['model_only_cpu_ms_per_image']:.1f} ms): decoding is "
+                     f"{r['decode_cpu_share']:.0%} of the CPU the run used")
+    from ..precision import Fidelity
+
+    for key, sample, reason in (("fidelity", "fidelity_sample", "reason"),
+                                ("fidelity_trained", "fidelity_trained_sample", "trained_reason")):
+        rows = {p: Fidelity.from_json(r) for p, r in report[key].items()}
+        lines.append(f"  fidelity against fp32 ({report[sample]}; images' mean pairwise cosine at fp32 "
+                     f"{rows['fp32'].pairwise_cosine}):")
+        lines.append(format_fidelity(rows))
+        lines.append(f"  {report['auto'][reason]}")
+    t = report["targets"]
+
+    def verdict(row):
+        return "n/a" if row["met"] is None else "met" if row["met"] else "MISSED"
+
+    lines.append("  targets: efficiency >= 0.85: " + ", ".join(
+        f"{p} {r['value']:.3f} {verdict(r)}" for p, r in t["efficiency"].items())
+        + "; speed-up over naive >= 5x: " + ", ".join(f"{p} {r['value']:.2f}x {verdict(r)}"
+                                                      for p, r in t["speed_up"].items())
+        + f"; int8/bf16 >= 1.3: {t['int8_over_bf16']['value']} {verdict(t['int8_over_bf16'])}")
+    lines.append(f"  auto picks {t['auto_precision']} on the bench photos (random weights) and "
+                 f"{t['auto_precision_trained']} on the trained toy CLIP")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- start-up of search and serve
+_PROBE = r"""
+import json, sys, time
+t0 = time.perf_counter()
+from chapter09.models import Settings
+from chapter09.capstone.library_precision import query_settings
+from chapter09.capstone.search import LibrarySearch
+from chapter09.clip import clip_encoder
+import torch  # noqa: F401  (imported by the capstone anyway: counted in imports)
+t1 = time.perf_counter()
+settings = Settings(mode="auto", device="cpu", precision=sys.argv[2] if sys.argv[2] != "-" else None)
+settings = query_settings(sys.argv[1], settings)  # as `search` does: the index's precision
+searcher = LibrarySearch(sys.argv[1], settings)
+t2 = time.perf_counter()
+clip_encoder("clip", settings)
+t3 = time.perf_counter()
+result = searcher.by_text("a dog on the beach", 10, "clip")
+t4 = time.perf_counter()
+print(json.dumps({"imports_s": t1 - t0, "index_open_s": t2 - t1, "model_load_s": t3 - t2, "first_query_s": t4 - t3,
+                  "hits": len(result["hits"])}))
+"""
+
+
+def _probe_env(folder: str) -> dict:
+    from .. import config
+
+    env = dict(os.environ)
+    env[config.ENV_MODEL_DIR_PREFIX + "CLIP"] = folder
+    env["PYTHONPATH"] = str(config.REPO_DIR) + os.pathsep + env.get("PYTHONPATH", "")
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    return env
+
+
+def search_startup(index_dir: str, folder: str, precision: str | None = None, timeout: float = 300) -> dict:
+    """A fresh process: imports, index opening, model loading, first query, timed separately; and the
+    ``search`` command's own wall clock from launch to printed answer."""
+    from .. import config
+
+    env = _probe_env(folder)
+    out = subprocess.run([sys.executable, "-c", _PROBE, index_dir, precision or "-"], env=env, capture_output=True,
+                         text=True, timeout=timeout, cwd=config.REPO_DIR)
+    if out.returncode:
+        raise RuntimeError(f"search start-up probe failed:\n{out.stderr[-2000:]}")
+    phases = {k: round(v, 2) if isinstance(v, float) else v for k, v in json.loads(out.stdout.strip().splitlines()[-1]).items()}
+    started = time.perf_counter()
+    cli = subprocess.run([sys.executable, "-m", "chapter09.capstone", "search", "--index", index_dir, "--text",
+                          "a dog on the beach", "--models", "auto", "--device", "cpu", "--json"],
+                         env=env, capture_output=True, text=True, timeout=timeout, cwd=config.REPO_DIR)
+    wall = time.perf_counter() - started
+    if cli.returncode:
+        raise RuntimeError(f"`search` failed:\n{cli.stderr[-2000:]}")
+    return {**phases, "command_s": round(wall, 2)}
+
+
+def serve_startup(index_dir: str, folder: str, timeout: float = 300) -> dict:
+    """``serve`` in a fresh process: seconds until the web UI answers HTTP, and until the first text search
+    answers through it (Gradio's HTTP API, as the page calls it)."""
+    import socket
+    import urllib.request
+
+    from .. import config
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = _probe_env(folder)
+    started = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-m", "chapter09.capstone", "serve", "--index", index_dir,
+                                "--port", str(port), "--models", "auto", "--device", "cpu"],
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               cwd=config.REPO_DIR)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"serve exited early:\n{process.stderr.read()[-2000:]}")
+            if time.perf_counter() - started > timeout:
+                raise TimeoutError("serve did not answer in time")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.1)
+        up = time.perf_counter() - started
+        first = None
+        try:
+            from gradio_client import Client
+
+            client = Client(url, verbose=False, download_files=False)
+            client.predict("a dog on the beach", "clip", 10, api_name="/text_search")
+            first = round(time.perf_counter() - started, 2)  # from launch, as a user waits for it
+        except Exception as error:  # the UI's API is not ours to fix here: report what happened
+            first = f"not measured ({type(error).__name__}: {str(error)[:120]})"
+        return {"ui_up_s": round(up, 2), "first_answer_s": first}
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
