@@ -8,6 +8,7 @@ libheif while decoding (its EXIF orientation then reads 1), a JPEG's or AVIF's b
 """
 from __future__ import annotations
 
+import hashlib
 import warnings
 from pathlib import Path
 
@@ -90,3 +91,12 @@ def as_rgb(image_or_path, **load_options) -> Image.Image:
     if isinstance(image_or_path, Image.Image):
         return to_rgb(image_or_path)
     return load_image(image_or_path, **load_options)
+
+
+def file_sha1(path: str | Path) -> str:
+    """A file's content hash (SHA-1 of its bytes, read in 1 MB blocks): what the index and thumbnails key on."""
+    digest = hashlib.sha1()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -21,7 +21,6 @@ Engines:
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 import time
@@ -30,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..images import IMAGE_SUFFIXES, BadImageError, load_image
+from ..images import IMAGE_SUFFIXES, BadImageError, file_sha1, load_image
 from . import store as store_module
 from .store import COMMIT_ROWS, EncoderIdentity, Store
 
@@ -39,14 +38,6 @@ RAY_BLOCK_FILES = 256  # files per Ray block: one decode task reads a block
 
 
 # ----------------------------------------------------------------------------- files
-def file_sha1(path: Path) -> str:
-    digest = hashlib.sha1()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def walk_library(root: Path, exclude: Path | None = None) -> list[Path]:
     """Every file under ``root`` (recursively, hidden folders and ``exclude`` skipped), sorted, relative to ``root``."""
     found = []

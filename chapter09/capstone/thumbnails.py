@@ -10,23 +10,16 @@ same thumbnail at once both end with a whole file.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import tempfile
 from pathlib import Path
 
+from ..images import file_sha1
+
 SIZE = 256
 QUALITY = 85
 FOLDER = "thumbnails"
-
-
-def file_sha1(path: Path) -> str:
-    digest = hashlib.sha1()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 _HASHED: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha1, for files the index row lacks
