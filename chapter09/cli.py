@@ -6,6 +6,7 @@ the entry points built with ``run_cli`` print ``error: ...`` and exit non-zero.
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 from collections.abc import Callable
 
@@ -40,3 +41,12 @@ def run_cli(main: Callable[[], int]) -> int:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"error: {message}", file=sys.stderr)
         return 2
+
+
+def stop_process(process: subprocess.Popen, timeout_s: float = 10) -> None:
+    """Stop a child server (a benchmark's ``serve``): ask politely, then kill it if it does not exit in time."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..cli import stop_process
 from ..precision import PRECISIONS, choose_precision, format_fidelity
 
 PHOTO_SIZE = (1600, 1200)
@@ -514,8 +515,4 @@ def serve_startup(index_dir: str, folder: str, timeout: float = 300) -> dict:
             first = f"not measured ({type(error).__name__}: {str(error)[:120]})"
         return {"ui_up_s": round(up, 2), "first_answer_s": first}
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_process(process, 10)

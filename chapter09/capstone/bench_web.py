@@ -34,6 +34,8 @@ import threading
 import time
 from pathlib import Path
 
+from ..cli import stop_process
+
 TARGET_P50_MS = 150
 TARGET_RPS = 10
 
@@ -239,11 +241,7 @@ def run(args) -> dict:
         report["thumbnails_made_s"] = round(make_thumbnails(library, index), 1)
         report["runs"] = [measure(CALLERS[name], url, pool, args) for name in transports]
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_process(server, 20)
     report["load_after"] = _load()
     return report
 
