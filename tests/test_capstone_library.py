@@ -177,7 +177,6 @@ def test_dedup_separates_exact_from_near(library, tmp_path, capsys):
 
 
 def test_ann_search_matches_exact_and_is_cached(library, index, monkeypatch):
-    from chapter09.capstone import search as search_module
     from chapter09.capstone import store as store_module
     from chapter09.capstone.search import LibrarySearch
     from chapter09.toyworld import load_scenes
@@ -186,7 +185,7 @@ def test_ann_search_matches_exact_and_is_cached(library, index, monkeypatch):
     exact = LibrarySearch(index, Settings("toy"), mode="exact")
     ann = LibrarySearch(index, Settings("toy"), mode="ann")
     searcher = ann.searchers["clip"]
-    assert searcher.index is not None and searcher.recall_at_10 >= search_module.IVF_TARGET_RECALL
+    assert searcher.index is not None and searcher.recall_at_10 >= store_module.IVF_TARGET_RECALL
     assert any((index / "ann").glob("images_clip_*.faiss"))
     names = sorted(scenes)[:20]
     agree = sum(exact.by_text(scenes[n].captions("en")[0], 10)["hits"][0]["path"] ==

@@ -9,9 +9,8 @@ doubled once more as a margin); the recall measured at that setting is shown wit
 Opening a 1M-row index for search reads the 0.5 GB IVF-SQ8 index and the paths, never the
 vectors (see ``bench``: ready time, latency, recall and peak RSS at 10k / 100k / 1M).
 
-The in-memory helpers below (``exact_search``, ``build_ivf`` IVF-Flat, ``tune_nprobe``) serve
-``bench``'s in-memory comparison. HNSW was tried first and dropped: on 2 cores its graph took
-137 s to build at 100k vectors, against seconds for IVF, and it gave no better recall at equal latency.
+HNSW was tried first and dropped: on 2 cores its graph took minutes to build at 100k vectors,
+against seconds for IVF, and it gave no better recall at equal latency (capstone README).
 """
 from __future__ import annotations
 
@@ -23,8 +22,6 @@ import numpy as np
 from ..clip import clip_encoder
 from ..images import as_rgb
 from ..models import Settings
-from ..retrieval import top_k_scores
-from .store import ANN_THRESHOLD, IVF_KMEANS_ITERATIONS, IVF_TARGET_RECALL, IVF_TRAIN_PER_CELL  # noqa: F401
 
 
 @dataclass
@@ -33,65 +30,6 @@ class Hit:
     path: str
     score: float
     captions: dict = field(default_factory=dict)  # {"en": ..., "zh": ...} once `caption --index` ran
-
-
-def exact_search(vectors: np.ndarray, queries: np.ndarray, k: int, chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k by inner product; queries in chunks so a (queries x rows) score matrix never gets huge."""
-    all_scores, all_ids = [], []
-    for start in range(0, len(queries), chunk):
-        scores, ids = top_k_scores(queries[start:start + chunk] @ vectors.T, k)
-        all_scores.append(scores)
-        all_ids.append(ids)
-    return np.concatenate(all_scores), np.concatenate(all_ids)
-
-
-def ivf_cells(n: int) -> int:
-    """About sqrt(n) cells: cell scans and centroid scans then cost about the same."""
-    return int(min(max(16, round(np.sqrt(n))), max(1, n // IVF_TRAIN_PER_CELL)))
-
-
-def build_ivf(vectors: np.ndarray, cells: int | None = None, seed: int = 0):
-    """IVF-Flat over unit vectors: spherical k-means cells trained on a sample, every vector stored exactly."""
-    import faiss
-
-    n, dim = vectors.shape
-    cells = cells or ivf_cells(n)
-    quantizer = faiss.IndexFlatIP(dim)
-    index = faiss.IndexIVFFlat(quantizer, dim, cells, faiss.METRIC_INNER_PRODUCT)
-    index.cp.niter = IVF_KMEANS_ITERATIONS
-    index.cp.spherical = True
-    index.cp.seed = seed
-    sample = vectors[np.random.default_rng(seed).choice(n, min(n, IVF_TRAIN_PER_CELL * cells), replace=False)]
-    index.train(np.ascontiguousarray(sample, dtype=np.float32))
-    index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-    return index
-
-
-def recall_against(approx_ids: np.ndarray, exact_ids: np.ndarray) -> float:
-    """Mean fraction of the exact top-k that the ANN index also returns."""
-    return float(np.mean([len(set(a) & set(e)) / len(e) for a, e in zip(approx_ids, exact_ids)]))
-
-
-def tune_nprobe(index, vectors: np.ndarray, queries: np.ndarray, target: float = IVF_TARGET_RECALL,
-                k: int = 10, margin: int = 2) -> tuple[int, float]:
-    """``margin`` x the smallest power-of-two ``nprobe`` whose recall@k on ``queries`` reaches ``target``.
-
-    The margin is there because new queries are not the tuning queries: held-out recall at the
-    bare minimum nprobe came out a few points below the target in `bench`. Sets nprobe on the
-    index and returns it with the recall measured at that setting.
-    """
-    queries = np.ascontiguousarray(queries, dtype=np.float32)
-    _, exact = exact_search(vectors, queries, k)
-
-    def recall_at(nprobe: int) -> float:
-        index.nprobe = nprobe
-        return recall_against(index.search(queries, k)[1], exact)
-
-    nprobe = 1
-    while recall_at(nprobe) < target and nprobe < index.nlist:
-        nprobe = min(2 * nprobe, index.nlist)
-    nprobe = min(margin * nprobe, index.nlist)
-    return nprobe, recall_at(nprobe)
 
 
 def _load_query_models(text: str, strategy: str, settings: Settings) -> None:

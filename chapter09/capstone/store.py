@@ -53,6 +53,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..retrieval import top_k_scores
+
 FORMAT_VERSION = 2
 COMMIT_ROWS = 2048  # rows per LanceDB commit (one version each); the indexer also commits on time
 LOCK_NAME = ".lock"
@@ -823,16 +825,8 @@ def snapshot(index: str | os.PathLike, role: str = "clip") -> Snapshot:
 # ----------------------------------------------------------------------------- vector search
 def exact_topk(vectors: np.ndarray, queries: np.ndarray, k: int, chunk: int = 64):
     """Top-k by inner product; queries in chunks so a (queries x rows) matrix never gets huge."""
-    k = min(k, vectors.shape[0])
-    all_scores, all_ids = [], []
-    for start in range(0, len(queries), chunk):
-        scores = queries[start:start + chunk] @ vectors.T
-        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        order = np.take_along_axis(scores, part, axis=1).argsort(axis=1)[:, ::-1]
-        ids = np.take_along_axis(part, order, axis=1)
-        all_scores.append(np.take_along_axis(scores, ids, axis=1))
-        all_ids.append(ids)
-    return np.concatenate(all_scores), np.concatenate(all_ids)
+    found = [top_k_scores(queries[start:start + chunk] @ vectors.T, k) for start in range(0, len(queries), chunk)]
+    return np.concatenate([scores for scores, _ in found]), np.concatenate([ids for _, ids in found])
 
 
 def recall_against(approx_ids, exact_ids) -> float:
