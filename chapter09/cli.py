@@ -11,7 +11,6 @@ import sys
 from collections.abc import Callable
 
 from . import config
-from .models import Settings
 
 # Errors whose message already says what to do: printed as one line, exit code 2.
 EXPECTED_ERRORS = (FileNotFoundError, NotADirectoryError, PermissionError, ValueError, KeyError, RuntimeError)
@@ -24,10 +23,6 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="cpu, cuda or mps (default: best available)")
     parser.add_argument("--dtype", default=None, choices=("float32", "fp32", "bfloat16", "bf16", "float16", "fp16"),
                         help="default: best for the device (bf16 on CPUs with native bf16, fp16 on CUDA)")
-
-
-def settings_from(args: argparse.Namespace) -> Settings:
-    return Settings.from_args(args)
 
 
 def run_cli(main: Callable[[], int]) -> int:

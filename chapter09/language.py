@@ -21,11 +21,6 @@ def has_chinese(text: str) -> bool:
     return bool(_IDEOGRAPHS.search(text))
 
 
-def language_of(text: str) -> str:
-    """'zh' for text holding a Chinese character, else 'en'."""
-    return "zh" if has_chinese(text) else "en"
-
-
 def tidy_text(text: str) -> str:
     """BERT-style decoding puts a space between Chinese characters; remove spaces next to CJK text."""
     text = re.sub(rf"\s+(?=[{_CJK_TEXT}])|(?<=[{_CJK_TEXT}])\s+", "", text)

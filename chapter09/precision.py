@@ -152,11 +152,6 @@ def with_precision(encoder, precision: str):
     return variant
 
 
-def encoder_precision(encoder) -> str:
-    """The precision a ClipEncoder-like object runs at (``precision`` attribute, else from its dtype)."""
-    return getattr(encoder, "precision", None) or precision_of_dtype(encoder.dtype)
-
-
 # ----------------------------------------------------------------------------- fidelity
 @dataclass
 class Fidelity:
