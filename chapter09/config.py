@@ -25,6 +25,7 @@ CAPSTONE_TOUR = PACKAGE_DIR / "capstone" / "tour.py"  # run by `run_all_sections
 ENV_MODELS = "CH09_MODELS"  # auto | real | toy
 ENV_DEVICE = "CH09_DEVICE"  # cpu | cuda | mps
 ENV_DTYPE = "CH09_DTYPE"  # float32 | bfloat16 | float16
+ENV_HIDE_CPU_FEATURES = "CH09_HIDE_CPU_FEATURES"  # bf16 | avx512 | vnni,...: run as if the CPU lacked them (cpu.py)
 ENV_MODEL_DIR_PREFIX = "CH09_MODEL_DIR_"  # CH09_MODEL_DIR_CLIP=/path/to/clip names a local copy
 MODEL_MODES = ("auto", "real", "toy")
 

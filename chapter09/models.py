@@ -269,11 +269,9 @@ def quiet_loading():
 # ----------------------------------------------------------------------------- device and dtype
 def cpu_supports_bf16() -> bool:
     """True when the CPU has native bf16 dot products (AVX512-BF16 or AMX), where bf16 beats fp32."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    from .cpu import has_native_bf16
+
+    return has_native_bf16()
 
 
 def pick_device(device: str | None = None) -> str:

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from chapter09 import config
+from chapter09 import config, cpu
 from chapter09.clip import ClipEncoder
 from chapter09.models import Settings
 from chapter09.precision import (
@@ -58,7 +58,11 @@ def test_int8_keeps_heldout_recall_within_001_of_fp32(toy_encoders, heldout):
         assert recalls["fp32"][lang]["R@5"] >= 0.9  # the comparison means something only if fp32 works
 
 
-def test_fidelity_figures_on_the_toy_world(toy_encoders, heldout):
+@pytest.mark.parametrize("hide", ["", "bf16"], ids=["this-cpu", "bf16-hidden"])
+def test_fidelity_figures_on_the_toy_world(toy_encoders, heldout, hide, monkeypatch):
+    """bf16 is measured where the CPU has native bf16 and declined with the reason where it has not; the
+    ``bf16-hidden`` case runs the second path on every machine (on an AVX2-only CPU both cases take it)."""
+    monkeypatch.setenv(config.ENV_HIDE_CPU_FEATURES, hide)
     images, scenes = heldout
     reference = toy_encoders["fp32"]
     pixels = reference.processor.image_processor(images=images[:256], return_tensors="pt")["pixel_values"]
@@ -66,8 +70,14 @@ def test_fidelity_figures_on_the_toy_world(toy_encoders, heldout):
     rows = fidelity_rows(reference, pixels, queries, ("bf16", "int8"))
     print("\n" + "\n".join(f"{p}: {row.to_json()}" for p, row in rows.items()))
     assert rows["fp32"].mean_cosine == 1.0 and rows["fp32"].top10_agreement == 1.0
-    for precision in ("bf16", "int8"):
+    measured = ["bf16", "int8"] if cpu.has_native_bf16() else ["int8"]
+    if not cpu.has_native_bf16():
+        row = rows["bf16"]
+        assert row.images == 0 and not row.passes(FIDELITY_BAR) and "no native bf16" in row.unavailable
+        assert "bf16 not tried: this CPU has no native bf16" in choose_precision("auto", rows).reason
+    for precision in measured:
         row = rows[precision]
+        assert row.unavailable is None
         assert row.images == 256 and row.queries == 128 and row.k == 10 and row.img_s > 0
         assert -1.0 <= row.min_cosine <= row.mean_cosine < 1.0  # changed a little, never identical
         assert 0.0 <= row.top10_agreement <= 1.0
