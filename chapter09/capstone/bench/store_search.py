@@ -1,6 +1,6 @@
 """The store and search parts of ``bench``: appends to the LanceDB store, and search from the store on disk.
 
-1. Append: ``rows`` synthetic 512-d clustered unit vectors (``bench.ClusteredVectors``) go through
+1. Append: ``rows`` synthetic 512-d clustered unit vectors (``synthetic.ClusteredVectors``) go through
    the store API exactly as the indexer sends them: ``put`` in batches of the indexer's batch size
    (64 images), the store committing every ``store.COMMIT_ROWS`` rows, then ``finish`` (compaction,
    old versions deleted). Only the store calls are timed (vectors and paths are made beforehand,
@@ -40,7 +40,7 @@ ROLE = "clip"
 
 
 def _identity(dim: int):
-    from .store import EncoderIdentity
+    from ..store import EncoderIdentity
 
     return EncoderIdentity(ROLE, "bench/synthetic-clustered", "float16-synthetic", dim)
 
@@ -68,8 +68,8 @@ def peak_rss_mb() -> float:
 def fill_store(folder: Path, rows: int, dim: int = 512, seed: int = 0, batch: int = INDEXER_BATCH,
                library: str = "/bench-library") -> dict:
     """Append ``rows`` rows in ``batch``-row puts; the timed part is the store API only."""
-    from .bench import ClusteredVectors
-    from .store import Store
+    from ..store import Store
+    from .synthetic import ClusteredVectors
 
     mixture = ClusteredVectors(dim, seed=seed)
     windows = {"first": (0, min(WINDOW, rows)), "last": (max(0, rows - WINDOW), rows)}
@@ -121,10 +121,10 @@ def _ram_folder(needed_bytes: int) -> Path | None:
 
 
 def _child(argv: list[str]) -> dict:
-    """Run ``python -m chapter09.capstone.bench_store ARGV`` and return the JSON it prints last."""
+    """Run ``python -m chapter09.capstone.bench.store_search ARGV`` and return the JSON it prints last."""
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    done = subprocess.run([sys.executable, "-m", "chapter09.capstone.bench_store", *argv], capture_output=True,
-                          text=True, env=env, cwd=Path(__file__).resolve().parents[2])
+    done = subprocess.run([sys.executable, "-m", "chapter09.capstone.bench.store_search", *argv], capture_output=True,
+                          text=True, env=env, cwd=Path(__file__).resolve().parents[3])
     if done.returncode != 0:
         raise RuntimeError(f"bench child {argv} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -132,7 +132,7 @@ def _child(argv: list[str]) -> dict:
 
 def _search_child(index: str, mode: str, queries: str, out_ids: str) -> dict:
     """In the child: open the index as `search` does, answer each query alone, report times and RSS."""
-    from .store import Store, open_vectors
+    from ..store import Store, open_vectors
 
     t = time.perf_counter()
     store = Store.open(index)
@@ -158,7 +158,7 @@ def _fill_child(index: str, rows: int, dim: int, seed: int) -> dict:
 
 def _ann_child(index: str) -> dict:
     """Build and cache the ANN index as `index` does at the end of a run (timed, in its own process)."""
-    from .store import Store, build_ann, save_ann
+    from ..store import Store, build_ann, save_ann
 
     store = Store.open(index)
     t = time.perf_counter()
@@ -171,8 +171,8 @@ def _ann_child(index: str) -> dict:
 
 def fp16_storage_agreement(n: int = 20_000, dim: int = 512, queries: int = 100, seed: int = 5) -> float:
     """recall@10 of exact search on float16-rounded vectors against exact search on the float32 originals."""
-    from .bench import ClusteredVectors
-    from .store import exact_topk, recall_against
+    from ..store import exact_topk, recall_against
+    from .synthetic import ClusteredVectors
 
     mixture = ClusteredVectors(dim, seed=seed)
     vectors, q = mixture.sample(n), mixture.sample(queries)
@@ -184,8 +184,8 @@ def fp16_storage_agreement(n: int = 20_000, dim: int = 512, queries: int = 100, 
 def run(folder: Path, append_rows: int = 1_000_000, sizes=(10_000, 100_000, 1_000_000), queries: int = 100,
         dim: int = 512, log=print) -> dict:
     """The store half of ``bench``: ``{"store": {...}, "store_search": [...], ...}`` (see the module doc)."""
-    from .bench import ClusteredVectors
-    from .store import ANN_THRESHOLD
+    from ..store import ANN_THRESHOLD
+    from .synthetic import ClusteredVectors
 
     folder = Path(folder)
     report: dict = {"machine_load": os.getloadavg()}
@@ -228,7 +228,7 @@ def run(folder: Path, append_rows: int = 1_000_000, sizes=(10_000, 100_000, 1_00
         build = _child(["_ann", str(stores[n])])
         exact = _child(["_search", str(stores[n]), "exact", str(qfile), str(folder / f"exact_{n}.npy")])
         ann = _child(["_search", str(stores[n]), "ann", str(qfile), str(folder / f"ann_{n}.npy")])
-        from .store import recall_against
+        from ..store import recall_against
 
         recall = recall_against(np.load(folder / f"ann_{n}.npy"), np.load(folder / f"exact_{n}.npy"))
         row = {"vectors": n, "exact": exact, "ann": {**ann, **build, "recall_at_10": round(recall, 3)},
@@ -239,35 +239,6 @@ def run(folder: Path, append_rows: int = 1_000_000, sizes=(10_000, 100_000, 1_00
             f"{a['p50_ms']:>9.3f}ms {a['p95_ms']:>6.3f}ms {a['recall_at_10']:>9.3f} {a['nprobe']:>6} "
             f"{a['ready_s']:>7.2f} {a['peak_rss_mb']:>7.0f} {a['ann_build_s']:>7.1f}   search uses {row['search_auto_uses']}")
     return report
-
-
-def engines(library, model_folder, precision: str = "bf16", work=None, batch_size: int = 32, log=print) -> dict:
-    """Images/s of ``index --engine local`` and ``--engine ray`` on the same photos and checkpoint.
-
-    Each engine indexes the photos into a fresh index; ``img_s`` counts from the first decode to
-    the last row (for Ray: starting a local Ray on this machine's cores, the actor loading its
-    model, then decode tasks + one encoding actor); ``wall_s`` is the whole ``build_index`` call.
-    """
-    import tempfile
-
-    from .bench_encoding import load_encoder
-    from .indexer import build_index
-
-    work = Path(work or tempfile.mkdtemp(prefix="ch09-bench-engines-"))
-    encoder = load_encoder(Path(model_folder), precision)
-    out = {"precision": precision, "batch_size": batch_size, "cpu_count": os.cpu_count()}
-    for engine in ("local", "ray"):
-        t = time.perf_counter()
-        summary = build_index(library, work / f"index-{engine}", {"clip": encoder}, batch_size=batch_size,
-                              progress=False, engine=engine, build_ann=False)
-        wall = time.perf_counter() - t
-        out["images"] = summary.added
-        out[engine] = {"img_s": summary.images_per_s, "wall_s": round(wall, 2),
-                       "wall_img_s": round(summary.added / wall, 2), "startup_s": summary.startup_s}
-        log(f"  --engine {engine:<5} {summary.images_per_s:7.2f} img/s ({summary.added} photos, whole run "
-            f"{wall:.1f} s" + (f", of which starting Ray {summary.startup_s} s" if engine == "ray" else "") + ")")
-    out["ray_over_local"] = round(out["ray"]["img_s"] / max(out["local"]["img_s"], 1e-9), 3)
-    return out
 
 
 if __name__ == "__main__":  # the child processes of run()
@@ -282,5 +253,5 @@ if __name__ == "__main__":  # the child processes of run()
     elif command == "_search":
         result = _search_child(*rest)
     else:
-        raise SystemExit(f"unknown bench_store command {command!r}")
+        raise SystemExit(f"unknown bench.store_search command {command!r}")
     print(json.dumps(result))

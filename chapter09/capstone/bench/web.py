@@ -1,6 +1,6 @@
 """The web UI's speed through its HTTP API: one client, then many at once.
 
-    python -m chapter09.capstone.bench_web [--n 1000] [--clients 20] [--searches 5] [--json]
+    python -m chapter09.capstone.bench.web [--n 1000] [--clients 20] [--searches 5] [--json]
 
 What it does, in order:
 
@@ -34,7 +34,7 @@ import threading
 import time
 from pathlib import Path
 
-from ..cli import stop_process
+from ...cli import stop_process
 
 TARGET_P50_MS = 150
 TARGET_RPS = 10
@@ -60,10 +60,10 @@ def _percentile(values: list[float], q: float) -> float:
 
 def prepare(workdir: Path, n: int) -> tuple[Path, Path]:
     """The toy library and its index (made once per workdir)."""
-    from ..clip import clip_encoder
-    from ..models import Settings
-    from ..toyworld import write_dataset
-    from .indexer import build_index
+    from ...clip import clip_encoder
+    from ...models import Settings
+    from ...toyworld import write_dataset
+    from ..indexer import build_index
 
     library, index = workdir / "library", workdir / "index"
     if not (library / "captions.jsonl").exists() or len(list((library / "images").glob("*"))) != n:
@@ -75,7 +75,7 @@ def prepare(workdir: Path, n: int) -> tuple[Path, Path]:
 
 
 def make_thumbnails(library: Path, index: Path) -> float:
-    from .thumbnails import ensure_thumbnail
+    from ..thumbnails import ensure_thumbnail
 
     started = time.perf_counter()
     for path in sorted((library / "images").iterdir()):
@@ -105,7 +105,7 @@ def start_server(index: Path, port: int, log_path: Path) -> subprocess.Popen:
 
 def queries(library: Path) -> list[str]:
     """Every stored caption, English and Chinese interleaved, each used once."""
-    from ..toyworld import read_jsonl
+    from ...toyworld import read_jsonl
 
     rows = read_jsonl(library / "captions.jsonl")
     english = [r["caption"] for r in rows if r["lang"] == "en"]
@@ -266,7 +266,7 @@ def format_report(r: dict) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m chapter09.capstone.bench_web", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m chapter09.capstone.bench.web", description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=1000, help="images in the toy library (default 1000)")
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--searches", type=int, default=5, help="searches per concurrent client")

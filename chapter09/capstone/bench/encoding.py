@@ -1,4 +1,4 @@
-"""The encoding half of ``bench``: the real indexing function, timed end to end, once per precision.
+"""The encoding part of ``bench``: the real indexing function, timed end to end, once per precision.
 
 Model: the ViT-B/32 CLIP architecture (``transformers.CLIPConfig()`` defaults: 224 px, patch 32,
 12+12 layers, 512-d; random weights, since speed does not depend on weight values), saved with
@@ -22,108 +22,19 @@ separately (``worker_startup_s``) and reported as a share of each pipeline run.
 from __future__ import annotations
 
 import copy
-import importlib.util
-import json
-import os
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+from ...precision import PRECISIONS, choose_precision, format_fidelity
+from .synthetic import PHOTO_SIZE, load_encoder, make_photos, vit_b32_folder
 
-from ..cli import stop_process
-from ..precision import PRECISIONS, choose_precision, format_fidelity
-
-PHOTO_SIZE = (1600, 1200)
 TARGETS = {"efficiency": 0.85, "int8_over_bf16": 1.3, "speed_up": 5.0}
 
 
 # ----------------------------------------------------------------------------- inputs
-def make_photos(folder: Path, n: int, size=PHOTO_SIZE, seed: int = 0) -> list[Path]:
-    """Photo-sized JPEGs: smooth colour gradients plus sensor-like noise, so they compress (and decode)
-    like photos rather than like flat colour. One noise bank, shifted per photo, keeps this fast."""
-    from PIL import Image
-
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    width, height = size
-    noise = rng.normal(0, 12, (height + 64, width + 64, 3)).astype(np.float32)
-    ys = np.arange(height, dtype=np.float32)[:, None]
-    xs = np.arange(width, dtype=np.float32)[None, :]
-    paths = []
-    for i in range(n):
-        channels = [(xs * rng.uniform(0.05, 0.2) + ys * rng.uniform(0.05, 0.2) + rng.uniform(0, 255)) % 255
-                    for _ in range(3)]
-        dy, dx = rng.integers(0, 64, 2)
-        pixels = np.clip(np.stack(channels, axis=-1) + noise[dy:dy + height, dx:dx + width], 0, 255)
-        path = folder / f"photo_{i:04d}.jpg"
-        Image.fromarray(pixels.astype(np.uint8)).save(path, quality=90)
-        paths.append(path)
-    return paths
-
-
-def _clip_bpe_tokenizer(folder: Path):
-    """OpenAI CLIP's tokenizer (49,408 entries) from open-clip-torch's BPE file, or None if not installed.
-
-    The standard conversion: 256 byte symbols, the same with ``</w>``, one entry per merge (lines
-    1..48,894), then ``<|startoftext|>`` and ``<|endoftext|>``.
-    """
-    import gzip
-
-    spec = importlib.util.find_spec("open_clip")
-    if spec is None or not spec.origin:
-        return None
-    bpe = Path(spec.origin).parent / "bpe_simple_vocab_16e6.txt.gz"
-    if not bpe.exists():
-        return None
-    from transformers import CLIPTokenizer
-
-    printable = [*range(ord("!"), ord("~") + 1), *range(0xA1, 0xAD), *range(0xAE, 0x100)]
-    rest = [b for b in range(256) if b not in printable]
-    symbols = [chr(b) for b in printable] + [chr(256 + i) for i in range(len(rest))]
-    merges = gzip.open(bpe).read().decode("utf-8").split("\n")[1:1 + 49152 - 256 - 2]
-    tokens = symbols + [s + "</w>" for s in symbols] + ["".join(m.split()) for m in merges]
-    tokens += ["<|startoftext|>", "<|endoftext|>"]
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(tokens)}), encoding="utf-8")
-    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
-    return CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=77)
-
-
-def vit_b32_folder(folder: Path, seed: int = 0) -> tuple[Path, str]:
-    """A save_pretrained folder with the ViT-B/32 architecture (random weights) and a processor."""
-    import torch
-    from transformers import AutoTokenizer, CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
-
-    from .. import config
-
-    folder.mkdir(parents=True, exist_ok=True)
-    tokenizer = _clip_bpe_tokenizer(folder / "bpe")
-    which = "OpenAI CLIP BPE (open-clip-torch's vocabulary)"
-    if tokenizer is None:
-        tokenizer = AutoTokenizer.from_pretrained(config.TOY_MODELS_DIR / "clip")
-        which = "the toy CLIP's BPE (open-clip-torch not installed): query lengths differ from real CLIP's"
-    from ..models import quiet_loading
-
-    torch.manual_seed(seed)
-    with quiet_loading():  # no progress bar for one shard
-        model = CLIPModel(CLIPConfig())
-        model.save_pretrained(folder)
-        CLIPProcessor(image_processor=CLIPImageProcessor(), tokenizer=tokenizer).save_pretrained(folder)
-    return folder, which
-
-
-def load_encoder(folder: Path, precision: str):
-    from ..clip import ClipEncoder
-    from ..models import Settings
-
-    return ClipEncoder("clip", Settings(mode="auto", device="cpu", precision=precision), local_dir=folder)
-
-
 # ----------------------------------------------------------------------------- timed rows
 def naive_loop(encoder, paths) -> float:
     """Images/s of the per-image fp32 loop: full decode, preprocess, one forward each."""
@@ -178,7 +89,7 @@ def pipeline(library: Path, index_dir: Path, encoder, batch_size: int) -> tuple[
     """Images/s of ``build_index`` end to end on a fresh index folder (what ``index`` runs), and where the
     time went: before the first forward (start-up, walk, worker start, first batch decoded), between the
     first and last forward (steady state), inside forwards, and after the last one (commit, compaction)."""
-    from .indexer import build_index
+    from ..indexer import build_index
 
     shutil.rmtree(index_dir, ignore_errors=True)
     timed = _Timed(encoder)
@@ -233,7 +144,7 @@ def worker_startup_s(workers: int = 2, repeats: int = 3) -> float:
 
 
 def text_queries() -> list[str]:
-    from .library_precision import DEFAULT_QUERIES
+    from ..library_precision import DEFAULT_QUERIES
 
     return list(DEFAULT_QUERIES)
 
@@ -245,8 +156,8 @@ def encoding_report(images: int = 512, batch_size: int = 64, naive_images: int |
     """Every encoding row of the bench, measured in this one run (see the module docstring)."""
     import torch
 
-    from ..precision import text_latency_ms, unavailable_reason
-    from .library_precision import measure_library
+    from ...precision import text_latency_ms, unavailable_reason
+    from ..library_precision import measure_library
 
     naive_images = naive_images or max(2, min(images, 64))
     tmp = Path(tempfile.mkdtemp(prefix="ch09-bench-"))
@@ -276,7 +187,7 @@ def encoding_report(images: int = 512, batch_size: int = 64, naive_images: int |
         fp32 = encoders["fp32"]
         import lancedb  # noqa: F401  (the store's first import costs ~1 s once per process: not indexing speed)
 
-        from . import indexer, store  # noqa: F401
+        from .. import indexer, store  # noqa: F401
 
         naive_loop(fp32, paths[:2])  # warm-up
         naive = naive_loop(fp32, paths[:naive_images])
@@ -308,7 +219,7 @@ def encoding_report(images: int = 512, batch_size: int = 64, naive_images: int |
                 report["model_only_img_s"]["int8"] / report["model_only_img_s"]["bf16"], 3)
         report["text_p50_ms"] = {p: row["p50_ms"] for p, row in report["text_query_ms"].items()}
         if torch_int8_row and "int8" in encoders:  # why int8 runs on ONNX Runtime: torch's own int8, same batches
-            from ..precision import torch_int8
+            from ...precision import torch_int8
 
             variant = copy.copy(fp32)
             variant.model = torch_int8(fp32.model)
@@ -344,11 +255,11 @@ def encoding_report(images: int = 512, batch_size: int = 64, naive_images: int |
 def trained_fidelity(precisions, batch_size: int, n: int = 256) -> tuple[dict, str]:
     """Fidelity on a *trained* CLIP: the toy twin on held-out toy scenes and their captions (random weights
     map the bench photos to near-identical vectors, whose rankings are near-ties)."""
-    from .. import config
-    from ..clip import ClipEncoder
-    from ..models import Settings
-    from ..precision import fidelity_rows
-    from ..toyworld import generate_scenes
+    from ... import config
+    from ...clip import ClipEncoder
+    from ...models import Settings
+    from ...precision import fidelity_rows
+    from ...toyworld import generate_scenes
 
     reference = ClipEncoder("clip", Settings(mode="toy", device="cpu", precision="fp32"))
     scenes = generate_scenes(n, config.TOY_HELDOUT_SEED + 13, split="heldout")
@@ -395,7 +306,7 @@ def format_encoding(report: dict) -> str:
         lines.append(f"          CPU per image: decoding workers {cpu['decode']:.1f} ms, main process {cpu['main']:.1f} ms "
                      f"(the model alone: {r['model_only_cpu_ms_per_image']:.1f} ms): decoding is "
                      f"{r['decode_cpu_share']:.0%} of the CPU the run used")
-    from ..precision import Fidelity
+    from ...precision import Fidelity
 
     for key, sample, reason in (("fidelity", "fidelity_sample", "reason"),
                                 ("fidelity_trained", "fidelity_trained_sample", "trained_reason")):
@@ -417,102 +328,3 @@ def format_encoding(report: dict) -> str:
     lines.append(f"  auto picks {t['auto_precision']} on the bench photos (random weights) and "
                  f"{t['auto_precision_trained']} on the trained toy CLIP")
     return "\n".join(lines)
-
-
-# ----------------------------------------------------------------------------- start-up of search and serve
-_PROBE = r"""
-import json, sys, time
-t0 = time.perf_counter()
-from chapter09.models import Settings
-from chapter09.capstone.library_precision import query_settings
-from chapter09.capstone.search import LibrarySearch
-from chapter09.clip import clip_encoder
-import torch  # noqa: F401  (imported by the capstone anyway: counted in imports)
-t1 = time.perf_counter()
-settings = Settings(mode="auto", device="cpu", precision=sys.argv[2] if sys.argv[2] != "-" else None)
-settings = query_settings(sys.argv[1], settings)  # as `search` does: the index's precision
-searcher = LibrarySearch(sys.argv[1], settings)
-t2 = time.perf_counter()
-clip_encoder("clip", settings)
-t3 = time.perf_counter()
-result = searcher.by_text("a dog on the beach", 10, "clip")
-t4 = time.perf_counter()
-print(json.dumps({"imports_s": t1 - t0, "index_open_s": t2 - t1, "model_load_s": t3 - t2, "first_query_s": t4 - t3,
-                  "hits": len(result["hits"])}))
-"""
-
-
-def _probe_env(folder: str) -> dict:
-    from .. import config
-
-    env = dict(os.environ)
-    env[config.ENV_MODEL_DIR_PREFIX + "CLIP"] = folder
-    env["PYTHONPATH"] = str(config.REPO_DIR) + os.pathsep + env.get("PYTHONPATH", "")
-    env.setdefault("HF_HUB_OFFLINE", "1")
-    return env
-
-
-def search_startup(index_dir: str, folder: str, precision: str | None = None, timeout: float = 300) -> dict:
-    """A fresh process: imports, index opening, model loading, first query, timed separately; and the
-    ``search`` command's own wall clock from launch to printed answer."""
-    from .. import config
-
-    env = _probe_env(folder)
-    out = subprocess.run([sys.executable, "-c", _PROBE, index_dir, precision or "-"], env=env, capture_output=True,
-                         text=True, timeout=timeout, cwd=config.REPO_DIR)
-    if out.returncode:
-        raise RuntimeError(f"search start-up probe failed:\n{out.stderr[-2000:]}")
-    phases = {k: round(v, 2) if isinstance(v, float) else v for k, v in json.loads(out.stdout.strip().splitlines()[-1]).items()}
-    started = time.perf_counter()
-    cli = subprocess.run([sys.executable, "-m", "chapter09.capstone", "search", "--index", index_dir, "--text",
-                          "a dog on the beach", "--models", "auto", "--device", "cpu", "--json"],
-                         env=env, capture_output=True, text=True, timeout=timeout, cwd=config.REPO_DIR)
-    wall = time.perf_counter() - started
-    if cli.returncode:
-        raise RuntimeError(f"`search` failed:\n{cli.stderr[-2000:]}")
-    return {**phases, "command_s": round(wall, 2)}
-
-
-def serve_startup(index_dir: str, folder: str, timeout: float = 300) -> dict:
-    """``serve`` in a fresh process: seconds until the web UI answers HTTP, and until the first text search
-    answers through it (Gradio's HTTP API, as the page calls it)."""
-    import socket
-    import urllib.request
-
-    from .. import config
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = _probe_env(folder)
-    started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "chapter09.capstone", "serve", "--index", index_dir,
-                                "--port", str(port), "--models", "auto", "--device", "cpu"],
-                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                               cwd=config.REPO_DIR)
-    try:
-        url = f"http://127.0.0.1:{port}/"
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"serve exited early:\n{process.stderr.read()[-2000:]}")
-            if time.perf_counter() - started > timeout:
-                raise TimeoutError("serve did not answer in time")
-            try:
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.1)
-        up = time.perf_counter() - started
-        first = None
-        try:
-            from gradio_client import Client
-
-            client = Client(url, verbose=False, download_files=False)
-            client.predict("a dog on the beach", "clip", 10, api_name="/text_search")
-            first = round(time.perf_counter() - started, 2)  # from launch, as a user waits for it
-        except Exception as error:  # the UI's API is not ours to fix here: report what happened
-            first = f"not measured ({type(error).__name__}: {str(error)[:120]})"
-        return {"ui_up_s": round(up, 2), "first_answer_s": first}
-    finally:
-        stop_process(process, 10)

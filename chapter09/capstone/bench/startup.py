@@ -1,0 +1,138 @@
+"""Start-up of ``search`` and ``serve`` in fresh processes, on the bench's index with the models on disk.
+
+Imports, index opening, model loading and the first answer are timed separately (``search``), and
+``serve`` from launch until its web UI answers HTTP and until its first text search answers through it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+from ...cli import stop_process
+
+_PROBE = r"""
+import json, sys, time
+t0 = time.perf_counter()
+from chapter09.models import Settings
+from chapter09.capstone.library_precision import query_settings
+from chapter09.capstone.search import LibrarySearch
+from chapter09.clip import clip_encoder
+import torch  # noqa: F401  (imported by the capstone anyway: counted in imports)
+t1 = time.perf_counter()
+settings = Settings(mode="auto", device="cpu", precision=sys.argv[2] if sys.argv[2] != "-" else None)
+settings = query_settings(sys.argv[1], settings)  # as `search` does: the index's precision
+searcher = LibrarySearch(sys.argv[1], settings)
+t2 = time.perf_counter()
+clip_encoder("clip", settings)
+t3 = time.perf_counter()
+result = searcher.by_text("a dog on the beach", 10, "clip")
+t4 = time.perf_counter()
+print(json.dumps({"imports_s": t1 - t0, "index_open_s": t2 - t1, "model_load_s": t3 - t2, "first_query_s": t4 - t3,
+                  "hits": len(result["hits"])}))
+"""
+
+
+def _probe_env(folder: str) -> dict:
+    from ... import config
+
+    env = dict(os.environ)
+    env[config.ENV_MODEL_DIR_PREFIX + "CLIP"] = folder
+    env["PYTHONPATH"] = str(config.REPO_DIR) + os.pathsep + env.get("PYTHONPATH", "")
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    return env
+
+
+def search_startup(index_dir: str, folder: str, precision: str | None = None, timeout: float = 300) -> dict:
+    """A fresh process: imports, index opening, model loading, first query, timed separately; and the
+    ``search`` command's own wall clock from launch to printed answer."""
+    from ... import config
+
+    env = _probe_env(folder)
+    out = subprocess.run([sys.executable, "-c", _PROBE, index_dir, precision or "-"], env=env, capture_output=True,
+                         text=True, timeout=timeout, cwd=config.REPO_DIR)
+    if out.returncode:
+        raise RuntimeError(f"search start-up probe failed:\n{out.stderr[-2000:]}")
+    phases = {k: round(v, 2) if isinstance(v, float) else v for k, v in json.loads(out.stdout.strip().splitlines()[-1]).items()}
+    started = time.perf_counter()
+    cli = subprocess.run([sys.executable, "-m", "chapter09.capstone", "search", "--index", index_dir, "--text",
+                          "a dog on the beach", "--models", "auto", "--device", "cpu", "--json"],
+                         env=env, capture_output=True, text=True, timeout=timeout, cwd=config.REPO_DIR)
+    wall = time.perf_counter() - started
+    if cli.returncode:
+        raise RuntimeError(f"`search` failed:\n{cli.stderr[-2000:]}")
+    return {**phases, "command_s": round(wall, 2)}
+
+
+def serve_startup(index_dir: str, folder: str, timeout: float = 300) -> dict:
+    """``serve`` in a fresh process: seconds until the web UI answers HTTP, and until the first text search
+    answers through it (Gradio's HTTP API, as the page calls it)."""
+    import socket
+    import urllib.request
+
+    from ... import config
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = _probe_env(folder)
+    started = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-m", "chapter09.capstone", "serve", "--index", index_dir,
+                                "--port", str(port), "--models", "auto", "--device", "cpu"],
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               cwd=config.REPO_DIR)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"serve exited early:\n{process.stderr.read()[-2000:]}")
+            if time.perf_counter() - started > timeout:
+                raise TimeoutError("serve did not answer in time")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.1)
+        up = time.perf_counter() - started
+        first = None
+        try:
+            from gradio_client import Client
+
+            client = Client(url, verbose=False, download_files=False)
+            client.predict("a dog on the beach", "clip", 10, api_name="/text_search")
+            first = round(time.perf_counter() - started, 2)  # from launch, as a user waits for it
+        except Exception as error:  # the UI's API is not ours to fix here: report what happened
+            first = f"not measured ({type(error).__name__}: {str(error)[:120]})"
+        return {"ui_up_s": round(up, 2), "first_answer_s": first}
+    finally:
+        stop_process(process, 10)
+
+
+def startup_report(report: dict, log) -> dict:
+    from ..library_precision import write_sidecar
+
+    folder, index, auto = report["_folder"], report["_index"], report["auto"]["precision"]
+    # what `index --precision auto` would have recorded, so search/serve open at the same precision
+    write_sidecar(index, {"precision": auto, "reason": report["auto"]["reason"], "locations": {"clip": folder}})
+    out = {"precision": auto}
+    try:
+        out["search"] = search_startup(index, folder)
+        s = out["search"]
+        log(f"  search, fresh process: imports {s['imports_s']} s, index open {s['index_open_s']} s, "
+            f"model load {s['model_load_s']} s, first query {s['first_query_s']} s; "
+            f"`search` command end to end {s['command_s']} s")
+    except Exception as error:  # report, do not lose the rest of the bench
+        out["search"] = {"error": f"{type(error).__name__}: {str(error)[-300:]}"}
+        log(f"  search start-up not measured: {out['search']['error']}")
+    try:
+        out["serve"] = serve_startup(index, folder)
+        s = out["serve"]
+        log(f"  serve, fresh process: web UI answering after {s['ui_up_s']} s, first text search answered "
+            f"after {s['first_answer_s']} s")
+    except Exception as error:
+        out["serve"] = {"error": f"{type(error).__name__}: {str(error)[-300:]}"}
+        log(f"  serve start-up not measured: {out['serve']['error']}")
+    return out
