@@ -37,6 +37,22 @@ def run_json(capsys, *argv):
     return json.loads(capsys.readouterr().out)
 
 
+def snapshot(index, role="clip"):
+    """(paths, float32 vectors) of ``role``'s table read whole: enough for the few hundred images here."""
+    from chapter09.capstone.store import Store
+
+    paths, vectors = Store.open(index).images(role).vectors()
+    return Snapshot(paths, vectors.astype(np.float32))
+
+
+class Snapshot:
+    def __init__(self, paths, vectors):
+        self.paths, self.vectors = paths, {"clip": vectors}
+
+    def __len__(self):
+        return len(self.paths)
+
+
 def test_eval_recall_english_and_chinese(library, capsys):
     report = run_json(capsys, "eval", "--dataset", str(library))
     assert report["images"] == 1000
@@ -90,7 +106,6 @@ def test_search_rejects_empty_and_truncates_long_queries(index, capsys):
 
 def test_interrupted_index_resumes_without_duplicates(library, tmp_path):
     from chapter09.capstone.indexer import build_index
-    from chapter09.capstone.store import snapshot
     from chapter09.clip import clip_encoder
 
     small = tmp_path / "lib"
@@ -119,7 +134,6 @@ def _png_chunk(kind, data):
 
 def test_bad_files_are_reported_and_good_ones_indexed(library, tmp_path):
     from chapter09.capstone.indexer import build_index
-    from chapter09.capstone.store import snapshot
     from chapter09.clip import clip_encoder
 
     folder = tmp_path / "messy"
@@ -177,7 +191,7 @@ def test_dedup_separates_exact_from_near(library, tmp_path, capsys):
 
 
 def test_ann_search_matches_exact_and_is_cached(library, index, monkeypatch):
-    from chapter09.capstone import store as store_module
+    from chapter09.capstone import vectors as vectors_module
     from chapter09.capstone.search import LibrarySearch
     from chapter09.toyworld import load_scenes
 
@@ -185,7 +199,7 @@ def test_ann_search_matches_exact_and_is_cached(library, index, monkeypatch):
     exact = LibrarySearch(index, Settings("toy"), mode="exact")
     ann = LibrarySearch(index, Settings("toy"), mode="ann")
     searcher = ann.searchers["clip"]
-    assert searcher.index is not None and searcher.recall_at_10 >= store_module.IVF_TARGET_RECALL
+    assert searcher.index is not None and searcher.recall_at_10 >= vectors_module.IVF_TARGET_RECALL
     assert any((index / "ann").glob("images_clip_*.faiss"))
     names = sorted(scenes)[:20]
     agree = sum(exact.by_text(scenes[n].captions("en")[0], 10)["hits"][0]["path"] ==
@@ -197,7 +211,7 @@ def test_ann_search_matches_exact_and_is_cached(library, index, monkeypatch):
     def no_rebuild(*args, **kwargs):
         raise AssertionError("the cached IVF index should have been reused")
 
-    monkeypatch.setattr(store_module, "build_ann", no_rebuild)
+    monkeypatch.setattr(vectors_module, "build_ann", no_rebuild)
     again = LibrarySearch(index, Settings("toy"), mode="ann").searchers["clip"]
     assert (again.nprobe, again.recall_at_10) == (searcher.nprobe, searcher.recall_at_10)
 

@@ -11,8 +11,9 @@ import time
 import numpy as np
 import pytest
 
-from chapter09.capstone import store as store_module
-from chapter09.capstone.store import EncoderIdentity, IndexLockedError, Store, StoreError, open_vectors
+from chapter09.capstone import vectors as vectors_module
+from chapter09.capstone.errors import IndexLockedError, StoreError
+from chapter09.capstone.store import EncoderIdentity, Store, open_vectors
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -282,18 +283,18 @@ def test_ann_index_reaches_the_recall_target_is_cached_and_rebuilt_when_rows_cha
         store.images(CLIP).put({**rows(0, 4000), "vector": vectors})
     store = Store.open(index)
     exact, ann = open_vectors(store, "clip", "exact"), open_vectors(store, "clip", "ann")
-    assert ann.built and ann.recall_at_10 >= store_module.IVF_TARGET_RECALL and ann.nprobe <= ann.index.nlist
+    assert ann.built and ann.recall_at_10 >= vectors_module.IVF_TARGET_RECALL and ann.nprobe <= ann.index.nlist
     queries = mixture.sample(50)
     found_exact, found_ann = exact.search(queries, 10)[1], ann.search(queries, 10)[1]
     as_paths = [[exact.path(i) for i in row] for row in found_exact], [[ann.path(i) for i in row] for row in found_ann]
     held_out = np.mean([len(set(a) & set(e)) / 10 for e, a in zip(*as_paths)])
-    assert held_out >= store_module.IVF_TARGET_RECALL - 0.05, held_out
+    assert held_out >= vectors_module.IVF_TARGET_RECALL - 0.05, held_out
 
     def no_rebuild(*args, **kwargs):
         raise AssertionError("the cached ANN index should have been reused")
 
     with monkeypatch.context() as patch:
-        patch.setattr(store_module, "build_ann", no_rebuild)
+        patch.setattr(vectors_module, "build_ann", no_rebuild)
         again = open_vectors(Store.open(index), "clip", "ann")
         assert not again.built and (again.nprobe, again.recall_at_10) == (ann.nprobe, ann.recall_at_10)
         assert open_vectors(Store.open(index), "clip", "auto").mode == "exact"  # 4000 rows: under the threshold
@@ -305,7 +306,7 @@ def test_ann_index_reaches_the_recall_target_is_cached_and_rebuilt_when_rows_cha
 @pytest.mark.e2e
 def test_bench_store_reports_appends_and_search_from_disk(tmp_path):
     """Tiny sizes, no timing asserts: every row is measured and the derived figures follow from them."""
-    from chapter09.capstone import bench_store
+    from chapter09.capstone.bench import store_search as bench_store
 
     report = bench_store.run(tmp_path, append_rows=3000, sizes=(2000, 3000), queries=10, dim=32, log=lambda *a: None)
     store = report["store"]
@@ -318,5 +319,5 @@ def test_bench_store_reports_appends_and_search_from_disk(tmp_path):
         assert exact["mode"] == "exact" and ann["mode"] == "ann" and not ann["built_here"]  # `index` built it
         assert 0 < exact["p50_ms"] <= exact["p95_ms"] and 0 < ann["p50_ms"] <= ann["p95_ms"]
         assert 0 <= ann["recall_at_10"] <= 1
-        assert ann["tuning_recall_at_10"] >= store_module.IVF_TARGET_RECALL or ann["nprobe"] == ann["cells"]
+        assert ann["tuning_recall_at_10"] >= vectors_module.IVF_TARGET_RECALL or ann["nprobe"] == ann["cells"]
         assert row["search_auto_uses"] == "exact"

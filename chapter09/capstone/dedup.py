@@ -2,7 +2,7 @@
 
 Read from the store: exact groups from the ``sha1`` column; near pairs by searching each image's
 ``neighbours`` nearest images with the index's own vector search (exact for small libraries, the
-cached IVF index above ``store.ANN_THRESHOLD``), streamed in blocks, so a million images never make
+cached IVF index above ``vectors.ANN_THRESHOLD``), streamed in blocks, so a million images never make
 a million-by-million matrix. A photo with more near copies than ``neighbours`` lists its closest ones.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ NEIGHBOURS = 10
 def find_duplicates(index, threshold: float = NEAR_DUPLICATE_COSINE, role: str = "clip",
                     neighbours: int = NEIGHBOURS) -> dict:
     """``index``: an index folder (or URI) or an open ``store.Store``."""
-    from .store import Store, open_vectors, vectors_of
+    from .store import Store, open_vectors
 
     if not -1.0 <= threshold <= 1.0:
         raise ValueError(f"the cosine threshold must be between -1 and 1, not {threshold}")
@@ -29,9 +29,9 @@ def find_duplicates(index, threshold: float = NEAR_DUPLICATE_COSINE, role: str =
     exact_pairs = {frozenset((a, b)) for group in exact for a in group for b in group if a != b}
     searcher = open_vectors(store, role)
     near, seen = [], set()
-    for batch in table.scan(["path", "vector"], batch_rows=2048):
-        paths = batch.column("path").to_pylist()
-        scores, ids = searcher.search(vectors_of(batch.column("vector")), neighbours + 1)
+    for batch_paths, vectors in table.vector_batches(batch_rows=2048):
+        paths = batch_paths.to_pylist()
+        scores, ids = searcher.search(vectors, neighbours + 1)
         for a, row_scores, row_ids in zip(paths, scores, ids):
             for score, i in zip(row_scores, row_ids):
                 if i < 0 or score < threshold:

@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from ..images import IMAGE_SUFFIXES, BadImageError, file_sha1, load_image
-from . import store as store_module
-from .store import COMMIT_ROWS, EncoderIdentity, Store
+from .store import COMMIT_ROWS, EncoderIdentity, Store, ann_for, is_uri
+from .vectors import ANN_THRESHOLD
 
 ENGINES = ("local", "ray")
 RAY_BLOCK_FILES = 256  # files per Ray block: one decode task reads a block
@@ -225,18 +225,23 @@ class _Writer:
 
 
 # ----------------------------------------------------------------------------- engines
-def _run_local(root: Path, plan: _Plan, encoders: dict, writer: _Writer, batch_size: int, workers: int | None,
-               bar) -> None:
-    import torch
+def decode_loader(root: Path, todo: list[str], encoders: dict, batch_size: int, workers: int | None):
+    """The local engine's decoding: batches of decoded items from DataLoader worker processes (also timed
+    alone by the bench, as the decode half of the pipeline's limit)."""
     from torch.utils.data import DataLoader
 
     min_side = max(enc.image_side for enc in encoders.values())
-    dataset = _Decoded(root, plan.todo, {role: enc.processor.image_processor for role, enc in encoders.items()},
-                       min_side)
-    workers = (min(2, os.cpu_count() or 1) if len(plan.todo) > 2 * batch_size else 0) if workers is None else workers
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=_collate,
-                        prefetch_factor=4 if workers else None, persistent_workers=False)
-    for items in loader:
+    dataset = _Decoded(root, todo, {role: enc.processor.image_processor for role, enc in encoders.items()}, min_side)
+    workers = (min(2, os.cpu_count() or 1) if len(todo) > 2 * batch_size else 0) if workers is None else workers
+    return DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=_collate,
+                      prefetch_factor=4 if workers else None, persistent_workers=False)
+
+
+def _run_local(root: Path, plan: _Plan, encoders: dict, writer: _Writer, batch_size: int, workers: int | None,
+               bar) -> None:
+    import torch
+
+    for items in decode_loader(root, plan.todo, encoders, batch_size, workers):
         vectors = {}
         for role, encoder in encoders.items():
             chosen = [j for j, item in enumerate(items) if item["ok"] and role in plan.needs[item["path"]]]
@@ -407,7 +412,7 @@ def build_index(library: str | Path, index_dir: str | Path, encoders: dict, batc
                 summary.notes.append(note)
         tables = {role: store.images(identity) for role, identity in identities.items()}
         failures = store.failures()
-        plan = _plan(root, tables, failures, summary, None if store_module.is_uri(index_dir) else Path(index_dir))
+        plan = _plan(root, tables, failures, summary, None if is_uri(index_dir) else Path(index_dir))
         for role, paths in plan.removed.items():
             tables[role].delete(paths)
         store.drop_captions(set().union(*plan.removed.values()))
@@ -431,11 +436,10 @@ def build_index(library: str | Path, index_dir: str | Path, encoders: dict, batc
         if wrote:
             store.finish()  # compaction + old versions deleted: the index stays the size of a fresh one
         for role, table in tables.items():
-            if build_ann and len(table) >= store_module.ANN_THRESHOLD and \
-                    store_module.load_ann(table, store.ann_dir()) is None:
+            if build_ann and len(table) >= ANN_THRESHOLD and ann_for(store, table, build=False) is None:
                 log(f"{role}: building the ANN index over {len(table)} rows")
                 t = time.time()
-                ann = store_module.ann_for(store, table)
+                ann = ann_for(store, table)
                 summary.ann[role] = {"nprobe": ann.nprobe, "recall_at_10": ann.recall_at_10,
                                      "build_s": round(time.time() - t, 1)}
         summary.total = len(tables[next(iter(tables))])

@@ -158,7 +158,8 @@ def _fill_child(index: str, rows: int, dim: int, seed: int) -> dict:
 
 def _ann_child(index: str) -> dict:
     """Build and cache the ANN index as `index` does at the end of a run (timed, in its own process)."""
-    from ..store import Store, build_ann, save_ann
+    from ..store import Store
+    from ..vectors import build_ann, save_ann
 
     store = Store.open(index)
     t = time.perf_counter()
@@ -171,7 +172,7 @@ def _ann_child(index: str) -> dict:
 
 def fp16_storage_agreement(n: int = 20_000, dim: int = 512, queries: int = 100, seed: int = 5) -> float:
     """recall@10 of exact search on float16-rounded vectors against exact search on the float32 originals."""
-    from ..store import exact_topk, recall_against
+    from ..vectors import exact_topk, recall_against
     from .synthetic import ClusteredVectors
 
     mixture = ClusteredVectors(dim, seed=seed)
@@ -184,7 +185,7 @@ def fp16_storage_agreement(n: int = 20_000, dim: int = 512, queries: int = 100, 
 def run(folder: Path, append_rows: int = 1_000_000, sizes=(10_000, 100_000, 1_000_000), queries: int = 100,
         dim: int = 512, log=print) -> dict:
     """The store half of ``bench``: ``{"store": {...}, "store_search": [...], ...}`` (see the module doc)."""
-    from ..store import ANN_THRESHOLD
+    from ..vectors import ANN_THRESHOLD
     from .synthetic import ClusteredVectors
 
     folder = Path(folder)
@@ -228,7 +229,7 @@ def run(folder: Path, append_rows: int = 1_000_000, sizes=(10_000, 100_000, 1_00
         build = _child(["_ann", str(stores[n])])
         exact = _child(["_search", str(stores[n]), "exact", str(qfile), str(folder / f"exact_{n}.npy")])
         ann = _child(["_search", str(stores[n]), "ann", str(qfile), str(folder / f"ann_{n}.npy")])
-        from ..store import recall_against
+        from ..vectors import recall_against
 
         recall = recall_against(np.load(folder / f"ann_{n}.npy"), np.load(folder / f"exact_{n}.npy"))
         row = {"vectors": n, "exact": exact, "ann": {**ann, **build, "recall_at_10": round(recall, 3)},
