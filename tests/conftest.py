@@ -5,7 +5,9 @@ test groups: every test is ``unit``, ``quality`` or ``e2e`` (pyproject.toml), so
     python -m pytest -q -m quality    # the trained twins' measured figures on held-out data
     python -m pytest -q -m e2e        # whole commands, lessons, notebooks, the web UI in a browser
 """
+import os
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,17 @@ GROUPS = {
 }
 MARKERS = ("unit", "quality", "e2e")
 
+# run_tests.sh sets this: a skipped test fails the run, so a missing install step cannot hide behind "N skipped".
+ENV_STRICT = "CH09_TESTS_STRICT"
+# What a skipped group needs (a word of its reason) and the command that brings it, for the closing summary.
+ENABLERS = {
+    "requirements-real-artifacts": "pip install --no-deps -r requirements-real-artifacts.txt",
+    "ray": "pip install -r requirements-scale.txt",
+    "chromium": "apt-get install -y chromium fonts-wqy-microhei",
+    "playwright": "pip install -r requirements-test.txt",
+}
+_skipped: list[str] = []
+
 
 def pytest_collection_modifyitems(items):
     for item in items:
@@ -31,6 +44,38 @@ def pytest_collection_modifyitems(items):
         module = Path(str(item.fspath)).stem
         group = next((name for name, modules in GROUPS.items() if module in modules), "unit")
         item.add_marker(getattr(pytest.mark, group))
+
+
+def _skip_reason(report) -> str:
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    return reason.removeprefix("Skipped: ")
+
+
+def pytest_runtest_logreport(report):
+    if report.skipped and not hasattr(report, "wasxfail"):
+        _skipped.append(_skip_reason(report))
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Every skipped group, its reason and the command that enables it (none skipped: one line says so)."""
+    if not _skipped:
+        terminalreporter.write_line("skipped groups: none (every test ran)")
+        return
+    terminalreporter.section("skipped groups")
+    for reason, count in Counter(_skipped).most_common():
+        enable = next((command for word, command in ENABLERS.items() if word in reason), None)
+        line = f"{count:4d} skipped: {reason}"
+        if enable and enable not in reason:
+            line += f"\n      enable with: {enable}"
+        terminalreporter.write_line(line)
+    if os.environ.get(ENV_STRICT):
+        terminalreporter.write_line(f"{ENV_STRICT} is set: a skipped test fails this run (install what it needs)")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if os.environ.get(ENV_STRICT) and _skipped and exitstatus == 0:
+        session.exitstatus = 1
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,8 @@ import json
 import pytest
 
 from chapter09.capstone.__main__ import main as capstone
-from chapter09.precision import FIDELITY_BAR, PRECISIONS, unavailable_reason
+from chapter09.fidelity import FIDELITY_BAR
+from chapter09.precision import PRECISIONS, unavailable_reason
 
 pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning"), pytest.mark.e2e]
 

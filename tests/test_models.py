@@ -126,6 +126,7 @@ def test_settings_resolve_the_mode_once_and_travel_as_flags(monkeypatch):
         models.Settings("sometimes")
 
 
+@pytest.mark.cpu
 def test_dtype_choice_and_override(monkeypatch):
     import torch
 

@@ -7,17 +7,9 @@ import pytest
 
 from chapter09 import config, cpu
 from chapter09.clip import ClipEncoder
+from chapter09.fidelity import FIDELITY_BAR, Fidelity, FidelityBar, choose_precision, fidelity_rows, topk_agreement
 from chapter09.models import Settings
-from chapter09.precision import (
-    FIDELITY_BAR,
-    Fidelity,
-    FidelityBar,
-    choose_precision,
-    fidelity_rows,
-    precision_identity,
-    topk_agreement,
-    unavailable_reason,
-)
+from chapter09.precision import precision_identity, unavailable_reason
 from chapter09.retrieval import recall_at_k
 from chapter09.toyworld import generate_scenes
 
@@ -58,6 +50,7 @@ def test_int8_keeps_heldout_recall_within_001_of_fp32(toy_encoders, heldout):
         assert recalls["fp32"][lang]["R@5"] >= 0.9  # the comparison means something only if fp32 works
 
 
+@pytest.mark.cpu
 @pytest.mark.parametrize("hide", ["", "bf16"], ids=["this-cpu", "bf16-hidden"])
 def test_fidelity_figures_on_the_toy_world(toy_encoders, heldout, hide, monkeypatch):
     """bf16 is measured where the CPU has native bf16 and declined with the reason where it has not; the

@@ -28,7 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from ...precision import PRECISIONS, choose_precision, format_fidelity
+from ...fidelity import choose_precision, format_fidelity
+from ...precision import PRECISIONS
 from .synthetic import PHOTO_SIZE, load_encoder, make_photos, vit_b32_folder
 
 TARGETS = {"efficiency": 0.85, "int8_over_bf16": 1.3, "speed_up": 5.0}
@@ -156,7 +157,8 @@ def encoding_report(images: int = 512, batch_size: int = 64, naive_images: int |
     """Every encoding row of the bench, measured in this one run (see the module docstring)."""
     import torch
 
-    from ...precision import text_latency_ms, unavailable_reason
+    from ...measure import text_latency_ms
+    from ...precision import unavailable_reason
     from ..library_precision import measure_library
 
     naive_images = naive_images or max(2, min(images, 64))
@@ -219,7 +221,7 @@ def encoding_report(images: int = 512, batch_size: int = 64, naive_images: int |
                 report["model_only_img_s"]["int8"] / report["model_only_img_s"]["bf16"], 3)
         report["text_p50_ms"] = {p: row["p50_ms"] for p, row in report["text_query_ms"].items()}
         if torch_int8_row and "int8" in encoders:  # why int8 runs on ONNX Runtime: torch's own int8, same batches
-            from ...precision import torch_int8
+            from ...measure import torch_int8
 
             variant = copy.copy(fp32)
             variant.model = torch_int8(fp32.model)
@@ -257,8 +259,8 @@ def trained_fidelity(precisions, batch_size: int, n: int = 256) -> tuple[dict, s
     map the bench photos to near-identical vectors, whose rankings are near-ties)."""
     from ... import config
     from ...clip import ClipEncoder
+    from ...fidelity import fidelity_rows
     from ...models import Settings
-    from ...precision import fidelity_rows
     from ...toyworld import generate_scenes
 
     reference = ClipEncoder("clip", Settings(mode="toy", device="cpu", precision="fp32"))
@@ -306,7 +308,7 @@ def format_encoding(report: dict) -> str:
         lines.append(f"          CPU per image: decoding workers {cpu['decode']:.1f} ms, main process {cpu['main']:.1f} ms "
                      f"(the model alone: {r['model_only_cpu_ms_per_image']:.1f} ms): decoding is "
                      f"{r['decode_cpu_share']:.0%} of the CPU the run used")
-    from ...precision import Fidelity
+    from ...fidelity import Fidelity
 
     for key, sample, reason in (("fidelity", "fidelity_sample", "reason"),
                                 ("fidelity_trained", "fidelity_trained_sample", "trained_reason")):

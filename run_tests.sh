@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The test command, for a newcomer and for CI alike (README "Tests"; .ci/run calls it): installs what the suite
+# needs from this repository's own files, lints, runs every test, then runs the CPU-dependent tests again as
+# if this CPU had no native bf16, so both precision paths run on every machine. Extra arguments go to pytest
+# (e.g. `bash run_tests.sh -m unit`); the install steps are skipped with CH09_SKIP_INSTALL=1.
+set -euo pipefail
+cd "$(dirname "$0")"
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+
+if [ -z "${CH09_SKIP_INSTALL:-}" ]; then
+  # Debian packages: chromium for the web-UI browser tests (Playwright drives it by path and never downloads
+  # a browser); a CJK font so Chinese text renders in the page's screenshots.
+  need=()
+  command -v chromium >/dev/null || need+=(chromium)
+  fc-list 2>/dev/null | grep -qi "wenquanyi\|wqy" || need+=(fonts-wqy-microhei)
+  if [ ${#need[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}"
+    else
+      echo "missing Debian packages: ${need[*]}; install them with: sudo apt-get install -y ${need[*]}"
+      echo "(until then the browser tests are skipped, and the summary at the end says so)"
+    fi
+  fi
+  python -m pip install -q -r requirements-test.txt
+  # test-only packages whose wheels carry the real tokenizers and model configs; their own dependencies
+  # (torchvision among them) are not wanted, so they install without them
+  python -m pip install -q --no-deps -r requirements-real-artifacts.txt
+fi
+
+ruff check .
+# CI (and anyone who installed everything) runs strict: a skipped test fails the run instead of hiding.
+if [ -n "${CI:-}" ]; then export CH09_TESTS_STRICT=1; fi
+python -m pytest -q "$@"
+
+# The same decisions on the other kind of CPU: hide bf16 from the capability check (chapter09/cpu.py).
+if [ $# -eq 0 ]; then
+  if python -c "import sys; from chapter09.cpu import has_native_bf16; sys.exit(0 if has_native_bf16() else 1)"; then
+    echo "CPU-dependent tests again, as if this CPU had no native bf16 (CH09_HIDE_CPU_FEATURES=bf16):"
+    CH09_HIDE_CPU_FEATURES=bf16 python -m pytest -q -m cpu
+  else
+    echo "this CPU has no native bf16: the run above already took the no-bf16 path of every CPU-dependent test"
+  fi
+fi
