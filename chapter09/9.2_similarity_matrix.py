@@ -9,14 +9,16 @@
 import json
 
 import numpy as np
+import torch
 
 from chapter09 import config
-from chapter09.figures import similarity_figure
+from chapter09.figures import probability_heatmaps, similarity_figure
 from chapter09.images import load_image
 from chapter09.lesson import clip_encoder, start
 from chapter09.retrieval import recall_at_k, top_k, zero_shot_classify
 from chapter09.toyworld import generate_scenes
 from chapter09.toyworld.eval import zero_shot_prompts
+from chapter09.training import clip_contrastive_loss
 
 lesson = start("9.2", "Similarity matrix")
 encoder = clip_encoder(lesson)
@@ -52,14 +54,86 @@ lesson.record(similarity_matrix=similarity.round(3).tolist(), diagonal_wins=diag
               similarity_matrix_zh=similarity_zh.round(3).tolist(), diagonal_wins_zh=diagonal_wins_zh)
 
 # %% [markdown]
-# ## 2. Zero-shot classification with prompt templates
+# ## 2. The diagonal is what CLIP was trained for
+# CLIP learns from batches of matching pairs: for each image, its own caption must win
+# among all captions in the batch, and for each caption its own image. Scale the cosine
+# matrix by the learnt `logit_scale` (stored as a logarithm; exp(logit_scale) is 1 over the
+# softmax temperature, capped at 100), take a softmax along each row (image -> text) and
+# along each column (text -> image), and the loss is the cross-entropy of the diagonal,
+# averaged over both directions: the symmetric InfoNCE loss. Here it is on the lesson's
+# own 6 x 6 matrix, written out, then by the function the toy CLIP was trained with.
+
+# %%
+scale = float(encoder.model.logit_scale.detach().exp().clamp(max=100))
+logits = scale * similarity  # 6 images x 6 captions
+probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
+probabilities /= probabilities.sum(axis=1, keepdims=True)  # softmax over each row: image -> which caption?
+columns = np.exp(logits - logits.max(axis=0, keepdims=True))
+columns /= columns.sum(axis=0, keepdims=True)  # softmax over each column: caption -> which image?
+print(f"  exp(logit_scale) = {scale:.1f} (the real CLIP ends training at 100, its cap)")
+cool = np.exp(similarity) / np.exp(similarity).sum(axis=1, keepdims=True)  # the same rows at a scale of 1
+figure = probability_heatmaps(
+    {f"image -> caption, scale {scale:.0f}\n(row i: image i, columns: captions)": probabilities,
+     f"caption -> image, scale {scale:.0f}\n(column j: caption j, rows: images)": columns,
+     "image -> caption at scale 1\n温度过高：概率几乎平均": cool},
+    "9.2 softmax of the similarity matrix: the diagonal is CLIP's training target")
+lesson.save_figure(figure, "softmax.png")
+
+
+def cross_entropy_of_the_diagonal(logits):
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_softmax = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return float(-np.mean(np.diag(log_softmax)))
+
+
+loss = (cross_entropy_of_the_diagonal(logits) + cross_entropy_of_the_diagonal(logits.T)) / 2
+library_loss = float(clip_contrastive_loss(torch.tensor(image_embeddings), torch.tensor(encoder.encode_texts(captions)),
+                                           encoder.model.logit_scale.detach().float()))
+lesson.say(f"""Symmetric contrastive loss on these 6 pairs: {loss:.3g} written out, {library_loss:.3g} from
+    chapter09.training.clip_contrastive_loss. A perfect model drives it towards 0; with 6 captions a
+    model that guesses has log 6 = {np.log(6):.2f}. The temperature matters: at a scale of 1 the same
+    matrix would give {(cross_entropy_of_the_diagonal(similarity) + cross_entropy_of_the_diagonal(similarity.T)) / 2:.2f},
+    because cosines between -1 and 1 are too close together for a confident softmax.""")
+lesson.record(contrastive_loss=round(loss, 4), logit_scale_exp=round(scale, 2))
+
+# %% [markdown]
+# ## 3. Zero-shot classification with prompt templates
 # To classify without training, write one prompt per class and pick the most similar.
 # Averaging the embeddings of several prompts per class (prompt ensembling) makes the
 # classifier steadier. It works the same in Chinese: only the prompts change.
 
+#
+# Written out, the classifier is a few lines: one unit vector per class (the mean of its
+# prompts' unit embeddings, renormalised), one matrix product, the best class per row.
+# `retrieval.zero_shot_classify` does exactly this; below the two are compared, and so are
+# an ensemble of prompts and a single prompt per class. The toy world's prompts differ
+# little ("a red circle", "a photo of a red circle", ...), so a small gap or none is what
+# to expect here; the CLIP paper's gain from ensembling (self-check 3) is on real photos.
+
 # %%
 test_scenes = [s for s in generate_scenes(300, seed=22, split="heldout") if len(s.objects) == 1]
 test_embeddings = encoder.encode_images([s.render() for s in test_scenes])
+
+
+def classify(image_embeddings, class_prompts):
+    names = list(class_prompts)
+    centroids = np.stack([encoder.encode_texts(class_prompts[name]).mean(axis=0) for name in names])
+    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
+    return [names[i] for i in (image_embeddings @ centroids.T).argmax(axis=1)]
+
+
+shape_prompts = zero_shot_prompts("shape", "en")
+truth = [s.objects[0].shape for s in test_scenes]
+for label, prompts in (("ensemble", shape_prompts),
+                       ("single prompt", {name: texts[:1] for name, texts in shape_prompts.items()})):
+    accuracy = float(np.mean([p == t for p, t in zip(classify(test_embeddings, prompts), truth)]))
+    print(f"  [en] shape, {label:<13}: {accuracy:.3f}  ({len(next(iter(prompts.values())))} prompts per class, "
+          f"e.g. {next(iter(prompts.values()))[0]!r})")
+    lesson.record(**{f"zero_shot_shape_en_{label.replace(' ', '_')}": accuracy})
+same = classify(test_embeddings, shape_prompts) == zero_shot_classify(encoder, test_embeddings, shape_prompts)[0]
+print(f"  written-out classifier agrees with retrieval.zero_shot_classify on every image: {same}")
+
+# %%
 for lang in ("en", "zh"):
     for attribute in ("colour", "shape"):
         prompts = zero_shot_prompts(attribute, lang)
@@ -88,9 +162,12 @@ for lang, template in (("en", "a photo of {}"), ("zh", "一张{}的照片")):
     lesson.record(**{f"photo_zero_shot_{lang}": correct / len(photos)})
 
 # %% [markdown]
-# ## 3. Top-k retrieval, both ways
+# ## 4. Top-k retrieval, both ways
 # Text to image: rank a gallery by similarity to the query. Image to text: rank
 # captions for an image. Recall@k is the share of queries whose answer is in the top k.
+# Written out it is two lines: rank each row, and ask whether the right column is among
+# the first k. The library's `recall_at_k` (which also accepts several right answers per
+# query) must agree.
 
 # %%
 gallery = generate_scenes(200, seed=23, split="heldout")
@@ -100,10 +177,76 @@ query_embeddings = encoder.encode_texts(query_texts)
 scores = query_embeddings @ gallery_embeddings.T
 text_to_image = recall_at_k(scores, list(range(len(gallery))), ks=(1, 5))
 image_to_text = recall_at_k(scores.T, list(range(len(gallery))), ks=(1, 5))
+ranked = np.argsort(-scores, axis=1)  # row q: the gallery, best match for query q first
+by_hand = {f"R@{k}": float(np.mean([q in ranked[q, :k] for q in range(len(scores))])) for k in (1, 5)}
+print(f"  recall written out: {by_hand}; retrieval.recall_at_k: {text_to_image}")
 lesson.say(f"""Gallery of {len(gallery)} held-out scenes. Text -> image: R@1 {text_to_image['R@1']:.3f},
     R@5 {text_to_image['R@5']:.3f}. Image -> text: R@1 {image_to_text['R@1']:.3f}, R@5 {image_to_text['R@5']:.3f}.""")
 for label, text in (("English", "a red circle"), ("Chinese", "红色圆形")):
     best = top_k(encoder.encode_texts([text]) @ gallery_embeddings.T, 3)[0]
     print(f"  {label} query {text!r}: top 3 = " + "; ".join(gallery[i].short_caption("en") for i in best))
 lesson.record(text_to_image=text_to_image, image_to_text=image_to_text)
+
+# %% [markdown]
+# R@1 is 1.000 and yet a short query can put a near miss first. The recall above used each
+# scene's full caption (sizes, colours, shapes and places of every object); a query such as
+# "a red circle" says much less, matches every scene with a red circle in it equally well,
+# and leaves the ranking to small differences, where neighbouring colours (red, orange) and
+# similar shapes lie close in the embedding space:
+
+# %%
+red, orange, red_square = encoder.encode_texts(["a red circle", "an orange circle", "a red square"])
+print(f"  cosine('a red circle', 'an orange circle') = {float(red @ orange):.3f}; "
+      f"cosine('a red circle', 'a red square') = {float(red @ red_square):.3f}")
+has_red_circle = [any(o.colour == "red" and o.shape == "circle" for o in s.objects) for s in gallery]
+print(f"  {sum(has_red_circle)} of {len(gallery)} gallery scenes contain a red circle")
+
+# %%
 lesson.finish()
+
+# %% [markdown]
+# ## Exercises
+# `python -m chapter09.exercises start 9.2`, fill in `my_exercises/ex9_2.py`, then
+# `python -m chapter09.exercises check 9.2`.
+#
+# 1. **Predict, then run.** What happens to the softmax rows of step 2 if you divide
+#    `scale` by 10? Predict, change the cell, run it.
+# 2. **9.2.1 `recall_at_k`** (checked): on a rectangular score matrix (queries x candidates), where
+#    ranking along the wrong axis cannot pass unnoticed.
+# 3. **9.2.2 `zero_shot_classify`** (checked): prompt ensembling; then compare it with a single prompt
+#    per class on the held-out scenes, as step 3 does.
+# 4. **9.2.3 `contrastive_loss`** (checked): the symmetric InfoNCE loss with a temperature, checked
+#    against `chapter09.training.clip_contrastive_loss`.
+# 5. **Explore.** Query the gallery with "a small red circle at the top left". Does the top hit
+#    change? Why?
+#
+# ## Self-check
+# **1. Recall@1 is 1.000 text -> image. Can image -> text be lower on the same matrix?**
+# <details><summary>Answer</summary>
+# Yes. Text -> image ranks each row (a caption against every image), image -> text each
+# column. An image can have a caption that wins its row while another image's caption beats
+# it in its own column. That is why retrieval is reported both ways.
+# </details>
+#
+# **2. Why does `logit_scale` matter if the ranking is the same at any scale?**
+# <details><summary>Answer</summary>
+# Ranking, and so recall, ignores any positive scale. Training does not: the softmax of
+# cosines between -1 and 1 is nearly flat, so the loss barely separates right from wrong; a
+# learnt scale (up to 100) sharpens it (compare the two losses printed in step 2).
+# </details>
+#
+# **3. Why average several prompts per class?**
+# <details><summary>Answer</summary>
+# One wording carries its own bias ("a photo of a ..."); the mean of several prompts'
+# directions is closer to the class itself. The CLIP paper reports that ensembling 80
+# prompts raised zero-shot ImageNet accuracy by about 3.5 points over a single default prompt
+# (section 3.1.4); the toy comparison in step 3 is this run's own measurement.
+# </details>
+#
+# ## Further reading
+# * Radford et al., CLIP (arXiv 2103.00020): section 2.3 and figure 3 for the loss in
+#   pseudocode, section 3.1.4 for prompt engineering and ensembling.
+# * van den Oord et al., *Representation Learning with Contrastive Predictive Coding*
+#   (arXiv 1807.03748): where the InfoNCE loss comes from.
+# * Zhai et al., *LiT: Zero-Shot Transfer with Locked-image text Tuning* (arXiv 2111.07991):
+#   the same loss with a frozen, pretrained image tower.

@@ -8,7 +8,7 @@
 # BLIP-2 (`Salesforce/blip2-opt-2.7b`) keeps a frozen ViT-g image encoder and a frozen
 # OPT-2.7B language model, and learns only a small *Q-Former* in between that turns the
 # image into 32 "query tokens" the language model reads as if they were words. In all
-# it has **3.74 B parameters: about 14 GB in fp32, 7.5 GB in bf16/fp16**. A machine
+# it has **3.74 B parameters: 15.0 GB (13.9 GiB) in fp32, 7.5 GB (7.0 GiB) in bf16/fp16**. A machine
 # that cannot hold that takes the CPU-sized route: BLIP captioning base (247 M) and
 # BLIP-VQA base (385 M). This lesson decides which route fits, says why, and then
 # captions, answers questions and chats.
@@ -37,8 +37,9 @@ lesson = start("9.4", "BLIP-2 vision Q&A")
 
 # %%
 free_gib = vqa.available_memory_bytes("cpu") / 2**30
-lesson.say(f"""BLIP-2 OPT-2.7b: {vqa.BLIP2_PARAMS / 1e9:.2f} B parameters x 4 bytes = {vqa.BLIP2_PARAMS * 4 / 2**30:.1f} GiB
-    in fp32, x 2 bytes = {vqa.BLIP2_PARAMS * 2 / 2**30:.1f} GiB in bf16/fp16, before activations.
+lesson.say(f"""BLIP-2 OPT-2.7b: {vqa.BLIP2_PARAMS / 1e9:.2f} B parameters x 4 bytes = {vqa.BLIP2_PARAMS * 4 / 1e9:.1f} GB
+    = {vqa.BLIP2_PARAMS * 4 / 2**30:.1f} GiB in fp32, x 2 bytes = {vqa.BLIP2_PARAMS * 2 / 1e9:.1f} GB =
+    {vqa.BLIP2_PARAMS * 2 / 2**30:.1f} GiB in bf16/fp16, before activations.
     This machine has {free_gib:.1f} GiB of memory free right now.""")
 route = vqa.choose_route(lesson.settings)
 reason = why_unavailable(route.reason) if route.name == "blip" else route.reason
@@ -69,7 +70,9 @@ else:
     from chapter09.toyworld.tokenizers import blip_word_tokenizer
 
     tokenizer = blip_word_tokenizer(toy_corpus(50) + ["Question: Answer:"])
-    processor = Blip2Processor(image_processor=BlipImageProcessor(), tokenizer=tokenizer, num_query_tokens=32)
+    # 224 x 224 as in Salesforce/blip2-opt-2.7b's preprocessor_config.json (BlipImageProcessor's default is 384)
+    image_processor = BlipImageProcessor(size={"height": 224, "width": 224})
+    processor = Blip2Processor(image_processor=image_processor, tokenizer=tokenizer, num_query_tokens=32)
 question = "how many shapes are there?"
 inputs = processor(images=[generate_scenes(1, 3, "heldout")[0].render()], text=[f"Question: {question} Answer:"],
                    return_tensors="pt")
@@ -79,6 +82,9 @@ slots = ids.count(image_token_id)
 words = processor.tokenizer.convert_ids_to_tokens([i for i in ids if i != image_token_id])
 print(f"  prompt ids: {slots} x {processor.image_token.content} then {words}")
 print(f"  pixel_values: {tuple(inputs['pixel_values'].shape)}")
+if route.name != "blip2":
+    print("  (the words come from the toy BERT-style tokenizer, hence [CLS] ... [SEP]; blip2-opt-2.7b uses OPT's\n"
+          "   byte-level BPE tokenizer, whose prompts start with </s>, OPT's start token, and have no [SEP])")
 lesson.record(image_token_slots=slots, num_query_tokens=processor.num_query_tokens)
 
 # %% [markdown]
@@ -178,10 +184,13 @@ elif answerer is not None:
 
 # %% [markdown]
 # ## 5. A chat that remembers
-# A `ChatSession` keeps the question/answer history. BLIP-2 reads it: each new prompt
-# carries the last three turns as "Question: ... Answer: ...", the format BLIP-2 was
-# tuned on, so "and where is it?" can refer back. BLIP-VQA reads one question at a
-# time, so on that route the history is a transcript the model does not see.
+# A `ChatSession` keeps the question/answer history. On the BLIP-2 route each new prompt
+# carries the last three turns as "Question: ... Answer: ...", so "and where is it?" can
+# refer back. That format is the prompt the BLIP-2 paper used for zero-shot VQA
+# ("Question: {} Answer:"); BLIP-2 OPT was neither instruction- nor chat-tuned, so
+# stringing turns together is this chapter's convention, and how well the model uses
+# earlier turns is something to test on your images, not a promise. BLIP-VQA reads one
+# question at a time, so on that route the history is a transcript the model does not see.
 #
 # In a terminal: `python -m chapter09.vqa chat IMAGE` (no widgets: type a question,
 # `reset` forgets, an empty line quits). Below, the same loop reads a scripted conversation.
@@ -212,3 +221,45 @@ if answerer is not None:
 
 # %%
 lesson.finish()
+
+# %% [markdown]
+# ## Exercises
+# `python -m chapter09.exercises start 9.4`, fill in `my_exercises/ex9_4.py`, then
+# `python -m chapter09.exercises check 9.4`.
+#
+# 1. **Predict, then run.** How many GiB would BLIP-2 OPT-2.7b need in int8, with the 25 %
+#    headroom? Would it fit on a 16 GB T4 in fp16?
+# 2. **9.4.1 `chat_prompt`** (checked, against `vqa.build_prompt`): the prompt with the last turns.
+# 3. **9.4.2 `weights_gib` and `fits_in_memory`** (checked): the sum `vqa.choose_route` does, in GiB.
+# 4. **9.4.3 `vqa_accuracy`** (checked): exact-answer accuracy, overall and per question kind.
+# 5. **Explore.** Ask the toy VQA twin a question of a kind it never saw ("is the star bigger
+#    than the circle?"). What does it answer, and why can it not say "I don't know"?
+#
+# ## Self-check
+# **1. What does the Q-Former give the language model?**
+# <details><summary>Answer</summary>
+# A fixed number of vectors (32 for blip2-opt-2.7b) in the LM's embedding space, computed
+# from the frozen image encoder's features by learnt queries. The LM reads them in the
+# `<image>` slots as if they were words; only the Q-Former (and a projection) was trained.
+# </details>
+#
+# **2. BLIP-2 OPT-2.7b in fp32: 15.0 GB or 13.9 GiB?**
+# <details><summary>Answer</summary>
+# Both: 3.74e9 parameters x 4 bytes = 15.0e9 bytes = 15.0 GB (10^9 bytes) = 13.9 GiB (2^30
+# bytes). Memory tools mix the two units; the chapter's code counts GiB.
+# </details>
+#
+# **3. Does BLIP-VQA remember the previous question?**
+# <details><summary>Answer</summary>
+# No: it encodes the image with the current question only. The chat keeps a history, but on
+# that route the model never reads it.
+# </details>
+#
+# ## Further reading
+# * Li et al., *BLIP: Bootstrapping Language-Image Pre-training* (arXiv 2201.12086): the
+#   captioner and the VQA model of this section, and CapFilt, how it cleaned web captions.
+# * Li et al., *BLIP-2: Bootstrapping Language-Image Pre-training with Frozen Image Encoders and
+#   Large Language Models* (arXiv 2301.12597): the Q-Former, and its zero-shot VQA
+#   experiments for the "Question: ... Answer:" prompt.
+# * Zhang et al., *OPT: Open Pre-trained Transformer Language Models* (arXiv 2205.01068):
+#   the language model inside blip2-opt-2.7b.

@@ -10,15 +10,17 @@
 # measures what fp32, bf16, dynamic int8 and ONNX Runtime cost and buy on this machine.
 
 # %%
+import inspect
 import json
 
+import matplotlib.pyplot as plt
 import torch
 
-from chapter09 import config, measure
+from chapter09 import config, cpu, measure
 from chapter09.captioning import names_every_object
 from chapter09.images import load_image
-from chapter09.lesson import start, why_unavailable
-from chapter09.models import ModelUnavailableError
+from chapter09.lesson import precision_verdict, start, why_unavailable
+from chapter09.models import ModelUnavailableError, resolve
 from chapter09.toyworld import generate_scenes
 from chapter09.vlm import tiny as tiny_vlm
 
@@ -77,6 +79,16 @@ for vision, last_layers in ((True, 1), (True, -1), (False, -1)):
 lesson.record(tiny_vlm_parameters=parts)
 
 # %% [markdown]
+# The whole trick of a VLM is in its `forward`: the projected image features become the
+# first positions of the sequence, the caption's word embeddings follow, the attention
+# mask covers both, and the labels put -100 (ignored by the cross-entropy) on every image
+# position, so the model is trained to predict the caption's words only, given the image.
+# This is the library's code, printed from `chapter09/vlm/tiny.py`:
+
+# %%
+print(inspect.getsource(tiny_vlm.TinyVLM.forward))
+
+# %% [markdown]
 # A short live run: 60 steps on 256 toy captions with the vision tower frozen (its
 # features are computed once, not every step). The loss falls fast, but 60 steps are
 # far too few for good captions.
@@ -87,7 +99,19 @@ captions_json = tiny_vlm.write_toy_captions(lesson.out / "demo_data", 256, 5, "t
 history = tiny_vlm.train(demo, *tiny_vlm.read_captions(captions_json), steps=60, batch_size=32, log_every=20)
 first, last = sum(history[:5]) / 5, sum(history[-5:]) / 5
 print(f"  loss: {first:.2f} over the first 5 steps -> {last:.2f} over the last 5")
-lesson.record(demo_loss_first=round(first, 3), demo_loss_last=round(last, 3))
+lesson.record(demo_loss_first=round(first, 3), demo_loss_last=round(last, 3), demo_loss=[round(x, 4) for x in history])
+
+figure, axis = plt.subplots(figsize=(7, 3.2))
+axis.plot(range(1, len(history) + 1), history, color="tab:blue")
+axis.set_xlabel("training step (batch of 32 captions)")
+axis.set_ylabel("cross-entropy per caption token")
+axis.set_title("9.5 training loss of the fresh VLM, first 60 steps"
+               + (" (toy world)" if resolve("clip", lesson.settings).is_toy else ""))
+axis.grid(alpha=0.3)
+lesson.save_figure(figure, "demo_loss.png")
+demo.eval()
+for scene, caption in zip(scenes[:2], demo.generate(images[:2])):
+    print(f"  after 60 steps -> {caption!r}\n  truth          -> {scene.captions('en')[0]!r}")
 
 # %% [markdown]
 # ## 3. The committed tiny VLM on held-out scenes
@@ -107,17 +131,30 @@ def caption_accuracy(vlm) -> float:
 
 generated = model.generate(images[:3])
 for scene, caption in zip(scenes, generated):
-    print(f"  truth: {scene.captions('en')[0]}\n  model: {caption}")
+    verdict = "right" if names_every_object(caption, scene, "en") else "WRONG: an object's colour or shape is off"
+    print(f"  truth: {scene.captions('en')[0]}\n  model: {caption}   [{verdict}]")
 accuracy = caption_accuracy(model)
 print(f"  captions naming every object's colour and shape: {accuracy:.3f} of {len(scenes)} held-out images")
 lesson.record(tiny_vlm_accuracy=round(accuracy, 3))
 
 # %% [markdown]
+# Where it errs, it is mostly a similar shape (circle/square, star/triangle) or an object
+# of a colour-shape pair it never saw in training: the tiny VLM reads the toy CLIP's frozen
+# vision tower, and that tower's zero-shot shape accuracy is lowest on exactly those pairs
+# (chapter09/README.md, "Known gaps").
+
+# %% [markdown]
 # ## 4. fp32 vs bf16 vs dynamic int8 vs ONNX Runtime, measured here
 # * **bf16** halves every weight. It is faster only on CPUs with native bf16 units
-#   (AVX512-BF16/AMX) and for large matrices.
+#   (AVX-512 BF16 or AMX) and for large matrices; on a CPU with only AVX2 it is emulated
+#   and *slower* than fp32. The first line below says which kind of CPU this run had.
 # * **dynamic int8** (`torch.ao.quantization.quantize_dynamic`) stores Linear weights as
 #   8-bit integers and quantises activations on the fly; embeddings and norms stay float.
+#   It is a CPU technique (its kernels are FBGEMM/oneDNN on x86, QNNPACK on ARM), and it
+#   is fastest where the CPU has int8 dot products (VNNI, AMX). PyTorch has deprecated
+#   `torch.ao.quantization` in favour of **torchao** (`torchao.quantization.quantize_`),
+#   which is where new work on int8 and lower precisions happens; `measure.py` still uses
+#   the old call (and silences its deprecation warning) because it needs no extra package.
 # * **ONNX Runtime** runs the same fp32 weights as a graph, without Python between layers.
 #   `generate` cannot be exported whole, so `chapter09/vlm/onnx.py` exports the image encoder
 #   and one LM step and runs the greedy loop in NumPy.
@@ -130,6 +167,8 @@ lesson.record(tiny_vlm_accuracy=round(accuracy, 3))
 
 # %%
 torch.set_num_threads(1)  # one thread: steadier timings on a shared CPU
+print(f"  CPU: {cpu.describe()}")
+print(f"  native bf16: {cpu.has_native_bf16()}; int8 dot products (VNNI/AMX): {cpu.has_int8_dot()}")
 sample = images[:16]
 rows = measure.compare_precisions(model, lambda variant, xs: variant.generate(xs), sample, caption_accuracy)
 onnx_model = None
@@ -154,6 +193,10 @@ for row in rows[1:]:
     if "ms_per_item" in row:
         print(f"  {row['variant']:<17} {row['ms_per_item'] / fp32['ms_per_item']:.2f}x the fp32 time, "
               f"{row['weights_mb'] / fp32['weights_mb']:.2f}x the memory, quality {row['quality']} vs {fp32['quality']}")
+verdict = precision_verdict(rows, cpu.has_native_bf16())
+for line in verdict:
+    print(f"  {line}")
+lesson.record(cpu=cpu.features(), precision_verdict=verdict)
 
 # %% [markdown]
 # Whole captions mix two kinds of work: one image-encoder pass, then a Python loop of LM
@@ -177,3 +220,48 @@ if onnx_model is not None:
 
 # %%
 lesson.finish()
+
+# %% [markdown]
+# ## Exercises
+# `python -m chapter09.exercises start 9.5`, fill in `my_exercises/ex9_5.py`, then
+# `python -m chapter09.exercises check 9.5`.
+#
+# 1. **Predict, then run.** Train the demo with `train_last_lm_layers=1` instead of -1. Will
+#    the loss after 60 steps be higher or lower? Why?
+# 2. **9.5.1 `build_vlm_inputs`** (checked, against what `TinyVLM.forward` hands its LM): the
+#    sequence and the label mask.
+# 3. **9.5.2 `caption_labels`** (checked): labels for padded captions.
+# 4. **9.5.3 `quantize_int8`** (checked): per-row symmetric int8, the weight half of dynamic int8.
+# 5. **Measure.** Time a matrix product of a size of your choice (say 2048 x 2048) in fp32, bf16
+#    and through `torch.ao.quantization.quantize_dynamic` on a `torch.nn.Linear`, on your CPU.
+#    Print `chapter09.cpu.describe()` beside it. At what size does int8 start to win?
+#
+# ## Self-check
+# **1. Why are the image positions' labels -100?**
+# <details><summary>Answer</summary>
+# -100 is the index PyTorch's cross-entropy ignores. The image is context; the model is not
+# asked to predict visual tokens, only the caption's words after them.
+# </details>
+#
+# **2. bf16 halves the memory. Is it always faster?**
+# <details><summary>Answer</summary>
+# No. Only with bf16 arithmetic in hardware (AVX-512 BF16, AMX, or a GPU); on an AVX2-only
+# CPU it is converted back and forth and runs slower than fp32. And a model as small as the
+# tiny VLM spends much of its time outside the matrix products, in Python and small ops.
+# </details>
+#
+# **3. Why is the ONNX Runtime caption slower although its image encoder is faster?**
+# <details><summary>Answer</summary>
+# The exported LM step has no key/value cache: each new token re-reads the whole sequence,
+# while torch's `generate` reuses the cache. The encoder alone is one graph call on both sides.
+# </details>
+#
+# ## Further reading
+# * Liu et al., *Visual Instruction Tuning* (LLaVA, arXiv 2304.08485): vision encoder +
+#   projector + LLM, the design this section builds, and its two training stages.
+# * Marafioti et al., *SmolVLM: Redefining small and efficient multimodal models*
+#   (arXiv 2504.05299): how far a 256 M VLM goes, and the image-token budget.
+# * Jacob et al., *Quantization and Training of Neural Networks for Efficient
+#   Integer-Arithmetic-Only Inference* (arXiv 1712.05877): the int8 scheme behind dynamic
+#   quantisation.
+# * Yang et al., *Qwen3 Technical Report* (arXiv 2505.09388): the language model family used here.

@@ -104,7 +104,7 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec(
             "blip2", "Salesforce/blip2-opt-2.7b", "Blip2ForConditionalGeneration",
             "captioning and visual Q&A with a frozen OPT-2.7B language model (9.4)",
-            "MIT", None, "3.74 B (about 14 GB in fp32, 7.5 GB in fp16/bf16)",
+            "MIT", None, "3.74 B (15.0 GB = 13.9 GiB in fp32, 7.5 GB = 7.0 GiB in fp16/bf16)",
             tested_by="tests/test_vl_hub_classes.py::test_blip2_code_path_on_a_random_model",
         ),
         ModelSpec(

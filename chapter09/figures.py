@@ -7,8 +7,9 @@ matplotlib's DejaVu Sans; each glyph DejaVu Sans lacks (every Chinese character)
 from Noto Sans CJK SC, glyph by glyph. ``lesson.start`` calls it, so every lesson's figures
 can show Chinese.
 
-The two drawings several lessons share live here too, so the lessons read as lessons:
-``similarity_figure`` (9.2, and the README's heat-map) and ``caption_figure`` (9.4); and
+The drawings lessons share live here too, so the lessons read as lessons:
+``similarity_figure`` (9.2, and the README's heat-map), ``probability_heatmaps`` (9.2's softmax,
+drawn with seaborn) and ``caption_figure`` (9.4); and
 ``compact_png``, which stores a figure in a third of the bytes for the committed notebooks
 and the README pictures.
 """
@@ -131,6 +132,27 @@ def similarity_figure(images, panels: dict, title: str):
             lines.append(f"{j + 1:>2}. {caption}" if index == 0 else f"     {caption}")
     key.text(0, 1, "\n".join(lines), va="top", ha="left", fontsize=8.5, linespacing=1.45, transform=key.transAxes)
     figure.suptitle(title, fontsize=12)
+    return figure
+
+
+def probability_heatmaps(panels: dict, title: str):
+    """Annotated heat-maps (seaborn) of softmax probabilities, one per panel: ``panels`` maps a panel title
+    to a square matrix whose row i should put its mass on column i. Leaves matplotlib's fonts alone (no
+    ``seaborn.set_theme``), so the CJK fallback of ``use_cjk_font`` keeps working in titles."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import seaborn as sns
+
+    figure, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels) + 0.6, 4.4), squeeze=False)
+    for axis, (name, matrix) in zip(axes[0], panels.items()):
+        matrix = np.asarray(matrix, dtype=float)
+        labels = [str(i + 1) for i in range(len(matrix))]
+        sns.heatmap(matrix, ax=axis, vmin=0, vmax=1, cmap="rocket_r", annot=True, fmt=".2f", square=True,
+                    cbar=False, xticklabels=labels, yticklabels=labels, annot_kws={"fontsize": 9},
+                    linewidths=0.5, linecolor="white")
+        axis.set_title(name, fontsize=10)
+    figure.suptitle(title, fontsize=11)
+    figure.tight_layout()
     return figure
 
 

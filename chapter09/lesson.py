@@ -11,12 +11,17 @@ import json
 import sys
 import textwrap
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import config
 from .cli import add_model_options
 from .models import Settings
+
+# tqdm.auto warns in a Jupyter kernel without ipywidgets ("IProgress not found") and then prints plain
+# bars: nothing is wrong, so a lesson does not show it (lessons import this module before any model)
+warnings.filterwarnings("ignore", message="IProgress not found")
 
 
 def section_scripts() -> list[Path]:
@@ -43,7 +48,9 @@ class Lesson:
         for paragraph in textwrap.dedent(text).strip().split("\n\n"):
             print(textwrap.fill(" ".join(paragraph.split()), width=88))
 
-    def save_figure(self, figure, name: str) -> Path:
+    def save_figure(self, figure, name: str) -> None:
+        """Write the figure to the output folder (and show it inline in a notebook). Returns nothing, so a
+        cell ending in it shows no stray value."""
         import matplotlib.pyplot as plt
 
         path = self.out / name
@@ -51,19 +58,18 @@ class Lesson:
         if not in_notebook():
             plt.close(figure)
         print(f"  [figure] {path}")
-        return path
 
     def record(self, **values) -> None:
         """Keep figures worth reporting; ``finish`` writes them to results.json."""
         self.results.update(values)
 
-    def finish(self) -> Path:
+    def finish(self) -> None:
+        """Write results.json (returns nothing: the last cell of a notebook shows no stray value)."""
         path = self.out / "results.json"
         self.results["seconds"] = round(time.time() - self.started, 1)
         path.write_text(json.dumps({"section": self.number, "title": self.title, "models": self.settings.mode,
                                     **self.results}, indent=2, ensure_ascii=False, default=str))
         print(f"\n[{self.number}] done in {self.results['seconds']} s; results in {path}")
-        return path
 
 
 def start(number: str, title: str, argv: list[str] | None = None) -> Lesson:
@@ -102,3 +108,26 @@ def clip_encoder(lesson: Lesson, role: str = "clip"):
     from .clip import clip_encoder as shared_encoder
 
     return shared_encoder(role, lesson.settings)
+
+
+def precision_verdict(rows: list[dict], native_bf16: bool) -> list[str]:
+    """What a measured fp32 / bf16 / int8 table says, in sentences that hold on the CPU it was measured on.
+
+    ``rows`` come from ``measure.variant_row`` (the first is fp32); ``native_bf16`` is whether this CPU has
+    bf16 dot products in hardware (``cpu.has_native_bf16()``). Nothing is claimed that the rows do not show.
+    """
+    timed = {row["variant"]: row["ms_per_item"] for row in rows if "ms_per_item" in row}
+    if "fp32" not in timed or len(timed) < 2:
+        return ["Too few variants were measured to compare."]
+    fastest = min(timed, key=timed.get)
+    lines = [f"Fastest in this run: {fastest} ({timed[fastest]} ms per item, {timed[fastest] / timed['fp32']:.2f}x fp32)."]
+    if "bf16" in timed:
+        ratio = timed["bf16"] / timed["fp32"]
+        faster = "faster" if ratio < 0.97 else "slower" if ratio > 1.03 else "about as fast"
+        if native_bf16:
+            lines.append(f"This CPU has native bf16 (AVX-512 BF16 or AMX): bf16 took {ratio:.2f}x the fp32 time "
+                         f"({faster}). On a CPU without it bf16 is emulated and slower than fp32.")
+        else:
+            lines.append(f"This CPU has no native bf16 (no AVX-512 BF16 / AMX): bf16 took {ratio:.2f}x the fp32 "
+                         f"time ({faster}); it still halves the weights' memory.")
+    return lines

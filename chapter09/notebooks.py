@@ -16,9 +16,13 @@ What the toy models compute is the same on every run; measured timings (9.3's sp
 the 9.5 and 9.6 latency tables and plots, each section's "done in ... s") change from run
 to run, as measurements do.
 
-The package is installed (``pip install -r requirements.txt`` installs it in editable mode),
-so a notebook runs from any folder. The CH09_MODELS / CH09_OUT environment variables choose
-models and output.
+Every notebook opens with its title, then a setup cell (the same in all six) that makes it
+run where a learner opens it: nothing happens where the chapter is installed
+(``pip install -r requirements.txt`` installs it in editable mode); in a fresh Jupyter inside
+a clone it installs the clone; on Colab it clones ``REPO_URL`` and installs that. The
+notebooks are executed from a temporary folder outside the repository, with no PYTHONPATH,
+as a learner's Jupyter would run them. The CH09_MODELS / CH09_OUT environment variables
+choose models and output.
 """
 from __future__ import annotations
 
@@ -40,6 +44,44 @@ NOTEBOOK_DIR = config.REPO_DIR / "notebooks"
 KERNEL = {"display_name": "Python 3", "language": "python", "name": "python3"}
 CELL_TIMEOUT_S = 600
 
+SETUP_MARKDOWN = """## Before you start: run the setup cell
+Where the chapter is installed (`pip install -r requirements.txt` in a clone installs it in
+editable mode), the next cell does nothing. In a fresh Jupyter started inside a clone it
+installs the clone. On **Colab** (File -> Open notebook -> GitHub), set `REPO_URL` to this
+repository's git address first: the cell clones it and installs `requirements.txt` (a few
+minutes, since it pins torch 2.13.0 in place of Colab's own build).
+
+**Which models.** With the Hugging Face hub reachable the lessons load the real checkpoints;
+without it they run on the toy world (tiny twins of the same classes) and say so in a banner.
+To insist on real weights, run `os.environ["CH09_MODELS"] = "real"` before the next cells
+(`"toy"` for the toy world). The outputs committed with this notebook were produced in the
+toy world, on a CPU.
+
+**On a GPU** (Colab's T4 has 16 GB): the chapter picks CUDA and fp16 by itself. BLIP-2
+OPT-2.7b then needs about 7.0 GiB of weights plus 25 % headroom, so 9.4 takes the BLIP-2
+route, and 9.5 and 9.6 time the models on the GPU (no bf16 or int8 CPU kernels involved)."""
+
+SETUP_CODE = """# Setup: installs the chapter on Colab or in a fresh Jupyter; does nothing where it is installed.
+import importlib.util
+import os
+import subprocess
+import sys
+import warnings
+
+warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without ipywidgets: plain bars work
+REPO_URL = ""  # on Colab: this repository's git URL, e.g. the address you opened this notebook from
+if importlib.util.find_spec("chapter09") is None:
+    root = next((p for p in ("..", ".") if os.path.isfile(os.path.join(p, "chapter09", "__init__.py"))), None)
+    if root is None:
+        if not REPO_URL:
+            raise RuntimeError("chapter09 is not installed here: set REPO_URL in this cell to the repository's "
+                               "git URL and run it again")
+        subprocess.run(["git", "clone", "--depth", "1", REPO_URL, "chapter09-course"], check=True)
+        root = "chapter09-course"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-r", "requirements.txt"], cwd=root, check=True)
+    sys.path.insert(0, os.path.abspath(root))  # an editable install is importable only after a restart
+print("chapter09 is ready")"""
+
 
 def section_number(script: Path) -> str:
     return script.name.split("_")[0]
@@ -52,8 +94,15 @@ def notebook_path(script: Path) -> Path:
 def render(script: Path):
     """The notebook for ``script``, not yet executed: the script's cells, stable ids and metadata."""
     import jupytext
+    import nbformat
 
     notebook = jupytext.reads(script.read_text(encoding="utf-8"), fmt="py:percent")
+    cells = notebook.cells
+    if cells and cells[0].cell_type == "code" and _only_a_docstring(cells[0].source):
+        cells = cells[1:]  # the module docstring is for the script's readers; the title cell says it in the notebook
+    title = next(i for i, cell in enumerate(cells) if cell.cell_type == "markdown")
+    notebook.cells = [*cells[:title + 1], nbformat.v4.new_markdown_cell(SETUP_MARKDOWN),
+                      nbformat.v4.new_code_cell(SETUP_CODE), *cells[title + 1:]]
     notebook.metadata = {"kernelspec": dict(KERNEL), "language_info": {"name": "python"},
                          "generated_from": f"chapter09/{script.name} by `python -m chapter09.notebooks`, "
                                            "executed with CH09_MODELS=toy"}
@@ -65,22 +114,34 @@ def render(script: Path):
     return notebook
 
 
+def _only_a_docstring(source: str) -> bool:
+    import ast
+
+    try:
+        body = ast.parse(source).body
+    except SyntaxError:
+        return False
+    return len(body) == 1 and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant)
+
+
 def kernel_environment(out_dir: Path) -> dict:
-    """The environment a notebook runs in: the toy world, no hub, output in ``out_dir``, the repository importable."""
+    """The environment a notebook runs in: the toy world, no hub, output in ``out_dir``. No PYTHONPATH: the
+    chapter must be importable the way a learner's Jupyter finds it (installed), not through this checkout."""
     env = dict(os.environ)
     env.update(CH09_MODELS="toy", CH09_OUT=str(out_dir), HF_HUB_OFFLINE="1", MPLBACKEND="module://matplotlib_inline.backend_inline")
-    env["PYTHONPATH"] = os.pathsep.join([str(config.REPO_DIR), *filter(None, [env.get("PYTHONPATH")])])
-    for name in ("CH09_DEVICE", "CH09_DTYPE"):  # the committed notebooks show the defaults
+    env.pop("PYTHONPATH", None)
+    for name in ("CH09_DEVICE", "CH09_DTYPE", "CH09_HIDE_CPU_FEATURES"):  # the committed notebooks show the defaults
         env.pop(name, None)
     return env
 
 
 def execute(notebook, out_dir: Path, timeout: int = CELL_TIMEOUT_S):
-    """Run ``notebook`` (in place) from the notebooks/ folder, in the toy world, writing lesson output to ``out_dir``."""
+    """Run ``notebook`` (in place) from a folder outside the repository (``out_dir``'s parent), in the toy world,
+    writing lesson output to ``out_dir``."""
     from nbclient import NotebookClient
 
     client = NotebookClient(notebook, timeout=timeout, kernel_name=KERNEL["name"], record_timing=False,
-                            resources={"metadata": {"path": str(NOTEBOOK_DIR)}})
+                            resources={"metadata": {"path": str(Path(out_dir).resolve().parent)}})
     client.execute(env=kernel_environment(out_dir))
     return notebook
 

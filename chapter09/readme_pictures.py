@@ -1,11 +1,16 @@
-"""The pictures in README.md, made from this repository by one command.
+"""The pictures in README.md and the measured figures in chapter09/README.md, from one source: the
+committed notebooks.
 
-    python -m chapter09.readme_pictures            # all four, into assets/readme/ (about 1 min)
-    python -m chapter09.readme_pictures figures    # only the three lesson figures
-    python -m chapter09.readme_pictures web-ui     # only the web UI screenshot
+    python -m chapter09.readme_pictures            # everything below
+    python -m chapter09.readme_pictures figures    # the three lesson figures, into assets/readme/
+    python -m chapter09.readme_pictures text       # the measured blocks of chapter09/README*.md
+    python -m chapter09.readme_pictures web-ui     # the web UI screenshot (about 1 min)
 
-The lesson figures are what a learner gets: 9.2, 9.4 and 9.5 are run in the toy world and
-the figures they save are copied. The screenshot is of the capstone's web UI: a small toy
+The lesson figures are what a learner sees: the inline figures of the committed 9.2, 9.4 and
+9.5 notebooks (run ``python -m chapter09.notebooks`` first), copied. The measured blocks of
+``chapter09/README.md`` and ``chapter09/README.zh-CN.md`` (between ``<!-- notebook 9.N: name -->``
+and ``<!-- /notebook -->``) are lines copied verbatim from the same notebooks' outputs, so the
+README and the notebooks cannot disagree; ``tests/test_vl_notebooks.py`` checks that they match. The screenshot is of the capstone's web UI: a small toy
 library of held-out scenes is indexed and captioned (``python -m chapter09.capstone index``,
 ``caption --index``), served (``serve``), and headless Chromium, through Playwright, types a
 text search and opens the first hit. The browser is the system's (Debian's ``chromium``, or
@@ -18,6 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -64,16 +70,80 @@ def section_script(number: str) -> Path:
     return next(s for s in section_scripts() if s.name.startswith(f"{number}_"))
 
 
+def committed_notebook(number: str):
+    import nbformat
+
+    from .notebooks import notebook_path
+
+    return nbformat.read(notebook_path(section_script(number)), as_version=4)
+
+
+def notebook_figure(number: str, figure: str) -> bytes:
+    """The PNG the committed notebook of ``number`` shows for the figure it saves as ``figure``."""
+    import base64
+
+    for cell in committed_notebook(number).cells:
+        if cell.cell_type != "code":
+            continue
+        text = "".join(o.get("text", "") for o in cell.outputs)
+        if f"[figure] outputs/section_{number}/{figure}" in text:
+            shown = [o for o in cell.outputs if "image/png" in o.get("data", {})]
+            if shown:
+                return base64.b64decode(shown[-1].data["image/png"])
+    raise LookupError(f"the committed {number} notebook shows no {figure}: run `python -m chapter09.notebooks {number}`")
+
+
 def lesson_figures(target_dir: Path = PICTURES_DIR) -> list[Path]:
-    """Run the sections that draw the README's figures, in the toy world, and keep their figures."""
+    """The README's lesson figures, taken from the committed notebooks (the same run a learner reads)."""
+    return [small_png(notebook_figure(number, figure), target_dir / name)
+            for name, (number, figure) in LESSON_FIGURES.items()]
+
+
+# ----------------------------------------------------------------------------- measured text blocks
+README_TEXT_FILES = [config.PACKAGE_DIR / "README.md", config.PACKAGE_DIR / "README.zh-CN.md"]
+# block name -> (section, the first line's start, the last line's start) in that notebook's output
+TEXT_BLOCKS = {
+    "captions": ("9.4", "  [en] captions naming", "  [zh] captions naming"),
+    "vqa": ("9.4", "  exact-answer accuracy", "    shape (zh)"),
+    "demo-loss": ("9.5", "  loss:", "  loss:"),
+    "tiny-vlm": ("9.5", "  captions naming every object", "  captions naming every object"),
+    "precision": ("9.5", "  CPU:", "  This CPU has"),
+    "models": ("9.6", "  CPU:", "| tiny VLM (toy)"),
+}
+_BLOCK = re.compile(r"(<!-- notebook (?P<number>[\d.]+): (?P<name>[\w-]+) -->\n```text\n)(?P<body>.*?)(\n```\n<!-- /notebook -->)",
+                    re.S)
+
+
+def notebook_text(number: str) -> str:
+    """Everything the committed notebook printed, in order."""
+    return "".join(o.get("text", "") for c in committed_notebook(number).cells if c.cell_type == "code"
+                   for o in c.outputs if o.output_type == "stream" and o.get("name") == "stdout")
+
+
+def text_block(name: str) -> str:
+    number, first, last = TEXT_BLOCKS[name]
+    lines = notebook_text(number).splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(first))
+    end = next(i for i in range(start, len(lines)) if lines[i].startswith(last))
+    return "\n".join(lines[start:end + 1])
+
+
+def readme_blocks(text: str) -> list[tuple[str, str, str]]:
+    """(section, block name, body) of every measured block in a README's text."""
+    return [(m["number"], m["name"], m["body"]) for m in _BLOCK.finditer(text)]
+
+
+def update_text_blocks(paths=None) -> list[Path]:
+    """Refill every measured block of the READMEs from the committed notebooks."""
     written = []
-    with tempfile.TemporaryDirectory(prefix="ch09-readme-") as out:
-        for number in sorted({number for number, _figure in LESSON_FIGURES.values()}):
-            print(f"running {number} in the toy world ...", flush=True)
-            subprocess.run([sys.executable, str(section_script(number)), "--models", "toy", "--out", out],
-                           env=toy_environment(), cwd=config.REPO_DIR, check=True, stdout=subprocess.DEVNULL)
-        for name, (number, figure) in LESSON_FIGURES.items():
-            written.append(small_png(Path(out) / f"section_{number}" / figure, target_dir / name))
+    for path in paths or README_TEXT_FILES:
+        if not path.exists():
+            continue
+        text = path.read_text(encoding="utf-8")
+        new = _BLOCK.sub(lambda m: m[1] + text_block(m["name"]) + m[5], text)
+        if new != text:
+            path.write_text(new, encoding="utf-8")
+            written.append(path)
     return written
 
 
@@ -174,11 +244,13 @@ def web_ui_screenshot(target: Path = PICTURES_DIR / WEB_UI, query: str = SCREENS
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m chapter09.readme_pictures", description=__doc__.split("\n\n")[0])
-    parser.add_argument("which", nargs="?", choices=("all", "figures", "web-ui"), default="all")
+    parser.add_argument("which", nargs="?", choices=("all", "figures", "text", "web-ui"), default="all")
     args = parser.parse_args(argv)
     written = []
     if args.which in ("all", "figures"):
         written += lesson_figures()
+    if args.which in ("all", "text"):
+        written += update_text_blocks()
     if args.which in ("all", "web-ui"):
         written.append(web_ui_screenshot())
     for path in written:
