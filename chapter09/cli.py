@@ -1,7 +1,8 @@
 """What every command line of the chapter shares: the model options, and turning errors into exit codes.
 
-Library code raises (``ModelUnavailableError``, ``BadImageError``, ``ValueError`` ...); only
-the entry points built with ``run_cli`` print ``error: ...`` and exit non-zero.
+Library code raises; only the entry points built with ``run_cli`` print ``error: ...`` and exit 2, and
+only for failures a user can cause and fix: ``errors.ChapterError`` (whose message says what to do)
+and the file-system errors a wrong path gives. Anything else is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
@@ -11,9 +12,13 @@ import sys
 from collections.abc import Callable
 
 from . import config
+from .errors import ChapterError
 
-# Errors whose message already says what to do: printed as one line, exit code 2.
-EXPECTED_ERRORS = (FileNotFoundError, NotADirectoryError, PermissionError, ValueError, KeyError, RuntimeError)
+FILE_SYSTEM_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, FileExistsError)
+EXPECTED_ERRORS = (ChapterError, *FILE_SYSTEM_ERRORS)  # printed as one line, exit code 2
+# Entry points whose library code still raises built-in errors for a user's mistake (the toy world's, the
+# VLM's and the VQA command lines) keep the old, wider net until those raises become ChapterErrors.
+BROAD_EXPECTED_ERRORS = (*EXPECTED_ERRORS, ValueError, KeyError, RuntimeError)
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -25,14 +30,15 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
                         help="default: best for the device (bf16 on CPUs with native bf16, fp16 on CUDA)")
 
 
-def run_cli(main: Callable[[], int]) -> int:
-    """Run an entry point: its return value is the exit code; expected errors print one line and give 2."""
+def run_cli(main: Callable[[], int], expected: tuple = BROAD_EXPECTED_ERRORS) -> int:
+    """Run an entry point: its return value is the exit code; ``expected`` errors print one line and give 2,
+    any other error propagates with its traceback."""
     try:
         return main()
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except EXPECTED_ERRORS as error:
+    except expected as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"error: {message}", file=sys.stderr)
         return 2

@@ -1,19 +1,15 @@
 """CLIP behind one small interface: images and texts in, unit vectors out (the maths is in ``retrieval``)."""
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import numpy as np
 
 from .images import as_rgb
-from .models import ResolvedModel, Settings, announce, cached, pick_device, pick_dtype, quiet_loading, resolve
-from .precision import apply_precision, input_dtype, load_dtype, precision_identity, precision_of_dtype
-
-
-def feature_tensor(output):
-    """get_*_features return a tensor in transformers 4 and an output object in 5: take the embedding."""
-    return output if hasattr(output, "dim") else output.pooler_output
-
+from .model_outputs import feature_tensor
+from .models import ResolvedModel, Settings, announce, cached, pick_device, quiet_loading, resolve
+from .precision import apply_precision, input_dtype, numeric_format, precision_identity
 
 CHINESE_CLIP_CONTEXT = 52  # Chinese-CLIP trained on 52 tokens (cn_clip's tokenize), though its BERT has 512 positions
 BERT_MAX_WORD_CHARS = 200  # cn_clip (as Google's BERT) splits words of up to 200 characters; transformers stops at 100
@@ -72,19 +68,31 @@ class ClipEncoder:
         self.resolved = resolved or resolve(role, settings, local_dir)
         announce(self.resolved)
         self.device = pick_device(settings.device)
-        # precision (fp32 | bf16 | int8, see ``precision``) wins over dtype; None or auto: the dtype decides
-        precision = settings.precision if settings.precision not in (None, "auto") else None
-        self.dtype = pick_dtype(self.device, load_dtype(precision) if precision else settings.dtype)
+        numeric = numeric_format(settings, self.device)
+        self.dtype = numeric.load_dtype
         with quiet_loading():
             self.processor = AutoProcessor.from_pretrained(self.resolved.location)
             self.model = AutoModel.from_pretrained(self.resolved.location, dtype=self.dtype).to(self.device).eval()
-        if precision:
-            self.model = apply_precision(self.model, precision, self.device)
-            self.dtype = input_dtype(precision)
-        self.precision = precision or precision_of_dtype(self.dtype)
+        if numeric.convert:
+            self.model = apply_precision(self.model, numeric.precision, self.device)
+            self.dtype = input_dtype(numeric.precision)
+        self.precision = numeric.precision
         self.max_text_tokens, self._clean_text = reference_text_rules(self.model.config, self.processor.tokenizer,
                                                                       self.resolved.is_toy)
         self._torch = torch
+
+    def at_precision(self, precision: str) -> "ClipEncoder":
+        """A copy of this encoder at ``precision`` (sharing its processor), made from a copy of its weights.
+
+        Derive candidates from an fp32 encoder: bf16 weights cannot give back fp32 ones.
+        """
+        variant = copy.copy(self)
+        weights = self.model if precision == "int8" else copy.deepcopy(self.model)  # int8 only reads them
+        variant.model = apply_precision(weights, precision, self.device)
+        variant.dtype = input_dtype(precision)
+        variant.precision = precision
+        variant.settings = self.settings.with_(precision=precision)
+        return variant
 
     @property
     def dim(self) -> int:

@@ -12,3 +12,11 @@ from __future__ import annotations
 
 class ChapterError(Exception):
     """An expected failure; ``str(error)`` is a message for the user, naming what to do next."""
+
+
+class UsageError(ChapterError, ValueError):
+    """An argument, a file or a data set the user gave cannot be used as given; the message says how to fix it."""
+
+
+class SetupError(ChapterError, RuntimeError):
+    """This machine lacks something the request needs (a package, the same model on every worker)."""

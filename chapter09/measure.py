@@ -1,4 +1,4 @@
-"""Measuring models on this machine: parameters, memory, latency per image; fp32 vs bf16 vs dynamic int8.
+"""Measuring models on this machine: parameters, memory, latency per image or query; fp32 vs bf16 vs dynamic int8.
 
 Every number a lesson prints about speed or size comes from here, measured in the
 same run, never copied from a paper or a model card.
@@ -11,9 +11,12 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
 
-PRECISIONS = ("fp32", "bf16", "int8-dynamic")
+from .precision import TORCH_INT8
+
+VARIANTS = ("fp32", "bf16", TORCH_INT8)  # the precisions a lesson compares a torch model at (names: ``precision``)
 
 
 def count_parameters(model: torch.nn.Module) -> int:
@@ -44,20 +47,37 @@ def latency_per_item(run: Callable[[Sequence], object], items: Sequence, warmup:
     return statistics.median(times) / max(1, len(items))
 
 
-def with_precision(model: torch.nn.Module, precision: str) -> torch.nn.Module:
-    """A copy of ``model`` in fp32, bf16, or with its Linear layers dynamically quantised to int8."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
-    model = copy.deepcopy(model).float().eval()
-    if precision == "bf16":
-        return model.to(torch.bfloat16)
-    if precision == "int8-dynamic":
-        from torch.ao.quantization import quantize_dynamic
+def torch_int8(model: torch.nn.Module) -> torch.nn.Module:
+    """torch's own dynamic int8 (``quantize_dynamic`` on every ``nn.Linear``) of a copy of ``model`` in fp32."""
+    from torch.ao.quantization import quantize_dynamic
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch marks its quantised tensors as deprecated in favour of torchao
-            return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
-    return model
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch marks its quantised modules deprecated in favour of torchao
+        return quantize_dynamic(copy.deepcopy(model).float().eval(), {torch.nn.Linear}, dtype=torch.qint8)
+
+
+def model_variant(model: torch.nn.Module, variant: str) -> torch.nn.Module:
+    """A copy of ``model`` in fp32, bf16, or with its Linear layers dynamically quantised to int8 (``TORCH_INT8``)."""
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, not {variant!r}")
+    if variant == TORCH_INT8:
+        return torch_int8(model)
+    model = copy.deepcopy(model).float().eval()
+    return model.to(torch.bfloat16) if variant == "bf16" else model
+
+
+def text_latency_ms(encoder, queries: Sequence[str], repeats: int = 3, warmup: int = 2) -> dict:
+    """p50/p95 milliseconds to turn one query into a vector (tokenise + text tower + normalise), batch 1."""
+    for text in list(queries)[:warmup]:
+        encoder.encode_texts([text])
+    times = []
+    for _ in range(repeats):
+        for text in queries:
+            started = time.perf_counter()
+            encoder.encode_texts([text])
+            times.append(time.perf_counter() - started)
+    return {"p50_ms": round(1000 * statistics.median(times), 2),
+            "p95_ms": round(1000 * float(np.percentile(times, 95)), 2), "queries": len(times)}
 
 
 def variant_row(name: str, run: Callable[[Sequence], object], items: Sequence, parameters: int, memory_bytes: int,
@@ -72,11 +92,11 @@ def variant_row(name: str, run: Callable[[Sequence], object], items: Sequence, p
 
 def compare_precisions(model: torch.nn.Module, run: Callable[[torch.nn.Module, Sequence], object],
                        items: Sequence, quality: Callable[[torch.nn.Module], float] | None = None,
-                       precisions: Sequence[str] = PRECISIONS, repeats: int = 3) -> list[dict]:
+                       precisions: Sequence[str] = VARIANTS, repeats: int = 3) -> list[dict]:
     """One row per precision: parameters, weight MB, seconds per item and (optionally) a quality score."""
     rows = []
     for precision in precisions:
-        variant = with_precision(model, precision)
+        variant = model_variant(model, precision)
         rows.append(variant_row(precision, lambda xs: run(variant, xs), items, count_parameters(model),
                                 weight_bytes(variant), (lambda: quality(variant)) if quality else None, repeats))
     return rows

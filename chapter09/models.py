@@ -31,9 +31,10 @@ from pathlib import Path
 
 from . import config
 from .config import ModelSpec, model_spec
+from .errors import ChapterError, UsageError
 
 
-class ModelUnavailableError(RuntimeError):
+class ModelUnavailableError(ChapterError, RuntimeError):
     """The weights a role needs cannot be had here; the message says what to do.
 
     ``role`` and ``has_twin`` let callers decide without parsing the message (a role the toy
@@ -99,7 +100,7 @@ class ResolvedModel:
 def models_mode(mode: str | None = None) -> str:
     mode = mode or os.environ.get(config.ENV_MODELS, "auto")
     if mode not in config.MODEL_MODES:
-        raise ValueError(f"--models must be one of {config.MODEL_MODES}, not {mode!r}")
+        raise UsageError(f"--models must be one of {config.MODEL_MODES}, not {mode!r}")
     return mode
 
 
@@ -295,7 +296,7 @@ def pick_dtype(device: str, dtype: str | None = None):
             return {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
                     "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}[dtype]
         except KeyError:
-            raise ValueError(f"unknown dtype {dtype!r}: use float32, bfloat16 or float16") from None
+            raise UsageError(f"unknown dtype {dtype!r}: use float32, bfloat16 or float16") from None
     if device.startswith("cuda"):
         return torch.float16
     if device == "cpu" and cpu_supports_bf16():

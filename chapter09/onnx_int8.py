@@ -10,14 +10,13 @@ once per model; the files are cached under ``$CH09_CACHE`` (default ``~/.cache/c
 keyed by the model's configuration and a digest of its weights, so a fine-tuned checkpoint
 gets its own files.
 
-Why ONNX Runtime rather than torch's ``quantize_dynamic``: measured side by side inside the indexer
-on this course's 2-core AVX-512 machine, ONNX Runtime's int8 encoded as many or more images per
-second than torch's in each of five paired runs (0 to 28 % more), answered a text query faster, and its speed
-alone varied less from run to run; torch's int8 alone was sometimes the faster of the two (``bench``
-prints it beside the others; the capstone README has the figures). The price is a one-time
-conversion (seconds; cached). Intra-op threads do not spin between calls (``allow_spinning`` 0):
-spinning bought the model alone a few per cent and the indexer nothing, while taking cycles from
-the decoding processes.
+Why ONNX Runtime rather than torch's ``quantize_dynamic`` (``measure.torch_int8``): measured side by
+side inside the indexer, ONNX Runtime's int8 encoded as many or more images per second than torch's in
+every paired run, answered a text query faster, and varied less from run to run; torch's int8 alone was
+sometimes the faster of the two (``bench`` prints it beside the others; the capstone README has the
+figures). The price is a one-time conversion (seconds; cached). Intra-op threads do not spin between
+calls (``allow_spinning`` 0): spinning bought the model alone a few per cent and the indexer nothing,
+while taking cycles from the decoding processes.
 """
 from __future__ import annotations
 
@@ -31,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-METHOD = "ort-dynamic-qint8-matmul"
+INT8_METHOD = "ort-dynamic-qint8-matmul"  # part of an index's encoder identity: another int8 method gives other vectors
 OPSET = 17
 CACHE_ENV = "CH09_CACHE"
 
@@ -68,7 +67,7 @@ def _towers(model):
     """The two towers as torch modules with plain tensor inputs and outputs (what the exporter traces)."""
     import torch
 
-    from .clip import feature_tensor
+    from .model_outputs import feature_tensor
 
     class ImageTower(torch.nn.Module):
         def __init__(self):
@@ -142,7 +141,7 @@ def export_int8(model, folder: Path) -> tuple[Path, Path]:
             logging.getLogger().setLevel(quiet)
         for name in ("image.onnx", "text.onnx"):
             (work / name).unlink()
-        (work / "about.json").write_text(json.dumps({"method": METHOD, "opset": OPSET,
+        (work / "about.json").write_text(json.dumps({"method": INT8_METHOD, "opset": OPSET,
                                                      "class": type(model).__name__}), encoding="utf-8")
         try:
             os.replace(work, folder)
@@ -170,7 +169,7 @@ def session(path: Path, threads: int | None = None):
 class Int8Clip:
     """A CLIPModel / ChineseCLIPModel at int8 through ONNX Runtime; ``config`` is the original model's."""
 
-    method = METHOD
+    method = INT8_METHOD
 
     def __init__(self, model, cache: Path | None = None, threads: int | None = None):
         self.config = model.config

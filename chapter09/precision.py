@@ -1,4 +1,4 @@
-"""Numeric precision of a CLIP encoder: fp32, bf16 or int8, with its fidelity measured, not assumed.
+"""Numeric precision of a CLIP encoder: the vocabulary, and the one place a ``Settings`` becomes a numeric format.
 
 * ``fp32``  the reference: every other precision is compared with it.
 * ``bf16``  weights and activations in bfloat16 (fast on CPUs with AVX-512 BF16 or AMX, and on GPUs).
@@ -7,55 +7,29 @@
             tables, activations quantised per batch on the fly (VNNI kernels on x86); layer norms,
             softmax and the attention products (activation x activation) stay fp32. CPU only.
 
-A precision changes the vectors a little, so an index records ``precision_identity`` with its
-encoder: opening it at another precision re-encodes rather than mixing vectors of two kinds.
+``TORCH_INT8`` names the other int8 this chapter measures, torch's own ``quantize_dynamic`` of every
+``nn.Linear`` (lesson 9.5's variant, ``measure.torch_int8``); the capstone's encoders use ONNX
+Runtime's, and ``onnx_int8`` says why.
 
-How little is measured on the user's own sample (``measure_fidelity``): the same images and
-queries encoded at fp32 and at the candidate precision, then
-
-* ``mean_cosine``      mean over images of cos(fp32 vector, candidate vector) (and the minimum);
-* ``top10_agreement``  mean over queries of |fp32 top-10 ∩ candidate top-10| / 10 for text->image
-                       search over the sample (queries and images both at the candidate precision).
-
-``choose_precision("auto", ...)`` takes the fastest precision (measured on the same sample) whose
-fidelity passes ``FIDELITY_BAR``, and says what it picked and why.
-
-torch's own ``quantize_dynamic`` (int8 ``nn.Linear``) was measured against ONNX Runtime's with the
-ViT-B/32 architecture inside the indexer here: never faster there, slower per text query (see
-``onnx_int8``); ``torch_int8`` keeps it for that comparison (``bench`` prints its model-alone speed).
+``numeric_format(settings, device)`` decides, for the encoder, the indexer and the query side alike,
+which dtype the weights load in and which precision the encoder then runs at. A precision changes
+the vectors a little, so an index records ``precision_identity`` with its encoder: opening it at
+another precision re-encodes rather than mixing vectors of two kinds. How little, and which precision
+``auto`` takes: ``fidelity``.
 """
 from __future__ import annotations
 
-import copy
 import importlib.util
-import statistics
-import time
-import warnings
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
-import numpy as np
+from .errors import UsageError
+from .onnx_int8 import INT8_METHOD, Int8Clip
 
 PRECISIONS = ("fp32", "bf16", "int8")
 PRECISION_CHOICES = ("auto", *PRECISIONS)
-INT8_METHOD = "ort-dynamic-qint8-matmul"  # part of the identity: another int8 method gives other vectors
+TORCH_INT8 = "int8-dynamic"
 
 
-@dataclass(frozen=True)
-class FidelityBar:
-    """What ``auto`` demands of a precision against fp32 on the user's sample."""
-
-    min_mean_cosine: float = 0.99
-    min_top10_agreement: float = 0.90
-
-    def describe(self) -> str:
-        return f"mean cosine >= {self.min_mean_cosine} and top-10 agreement >= {self.min_top10_agreement}"
-
-
-FIDELITY_BAR = FidelityBar()
-
-
-# ----------------------------------------------------------------------------- precision of a model
 def check_precision(precision: str, allow_auto: bool = False) -> str:
     allowed = PRECISION_CHOICES if allow_auto else PRECISIONS
     if precision not in allowed:
@@ -80,6 +54,27 @@ def input_dtype(precision: str):
     import torch
 
     return torch.bfloat16 if check_precision(precision) == "bf16" else torch.float32
+
+
+@dataclass(frozen=True)
+class NumericFormat:
+    """How an encoder's weights load and what it runs at, decided once from ``Settings`` and the device."""
+
+    load_dtype: object  # the torch dtype ``from_pretrained`` loads the weights in
+    precision: str  # fp32 | bf16 | int8 (or fp16, when --dtype picks it on CUDA)
+    convert: bool  # True: an explicit precision, so ``apply_precision`` runs after loading; False: the dtype decides
+
+
+def numeric_format(settings, device: str) -> NumericFormat:
+    """``settings.precision`` (fp32 | bf16 | int8) wins over ``settings.dtype``; None or auto: the dtype decides
+    (``models.pick_dtype``: bf16 on CPUs with native bf16, fp16 on CUDA, else fp32)."""
+    from .models import pick_dtype
+
+    precision = settings.precision if settings.precision not in (None, "auto") else None
+    if precision:
+        return NumericFormat(pick_dtype(device, load_dtype(precision)), precision, True)
+    dtype = pick_dtype(device, settings.dtype)
+    return NumericFormat(dtype, precision_of_dtype(dtype), False)
 
 
 def unavailable_reason(precision: str, device: str = "cpu") -> str | None:
@@ -115,21 +110,8 @@ def apply_precision(model, precision: str, device: str = "cpu"):
     if precision == "fp32":
         return model
     if device != "cpu":
-        raise ValueError(f"int8 (dynamic quantisation) runs on the CPU only, not on {device}; use bf16 there")
-    from .onnx_int8 import Int8Clip
-
+        raise UsageError(f"int8 (dynamic quantisation) runs on the CPU only, not on {device}; use bf16 there")
     return Int8Clip(model)
-
-
-def torch_int8(model):
-    """torch's own dynamic int8 (``quantize_dynamic`` on every ``nn.Linear``) of a copy of ``model``,
-    kept to compare with ONNX Runtime's (``bench``)."""
-    import torch
-    from torch.ao.quantization import quantize_dynamic
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch marks its quantised modules deprecated in favour of torchao
-        return quantize_dynamic(copy.deepcopy(model).float().eval(), {torch.nn.Linear}, dtype=torch.qint8)
 
 
 def precision_identity(precision: str) -> str:
@@ -137,189 +119,3 @@ def precision_identity(precision: str) -> str:
     if precision == "int8":
         return f"int8:{INT8_METHOD}"
     return precision
-
-
-def with_precision(encoder, precision: str):
-    """A copy of a ClipEncoder at ``precision`` (sharing its processor), made from a copy of its weights.
-
-    Derive candidates from an fp32 encoder: bf16 weights cannot give back fp32 ones.
-    """
-    variant = copy.copy(encoder)
-    weights = encoder.model if precision == "int8" else copy.deepcopy(encoder.model)  # int8 only reads them
-    variant.model = apply_precision(weights, precision, encoder.device)
-    variant.dtype = input_dtype(precision)
-    variant.precision = precision
-    return variant
-
-
-# ----------------------------------------------------------------------------- fidelity
-@dataclass
-class Fidelity:
-    """One precision against fp32 on a sample (fp32's own row has cosine 1 and agreement 1)."""
-
-    precision: str
-    images: int
-    queries: int
-    mean_cosine: float
-    min_cosine: float
-    text_mean_cosine: float
-    top10_agreement: float
-    k: int
-    img_s: float  # model-only images/s on the sample, at the sample's batch size
-    unavailable: str | None = None
-    # fp32 row only: mean cosine between *different* sample images. Near 1, every image looks alike to the
-    # model (random weights do that), scores are near-ties and top-10 agreement measures ties, not precision.
-    pairwise_cosine: float | None = None
-
-    def passes(self, bar: FidelityBar = FIDELITY_BAR) -> bool:
-        return (self.unavailable is None and self.mean_cosine >= bar.min_mean_cosine
-                and self.top10_agreement >= bar.min_top10_agreement)
-
-    def to_json(self) -> dict:
-        return asdict(self)
-
-    @staticmethod
-    def from_json(data: dict) -> "Fidelity":
-        return Fidelity(**data)
-
-
-def _image_vectors(encoder, pixels, batch_size: int) -> tuple[np.ndarray, float]:
-    """Unit vectors of a preprocessed pixel tensor, and images/s (after one untimed warm-up batch)."""
-    encoder.encode_pixels(pixels[:min(len(pixels), batch_size)])  # warm-up: first-call allocations, kernel choice
-    chunks, started = [], time.perf_counter()
-    for start in range(0, len(pixels), batch_size):
-        chunks.append(encoder.encode_pixels(pixels[start:start + batch_size]))
-    rate = len(pixels) / max(time.perf_counter() - started, 1e-9)
-    return np.concatenate(chunks), rate
-
-
-def topk_agreement(reference_scores: np.ndarray, candidate_scores: np.ndarray, k: int) -> float:
-    """Mean over rows of the overlap of the two top-k index sets, as a fraction of k."""
-    from .retrieval import top_k
-
-    k = min(k, reference_scores.shape[1])
-    if k == 0 or len(reference_scores) == 0:
-        return 1.0
-    ref, cand = top_k(reference_scores, k), top_k(candidate_scores, k)
-    return float(np.mean([len(set(a) & set(b)) / k for a, b in zip(ref, cand)]))
-
-
-def measure_fidelity(reference, candidates: dict, pixels, texts: Sequence[str], batch_size: int = 32,
-                     k: int = 10) -> dict[str, Fidelity]:
-    """Rows for ``reference`` (an fp32 ClipEncoder) and each of ``candidates`` (precision -> encoder).
-
-    ``pixels``: the sample, preprocessed once (N, 3, H, W); ``texts``: queries or captions.
-    """
-    ref_images, ref_rate = _image_vectors(reference, pixels, batch_size)
-    ref_texts = reference.encode_texts(list(texts)) if texts else np.zeros((0, ref_images.shape[1]), np.float32)
-    ref_scores = ref_texts @ ref_images.T
-    k = min(k, len(ref_images))
-    n = len(ref_images)
-    pairwise = float((np.sum(ref_images @ ref_images.T) - n) / (n * (n - 1))) if n > 1 else None
-    rows = {"fp32": Fidelity("fp32", n, len(texts), 1.0, 1.0, 1.0, 1.0, k, round(ref_rate, 2),
-                             pairwise_cosine=None if pairwise is None else round(pairwise, 4))}
-    for precision, encoder in candidates.items():
-        images, rate = _image_vectors(encoder, pixels, batch_size)
-        cand_texts = encoder.encode_texts(list(texts)) if texts else ref_texts
-        cosines = np.sum(images * ref_images, axis=1)
-        text_cos = np.sum(cand_texts * ref_texts, axis=1) if len(ref_texts) else np.ones(1)
-        rows[precision] = Fidelity(
-            precision, len(images), len(texts), round(float(cosines.mean()), 5), round(float(cosines.min()), 5),
-            round(float(text_cos.mean()), 5), round(topk_agreement(ref_scores, cand_texts @ images.T, k), 4), k,
-            round(rate, 2))
-    return rows
-
-
-def fidelity_rows(reference, pixels, texts: Sequence[str], precisions: Sequence[str] = ("bf16", "int8"),
-                  batch_size: int = 32, k: int = 10) -> dict[str, Fidelity]:
-    """``measure_fidelity`` for ``precisions`` derived from the fp32 ``reference``; unavailable ones get a
-    row saying why (not measured)."""
-    candidates, missing = {}, {}
-    for precision in precisions:
-        if precision == "fp32":
-            continue
-        reason = unavailable_reason(precision, reference.device)
-        if reason:
-            missing[precision] = reason
-        else:
-            candidates[precision] = with_precision(reference, precision)
-    rows = measure_fidelity(reference, candidates, pixels, texts, batch_size, k)
-    for precision, reason in missing.items():
-        rows[precision] = Fidelity(precision, 0, 0, float("nan"), float("nan"), float("nan"), float("nan"), k, 0.0,
-                                   unavailable=reason)
-    return rows
-
-
-@dataclass
-class Choice:
-    precision: str
-    reason: str
-    rows: dict[str, Fidelity]
-    bar: FidelityBar
-
-    def to_json(self) -> dict:
-        return {"precision": self.precision, "reason": self.reason, "bar": asdict(self.bar),
-                "fidelity": {p: row.to_json() for p, row in self.rows.items()}}
-
-
-def choose_precision(requested: str, rows: dict[str, Fidelity], bar: FidelityBar = FIDELITY_BAR) -> Choice:
-    """``auto``: the fastest measured precision that passes ``bar`` (fp32, the reference, always passes).
-
-    An explicit precision is kept as asked, with a note when its measured fidelity misses the bar.
-    """
-    check_precision(requested, allow_auto=True)
-    sample = next(iter(rows.values()))
-    where = f"on {sample.images} sample images and {sample.queries} queries"
-    if requested != "auto":
-        row = rows.get(requested)
-        if row is None or requested == "fp32":
-            return Choice(requested, f"{requested} as asked", rows, bar)
-        verdict = "passes" if row.passes(bar) else "MISSES"
-        return Choice(requested, f"{requested} as asked; its fidelity against fp32 {where} {verdict} the bar "
-                                 f"({bar.describe()}): mean cosine {row.mean_cosine:.4f}, "
-                                 f"top-{row.k} agreement {row.top10_agreement:.3f}", rows, bar)
-    passing = [row for row in rows.values() if row.precision == "fp32" or row.passes(bar)]
-    best = max(passing, key=lambda row: row.img_s)
-    speeds = ", ".join(f"{row.precision} {row.img_s:.1f}" for row in sorted(rows.values(), key=lambda r: -r.img_s)
-                       if row.unavailable is None)
-    notes = []
-    for row in rows.values():
-        if row.unavailable:
-            notes.append(f"{row.precision} not tried: {row.unavailable}")
-        elif row.precision != "fp32" and not row.passes(bar):
-            notes.append(f"{row.precision} rejected: mean cosine {row.mean_cosine:.4f}, "
-                         f"top-{row.k} agreement {row.top10_agreement:.3f}")
-    reason = (f"auto picked {best.precision}: the fastest ({speeds} images/s, model only) whose fidelity against fp32 "
-              f"{where} passes {bar.describe()}")
-    if best.precision != "fp32":
-        reason += f" (mean cosine {best.mean_cosine:.4f}, top-{best.k} agreement {best.top10_agreement:.3f})"
-    if notes:
-        reason += "; " + "; ".join(notes)
-    return Choice(best.precision, reason, rows, bar)
-
-
-def format_fidelity(rows: dict[str, Fidelity]) -> str:
-    lines = [f"  {'precision':<10} {'img/s':>7} {'mean cos':>9} {'min cos':>8} {'text cos':>9} {'top-k agree':>11}"]
-    for row in rows.values():
-        if row.unavailable:
-            lines.append(f"  {row.precision:<10} not measured: {row.unavailable}")
-            continue
-        lines.append(f"  {row.precision:<10} {row.img_s:>7.1f} {row.mean_cosine:>9.4f} {row.min_cosine:>8.4f} "
-                     f"{row.text_mean_cosine:>9.4f} {row.top10_agreement:>11.3f}")
-    return "\n".join(lines)
-
-
-# ----------------------------------------------------------------------------- query latency
-def text_latency_ms(encoder, queries: Sequence[str], repeats: int = 3, warmup: int = 2) -> dict:
-    """p50/p95 milliseconds to turn one query into a vector (tokenise + text tower + normalise), batch 1."""
-    for text in list(queries)[:warmup]:
-        encoder.encode_texts([text])
-    times = []
-    for _ in range(repeats):
-        for text in queries:
-            started = time.perf_counter()
-            encoder.encode_texts([text])
-            times.append(time.perf_counter() - started)
-    return {"p50_ms": round(1000 * statistics.median(times), 2),
-            "p95_ms": round(1000 * float(np.percentile(times, 95)), 2), "queries": len(times)}
-

@@ -6,7 +6,9 @@ import json
 import sys
 from pathlib import Path
 
-from ..cli import add_model_options, run_cli
+from ..cli import EXPECTED_ERRORS, add_model_options, run_cli
+from ..errors import UsageError
+from ..images import BadImageError
 from ..models import Settings
 
 _RESULT_STREAM = []  # where results go: stdout, even while chatter is sent to stderr for --json
@@ -21,7 +23,8 @@ def cmd_index(args) -> int:
     from ..clip import clip_encoder
     from .indexer import build_index
     from .library_precision import index_precision
-    from .store import IndexLock, is_uri
+    from .lock import IndexLock
+    from .store import is_uri
 
     if not is_uri(args.index) and Path(args.index).is_dir():  # refuse (or wait) before measuring anything
         IndexLock(args.index, args.wait).acquire().release()
@@ -38,11 +41,10 @@ def cmd_index(args) -> int:
 
 
 def cmd_search(args) -> int:
-    from .library_precision import query_settings
     from .queries import QueryError
     from .search import LibrarySearch
 
-    searcher = LibrarySearch(args.index, query_settings(args.index, Settings.from_args(args)), mode=args.search)
+    searcher = LibrarySearch(args.index, Settings.from_args(args), mode=args.search)
     try:
         if args.image:
             result = searcher.by_image(args.image, args.k)
@@ -71,13 +73,13 @@ def cmd_caption(args) -> int:
         from .indexer import caption_index
 
         if args.images:
-            raise ValueError("give image files or --index INDEX, not both")
+            raise UsageError("give image files or --index INDEX, not both")
         summary = caption_index(args.index, args.lang, Settings.from_args(args), progress=not args.no_progress,
                                 wait_s=args.wait)
         _print(summary.to_json(), args.json, summary.text())
         return 0
     if not args.images:
-        raise ValueError("give image files to caption, or --index INDEX to caption every indexed image")
+        raise UsageError("give image files to caption, or --index INDEX to caption every indexed image")
     langs = parse_langs(args.lang)
     images = [load_image(path) for path in args.images]
     settings = Settings.from_args(args)
@@ -150,10 +152,9 @@ def cmd_finetune(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from .library_precision import query_settings
     from .serve import serve
 
-    serve(args.index, host=args.host, port=args.port, settings=query_settings(args.index, Settings.from_args(args)),
+    serve(args.index, host=args.host, port=args.port, settings=Settings.from_args(args),
           max_upload_mb=args.max_upload_mb)
     return 0
 
@@ -163,7 +164,8 @@ def cmd_bench(args) -> int:
 
     report = run_bench(images=args.images, sizes=[int(s) for s in args.sizes.split(",") if s.strip()],
                        queries=args.queries, append_rows=args.append_rows, batch_size=args.batch_size,
-                       naive_images=args.naive_images, startup=not args.no_startup, quiet=args.json)
+                       naive_images=args.naive_images, startup=not args.no_startup, quiet=args.json,
+                       engines=not args.no_engines)
     if args.json:
         _print(report, True, "")
     return 0
@@ -231,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     group = p.add_mutually_exclusive_group(required=True)
     group.add_argument("--text")
     group.add_argument("--image")
-    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--k", type=_positive_int, default=10)
     p.add_argument("--strategy", choices=STRATEGIES, default="auto",
                    help="for Chinese queries: translate, multilingual, chinese_clip or clip (default auto)")
     p.add_argument("--search", choices=("auto", "exact", "ann"), default="auto")
@@ -290,6 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64, help="images per forward, pipeline and model alone (as `index`)")
     p.add_argument("--naive-images", type=int, default=None, help="images for the naive loop (default min(64, --images))")
     p.add_argument("--no-startup", action="store_true", help="skip the search/serve start-up probes")
+    p.add_argument("--no-engines", action="store_true", help="skip the --engine local vs ray row")
     p.add_argument("--sizes", default="10000,100000,1000000", help="library sizes for the search table")
     p.add_argument("--append-rows", type=int, default=None,
                    help="rows appended through the store API (default: the largest size; 0 skips)")
@@ -305,7 +308,8 @@ def main(argv=None) -> int:
     try:
         # with --json, stdout carries the JSON alone: model banners and notes go to stderr
         with contextlib.redirect_stdout(sys.stderr) if getattr(args, "json", False) else contextlib.nullcontext():
-            return run_cli(lambda: args.function(args))
+            # BadImageError (a photo that will not decode) is not yet a ChapterError: images.py keeps it a ValueError
+            return run_cli(lambda: args.function(args), expected=(*EXPECTED_ERRORS, BadImageError))
     finally:
         _RESULT_STREAM.pop()
 

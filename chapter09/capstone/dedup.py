@@ -16,10 +16,11 @@ NEIGHBOURS = 10
 def find_duplicates(index, threshold: float = NEAR_DUPLICATE_COSINE, role: str = "clip",
                     neighbours: int = NEIGHBOURS) -> dict:
     """``index``: an index folder (or URI) or an open ``store.Store``."""
+    from ..errors import UsageError
     from .store import Store, open_vectors
 
     if not -1.0 <= threshold <= 1.0:
-        raise ValueError(f"the cosine threshold must be between -1 and 1, not {threshold}")
+        raise UsageError(f"the cosine threshold must be between -1 and 1, not {threshold}")
     store = index if isinstance(index, Store) else Store.open(index)
     table = store.images(role)
     by_hash = defaultdict(list)

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..captioning import captioner
 from ..clip import clip_encoder
+from ..errors import UsageError
 from ..images import as_rgb
 from ..language import LANGS
 from ..models import Settings
@@ -29,7 +30,7 @@ def parse_langs(langs: str | Sequence[str]) -> list[str]:
     chosen = [lang.strip() for lang in (langs.split(",") if isinstance(langs, str) else langs) if lang.strip()]
     unknown = [lang for lang in chosen if lang not in LANGS]
     if unknown or not chosen:
-        raise ValueError(f"--lang takes a comma list of {', '.join(LANGS)} (got {langs!r})")
+        raise UsageError(f"--lang takes a comma list of {', '.join(LANGS)} (got {langs!r})")
     return list(dict.fromkeys(chosen))
 
 

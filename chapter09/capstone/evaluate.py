@@ -31,11 +31,12 @@ import numpy as np
 from PIL import Image
 
 from ..clip import clip_encoder
+from ..errors import UsageError
 from ..images import as_rgb, to_rgb
 from ..language import has_chinese
 from ..models import Settings
 from ..retrieval import recall_both_ways
-from .queries import auto_strategy, encode_texts
+from .queries import BY_NAME, auto_strategy, encode_texts
 
 
 @dataclass
@@ -84,7 +85,7 @@ def _pairs(name, rows, resolve_image) -> PairedData:
     data = PairedData(name, images, texts, owners, langs, list(image_index), list(missing))
     if not images and missing:
         first = next(iter(missing))
-        raise ValueError(f"{name}: none of the {len(missing)} images it lists is on disk (the first, {first}, "
+        raise UsageError(f"{name}: none of the {len(missing)} images it lists is on disk (the first, {first}, "
                          f"would be {resolve_image(first)}); pass the image folder with --images")
     return data
 
@@ -118,7 +119,7 @@ def find_coco(folder: Path, split: str | None = None) -> Path | None:
         val = [p for p in found if "val" in p.stem]
         if len(val) == 1:
             return val[0]
-        raise ValueError(f"{folder}: several COCO caption files ({', '.join(p.name for p in found)}); "
+        raise UsageError(f"{folder}: several COCO caption files ({', '.join(p.name for p in found)}); "
                          "choose one with --split (e.g. --split val2017)")
     return found[0] if found else None
 
@@ -144,7 +145,16 @@ def coco_image_folder(json_path: Path, file_names: list[str]) -> Path:
 
 def load_dataset(path: str | Path, images_dir: str | Path | None = None, split: str | None = None) -> PairedData:
     """Read a data set in any format of the module docstring, detected from ``path``."""
-    path = Path(path)
+    try:
+        return _read_dataset(Path(path), images_dir, split)
+    except (UsageError, OSError):
+        raise
+    except (ValueError, KeyError, TypeError) as error:  # malformed JSON, a row without "image" or "caption", ...
+        raise UsageError(f"{path}: not readable as a data set ({type(error).__name__}: {error}); it reads\n  - "
+                         + "\n  - ".join(LOOKED_FOR)) from error
+
+
+def _read_dataset(path: Path, images_dir, split) -> PairedData:
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or folder")
     if path.is_dir():
@@ -165,12 +175,12 @@ def load_dataset(path: str | Path, images_dir: str | Path | None = None, split: 
         texts = sorted(path.glob(f"{split or '*'}_texts.jsonl"))
         if texts:
             return load_chinese_clip_tsv(texts[0])
-        raise ValueError(f"{path}: no data set found; looked for\n  - " + "\n  - ".join(LOOKED_FOR))
+        raise UsageError(f"{path}: no data set found; looked for\n  - " + "\n  - ".join(LOOKED_FOR))
     if path.name.endswith("_texts.jsonl"):
         return load_chinese_clip_tsv(path)
     if path.suffix == ".json":
         return load_coco(path, images_dir)
-    raise ValueError(f"{path}: not a data set format the capstone reads; it reads\n  - " + "\n  - ".join(LOOKED_FOR))
+    raise UsageError(f"{path}: not a data set format the capstone reads; it reads\n  - " + "\n  - ".join(LOOKED_FOR))
 
 
 def load_chinese_clip_tsv(texts_path: Path) -> PairedData:
@@ -202,7 +212,7 @@ def load_coco(json_path: Path, images_dir=None) -> PairedData:
     json_path = Path(json_path)
     data = json.loads(json_path.read_text(encoding="utf-8"))
     if not isinstance(data, dict) or "images" not in data or "annotations" not in data:
-        raise ValueError(f"{json_path}: not a COCO captions file (needs \"images\" and \"annotations\")")
+        raise UsageError(f"{json_path}: not a COCO captions file (needs \"images\" and \"annotations\")")
     files = {image["id"]: image["file_name"] for image in data["images"]}
     folder = Path(images_dir) if images_dir else coco_image_folder(json_path, list(files.values()))
     rows = [(files[a["image_id"]], a["caption"].strip(), None) for a in data["annotations"] if a["image_id"] in files]
@@ -228,7 +238,7 @@ def evaluate_retrieval(data: PairedData, strategy: str = "auto", settings: Setti
         rows = [t for t, l in enumerate(data.text_langs) if l == lang]
         texts = [data.texts[t] for t in rows]
         used = strategy if strategy != "auto" else auto_strategy(lang, settings)
-        role = "chinese_clip" if used == "chinese_clip" else "clip"
+        role = BY_NAME[used].role
         encoder = clip_encoder(role, settings)
         if role not in image_vectors:
             image_vectors[role] = encoder.encode_images(data.images, batch_size=batch_size)
@@ -239,7 +249,7 @@ def evaluate_retrieval(data: PairedData, strategy: str = "auto", settings: Setti
     return report
 
 
-COMPARED_STRATEGIES = ("clip", "translate", "multilingual", "chinese_clip")
+COMPARED_STRATEGIES = tuple(BY_NAME)  # every strategy, in the order the report lists them
 
 
 def compare_strategies(data: PairedData, strategies="all", settings: Settings | None = None) -> dict:

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import SetupError, UsageError
 from ..images import IMAGE_SUFFIXES, BadImageError, file_sha1, load_image
 from .store import COMMIT_ROWS, EncoderIdentity, Store, ann_for, is_uri
 from .vectors import ANN_THRESHOLD
@@ -52,8 +53,7 @@ def walk_library(root: Path, exclude: Path | None = None) -> list[Path]:
 
 def encoder_identity(role: str, encoder) -> EncoderIdentity:
     """The identity under which ``encoder``'s vectors are stored: checkpoint location + precision."""
-    precision = getattr(encoder, "precision_id", None) or str(getattr(encoder, "dtype", "unknown"))
-    return EncoderIdentity(role, str(encoder.resolved.location), str(precision), int(encoder.dim))
+    return EncoderIdentity(role, str(encoder.resolved.location), encoder.precision_id, int(encoder.dim))
 
 
 # ----------------------------------------------------------------------------- the summary
@@ -255,9 +255,9 @@ def _run_local(root: Path, plan: _Plan, encoders: dict, writer: _Writer, batch_s
 
 
 def _encoder_specs(encoders: dict) -> dict:
-    """What an actor needs to build the same encoders: role -> (Settings, precision, a local checkpoint folder)."""
-    return {role: (enc.settings, getattr(enc, "precision", None),
-                   enc.resolved.location if getattr(enc.resolved, "source", "") == "local-dir" else None)
+    """What an actor needs to build the same encoders: role -> (Settings, a local checkpoint folder). The
+    Settings decide the numeric format (``precision.numeric_format``) on the actor as they did here."""
+    return {role: (enc.settings, enc.resolved.location if enc.resolved.source == "local-dir" else None)
             for role, enc in encoders.items()}
 
 
@@ -287,13 +287,11 @@ class _EncodeActor:
 
         torch.set_num_threads(max(1, threads))
         self.encoders = {}
-        for role, (settings, precision, local_dir) in specs.items():
-            if precision:
-                settings = settings.with_(precision=precision)
+        for role, (settings, local_dir) in specs.items():
             self.encoders[role] = ClipEncoder(role, settings, local_dir=local_dir)
             mine = encoder_identity(role, self.encoders[role])
             if mine != identities[role]:  # e.g. another checkpoint on this node: never mix vectors
-                raise RuntimeError(f"the Ray worker's {role} model differs from the driver's: "
+                raise SetupError(f"the Ray worker's {role} model differs from the driver's: "
                                    f"{mine.describe()} vs {identities[role].describe()}")
 
     def __call__(self, batch: dict) -> dict:
@@ -320,7 +318,7 @@ def start_ray(address: str | None = None, num_cpus: int | None = None):
     try:
         import ray
     except ImportError as error:
-        raise RuntimeError("--engine ray needs Ray: pip install -r requirements-scale.txt") from error
+        raise SetupError("--engine ray needs Ray: pip install -r requirements-scale.txt") from error
     if ray.is_initialized():
         return ray, False
     address = address or os.environ.get("RAY_ADDRESS") or None
@@ -395,7 +393,7 @@ def build_index(library: str | Path, index_dir: str | Path, encoders: dict, batc
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
     if batch_size < 1:
-        raise ValueError("batch_size must be at least 1")
+        raise UsageError("--batch-size must be at least 1")
     if not encoders:
         raise ValueError("no encoders: pass at least {'clip': ClipEncoder}")
     started = time.time()

@@ -3,15 +3,16 @@
 ``index --precision int8`` (or bf16) encodes a sample of the library (``SAMPLE_IMAGES``, spread
 evenly over its sorted paths) and the library's own captions (``captions.jsonl`` beside the images,
 as the toy data sets and ``eval`` folders have) or else ``DEFAULT_QUERIES``, at fp32 and at the
-precision asked for, and reports the fidelity (``chapter09.precision``). ``--precision auto`` does
+precision asked for, and reports the fidelity (``chapter09.fidelity``). ``--precision auto`` does
 the same for every precision this machine runs and keeps the fastest one that passes the bar.
 
 One precision serves every encoder of an index (with ``--chinese-clip``, auto keeps the fastest that
 passes for both). The choice is written to ``precision.json`` in the index folder; the store itself
-keys each vector table by checkpoint and precision (``store.EncoderIdentity``), so another precision
+keys each vector table by checkpoint and precision (``tables.EncoderIdentity``), so another precision
 re-encodes into a table of its own instead of mixing vectors. Re-running ``index`` (auto) on that
-folder with the same models keeps the recorded choice (no re-measuring, no re-encoding); ``search``
-and ``serve`` read it, so queries are encoded at the precision the images were.
+folder with the same models keeps the recorded choice (no re-measuring, no re-encoding). ``search``
+and ``serve`` read the precision from the index's own table identity (``query_settings``), so queries
+are encoded at the precision the images were.
 """
 from __future__ import annotations
 
@@ -22,17 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..precision import (
-    FIDELITY_BAR,
-    PRECISIONS,
-    Fidelity,
-    FidelityBar,
-    check_precision,
-    choose_precision,
-    fidelity_rows,
-    format_fidelity,
-    precision_identity,
-)
+from ..errors import UsageError
+from ..fidelity import FIDELITY_BAR, Fidelity, FidelityBar, choose_precision, fidelity_rows, format_fidelity
+from ..precision import PRECISIONS, check_precision, numeric_format, precision_identity
 
 SAMPLE_IMAGES = 256
 SAMPLE_QUERIES = 64
@@ -97,7 +90,7 @@ def sample_pixels(paths: list[Path], encoder):
             continue
         tensors.append(processor(images=[image], return_tensors="pt")["pixel_values"][0])
     if not tensors:
-        raise ValueError("no readable image in the library sample: nothing to measure fidelity on")
+        raise UsageError("no readable image in the library sample: nothing to measure fidelity on")
     return torch.stack(tensors)
 
 
@@ -107,7 +100,7 @@ def measure_library(library, reference, precisions=("bf16", "int8"), sample: int
     root = Path(library).resolve()
     paths = sample_evenly(library_images(root), sample)
     if not paths:
-        raise ValueError(f"no image files in {root}: nothing to measure fidelity on")
+        raise UsageError(f"no image files in {root}: nothing to measure fidelity on")
     queries, where = library_queries(root)
     pixels = sample_pixels(paths, reference)
     rows = fidelity_rows(reference, pixels, queries, precisions, batch_size)
@@ -221,10 +214,9 @@ def index_precision(args_precision: str | None, settings, library, index_dir, ro
     """``index``'s --precision: (settings to encode with, the report). No flag and an explicit --dtype: the
     dtype decides (nothing measured); no flag otherwise: auto."""
     if args_precision is None and settings.dtype:
-        from ..models import pick_device, pick_dtype, resolve
-        from ..precision import precision_of_dtype
+        from ..models import pick_device, resolve
 
-        precision = precision_of_dtype(pick_dtype(pick_device(settings.device), settings.dtype))
+        precision = numeric_format(settings.with_(precision=None), pick_device(settings.device)).precision
         report = {"precision": precision, "reason": f"--dtype {settings.dtype} decides (nothing measured)",
                   "locations": {role: resolve(role, settings).location for role in roles}}
         write_sidecar(index_dir, report)
@@ -233,9 +225,14 @@ def index_precision(args_precision: str | None, settings, library, index_dir, ro
     return settings.with_(precision=report["precision"]), report
 
 
-def query_settings(index_dir, settings):
-    """Settings for the text side of ``search``/``serve``: with --precision auto (or none, and no --dtype),
-    the precision the index's images were encoded at, so queries and images match what was measured."""
-    if settings.precision not in (None, "auto") or settings.dtype:
+def query_settings(index, settings):
+    """Settings for the text side of ``search``/``serve``: with --precision auto (or none), the precision the
+    index's images were encoded at, read from its table identity, so queries and images match what was
+    measured. ``index``: an index folder or an open ``store.Store``."""
+    from .store import Store
+
+    if settings.precision not in (None, "auto"):
         return settings
-    return settings.with_(precision=recorded_precision(index_dir))
+    store = index if isinstance(index, Store) else Store.open(index)
+    held = store.identity(store.roles[0]).base_precision if store.roles else None
+    return settings.with_(precision=held) if held in PRECISIONS else settings

@@ -1,27 +1,32 @@
 """The capstone's query encoders: the ways a query (English or Chinese) becomes a vector.
 
-Chinese queries have three strategies a learner can compare:
+Four strategies, one small ``Strategy`` each (``BY_NAME``), so a learner can compare them:
 
+* ``clip``          CLIP's own text tower on the raw query (the toy CLIP is bilingual;
+                    the real OpenAI CLIP reads English only);
 * ``translate``     opus-mt zh->en, then CLIP's text tower (role translator_zh_en + clip);
 * ``multilingual``  a sentence-transformers text encoder distilled into CLIP's image space
                     (role multilingual_text; searches the CLIP image vectors);
-* ``chinese_clip``  Chinese-CLIP, with its own image vectors (index with --chinese-clip);
-* ``clip``          CLIP's own text tower on the raw query (the toy CLIP is bilingual;
-                    the real OpenAI CLIP reads English only).
+* ``chinese_clip``  Chinese-CLIP, with its own image vectors (index with --chinese-clip).
 
 ``auto`` is decided in one place, ``auto_strategy``: the search, ``match`` and ``eval`` agree.
 
-``encode_query`` keeps recent query vectors in an LRU cache (``query_cache.QueryCache``) keyed by the
-query, the strategy and the identity (checkpoint and precision) of every model that reads it: a
-repeated query, or the web UI paging through results, costs no forward pass.
+A query is planned once (``plan_query``: the text checked, the strategy resolved, every model that
+reads it loaded and named) and then encoded (``encode_planned``), so a search loads its models
+before its clock starts and never resolves the strategy twice. Recent query vectors are kept in an
+LRU cache (``query_cache.QueryCache``) keyed by the query, the strategy and the identity
+(checkpoint and precision) of every model that reads it: a repeated query, or the web UI paging
+through results, costs no forward pass.
 """
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..clip import clip_encoder
+from ..errors import ChapterError
 from ..language import has_chinese
 from ..models import Settings, announce, cached, pick_device, resolve
 from ..retrieval import l2_normalize
@@ -30,11 +35,10 @@ from .query_cache import QueryCache
 
 QUERY_CACHE = QueryCache()  # the process's recent query vectors (search, serve, match)
 
-STRATEGIES = ("auto", "clip", "translate", "multilingual", "chinese_clip")
 MAX_QUERY_CHARS = 1000
 
 
-class QueryError(ValueError):
+class QueryError(ChapterError, ValueError):
     """A query that cannot be searched; the message says what to do."""
 
 
@@ -52,9 +56,68 @@ def multilingual_encoder(settings: Settings | None = None):
     return cached("multilingual_text", settings, load)
 
 
+def _default_warn(message: str) -> None:
+    print(f"[search] warning: {message}", file=sys.stderr)
+
+
+def _warn_truncation(encoder, text: str, warn) -> None:
+    n = len(encoder.processor.tokenizer(text)["input_ids"])
+    if n > encoder.max_text_tokens:
+        warn(f"query is {n} tokens; the text encoder reads only the first {encoder.max_text_tokens}")
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """One way texts become vectors: which model reads them, and which image vectors they are compared with.
+
+    ``reader``: a ClipEncoder role (``clip``, ``chinese_clip``) or ``multilingual_text`` (sentence-transformers);
+    ``translates``: Chinese texts go through opus-mt zh->en first; ``role``: the image-vector role to search.
+    """
+
+    name: str
+    reader: str
+    role: str
+    translates: bool = False
+
+    def readers(self, text: str, settings: Settings | None) -> tuple:
+        """Load (once per process) every model that turns ``text`` into a vector, and return their identity
+        (location and precision): equal identities give equal vectors, so it keys the query cache."""
+        if self.reader == "multilingual_text":
+            multilingual_encoder(settings)
+            return (resolve("multilingual_text", settings).location, pick_device((settings or Settings()).device))
+        translating = (translator("zh_en", settings).resolved.location,) if self.translates and has_chinese(text) else ()
+        return (*translating, clip_encoder(self.reader, settings).identity)
+
+    def encode(self, texts: list[str], settings: Settings | None, warn=None) -> tuple[np.ndarray, list[str]]:
+        """(unit vectors, the texts actually encoded: Chinese ones translated for ``translate``). ``warn``: told
+        when a text is longer than the text encoder reads."""
+        if self.translates:
+            chinese = [i for i, text in enumerate(texts) if has_chinese(text)]
+            english = translator("zh_en", settings).translate([texts[i] for i in chinese]) if chinese else []
+            texts = list(texts)
+            for i, translated in zip(chinese, english):
+                texts[i] = translated
+        if self.reader == "multilingual_text":
+            return l2_normalize(multilingual_encoder(settings).encode(texts, convert_to_numpy=True)), texts
+        encoder = clip_encoder(self.reader, settings)
+        if warn is not None:
+            for text in texts:
+                _warn_truncation(encoder, text, warn)
+        return encoder.encode_texts(texts), texts
+
+
+BY_NAME = {strategy.name: strategy for strategy in (
+    Strategy("clip", reader="clip", role="clip"),
+    Strategy("translate", reader="clip", role="clip", translates=True),
+    Strategy("multilingual", reader="multilingual_text", role="clip"),
+    Strategy("chinese_clip", reader="chinese_clip", role="chinese_clip"),
+)}
+STRATEGIES = ("auto", *BY_NAME)
+
+
 def check_query(text: str, warn=None) -> str:
     """Strip; refuse empty queries; cut over-long ones with a warning (never crash)."""
-    warn = warn or (lambda message: print(f"[search] warning: {message}", file=sys.stderr))
+    warn = warn or _default_warn
     text = (text or "").strip()
     if not text:
         raise QueryError("the query is empty: type a few words, e.g. \"a red circle\" or \"红色圆形\"")
@@ -72,77 +135,52 @@ def auto_strategy(lang: str, settings: Settings | None = None) -> str:
     return "clip" if clip_encoder("clip", settings).resolved.is_toy else "translate"
 
 
-def pick_strategy(strategy: str, text: str, settings: Settings | None = None) -> str:
+def pick_strategy(strategy: str, text: str, settings: Settings | None = None) -> Strategy:
     if strategy not in STRATEGIES:
         raise QueryError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
-    if strategy != "auto":
-        return strategy
-    return auto_strategy("zh" if has_chinese(text) else "en", settings)
+    if strategy == "auto":
+        strategy = auto_strategy("zh" if has_chinese(text) else "en", settings)
+    return BY_NAME[strategy]
 
 
 def encode_texts(texts: list[str], strategy: str, settings: Settings | None = None) -> tuple[np.ndarray, str]:
     """Unit vectors of ``texts`` read by one (non-auto) strategy, and the image-vector role to compare with."""
-    if strategy == "chinese_clip":
-        return clip_encoder("chinese_clip", settings).encode_texts(texts), "chinese_clip"
-    if strategy == "multilingual":
-        return l2_normalize(multilingual_encoder(settings).encode(texts, convert_to_numpy=True)), "clip"
-    if strategy == "translate":
-        chinese = [i for i, text in enumerate(texts) if has_chinese(text)]
-        translated = translator("zh_en", settings).translate([texts[i] for i in chinese]) if chinese else []
-        texts = list(texts)
-        for i, english in zip(chinese, translated):
-            texts[i] = english
-    return clip_encoder("clip", settings).encode_texts(texts), "clip"
+    chosen = BY_NAME[strategy]
+    return chosen.encode(texts, settings)[0], chosen.role
 
 
-def _default_warn(message: str) -> None:
-    print(f"[search] warning: {message}", file=sys.stderr)
+@dataclass(frozen=True)
+class QueryPlan:
+    """A query resolved once: the checked text, its strategy, and the identity of the models that read it."""
+
+    text: str
+    strategy: Strategy
+    settings: Settings | None
+    readers: tuple
+
+    def encode(self, warn=None) -> tuple[np.ndarray, str, str, str]:
+        """-> (unit vector, strategy used, image-vector role it must be compared with, text actually encoded)."""
+        vectors, encoded = self.strategy.encode([self.text], self.settings, warn or _default_warn)
+        return vectors[0], self.strategy.name, self.strategy.role, encoded[0]
 
 
-def encoder_identity(strategy: str, text: str, settings: Settings | None = None) -> tuple:
-    """Every model that turns ``text`` into a vector under a (non-auto) ``strategy``: location and precision."""
-    if strategy in ("clip", "chinese_clip"):
-        return (clip_encoder(strategy, settings).identity,)
-    if strategy == "multilingual":
-        return (resolve("multilingual_text", settings).location, pick_device((settings or Settings()).device))
-    reader = (translator("zh_en", settings).resolved.location,) if has_chinese(text) else ()
-    return (*reader, clip_encoder("clip", settings).identity)
+def plan_query(text: str, strategy: str = "auto", settings: Settings | None = None, warn=None) -> QueryPlan:
+    """Check ``text``, resolve ``strategy`` (``auto`` included) and load the models that read it."""
+    text = check_query(text, warn)
+    chosen = pick_strategy(strategy, text, settings)
+    return QueryPlan(text, chosen, settings, chosen.readers(text, settings))
+
+
+def encode_planned(plan: QueryPlan, warn=None, cache: QueryCache | None = QUERY_CACHE):
+    """``plan.encode``, through ``cache`` (an LRU keyed by text, strategy and reader identity; None: always encode)."""
+    warn = warn or _default_warn
+    if cache is None:
+        return plan.encode(warn)
+    return cache.lookup((plan.text, plan.strategy.name, plan.readers), plan.encode, warn)
 
 
 def encode_query(text: str, strategy: str = "auto", settings: Settings | None = None,
                  warn=None, cache: QueryCache | None = QUERY_CACHE) -> tuple[np.ndarray, str, str, str]:
-    """-> (unit vector, strategy used, image-vector role it must be compared with, text actually encoded).
-
-    Recent queries come from ``cache`` (an LRU keyed by text, strategy and encoder identity): a repeated
-    query, or the web UI paging, costs no forward pass. ``cache=None`` always encodes.
-    """
+    """-> (unit vector, strategy used, image-vector role it must be compared with, text actually encoded)."""
     warn = warn or _default_warn
-    text = check_query(text, warn)
-    if cache is None:
-        return _encode_query(text, strategy, settings, warn)
-    used = pick_strategy(strategy, text, settings)
-    key = (text, used, encoder_identity(used, text, settings))
-    return cache.lookup(key, lambda recording_warn: _encode_query(text, used, settings, recording_warn), warn)
-
-
-def _encode_query(text: str, strategy: str, settings: Settings | None, warn) -> tuple[np.ndarray, str, str, str]:
-    strategy = pick_strategy(strategy, text, settings)
-    if strategy == "chinese_clip":
-        encoder = clip_encoder("chinese_clip", settings)
-        _warn_truncation(encoder, text, warn)
-        return encoder.encode_texts([text])[0], strategy, "chinese_clip", text
-    if strategy == "multilingual":
-        vectors, role = encode_texts([text], strategy, settings)
-        return vectors[0], strategy, role, text
-    if strategy == "translate" and has_chinese(text):
-        text = translator("zh_en", settings).translate([text])[0]
-    encoder = clip_encoder("clip", settings)
-    _warn_truncation(encoder, text, warn)
-    return encoder.encode_texts([text])[0], strategy, "clip", text
-
-
-def _warn_truncation(encoder, text: str, warn=None) -> None:
-    warn = warn or (lambda message: print(f"[search] warning: {message}", file=sys.stderr))
-    n = len(encoder.processor.tokenizer(text)["input_ids"])
-    if n > encoder.max_text_tokens:
-        warn(f"query is {n} tokens; the text encoder reads only the first {encoder.max_text_tokens}")
+    return encode_planned(plan_query(text, strategy, settings, warn), warn, cache)

@@ -1,16 +1,9 @@
-"""Nearest neighbours over the index: exact for small libraries, an IVF index above a threshold.
+"""Text and image search over an index; every hit carries the captions the index stores.
 
-Vectors are unit length, so inner product is cosine similarity. ``LibrarySearch`` searches
-the LanceDB store on disk (``store.open_vectors``): exact search (FAISS flat over the stored
-float16 vectors) below ``ANN_THRESHOLD`` rows, and above it the IVF-SQ8 index that ``index``
-built, tuned and cached beside the tables (``nprobe`` doubled until recall@10 against exact
-search reaches ``IVF_TARGET_RECALL`` on library vectors, each left out of its own results, then
-doubled once more as a margin); the recall measured at that setting is shown with every result.
-Opening a 1M-row index for search reads the 0.5 GB IVF-SQ8 index and the paths, never the
-vectors (see ``bench``: ready time, latency, recall and peak RSS at 10k / 100k / 1M).
-
-HNSW was tried first and dropped: on 2 cores its graph took minutes to build at 100k vectors,
-against seconds for IVF, and it gave no better recall at equal latency (capstone README).
+Vectors are unit length, so inner product is cosine similarity. The vector search itself is
+``vectors`` (exact below ``vectors.ANN_THRESHOLD`` rows, the cached IVF-SQ8 index that ``index``
+built above it), reached through ``store.open_vectors``; when the ANN index answers, the recall@10
+it was tuned to is shown with every result. How a text becomes a vector is ``queries``.
 """
 from __future__ import annotations
 
@@ -30,22 +23,14 @@ class Hit:
     path: str
     score: float
     captions: dict = field(default_factory=dict)  # {"en": ..., "zh": ...} once `caption --index` ran
-
-
-def _load_query_models(text: str, strategy: str, settings: Settings) -> None:
-    """Load (once per process) the models a query needs, so a search's time is never a model's first load."""
-    from .queries import encoder_identity, multilingual_encoder, pick_strategy
-
-    used = pick_strategy(strategy, text, settings)
-    if used == "multilingual":
-        multilingual_encoder(settings)
-    encoder_identity(used, text, settings)  # loads the CLIP / Chinese-CLIP encoder and any translator
+    indexed: dict = field(default_factory=dict)  # the file as the index saw it: sha1, size, mtime_ns
 
 
 class LibrarySearch:
     """Search an index by text (any strategy) or by example image; hits carry the stored captions."""
 
     def __init__(self, index_dir, settings: Settings | None = None, mode: str = "auto"):
+        from .library_precision import query_settings
         from .store import Store, open_vectors
 
         self.store = Store.open(index_dir)
@@ -53,34 +38,31 @@ class LibrarySearch:
         if not self.store.roles:
             raise FileNotFoundError(f"index {index_dir} holds no images yet; run `index` first")
         self.searchers = {role: open_vectors(self.store, role, mode) for role in self.store.roles}
-        self.query_settings = self._query_settings()
-
-    def _query_settings(self) -> Settings:
-        """Queries are encoded at the precision the image vectors were (unless the caller chose one)."""
-        precision = self.store.identity(self.store.roles[0]).precision.split(":")[0]
-        if self.settings.precision is None and precision in ("fp32", "bf16", "int8"):
-            return self.settings.with_(precision=precision)
-        return self.settings
+        self.query_settings = query_settings(self.store, self.settings)  # queries at the images' precision
 
     def _hits(self, role: str, vector: np.ndarray, k: int) -> list[Hit]:
         searcher = self.searchers[role]
         scores, ids = searcher.search(vector, k)
-        hits = [Hit(rank + 1, searcher.path(i), float(s))
-                for rank, (s, i) in enumerate(zip(scores[0], ids[0])) if i >= 0]
+        found = [(rank, int(i), float(s)) for rank, (s, i) in enumerate(zip(scores[0], ids[0])) if i >= 0]
+        hits = [Hit(rank + 1, searcher.path(i), score) for rank, i, score in found]
         captions = self.store.captions([h.path for h in hits]) if hits else {}
-        for hit in hits:
-            hit.captions = {lang: text for lang, text in captions.get(hit.path, {}).items() if lang != "sha1"}
+        # a vector index's ids are offsets into the table version it was opened at, which this store reads
+        rows = self.store.images(role).rows_at([i for _, i, _ in found], ("path", "sha1", "size", "mtime_ns"))
+        for hit, row in zip(hits, rows):
+            hit.captions = captions.get(hit.path, {})
+            if row is not None and row.pop("path") == hit.path:
+                hit.indexed = row
         return hits
 
     def by_text(self, text: str, k: int = 10, strategy: str = "auto", warn=None) -> dict:
-        from .queries import QueryError, encode_query
+        from .queries import QueryError, encode_planned, plan_query
 
-        _load_query_models(text, strategy, self.query_settings)  # before the clock: the time shown is the search
+        plan = plan_query(text, strategy, self.query_settings, warn)  # loads its models: the clock times the search
+        if plan.strategy.role not in self.searchers:
+            raise QueryError(f"strategy {plan.strategy.name!r} needs {plan.strategy.role} image vectors, which this "
+                             f"index lacks: re-run `index` with --chinese-clip")
         started = time.perf_counter()
-        vector, used, role, encoded = encode_query(text, strategy, self.query_settings, warn)
-        if role not in self.searchers:
-            raise QueryError(f"strategy {used!r} needs {role} image vectors, which this index lacks: "
-                             f"re-run `index` with --chinese-clip")
+        vector, used, role, encoded = encode_planned(plan, warn)
         hits = self._hits(role, vector, k)
         return self._result(hits, started, role, strategy=used, query=text, encoded_text=encoded)
 

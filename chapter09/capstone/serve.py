@@ -69,7 +69,7 @@ def file_url(path: Path) -> str:
 
 def model_rows(settings: Settings) -> list[dict]:
     """One row per role the UI may use: real or toy, class, location (or why it is unavailable)."""
-    from ..models import resolve
+    from ..models import ModelUnavailableError, resolve
 
     rows = []
     for role in ROLES:
@@ -77,7 +77,7 @@ def model_rows(settings: Settings) -> list[dict]:
             resolved = resolve(role, settings)
             rows.append({"role": role, "weights": "toy twin" if resolved.is_toy else "real",
                          "class": resolved.spec.model_class, "location": str(resolved.location)})
-        except Exception as error:  # a missing twin is information, not a crash
+        except ModelUnavailableError as error:  # a missing twin is information, not a crash
             rows.append({"role": role, "weights": "unavailable", "class": "", "location": str(error)[:160]})
     return rows
 
@@ -102,8 +102,8 @@ class WebLibrary:
         from .search import LibrarySearch
 
         self.index_dir = Path(index_dir)
-        self.settings = settings
         self.searcher = LibrarySearch(index_dir, settings)
+        self.settings = self.searcher.query_settings  # captions and match read texts as search does
         self.root = Path(self.searcher.store.library).resolve()
         self.max_upload_bytes = int(max_upload_mb * 1024 * 1024)
         self.max_upload_mb = max_upload_mb
@@ -114,24 +114,17 @@ class WebLibrary:
         self._caption_lock = threading.Lock()  # one generation at a time
 
     def stored_captions(self, hits: list[dict]) -> dict[str, dict]:
-        """path -> {"en": ..., "zh": ...}: the captions the index stores (``caption --index``)."""
-        if all("captions" in hit for hit in hits):  # the searcher already read them
-            return {hit["path"]: hit["captions"] or {} for hit in hits}
-        lookup = getattr(self.searcher.store, "captions", None)
-        if not callable(lookup) or not hits:
-            return {}
-        try:
-            with self._search_lock:
-                return lookup([hit["path"] for hit in hits]) or {}
-        except Exception:  # an index without a captions table
-            return {}
+        """path -> {"en": ..., "zh": ...}: the captions the index stores (``caption --index``), which the
+        searcher puts on every hit."""
+        return {hit["path"]: hit["captions"] for hit in hits}
 
-    def thumbnail(self, path: Path) -> Path | None:
+    def thumbnail(self, path: Path, indexed: dict | None = None) -> Path | None:
+        """The hit's cached thumbnail, keyed by the sha1 the index stored (``indexed``) while the file is unchanged."""
         from ..images import BadImageError
         from .thumbnails import ensure_thumbnail
 
         try:
-            return ensure_thumbnail(self.index_dir, path)
+            return ensure_thumbnail(self.index_dir, path, indexed)
         except (BadImageError, OSError):
             return None
 
@@ -168,7 +161,7 @@ class WebLibrary:
         captions = self.stored_captions([hit for _, hit in rows])
         items, out = [], []
         for path, hit in rows:
-            thumb = self.thumbnail(path)
+            thumb = self.thumbnail(path, hit.get("indexed"))
             if thumb is None:
                 continue
             caps = captions.get(hit["path"], {})
@@ -263,13 +256,12 @@ def build_app(index_dir, settings: Settings | None = None, max_upload_mb: float 
     from ..clip import clip_encoder
     from .queries import STRATEGIES, QueryError
 
-    settings = settings or Settings()
-    library = WebLibrary(index_dir, settings, max_upload_mb)
+    library = WebLibrary(index_dir, settings or Settings(), max_upload_mb)
+    settings = library.settings
     root = library.root
     clip_encoder("clip", settings)  # loaded (and announced) before the first request
     rows = model_rows(settings)
-    search_mode = next(iter(getattr(library.searcher, "searchers", {}).values()), None)
-    search_mode = getattr(search_mode, "mode", "vector")
+    search_mode = next(iter(library.searcher.searchers.values())).mode  # the first role's (clip's) search
 
     def text_search(query, strategy, k):
         try:

@@ -220,11 +220,6 @@ class Store:
         return len(self.images(self.roles[0])) if self.roles else 0
 
     @property
-    def encoders(self) -> dict[str, dict]:
-        """role -> identity (location, precision, dim, table) of the role's current vectors."""
-        return {role: self.identity(role).to_json() for role in self.roles}
-
-    @property
     def roles(self) -> list[str]:
         """Roles with a current table (e.g. ['clip', 'chinese_clip'])."""
         return list(self._meta.get("current", {}))

@@ -172,6 +172,14 @@ class ImageTable:
         for batch in self.scan(["path", "vector"], batch_rows):
             yield batch.column("path"), vectors_of(batch.column("vector"))
 
+    def rows_at(self, offsets: list[int], columns: tuple[str, ...]) -> list[dict]:
+        """The rows at table ``offsets`` (a vector index's ids), in that order; an offset past the end gives None."""
+        n = self.table.count_rows()
+        inside = sorted({int(i) for i in offsets if 0 <= int(i) < n})  # LanceDB answers in offset order
+        rows = self.table.take_offsets(inside).select(list(columns)).to_arrow().to_pylist() if inside else []
+        by_offset = dict(zip(inside, rows))
+        return [by_offset.get(int(i)) for i in offsets]
+
     def column(self, name: str):
         import pyarrow as pa
 

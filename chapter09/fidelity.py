@@ -1,0 +1,191 @@
+"""How much a precision changes a CLIP encoder's vectors, measured against fp32, and the ``auto`` choice made from it.
+
+Measured on the user's own sample, never assumed: the same images and queries encoded at fp32 and
+at the candidate precision, then
+
+* ``mean_cosine``      mean over images of cos(fp32 vector, candidate vector) (and the minimum);
+* ``top10_agreement``  mean over queries of |fp32 top-10 ∩ candidate top-10| / 10 for text->image
+                       search over the sample (queries and images both at the candidate precision).
+
+``choose_precision("auto", ...)`` takes the fastest precision (measured on the same sample) whose
+fidelity passes ``FIDELITY_BAR``, and says what it picked and why. What a precision *is* (and how an
+encoder is put in one) is ``precision``; this module only measures and chooses.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .precision import check_precision, unavailable_reason
+from .retrieval import top_k
+
+
+@dataclass(frozen=True)
+class FidelityBar:
+    """What ``auto`` demands of a precision against fp32 on the user's sample."""
+
+    min_mean_cosine: float = 0.99
+    min_top10_agreement: float = 0.90
+
+    def describe(self) -> str:
+        return f"mean cosine >= {self.min_mean_cosine} and top-10 agreement >= {self.min_top10_agreement}"
+
+
+FIDELITY_BAR = FidelityBar()
+
+
+@dataclass
+class Fidelity:
+    """One precision against fp32 on a sample (fp32's own row has cosine 1 and agreement 1)."""
+
+    precision: str
+    images: int
+    queries: int
+    mean_cosine: float
+    min_cosine: float
+    text_mean_cosine: float
+    top10_agreement: float
+    k: int
+    img_s: float  # model-only images/s on the sample, at the sample's batch size
+    unavailable: str | None = None
+    # fp32 row only: mean cosine between *different* sample images. Near 1, every image looks alike to the
+    # model (random weights do that), scores are near-ties and top-10 agreement measures ties, not precision.
+    pairwise_cosine: float | None = None
+
+    def passes(self, bar: FidelityBar = FIDELITY_BAR) -> bool:
+        return (self.unavailable is None and self.mean_cosine >= bar.min_mean_cosine
+                and self.top10_agreement >= bar.min_top10_agreement)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @staticmethod
+    def from_json(data: dict) -> "Fidelity":
+        return Fidelity(**data)
+
+
+def _image_vectors(encoder, pixels, batch_size: int) -> tuple[np.ndarray, float]:
+    """Unit vectors of a preprocessed pixel tensor, and images/s (after one untimed warm-up batch)."""
+    encoder.encode_pixels(pixels[:min(len(pixels), batch_size)])  # warm-up: first-call allocations, kernel choice
+    chunks, started = [], time.perf_counter()
+    for start in range(0, len(pixels), batch_size):
+        chunks.append(encoder.encode_pixels(pixels[start:start + batch_size]))
+    rate = len(pixels) / max(time.perf_counter() - started, 1e-9)
+    return np.concatenate(chunks), rate
+
+
+def topk_agreement(reference_scores: np.ndarray, candidate_scores: np.ndarray, k: int) -> float:
+    """Mean over rows of the overlap of the two top-k index sets, as a fraction of k."""
+    k = min(k, reference_scores.shape[1])
+    if k == 0 or len(reference_scores) == 0:
+        return 1.0
+    ref, cand = top_k(reference_scores, k), top_k(candidate_scores, k)
+    return float(np.mean([len(set(a) & set(b)) / k for a, b in zip(ref, cand)]))
+
+
+def measure_fidelity(reference, candidates: dict, pixels, texts: Sequence[str], batch_size: int = 32,
+                     k: int = 10) -> dict[str, Fidelity]:
+    """Rows for ``reference`` (an fp32 ClipEncoder) and each of ``candidates`` (precision -> encoder).
+
+    ``pixels``: the sample, preprocessed once (N, 3, H, W); ``texts``: queries or captions.
+    """
+    ref_images, ref_rate = _image_vectors(reference, pixels, batch_size)
+    ref_texts = reference.encode_texts(list(texts)) if texts else np.zeros((0, ref_images.shape[1]), np.float32)
+    ref_scores = ref_texts @ ref_images.T
+    k = min(k, len(ref_images))
+    n = len(ref_images)
+    pairwise = float((np.sum(ref_images @ ref_images.T) - n) / (n * (n - 1))) if n > 1 else None
+    rows = {"fp32": Fidelity("fp32", n, len(texts), 1.0, 1.0, 1.0, 1.0, k, round(ref_rate, 2),
+                             pairwise_cosine=None if pairwise is None else round(pairwise, 4))}
+    for precision, encoder in candidates.items():
+        images, rate = _image_vectors(encoder, pixels, batch_size)
+        cand_texts = encoder.encode_texts(list(texts)) if texts else ref_texts
+        cosines = np.sum(images * ref_images, axis=1)
+        text_cos = np.sum(cand_texts * ref_texts, axis=1) if len(ref_texts) else np.ones(1)
+        rows[precision] = Fidelity(
+            precision, len(images), len(texts), round(float(cosines.mean()), 5), round(float(cosines.min()), 5),
+            round(float(text_cos.mean()), 5), round(topk_agreement(ref_scores, cand_texts @ images.T, k), 4), k,
+            round(rate, 2))
+    return rows
+
+
+def fidelity_rows(reference, pixels, texts: Sequence[str], precisions: Sequence[str] = ("bf16", "int8"),
+                  batch_size: int = 32, k: int = 10) -> dict[str, Fidelity]:
+    """``measure_fidelity`` for ``precisions`` derived from the fp32 ``reference``; unavailable ones get a
+    row saying why (not measured)."""
+    candidates, missing = {}, {}
+    for precision in precisions:
+        if precision == "fp32":
+            continue
+        reason = unavailable_reason(precision, reference.device)
+        if reason:
+            missing[precision] = reason
+        else:
+            candidates[precision] = reference.at_precision(precision)
+    rows = measure_fidelity(reference, candidates, pixels, texts, batch_size, k)
+    for precision, reason in missing.items():
+        rows[precision] = Fidelity(precision, 0, 0, float("nan"), float("nan"), float("nan"), float("nan"), k, 0.0,
+                                   unavailable=reason)
+    return rows
+
+
+@dataclass
+class Choice:
+    precision: str
+    reason: str
+    rows: dict[str, Fidelity]
+    bar: FidelityBar
+
+    def to_json(self) -> dict:
+        return {"precision": self.precision, "reason": self.reason, "bar": asdict(self.bar),
+                "fidelity": {p: row.to_json() for p, row in self.rows.items()}}
+
+
+def choose_precision(requested: str, rows: dict[str, Fidelity], bar: FidelityBar = FIDELITY_BAR) -> Choice:
+    """``auto``: the fastest measured precision that passes ``bar`` (fp32, the reference, always passes).
+
+    An explicit precision is kept as asked, with a note when its measured fidelity misses the bar.
+    """
+    check_precision(requested, allow_auto=True)
+    sample = next(iter(rows.values()))
+    where = f"on {sample.images} sample images and {sample.queries} queries"
+    if requested != "auto":
+        row = rows.get(requested)
+        if row is None or requested == "fp32":
+            return Choice(requested, f"{requested} as asked", rows, bar)
+        verdict = "passes" if row.passes(bar) else "MISSES"
+        return Choice(requested, f"{requested} as asked; its fidelity against fp32 {where} {verdict} the bar "
+                                 f"({bar.describe()}): mean cosine {row.mean_cosine:.4f}, "
+                                 f"top-{row.k} agreement {row.top10_agreement:.3f}", rows, bar)
+    passing = [row for row in rows.values() if row.precision == "fp32" or row.passes(bar)]
+    best = max(passing, key=lambda row: row.img_s)
+    speeds = ", ".join(f"{row.precision} {row.img_s:.1f}" for row in sorted(rows.values(), key=lambda r: -r.img_s)
+                       if row.unavailable is None)
+    notes = []
+    for row in rows.values():
+        if row.unavailable:
+            notes.append(f"{row.precision} not tried: {row.unavailable}")
+        elif row.precision != "fp32" and not row.passes(bar):
+            notes.append(f"{row.precision} rejected: mean cosine {row.mean_cosine:.4f}, "
+                         f"top-{row.k} agreement {row.top10_agreement:.3f}")
+    reason = (f"auto picked {best.precision}: the fastest ({speeds} images/s, model only) whose fidelity against fp32 "
+              f"{where} passes {bar.describe()}")
+    if best.precision != "fp32":
+        reason += f" (mean cosine {best.mean_cosine:.4f}, top-{best.k} agreement {best.top10_agreement:.3f})"
+    if notes:
+        reason += "; " + "; ".join(notes)
+    return Choice(best.precision, reason, rows, bar)
+
+
+def format_fidelity(rows: dict[str, Fidelity]) -> str:
+    lines = [f"  {'precision':<10} {'img/s':>7} {'mean cos':>9} {'min cos':>8} {'text cos':>9} {'top-k agree':>11}"]
+    for row in rows.values():
+        if row.unavailable:
+            lines.append(f"  {row.precision:<10} not measured: {row.unavailable}")
+            continue
+        lines.append(f"  {row.precision:<10} {row.img_s:>7.1f} {row.mean_cosine:>9.4f} {row.min_cosine:>8.4f} "
+                     f"{row.text_mean_cosine:>9.4f} {row.top10_agreement:>11.3f}")
+    return "\n".join(lines)
