@@ -1,7 +1,14 @@
-"""Training the toy CLIP (a tiny ``CLIPModel``) from scratch in five phases; see ``train_clip``."""
+"""Training the toy CLIP (a tiny ``CLIPModel``) from scratch in five phases; see ``train_clip``.
+
+The whole recipe is one ``ClipRecipe``: its step counts, learning rate, batch size, and the table of
+phases (``ClipRecipe.phases``) that says what each phase's batches are made of, which towers learn, and
+the one seed offset each phase draws its scenes, twins and batch order from. The committed twin was
+trained with the defaults, ``seed=0``.
+"""
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .. import config
@@ -20,8 +27,6 @@ from .scenes import HELDOUT_COMBOS, SHAPES, Scene, ToyObject, generate_scenes
 from .tokenizers import build_clip_tokenizer
 
 FINE_PATCH_SIZE = 8  # phase 3 of the toy CLIP: small shapes need patches smaller than themselves
-
-
 TOY_IMAGE_SIZE = 64  # the toy processors resize the 128-px scenes to this, as CLIP's resize to 224
 
 
@@ -46,33 +51,73 @@ def toy_clip_processor(tokenizer):
     return CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer)
 
 
-CLIP_LR = 1e-3
-# Later phases start from a trained model: smaller steps keep what the earlier ones learnt.
-HARD_NEGATIVE_LR_FACTOR = 0.3  # phase 2 refines shape on the same tower
-FINE_PATCH_LR_FACTOR = 0.5  # phases 3-5 retrain a re-patched tower, which needs larger steps than phase 2
-# Each phase draws its scenes and its batch order from its own seed, so phases never replay each other's data.
-HARD_NEGATIVE_SEED_OFFSET = 1
-SHORT_CAPTION_SEED_OFFSET = 1
-FINE_PATCH_SEED_OFFSET = 2
-SHAPE_GROUP_RNG_OFFSET = 5
-SHAPE_GROUP_SCENE_OFFSET = 101
-
-
-# Phase 4 shows the short "a red circle" captions twice as often as the other phases.
-# (Repeats of one short caption in a batch need no multi-positive targets: identical texts
-# embed identically, and plain InfoNCE then gives the same gradients as UniCL-style targets.)
-SHORT_CAPTIONS = dict(short_fraction=0.5)
-
-
 # Phase 5 batches scenes in groups drawn alike but for one object's shape; each colour has
 # exactly four training-split shapes (the fifth is a held-out pair), so a group is all of them.
 SHAPE_GROUP = 4
 
 
-def train_clip(out_dir: Path, steps: int | None = None, seed: int = 0, n_train: int = 24000,
-               batch_size: int = 128, lr: float = CLIP_LR, log_every: int = 100, hard_negative_steps: int = 1000,
-               fine_patch_steps: int = 1500, short_caption_steps: int = 2000, shape_group_steps: int = 2000):
-    """Train the tiny CLIP in five phases and save it.
+@dataclass(frozen=True)
+class Phase:
+    """One phase of the recipe.
+
+    ``batches``: ``random`` (scenes as drawn), ``twins`` (each scene beside its shape twin, ``shape_twin``) or
+    ``shape_groups`` (``SHAPE_GROUP`` shape variants of a scene, ``shape_variants``). ``seed``: the offset from
+    the run's seed that this phase's scenes, twins and batch order are drawn from (``scene_seed``, when set,
+    for its scenes alone), so no phase replays another's data. ``lr_factor``: later phases start from a
+    trained model, and smaller steps keep what the earlier ones learnt.
+    """
+
+    key: str  # what ``continue_clip_training`` calls it
+    name: str
+    steps: int
+    batches: str
+    seed: int
+    lr_factor: float = 1.0
+    scene_seed: int | None = None
+    repatch: bool = False  # re-cut the vision tower into ``fine_patch_size`` patches first (``finer_patches``)
+    text_frozen: bool = False  # only the vision side learns: text embeddings, and the multilingual twin, stay put
+    short_fraction: float = SHORT_CAPTION_SHARE  # share of the short "a red circle" captions
+
+
+@dataclass(frozen=True)
+class ClipRecipe:
+    """Every number of the toy CLIP's training (see ``train_clip`` for what each phase is for)."""
+
+    steps: int = 3000
+    hard_negative_steps: int = 1000
+    fine_patch_steps: int = 1500
+    short_caption_steps: int = 2000
+    shape_group_steps: int = 2000
+    n_train: int = 24000
+    batch_size: int = 128
+    lr: float = 1e-3
+    fine_patch_size: int = FINE_PATCH_SIZE
+    shape_group: int = SHAPE_GROUP
+    log_every: int = 100
+
+    def phases(self) -> list[Phase]:
+        # Phases 3-5 retrain a re-patched tower, which needs larger steps than phase 2 (lr factor 0.5 vs 0.3).
+        # Phases 4 and 5 show the short captions twice as often as the others. (Repeats of one short caption
+        # in a batch need no multi-positive targets: identical texts embed identically, and plain InfoNCE then
+        # gives the same gradients as UniCL-style targets.)
+        phases = [Phase("random", "random batches", self.steps, "random", seed=0),
+                  Phase("hard_negatives", "hard negatives", self.hard_negative_steps, "twins", seed=1, lr_factor=0.3)]
+        if self.fine_patch_steps > 0:
+            phases += [Phase("finer_patches", "finer patches", self.fine_patch_steps, "twins", seed=3, lr_factor=0.5,
+                             repatch=True, text_frozen=True),
+                       Phase("short_captions", "short captions", self.short_caption_steps, "twins", seed=4,
+                             lr_factor=0.5, text_frozen=True, short_fraction=0.5)]
+        # run twice, the second time on fresh scenes with a new warm-up (a warm restart)
+        phases += [Phase("shape_groups", f"shape groups ({restart + 1} of 2)", self.shape_group_steps, "shape_groups",
+                         seed=5 + restart, scene_seed=101 + restart, lr_factor=0.5, short_fraction=0.5)
+                   for restart in range(2)]
+        return phases
+
+
+def train_clip(out_dir: Path, steps: int | None = None, seed: int = 0, recipe: ClipRecipe | None = None,
+               **changes) -> list[float]:
+    """Train the tiny CLIP in the five phases of ``recipe`` (default ``ClipRecipe()``, with ``steps`` and any
+    field in ``changes`` replaced) and save it; returns the logged losses.
 
     1. ``steps`` of plain contrastive training on random batches.
     2. ``hard_negative_steps`` more, where each scene comes with a *twin* that differs only
@@ -81,41 +126,93 @@ def train_clip(out_dir: Path, steps: int | None = None, seed: int = 0, n_train: 
        scenes apart (the hard-negative idea of NegCLIP, Yuksekgonul et al. 2023).
     3. ``fine_patch_steps`` with the vision tower re-cut into 8-px patches (``finer_patches``)
        and the text tower frozen. Phases 1-2 run on 16-px patches, 2x cheaper per step.
-    4. ``short_caption_steps`` more like phase 3 on fresh scenes, with ``SHORT_CAPTIONS``.
+    4. ``short_caption_steps`` more like phase 3 on fresh scenes, with more short captions.
     5. ``shape_group_steps`` (run twice) with *both* towers learning again, on batches of shape groups
        (``shape_variants``). The text tower learnt its shape words while the 16-px vision
        tower could hardly see shape, so "a red circle" and "a red square" embedded almost
-       alike and capped zero-shot shape whatever the vision side learnt; here both sides must tell all four shapes of a colour apart (README: results).
+       alike and capped zero-shot shape whatever the vision side learnt; here both sides must tell all
+       four shapes of a colour apart (README: results).
        The multilingual twin is distilled from the text tower afterwards, so it follows.
     """
     from transformers import CLIPModel
 
-    steps = 3000 if steps is None else steps
+    recipe = replace(recipe or ClipRecipe(), **changes, **({} if steps is None else {"steps": steps}))
     seed_everything(seed)
     tokenizer = build_clip_tokenizer(toy_corpus())
     processor = toy_clip_processor(tokenizer)
     model = CLIPModel(tiny_clip_config(len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id))
-    scenes = generate_scenes(n_train, config.TOY_TRAIN_SEED + seed, "train", unique=False)
     print(f"tiny CLIP: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, "
-          f"{len(scenes)} training scenes, {steps} + {hard_negative_steps} steps of {batch_size}")
-    history = _contrastive_steps(model, tokenizer, scenes, render_pixels(scenes, processor.image_processor),
-                                 steps, batch_size, lr, seed, log_every)
-    history += _hard_negative_phase(model, tokenizer, processor, hard_negative_steps, n_train, batch_size,
-                                    lr * HARD_NEGATIVE_LR_FACTOR, seed, log_every)
-    if fine_patch_steps > 0:
-        model = finer_patches(model, FINE_PATCH_SIZE)
-        history += _fine_patch_phase(model, tokenizer, processor, fine_patch_steps, n_train, batch_size,
-                                     lr * FINE_PATCH_LR_FACTOR, seed, log_every)
-        history += _fine_patch_phase(model, tokenizer, processor, short_caption_steps, n_train, batch_size,
-                                     lr * FINE_PATCH_LR_FACTOR, seed + SHORT_CAPTION_SEED_OFFSET, log_every,
-                                     **SHORT_CAPTIONS)
-    for restart in range(2):  # twice, the second time on fresh scenes with a new warm-up (a warm restart)
-        history += _shape_group_phase(model, tokenizer, processor, shape_group_steps, n_train, batch_size,
-                                      lr * FINE_PATCH_LR_FACTOR, seed + restart, log_every)
+          f"{recipe.n_train} training scenes, {recipe.steps} + {recipe.hard_negative_steps} steps of "
+          f"{recipe.batch_size}")
+    history = []
+    for phase in recipe.phases():
+        if phase.repatch:
+            model = finer_patches(model, recipe.fine_patch_size)
+        history += _run_phase(model, tokenizer, processor, phase, recipe, seed)
     model.eval()
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
+    return history
+
+
+def continue_clip_training(out_dir: Path, phase: str, steps: int, seed: int = 0, **changes) -> list[float]:
+    """Run one phase of the recipe alone (``hard_negatives``, ``finer_patches``, ``short_captions`` or
+    ``shape_groups``, its first round), continuing from the CLIP saved in ``out_dir``, and save it there.
+
+    Kept because the committed toy CLIP was made this way, phase by phase from an earlier model (the
+    top-level README says how); a second shape-group round is ``shape_groups`` with ``seed + 1``.
+    """
+    from transformers import AutoProcessor, CLIPModel
+
+    recipe = replace(ClipRecipe(), **changes)
+    chosen = next((p for p in recipe.phases() if p.key == phase and p.key != "random"), None)
+    if chosen is None:
+        raise ValueError("phase must be hard_negatives, finer_patches, short_captions or shape_groups, "
+                         f"not {phase!r}")
+    seed_everything(seed)
+    model = CLIPModel.from_pretrained(out_dir)
+    processor = AutoProcessor.from_pretrained(out_dir)
+    if chosen.repatch:
+        model = finer_patches(model, recipe.fine_patch_size)
+    history = _run_phase(model, processor.tokenizer, processor, replace(chosen, steps=steps), recipe, seed)
+    model.eval()
+    model.save_pretrained(out_dir)
+    return history
+
+
+def _phase_scenes(phase: Phase, recipe: ClipRecipe, seed: int) -> tuple[list[Scene], int, random.Random]:
+    """(scenes in batch order groups, group size, the batch-order rng) of one phase."""
+    offset = phase.seed if phase.scene_seed is None else phase.scene_seed
+    draw = {"random": recipe.n_train, "twins": recipe.n_train // 2,
+            "shape_groups": 2 * recipe.n_train // recipe.shape_group}[phase.batches]
+    base = generate_scenes(draw, config.TOY_TRAIN_SEED + seed + offset, "train", unique=False)
+    rng = random.Random(seed + phase.seed)
+    if phase.batches == "random":
+        return base, 1, rng
+    if phase.batches == "twins":  # the twins draw from their own rng; the batch order from a fresh one
+        scenes = [scene for original in base for scene in (original, shape_twin(original, rng))]
+        print(f"{phase.name}: {len(base)} scenes and their shape twins, {phase.steps} steps")
+        return scenes, 2, random.Random(seed + phase.seed)
+    scenes = [variant for scene in base for variant in shape_variants(scene, rng, recipe.shape_group)]
+    print(f"{phase.name}: {len(base)} scenes x {recipe.shape_group} shapes, both towers, {phase.steps} steps")
+    return scenes, recipe.shape_group, rng  # the variants and the batch order share one rng
+
+
+def _run_phase(model, tokenizer, processor, phase: Phase, recipe: ClipRecipe, seed: int) -> list[float]:
+    if phase.steps <= 0:
+        return []
+    scenes, group, rng = _phase_scenes(phase, recipe, seed)
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad = not phase.text_frozen or name.startswith(
+            ("vision_model.", "visual_projection.", "logit_scale"))
+    if phase.text_frozen:
+        print(f"  ({model.config.vision_config.patch_size} px patches, text tower frozen)")
+    history = _contrastive_steps(model, tokenizer, scenes, render_pixels(scenes, processor.image_processor),
+                                 phase.steps, recipe.batch_size, recipe.lr * phase.lr_factor, rng,
+                                 recipe.log_every, group=group, short_fraction=phase.short_fraction)
+    for parameter in model.parameters():
+        parameter.requires_grad = True
     return history
 
 
@@ -157,50 +254,6 @@ def finer_patches(model, patch_size: int):
     return new_model
 
 
-def _fine_patch_phase(model, tokenizer, processor, steps, n_train, batch_size, lr, seed, log_every, **step_options):
-    """Train the re-patched vision tower against the frozen text tower.
-
-    Freezing the text side keeps every text embedding where it was, so the multilingual
-    text twin distilled from it stays aligned with the new image embeddings.
-    """
-    for name, parameter in model.named_parameters():
-        parameter.requires_grad = name.startswith(("vision_model.", "visual_projection.", "logit_scale"))
-    print(f"finer patches ({model.config.vision_config.patch_size} px), text tower frozen:", end=" ")
-    history = _hard_negative_phase(model, tokenizer, processor, steps, n_train, batch_size, lr,
-                                   seed + FINE_PATCH_SEED_OFFSET, log_every,
-                                   **step_options)
-    for parameter in model.parameters():
-        parameter.requires_grad = True
-    return history
-
-
-def continue_clip_training(out_dir: Path, phase: str, steps: int, seed: int = 0, n_train: int = 24000,
-                           batch_size: int = 128, log_every: int = 100):
-    """Run one phase of ``train_clip`` alone, continuing from the CLIP saved in ``out_dir``."""
-    from transformers import AutoProcessor, CLIPModel
-
-    seed_everything(seed)
-    model = CLIPModel.from_pretrained(out_dir)
-    processor = AutoProcessor.from_pretrained(out_dir)
-    args = (processor.tokenizer, processor, steps, n_train, batch_size)
-    if phase == "hard_negatives":
-        history = _hard_negative_phase(model, *args, CLIP_LR * HARD_NEGATIVE_LR_FACTOR, seed, log_every)
-    elif phase == "finer_patches":
-        model = finer_patches(model, FINE_PATCH_SIZE)
-        history = _fine_patch_phase(model, *args, CLIP_LR * FINE_PATCH_LR_FACTOR, seed, log_every)
-    elif phase == "short_captions":
-        history = _fine_patch_phase(model, *args, CLIP_LR * FINE_PATCH_LR_FACTOR, seed + SHORT_CAPTION_SEED_OFFSET,
-                                    log_every, **SHORT_CAPTIONS)
-    elif phase == "shape_groups":
-        history = _shape_group_phase(model, *args, CLIP_LR * FINE_PATCH_LR_FACTOR, seed, log_every)
-    else:
-        raise ValueError("phase must be hard_negatives, finer_patches, short_captions or shape_groups, "
-                         f"not {phase!r}")
-    model.eval()
-    model.save_pretrained(out_dir)
-    return history
-
-
 def shape_twin(scene: Scene, rng: random.Random) -> Scene:
     """The same scene, drawn the same way, with one object's shape changed (train-split pairs only)."""
     objects = list(scene.objects)
@@ -209,20 +262,6 @@ def shape_twin(scene: Scene, rng: random.Random) -> Scene:
     choices = [s for s in SHAPES if s != obj.shape and (obj.colour, s) not in HELDOUT_COMBOS]
     objects[index] = ToyObject(obj.colour, rng.choice(choices), obj.size, obj.cell)
     return Scene(tuple(objects), scene.background, scene.seed)
-
-
-def _hard_negative_phase(model, tokenizer, processor, steps, n_train, batch_size, lr, seed, log_every,
-                         **step_options):
-    if steps <= 0:
-        return []
-    rng = random.Random(seed + HARD_NEGATIVE_SEED_OFFSET)
-    base = generate_scenes(n_train // 2, config.TOY_TRAIN_SEED + seed + HARD_NEGATIVE_SEED_OFFSET, "train",
-                           unique=False)
-    scenes = [scene for original in base for scene in (original, shape_twin(original, rng))]
-    print(f"hard negatives: {len(base)} scenes and their shape twins, {steps} steps")
-    return _contrastive_steps(model, tokenizer, scenes, render_pixels(scenes, processor.image_processor),
-                              steps, batch_size, lr, seed + HARD_NEGATIVE_SEED_OFFSET, log_every, group=2,
-                              **step_options)
 
 
 def shape_variants(scene: Scene, rng: random.Random, group: int = SHAPE_GROUP) -> list[Scene]:
@@ -239,27 +278,10 @@ def shape_variants(scene: Scene, rng: random.Random, group: int = SHAPE_GROUP) -
     return variants
 
 
-def _shape_group_phase(model, tokenizer, processor, steps, n_train, batch_size, lr, seed, log_every,
-                       group: int = SHAPE_GROUP):
-    """Both towers, every batch made of shape groups (phase 5 of ``train_clip``)."""
-    if steps <= 0:
-        return []
-    rng = random.Random(seed + SHAPE_GROUP_RNG_OFFSET)
-    base = generate_scenes(2 * n_train // group, config.TOY_TRAIN_SEED + seed + SHAPE_GROUP_SCENE_OFFSET, "train",
-                           unique=False)
-    scenes = [variant for scene in base for variant in shape_variants(scene, rng, group)]
-    for parameter in model.parameters():
-        parameter.requires_grad = True
-    print(f"shape groups: {len(base)} scenes x {group} shapes, both towers, {steps} steps")
-    return _contrastive_steps(model, tokenizer, scenes, render_pixels(scenes, processor.image_processor),
-                              steps, batch_size, lr, seed, log_every, group=group, rng=rng, **SHORT_CAPTIONS)
-
-
-def _contrastive_steps(model, tokenizer, scenes, pixels, steps, batch_size, lr, seed, log_every, group: int = 1,
-                       short_fraction: float = SHORT_CAPTION_SHARE, rng: random.Random | None = None):
+def _contrastive_steps(model, tokenizer, scenes, pixels, steps, batch_size, lr, rng: random.Random, log_every,
+                       group: int = 1, short_fraction: float = SHORT_CAPTION_SHARE):
     """AdamW + warm-up/cosine on symmetric InfoNCE; scenes ``group*i ... group*i+group-1`` share a batch."""
     optimizer, schedule = adamw_cosine(decay_groups(model, 0.1), lr, steps, betas=(0.9, 0.98))
-    rng = rng or random.Random(seed)
     model.train()
     log = LossLog(steps, log_every)
     for step in range(steps):
