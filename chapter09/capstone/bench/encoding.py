@@ -11,8 +11,13 @@ Rows, all measured in one run on the same photo-sized JPEGs (1600x1200, ~0.6 MB 
 * naive: the loop the original projects used: full decode, preprocess, one fp32 forward per image;
 * pipeline, per precision: ``indexer.build_index`` on a fresh index folder, wall clock from the
   call to its return (walk, decode in worker processes, batched forwards, stored rows);
-* model alone, per precision: forwards on preprocessed batches of the same size, no decoding:
-  the ceiling the pipeline can approach. efficiency = pipeline / model alone;
+* model alone, per precision: forwards on preprocessed batches of the same size, no decoding;
+* decoding alone, beside each pipeline run: the indexer's own decode workers on the same photos, no
+  model (``decoding.decode_only``). Decoding and the model share the cores, so the pipeline's limit is
+  ``limit_img_s = 1 / (1 / model_only_img_s + 1 / decode_only_img_s)`` and the pipeline is judged by
+  ``efficiency_vs_limit = pipeline / limit`` (target >= 0.9). ``pipeline_over_model_only`` (what earlier
+  rounds called "efficiency") is kept for comparison: on two shared cores it cannot approach 1;
+* the JPEG decoders libjpeg-turbo offers through Python, side by side (``decoding.compare_decoders``);
 * text-query latency per precision (tokenise + text tower, one query at a time, p50/p95);
 * fidelity of bf16 and int8 against fp32 on a sample of the bench library, and what ``auto`` picks.
 
@@ -30,9 +35,10 @@ from pathlib import Path
 
 from ...fidelity import choose_precision, format_fidelity
 from ...precision import PRECISIONS
+from .decoding import compare_decoders, decode_only, limit_img_s
 from .synthetic import PHOTO_SIZE, load_encoder, make_photos, vit_b32_folder
 
-TARGETS = {"efficiency": 0.85, "int8_over_bf16": 1.3, "speed_up": 5.0}
+TARGETS = {"efficiency_vs_limit": 0.9, "int8_over_bf16": 1.3, "speed_up": 5.0}
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -157,6 +163,7 @@ def encoding_report(images: int = 512, batch_size: int = 64, naive_images: int |
     """Every encoding row of the bench, measured in this one run (see the module docstring)."""
     import torch
 
+    from ... import cpu
     from ...measure import text_latency_ms
     from ...precision import unavailable_reason
     from ..library_precision import measure_library
@@ -174,13 +181,15 @@ def encoding_report(images: int = 512, batch_size: int = 64, naive_images: int |
                   "photo_mb": round(sum(p.stat().st_size for p in paths) / len(paths) / 2**20, 2),
                   "batch_size": batch_size, "model": "ViT-B/32 (CLIPConfig() defaults, random weights)",
                   "tokenizer": tokenizer, "torch_threads": torch.get_num_threads(),
-                  "pipeline_img_s": {}, "model_only_img_s": {}, "efficiency": {}, "speed_up": {},
-                  "pipeline_runs": {}, "text_query_ms": {}, "load_s": {}}
+                  "cpu": cpu.describe(), "pipeline_img_s": {}, "model_only_img_s": {}, "decode_only_img_s": {},
+                  "limit_img_s": {}, "efficiency_vs_limit": {}, "pipeline_over_model_only": {}, "speed_up": {},
+                  "pipeline_runs": {}, "decode_runs": {}, "text_query_ms": {}, "load_s": {}, "skipped": {}}
         encoders = {}
         for precision in precisions:
             reason = unavailable_reason(precision, "cpu")
             if reason:
                 log(f"  {precision}: skipped ({reason})")
+                report["skipped"][precision] = reason
                 continue
             t = time.perf_counter()
             encoders[precision] = load_encoder(folder, precision)
@@ -200,25 +209,32 @@ def encoding_report(images: int = 512, batch_size: int = 64, naive_images: int |
         batches = max(2, min(4, images // batch_size))
         for precision, encoder in encoders.items():
             rate, run = pipeline(library, tmp / f"index-{precision}", encoder, batch_size)
+            decoded = decode_only(library, encoder, batch_size)
             model_cpu = {}
             ceiling = model_only(encoder, batch_size, batches, model_cpu)
+            limit = limit_img_s(ceiling, decoded["img_s"])
             run["model_only_cpu_ms_per_image"] = model_cpu["cpu_ms_per_image"]
             run["cpu_ms_per_image"] = {"main": round(1000 * run["cpu_main_s"] / run["encoded"], 2),
                                        "decode": round(1000 * run["cpu_decode_s"] / run["encoded"], 2)}
             report["pipeline_img_s"][precision] = round(rate, 2)
             report["model_only_img_s"][precision] = round(ceiling, 2)
-            report["efficiency"][precision] = round(rate / ceiling, 3)
+            report["decode_only_img_s"][precision] = decoded["img_s"]
+            report["decode_runs"][precision] = decoded
+            report["limit_img_s"][precision] = round(limit, 2)
+            report["efficiency_vs_limit"][precision] = round(rate / limit, 3)
+            report["pipeline_over_model_only"][precision] = round(rate / ceiling, 3)
             report["speed_up"][precision] = round(rate / naive, 2)
             run["worker_startup_share"] = round(report["worker_startup_s"] / run["seconds"], 3)
             report["pipeline_runs"][precision] = run
             report["text_query_ms"][precision] = text_latency_ms(encoder, text_queries())
-            log(f"  pipeline {precision:<5} (build_index)  {rate:7.2f} img/s | model alone {ceiling:7.2f} img/s | "
-                f"efficiency {rate / ceiling:5.3f} | {rate / naive:5.2f}x naive | "
-                f"text query p50 {report['text_query_ms'][precision]['p50_ms']:.1f} ms")
-        if "int8" in encoders and "bf16" in encoders:
-            report["int8_over_bf16"] = round(report["pipeline_img_s"]["int8"] / report["pipeline_img_s"]["bf16"], 3)
-            report["int8_over_bf16_model_only"] = round(
-                report["model_only_img_s"]["int8"] / report["model_only_img_s"]["bf16"], 3)
+            log(f"  pipeline {precision:<5} (build_index)  {rate:7.2f} img/s | model alone {ceiling:7.2f} | "
+                f"decoding alone {decoded['img_s']:7.2f} | limit {limit:7.2f} | vs limit {rate / limit:5.3f} | "
+                f"{rate / naive:5.2f}x naive | text query p50 {report['text_query_ms'][precision]['p50_ms']:.1f} ms")
+        for key, rows in (("int8_over_bf16", "pipeline_img_s"), ("int8_over_bf16_model_only", "model_only_img_s")):
+            report[key] = precision_ratio(report[rows], "int8", "bf16")
+        sample = paths[:min(len(paths), 48)]
+        report["decoders"] = compare_decoders(sample, fp32.processor.image_processor, fp32.image_side,
+                                              rounds=3 if len(sample) >= 24 else 1)
         report["text_p50_ms"] = {p: row["p50_ms"] for p, row in report["text_query_ms"].items()}
         if torch_int8_row and "int8" in encoders:  # why int8 runs on ONNX Runtime: torch's own int8, same batches
             from ...measure import torch_int8
@@ -271,30 +287,64 @@ def trained_fidelity(precisions, batch_size: int, n: int = 256) -> tuple[dict, s
     return rows, f"toy CLIP twin, {n} held-out scenes, {len(texts)} captions en+zh"
 
 
+def precision_ratio(rates: dict, numerator: str, denominator: str) -> dict:
+    """``rates[numerator] / rates[denominator]``, or not applicable with the reason: a ratio that needs a
+    precision this CPU cannot run fast (bf16 without native bf16) is never reported as a number, 0 or NaN."""
+    from ...precision import unavailable_reason
+
+    for precision in (numerator, denominator):
+        reason = unavailable_reason(precision, "cpu")
+        if reason:
+            return {"value": None, "not_applicable": f"{precision}: {reason}"}
+        if not rates.get(precision):
+            return {"value": None, "not_applicable": f"{precision} was not measured in this run"}
+    return {"value": round(rates[numerator] / rates[denominator], 3), "not_applicable": None}
+
+
+def target_row(value, target: float, not_applicable: str | None = None) -> dict:
+    """One target: met, MISSED, or n/a with the reason (then ``met`` is None, never False)."""
+    if not_applicable or value is None:
+        why = not_applicable or "not measured in this run"
+        return {"value": None, "target": target, "met": None, "verdict": f"n/a ({why})"}
+    met = bool(value >= target)
+    return {"value": value, "target": target, "met": met, "verdict": "met" if met else "MISSED"}
+
+
 def _targets(report: dict) -> dict:
-    """Each target per precision (met or not), and which precision auto picked on each fidelity sample."""
+    """Each target per precision (met, MISSED or n/a with the reason), and what auto picked on each sample."""
     out = {"auto_precision": report["auto"]["precision"], "auto_precision_trained": report["auto"]["trained_precision"]}
-    for name in ("efficiency", "speed_up"):
-        out[name] = {p: {"value": value, "target": TARGETS[name], "met": bool(value >= TARGETS[name])}
-                     for p, value in report[name].items()}
-    value = report.get("int8_over_bf16")
-    out["int8_over_bf16"] = {"value": value, "target": TARGETS["int8_over_bf16"],
-                             "met": None if value is None else bool(value >= TARGETS["int8_over_bf16"])}
+    for name in ("efficiency_vs_limit", "speed_up"):
+        out[name] = {p: target_row(value, TARGETS[name]) for p, value in report[name].items()}
+        out[name].update({p: target_row(None, TARGETS[name], why) for p, why in report["skipped"].items()})
+    ratio = report["int8_over_bf16"]
+    out["int8_over_bf16"] = target_row(ratio["value"], TARGETS["int8_over_bf16"], ratio["not_applicable"])
     return out
 
 
+def _ratio_text(ratio: dict) -> str:
+    return f"{ratio['value']:.2f}x" if ratio["not_applicable"] is None else f"n/a ({ratio['not_applicable']})"
+
+
 def format_encoding(report: dict) -> str:
+    from .decoding import format_decoders
+
     lines = [f"encoding {report['images']} photos ({report['photo_size']}, {report['photo_mb']} MB each) with "
              f"{report['model']}, batch {report['batch_size']}, {report['torch_threads']} threads",
-             f"  {'row':<34} {'img/s':>8} {'model alone':>12} {'efficiency':>11} {'vs naive':>9} {'text p50':>9}",
-             f"  {'naive per-image fp32 loop':<34} {report['naive_fp32_img_s']:>8.2f} {'':>12} {'':>11} {'1.00x':>9}"]
+             f"  CPU: {report['cpu']}",
+             f"  {'row':<30} {'img/s':>7} {'model alone':>11} {'decode alone':>12} {'limit':>7} {'vs limit':>8} "
+             f"{'vs model':>8} {'vs naive':>8} {'text p50':>8}",
+             f"  {'naive per-image fp32 loop':<30} {report['naive_fp32_img_s']:>7.2f} {'':>11} {'':>12} {'':>7} "
+             f"{'':>8} {'':>8} {'1.00x':>8}"]
     for p, rate in report["pipeline_img_s"].items():
-        lines.append(f"  {'pipeline ' + p + ' (build_index)':<34} {rate:>8.2f} {report['model_only_img_s'][p]:>12.2f} "
-                     f"{report['efficiency'][p]:>11.3f} {report['speed_up'][p]:>8.2f}x "
-                     f"{report['text_p50_ms'][p]:>7.1f}ms")
-    if "int8_over_bf16" in report:
-        lines.append(f"  int8 / bf16: pipeline {report['int8_over_bf16']:.2f}x, model alone "
-                     f"{report['int8_over_bf16_model_only']:.2f}x")
+        lines.append(f"  {'pipeline ' + p + ' (build_index)':<30} {rate:>7.2f} {report['model_only_img_s'][p]:>11.2f} "
+                     f"{report['decode_only_img_s'][p]:>12.2f} {report['limit_img_s'][p]:>7.2f} "
+                     f"{report['efficiency_vs_limit'][p]:>8.3f} {report['pipeline_over_model_only'][p]:>8.3f} "
+                     f"{report['speed_up'][p]:>7.2f}x {report['text_p50_ms'][p]:>6.1f}ms")
+    lines += [f"  {p}: not run ({why})" for p, why in report["skipped"].items()]
+    lines.append("  limit = 1 / (1 / model alone + 1 / decode alone): decoding and the model share the same cores; "
+                 "vs limit = pipeline / limit; vs model = pipeline / model alone")
+    lines.append(f"  int8 / bf16: pipeline {_ratio_text(report['int8_over_bf16'])}, model alone "
+                 f"{_ratio_text(report['int8_over_bf16_model_only'])}")
     if "torch_int8_model_only_img_s" in report:
         lines.append(f"  int8 runs on ONNX Runtime; torch's own quantize_dynamic int8, model alone, same batches: "
                      f"{report['torch_int8_model_only_img_s']:.2f} img/s")
@@ -305,9 +355,11 @@ def format_encoding(report: dict) -> str:
                      f"(start-up, walk, first batch decoded by one worker) + {r['forward_s']:.2f} s inside forwards "
                      f"+ waits, + {r['after_last_forward_s']:.2f} s after the last (commit, compaction)")
         cpu = r["cpu_ms_per_image"]
-        lines.append(f"          CPU per image: decoding workers {cpu['decode']:.1f} ms, main process {cpu['main']:.1f} ms "
+        lines.append(f"          CPU per image: decoding workers {cpu['decode']:.1f} ms (alone: "
+                     f"{report['decode_runs'][p]['cpu_ms_per_image']:.1f} ms), main process {cpu['main']:.1f} ms "
                      f"(the model alone: {r['model_only_cpu_ms_per_image']:.1f} ms): decoding is "
                      f"{r['decode_cpu_share']:.0%} of the CPU the run used")
+    lines.append(format_decoders(report["decoders"]))
     from ...fidelity import Fidelity
 
     for key, sample, reason in (("fidelity", "fidelity_sample", "reason"),
@@ -319,14 +371,14 @@ def format_encoding(report: dict) -> str:
         lines.append(f"  {report['auto'][reason]}")
     t = report["targets"]
 
-    def verdict(row):
-        return "n/a" if row["met"] is None else "met" if row["met"] else "MISSED"
+    def value(row, unit=""):
+        return row["verdict"] if row["met"] is None else f"{row['value']}{unit} {row['verdict']}"
 
-    lines.append("  targets: efficiency >= 0.85: " + ", ".join(
-        f"{p} {r['value']:.3f} {verdict(r)}" for p, r in t["efficiency"].items())
-        + "; speed-up over naive >= 5x: " + ", ".join(f"{p} {r['value']:.2f}x {verdict(r)}"
-                                                      for p, r in t["speed_up"].items())
-        + f"; int8/bf16 >= 1.3: {t['int8_over_bf16']['value']} {verdict(t['int8_over_bf16'])}")
+    lines.append(f"  targets: pipeline >= {TARGETS['efficiency_vs_limit']} of the limit: "
+                 + ", ".join(f"{p} {value(r)}" for p, r in t["efficiency_vs_limit"].items())
+                 + f"; speed-up over naive >= {TARGETS['speed_up']}x: "
+                 + ", ".join(f"{p} {value(r, 'x')}" for p, r in t["speed_up"].items())
+                 + f"; int8/bf16 >= {TARGETS['int8_over_bf16']}: {value(t['int8_over_bf16'], 'x')}")
     lines.append(f"  auto picks {t['auto_precision']} on the bench photos (random weights) and "
                  f"{t['auto_precision_trained']} on the trained toy CLIP")
     return "\n".join(lines)

@@ -19,7 +19,7 @@ What it does, in order:
 
 The targets of issue 13 are p50 <= 150 ms for one client and >= 10 requests/s with 20 clients
 on 1000 images. The figures depend on the machine and on what else runs on it: the report
-prints the load average (``uptime``) before and after, and the CPU count. This is a benchmark
+prints the load average (``uptime``) before and after, and the CPU with its features. This is a benchmark
 to run by hand, not a timed test.
 """
 import argparse
@@ -223,7 +223,10 @@ CALLERS = {"http": HttpCaller, "gradio_client": GradioClientCaller}
 def run(args) -> dict:
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="bench_web_"))
     workdir.mkdir(parents=True, exist_ok=True)
-    report = {"images": args.n, "k": args.k, "cpus": os.cpu_count(), "load_before": _load()}
+    from ... import cpu
+
+    report = {"images": args.n, "k": args.k, "cpus": os.cpu_count(), "cpu": cpu.describe(),
+              "cpu_features": cpu.features(), "load_before": _load()}
     print(f"[bench_web] library and index in {workdir} ...", file=sys.stderr)
     library, index = prepare(workdir, args.n)
     pool = queries(library)
@@ -248,6 +251,7 @@ def run(args) -> dict:
 
 def format_report(r: dict) -> str:
     lines = [f"web UI text search through the HTTP API, {r['images']}-image toy index, k={r['k']}, {r['cpus']} CPUs",
+             f"  CPU: {r['cpu']}",
              f"  load before: {r['load_before']}",
              f"  cold first search (models loaded, thumbnails not made): {r['cold_first_search_ms']} ms; "
              f"then all thumbnails made in {r['thumbnails_made_s']} s"]
