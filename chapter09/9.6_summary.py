@@ -234,5 +234,7 @@ lesson.finish()
 #
 # ## Further reading
 # * The papers of each section's further reading, and the glossary in `chapter09/README.md`.
-# * Hugging Face, *Optimizing inference on CPU* and PyTorch's *torchao* documentation: the
-#   precision choices of 9.5 for larger models.
+# * Dettmers et al., *LLM.int8(): 8-bit Matrix Multiplication for Transformers at Scale*
+#   (arXiv 2208.07339): why int8 needs care (outlier features) once models are large, the
+#   step after 9.5's dynamic int8.
+# * PyTorch's *torchao* documentation: the current home of PyTorch's int8 and lower precisions.

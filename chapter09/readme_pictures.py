@@ -110,8 +110,8 @@ TEXT_BLOCKS = {
     "precision": ("9.5", "  CPU:", "  This CPU has"),
     "models": ("9.6", "  CPU:", "| tiny VLM (toy)"),
 }
-_BLOCK = re.compile(r"(<!-- notebook (?P<number>[\d.]+): (?P<name>[\w-]+) -->\n```text\n)(?P<body>.*?)(\n```\n<!-- /notebook -->)",
-                    re.S)
+_BLOCK = re.compile(r"(<!-- notebook (?P<number>[\d.]+): (?P<name>[\w-]+) -->\n```text\n)"
+                    r"(?P<body>(?:(?!```).)*?)\n?(```\n<!-- /notebook -->)", re.S)  # the body holds no fence
 
 
 def notebook_text(number: str) -> str:
@@ -140,7 +140,7 @@ def update_text_blocks(paths=None) -> list[Path]:
         if not path.exists():
             continue
         text = path.read_text(encoding="utf-8")
-        new = _BLOCK.sub(lambda m: m[1] + text_block(m["name"]) + m[5], text)
+        new = _BLOCK.sub(lambda m: m[1] + text_block(m["name"]) + "\n" + m[5], text)
         if new != text:
             path.write_text(new, encoding="utf-8")
             written.append(path)
@@ -217,6 +217,14 @@ def browser_fonts(folder: Path) -> dict:
     return {"FONTCONFIG_FILE": str(config_file)}
 
 
+TIDY_PATHS_JS = """(prefixes) => {
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    for (const prefix of prefixes) node.nodeValue = node.nodeValue.split(prefix).join("");
+  }
+}"""
+
+
 def web_ui_screenshot(target: Path = PICTURES_DIR / WEB_UI, query: str = SCREENSHOT_QUERY) -> Path:
     """Search ``query`` in the web UI over a toy index, open the first hit, and keep a screenshot."""
     from playwright.sync_api import sync_playwright
@@ -236,6 +244,10 @@ def web_ui_screenshot(target: Path = PICTURES_DIR / WEB_UI, query: str = SCREENS
                 page.locator("#hit-detail img").first.wait_for(timeout=30_000)
                 page.wait_for_load_state("networkidle")
                 page.wait_for_timeout(500)  # let the thumbnails finish painting
+                # this machine's folders out of the picture, as the notebooks do: the temporary library
+                # shows as library/..., the checkout's twins as chapter09/...
+                page.evaluate(TIDY_PATHS_JS, [str(Path(folder).resolve()) + "/", folder.rstrip("/") + "/",
+                                              str(config.REPO_DIR) + "/"])
                 png = page.screenshot(full_page=True)
             finally:
                 browser.close()

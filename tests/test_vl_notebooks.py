@@ -180,3 +180,58 @@ def test_notebook_executes_in_the_toy_world_and_reaches_the_lessons_figures(scri
     for name in FIGURES[number]:
         assert (tmp_path / f"section_{number}" / name).stat().st_size > 10_000
     assert len(_inline_figures(notebook)) == len(FIGURES[number])
+
+
+@pytest.mark.unit
+def test_readme_figures_and_pictures_are_the_committed_notebooks():
+    """One source: each measured block of chapter09/README*.md is a verbatim piece of a committed notebook's
+    output, and each README picture shows the same pixels as the notebook's inline figure."""
+    import numpy as np
+    from PIL import Image
+
+    from chapter09 import readme_pictures
+
+    english = readme_pictures.README_TEXT_FILES[0].read_text(encoding="utf-8")
+    assert {name for _, name, _ in readme_pictures.readme_blocks(english)} == set(readme_pictures.TEXT_BLOCKS)
+    for path in readme_pictures.README_TEXT_FILES:
+        for number, name, body in readme_pictures.readme_blocks(path.read_text(encoding="utf-8")):
+            assert number == readme_pictures.TEXT_BLOCKS[name][0]
+            assert body == readme_pictures.text_block(name), \
+                f"{path.name}: block {name} differs from notebook {number}: run `python -m chapter09.readme_pictures text`"
+    for picture, (number, figure) in readme_pictures.LESSON_FIGURES.items():
+        shown = np.asarray(Image.open(readme_pictures.PICTURES_DIR / picture).convert("RGB"), dtype=int)
+        inline = np.asarray(Image.open(io.BytesIO(readme_pictures.notebook_figure(number, figure))).convert("RGB"),
+                            dtype=int)
+        assert shown.shape == inline.shape and np.abs(shown - inline).max() <= 24, picture
+
+
+@pytest.mark.unit
+def test_the_precision_verdict_holds_on_both_kinds_of_cpu():
+    """9.5's conclusion is computed from its own rows and the CPU it ran on, never a fixed claim."""
+    from chapter09.lesson import precision_verdict
+
+    slow_bf16 = [{"variant": "fp32", "ms_per_item": 5.0}, {"variant": "bf16", "ms_per_item": 9.0},
+                 {"variant": "int8-dynamic", "ms_per_item": 4.0}]
+    fast_bf16 = [{"variant": "fp32", "ms_per_item": 5.0}, {"variant": "bf16", "ms_per_item": 3.0},
+                 {"variant": "int8-dynamic", "ms_per_item": 4.0}]
+    avx2 = " ".join(precision_verdict(slow_bf16, native_bf16=False))
+    assert "int8-dynamic" in avx2.split(".")[0] and "no native bf16" in avx2 and "1.80x" in avx2 and "slower" in avx2
+    avx512 = " ".join(precision_verdict(fast_bf16, native_bf16=True))
+    assert avx512.startswith("Fastest in this run: bf16") and "has native bf16" in avx512 and "faster" in avx512
+    assert precision_verdict([{"variant": "fp32", "ms_per_item": 5.0}], True) == ["Too few variants were measured to compare."]
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("number", ["9.5", "9.6"])
+def test_the_timing_notebooks_say_which_cpu_ran_them(number):
+    from chapter09 import readme_pictures
+
+    text = readme_pictures.notebook_text(number)
+    assert re.search(r"^  CPU: .+\(\d+ cores\)", text, re.M) and "native bf16: " in text
+    if number == "9.5":  # the verdict printed is the one its own table implies
+        lines = text.splitlines()
+        verdict = next(line for line in lines if line.startswith("  Fastest in this run:"))
+        table = [line for line in lines if line.startswith("| ") and line.count("|") >= 6]
+        rows = {cells[0]: float(cells[3]) for cells in ([c.strip() for c in line.strip("|").split("|")] for line in table)
+                if cells[0] in ("fp32", "bf16", "int8-dynamic", "onnxruntime-fp32")}
+        assert verdict.split(": ")[1].startswith(min(rows, key=rows.get))
