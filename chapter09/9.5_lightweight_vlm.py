@@ -206,7 +206,10 @@ table = measure.format_table(rows)
 print(table)
 (lesson.out / "precision_table.md").write_text(table + "\n", encoding="utf-8")
 lesson.record(precision_rows=rows, threads=torch.get_num_threads(), latency_batch=len(sample))
-lesson.save_figure(measure.tradeoff_plot(rows, "tiny VLM on this CPU: latency, weight memory, held-out quality"),
+bf16_kind = "native bf16" if cpu.has_native_bf16() else "no native bf16"
+lesson.save_figure(measure.tradeoff_plot(rows, f"tiny VLM{' (toy world)' if resolve('clip', lesson.settings).is_toy else ''}"
+                                               f" on {cpu.cpu_name()} ({bf16_kind}): latency, weight memory, "
+                                               "held-out quality"),
                    "precision_latency.png")
 fp32 = rows[0]
 for row in rows[1:]:

@@ -177,8 +177,8 @@ lesson.record(models=rows, measured=len(measured), threads=torch.get_num_threads
 # %%
 if measured:
     toy = all(row["weights"] == "toy twin" for row in measured)
-    title = ("toy twins: milliseconds per item on this machine (1 thread, batch of 8)" if toy else
-             "milliseconds per item on this machine (1 thread, batch of 8)")
+    title = (f"{'toy twins: ' if toy else ''}milliseconds per item on {cpu.cpu_name()} "
+             f"({'native' if cpu.has_native_bf16() else 'no native'} bf16; 1 thread, batch of 8)")
     lesson.save_figure(measure.bar_plot(measured, "model", "ms_per_item", title, log=True), "models_latency.png")
 
 # %% [markdown]

@@ -235,3 +235,44 @@ def test_the_timing_notebooks_say_which_cpu_ran_them(number):
         rows = {cells[0]: float(cells[3]) for cells in ([c.strip() for c in line.strip("|").split("|")] for line in table)
                 if cells[0] in ("fp32", "bf16", "int8-dynamic", "onnxruntime-fp32")}
         assert verdict.split(": ")[1].startswith(min(rows, key=rows.get))
+
+
+def _notebook_text(number: str) -> tuple[str, str]:
+    """(everything printed, every markdown cell) of the committed notebook of section ``number``."""
+    script = next(s for s in SCRIPTS if notebooks.section_number(s) == number)
+    notebook = nbformat.read(notebooks.notebook_path(script), as_version=4)
+    printed = "".join(o.get("text", "") for o in _outputs(notebook))
+    markdown = " ".join(" ".join(c.source for c in notebook.cells if c.cell_type == "markdown").split())
+    return printed, markdown  # markdown with its line breaks folded, so phrases match across lines
+
+
+@pytest.mark.unit
+def test_the_slips_a_careful_reader_caught_stay_fixed():
+    printed, markdown = _notebook_text("9.1")
+    assert "the toy vocabulary; the real CLIP: 49,408, 49406, 49407" in printed
+    assert "centred near zero (mean" not in printed and "English captions, so" in markdown
+    assert "captions, English and Chinese, should score highest" not in markdown
+    printed, markdown = _notebook_text("9.4")
+    assert "15.0 GB (13.9 GiB) in fp32, 7.5 GB (7.0 GiB)" in markdown and "about 14 GB" not in markdown
+    assert "pixel_values: (1, 3, 224, 224)" in printed and "OPT's start token" in printed
+    assert "the format BLIP-2 was tuned on" not in markdown and "neither instruction- nor chat-tuned" in markdown
+    printed, markdown = _notebook_text("9.5")
+    assert "torchao" in markdown and "CPU technique" in markdown and "WRONG" in printed
+    printed, markdown = _notebook_text("9.6")
+    assert "its quality was measured where the model was taught" in markdown
+    assert "[toy twin]" in printed and "!!" not in printed
+    assert config.model_spec("blip2").params.startswith("3.74 B (15.0 GB = 13.9 GiB in fp32")
+
+
+@pytest.mark.unit
+def test_what_9_1_says_about_the_real_clip_tokenizer_holds():
+    """64 byte-level tokens for the 27-character Chinese caption, with OpenAI's BPE as open-clip-torch ships it."""
+    real_artifacts = pytest.importorskip("real_artifacts")
+    reason = real_artifacts.missing_reason()
+    if reason:
+        pytest.skip(reason)
+    from chapter09.toyworld import generate_scenes
+
+    caption = generate_scenes(1, seed=7, split="heldout")[0].captions("zh")[0]
+    assert len(caption) == 27
+    assert len(real_artifacts.open_clip_tokenizer().SimpleTokenizer().encode(caption)) == 64
