@@ -146,9 +146,11 @@ for lang in ("en", "zh"):
         lesson.record(**{f"zero_shot_{attribute}_{lang}": accuracy})
 
 # %% [markdown]
-# The same idea on real photos, with everyday class names. With the real CLIP the right
-# label wins; the toy CLIP has only ever seen coloured shapes, so its guesses here are
-# noise — a reminder that zero-shot only reaches as far as the training data.
+# The same idea on real photos, with everyday class names. The real CLIP was trained for
+# this: the CLIP paper reports 63.2 % zero-shot top-1 accuracy on ImageNet's 1000 classes
+# for ViT-B/32 (arXiv 2103.00020), so expect most of these nine photos to be labelled
+# right with real weights (not measured here). The toy CLIP has only ever seen coloured
+# shapes, so its guesses here are noise: zero-shot only reaches as far as the training data.
 
 # %%
 photos = json.loads((config.ASSETS_DIR / "photos.json").read_text(encoding="utf-8"))
