@@ -21,11 +21,13 @@ Engines:
 """
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from stat import S_ISBLK, S_ISCHR, S_ISDIR, S_ISFIFO, S_ISREG, S_ISSOCK
 
 import numpy as np
 
@@ -39,16 +41,71 @@ RAY_BLOCK_FILES = 256  # files per Ray block: one decode task reads a block
 
 
 # ----------------------------------------------------------------------------- files
-def walk_library(root: Path, exclude: Path | None = None) -> list[Path]:
-    """Every file under ``root`` (recursively, hidden folders and ``exclude`` skipped), sorted, relative to ``root``."""
+def walk_library(root: Path, exclude: Path | None = None, skipped: list | None = None) -> list[Path]:
+    """Every regular file under ``root`` (recursively, hidden entries and ``exclude`` skipped), sorted, relative to ``root``.
+
+    Entries are only ``stat``-ed here, never opened, so a named pipe, a socket or a device (reading one can
+    block forever) is never read: those, broken and looping symlinks, unreadable folders and names that are
+    not UTF-8 go to ``skipped`` ({"path", "reason"}) when it is given. A symlinked folder is followed once: a
+    folder reached again (a loop, or a second link to it) is skipped. Iterative, so no depth is too deep.
+    """
     found = []
+    note = skipped.append if skipped is not None else (lambda entry: None)
+    root = Path(root)
     exclude = Path(exclude).resolve() if exclude is not None else None
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (Path(folder) / d).resolve() != exclude)
-        for name in files:
-            if not name.startswith("."):
-                found.append((Path(folder) / name).relative_to(root))
+    top = os.stat(root)
+    seen, stack = {(top.st_dev, top.st_ino)}, [Path()]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(root / folder) as entries:
+                names = sorted(entry.name for entry in entries)
+        except OSError as error:
+            note({"path": printable(folder), "reason": f"folder not readable ({error.strerror}): skipped"})
+            continue
+        for name in names:
+            relative = folder / name
+            if name.startswith("."):
+                continue
+            try:
+                name.encode("utf-8")
+            except UnicodeEncodeError:
+                note({"path": printable(relative), "reason": "file name is not valid UTF-8: rename it to index it"})
+                continue
+            path = root / relative
+            try:
+                info = os.stat(path)  # follows a symlink; opens nothing
+            except OSError as error:
+                reason = ("a symlink loop" if error.errno == errno.ELOOP else
+                          "a broken symlink" if os.path.islink(path) else f"cannot be read ({error.strerror})")
+                note({"path": printable(relative), "reason": f"{reason}: skipped"})
+                continue
+            if S_ISDIR(info.st_mode):
+                if (info.st_dev, info.st_ino) in seen:
+                    note({"path": printable(relative),
+                          "reason": "a folder already walked (a symlink loop, or a second link to it): not followed again"})
+                elif exclude is None or path.resolve() != exclude:
+                    seen.add((info.st_dev, info.st_ino))
+                    stack.append(relative)
+            elif S_ISREG(info.st_mode):
+                found.append(relative)
+            else:
+                note({"path": printable(relative), "reason": f"not a regular file ({file_kind(info.st_mode)}): never opened"})
     return sorted(found)
+
+
+def file_kind(mode: int) -> str:
+    """What a non-regular directory entry is, in words."""
+    for test, kind in ((S_ISFIFO, "a named pipe"), (S_ISSOCK, "a socket"), (S_ISCHR, "a character device"),
+                       (S_ISBLK, "a block device")):
+        if test(mode):
+            return kind
+    return "an unknown kind of entry"
+
+
+def printable(relative) -> str:
+    """A path as text that prints and serialises anywhere (bytes that are not UTF-8 shown as \\xNN)."""
+    return os.fsencode(str(relative)).decode("utf-8", "backslashreplace")
 
 
 def encoder_identity(role: str, encoder) -> EncoderIdentity:
@@ -68,7 +125,7 @@ class IndexSummary:
     unchanged: int = 0
     removed: int = 0
     failed: list[dict] = field(default_factory=list)  # {"path", "reason", "retried"}: retried False = known
-    skipped: list[dict] = field(default_factory=list)  # files whose type is not an image (captions.jsonl...)
+    skipped: list[dict] = field(default_factory=list)  # not an image type (captions.jsonl...), or not a regular file
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     images_per_s: float = 0.0  # images encoded / seconds from the first decode to the last row (Ray: incl. start)
@@ -81,12 +138,14 @@ class IndexSummary:
     def text(self) -> str:
         lines = [f"index {self.index}: {self.total} images from {self.library}",
                  f"  added {self.added}, updated {self.updated}, unchanged {self.unchanged}, "
-                 f"removed {self.removed}, failed {len(self.failed)}, skipped {len(self.skipped)} non-image files  "
+                 f"removed {self.removed}, failed {len(self.failed)}, skipped {len(self.skipped)} (not images, or not regular files)  "
                  f"({self.seconds:.1f} s, {self.images_per_s:.1f} images/s encoded, engine {self.engine})"]
         lines += [f"  note: {note}" for note in self.notes]
         for role, ann in self.ann.items():
             lines.append(f"  {role}: ANN index (IVF-SQ8) built in {ann['build_s']} s, nprobe {ann['nprobe']}, "
                          f"recall@10 vs exact {ann['recall_at_10']:.3f}")
+        lines += [f"  SKIPPED {entry['path']}: {entry['reason']}" for entry in self.skipped
+                  if not entry["reason"].startswith("not an image file type")]
         for failure in self.failed:
             again = "" if failure.get("retried", True) else "  (unchanged since it failed: not retried)"
             lines.append(f"  FAILED {failure['path']}: {failure['reason']}{again}")
@@ -102,6 +161,8 @@ def decode_one(root: Path, relative: str, preprocessors: dict, min_side: int) ->
     try:
         stat = path.stat()
         out["size"], out["mtime_ns"] = stat.st_size, stat.st_mtime_ns
+        if not S_ISREG(stat.st_mode):  # became a pipe or a device since the walk: reading it could block
+            raise BadImageError(f"{path}: not a regular file ({file_kind(stat.st_mode)}): never opened")
         out["sha1"] = file_sha1(path)
         image = load_image(path, min_side=min_side)
         out["pixels"] = {role: np.asarray(pre(images=[image], return_tensors="pt")["pixel_values"][0].numpy())
@@ -144,14 +205,20 @@ def _plan(root: Path, tables: dict, failures: dict, summary: IndexSummary, index
     states = {role: table.state() for role, table in tables.items()}
     todo, needs, updated = [], {}, set()
     on_disk = set()
-    for relative_path in walk_library(root, exclude=index_dir):  # an index inside its library is not photos
+    # an index inside its library is not photos; entries that are not regular files are skipped unopened
+    for relative_path in walk_library(root, exclude=index_dir, skipped=summary.skipped):
         relative = str(relative_path)
-        on_disk.add(relative)
         if relative_path.suffix.lower() not in IMAGE_SUFFIXES:
+            on_disk.add(relative)
             summary.skipped.append({"path": relative,
                                     "reason": f"not an image file type ({relative_path.suffix or 'no suffix'})"})
             continue
-        stat = (root / relative_path).stat()
+        try:
+            stat = (root / relative_path).stat()
+        except OSError as error:  # vanished (or became unreadable) since the walk
+            summary.skipped.append({"path": relative, "reason": f"gone since the folder was listed ({error.strerror})"})
+            continue
+        on_disk.add(relative)
         now = (stat.st_size, stat.st_mtime_ns)
         missing = [role for role, state in states.items() if state.get(relative) != now]
         if not missing:

@@ -12,7 +12,7 @@ import socket
 import time
 from pathlib import Path
 
-from .errors import IndexLockedError, log
+from .errors import FULL_ERRNOS, READ_ONLY_ERRNOS, IndexLockedError, full_error, log, read_only_error, write_errno
 
 LOCK_NAME = ".lock"
 
@@ -42,8 +42,11 @@ class IndexLock:
     def acquire(self) -> "IndexLock":
         import fcntl
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise self._refused(error) from None
         deadline, told = time.monotonic() + self.wait_s, False
         while True:
             try:
@@ -62,10 +65,25 @@ class IndexLock:
                         f"waiting up to {self.wait_s:g} s for it to finish")
                     told = True
                 time.sleep(0.2)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}).encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}).encode(),
+                      0)
+        except OSError as error:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+            raise self._refused(error) from None
         self.fd = fd
         return self
+
+    def _refused(self, error: OSError) -> Exception:
+        """A read-only or full index folder, said so; any other failure to take the lock stays as it is."""
+        code = write_errno(error)
+        if code in READ_ONLY_ERRNOS:
+            return read_only_error(self.path.parent, error, "taking the write lock")
+        if code in FULL_ERRNOS:
+            return full_error(self.path.parent, "taking the write lock", "the index as the last run left it")
+        return error
 
     def release(self) -> None:
         import fcntl

@@ -43,7 +43,17 @@ from pathlib import Path
 
 from . import npz_migration
 from . import vectors as vector_search
-from .errors import StoreError, log
+from .errors import (
+    FULL_ERRNOS,
+    READ_ONLY_ERRNOS,
+    IndexFullError,
+    IndexReadOnlyError,
+    StoreError,
+    full_error,
+    log,
+    read_only_error,
+    write_errno,
+)
 from .lock import LOCK_NAME, IndexLock
 from .tables import (
     EncoderIdentity,
@@ -68,6 +78,11 @@ CAPTION_INDEX_ROWS = 10_000  # captions table rows from which a BTree index on p
 
 def is_uri(location: str | os.PathLike) -> bool:
     return "://" in str(location)
+
+
+def _folder_bytes(folder: Path) -> int:
+    """Bytes of the files under ``folder`` (what compacting a table may rewrite)."""
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) if folder.is_dir() else 0
 
 
 # ----------------------------------------------------------------------------- the store
@@ -164,6 +179,34 @@ class Store:
         if not self.write:
             raise StoreError(f"index {self.location} was opened read-only")
 
+    @contextlib.contextmanager
+    def writing(self, doing: str, needed: int | None = None):
+        """Every write to the index goes through here: a full disk or a read-only folder becomes
+        ``IndexFullError`` / ``IndexReadOnlyError`` with a message naming the folder, what is kept
+        (every earlier commit: each commit is one atomic LanceDB version) and what to do next.
+        ``needed``: about how many bytes the write was adding, when known."""
+        try:
+            yield
+        except (IndexFullError, IndexReadOnlyError):
+            raise
+        except (OSError, RuntimeError) as error:
+            code = write_errno(error)
+            if code in FULL_ERRNOS:
+                raise full_error(self.location, doing, self.kept(), needed) from None
+            if code in READ_ONLY_ERRNOS:
+                raise read_only_error(self.location, error, doing) from None
+            raise
+
+    def kept(self) -> str:
+        """What the index holds now, in words: its committed rows (read back, so a failed write is not counted)."""
+        parts = []
+        for name in self._meta.get("current", {}).values() if self._meta else ():
+            table = self._tables[name].table if name in self._tables else self._open_table(name)
+            with contextlib.suppress(Exception):
+                parts.append(f"{table.count_rows():,} images in {name}")
+        return ("the last commit, " + ", ".join(parts) + ", is intact") if parts else \
+            "no images had been committed yet"
+
     # ---- tables
     def _open_table(self, name: str):
         try:
@@ -174,7 +217,7 @@ class Store:
     def _table(self, name: str, schema):
         table = self._open_table(name)
         if table is None:
-            with quiet_lance():
+            with quiet_lance(), self.writing(f"creating table {name}"):
                 table = self.db.create_table(name, schema=schema, exist_ok=True)
         return table
 
@@ -196,7 +239,8 @@ class Store:
         table = self._table(META_TABLE, meta_schema())
         rows = pa.table({"key": list(items), "value": [json.dumps(v, ensure_ascii=False) for v in items.values()]},
                         schema=meta_schema())
-        upsert(table, rows, key="key")
+        with self.writing("writing the meta table"):
+            upsert(table, rows, key="key")
         self._meta = {**(self._meta or {}), **items}
         self._touched.add(META_TABLE)
 
@@ -350,7 +394,8 @@ class Store:
             table = self._tables[name].table if name in self._tables else self._open_table(name)
             if table is None:
                 continue
-            with quiet_lance():
+            with quiet_lance(), self.writing(f"compacting table {name}", needed=_folder_bytes(
+                    Path(self.location) / f"{name}.lance") if not is_uri(self.location) else None):
                 if name == CAPTIONS_TABLE and table.count_rows() >= CAPTION_INDEX_ROWS and \
                         not list(table.list_indices()):  # hits look their captions up by path
                     table.create_scalar_index("path", replace=True)

@@ -263,11 +263,12 @@ class ImageTable:
             self._known = set(self.column("path").to_pylist())
         present = pa.array([p in self._known for p in paths])
         new, old = batch.filter(pc.invert(present)), batch.filter(present)
-        if old.num_rows:
-            upsert(self.table, old)
-        if new.num_rows:  # new paths: add, whose cost does not grow with the table
-            with quiet_lance():
-                self.table.add(new)
+        with self.store.writing(f"committing {batch.num_rows:,} rows to {self.name}", needed=batch.nbytes):
+            if old.num_rows:
+                upsert(self.table, old)
+            if new.num_rows:  # new paths: add, whose cost does not grow with the table
+                with quiet_lance():
+                    self.table.add(new)
         self._known.update(paths)
         self.store._touched.add(self.name)
         return batch.num_rows
@@ -275,7 +276,8 @@ class ImageTable:
     def delete(self, paths: Iterable[str]) -> int:
         paths = list(paths)
         self.store._check_writable()
-        delete_paths(self.table, paths)
+        with self.store.writing(f"deleting {len(paths):,} rows from {self.name}"):
+            delete_paths(self.table, paths)
         if paths:
             self.store._touched.add(self.name)
         if self._known is not None:
@@ -317,7 +319,9 @@ class PathTable:
         self.store._check_writable()
         last = {row["path"]: row for row in rows}
         data = pa.table({name: [row[name] for row in last.values()] for name in self.schema.names}, schema=self.schema)
-        upsert(self._open(create=True), data)
+        table = self._open(create=True)
+        with self.store.writing(f"writing {len(last):,} rows to {self.name}", needed=data.nbytes):
+            upsert(table, data)
         self.store._touched.add(self.name)
 
     def delete(self, paths: Iterable[str]) -> None:
@@ -325,5 +329,6 @@ class PathTable:
         table = self._open()
         if paths and table is not None:
             self.store._check_writable()
-            delete_paths(table, paths)
+            with self.store.writing(f"deleting {len(paths):,} rows from {self.name}"):
+                delete_paths(table, paths)
             self.store._touched.add(self.name)

@@ -1,0 +1,246 @@
+"""The capstone under faults: odd entries in a library, a full disk, a read-only index.
+
+Each fault is made for real where this machine allows it (a named pipe, a socket, symlink loops; a
+size-limited tmpfs and a read-only remount of it when the tests may mount one, as root in this
+container) and simulated otherwise (the write raising the errno the kernel would give), so every
+test runs everywhere and none is skipped. ``CH09_TESTS_NO_MOUNT=1`` simulates even where mounting works.
+"""
+import contextlib
+import errno
+import os
+import socket
+import subprocess
+import threading
+import uuid
+
+import numpy as np
+import pytest
+
+from chapter09.capstone.errors import IndexFullError, IndexReadOnlyError
+from chapter09.capstone.store import EncoderIdentity, Store
+
+pytestmark = [pytest.mark.unit, pytest.mark.filterwarnings("ignore::UserWarning")]
+
+DIM = 64
+CLIP = EncoderIdentity("clip", "/models/clip-toy", "bf16", DIM)
+
+
+def rows(start, n):
+    v = np.random.default_rng(start).standard_normal((n, DIM)).astype(np.float32)
+    return {"path": [f"img/{i:05d}.jpg" for i in range(start, start + n)], "size": [1] * n, "mtime_ns": [1] * n,
+            "sha1": ["0" * 40] * n, "width": [1] * n, "height": [1] * n,
+            "vector": v / np.linalg.norm(v, axis=1, keepdims=True)}
+
+
+# ----------------------------------------------------------------------------- a small file system
+class SmallDisk:
+    """A folder on a size-limited tmpfs (``real``), or, where nothing may be mounted, a plain folder whose
+    LanceDB writes fail as a full disk would fail them: the same RuntimeError LanceDB raises, errno 28."""
+
+    def __init__(self, tmp_path, monkeypatch, size_kb: int):
+        self.folder = tmp_path / f"disk-{uuid.uuid4().hex[:6]}"
+        self.folder.mkdir()
+        self.monkeypatch, self.size_kb = monkeypatch, size_kb
+        self.real = not os.environ.get("CH09_TESTS_NO_MOUNT") and subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(self.folder)],
+            capture_output=True).returncode == 0
+        self._full = False
+
+    def fill_after(self, adds: int) -> None:
+        """Simulation only: the table writes after the first ``adds`` fail with ENOSPC."""
+        import lancedb.table
+
+        calls = {"n": 0}
+        original = lancedb.table.LanceTable.add
+
+        def add(table, *args, **kwargs):
+            calls["n"] += 1
+            if self._full and calls["n"] > adds:
+                raise RuntimeError("lance error: LanceError(IO): No space left on device (os error 28), "
+                                   "/root/.cargo/registry/src/lance-file-13.0.0/src/writer/structural.rs:258:9")
+            return original(table, *args, **kwargs)
+
+        self._full = True
+        self.monkeypatch.setattr(lancedb.table.LanceTable, "add", add)
+
+    def grow(self) -> None:
+        """Free space: a bigger tmpfs, or the simulated failure lifted."""
+        if self.real:
+            subprocess.run(["mount", "-o", f"remount,size={self.size_kb * 16}k", str(self.folder)], check=True)
+        self._full = False
+
+    def read_only(self, on: bool = True) -> None:
+        if self.real:
+            subprocess.run(["mount", "-o", "remount," + ("ro" if on else "rw"), str(self.folder)], check=True)
+
+    def close(self) -> None:
+        if self.real:
+            subprocess.run(["umount", "-l", str(self.folder)], capture_output=True)
+
+
+@pytest.fixture
+def small_disk(tmp_path, monkeypatch):
+    disks = []
+
+    def make(size_kb: int) -> SmallDisk:
+        disks.append(SmallDisk(tmp_path, monkeypatch, size_kb))
+        return disks[-1]
+
+    yield make
+    for disk in disks:
+        disk.close()
+
+
+# ----------------------------------------------------------------------------- entries that are not photos
+def test_the_walk_skips_pipes_sockets_devices_and_symlink_loops_without_opening_them(tmp_path):
+    from chapter09.capstone.indexer import walk_library
+
+    lib = tmp_path / "lib"
+    (lib / "a" / "b").mkdir(parents=True)
+    (lib / "a" / "b" / "photo.jpg").write_bytes(b"x")
+    os.mkfifo(lib / "pipe.jpg")  # reading a FIFO with no writer blocks forever
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(lib / "sock.png"))
+        os.symlink("/dev/zero", lib / "zero.jpg")  # a device behind a symlink: an endless read
+        os.symlink("self.jpg", lib / "self.jpg")  # a symlink to itself
+        os.symlink("missing.jpg", lib / "broken.jpg")
+        os.symlink("..", lib / "a" / "b" / "up")  # a folder loop
+        os.symlink(lib / "a", lib / "again")  # a second link to a folder already walked
+        deep = lib / "deep"
+        deep.mkdir()
+        (deep / "/".join(["d"] * 60)).mkdir(parents=True)
+        (deep / "/".join(["d"] * 60) / "bottom.png").write_bytes(b"x")
+        (lib / os.fsdecode(b"caf\xe9.jpg")).write_bytes(b"x")  # a Latin-1 name, not UTF-8
+        skipped = []
+        found = walk_library(lib, skipped=skipped)
+    assert [str(p) for p in found] == ["a/b/photo.jpg", "deep/" + "/".join(["d"] * 60) + "/bottom.png"]
+    reasons = {entry["path"]: entry["reason"] for entry in skipped}
+    assert reasons["pipe.jpg"] == "not a regular file (a named pipe): never opened"
+    assert reasons["sock.png"] == "not a regular file (a socket): never opened"
+    assert reasons["zero.jpg"] == "not a regular file (a character device): never opened"
+    assert reasons["self.jpg"] == "a symlink loop: skipped"
+    assert reasons["broken.jpg"] == "a broken symlink: skipped"
+    assert "already walked" in reasons["a/b/up"] and "already walked" in reasons["again"]
+    assert reasons["caf\\xe9.jpg"] == "file name is not valid UTF-8: rename it to index it"
+
+
+def test_index_finishes_beside_a_named_pipe_and_reports_it(tmp_path):
+    from chapter09.capstone.indexer import build_index
+    from chapter09.clip import clip_encoder
+    from chapter09.models import Settings
+    from chapter09.toyworld import write_dataset
+
+    lib = write_dataset(tmp_path / "lib", n=4, seed=3)
+    fifo = lib / "images" / "stuck.png"
+    os.mkfifo(fifo)
+    out = {}
+
+    def run():
+        out["summary"] = build_index(lib, tmp_path / "idx", {"clip": clip_encoder("clip", Settings("toy"))},
+                                     workers=0, progress=False, build_ann=False)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(120)
+    if worker.is_alive():  # it opened the pipe: let it go (open a writer, then close it) and fail
+        with contextlib.suppress(OSError):
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        worker.join(30)
+        pytest.fail("index blocked on a named pipe in the library")
+    summary = out["summary"]
+    assert summary.added == 4 and summary.total == 4 and not summary.failed
+    assert {"path": "images/stuck.png", "reason": "not a regular file (a named pipe): never opened"} in summary.skipped
+    assert "SKIPPED images/stuck.png: not a regular file (a named pipe): never opened" in summary.text()
+
+
+def test_a_file_that_turns_into_a_pipe_after_the_walk_fails_alone_unopened(tmp_path):
+    from chapter09.capstone.indexer import decode_one
+
+    os.mkfifo(tmp_path / "late.jpg")
+    item = decode_one(tmp_path, "late.jpg", {}, 0)  # would block in open() if it tried to read
+    assert not item["ok"] and item["reason"] == "not a regular file (a named pipe): never opened"
+
+
+# ----------------------------------------------------------------------------- a full disk
+def test_a_full_disk_says_which_folder_what_is_free_and_what_was_kept_and_the_next_run_resumes(small_disk):
+    disk = small_disk(1024)
+    index = disk.folder / "idx"
+    if not disk.real:
+        disk.fill_after(3)
+    committed = 0
+    with pytest.raises(IndexFullError) as full:
+        with Store.open(index, library=disk.folder, write=True, commit_rows=256) as store:
+            table = store.images(CLIP)
+            for start in range(0, 100_000, 64):
+                table.put(rows(start, 64))
+                if table.pending == 0:
+                    committed = len(table)
+    message = str(full.value)
+    assert message.startswith(f"the disk holding index {index} is full while committing 256 rows to {CLIP.table}")
+    assert "free of" in message and "this write needed about" in message
+    assert f"Kept: the last commit, {committed:,} images in {CLIP.table}, is intact" in message
+    assert "run the same command again: it continues from there" in message
+    assert "structural.rs" not in message and committed >= 256
+    paths = Store.open(index).images("clip").column("path").to_pylist()
+    assert len(paths) == len(set(paths)) == committed  # every committed row, nothing half-written
+    disk.grow()
+    with Store.open(index, library=disk.folder, write=True, commit_rows=256) as store:
+        table = store.images(CLIP)
+        done = set(table.column("path").to_pylist())
+        for start in range(0, committed + 512, 64):
+            batch = rows(start, 64)
+            if batch["path"][0] not in done:
+                table.put(batch)
+        store.finish()
+    paths = Store.open(index).images("clip").column("path").to_pylist()
+    assert len(paths) == len(set(paths)) == committed + 512
+
+
+def test_a_full_disk_reaches_the_command_line_as_one_line(tmp_path, monkeypatch, capsys):
+    from chapter09.capstone import __main__ as cli
+
+    def full(args):
+        with Store.open(tmp_path / "idx", library=tmp_path, write=True) as store:
+            with store.writing("committing 64 rows to images_clip_x", needed=70_000):
+                raise RuntimeError("lance error: LanceError(IO): No space left on device (os error 28), /x.rs:1:1")
+
+    monkeypatch.setattr(cli, "cmd_index", full)  # the parser binds the command when main() builds it
+    assert cli.main(["index", str(tmp_path), "--index", str(tmp_path / "idx")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: the disk holding index {tmp_path / 'idx'} is full")
+    assert "no images had been committed yet" in err[0] and "Traceback" not in err[0]
+
+
+# ----------------------------------------------------------------------------- a read-only index
+def _read_only_lock(monkeypatch, index):
+    """Simulation: the kernel refusing to create the lock file, as on a read-only mount."""
+    from chapter09.capstone import lock
+
+    real_open = os.open
+
+    def refusing(path, flags, *args):
+        if str(path) == str(index / lock.LOCK_NAME) and flags & (os.O_RDWR | os.O_WRONLY | os.O_CREAT):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(lock.os, "open", refusing)
+
+
+def test_a_read_only_index_is_searched_and_refuses_writes_with_a_message(small_disk, monkeypatch):
+    disk = small_disk(8192)
+    index = disk.folder / "idx"
+    with Store.open(index, library=disk.folder, write=True) as store:
+        store.images(CLIP).put(rows(0, 300))
+        store.finish()
+    disk.read_only()
+    if not disk.real:
+        _read_only_lock(monkeypatch, index)
+    store = Store.open(index)  # reading needs no lock and writes nothing
+    assert len(store) == 300 and store.images("clip").column("path").to_pylist()[0] == "img/00000.jpg"
+    with pytest.raises(IndexReadOnlyError) as refused:
+        Store.open(index, library=disk.folder, write=True)
+    message = str(refused.value)
+    assert message.startswith(f"index {index} is read-only (a read-only file system: taking the write lock "
+                               f"was refused at {index / '.lock'})")
+    assert "search, serve and dedup work on it as it is" in message and f"cp -r {index} NEW" in message
+    disk.read_only(False)
