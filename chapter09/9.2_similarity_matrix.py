@@ -177,10 +177,10 @@ gallery_embeddings = encoder.encode_images([s.render() for s in gallery])
 query_texts = [s.captions("en")[1] for s in gallery]
 query_embeddings = encoder.encode_texts(query_texts)
 scores = query_embeddings @ gallery_embeddings.T
-text_to_image = recall_at_k(scores, list(range(len(gallery))), ks=(1, 5))
-image_to_text = recall_at_k(scores.T, list(range(len(gallery))), ks=(1, 5))
 ranked = np.argsort(-scores, axis=1)  # row q: the gallery, best match for query q first
 by_hand = {f"R@{k}": float(np.mean([q in ranked[q, :k] for q in range(len(scores))])) for k in (1, 5)}
+text_to_image = recall_at_k(scores, list(range(len(gallery))), ks=(1, 5))
+image_to_text = recall_at_k(scores.T, list(range(len(gallery))), ks=(1, 5))
 print(f"  recall written out: {by_hand}; retrieval.recall_at_k: {text_to_image}")
 lesson.say(f"""Gallery of {len(gallery)} held-out scenes. Text -> image: R@1 {text_to_image['R@1']:.3f},
     R@5 {text_to_image['R@5']:.3f}. Image -> text: R@1 {image_to_text['R@1']:.3f}, R@5 {image_to_text['R@5']:.3f}.""")
