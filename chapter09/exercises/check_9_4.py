@@ -79,8 +79,8 @@ def check_vqa_accuracy(vqa_accuracy, rng):
 CHECKS = [
     Check("9.4.1", "chat_prompt", check_chat_prompt,
           "keep the *last* max_turns turns, oldest first; mind what history[-0:] gives"),
-    Check("9.4.2a", "weights_gib", check_weights_gib, "bytes per parameter x parameters, then divide by 2**30"),
-    Check("9.4.2b", "fits_in_memory", check_fits_in_memory, "compare weights x headroom with the free bytes"),
+    Check("9.4.2a", "weights_gib", check_weights_gib, "how many bytes does one parameter take in each dtype? A GiB is 2**30 bytes, a GB 10**9"),
+    Check("9.4.2b", "fits_in_memory", check_fits_in_memory, "the weights alone are not enough: the headroom multiplies them"),
     Check("9.4.3", "vqa_accuracy", check_vqa_accuracy,
           "normalise both answer and truth the same way before comparing; a kind's accuracy uses only its "
           "own questions"),

@@ -106,5 +106,5 @@ CHECKS = [
           "of their own"),
     Check("9.5.2", "caption_labels", check_caption_labels, "masked_fill with the attention mask, not the pad id"),
     Check("9.5.3", "quantize_int8", check_quantize_int8,
-          "scale per row = that row's largest |weight| / 127; round, then clamp; treat an all-zero row apart"),
+          "each row needs its own scale, set by its largest magnitude; round rather than truncate; an all-zero row needs care"),
 ]

@@ -72,7 +72,7 @@ def check_choose_model(choose_model, rng):
 
 CHECKS = [
     Check("9.6.1", "latency_per_item", check_latency,
-          "time only the repeats, keep every duration, take the median (statistics.median), divide by len(items)"),
+          "only the timed repeats count, one slow run must not move the result, and the answer is per item"),
     Check("9.6.2", "choose_model", check_choose_model,
-          "filter first (measured, quality enough, memory within budget), then take the lowest ms_per_item"),
+          "a model must be measured, good enough and small enough before its speed matters"),
 ]
