@@ -227,3 +227,20 @@ def test_a_crash_in_the_learners_code_is_reported_with_its_line(tmp_path):
     first, second = core.run_checks("9.6", core.load_module(path), seed=3)
     assert not first.passed and "ZeroDivisionError" in first.message and "line 2" in first.message
     assert second.message == "not written yet"
+
+
+def test_every_checked_exercise_is_listed_in_its_notebook_and_the_readme():
+    import nbformat
+
+    from chapter09 import config, notebooks
+
+    readme = (config.PACKAGE_DIR / "README.md").read_text(encoding="utf-8")
+    chinese = (config.PACKAGE_DIR / "README.zh-CN.md").read_text(encoding="utf-8")
+    for script in notebooks.section_scripts():
+        section = notebooks.section_number(script)
+        notebook = nbformat.read(notebooks.notebook_path(script), as_version=4)
+        exercises = next(c.source for c in notebook.cells if c.cell_type == "markdown" and "## Exercises" in c.source)
+        for check in core.checks_for(section):
+            assert f"`{check.function}`" in exercises, (section, check.function)
+            assert f"`{check.function}`" in readme and f"`{check.function}`" in chinese, check.function
+            assert f"| {check.exercise.rstrip('ab')}" in readme, check.exercise
