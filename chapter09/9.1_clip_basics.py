@@ -151,7 +151,7 @@ lesson.finish()
 # 2. **9.1.1 `l2_normalize`** (checked): unit rows, without NaN for a zero row.
 # 3. **9.1.2 `cosine_similarity_matrix`** (checked): every image against every text, from raw embeddings.
 # 4. **9.1.3 `pad_batch`** (checked): pad token ids to one rectangle with its attention mask; then
-#    explain why the cosine printed after the padded batch is 1.000000 and what would happen
+#    explain why the cosine printed after the padded batch is 1 (up to rounding) and what would happen
 #    if the mask were all ones.
 # 5. **9.1.4 `normalize_pixels`** (checked): the last step of CLIP's image processor.
 #
