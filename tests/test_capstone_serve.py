@@ -49,9 +49,16 @@ def server(tmp_path_factory):
     with Store.open(index, library=library, write=True) as store:
         store.put_captions([{"path": name, "sha1": file_sha1(library / name), **STORED}])
     # the cap as the command line types it (a float): `serve --max-upload-mb 5` used to crash at start
-    args = build_parser().parse_args(["serve", "--index", str(index), "--max-upload-mb", "5"])
+    # started with a relative --index from the index's parent folder, then the tests run elsewhere: every
+    # file the UI hands out must be absolute (the API used to answer 403 from any other working folder)
+    args = build_parser().parse_args(["serve", "--index", index.name, "--max-upload-mb", "5"])
     port = free_port()
-    app = serve(args.index, port=port, settings=Settings("toy"), max_upload_mb=args.max_upload_mb, block=False)
+    here = os.getcwd()
+    os.chdir(index.parent)
+    try:
+        app = serve(args.index, port=port, settings=Settings("toy"), max_upload_mb=args.max_upload_mb, block=False)
+    finally:
+        os.chdir(here)
     yield {"url": f"http://127.0.0.1:{port}", "library": library, "index": index, "app": app,
            "heic_scene": heic_scene}
     app.close()
@@ -78,7 +85,7 @@ def test_search_returns_thumbnails_scores_paths_and_hit_actions_need_no_upload(s
     name, scene = sorted(load_scenes(server["library"]).items())[17]
     gallery, note, hits = client.predict(scene.captions("en")[0], "auto", 8, api_name="/text_search")
     assert "clip" in note and "151 images" in note
-    assert hits[0]["path"] == name and hits[0]["rank"] == 1 and -1 <= hits[0]["score"] <= 1
+    assert hits[0]["file"] == name and hits[0]["rank"] == 1 and -1 <= hits[0]["score"] <= 1
     assert [h["rank"] for h in hits] == list(range(1, 9)) and len(gallery) == 8
     assert gallery[0]["caption"].startswith(f"1. {hits[0]['score']:.3f}") and Path(name).name in gallery[0]["caption"]
     # the captions the index stores travel with the hit (and label it); other hits have none
@@ -92,7 +99,7 @@ def test_search_returns_thumbnails_scores_paths_and_hit_actions_need_no_upload(s
         assert thumb.format == "JPEG" and max(thumb.size) <= 256
     # from a hit: find similar (its own file finds itself first) and caption it, nothing uploaded
     _, similar_note, similar = client.predict(name, 5, api_name="/find_similar")
-    assert similar[0]["path"] == name and similar[0]["score"] == pytest.approx(1.0, abs=1e-3)
+    assert similar[0]["file"] == name and similar[0]["score"] == pytest.approx(1.0, abs=1e-3)
     assert "similar to" in similar_note
     english, chinese = client.predict(name, api_name="/caption_hit")
     assert english.strip() and any("\u4e00" <= c <= "\u9fff" for c in chinese)
@@ -105,7 +112,7 @@ def test_a_heic_photo_is_searched_and_shown_as_jpeg(server, client):
     from chapter09.capstone.serve import WebLibrary
 
     _, _, hits = client.predict(server["heic_scene"].captions("en")[0], "auto", 3, api_name="/text_search")
-    assert hits[0]["path"] == HEIC
+    assert hits[0]["file"] == HEIC
     assert sorted((server["index"] / "thumbnails").glob("*-256-IMG_0001.jpg"))
     # a browser cannot show HEIC: the detail view links a large JPEG rendition (and the original file)
     detail = WebLibrary(server["index"], Settings("toy")).detail_html(hits[0])
@@ -268,3 +275,129 @@ def test_binds_to_loopback_by_default():
     from chapter09.capstone.serve import serve
 
     assert inspect.signature(serve).parameters["host"].default == "127.0.0.1"
+
+
+def test_the_documented_api_call_downloads_its_files_from_any_folder(server, tmp_path, monkeypatch):
+    from gradio_client import Client
+
+    monkeypatch.chdir(tmp_path)  # neither the library, nor the index, nor where serve started
+    client = Client(server["url"], verbose=False, download_files=str(tmp_path / "downloads"))
+    gallery, note, hits = client.predict("a red circle", "auto", 8, api_name="/text_search")
+    assert len(gallery) == len(hits) == 8
+    assert all(isinstance(hit, dict) and (server["library"] / hit["file"]).is_file() for hit in hits)
+    for item in gallery:  # each thumbnail came over HTTP into the client's folder
+        path = Path(item["image"])
+        assert path.is_relative_to(tmp_path / "downloads") and path.stat().st_size > 0
+
+
+def test_no_analytics_no_monitoring_endpoint(server):
+    import httpx
+
+    config = httpx.get(server["url"] + "/config", timeout=30).json()
+    assert config["analytics_enabled"] is False
+    assert httpx.get(server["url"] + "/monitoring", timeout=30).status_code in (401, 403, 404)
+
+
+def test_hostile_inputs_get_a_message_never_a_crash(server, client):
+    k_bound = "maximum value 50|minimum value 1|whole number from 1 to 50"  # Gradio's slider check, or ours
+    bad = [(("a red circle", "auto", 10**9), k_bound), (("a red circle", "auto", -3), k_bound),
+           (("a red circle", "auto", 2.5), k_bound), (("a red circle", "auto", "lots"), k_bound + "|could not convert"),
+           (("", "auto", 8), "type a query"),
+           (("x" * 100_000, "auto", 8), "this server reads at most 500"),
+           ((f"red{chr(0)}{chr(7)}circle", "auto", 8), None)]  # control characters: a result
+    for args, message in bad:
+        if message is None:
+            assert len(client.predict(*args, api_name="/text_search")[2]) == 8
+        else:
+            with pytest.raises(Exception, match=message):
+                client.predict(*args, api_name="/text_search")
+    for relative in ("/etc/passwd", "a" * 5000, f"x{chr(0)}y", "../" * 50):
+        with pytest.raises(Exception, match="pick a result"):
+            client.predict(relative, 5, api_name="/find_similar")
+    assert client.predict("a red circle", "auto", 1, api_name="/text_search")[2]  # still serving
+
+
+def test_one_client_gets_a_few_slots_and_then_is_told_to_slow_down():
+    from gradio import Error
+
+    from chapter09.capstone.serve import ClientLimiter
+
+    def request(user=None, host="10.0.0.7"):
+        return type("Request", (), {"username": user, "client": type("Client", (), {"host": host})()})()
+
+    limiter = ClientLimiter(2)
+    with limiter.slot(request()), limiter.slot(request()):
+        with pytest.raises(Error, match=r"slow down: this client \(address 10.0.0.7\) already has 2 searches"):
+            with limiter.slot(request()):
+                pass
+        with limiter.slot(request(host="10.0.0.8")), limiter.slot(request(user="bob")):
+            pass  # others are served meanwhile
+    with limiter.slot(request()), limiter.slot(request()):
+        pass  # slots come back when searches end
+    assert not limiter.running
+
+
+def test_a_network_host_needs_a_login_unless_no_auth_says_so(server, capsys, tmp_path):
+    from chapter09.capstone.serve import check_exposure, parse_logins, serve
+    from chapter09.errors import UsageError
+
+    with pytest.raises(UsageError, match=r"serve --host 0.0.0.0 would show every photo in .* add a login"):
+        serve(server["index"], host="0.0.0.0", port=free_port(), settings=Settings("toy"), block=False)
+    check_exposure("0.0.0.0", [], True, server["library"])
+    assert "NO LOGIN" in capsys.readouterr().err
+    check_exposure("0.0.0.0", [("ann", "pw")], False, server["library"])
+    logins = tmp_path / "logins"
+    logins.write_text("# who may look\nann:pa:ss\n\nbob:x\n")
+    assert parse_logins(["cy:1"], logins, env="dee:2, eve:3") == [("cy", "1"), ("ann", "pa:ss"), ("bob", "x"),
+                                                                  ("dee", "2"), ("eve", "3")]
+    for broken in ("nocolon", ":pw", "ann:"):
+        with pytest.raises(UsageError, match="a login is USER:PASSWORD"):
+            parse_logins([broken], env="")
+
+
+def test_a_login_guards_the_page_and_the_api_and_a_burst_leaves_others_served(server, monkeypatch):
+    import threading
+    import time
+
+    import httpx
+    from gradio_client import Client
+
+    from chapter09.capstone import serve as serve_module
+
+    real = serve_module.WebLibrary.by_text
+
+    def slow(self, *args, **kwargs):  # a search that takes long enough for a burst to overlap
+        time.sleep(0.4)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(serve_module.WebLibrary, "by_text", slow)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    app = serve_module.serve(server["index"], port=port, settings=Settings("toy"), block=False,
+                             auth=[("ann", "pw-ann"), ("bob", "pw-bob")])
+    try:
+        assert httpx.get(url + "/config", timeout=30).status_code == 401
+        assert httpx.post(url + "/login", data={"username": "ann", "password": "wrong"}, timeout=30).status_code == 400
+        with pytest.raises(Exception):
+            Client(url, verbose=False, download_files=False)
+        ann = Client(url, auth=("ann", "pw-ann"), verbose=False, download_files=False)
+        bob = Client(url, auth=("bob", "pw-bob"), verbose=False, download_files=False)
+        outcomes = []
+
+        def burst():
+            try:
+                ann.predict("a red circle", "auto", 4, api_name="/text_search")
+                outcomes.append("ok")
+            except Exception as error:  # noqa: BLE001
+                outcomes.append(str(error))
+
+        threads = [threading.Thread(target=burst) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.2)
+        assert len(bob.predict("a blue square", "auto", 4, api_name="/text_search")[2]) == 4
+        for thread in threads:
+            thread.join(60)
+        assert outcomes.count("ok") >= 1 and any("slow down" in o for o in outcomes), outcomes
+    finally:
+        app.close()

@@ -152,10 +152,14 @@ def cmd_finetune(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from .serve import serve
+    from .serve import parse_logins, serve
 
+    logins = parse_logins(args.auth, args.auth_file)
+    if args.no_auth and logins:
+        raise UsageError("--no-auth and a login (--auth, --auth-file or $CH09_SERVE_AUTH) contradict each other: "
+                         "give one of them")
     serve(args.index, host=args.host, port=args.port, settings=Settings.from_args(args),
-          max_upload_mb=args.max_upload_mb)
+          max_upload_mb=args.max_upload_mb, auth=logins, no_auth=args.no_auth)
     return 0
 
 
@@ -280,9 +284,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("serve", "web UI (Gradio)", cmd_serve)
     p.add_argument("--index", required=True)
-    p.add_argument("--host", default="127.0.0.1", help="default loopback only; 0.0.0.0 exposes it to the network")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="default loopback only; another (0.0.0.0: every network) needs a login or --no-auth")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--max-upload-mb", type=float, default=20)
+    p.add_argument("--auth", action="append", default=[], metavar="USER:PASSWORD",
+                   help="a login for the page and the API (repeatable); the password shows in `ps` and shell "
+                        "history: prefer --auth-file or $CH09_SERVE_AUTH=USER:PASSWORD[,USER:PASSWORD]")
+    p.add_argument("--auth-file", default=None, metavar="FILE", help="logins, one USER:PASSWORD per line")
+    p.add_argument("--no-auth", action="store_true",
+                   help="serve a non-loopback --host without a login (anyone who reaches it sees every photo)")
     _precision_option(p, "precision of the query encoder (auto: the one the index was built with)")
 
     p = command("bench", "speed: the indexer per precision against the model alone and the naive loop; "

@@ -14,7 +14,8 @@ What it shows, and why:
 * **A stable API.** Every action has one explicit name -- ``/text_search``, ``/image_search``,
   ``/find_similar``, ``/caption``, ``/caption_hit``, ``/match`` -- callable with
   ``gradio_client`` (``Client(url).predict(..., api_name="/text_search")``); the search
-  endpoints return the gallery, a note and the hits as JSON (rank, score, path, captions).
+  endpoints return the gallery, a note and the hits as JSON (rank, score, ``file``: the path in the
+  library, captions; not ``path``, which gradio_client takes for a file to download).
 * **Concurrency.** ``SEARCH_CONCURRENCY`` search requests are served at once; inside the
   searcher one runs at a time (a lock): torch forward passes are thread-safe, but the text
   tokenizers are not (a fast tokenizer can raise "Already borrowed" when two threads use it)
@@ -22,24 +23,43 @@ What it shows, and why:
   (the note under the results says how many); HTTP, thumbnails and the gallery's files run
   concurrently. Captioning runs one at a time (generation is the heavy, memory-hungry part).
 
-Safe by default: binds to 127.0.0.1 (``--host 0.0.0.0`` shares it on a network, with a
-warning), serves files only from the library folder and the thumbnail folder (every hit path
-is checked to resolve inside the library), and refuses uploads over ``--max-upload-mb``
-(Gradio answers 413 before the file is stored; this module checks again for data sent inline)
-and uploads that are not images, with a message saying which limit or why.
+Safe by default: binds to 127.0.0.1; another ``--host`` (a network) is refused without a login
+(``--auth USER:PASSWORD``, ``--auth-file``, ``$CH09_SERVE_AUTH``: Gradio's own login page and
+cookie) unless ``--no-auth`` says so explicitly. No usage analytics and no monitoring endpoint.
+It serves files only from the library folder and the thumbnail folders (every hit path is
+checked to resolve inside the library; every path handed to Gradio is absolute, so the API
+answers wherever ``serve`` was started), bounds ``k`` and the query length, lets one client run
+at most ``PER_CLIENT`` searches at once (the rest of its requests are told to slow down, so one
+client cannot hold every search slot), and refuses uploads over ``--max-upload-mb`` (Gradio
+answers 413 before the file is stored; this module checks again for data sent inline) and
+uploads that are not images, with a message saying which limit or why. A read-only index is
+served as it is: thumbnails it lacks are made in a per-user cache folder instead (said once).
 """
 # no `from __future__ import annotations`: Gradio reads the gr.SelectData annotation of select_hit at run time
+import contextlib
+import hashlib
 import html
+import os
+import sys
+import tempfile
 import threading
+from collections import Counter
 from pathlib import Path
 from urllib.parse import quote
 
+from ..errors import UsageError
 from ..models import Settings
 
 TOY_BANNER = ("TOY WORLD: tiny models trained on synthetic shapes; results on real photos are meaningless; "
               "run with --models real")
 ROLES = ("clip", "chinese_clip", "multilingual_text", "translator_zh_en", "translator_en_zh", "captioner")
 SEARCH_CONCURRENCY = 8  # searches answered at once (the rest queue)
+QUEUE_SIZE = 64  # requests waiting at most; beyond it Gradio answers that the queue is full
+PER_CLIENT = 2  # searches one client (login, else address) may have running at once
+MAX_K = 50  # results per search (the slider's maximum)
+MAX_QUERY_CHARS = 500
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+AUTH_ENV = "CH09_SERVE_AUTH"
 BROWSER_FORMATS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".avif", ".svg"}
 FULL_SIDE = 2048  # long edge of the JPEG rendition of formats a browser cannot show (HEIC, TIFF)
 
@@ -58,8 +78,129 @@ CSS = """
 
 
 def _inside(root: Path, relative: str) -> Path | None:
-    path = (root / relative).resolve()
-    return path if path.is_relative_to(root) and path.is_file() else None
+    """The library file ``relative`` names, or None if it names nothing inside the library (``..``, links out,
+    a NUL byte, a name too long)."""
+    try:
+        path = (root / relative).resolve()
+        return path if path.is_relative_to(root) and path.is_file() else None
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def parse_logins(pairs=(), auth_file=None, env: str | None = None) -> list[tuple[str, str]]:
+    """USER:PASSWORD logins from ``--auth`` values, an ``--auth-file`` (one per line, # comments) and
+    ``$CH09_SERVE_AUTH`` (comma-separated), in that order; a malformed one is refused by name."""
+    given = [(value, "--auth") for value in pairs or ()]
+    if auth_file:
+        path = Path(auth_file)
+        if not path.is_file():
+            raise UsageError(f"--auth-file {path}: no such file; write one USER:PASSWORD per line")
+        given += [(line.strip(), f"{path}:{number}") for number, line in enumerate(path.read_text().splitlines(), 1)
+                  if line.strip() and not line.lstrip().startswith("#")]
+    env = os.environ.get(AUTH_ENV) if env is None else env
+    given += [(value.strip(), f"${AUTH_ENV}") for value in (env or "").split(",") if value.strip()]
+    logins = []
+    for value, where in given:
+        user, colon, password = value.partition(":")
+        if not colon or not user.strip() or not password:
+            raise UsageError(f"{where}: a login is USER:PASSWORD with neither part empty")
+        logins.append((user.strip(), password))
+    return logins
+
+
+def check_exposure(host: str, logins: list, no_auth: bool, root) -> None:
+    """Refuse to put the library on a network without a login, unless ``--no-auth`` says so explicitly."""
+    if host in LOOPBACK:
+        return
+    if not logins and not no_auth:
+        raise UsageError(f"serve --host {host} would show every photo in {root} to anyone who can reach this machine; "
+                         f"add a login (--auth-file FILE with USER:PASSWORD lines, or {AUTH_ENV}=USER:PASSWORD, or "
+                         "--auth USER:PASSWORD), or pass --no-auth to expose it without one")
+    if not logins:
+        bar = "!" * 78
+        print(f"{bar}\n!! serve --no-auth --host {host}: NO LOGIN. Anyone who can reach this machine can search\n"
+              f"!! and download every photo in {root}.\n{bar}", file=sys.stderr)
+
+
+def thumbnail_home(index_dir: Path) -> Path:
+    """Where thumbnails are made: the index folder when its ``thumbnails/`` can be written, else a per-user
+    cache folder for this index (a read-only index), else a fresh temporary folder."""
+    from .thumbnails import FOLDER
+
+    digest = hashlib.sha1(str(index_dir).encode()).hexdigest()[:16]
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "chapter09" / "serve" / digest
+    for base in (index_dir, cache):
+        if _writable(base / FOLDER):
+            return base
+    return Path(tempfile.mkdtemp(prefix="ch09-serve-"))
+
+
+def _writable(folder: Path) -> bool:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-"):
+            return True
+    except OSError:
+        return False
+
+
+class ClientLimiter:
+    """At most ``limit`` requests running at once per client; one more is told to slow down.
+
+    Gradio's ``concurrency_limit`` bounds an event for all clients together, so one client sending a
+    burst would otherwise take every search slot; with this, its extra requests end at once and the
+    slots go to the others."""
+
+    def __init__(self, limit: int):
+        self.limit, self.running, self._lock = limit, Counter(), threading.Lock()
+
+    @staticmethod
+    def client(request) -> str:
+        if request is None:
+            return "local"
+        user = getattr(request, "username", None)
+        host = getattr(getattr(request, "client", None), "host", None)
+        return f"user {user}" if user else f"address {host or 'unknown'}"
+
+    @contextlib.contextmanager
+    def slot(self, request):
+        import gradio as gr
+
+        who = self.client(request)
+        with self._lock:
+            if self.running[who] >= self.limit:
+                raise gr.Error(f"slow down: this client ({who}) already has {self.limit} searches running; "
+                               "wait for them to finish")
+            self.running[who] += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.running[who] -= 1
+                if not self.running[who]:
+                    del self.running[who]
+
+
+def checked_k(k) -> int:
+    import gradio as gr
+
+    try:
+        value = float(k)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not (1 <= value <= MAX_K) or value != int(value):
+        raise gr.Error(f"the number of results must be a whole number from 1 to {MAX_K}, not {str(k)[:40]!r}")
+    return int(value)
+
+
+def checked_query(query) -> str:
+    import gradio as gr
+
+    if not isinstance(query, str) or not query.strip():
+        raise gr.Error("type a query (English or Chinese)")
+    if len(query) > MAX_QUERY_CHARS:
+        raise gr.Error(f"the query is {len(query):,} characters long; this server reads at most {MAX_QUERY_CHARS}")
+    return query
 
 
 def file_url(path: Path) -> str:
@@ -101,7 +242,7 @@ class WebLibrary:
     def __init__(self, index_dir, settings: Settings, max_upload_mb: float = 20):
         from .search import LibrarySearch
 
-        self.index_dir = Path(index_dir)
+        self.index_dir = Path(index_dir).resolve()  # absolute: Gradio serves files by absolute path only
         self.searcher = LibrarySearch(index_dir, settings)
         self.settings = self.searcher.query_settings  # captions and match read texts as search does
         self.root = Path(self.searcher.store.library).resolve()
@@ -112,6 +253,26 @@ class WebLibrary:
         # the rest of a request (HTTP, thumbnails, the gallery's files) runs concurrently.
         self._search_lock = threading.Lock()
         self._caption_lock = threading.Lock()  # one generation at a time
+        self.thumb_home = thumbnail_home(self.index_dir)  # the index folder, unless it is read-only
+        if self.thumb_home != self.index_dir:
+            print(f"[serve] index {self.index_dir} is read-only: new thumbnails are made in {self.thumb_home} "
+                  "instead (the ones the index holds are still used)", file=sys.stderr)
+
+    def thumbnail_folders(self) -> list[Path]:
+        """Folders the thumbnails come from (Gradio's allowed paths)."""
+        from .thumbnails import FOLDER
+
+        return sorted({self.index_dir / FOLDER, self.thumb_home / FOLDER})
+
+    def _thumb(self, path: Path, indexed: dict | None = None, size: int | None = None) -> Path:
+        from .thumbnails import SIZE, content_key, ensure_thumbnail, thumbnail_path
+
+        size = size or SIZE
+        if self.thumb_home != self.index_dir:  # a read-only index: use the thumbnails it already holds
+            held = thumbnail_path(self.index_dir, path, content_key(path, indexed), size)
+            if held.is_file():
+                return held
+        return ensure_thumbnail(self.thumb_home, path, indexed, size=size)
 
     def stored_captions(self, hits: list[dict]) -> dict[str, dict]:
         """path -> {"en": ..., "zh": ...}: the captions the index stores (``caption --index``), which the
@@ -121,22 +282,20 @@ class WebLibrary:
     def thumbnail(self, path: Path, indexed: dict | None = None) -> Path | None:
         """The hit's cached thumbnail, keyed by the sha1 the index stored (``indexed``) while the file is unchanged."""
         from ..images import BadImageError
-        from .thumbnails import ensure_thumbnail
 
         try:
-            return ensure_thumbnail(self.index_dir, path, indexed)
+            return self._thumb(path, indexed)
         except (BadImageError, OSError):
             return None
 
     def viewable(self, path: Path) -> Path:
         """The file itself if a browser shows its format, else a cached large JPEG rendition."""
         from ..images import BadImageError
-        from .thumbnails import ensure_thumbnail
 
         if path.suffix.lower() in BROWSER_FORMATS:
             return path
         try:
-            return ensure_thumbnail(self.index_dir, path, size=FULL_SIDE)
+            return self._thumb(path, size=FULL_SIDE)
         except (BadImageError, OSError):
             return path
 
@@ -165,7 +324,7 @@ class WebLibrary:
             if thumb is None:
                 continue
             caps = captions.get(hit["path"], {})
-            row = {"rank": hit["rank"], "score": round(float(hit["score"]), 4), "path": hit["path"],
+            row = {"rank": hit["rank"], "score": round(float(hit["score"]), 4), "file": hit["path"],
                    "caption_en": caps.get("en"), "caption_zh": caps.get("zh")}
             label = f"{hit['rank']}. {hit['score']:.3f}  {Path(hit['path']).name}"  # the full path: in the detail
             if caps.get("en") or caps.get("zh"):
@@ -182,7 +341,7 @@ class WebLibrary:
         return " · ".join([note] + [f"warning: {w}" for w in warnings])
 
     def detail_html(self, hit: dict) -> str:
-        path = _inside(self.root, hit["path"])
+        path = _inside(self.root, hit["file"])
         if path is None:
             return "<p>this file is no longer in the library</p>"
         url = file_url(self.viewable(path))
@@ -194,8 +353,8 @@ class WebLibrary:
         captions = "".join(caps) or "<div><i>no stored captions (add them with <code>caption --index</code>, " \
                                     "or press Caption this)</i></div>"
         return (f'<a id="full-image-link" href="{url}" target="_blank" rel="noopener">'
-                f'<img id="full-image" src="{url}" alt="{html.escape(hit["path"])}"></a>'
-                f"<div><b>#{hit['rank']}</b> · score {hit['score']:.3f} · <code>{html.escape(hit['path'])}</code></div>"
+                f'<img id="full-image" src="{url}" alt="{html.escape(hit["file"])}"></a>'
+                f"<div><b>#{hit['rank']}</b> · score {hit['score']:.3f} · <code>{html.escape(hit['file'])}</code></div>"
                 f'<div class="captions">{captions}</div>'
                 f'<div><a href="{url}" target="_blank" rel="noopener">open the full image ↗</a>'
                 + (f' · <a href="{original}" download>original file</a>' if url != original else "") + "</div>")
@@ -250,7 +409,23 @@ def _image_input(gr, **kwargs):
     return component
 
 
+def _k_input(gr, **kwargs):
+    """The results slider, whose API value a non-number ("lots") gets a message instead of a bare error."""
+    component = gr.Slider(1, MAX_K, value=8, step=1, label="results", **kwargs)
+    preprocess = component.preprocess
+
+    def checked(payload):
+        if not isinstance(payload, (int, float)) or isinstance(payload, bool):
+            payload = checked_k(payload)  # "8" becomes 8; anything else gets its message
+        return preprocess(payload)
+
+    component.preprocess = checked
+    return component
+
+
 def build_app(index_dir, settings: Settings | None = None, max_upload_mb: float = 20):
+    """The Gradio app and its ``WebLibrary``."""
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # private photos: no usage reports, no version checks
     import gradio as gr
 
     from ..clip import clip_encoder
@@ -262,73 +437,90 @@ def build_app(index_dir, settings: Settings | None = None, max_upload_mb: float 
     clip_encoder("clip", settings)  # loaded (and announced) before the first request
     rows = model_rows(settings)
     search_mode = next(iter(library.searcher.searchers.values())).mode  # the first role's (clip's) search
+    per_client = ClientLimiter(PER_CLIENT)
 
-    def text_search(query, strategy, k):
-        try:
-            result, warnings = library.by_text(query, strategy or "auto", int(k))
-        except QueryError as error:
-            raise gr.Error(str(error)) from None
-        items, hits = library.hits(result)
+    # every event takes the request (Gradio passes it; the API does not see it): one client, a few slots
+    def text_search(query, strategy, k, request: gr.Request):
+        query, k = checked_query(query), checked_k(k)
+        if strategy not in (None, "", *STRATEGIES):
+            raise gr.Error(f"strategy must be one of {', '.join(STRATEGIES)}")
+        with per_client.slot(request):
+            try:
+                result, warnings = library.by_text(query, strategy or "auto", k)
+            except QueryError as error:
+                raise gr.Error(str(error)) from None
+            items, hits = library.hits(result)
         return items, library.note(result, warnings), hits
 
-    def image_search(image_path, k):
-        image = library.upload(image_path)
-        result = library.by_image(image, int(k))
-        items, hits = library.hits(result)
+    def image_search(image_path, k, request: gr.Request):
+        k = checked_k(k)
+        with per_client.slot(request):
+            image = library.upload(image_path)
+            result = library.by_image(image, k)
+            items, hits = library.hits(result)
         return items, library.note(result), hits
 
-    def find_similar(relative, k):
-        path = _inside(root, relative or "")
+    def find_similar(relative, k, request: gr.Request):
+        k = checked_k(k)
+        path = _inside(root, relative) if isinstance(relative, str) and relative else None
         if path is None:
             raise gr.Error("pick a result first (click a thumbnail)")
-        result = library.by_image(path, int(k))
-        items, hits = library.hits(result)
+        with per_client.slot(request):
+            result = library.by_image(path, k)
+            items, hits = library.hits(result)
         return items, library.note(result) + f" · similar to {relative}", hits
 
     def select_hit(hits, event: gr.SelectData):
         if not hits or event.index is None or event.index >= len(hits):
             return "", ""
         hit = hits[event.index]
-        return library.detail_html(hit), hit["path"]
+        return library.detail_html(hit), hit["file"]
 
-    def caption(image_path):
-        captions = library.caption(library.upload(image_path))
+    def caption(image_path, request: gr.Request):
+        with per_client.slot(request):
+            captions = library.caption(library.upload(image_path))
         return captions["en"], captions["zh"]
 
-    def caption_hit(relative):
+    def caption_hit(relative, request: gr.Request):
         from ..images import BadImageError, load_image
 
-        path = _inside(root, relative or "")
+        path = _inside(root, relative) if isinstance(relative, str) and relative else None
         if path is None:
             raise gr.Error("pick a result first (click a thumbnail)")
-        try:
-            captions = library.caption(load_image(path))
-        except BadImageError as error:
-            raise gr.Error(str(error)) from None
+        with per_client.slot(request):
+            try:
+                captions = library.caption(load_image(path))
+            except BadImageError as error:
+                raise gr.Error(str(error)) from None
         return captions["en"], captions["zh"]
 
-    def match(image_path, texts):
+    def match(image_path, texts, request: gr.Request):
         from .describe import match_scores
 
-        image = library.upload(image_path)
-        lines = [t.strip() for t in (texts or "").splitlines() if t.strip()]
+        if not isinstance(texts, str) or len(texts) > 20 * MAX_QUERY_CHARS:
+            raise gr.Error(f"give at most {20 * MAX_QUERY_CHARS} characters of captions, one per line")
+        lines = [t.strip() for t in texts.splitlines() if t.strip()]
         if not lines:
             raise gr.Error("type one caption per line")
-        try:
-            with library._search_lock:
-                scored = match_scores(image, lines, "auto", settings)
-        except QueryError as error:
-            raise gr.Error(str(error)) from None
+        if len(lines) > 20 or any(len(line) > MAX_QUERY_CHARS for line in lines):
+            raise gr.Error(f"at most 20 captions of at most {MAX_QUERY_CHARS} characters each")
+        with per_client.slot(request):
+            image = library.upload(image_path)
+            try:
+                with library._search_lock:
+                    scored = match_scores(image, lines, "auto", settings)
+            except QueryError as error:
+                raise gr.Error(str(error)) from None
         return {row["text"]: row["score"] for row in scored}
 
-    with gr.Blocks(title="Chapter 9 capstone: image library") as app:
+    with gr.Blocks(title="Chapter 9 capstone: image library", analytics_enabled=False) as app:
         gr.HTML(header_html(rows, root, len(library.searcher.store), search_mode), elem_id="header")
         with gr.Tab("Search 检索"):
             with gr.Row():
                 query = gr.Textbox(label="Query (English or Chinese 中文)", elem_id="query", scale=4,
                                    placeholder="a red circle at the top left / 左上方的红色圆形")
                 strategy = gr.Dropdown(list(STRATEGIES), value="auto", label="Chinese query strategy", scale=1)
-                k = gr.Slider(1, 50, value=8, step=1, label="results", scale=1)
+                k = _k_input(gr, scale=1)
             with gr.Row():
                 go = gr.Button("Search", variant="primary", elem_id="search-button")
             with gr.Accordion("…or search by an example image", open=False):
@@ -377,21 +569,24 @@ def build_app(index_dir, settings: Settings | None = None, max_upload_mb: float 
                     match_out = gr.Label(label="cosine similarity")
             match_go.click(match, [match_image, match_texts], [match_out], api_name="match",
                            concurrency_limit=SEARCH_CONCURRENCY, concurrency_id="search")
-    return app, root
+    return app, library
 
 
 def serve(index_dir, host: str = "127.0.0.1", port: int = 7860, settings: Settings | None = None,
-          max_upload_mb: float = 20, block: bool = True):
-    app, root = build_app(index_dir, settings, max_upload_mb)
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"[serve] WARNING: listening on {host}: anyone who can reach this machine can search {root}")
-    from .thumbnails import FOLDER
+          max_upload_mb: float = 20, block: bool = True, auth: list[tuple[str, str]] | None = None,
+          no_auth: bool = False):
+    """Serve the UI; ``auth``: (user, password) logins, required for a host other than loopback unless
+    ``no_auth``. Raises UsageError before loading anything when the exposure is refused."""
+    from .store import Store
 
-    thumbnails = Path(index_dir).resolve() / FOLDER
-    thumbnails.mkdir(parents=True, exist_ok=True)
-    app.queue(default_concurrency_limit=SEARCH_CONCURRENCY)
+    if host not in LOOPBACK:
+        check_exposure(host, auth or [], no_auth, Store.open(index_dir).library)
+    app, library = build_app(index_dir, settings, max_upload_mb)
+    app.queue(default_concurrency_limit=SEARCH_CONCURRENCY, max_size=QUEUE_SIZE)
+    allowed = [str(library.root), *map(str, library.thumbnail_folders())]  # absolute, as Gradio requires
     # max_file_size in bytes: Gradio parses "5.0mb" as an error, so never format a float into a unit string
-    app.launch(server_name=host, server_port=port, allowed_paths=[str(root), str(thumbnails)],
+    app.launch(server_name=host, server_port=port, allowed_paths=allowed, auth=auth or None,
+               auth_message="Chapter 9 image library: log in (serve --auth / --auth-file)" if auth else None,
                max_file_size=int(max_upload_mb * 1024 * 1024), prevent_thread_lock=not block, quiet=False,
-               footer_links=["api"], css=CSS, show_error=False)
+               footer_links=["api"], css=CSS, show_error=False, enable_monitoring=False)
     return app

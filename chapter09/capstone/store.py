@@ -203,7 +203,8 @@ class Store:
         for name in self._meta.get("current", {}).values() if self._meta else ():
             table = self._tables[name].table if name in self._tables else self._open_table(name)
             with contextlib.suppress(Exception):
-                parts.append(f"{table.count_rows():,} images in {name}")
+                if table.count_rows():
+                    parts.append(f"{table.count_rows():,} images in {name}")
         return ("the last commit, " + ", ".join(parts) + ", is intact") if parts else \
             "no images had been committed yet"
 
