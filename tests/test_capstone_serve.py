@@ -401,3 +401,38 @@ def test_a_login_guards_the_page_and_the_api_and_a_burst_leaves_others_served(se
         assert outcomes.count("ok") >= 1 and any("slow down" in o for o in outcomes), outcomes
     finally:
         app.close()
+
+
+def test_a_read_only_index_is_served_with_thumbnails_made_in_a_cache(server, tmp_path, monkeypatch, capsys):
+    import subprocess
+
+    from chapter09.capstone import serve as serve_module
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    real = not os.environ.get("CH09_TESTS_NO_MOUNT") and subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)], capture_output=True).returncode == 0
+    try:
+        index = mount / "idx"
+        shutil.copytree(server["index"], index, ignore=shutil.ignore_patterns("thumbnails", ".lock"))
+        if real:  # a read-only file system, as a shared or archived index is
+            subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
+        else:  # where nothing may be mounted: the probe that decides where thumbnails go is refused there
+            writable = serve_module._writable
+            monkeypatch.setattr(serve_module, "_writable",
+                                lambda folder: not folder.is_relative_to(mount) and writable(folder))
+        library = serve_module.WebLibrary(index, Settings("toy"))
+        said = capsys.readouterr().err
+        assert said.count("is read-only: new thumbnails are made in") == 1
+        home = tmp_path / "cache" / "chapter09" / "serve"
+        assert library.thumb_home.is_relative_to(home)
+        result, _ = library.by_text("a red circle", "auto", 4)
+        items, hits = library.hits(result)
+        assert len(items) == len(hits) == 4
+        assert all(Path(thumb).is_relative_to(library.thumb_home / "thumbnails") for thumb, _ in items)
+        assert library.thumb_home / "thumbnails" in library.thumbnail_folders()  # allowed paths for Gradio
+        assert not (index / "thumbnails").exists()
+    finally:
+        if real:
+            subprocess.run(["umount", "-l", str(mount)], capture_output=True)
