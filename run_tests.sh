@@ -30,13 +30,15 @@ fi
 ruff check .
 # CI (and anyone who installed everything) runs strict: a skipped test fails the run instead of hiding.
 if [ -n "${CI:-}" ]; then export CH09_TESTS_STRICT=1; fi
-python -m pytest -q "$@"
+# One worker per core (pytest-xdist), one torch thread each (tests/conftest.py); a file's tests share a worker,
+# so module fixtures are built once.
+python -m pytest -q -n auto --dist loadfile "$@"
 
 # The same decisions on the other kind of CPU: hide bf16 from the capability check (chapter09/cpu.py).
 if [ $# -eq 0 ]; then
   if python -c "import sys; from chapter09.cpu import has_native_bf16; sys.exit(0 if has_native_bf16() else 1)"; then
     echo "CPU-dependent tests again, as if this CPU had no native bf16 (CH09_HIDE_CPU_FEATURES=bf16):"
-    CH09_HIDE_CPU_FEATURES=bf16 python -m pytest -q -m cpu
+    CH09_HIDE_CPU_FEATURES=bf16 python -m pytest -q -n auto --dist loadfile -m cpu
   else
     echo "this CPU has no native bf16: the run above already took the no-bf16 path of every CPU-dependent test"
   fi

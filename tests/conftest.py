@@ -13,6 +13,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# Under pytest-xdist (run_tests.sh: one worker per core) each worker keeps to one torch thread: the toy models
+# are too small for two threads to help, and two workers with two threads each fight over two cores.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_name, "1")
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # run_all_sections.py, and test helpers (real_artifacts) by name
 
 # A file's group, unless a test marks itself otherwise.
@@ -59,6 +65,8 @@ def pytest_runtest_logreport(report):
 
 def pytest_terminal_summary(terminalreporter):
     """Every skipped group, its reason and the command that enables it (none skipped: one line says so)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return
     if not _skipped:
         terminalreporter.write_line("skipped groups: none (every test ran)")
         return
@@ -74,6 +82,8 @@ def pytest_terminal_summary(terminalreporter):
 
 
 def pytest_sessionfinish(session, exitstatus):
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return  # the controller gathers every worker's reports and decides
     if os.environ.get(ENV_STRICT) and _skipped and exitstatus == 0:
         session.exitstatus = 1
 
