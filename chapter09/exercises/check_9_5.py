@@ -104,7 +104,8 @@ CHECKS = [
     Check("9.5.1", "build_vlm_inputs", check_build_vlm_inputs,
           "concatenate along the sequence axis (dim 1), image first; new image positions need a mask and labels "
           "of their own"),
-    Check("9.5.2", "caption_labels", check_caption_labels, "which positions are padding is what the attention mask says; the pad id may also be a real token"),
+    Check("9.5.2", "caption_labels", check_caption_labels,
+          "which positions are padding is what the attention mask says; the pad id may also be a real token"),
     Check("9.5.3", "quantize_int8", check_quantize_int8,
           "each row needs its own scale, set by its largest magnitude; round rather than truncate; an all-zero row needs care"),
 ]
