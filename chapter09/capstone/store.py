@@ -385,15 +385,14 @@ class Store:
         """Commit, then compact the tables written in this session and delete their old versions.
 
         We hold the lock: no other writer. Tables not written keep their version, so the cached ANN
-        index of an images table stays valid when only captions changed.
+        index of an images table stays valid when only captions changed, unless an earlier run's
+        compaction was cut short (``kill -9``): a table still holding old versions is compacted too.
         """
         self.commit()
         self._check_writable()
         for name in [META_TABLE, FAILURES_TABLE, CAPTIONS_TABLE, *self._meta.get("tables", {})]:
-            if name not in self._touched:
-                continue
             table = self._tables[name].table if name in self._tables else self._open_table(name)
-            if table is None:
+            if table is None or (name not in self._touched and len(table.list_versions()) <= 1):
                 continue
             with quiet_lance(), self.writing(f"compacting table {name}", needed=_folder_bytes(
                     Path(self.location) / f"{name}.lance") if not is_uri(self.location) else None):
