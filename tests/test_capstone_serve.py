@@ -293,9 +293,18 @@ def test_the_documented_api_call_downloads_its_files_from_any_folder(server, tmp
 def test_no_analytics_no_monitoring_endpoint(server):
     import httpx
 
+    import re
+
     config = httpx.get(server["url"] + "/config", timeout=30).json()
     assert config["analytics_enabled"] is False
     assert httpx.get(server["url"] + "/monitoring", timeout=30).status_code in (401, 403, 404)
+    # the page loads its scripts, styles and fonts from this server, not from a CDN
+    page = httpx.get(server["url"] + "/", timeout=30).text
+    loads = re.findall(r'<(?:script|link|img)[^>]+(?:src|href)="(https?://[^"]+)"', page)
+    assert not [url for url in loads if not url.startswith(server["url"])], loads
+    css = [httpx.get(server["url"] + "/" + href.lstrip("/"), timeout=30).text
+           for href in re.findall(r'<link[^>]+href="([^"]+\.css)"', page) if not href.startswith("http")]
+    assert not any("fonts.googleapis" in sheet for sheet in css)
 
 
 def test_hostile_inputs_get_a_message_never_a_crash(server, client):
