@@ -44,6 +44,7 @@ def test_encoding_rows_are_measured_and_consistent(report):
     for key in ("pipeline_img_s", "model_only_img_s", "decode_only_img_s", "limit_img_s", "efficiency_vs_limit",
                 "pipeline_over_model_only", "speed_up"):
         assert sorted(report[key]) == sorted(available), key
+    assert sorted(encoding["cpu_efficiency_vs_limit"]) == sorted(available)
     assert sorted(encoding["skipped"]) == sorted(set(PRECISIONS) - set(available))
     naive = encoding["naive_fp32_img_s"]
     for p in available:
@@ -54,7 +55,14 @@ def test_encoding_rows_are_measured_and_consistent(report):
         assert report["limit_img_s"][p] == pytest.approx(limit, rel=0.01, abs=0.006) and limit < min(ceiling, decode)
         assert report["efficiency_vs_limit"][p] == pytest.approx(pipeline / limit, rel=0.03)
         assert report["pipeline_over_model_only"][p] == pytest.approx(pipeline / ceiling, abs=2e-3)
+        assert 0 < encoding["pipeline_runs"][p]["model_only_mean_img_s"] <= ceiling + 0.01  # the fastest batch
+        assert len(encoding["pipeline_runs"][p]["load_average"]) == 2
+        assert all(0 < spread <= 1 for spread in encoding["pipeline_runs"][p]["bracket_spread"].values())
         decoded = encoding["decode_runs"][p]
+        run = encoding["pipeline_runs"][p]
+        spent = 1000 * (run["cpu_main_s"] + run["cpu_decode_s"]) / run["encoded"]
+        assert encoding["cpu_efficiency_vs_limit"][p] == pytest.approx(
+            (run["model_only_cpu_ms_per_image"] + decoded["cpu_ms_per_image"]) / spent, rel=0.03)
         assert decoded["images"] == 12 and decoded["img_s"] == decode and decoded["cpu_ms_per_image"] > 0
         assert report["speed_up"][p] == pytest.approx(pipeline / naive, rel=0.02)
         assert encoding["pipeline_runs"][p]["encoded"] == 12  # build_index stored every photo
@@ -90,6 +98,8 @@ def test_decoders_side_by_side(report):
     assert rows["pillow-draft"]["max_grey_levels_vs_pillow_draft"] == 0
     assert rows[decoders["fastest_with_draft_pixels"]]["max_grey_levels_vs_pillow_draft"] == 0
     assert decoders["draft_speed_ratio"]["pillow-draft"] == 1.0
+    best = decoders["fastest_with_draft_pixels"]
+    assert decoders["kept"] == (best if decoders["draft_speed_ratio"][best] >= 1.1 else "pillow-draft")
 
 
 def _check_fidelity(fidelity: dict, auto: str, images: int) -> None:
@@ -167,7 +177,7 @@ def test_the_report_as_if_bf16_were_absent(report, monkeypatch):
     reason = unavailable_reason("bf16", "cpu")
     assert reason and "no native bf16" in reason
     for key in ("pipeline_img_s", "model_only_img_s", "decode_only_img_s", "limit_img_s", "efficiency_vs_limit",
-                "pipeline_over_model_only", "speed_up", "pipeline_runs", "decode_runs", "text_query_ms", "text_p50_ms",
+                "cpu_efficiency_vs_limit", "pipeline_over_model_only", "speed_up", "pipeline_runs", "decode_runs", "text_query_ms", "text_p50_ms",
                 "fidelity"):
         encoding[key].pop("bf16", None)
     encoding["skipped"]["bf16"] = reason
