@@ -12,6 +12,7 @@ import socket
 import subprocess
 import threading
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -244,3 +245,42 @@ def test_a_read_only_index_is_searched_and_refuses_writes_with_a_message(small_d
                                f"was refused at {index / '.lock'})")
     assert "search, serve and dedup work on it as it is" in message and f"cp -r {index} NEW" in message
     disk.read_only(False)
+
+
+def test_an_unreadable_photo_fails_alone_and_is_tried_again_once_readable(tmp_path, monkeypatch):
+    from chapter09.capstone import indexer
+    from chapter09.clip import clip_encoder
+    from chapter09.models import Settings
+    from chapter09.toyworld import write_dataset
+
+    lib = write_dataset(tmp_path / "lib", n=3, seed=4)
+    locked = sorted((lib / "images").iterdir())[1]
+    real_sha1 = indexer.file_sha1
+
+    def unreadable(path):  # as chmod 000 is for a user other than root (the tests run as root)
+        if Path(path) == locked:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+        return real_sha1(path)
+
+    encoders = {"clip": clip_encoder("clip", Settings("toy"))}
+    monkeypatch.setattr(indexer, "file_sha1", unreadable)
+    first = indexer.build_index(lib, tmp_path / "idx", encoders, workers=0, progress=False, build_ann=False)
+    assert first.added == 2 and [f["path"] for f in first.failed] == [f"images/{locked.name}"]
+    assert first.failed[0]["reason"] == "cannot be read (Permission denied); tried again next run"
+    monkeypatch.setattr(indexer, "file_sha1", real_sha1)  # permissions fixed: size and mtime unchanged
+    second = indexer.build_index(lib, tmp_path / "idx", encoders, workers=0, progress=False, build_ann=False)
+    assert second.added == 1 and second.unchanged == 2 and not second.failed and second.total == 3
+
+
+def test_index_says_a_full_disk_while_recording_the_precision_in_one_line(tmp_path, monkeypatch, capsys):
+    from chapter09.capstone import __main__ as cli
+    from chapter09.capstone import library_precision
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "idx" / ".precision-x.json"))
+
+    monkeypatch.setattr(library_precision, "index_precision", full)
+    assert cli.main(["index", str(tmp_path), "--index", str(tmp_path / "idx"), "--models", "toy"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: the disk holding index {tmp_path / 'idx'} is full "
+                                               "while recording the precision")

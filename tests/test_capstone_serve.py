@@ -5,6 +5,7 @@ import shutil
 import socket
 import urllib.error
 import urllib.request
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -291,9 +292,9 @@ def test_the_documented_api_call_downloads_its_files_from_any_folder(server, tmp
 
 
 def test_no_analytics_no_monitoring_endpoint(server):
-    import httpx
-
     import re
+
+    import httpx
 
     config = httpx.get(server["url"] + "/config", timeout=30).json()
     assert config["analytics_enabled"] is False
@@ -445,3 +446,27 @@ def test_a_read_only_index_is_served_with_thumbnails_made_in_a_cache(server, tmp
     finally:
         if real:
             subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def test_a_bounded_fuzz_of_the_search_endpoints_gets_messages_or_results(server, client):
+    import random
+
+    rng = random.Random(20)
+    texts = ["", " ", "a red circle", "红色圆形", "\x00\x01\x1b[31m", "x" * 600, "☃" * 499, "' OR 1=1 --", "../" * 9,
+             "%s%n{0}", "\ud800".encode("utf-8", "surrogatepass").decode("utf-8", "replace")]
+    ks = [0, 1, 8, 50, 51, -1, 2.5, 1e308, "8", "lots", None, True]
+    strategies = ["auto", "clip", "translate", "nope", "", None]
+    generic = "has raised an exception but has not enabled verbose error reporting"
+    tried = Counter()
+    for _ in range(40):
+        api = rng.choice(["/text_search", "/find_similar"])
+        args = ((rng.choice(texts), rng.choice(strategies), rng.choice(ks)) if api == "/text_search"
+                else (rng.choice(texts + ["images/heldout_55_00000.png"]), rng.choice(ks)))
+        try:
+            client.predict(*args, api_name=api)
+            tried["result"] += 1
+        except Exception as error:  # noqa: BLE001
+            assert generic not in str(error), (api, args)  # an unhandled error inside the server
+            tried["message"] += 1
+    assert client.predict("a red circle", "auto", 2, api_name="/text_search")[2]  # still serving
+    print(f"fuzz: {sum(tried.values())} inputs, {dict(tried)}")

@@ -21,6 +21,7 @@ def _print(data, as_json: bool, text: str) -> None:
 
 def cmd_index(args) -> int:
     from ..clip import clip_encoder
+    from .errors import file_system_error
     from .indexer import build_index
     from .library_precision import index_precision
     from .lock import IndexLock
@@ -29,7 +30,11 @@ def cmd_index(args) -> int:
     if not is_uri(args.index) and Path(args.index).is_dir():  # refuse (or wait) before measuring anything
         IndexLock(args.index, args.wait).acquire().release()
     roles = ["clip"] + (["chinese_clip"] if args.chinese_clip else [])
-    settings, precision = index_precision(args.precision, Settings.from_args(args), args.library, args.index, roles)
+    try:  # it records the precision in the index folder: a full or read-only disk shows here first
+        settings, precision = index_precision(args.precision, Settings.from_args(args), args.library, args.index,
+                                              roles)
+    except OSError as error:
+        raise file_system_error(args.index, error, "recording the precision") from None
     encoders = {role: clip_encoder(role, settings) for role in roles}
     summary = build_index(args.library, args.index, encoders, batch_size=args.batch_size, workers=args.workers,
                           progress=not args.no_progress, engine=args.engine, ray_address=args.ray_address,

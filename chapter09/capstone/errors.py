@@ -86,3 +86,15 @@ def full_error(location: str | Path, doing: str, kept: str, needed: int | None =
         f"the disk holding index {location} is full while {doing} ({free_space(location)}{need}). "
         f"Kept: {kept}; nothing after it was half-written. Free some space (or move the index to a bigger "
         f"disk) and run the same command again: it continues from there")
+
+
+def file_system_error(location: str | Path, error: BaseException, doing: str,
+                      kept: str = "the index as the last run left it") -> BaseException:
+    """A full or read-only file system behind ``error`` in words (IndexFullError / IndexReadOnlyError);
+    any other error is handed back as it is."""
+    code = write_errno(error)
+    if code in READ_ONLY_ERRNOS:
+        return read_only_error(location, error, doing)
+    if code in FULL_ERRNOS:
+        return full_error(location, doing, kept)
+    return error

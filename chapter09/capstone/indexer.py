@@ -170,6 +170,8 @@ def decode_one(root: Path, relative: str, preprocessors: dict, min_side: int) ->
         out["width"], out["height"], out["ok"] = image.size[0], image.size[1], True
     except BadImageError as error:
         out["reason"] = str(error).replace(str(path) + ": ", "")
+    except OSError as error:  # unreadable (permissions, an I/O error, gone): not the file's content, so retried
+        out["reason"], out["retry"] = f"cannot be read ({error.strerror or error}); tried again next run", True
     except Exception as error:  # a library bug on one file must not end the run
         out["reason"] = f"{type(error).__name__}: {error}"
     return out
@@ -269,8 +271,9 @@ class _Writer:
                     self.summary.added += 1
                 self.encoded += 1
             else:
-                failed.append({"path": item["path"], "size": item["size"], "mtime_ns": item["mtime_ns"],
-                               "reason": item["reason"]})
+                if not item.get("retry"):  # a broken file waits until it changes; an unreadable one is retried
+                    failed.append({"path": item["path"], "size": item["size"], "mtime_ns": item["mtime_ns"],
+                                   "reason": item["reason"]})
                 self.summary.failed.append({"path": item["path"], "reason": item["reason"], "retried": True})
         self.store.put_failures(failed)
         if self.stop_after is not None and self.encoded >= self.stop_after:

@@ -12,7 +12,7 @@ import socket
 import time
 from pathlib import Path
 
-from .errors import FULL_ERRNOS, READ_ONLY_ERRNOS, IndexLockedError, full_error, log, read_only_error, write_errno
+from .errors import IndexLockedError, file_system_error, log
 
 LOCK_NAME = ".lock"
 
@@ -76,14 +76,9 @@ class IndexLock:
         self.fd = fd
         return self
 
-    def _refused(self, error: OSError) -> Exception:
+    def _refused(self, error: OSError) -> BaseException:
         """A read-only or full index folder, said so; any other failure to take the lock stays as it is."""
-        code = write_errno(error)
-        if code in READ_ONLY_ERRNOS:
-            return read_only_error(self.path.parent, error, "taking the write lock")
-        if code in FULL_ERRNOS:
-            return full_error(self.path.parent, "taking the write lock", "the index as the last run left it")
-        return error
+        return file_system_error(self.path.parent, error, "taking the write lock")
 
     def release(self) -> None:
         import fcntl
