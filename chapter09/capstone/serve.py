@@ -122,14 +122,18 @@ def check_exposure(host: str, logins: list, no_auth: bool, root) -> None:
               f"!! and download every photo in {root}.\n{bar}", file=sys.stderr)
 
 
+def thumbnail_cache(index: str | Path) -> Path:
+    """The per-user cache folder for the thumbnails of ``index`` (a read-only or object-store index)."""
+    digest = hashlib.sha1(str(index).encode()).hexdigest()[:16]
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "chapter09" / "serve" / digest
+
+
 def thumbnail_home(index_dir: Path) -> Path:
     """Where thumbnails are made: the index folder when its ``thumbnails/`` can be written, else a per-user
     cache folder for this index (a read-only index), else a fresh temporary folder."""
     from .thumbnails import FOLDER
 
-    digest = hashlib.sha1(str(index_dir).encode()).hexdigest()[:16]
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "chapter09" / "serve" / digest
-    for base in (index_dir, cache):
+    for base in (index_dir, thumbnail_cache(index_dir)):
         if _writable(base / FOLDER):
             return base
     return Path(tempfile.mkdtemp(prefix="ch09-serve-"))
@@ -241,8 +245,10 @@ class WebLibrary:
 
     def __init__(self, index_dir, settings: Settings, max_upload_mb: float = 20):
         from .search import LibrarySearch
+        from .store import is_uri
 
-        self.index_dir = Path(index_dir).resolve()  # absolute: Gradio serves files by absolute path only
+        # absolute: Gradio serves files by absolute path only; an object-store index keeps them in the cache
+        self.index_dir = thumbnail_cache(index_dir) if is_uri(index_dir) else Path(index_dir).resolve()
         self.searcher = LibrarySearch(index_dir, settings)
         self.settings = self.searcher.query_settings  # captions and match read texts as search does
         self.root = Path(self.searcher.store.library).resolve()
