@@ -5,6 +5,11 @@
 # (e.g. `bash run_tests.sh -m unit`); the install steps are skipped with CH09_SKIP_INSTALL=1.
 set -euo pipefail
 cd "$(dirname "$0")"
+# CH09_AS_AVX2=1: the whole run as on an AVX2-only CPU (no AVX-512, no VNNI, no native bf16), as closely as one
+# machine can: the chapter's capability checks and oneDNN's and MKL's kernels are held to AVX2.
+if [ -n "${CH09_AS_AVX2:-}" ]; then
+  export CH09_HIDE_CPU_FEATURES=avx512,vnni,amx ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2
+fi
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 if [ -z "${CH09_SKIP_INSTALL:-}" ]; then
@@ -31,8 +36,8 @@ ruff check .
 # CI (and anyone who installed everything) runs strict: a skipped test fails the run instead of hiding.
 if [ -n "${CI:-}" ]; then export CH09_TESTS_STRICT=1; fi
 # One worker per core (pytest-xdist), one torch thread each (tests/conftest.py); a file's tests share a worker,
-# so module fixtures are built once.
-python -m pytest -q -n auto --dist loadfile "$@"
+# so module fixtures are built once. The slower tier (marker slow) is left out: `python -m pytest -m slow`.
+python -m pytest -q -n auto --dist loadfile -m "not slow" "$@"
 
 # The same decisions on the other kind of CPU: hide bf16 from the capability check (chapter09/cpu.py).
 if [ $# -eq 0 ]; then

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from lesson_expectations import check_section
+
 from chapter09 import config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,6 +39,8 @@ def test_sections_4_to_6_run_clean_on_the_toy_world(tmp_path):
     assert "onnxruntime-fp32" in (tmp_path / "section_9.5" / "precision_table.md").read_text()
     assert "tiny VLM" in (tmp_path / "section_9.6" / "models_table.md").read_text()
 
+    for number in ("9.4", "9.5", "9.6"):
+        check_section(tmp_path, number)
     r4 = _results(tmp_path, "9.4")
     assert r4["vqa_route"] == "blip" and "no blip2 twin" in r4["vqa_route_reason"]
     assert r4["image_token_slots"] == r4["num_query_tokens"] == 32  # the processor expands <image> per query token

@@ -1,0 +1,37 @@
+"""What each lesson must reach in the toy world (its results.json) and the figures it must write, checked on
+every run of a lesson: by the runner tests (tests/test_runner.py, tests/test_sections_4_6.py) and when a
+notebook is executed (tests/test_vl_notebooks.py)."""
+import json
+from pathlib import Path
+
+# what each notebook must reach in the toy world (results.json). Measured on the committed twins:
+# 9.1 best caption correct; 9.2 6/6 diagonal wins in both languages, R@1 = R@5 = 1.000 both ways,
+# zero-shot colour 1.000 and shape 0.966 (en and zh); 9.3 R@1 0.980-0.990, R@5 1.000.
+# The quality floors of 9.4-9.6 are asserted once, in tests/test_sections_4_6.py.
+EXPECTED = {
+    "9.1": lambda r: r["best_is_correct"] and r["tokens_en"] > 2 and r["tokens_zh"] > 2,
+    "9.2": lambda r: (r["diagonal_wins"] >= 5 and r["diagonal_wins_zh"] >= 5
+                      and min(r["text_to_image"]["R@1"], r["image_to_text"]["R@1"]) >= 0.9
+                      and min(r["text_to_image"]["R@5"], r["image_to_text"]["R@5"]) >= 0.95
+                      and min(r[f"zero_shot_colour_{lang}"] for lang in ("en", "zh")) >= 0.95
+                      and min(r[f"zero_shot_shape_{lang}"] for lang in ("en", "zh")) >= 0.9),
+    "9.3": lambda r: (set(r["recall"]) == {"en_CLIP_text_tower", "zh_CLIP_text_tower", "en_multilingual",
+                                           "zh_multilingual"}
+                      and all(v["R@1"] >= 0.9 and v["R@5"] >= 0.95 for v in r["recall"].values())),
+    "9.4": lambda r: r["vqa_route"] == "blip" and r["image_token_slots"] == r["num_query_tokens"] == 32,
+    "9.5": lambda r: r["demo_loss_last"] < r["demo_loss_first"] and len(r["precision_rows"]) == 4,
+    "9.6": lambda r: any("ms_per_item" in row for row in r["models"]),
+}
+FIGURES = {"9.1": ["preprocessing.png"], "9.2": ["similarity_matrix.png", "softmax.png"], "9.3": [],
+           "9.4": ["captions.png", "vqa_accuracy.png"], "9.5": ["demo_loss.png", "precision_latency.png"],
+           "9.6": ["models_latency.png"]}
+
+
+def check_section(out: Path, number: str) -> dict:
+    """The results of section ``number`` written under ``out``: what EXPECTED demands and every figure."""
+    results = json.loads((out / f"section_{number}" / "results.json").read_text(encoding="utf-8"))
+    assert results["section"] == number
+    assert EXPECTED[number](results), results
+    for name in FIGURES[number]:
+        assert (out / f"section_{number}" / name).stat().st_size > 10_000, name
+    return results
