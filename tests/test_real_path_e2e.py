@@ -197,7 +197,7 @@ def test_serve_starts_on_loopback_answers_a_chinese_search_and_stops(index, real
             assert page.status == 200
         client = Client(f"http://127.0.0.1:{port}", download_files=False, verbose=False)
         _gallery, note, hits = client.predict("一只狗在游泳池里游泳", "chinese_clip", 4, api_name="/text_search")
-        assert "chinese_clip" in note and sorted(h["path"] for h in hits) == sorted(PHOTOS)
+        assert "chinese_clip" in note and sorted(h["file"] for h in hits) == sorted(PHOTOS)
     finally:
         app.close()
     with pytest.raises(OSError):
