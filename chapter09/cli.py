@@ -16,9 +16,6 @@ from .errors import ChapterError
 
 FILE_SYSTEM_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, FileExistsError)
 EXPECTED_ERRORS = (ChapterError, *FILE_SYSTEM_ERRORS)  # printed as one line, exit code 2
-# Entry points whose library code still raises built-in errors for a user's mistake (the toy world's, the
-# VLM's and the VQA command lines) keep the old, wider net until those raises become ChapterErrors.
-BROAD_EXPECTED_ERRORS = (*EXPECTED_ERRORS, ValueError, KeyError, RuntimeError)
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -30,7 +27,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
                         help="default: best for the device (bf16 on CPUs with native bf16, fp16 on CUDA)")
 
 
-def run_cli(main: Callable[[], int], expected: tuple = BROAD_EXPECTED_ERRORS) -> int:
+def run_cli(main: Callable[[], int], expected: tuple = EXPECTED_ERRORS) -> int:
     """Run an entry point: its return value is the exit code; ``expected`` errors print one line and give 2,
     any other error propagates with its traceback."""
     try:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .errors import UsageError
+
 try:  # HEIC/HEIF: registered once, on import, for every Image.open in the process
     from pillow_heif import register_heif_opener
 
@@ -29,7 +31,7 @@ MAX_PIXELS = 100_000_000
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".avif"} | HEIF_SUFFIXES
 
 
-class BadImageError(ValueError):
+class BadImageError(UsageError):
     """A file that cannot be used as an image; the message says why."""
 
 

@@ -16,6 +16,7 @@ import sys
 from dataclasses import dataclass, field
 
 from .captioning import images_to_rgb, toy_safe_dtype
+from .errors import UsageError
 from .language import tidy_text
 from .models import (
     ModelUnavailableError,
@@ -230,9 +231,9 @@ class ChatSession:
     def ask(self, question: str) -> str:
         question = " ".join(question.split())
         if not question:
-            raise ValueError("the question is empty: type a question about the image")
+            raise UsageError("the question is empty: type a question about the image")
         if len(question) > 500:
-            raise ValueError(f"the question is {len(question)} characters long; keep it under 500")
+            raise UsageError(f"the question is {len(question)} characters long; keep it under 500")
         answer = self.answerer.answer(self.image, question, history=self.history[-self.max_turns:])
         self.history.append((question, answer))
         return answer

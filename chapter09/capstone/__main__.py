@@ -6,9 +6,8 @@ import json
 import sys
 from pathlib import Path
 
-from ..cli import EXPECTED_ERRORS, add_model_options, run_cli
+from ..cli import add_model_options, run_cli
 from ..errors import UsageError
-from ..images import BadImageError
 from ..models import Settings
 
 _RESULT_STREAM = []  # where results go: stdout, even while chatter is sent to stderr for --json
@@ -324,8 +323,7 @@ def main(argv=None) -> int:
     try:
         # with --json, stdout carries the JSON alone: model banners and notes go to stderr
         with contextlib.redirect_stdout(sys.stderr) if getattr(args, "json", False) else contextlib.nullcontext():
-            # BadImageError (a photo that will not decode) is not yet a ChapterError: images.py keeps it a ValueError
-            return run_cli(lambda: args.function(args), expected=(*EXPECTED_ERRORS, BadImageError))
+            return run_cli(lambda: args.function(args))
     finally:
         _RESULT_STREAM.pop()
 

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from .. import config
+from ..errors import UsageError
 from .train_blip import train_captioner, train_vqa
 from .train_chinese_clip import train_chinese_clip
 from .train_clip import train_clip
@@ -29,7 +30,7 @@ TRAINERS = {
 def train_role(role: str, out_dir=None, steps: int | None = None, seed: int = 0) -> Path:
     """Train the toy twin of ``role`` and save it (default: its folder in ``twins/``)."""
     if role not in TRAINERS:
-        raise ValueError(f"no toy trainer for role {role!r}; trainable roles: {', '.join(TRAINERS)}")
+        raise UsageError(f"no toy trainer for role {role!r}; trainable roles: {', '.join(TRAINERS)}")
     out_dir = Path(out_dir) if out_dir else config.model_spec(role).toy_path
     started = time.time()
     TRAINERS[role](out_dir, steps, seed)

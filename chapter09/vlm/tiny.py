@@ -21,6 +21,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..errors import UsageError
+
 META_FILE = "tiny_vlm.json"
 
 
@@ -156,16 +158,16 @@ def read_captions(path) -> tuple[list[Path], list[str]]:
     try:
         rows = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as error:
-        raise ValueError(f"cannot read {path}: {error}. Expected [{{\"image\": ..., \"caption\": ...}}, ...]")
+        raise UsageError(f"cannot read {path}: {error}. Expected [{{\"image\": ..., \"caption\": ...}}, ...]")
     if not isinstance(rows, list) or not rows:
-        raise ValueError(f"{path} must hold a non-empty JSON list of {{\"image\": ..., \"caption\": ...}}")
+        raise UsageError(f"{path} must hold a non-empty JSON list of {{\"image\": ..., \"caption\": ...}}")
     images, captions = [], []
     for i, row in enumerate(rows):
         if not isinstance(row, dict) or not isinstance(row.get("image"), str) or not str(row.get("caption", "")).strip():
-            raise ValueError(f"{path}, entry {i}: needs a string 'image' and a non-empty 'caption', got {row!r}")
+            raise UsageError(f"{path}, entry {i}: needs a string 'image' and a non-empty 'caption', got {row!r}")
         image = Path(row["image"]) if Path(row["image"]).is_absolute() else path.parent / row["image"]
         if not image.exists():
-            raise ValueError(f"{path}, entry {i}: image {image} does not exist")
+            raise UsageError(f"{path}, entry {i}: image {image} does not exist")
         images.append(image)
         captions.append(row["caption"].strip())
     return images, captions
