@@ -365,7 +365,8 @@ def test_a_network_host_needs_a_login_unless_no_auth_says_so(server, capsys, tmp
             parse_logins([broken], env="")
 
 
-def test_a_login_guards_the_page_and_the_api_and_a_burst_leaves_others_served(server, monkeypatch):
+def test_a_login_guards_the_page_and_the_api_a_burst_leaves_others_served_and_nothing_phones_home(server,
+                                                                                                   monkeypatch):
     import threading
     import time
 
@@ -374,6 +375,27 @@ def test_a_login_guards_the_page_and_the_api_and_a_burst_leaves_others_served(se
 
     from chapter09.capstone import serve as serve_module
 
+    # every name looked up and every address connected to, from building the app to the last search
+    # (Gradio with analytics on looks up api.gradio.app and huggingface.co as it starts)
+    contacted, lookup, connect = [], socket.getaddrinfo, socket.socket.connect
+
+    def recorded_lookup(host, *args, **kwargs):
+        contacted.append(host)
+        return lookup(host, *args, **kwargs)
+
+    def recorded_connect(sock, address):
+        contacted.append(address[0] if isinstance(address, tuple) else address)
+        return connect(sock, address)
+
+    monkeypatch.setattr(socket, "getaddrinfo", recorded_lookup)
+    monkeypatch.setattr(socket.socket, "connect", recorded_connect)
+    # gradio_client itself reports its use to huggingface.co and fetches huggingface_hub's agent registry
+    # from there as it starts (HF_HUB_DISABLE_TELEMETRY=1 / HF_HUB_OFFLINE=1 on the client stop them): the
+    # client's doing, not the server's. These clients skip both, so whatever is left was the server's.
+    import huggingface_hub.utils._detect_agent as detect_agent
+
+    monkeypatch.setattr(Client, "_telemetry_thread", lambda self: None)
+    monkeypatch.setattr(detect_agent, "_fetch_registry", lambda: None)
     real = serve_module.WebLibrary.by_text
 
     def slow(self, *args, **kwargs):  # a search that takes long enough for a burst to overlap
@@ -411,6 +433,8 @@ def test_a_login_guards_the_page_and_the_api_and_a_burst_leaves_others_served(se
         assert outcomes.count("ok") >= 1 and any("slow down" in o for o in outcomes), outcomes
     finally:
         app.close()
+    outside = {str(host) for host in contacted} - {"127.0.0.1", "localhost", "::1", "0.0.0.0", "None"}
+    assert contacted and not outside, outside
 
 
 def test_a_read_only_index_is_served_with_thumbnails_made_in_a_cache(server, tmp_path, monkeypatch, capsys):
