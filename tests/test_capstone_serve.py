@@ -344,6 +344,13 @@ def test_one_client_gets_a_few_slots_and_then_is_told_to_slow_down():
             pass  # others are served meanwhile
     with limiter.slot(request()), limiter.slot(request()):
         pass  # slots come back when searches end
+    with limiter.slot(request(host="127.0.0.1")), limiter.slot(request(host="127.0.0.1")), \
+            limiter.slot(request(host="127.0.0.1")):
+        pass  # this machine's own user, without a login, is not limited (bench.web plays 20 users from here)
+    with pytest.raises(Error, match=r"this client \(user ann\)"):
+        with limiter.slot(request("ann", "127.0.0.1")), limiter.slot(request("ann", "127.0.0.1")), \
+                limiter.slot(request("ann", "127.0.0.1")):
+            pass
     assert not limiter.running
 
 

@@ -55,7 +55,7 @@ TOY_BANNER = ("TOY WORLD: tiny models trained on synthetic shapes; results on re
 ROLES = ("clip", "chinese_clip", "multilingual_text", "translator_zh_en", "translator_en_zh", "captioner")
 SEARCH_CONCURRENCY = 8  # searches answered at once (the rest queue)
 QUEUE_SIZE = 64  # requests waiting at most; beyond it Gradio answers that the queue is full
-PER_CLIENT = 2  # searches one client (login, else address) may have running at once
+PER_CLIENT = 2  # searches one client (login, else address; loopback without login: no limit) may run at once
 MAX_K = 50  # results per search (the slider's maximum)
 MAX_QUERY_CHARS = 500
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -153,24 +153,31 @@ class ClientLimiter:
 
     Gradio's ``concurrency_limit`` bounds an event for all clients together, so one client sending a
     burst would otherwise take every search slot; with this, its extra requests end at once and the
-    slots go to the others."""
+    slots go to the others. A client is its login, else its address; this machine's own user (loopback,
+    no login) is not limited (``bench.web`` plays 20 users from here)."""
 
     def __init__(self, limit: int):
         self.limit, self.running, self._lock = limit, Counter(), threading.Lock()
 
     @staticmethod
-    def client(request) -> str:
-        if request is None:
-            return "local"
+    def client(request) -> str | None:
+        """Who ``request`` comes from, or None for this machine's own user (not limited)."""
         user = getattr(request, "username", None)
         host = getattr(getattr(request, "client", None), "host", None)
-        return f"user {user}" if user else f"address {host or 'unknown'}"
+        if user:
+            return f"user {user}"
+        if request is None or host in LOOPBACK:
+            return None
+        return f"address {host or 'unknown'}"
 
     @contextlib.contextmanager
     def slot(self, request):
         import gradio as gr
 
         who = self.client(request)
+        if who is None:
+            yield
+            return
         with self._lock:
             if self.running[who] >= self.limit:
                 raise gr.Error(f"slow down: this client ({who}) already has {self.limit} searches running; "
