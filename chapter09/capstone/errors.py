@@ -89,12 +89,13 @@ def full_error(location: str | Path, doing: str, kept: str, needed: int | None =
 
 
 def file_system_error(location: str | Path, error: BaseException, doing: str,
-                      kept: str = "the index as the last run left it") -> BaseException:
+                      kept=lambda: "the index as the last run left it", needed: int | None = None) -> BaseException:
     """A full or read-only file system behind ``error`` in words (IndexFullError / IndexReadOnlyError);
-    any other error is handed back as it is."""
+    any other error is handed back as it is. ``kept()`` says what the index still holds (asked only
+    for a full disk); ``needed``: about how many bytes the write was adding, when known."""
     code = write_errno(error)
     if code in READ_ONLY_ERRNOS:
         return read_only_error(location, error, doing)
     if code in FULL_ERRNOS:
-        return full_error(location, doing, kept)
+        return full_error(location, doing, kept(), needed)
     return error

@@ -43,17 +43,7 @@ from pathlib import Path
 
 from . import npz_migration
 from . import vectors as vector_search
-from .errors import (
-    FULL_ERRNOS,
-    READ_ONLY_ERRNOS,
-    IndexFullError,
-    IndexReadOnlyError,
-    StoreError,
-    full_error,
-    log,
-    read_only_error,
-    write_errno,
-)
+from .errors import IndexFullError, IndexReadOnlyError, StoreError, file_system_error, log
 from .lock import LOCK_NAME, IndexLock
 from .tables import (
     EncoderIdentity,
@@ -190,12 +180,10 @@ class Store:
         except (IndexFullError, IndexReadOnlyError):
             raise
         except (OSError, RuntimeError) as error:
-            code = write_errno(error)
-            if code in FULL_ERRNOS:
-                raise full_error(self.location, doing, self.kept(), needed) from None
-            if code in READ_ONLY_ERRNOS:
-                raise read_only_error(self.location, error, doing) from None
-            raise
+            translated = file_system_error(self.location, error, doing, self.kept, needed)
+            if translated is error:
+                raise
+            raise translated from None
 
     def kept(self) -> str:
         """What the index holds now, in words: its committed rows (read back, so a failed write is not counted)."""
