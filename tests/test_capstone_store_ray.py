@@ -1,6 +1,10 @@
-"""`index --engine ray` on a local Ray (2 CPUs) gives the index the local engine gives: rows, failures, vectors, hits."""
+"""`index --engine ray` on a multi-node Ray cluster (one machine) gives the index the local engine gives.
+
+The cluster is Ray's own ``ray.cluster_utils.Cluster``: a head that runs nothing (0 CPUs) and two worker
+nodes of 2 CPUs each, every port picked free (xdist workers each start their own); decoding and encoding
+must both run on the two nodes, and the rows, failures, vectors and top results equal the local engine's.
+"""
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -26,10 +30,14 @@ def library(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield ray
-    ray.shutdown()
+def cluster():
+    from ray.cluster_utils import Cluster
+
+    head = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    workers = [head.add_node(num_cpus=2) for _ in range(2)]
+    head.wait_for_nodes()
+    yield head, workers
+    head.shutdown()
 
 
 def _table(index):
@@ -40,21 +48,54 @@ def _table(index):
     return dict(zip(paths, vectors.astype(np.float32))), store.failures()
 
 
-def test_ray_engine_matches_local_engine(library, local_ray, tmp_path):
+def test_encoding_pool_uses_the_clusters_cpus_or_one_actor_per_gpus_per_actor():
+    from chapter09.capstone.indexer import encoding_pool
+    from chapter09.errors import SetupError, UsageError
+
+    assert encoding_pool({"CPU": 2}, None, 0, 1) == (1, 1)  # one node of 2 CPUs: one actor, one CPU decodes
+    assert encoding_pool({"CPU": 40}, None, 0, 1) == (30, 30)  # ten 4-CPU nodes: 3/4 of the CPUs encode
+    assert encoding_pool({"CPU": 40}, None, 0, 4) == (7, 7)
+    assert encoding_pool({"CPU": 40}, 12, 0, 1) == (12, 12)
+    assert encoding_pool({"CPU": 64, "GPU": 8}, None, 1, 1) == (8, 8)
+    assert encoding_pool({"CPU": 64, "GPU": 8}, None, 0.5, 1) == (16, 16)
+    with pytest.raises(UsageError, match="--actors 3 or fewer"):
+        encoding_pool({"CPU": 4}, 4, 0, 1)
+    with pytest.raises(SetupError, match="add nodes"):
+        encoding_pool({"CPU": 1}, None, 0, 1)
+    with pytest.raises(SetupError, match="drop --gpus-per-actor"):
+        encoding_pool({"CPU": 8}, None, 1, 1)
+
+
+def test_ray_engine_on_a_two_node_cluster_matches_local_engine(library, cluster, tmp_path, capsys):
+    from chapter09.capstone.__main__ import main as capstone
     from chapter09.capstone.indexer import build_index
     from chapter09.capstone.search import LibrarySearch
     from chapter09.clip import clip_encoder
     from chapter09.toyworld import load_scenes
 
-    encoders = {"clip": clip_encoder("clip", Settings("toy"))}
+    head, _ = cluster
+    settings = Settings("toy", precision="fp32")
+    encoders = {"clip": clip_encoder("clip", settings)}
     local = build_index(library, tmp_path / "local", encoders, batch_size=8, workers=0, progress=False)
-    # the Ray run is interrupted after 16 images, then resumed: resumable exactly like the local engine
+    # a run interrupted after 16 images (one Ray run costs ~30 s here: every worker process imports torch,
+    # so the interrupted one is local), then resumed on Ray through the command line, on both worker nodes
     with pytest.raises(KeyboardInterrupt):
-        build_index(library, tmp_path / "ray", encoders, batch_size=8, progress=False, engine="ray", stop_after=16)
+        build_index(library, tmp_path / "ray", encoders, batch_size=8, workers=0, progress=False, stop_after=16)
     partial, _ = _table(tmp_path / "ray")
     assert 16 <= len(partial) < 36
-    resumed = build_index(library, tmp_path / "ray", encoders, batch_size=8, progress=False, engine="ray")
-    assert resumed.unchanged == len(partial) and resumed.added == 36 - len(partial) and resumed.engine == "ray"
+    capsys.readouterr()
+    assert capstone(["index", str(library), "--index", str(tmp_path / "ray"), "--engine", "ray", "--models", "toy",
+                     "--precision", "fp32", "--no-progress", "--batch-size", "8", "--json",
+                     "--ray-address", head.address, "--actors", "2"]) == 0
+    resumed = json.loads(capsys.readouterr().out)
+    for key in ("total", "added", "updated", "unchanged", "removed", "failed", "skipped", "startup_s"):
+        assert key in resumed
+    assert resumed["engine"] == "ray" and resumed["total"] == 36
+    assert resumed["unchanged"] == len(partial) and resumed["added"] == 36 - len(partial)
+    placed = resumed["ray"]
+    assert (placed["nodes"], placed["cpus"], placed["pool"], placed["actors"]) == (3, 4, [2, 2], 2), placed
+    assert placed["actor_nodes"] == 2 and placed["decode_nodes"] == 2, placed  # both worker nodes did both (the head has no CPUs)
+    assert placed["decoded_inside_actors"] == 0, placed  # decoding was not fused into the actors
 
     local_rows, local_failures = _table(tmp_path / "local")
     ray_rows, ray_failures = _table(tmp_path / "ray")
@@ -63,16 +104,17 @@ def test_ray_engine_matches_local_engine(library, local_ray, tmp_path):
     assert set(local_failures) == {"images/truncated.png", "images/notes.jpg"}
     assert {f["path"] for f in local.failed} == set(local_failures)
     skipped = {s["path"] for s in local.skipped}
-    assert skipped == {s["path"] for s in resumed.skipped} == {"captions.jsonl", "qa.jsonl", "scenes.jsonl"}
-    # vectors equal within bf16 tolerance (different batches on a bf16 model), stored as float16
+    assert skipped == {s["path"] for s in resumed["skipped"]} == {"captions.jsonl", "qa.jsonl", "scenes.jsonl"}
+    # vectors equal within tolerance (different batches, other processes), stored as float16
     a = np.stack([local_rows[p] for p in sorted(local_rows)])
     b = np.stack([ray_rows[p] for p in sorted(local_rows)])
     assert np.abs(a - b).max() <= 0.03, np.abs(a - b).max()
     assert (a * b).sum(axis=1).min() >= 0.995
 
     # incremental: nothing new, and the known bad files are reported without being retried
-    again = build_index(library, tmp_path / "ray", encoders, batch_size=8, progress=False, engine="ray")
-    assert (again.added, again.updated, again.unchanged) == (0, 0, 36)
+    again = build_index(library, tmp_path / "ray", encoders, batch_size=8, progress=False, engine="ray",
+                        ray_address=head.address)
+    assert (again.added, again.updated, again.unchanged) == (0, 0, 36) and not ray.is_initialized()
     assert {f["path"]: f["retried"] for f in again.failed} == {p: False for p in local_failures}
 
     # the same top results from both indexes
@@ -82,16 +124,3 @@ def test_ray_engine_matches_local_engine(library, local_ray, tmp_path):
         query = scenes[name].captions("en")[0]
         hits = [[h["path"] for h in s.by_text(query, 5)["hits"]] for s in searchers]
         assert hits[0][0] == hits[1][0] and len(set(hits[0]) & set(hits[1])) >= 4, (query, hits)
-
-
-def test_cli_index_engine_ray_reports_the_same_json_keys(library, local_ray, tmp_path, capsys):
-    from chapter09.capstone.__main__ import main as capstone
-
-    small = tmp_path / "small"
-    shutil.copytree(library / "images", small, ignore=lambda d, names: sorted(names)[10:])
-    assert capstone(["index", str(small), "--index", str(tmp_path / "idx"), "--engine", "ray", "--models", "toy",
-                     "--precision", "fp32", "--no-progress", "--batch-size", "4", "--json"]) == 0
-    summary = json.loads(capsys.readouterr().out)
-    for key in ("total", "added", "updated", "unchanged", "removed", "failed", "skipped"):
-        assert key in summary
-    assert summary["engine"] == "ray" and summary["added"] == summary["total"] == 10

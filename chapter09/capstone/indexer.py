@@ -38,6 +38,8 @@ from .vectors import ANN_THRESHOLD
 
 ENGINES = ("local", "ray")
 RAY_BLOCK_FILES = 256  # files per Ray block: one decode task reads a block
+ENCODE_CPU_SHARE = 0.75  # CPU-only Ray cluster: the encoding pool's share of its CPUs (the rest decodes)
+DECODE_MEMORY = 256 << 20  # bytes a Ray decode task reserves beside its batch's pixels (one large photo decoding)
 
 
 # ----------------------------------------------------------------------------- files
@@ -130,6 +132,7 @@ class IndexSummary:
     seconds: float = 0.0
     images_per_s: float = 0.0  # images encoded / seconds from the first decode to the last row (Ray: incl. start)
     startup_s: float = 0.0  # ray: joining or starting Ray
+    ray: dict = field(default_factory=dict)  # ray: the cluster and where decoding and encoding ran (_run_ray)
     ann: dict = field(default_factory=dict)  # role -> {"nprobe", "recall_at_10", "build_s"} when built
 
     def to_json(self) -> dict:
@@ -141,6 +144,11 @@ class IndexSummary:
                  f"removed {self.removed}, failed {len(self.failed)}, skipped {len(self.skipped)} (not images, or not regular files)  "
                  f"({self.seconds:.1f} s, {self.images_per_s:.1f} images/s encoded, engine {self.engine})"]
         lines += [f"  note: {note}" for note in self.notes]
+        if self.ray:
+            r = self.ray
+            lines.append(f"  ray: {r['nodes']} nodes ({r['cpus']:g} CPUs, {r['gpus']:g} GPUs), started in "
+                         f"{self.startup_s:.1f} s; {r['actors']} encoding actors ({r['cpus_per_actor']:g} CPUs each) "
+                         f"on {r['actor_nodes']} nodes; decoding on {r['decode_nodes']} nodes")
         for role, ann in self.ann.items():
             lines.append(f"  {role}: ANN index (IVF-SQ8) built in {ann['build_s']} s, nprobe {ann['nprobe']}, "
                          f"recall@10 vs exact {ann['recall_at_10']:.3f}")
@@ -337,6 +345,7 @@ def _decode_block(batch: dict, root: str, preprocessors: dict, min_side: int) ->
     out = {key: np.array([item[key] for item in items], dtype=object if key in ("path", "reason", "sha1") else None)
            for key in ("path", "ok", "reason", "width", "height", "size", "mtime_ns", "sha1")}
     out["roles"] = batch["roles"]
+    out["decode_node"], out["decode_worker"] = _where(len(items))
     for role in preprocessors:
         shape = next((np.asarray(item["pixels"][role]).shape for item in items if item["ok"]), None)
         stack = np.zeros((len(items), *(shape or (0,))), np.float32)
@@ -347,15 +356,24 @@ def _decode_block(batch: dict, root: str, preprocessors: dict, min_side: int) ->
     return out
 
 
-class _EncodeActor:
-    """Ray actor: one copy of each encoder; pixel batches in, unit vectors out."""
+def _where(n: int) -> tuple:
+    """Columns naming the Ray node and worker process that ran this batch (the summary counts them)."""
+    import ray
 
-    def __init__(self, specs: dict, identities: dict, threads: int):
+    context = ray.get_runtime_context()
+    return np.array([context.get_node_id()] * n, dtype=object), np.array([context.get_worker_id()] * n, dtype=object)
+
+
+class _EncodeActor:
+    """Ray actor: one copy of each encoder; pixel batches in, unit vectors out; torch threads = the CPUs Ray gave it."""
+
+    def __init__(self, specs: dict, identities: dict):
+        import ray
         import torch
 
         from ..clip import ClipEncoder
 
-        torch.set_num_threads(max(1, threads))
+        torch.set_num_threads(max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1))))
         self.encoders = {}
         for role, (settings, local_dir) in specs.items():
             self.encoders[role] = ClipEncoder(role, settings, local_dir=local_dir)
@@ -376,11 +394,8 @@ class _EncodeActor:
                 vectors[chosen] = encoder.encode_pixels(torch.from_numpy(np.ascontiguousarray(
                     batch[f"pixels_{role}"][chosen])))
             out[f"vector_{role}"] = vectors
+        out["encode_node"], out["encode_worker"] = _where(len(batch["path"]))
         return out
-
-
-def _decode_task_args() -> dict:
-    return {"num_cpus": 1}
 
 
 def start_ray(address: str | None = None, num_cpus: int | None = None):
@@ -395,9 +410,35 @@ def start_ray(address: str | None = None, num_cpus: int | None = None):
     kwargs = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
     if address:
         ray.init(address=address, **kwargs)
-    else:
-        ray.init(num_cpus=num_cpus or os.cpu_count() or 1, **kwargs)
+    else:  # "local": a Ray of its own, never one that `ray start` or a test cluster left on this machine
+        ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1, **kwargs)
     return ray, True
+
+
+def encoding_pool(resources: dict, actors: int | None, gpus_per_actor: float, cpus_per_actor: float) -> tuple:
+    """(min, max) actors of the encoding pool on a cluster with ``resources`` (``ray.cluster_resources()``).
+
+    With ``gpus_per_actor``: one actor per ``gpus_per_actor`` GPUs (or ``actors``). On CPUs: ``actors``, else
+    as many as ``ENCODE_CPU_SHARE`` of the cluster's CPUs hold; either way at least one CPU is left to the
+    decode tasks. A fixed pool: every actor loads its model at the start, in parallel.
+    """
+    if gpus_per_actor:
+        gpus = resources.get("GPU", 0)
+        if gpus < gpus_per_actor:
+            raise SetupError(f"--gpus-per-actor {gpus_per_actor:g}, but the Ray cluster has {gpus:g} GPUs: "
+                             "add GPU nodes, or drop --gpus-per-actor to encode on CPUs")
+        size = actors or max(1, int(gpus // gpus_per_actor))
+        return size, size
+    cpus = resources.get("CPU", 0)
+    most = int((cpus - 1) // cpus_per_actor)  # one CPU at least stays with decoding
+    if most < 1:
+        raise SetupError(f"the Ray cluster has {cpus:g} CPUs: an encoding actor needs {cpus_per_actor:g} and "
+                         "decoding one more; add nodes, or join another cluster with --ray-address")
+    if actors and actors > most:
+        raise UsageError(f"--actors {actors}: the Ray cluster's {cpus:g} CPUs hold at most {most} encoding actors "
+                         f"of {cpus_per_actor:g} CPUs beside decoding; pass --actors {most} or fewer, or add nodes")
+    size = actors or max(1, min(most, int(cpus * ENCODE_CPU_SHARE // cpus_per_actor)))
+    return size, size
 
 
 def _run_ray(root: Path, plan: _Plan, encoders: dict, writer: _Writer, batch_size: int, bar,
@@ -415,28 +456,38 @@ def _run_ray(root: Path, plan: _Plan, encoders: dict, writer: _Writer, batch_siz
         preprocessors = {role: enc.processor.image_processor for role, enc in encoders.items()}
         per_block = min(RAY_BLOCK_FILES, max(batch_size, len(plan.todo) // 16))  # >= 16 blocks to pipeline
         blocks = max(1, -(-len(plan.todo) // per_block))
-        if actors is None:
-            gpus = ray.cluster_resources().get("GPU", 0)
-            actors = max(1, int(gpus // gpus_per_actor)) if gpus_per_actor else 1
+        resources = ray.cluster_resources()
+        smallest, largest = encoding_pool(resources, actors, gpus_per_actor, cpus_per_actor)
+        nodes = sum(1 for node in ray.nodes() if node["Alive"])
         ds = ray.data.from_items([{"path": p, "roles": ",".join(plan.needs[p])} for p in plan.todo],
                                  override_num_blocks=blocks)
-        # decoding stays a task of its own (a ray_remote_args_fn keeps Ray from fusing it into the
-        # encoding actors, where it would no longer overlap with encoding)
-        ds = ds.map_batches(_decode_block, batch_size=batch_size, batch_format="numpy",
-                            ray_remote_args_fn=_decode_task_args,
+        # Decoding stays an operator of its own, never fused into the encoding actors (where it would no
+        # longer overlap with encoding): Ray Data fuses a task map into an actor map only when their remote
+        # args agree, and each decode task reserves the memory its decoded batch holds (plus one photo).
+        pixels = batch_size * sum(4 * 3 * enc.image_side ** 2 for enc in encoders.values())
+        ds = ds.map_batches(_decode_block, batch_size=batch_size, batch_format="numpy", num_cpus=1,
+                            memory=pixels + DECODE_MEMORY,
                             fn_kwargs={"root": str(root), "preprocessors": preprocessors, "min_side": min_side})
         ds = ds.map_batches(_EncodeActor, batch_size=batch_size, batch_format="numpy",
-                            compute=ray.data.ActorPoolStrategy(size=actors),
+                            compute=ray.data.ActorPoolStrategy(min_size=smallest, max_size=largest),
                             fn_constructor_kwargs={"specs": _encoder_specs(encoders),
-                                                   "identities": {r: encoder_identity(r, e) for r, e in encoders.items()},
-                                                   "threads": max(1, int(cpus_per_actor))},
+                                                   "identities": {r: encoder_identity(r, e) for r, e in encoders.items()}},
                             num_cpus=cpus_per_actor, num_gpus=gpus_per_actor or None)
+        seen = {"decode_node": set(), "decode_worker": set(), "encode_node": set(), "encode_worker": set()}
         for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
             items = [{"path": str(batch["path"][j]), "ok": bool(batch["ok"][j]), "reason": str(batch["reason"][j]),
                       "width": int(batch["width"][j]), "height": int(batch["height"][j]),
                       "size": int(batch["size"][j]), "mtime_ns": int(batch["mtime_ns"][j]),
                       "sha1": str(batch["sha1"][j])} for j in range(len(batch["path"]))]
             writer.write(items, {role: batch[f"vector_{role}"] for role in encoders})
+            for key, values in seen.items():
+                values.update(str(v) for v in batch[key])
+            writer.summary.ray = {
+                "nodes": nodes, "cpus": resources.get("CPU", 0), "gpus": resources.get("GPU", 0),
+                "pool": [smallest, largest], "cpus_per_actor": cpus_per_actor, "gpus_per_actor": gpus_per_actor,
+                "actors": len(seen["encode_worker"]), "actor_nodes": len(seen["encode_node"]),
+                "decode_workers": len(seen["decode_worker"]), "decode_nodes": len(seen["decode_node"]),
+                "decoded_inside_actors": len(seen["decode_worker"] & seen["encode_worker"])}
             bar.update(len(items))
     finally:
         if started:
