@@ -36,8 +36,9 @@ ruff check .
 # CI (and anyone who installed everything) runs strict: a skipped test fails the run instead of hiding.
 if [ -n "${CI:-}" ]; then export CH09_TESTS_STRICT=1; fi
 # One worker per core (pytest-xdist), one torch thread each (tests/conftest.py); a file's tests share a worker,
-# so module fixtures are built once. The slower tier (marker slow) is left out: `python -m pytest -m slow`.
-python -m pytest -q -n auto --dist loadfile -m "not slow" "$@"
+# so module fixtures are built once; the longest files go first (tests/conftest.py LONGEST_FIRST, kept in that
+# order by --no-loadscope-reorder). The slower tier (marker slow) is left out: `python -m pytest -m slow`.
+python -m pytest -q -n auto --dist loadfile --no-loadscope-reorder -m "not slow" "$@"
 
 # The same decisions on the other kind of CPU: hide bf16 from the capability check (chapter09/cpu.py).
 if [ $# -eq 0 ]; then
