@@ -233,3 +233,52 @@ def test_heic_and_avif_photos_are_indexed_searched_and_captioned_like_jpeg(small
         assert searcher.by_image(path, k=1)["hits"][0]["path"] == path.name
         caption_of_file, = caption_images([path], ("en",), settings)
         assert caption_of_file["en"] == caption_images([original], ("en",), settings)[0]["en"]
+
+
+def as_tool_export(root, n=6, corrupt=("broken.jpg",), missing=("gone.jpg",)):
+    """An annotation tool's COCO export: result.json beside images/, a handful of tiny JPEGs; ``corrupt``
+    are on disk but truncated, ``missing`` are listed but absent."""
+    from PIL import Image
+
+    (root / "images").mkdir(parents=True)
+    names = [f"photo_{i}.jpg" for i in range(n)]
+    colours = ["red", "green", "blue", "yellow", "purple", "orange", "white", "black"]
+    for i, name in enumerate(names):
+        Image.new("RGB", (48, 40), colours[i % len(colours)]).save(root / "images" / name, quality=90)
+    for name in corrupt:
+        whole = (root / "images" / names[0]).read_bytes()
+        (root / "images" / name).write_bytes(whole[: len(whole) // 3])  # a JPEG cut off mid-scan
+    listed = names + list(corrupt) + list(missing)
+    data = {"images": [{"id": i, "file_name": name} for i, name in enumerate(listed)],
+            "annotations": [{"id": i, "image_id": i, "caption": f"a {colours[i % len(colours)]} square"}
+                            for i in range(len(listed))]}
+    (root / "result.json").write_text(json.dumps(data))
+    return root / "result.json", names
+
+
+def test_a_tool_export_with_images_beside_its_json_is_found_and_a_corrupt_image_is_skipped(tmp_path, capsys):
+    from chapter09.capstone.__main__ import main
+
+    json_path, names = as_tool_export(tmp_path / "export")
+    data = load_dataset(json_path)
+    assert [p.name for p in data.images] == names  # found in images/, not reported missing
+    assert all(p.parent == tmp_path / "export" / "images" for p in data.images)
+    assert data.missing == ["gone.jpg"]
+    assert list(data.unreadable) == ["broken.jpg"] and "truncated" in data.unreadable["broken.jpg"]
+    assert len(data.texts) == len(names)  # the captions of the skipped images went with them
+    report = evaluate_retrieval(data, "clip", Settings("toy"))
+    assert report["images"] == len(names) and report["unreadable"] == 1 and report["missing"] == 1
+    assert report["unreadable_examples"][0].startswith("broken.jpg (")
+    # the command line names the corrupt image like the missing one and carries on to the recall
+    assert main(["eval", "--dataset", str(json_path), "--models", "toy"]) == 0
+    out = capsys.readouterr().out
+    assert "MISSING: 1 listed image(s) not found" in out and "gone.jpg" in out
+    assert "UNREADABLE: 1 listed image(s) could not be decoded" in out and "broken.jpg" in out and "R@1" in out
+
+
+def test_a_data_set_whose_every_image_is_corrupt_says_so(tmp_path):
+    json_path, names = as_tool_export(tmp_path / "export", n=2, missing=())
+    for name in names:
+        (tmp_path / "export" / "images" / name).write_bytes(b"not a jpeg at all")
+    with pytest.raises(ValueError, match="none of the 3 images it lists can be read.*not an image"):
+        load_dataset(json_path)

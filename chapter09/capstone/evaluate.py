@@ -10,10 +10,13 @@ Formats (detected from the path):
 * COCO captions (``{"images": [{id, file_name}], "annotations": [{image_id, caption}]}``): the
   folder as published (``annotations/captions_val2017.json`` beside ``val2017/``; any
   ``captions_<split>.json``), or the JSON itself; the image folder is found by the split name
-  (``val2017/`` next to ``annotations/``, or next to the JSON), or given with ``--images``.
+  (``val2017/`` next to ``annotations/``, or next to the JSON), else ``images/`` beside the JSON
+  or its ``annotations/`` folder (an annotation tool's export), or given with ``--images``.
 
 An image that a data set lists but that is not on disk is reported (``missing``, with a count
 and the first few names), its captions are dropped, and the evaluation goes on with the rest.
+An image that is on disk but cannot be decoded (corrupt, truncated, not an image, unreadable) is
+reported the same way (``unreadable``, with the reason), found by a cheap decode while loading.
 """
 from __future__ import annotations
 
@@ -32,7 +35,7 @@ from PIL import Image
 
 from ..clip import clip_encoder
 from ..errors import UsageError
-from ..images import as_rgb, to_rgb
+from ..images import BadImageError, as_rgb, load_image, to_rgb
 from ..language import has_chinese
 from ..models import Settings
 from ..retrieval import recall_both_ways
@@ -50,6 +53,7 @@ class PairedData:
     text_langs: list[str] = field(default_factory=list)
     image_ids: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # listed by the data set but not on disk (skipped)
+    unreadable: dict[str, str] = field(default_factory=dict)  # on disk but not decodable: name -> why (skipped)
 
     def __post_init__(self):
         if not self.text_langs:
@@ -64,39 +68,77 @@ class PairedData:
         return refs
 
 
+CHECK_SIDE = 32  # the decode that proves an image readable: JPEGs in draft mode at 1/8 scale, cheap
+
+
+def _why_unreadable(path: Path) -> str | None:
+    """None if ``path`` decodes, else the reason (the decoder's words, without the path)."""
+    try:
+        load_image(path, min_side=CHECK_SIDE)
+    except BadImageError as error:
+        return str(error).removeprefix(f"{path}: ")
+    except OSError as error:  # vanished or unreadable between the listing and the read
+        return f"cannot be read ({error.strerror or error})"
+    return None
+
+
 def _pairs(name, rows, resolve_image) -> PairedData:
-    """Rows of (image key, caption, lang or None); images that are not files are left out as missing."""
+    """Rows of (image key, caption, lang or None); images that are not files are left out as missing,
+    files that do not decode as unreadable."""
     image_index: dict[str, int] = {}
     missing: dict[str, None] = {}
+    unreadable: dict[str, str] = {}
     images, texts, owners, langs = [], [], [], []
     for image_key, caption, lang in rows:
-        if image_key in missing:
+        if image_key in missing or image_key in unreadable:
             continue
         if image_key not in image_index:
             image = resolve_image(image_key)
             if isinstance(image, Path) and not image.is_file():
                 missing[image_key] = None
                 continue
+            why = _why_unreadable(image) if isinstance(image, Path) else None
+            if why:
+                unreadable[image_key] = why
+                continue
             image_index[image_key] = len(images)
             images.append(image)
         texts.append(caption)
         owners.append({image_index[image_key]})
         langs.append(lang or ("zh" if has_chinese(caption) else "en"))
-    data = PairedData(name, images, texts, owners, langs, list(image_index), list(missing))
+    data = PairedData(name, images, texts, owners, langs, list(image_index), list(missing), unreadable)
     if not images and missing:
         first = next(iter(missing))
+        also = f" ({len(unreadable)} more are on disk but unreadable)" if unreadable else ""
         raise UsageError(f"{name}: none of the {len(missing)} images it lists is on disk (the first, {first}, "
-                         f"would be {resolve_image(first)}); pass the image folder with --images")
+                         f"would be {resolve_image(first)}){also}; pass the image folder with --images")
+    if not images and unreadable:
+        first, why = next(iter(unreadable.items()))
+        raise UsageError(f"{name}: none of the {len(unreadable)} images it lists can be read (the first, "
+                         f"{resolve_image(first)}: {why}); check that the files are images and readable")
     return data
 
 
+def skipped_fields(data: PairedData, shown: int = 10) -> dict:
+    """The report's account of what was skipped: missing and unreadable images, counted, the first few named."""
+    return {"missing": len(data.missing), "missing_examples": data.missing[:shown],
+            "unreadable": len(data.unreadable),
+            "unreadable_examples": [f"{k} ({why})" for k, why in list(data.unreadable.items())[:shown]]}
+
+
 def missing_note(data: PairedData, shown: int = 3) -> str:
-    """'' or one line: how many listed images are missing, and the first few."""
-    if not data.missing:
-        return ""
-    more = f" and {len(data.missing) - shown} more" if len(data.missing) > shown else ""
-    return (f"{len(data.missing)} listed image(s) missing, skipped with their captions: "
-            f"{', '.join(data.missing[:shown])}{more}")
+    """'' or one line each: how many listed images are missing or unreadable, and the first few."""
+    lines = []
+    if data.missing:
+        more = f" and {len(data.missing) - shown} more" if len(data.missing) > shown else ""
+        lines.append(f"{len(data.missing)} listed image(s) missing, skipped with their captions: "
+                     f"{', '.join(data.missing[:shown])}{more}")
+    if data.unreadable:
+        named = [f"{k} ({why})" for k, why in list(data.unreadable.items())[:shown]]
+        more = f" and {len(data.unreadable) - shown} more" if len(data.unreadable) > shown else ""
+        lines.append(f"{len(data.unreadable)} listed image(s) unreadable, skipped with their captions: "
+                     f"{', '.join(named)}{more}")
+    return "\n".join(lines)
 
 
 LOOKED_FOR = ("captions.jsonl (rows: image, caption, [lang])",
@@ -125,7 +167,8 @@ def find_coco(folder: Path, split: str | None = None) -> Path | None:
 
 
 def coco_image_folder(json_path: Path, file_names: list[str]) -> Path:
-    """Where a COCO JSON's images are: ``<split>/`` beside ``annotations/`` or beside the JSON.
+    """Where a COCO JSON's images are: ``<split>/`` beside ``annotations/`` or beside the JSON, or
+    ``images/`` beside the JSON or beside its ``annotations/`` folder (as annotation tools export it).
 
     The first candidate folder that holds any of the first listed files wins; if none does,
     the split folder (or the JSON's folder), so every image is then reported missing.
@@ -135,7 +178,7 @@ def coco_image_folder(json_path: Path, file_names: list[str]) -> Path:
     candidates = []
     if split:
         candidates += [parent.parent / split, parent / split, parent.parent / "images" / split, parent / "images" / split]
-    candidates += [parent, parent.parent / "images", parent.parent]
+    candidates += [parent, parent / "images", parent.parent / "images", parent.parent]
     probe = file_names[:20]
     for folder in candidates:
         if folder.is_dir() and any((folder / name).is_file() for name in probe):
@@ -189,23 +232,31 @@ def load_chinese_clip_tsv(texts_path: Path) -> PairedData:
     images_path = texts_path.with_name(f"{split}_imgs.tsv")
     if not images_path.exists():
         raise FileNotFoundError(f"{images_path} is missing (it holds image_id<TAB>base64 lines)")
-    images, ids = [], {}
+    images, ids, unreadable = [], {}, {}
     for line in images_path.read_text(encoding="utf-8").splitlines():
         if not line.strip():
             continue
         image_id, encoded = line.split("\t", 1)
+        try:
+            with Image.open(io.BytesIO(base64.urlsafe_b64decode(encoded.strip()))) as image:
+                image.load()
+                image = to_rgb(image)
+        except (OSError, SyntaxError, ValueError) as error:  # bad base64, not an image, truncated
+            unreadable[image_id] = f"corrupt or truncated image ({error})"
+            continue
         ids[image_id] = len(images)
-        images.append(to_rgb(Image.open(io.BytesIO(base64.urlsafe_b64decode(encoded.strip())))))
+        images.append(image)
     texts, owners, absent = [], [], set()
     for line in texts_path.read_text(encoding="utf-8").splitlines():
         if line.strip():
             row = json.loads(line)
             present = {ids[str(i)] for i in row["image_ids"] if str(i) in ids}
-            absent.update(str(i) for i in row["image_ids"] if str(i) not in ids)
+            absent.update(str(i) for i in row["image_ids"] if str(i) not in ids and str(i) not in unreadable)
             if present:
                 texts.append(row["text"])
                 owners.append(present)
-    return PairedData(str(texts_path), images, texts, owners, image_ids=list(ids), missing=sorted(absent))
+    return PairedData(str(texts_path), images, texts, owners, image_ids=list(ids), missing=sorted(absent),
+                      unreadable=unreadable)
 
 
 def load_coco(json_path: Path, images_dir=None) -> PairedData:
@@ -232,7 +283,7 @@ def evaluate_retrieval(data: PairedData, strategy: str = "auto", settings: Setti
     ``image_vectors`` (role -> array) lets several strategies share one encoding of the images.
     """
     report = {"dataset": data.name, "images": len(data.images), "texts": len(data.texts),
-              "missing": len(data.missing), "missing_examples": data.missing[:10], "languages": {}}
+              **skipped_fields(data), "languages": {}}
     image_vectors = {} if image_vectors is None else image_vectors
     for lang in sorted(set(data.text_langs)):
         rows = [t for t, l in enumerate(data.text_langs) if l == lang]
@@ -260,7 +311,7 @@ def compare_strategies(data: PairedData, strategies="all", settings: Settings | 
 
     names = COMPARED_STRATEGIES if strategies == "all" else [s.strip() for s in strategies.split(",") if s.strip()]
     report = {"dataset": data.name, "images": len(data.images), "texts": len(data.texts),
-              "missing": len(data.missing), "missing_examples": data.missing[:10], "strategies": {}}
+              **skipped_fields(data), "strategies": {}}
     image_vectors: dict = {}
     for name in names:
         started = time.perf_counter()
@@ -280,6 +331,11 @@ def _heading(report: dict, what: str) -> str:
         more = f" and {report['missing'] - len(shown)} more" if report["missing"] > len(shown) else ""
         line += (f"\n  MISSING: {report['missing']} listed image(s) not found, skipped with their captions: "
                  f"{', '.join(shown)}{more}")
+    if report.get("unreadable"):
+        shown = report.get("unreadable_examples", [])[:3]
+        more = f" and {report['unreadable'] - len(shown)} more" if report["unreadable"] > len(shown) else ""
+        line += (f"\n  UNREADABLE: {report['unreadable']} listed image(s) could not be decoded, skipped with their "
+                 f"captions: {', '.join(shown)}{more}")
     return line
 
 
@@ -402,8 +458,7 @@ def evaluate_captions(data: PairedData, langs=("en", "zh"), settings: Settings |
     refs = data.references()
     chosen = sorted(refs)[:limit] if limit else sorted(refs)
     langs = [lang for lang in langs if any(lang in refs[i] for i in chosen)]
-    report = {"dataset": data.name, "images": len(chosen), "missing": len(data.missing),
-              "missing_examples": data.missing[:10], "languages": {}}
+    report = {"dataset": data.name, "images": len(chosen), **skipped_fields(data), "languages": {}}
     if not langs:
         return report
     images = [as_rgb(data.images[i]) for i in chosen]
