@@ -229,7 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ray-address", default=None,
                    help="join a running Ray cluster (default: $RAY_ADDRESS, else start a local Ray)")
     p.add_argument("--actors", type=_positive_int, default=None,
-                   help="encoding actors, one model each (default: GPUs / --gpus-per-actor, else 1)")
+                   help="encoding actors, one model each (default: GPUs / --gpus-per-actor; on a CPU-only cluster "
+                        "3/4 of its CPUs, one CPU per actor, at least one CPU left to decoding)")
     p.add_argument("--gpus-per-actor", type=float, default=0.0, help="GPUs per encoding actor on a CUDA cluster")
     p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                    help="if another run is updating this index, wait up to SECONDS for it (default: refuse)")

@@ -39,7 +39,8 @@ from .vectors import ANN_THRESHOLD
 ENGINES = ("local", "ray")
 RAY_BLOCK_FILES = 256  # files per Ray block: one decode task reads a block
 ENCODE_CPU_SHARE = 0.75  # CPU-only Ray cluster: the encoding pool's share of its CPUs (the rest decodes)
-DECODE_MEMORY = 256 << 20  # bytes a Ray decode task reserves beside its batch's pixels (one large photo decoding)
+DECODE_MEMORY = 512 << 20  # bytes a Ray decode task reserves beside its batch's pixels: the worker itself
+# (Python, the image processors; Ray measured 370 MiB per decode worker on toy images) and one large photo
 
 
 # ----------------------------------------------------------------------------- files
@@ -463,7 +464,7 @@ def _run_ray(root: Path, plan: _Plan, encoders: dict, writer: _Writer, batch_siz
                                  override_num_blocks=blocks)
         # Decoding stays an operator of its own, never fused into the encoding actors (where it would no
         # longer overlap with encoding): Ray Data fuses a task map into an actor map only when their remote
-        # args agree, and each decode task reserves the memory its decoded batch holds (plus one photo).
+        # args agree, and each decode task reserves the memory it holds (its worker and decoded batch).
         pixels = batch_size * sum(4 * 3 * enc.image_side ** 2 for enc in encoders.values())
         ds = ds.map_batches(_decode_block, batch_size=batch_size, batch_format="numpy", num_cpus=1,
                             memory=pixels + DECODE_MEMORY,
