@@ -68,7 +68,7 @@ def test_encoding_pool_uses_the_clusters_cpus_or_one_actor_per_gpus_per_actor():
 
 def test_ray_engine_on_a_two_node_cluster_matches_local_engine(library, cluster, tmp_path, capsys):
     from chapter09.capstone.__main__ import main as capstone
-    from chapter09.capstone.indexer import build_index
+    from chapter09.capstone.indexer import IndexSummary, build_index
     from chapter09.capstone.search import LibrarySearch
     from chapter09.clip import clip_encoder
     from chapter09.toyworld import load_scenes
@@ -94,6 +94,8 @@ def test_ray_engine_on_a_two_node_cluster_matches_local_engine(library, cluster,
     assert resumed["unchanged"] == len(partial) and resumed["added"] == 36 - len(partial)
     placed = resumed["ray"]
     assert (placed["nodes"], placed["cpus"], placed["pool"], placed["actors"]) == (3, 4, [2, 2], 2), placed
+    text = IndexSummary("lib", "idx", "ray", ray=placed).text()
+    assert "ray: 3 nodes (4 CPUs, 0 GPUs)" in text and "2 encoding actors (1 CPUs each) on 2 nodes" in text
     assert placed["actor_nodes"] == 2 and placed["decode_nodes"] == 2, placed  # both worker nodes did both (the head has no CPUs)
     assert placed["decoded_inside_actors"] == 0, placed  # decoding was not fused into the actors
 
