@@ -43,10 +43,12 @@ def test_a_worker_node_lost_mid_run_loses_and_duplicates_no_row(tmp_path, monkey
         doomed = head.add_node(num_cpus=2)
         head.add_node(num_cpus=2)
         head.wait_for_nodes()
-        write, removal = indexer._Writer.write, []
+        write, removal, after = indexer._Writer.write, [], []
 
         def write_then_lose_a_node(self, items, vectors):
             write(self, items, vectors)
+            if removal and not removal[0].is_alive():
+                after.append(len(items))  # rows that came back once the node was gone
             if not removal:  # after the first rows are back, in the middle of the run
                 removal.append(threading.Thread(target=head.remove_node, args=(doomed,)))
                 removal[0].start()
@@ -59,6 +61,7 @@ def test_a_worker_node_lost_mid_run_loses_and_duplicates_no_row(tmp_path, monkey
         except Exception as error:  # the other allowed outcome: a clear stop, then a rerun
             outcome = f"stopped: {type(error).__name__}: {error}"
         removal[0].join()
+        assert outcome != "completed" or sum(after) > 0, "the node went only after the run had ended"
         assert not ray.is_initialized()  # it joined the cluster for the run only
         monkeypatch.setattr(indexer._Writer, "write", write)
         if outcome != "completed":
