@@ -284,3 +284,27 @@ def test_index_says_a_full_disk_while_recording_the_precision_in_one_line(tmp_pa
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: the disk holding index {tmp_path / 'idx'} is full "
                                                "while recording the precision")
+
+
+# ----------------------------------------------------------------------------- no fork of a process holding LanceDB
+def test_a_normal_index_run_with_decode_workers_prints_no_fork_warning(tmp_path):
+    """The decode workers come from a fork server that never imported LanceDB, so LanceDB's warning that a
+    forked child may deadlock cannot fire (with a plain fork it prints once per worker); the run's stderr
+    is the user's terminal, so it is read as they would see it."""
+    import sys
+
+    from chapter09.capstone.indexer import decode_loader
+    from chapter09.clip import clip_encoder
+    from chapter09.models import Settings
+    from chapter09.toyworld import write_dataset
+
+    lib = write_dataset(tmp_path / "lib", n=12, seed=5)
+    loader = decode_loader(lib, ["a.png"] * 9, {"clip": clip_encoder("clip", Settings("toy"))}, 4, None)
+    assert loader.num_workers and loader.multiprocessing_context.get_start_method() != "fork"
+    run = subprocess.run([sys.executable, "-m", "chapter09.capstone", "index", str(lib), "--index", str(tmp_path / "idx"),
+                          "--models", "toy", "--precision", "fp32", "--workers", "2", "--batch-size", "4",
+                          "--no-progress"], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONWARNINGS": "default"})
+    assert run.returncode == 0, run.stderr
+    assert "added 12" in run.stdout
+    assert "fork" not in run.stderr and "Warning" not in run.stderr, run.stderr

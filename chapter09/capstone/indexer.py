@@ -310,10 +310,27 @@ def decode_loader(root: Path, todo: list[str], encoders: dict, batch_size: int, 
     from torch.utils.data import DataLoader
 
     min_side = max(enc.image_side for enc in encoders.values())
-    dataset = _Decoded(root, todo, {role: enc.processor.image_processor for role, enc in encoders.items()}, min_side)
+    preprocessors = {role: enc.processor.image_processor for role, enc in encoders.items()}
+    dataset = _Decoded(root, todo, preprocessors, min_side)
     workers = (min(2, os.cpu_count() or 1) if len(todo) > 2 * batch_size else 0) if workers is None else workers
     return DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=_collate,
-                      prefetch_factor=4 if workers else None, persistent_workers=False)
+                      prefetch_factor=4 if workers else None, persistent_workers=False,
+                      multiprocessing_context=decode_context(preprocessors) if workers else None)
+
+
+def decode_context(preprocessors: dict):
+    """How decode workers start: never as a fork of this process, which holds LanceDB's runtime (LanceDB warns
+    that a forked child can deadlock). A fork server (a fresh interpreter that has imported only torch, this
+    module and the image processors, never LanceDB) forks them instead: its start-up is paid once per
+    process, each worker after it starts in a fraction of a second; spawn, where there is no fork server,
+    re-imports everything in every worker."""
+    import multiprocessing
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["torch", __name__, *sorted({type(p).__module__ for p in preprocessors.values()})])
+    return context
 
 
 def _run_local(root: Path, plan: _Plan, encoders: dict, writer: _Writer, batch_size: int, workers: int | None,
