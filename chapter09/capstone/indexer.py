@@ -451,7 +451,7 @@ def encoding_pool(resources: dict, actors: int | None, gpus_per_actor: float, cp
     most = int((cpus - 1) // cpus_per_actor)  # one CPU at least stays with decoding
     if most < 1:
         raise SetupError(f"the Ray cluster has {cpus:g} CPUs: an encoding actor needs {cpus_per_actor:g} and "
-                         "decoding one more; add nodes, or join another cluster with --ray-address")
+                         "decoding one more; add nodes, join another cluster with --ray-address, or use --engine local")
     if actors and actors > most:
         raise UsageError(f"--actors {actors}: the Ray cluster's {cpus:g} CPUs hold at most {most} encoding actors "
                          f"of {cpus_per_actor:g} CPUs beside decoding; pass --actors {most} or fewer, or add nodes")
