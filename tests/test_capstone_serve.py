@@ -354,6 +354,44 @@ def test_one_client_gets_a_few_slots_and_then_is_told_to_slow_down():
     assert not limiter.running
 
 
+def test_one_client_sending_too_many_requests_a_second_is_told_to_slow_down():
+    from gradio import Error
+
+    from chapter09.capstone.serve import ClientLimiter
+
+    def request(user=None, host="10.0.0.7"):
+        return type("Request", (), {"username": user, "client": type("Client", (), {"host": host})()})()
+
+    now = [100.0]
+    limiter = ClientLimiter(2, rate=5, burst=10, clock=lambda: now[0])
+    for _ in range(10):  # a burst of 10, one after another (never more than 2 at once)
+        with limiter.slot(request()):
+            pass
+    with pytest.raises(Error, match=r"slow down: this client \(address 10.0.0.7\) is sending more than 5 requests "
+                                    r"a second \(at most 10 at once\); try again in 0.2 s"):
+        with limiter.slot(request()):
+            pass
+    with limiter.slot(request(host="10.0.0.8")), limiter.slot(request(user="bob")):
+        pass  # others are served meanwhile
+    for _ in range(30):  # this machine's own user, without a login, is not limited
+        with limiter.slot(request(host="127.0.0.1")):
+            pass
+    now[0] += 0.2  # one token back after 1/5 s: one request, then slow down again
+    with limiter.slot(request()):
+        pass
+    with pytest.raises(Error, match="slow down"):
+        with limiter.slot(request()):
+            pass
+    now[0] += 2.0  # a pause refills the bucket, to the burst and no further
+    for _ in range(10):
+        with limiter.slot(request()):
+            pass
+    with pytest.raises(Error, match="slow down"):
+        with limiter.slot(request()):
+            pass
+    assert not limiter.running
+
+
 def test_a_network_host_needs_a_login_unless_no_auth_says_so(server, capsys, tmp_path):
     from chapter09.capstone.serve import check_exposure, parse_logins, serve
     from chapter09.errors import UsageError

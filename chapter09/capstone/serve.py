@@ -29,8 +29,9 @@ cookie) unless ``--no-auth`` says so explicitly. No usage analytics and no monit
 It serves files only from the library folder and the thumbnail folders (every hit path is
 checked to resolve inside the library; every path handed to Gradio is absolute, so the API
 answers wherever ``serve`` was started), bounds ``k`` and the query length, lets one client run
-at most ``PER_CLIENT`` searches at once (the rest of its requests are told to slow down, so one
-client cannot hold every search slot), and refuses uploads over ``--max-upload-mb`` (Gradio
+at most ``PER_CLIENT`` searches at once and ``RATE_PER_S`` requests a second (``RATE_BURST`` at once;
+the rest of its requests are told to slow down, so one client cannot hold every search slot nor keep
+the searcher busy with quick requests), and refuses uploads over ``--max-upload-mb`` (Gradio
 answers 413 before the file is stored; this module checks again for data sent inline) and
 uploads that are not images, with a message saying which limit or why. A read-only index is
 served as it is: thumbnails it lacks are made in a per-user cache folder instead (said once).
@@ -56,6 +57,8 @@ ROLES = ("clip", "chinese_clip", "multilingual_text", "translator_zh_en", "trans
 SEARCH_CONCURRENCY = 8  # searches answered at once (the rest queue)
 QUEUE_SIZE = 64  # requests waiting at most; beyond it Gradio answers that the queue is full
 PER_CLIENT = 2  # searches one client (login, else address; loopback without login: no limit) may run at once
+RATE_PER_S = 5.0  # requests one such client may send a second, on average (a token bucket) ...
+RATE_BURST = 10  # ... and at once after a pause
 MAX_K = 50  # results per search (the slider's maximum)
 MAX_QUERY_CHARS = 500
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -149,15 +152,34 @@ def _writable(folder: Path) -> bool:
 
 
 class ClientLimiter:
-    """At most ``limit`` requests running at once per client; one more is told to slow down.
+    """At most ``limit`` requests running at once per client, and ``rate`` a second (a token bucket of
+    ``burst`` tokens, refilled at ``rate`` a second); a request beyond either is told to slow down.
 
     Gradio's ``concurrency_limit`` bounds an event for all clients together, so one client sending a
     burst would otherwise take every search slot; with this, its extra requests end at once and the
     slots go to the others. A client is its login, else its address; this machine's own user (loopback,
     no login) is not limited (``bench.web`` plays 20 users from here)."""
 
-    def __init__(self, limit: int):
+    def __init__(self, limit: int, rate: float = RATE_PER_S, burst: int = RATE_BURST, clock=None):
+        import time
+
         self.limit, self.running, self._lock = limit, Counter(), threading.Lock()
+        self.rate, self.burst, self.clock = rate, burst, clock or time.monotonic
+        self.buckets: dict[str, tuple[float, float]] = {}  # client -> (tokens, when counted)
+
+    def _take_token(self, who: str) -> float:
+        """0 if ``who`` may send this request now, else the seconds until it may (caller holds the lock)."""
+        now = self.clock()
+        tokens, then = self.buckets.get(who, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - then) * self.rate)
+        if tokens < 1:
+            self.buckets[who] = (tokens, now)
+            return (1 - tokens) / self.rate
+        self.buckets[who] = (tokens - 1, now)
+        if len(self.buckets) > 4096:  # forget clients whose bucket has refilled: the table stays small
+            full = self.burst / self.rate
+            self.buckets = {k: v for k, v in self.buckets.items() if now - v[1] < full}
+        return 0.0
 
     @staticmethod
     def client(request) -> str | None:
@@ -179,6 +201,10 @@ class ClientLimiter:
             yield
             return
         with self._lock:
+            wait = self._take_token(who)
+            if wait:
+                raise gr.Error(f"slow down: this client ({who}) is sending more than {self.rate:g} requests a "
+                               f"second (at most {self.burst} at once); try again in {max(wait, 0.1):.1f} s")
             if self.running[who] >= self.limit:
                 raise gr.Error(f"slow down: this client ({who}) already has {self.limit} searches running; "
                                "wait for them to finish")
