@@ -54,7 +54,9 @@ def test_encoding_rows_are_measured_and_consistent(report):
         # the report divides unrounded figures; the test re-derives them from the rounded ones
         assert report["limit_img_s"][p] == pytest.approx(limit, rel=0.01, abs=0.006) and limit < min(ceiling, decode)
         assert report["efficiency_vs_limit"][p] == pytest.approx(pipeline / limit, rel=0.03)
-        assert report["pipeline_over_model_only"][p] == pytest.approx(pipeline / ceiling, abs=2e-3)
+        # both figures are rounded to 0.01 img/s, the ratio to 0.001: re-derived, it may differ by that much
+        rounding = 0.005 * (1 + pipeline / ceiling) / ceiling + 0.0005
+        assert report["pipeline_over_model_only"][p] == pytest.approx(pipeline / ceiling, abs=rounding)
         assert 0 < encoding["pipeline_runs"][p]["model_only_mean_img_s"] <= ceiling + 0.01  # the fastest batch
         assert len(encoding["pipeline_runs"][p]["load_average"]) == 2
         assert all(0 < spread <= 1 for spread in encoding["pipeline_runs"][p]["bracket_spread"].values())
