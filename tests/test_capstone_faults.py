@@ -293,14 +293,11 @@ def test_a_normal_index_run_with_decode_workers_prints_no_fork_warning(tmp_path)
     is the user's terminal, so it is read as they would see it."""
     import sys
 
-    from chapter09.capstone.indexer import decode_loader
-    from chapter09.clip import clip_encoder
-    from chapter09.models import Settings
+    from chapter09.capstone.indexer import decode_context
     from chapter09.toyworld import write_dataset
 
     lib = write_dataset(tmp_path / "lib", n=12, seed=5)
-    loader = decode_loader(lib, ["a.png"] * 9, {"clip": clip_encoder("clip", Settings("toy"))}, 4, None)
-    assert loader.num_workers and loader.multiprocessing_context.get_start_method() != "fork"
+    assert decode_context({}).get_start_method() != "fork"
     run = subprocess.run([sys.executable, "-m", "chapter09.capstone", "index", str(lib), "--index", str(tmp_path / "idx"),
                           "--models", "toy", "--precision", "fp32", "--workers", "2", "--batch-size", "4",
                           "--no-progress"], capture_output=True, text=True, timeout=300,

@@ -313,17 +313,37 @@ def decode_loader(root: Path, todo: list[str], encoders: dict, batch_size: int, 
     preprocessors = {role: enc.processor.image_processor for role, enc in encoders.items()}
     dataset = _Decoded(root, todo, preprocessors, min_side)
     workers = (min(2, os.cpu_count() or 1) if len(todo) > 2 * batch_size else 0) if workers is None else workers
-    return DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=_collate,
-                      prefetch_factor=4 if workers else None, persistent_workers=False,
-                      multiprocessing_context=decode_context(preprocessors) if workers else None)
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=_collate,
+                        prefetch_factor=4 if workers else None, persistent_workers=False,
+                        multiprocessing_context=decode_context(preprocessors) if workers else None)
+    return _then_stop_fork_server(loader) if workers else loader
+
+
+def _then_stop_fork_server(loader):
+    """The loader's batches; once they end (or the caller stops), its workers and then the fork server exit, so
+    their CPU time is this process's children's (``getrusage(RUSAGE_CHILDREN)``, which the bench reads: a fork
+    server's workers are its children, counted only when it is reaped) and nothing is left running."""
+    import multiprocessing.forkserver
+
+    batches = iter(loader)
+    try:
+        yield from batches
+    finally:
+        shutdown = getattr(batches, "_shutdown_workers", None)
+        if shutdown is not None:
+            shutdown()
+        del batches
+        stop = getattr(getattr(multiprocessing.forkserver, "_forkserver", None), "_stop", None)
+        if stop is not None:
+            stop()
 
 
 def decode_context(preprocessors: dict):
     """How decode workers start: never as a fork of this process, which holds LanceDB's runtime (LanceDB warns
     that a forked child can deadlock). A fork server (a fresh interpreter that has imported only torch, this
     module and the image processors, never LanceDB) forks them instead: its start-up is paid once per
-    process, each worker after it starts in a fraction of a second; spawn, where there is no fork server,
-    re-imports everything in every worker."""
+    pool (it is stopped when the pool's batches end), each worker after it starts in a fraction of a second;
+    spawn, where there is no fork server, re-imports everything in every worker."""
     import multiprocessing
 
     if "forkserver" not in multiprocessing.get_all_start_methods():
