@@ -324,8 +324,18 @@ def _then_stop_fork_server(loader):
     their CPU time is this process's children's (``getrusage(RUSAGE_CHILDREN)``, which the bench reads: a fork
     server's workers are its children, counted only when it is reaped) and nothing is left running."""
     import multiprocessing.forkserver
+    import types
 
-    batches = iter(loader)
+    # A worker started by a fork server (or spawn) first re-runs the parent's main script unless it is guarded by
+    # `if __name__ == "__main__"`: a lesson, the tour (run by run_all_sections through runpy) or a learner's own
+    # script calling build_index at top level would start indexing again in every worker. The workers need
+    # nothing from __main__ (the dataset and collate function live here), so they are started with it hidden.
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        batches = iter(loader)  # starts the workers (and the fork server)
+    finally:
+        sys.modules["__main__"] = main
     try:
         yield from batches
     finally:
