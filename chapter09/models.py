@@ -31,6 +31,7 @@ from pathlib import Path
 
 from . import config
 from .config import ModelSpec, model_spec
+from .cpu import has_native_bf16
 from .errors import ChapterError, UsageError
 
 
@@ -268,13 +269,6 @@ def quiet_loading():
 
 
 # ----------------------------------------------------------------------------- device and dtype
-def cpu_supports_bf16() -> bool:
-    """True when the CPU has native bf16 dot products (AVX512-BF16 or AMX), where bf16 beats fp32."""
-    from .cpu import has_native_bf16
-
-    return has_native_bf16()
-
-
 def pick_device(device: str | None = None) -> str:
     import torch
 
@@ -299,6 +293,6 @@ def pick_dtype(device: str, dtype: str | None = None):
             raise UsageError(f"unknown dtype {dtype!r}: use float32, bfloat16 or float16") from None
     if device.startswith("cuda"):
         return torch.float16
-    if device == "cpu" and cpu_supports_bf16():
+    if device == "cpu" and has_native_bf16():
         return torch.bfloat16
     return torch.float32

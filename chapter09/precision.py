@@ -80,7 +80,7 @@ def numeric_format(settings, device: str) -> NumericFormat:
 def unavailable_reason(precision: str, device: str = "cpu") -> str | None:
     """Why ``precision`` cannot run (or cannot be fast) on ``device``; None when it can."""
 
-    from .models import cpu_supports_bf16
+    from .cpu import has_native_bf16
 
     check_precision(precision)
     if precision == "int8":
@@ -88,7 +88,7 @@ def unavailable_reason(precision: str, device: str = "cpu") -> str | None:
             return f"int8 dynamic quantisation runs on the CPU only (device {device})"
         if importlib.util.find_spec("onnxruntime") is None:
             return "int8 needs onnxruntime (pip install -r requirements.txt)"
-    if precision == "bf16" and device == "cpu" and not cpu_supports_bf16():
+    if precision == "bf16" and device == "cpu" and not has_native_bf16():
         return "this CPU has no native bf16 (AVX-512 BF16 / AMX): bf16 would be slower than fp32"
     return None
 

@@ -100,9 +100,9 @@ def autocast(device: str = "cpu"):
 
     import torch
 
-    from .models import cpu_supports_bf16
+    from .cpu import has_native_bf16
 
-    if device == "cpu" and cpu_supports_bf16():
+    if device == "cpu" and has_native_bf16():
         return torch.autocast("cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 

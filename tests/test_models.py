@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from chapter09 import config, models
+from chapter09 import config, cpu, models
 from chapter09.models import ModelUnavailableError, resolve
 
 
@@ -132,7 +132,7 @@ def test_dtype_choice_and_override(monkeypatch):
 
     monkeypatch.delenv("CH09_DTYPE", raising=False)
     assert models.pick_dtype("cuda") is torch.float16
-    expected = torch.bfloat16 if models.cpu_supports_bf16() else torch.float32
+    expected = torch.bfloat16 if cpu.has_native_bf16() else torch.float32
     assert models.pick_dtype("cpu") is expected
     assert models.pick_dtype("cpu", "float32") is torch.float32
     monkeypatch.setenv("CH09_DTYPE", "fp16")
