@@ -217,7 +217,8 @@ def test_ann_search_matches_exact_and_is_cached(library, index, monkeypatch):
 
 
 def test_caption_index_captions_each_image_once_and_search_returns_the_captions(library, tmp_path, capsys):
-    from chapter09.capstone.indexer import build_index, caption_index
+    from chapter09.capstone.caption_index import caption_index
+    from chapter09.capstone.indexer import build_index
     from chapter09.clip import clip_encoder
 
     folder = tmp_path / "lib"

@@ -74,7 +74,7 @@ def cmd_caption(args) -> int:
     from .describe import caption_images, caption_route, parse_langs
 
     if args.index:
-        from .indexer import caption_index
+        from .caption_index import caption_index
 
         if args.images:
             raise UsageError("give image files or --index INDEX, not both")
