@@ -9,6 +9,7 @@ import numpy as np
 from .images import as_rgb
 from .model_outputs import feature_tensor
 from .models import ResolvedModel, Settings, announce, cached, pick_device, quiet_loading, resolve
+from .onnx_runtime import fp32_runtime
 from .precision import apply_precision, input_dtype, numeric_format, precision_identity
 
 CHINESE_CLIP_CONTEXT = 52  # Chinese-CLIP trained on 52 tokens (cn_clip's tokenize), though its BERT has 512 positions
@@ -73,22 +74,34 @@ class ClipEncoder:
         with quiet_loading():
             self.processor = AutoProcessor.from_pretrained(self.resolved.location)
             self.model = AutoModel.from_pretrained(self.resolved.location, dtype=self.dtype).to(self.device).eval()
+        self.torch_model = self.model  # what other precisions derive from (``at_precision``)
+        self.runtime = "torch"
         if numeric.convert:
-            self.model = apply_precision(self.model, numeric.precision, self.device)
+            if numeric.precision == "fp32":
+                self.runtime = fp32_runtime(self.device, self.resolved.is_toy)
+            self.model = apply_precision(self.model, numeric.precision, self.device, self.runtime)
             self.dtype = input_dtype(numeric.precision)
         self.precision = numeric.precision
         self.max_text_tokens, self._clean_text = reference_text_rules(self.model.config, self.processor.tokenizer,
                                                                       self.resolved.is_toy)
         self._torch = torch
 
-    def at_precision(self, precision: str) -> "ClipEncoder":
+    def at_precision(self, precision: str, runtime: str | None = None) -> "ClipEncoder":
         """A copy of this encoder at ``precision`` (sharing its processor), made from a copy of its weights.
 
-        Derive candidates from an fp32 encoder: bf16 weights cannot give back fp32 ones.
+        Derive candidates from an fp32 encoder: bf16 weights cannot give back fp32 ones. ``runtime``: fp32's
+        (torch | onnxruntime; default ``onnx_runtime.fp32_runtime``'s choice); the others have one each.
         """
         variant = copy.copy(self)
-        weights = self.model if precision == "int8" else copy.deepcopy(self.model)  # int8 only reads them
-        variant.model = apply_precision(weights, precision, self.device)
+        if precision == "fp32":
+            runtime = runtime or fp32_runtime(self.device, self.resolved.is_toy)
+        else:
+            runtime = "onnxruntime" if precision == "int8" else "torch"
+        # int8 and ONNX Runtime only read the weights; torch's bf16 converts them in place
+        weights = self.torch_model if precision == "int8" or runtime == "onnxruntime" else copy.deepcopy(self.torch_model)
+        variant.model = apply_precision(weights, precision, self.device, runtime)
+        variant.torch_model = self.torch_model if precision != "bf16" else variant.model
+        variant.runtime = runtime
         variant.dtype = input_dtype(precision)
         variant.precision = precision
         variant.settings = self.settings.with_(precision=precision)
@@ -101,7 +114,7 @@ class ClipEncoder:
     @property
     def precision_id(self) -> str:
         """The precision as an index records it: vectors of equal (location, precision_id) are interchangeable."""
-        return precision_identity(self.precision)
+        return precision_identity(self.precision, self.runtime)
 
     @property
     def identity(self) -> str:

@@ -13,6 +13,7 @@ encoder is put in one) is ``precision``; this module only measures and chooses.
 """
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -21,6 +22,8 @@ import numpy as np
 
 from .precision import check_precision, unavailable_reason
 from .retrieval import top_k
+
+WARM_UP_IMAGES = 4
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,25 @@ class FidelityBar:
 
 
 FIDELITY_BAR = FidelityBar()
+Z95 = 1.96  # two-sided 95 % normal quantile
+
+
+def agreement_margin(queries: int, k: int = 10, p: float = FIDELITY_BAR.min_top10_agreement) -> float:
+    """95 % half-width of a top-k agreement measured on ``queries`` x ``k`` result slots, at agreement ``p``.
+
+    Each slot of a query's fp32 top-k is kept or lost by the candidate: a binomial count over
+    ``queries * k`` slots (slots are treated as independent, an approximation: slots of one query share
+    its near-ties), so the half-width is ``Z95 * sqrt(p (1 - p) / (queries k))``; at the bar (p = 0.9),
+    64 queries give 640 slots and +-0.023.
+    """
+    slots = queries * k
+    return Z95 * math.sqrt(p * (1 - p) / slots) if slots else 1.0
+
+
+def cosine_margin(images: int, spread: float, delta: float = 0.05) -> float:
+    """Hoeffding's two-sided half-width of a mean of ``images`` cosines lying in an interval ``spread`` wide,
+    at confidence 1 - ``delta``: ``spread * sqrt(ln(2 / delta) / (2 images))``."""
+    return spread * math.sqrt(math.log(2 / delta) / (2 * images)) if images else 1.0
 
 
 @dataclass
@@ -68,8 +90,9 @@ class Fidelity:
 
 
 def _image_vectors(encoder, pixels, batch_size: int) -> tuple[np.ndarray, float]:
-    """Unit vectors of a preprocessed pixel tensor, and images/s (after one untimed warm-up batch)."""
-    encoder.encode_pixels(pixels[:min(len(pixels), batch_size)])  # warm-up: first-call allocations, kernel choice
+    """Unit vectors of a preprocessed pixel tensor, and images/s (after an untimed warm-up of a few images)."""
+    # warm-up: first-call allocations, kernel choice; a few images do it (a whole batch cost a batch of encoding)
+    encoder.encode_pixels(pixels[:min(len(pixels), WARM_UP_IMAGES)])
     chunks, started = [], time.perf_counter()
     for start in range(0, len(pixels), batch_size):
         chunks.append(encoder.encode_pixels(pixels[start:start + batch_size]))
@@ -87,12 +110,16 @@ def topk_agreement(reference_scores: np.ndarray, candidate_scores: np.ndarray, k
 
 
 def measure_fidelity(reference, candidates: dict, pixels, texts: Sequence[str], batch_size: int = 32,
-                     k: int = 10) -> dict[str, Fidelity]:
+                     k: int = 10, vectors_out: dict | None = None) -> dict[str, Fidelity]:
     """Rows for ``reference`` (an fp32 ClipEncoder) and each of ``candidates`` (precision -> encoder).
 
-    ``pixels``: the sample, preprocessed once (N, 3, H, W); ``texts``: queries or captions.
+    ``pixels``: the sample, preprocessed once (N, 3, H, W); ``texts``: queries or captions. ``vectors_out``
+    (a dict) receives each precision's image vectors, so the caller can keep the chosen one's (``index``
+    stores them as the sample images' rows instead of encoding them again).
     """
     ref_images, ref_rate = _image_vectors(reference, pixels, batch_size)
+    if vectors_out is not None:
+        vectors_out["fp32"] = ref_images
     ref_texts = reference.encode_texts(list(texts)) if texts else np.zeros((0, ref_images.shape[1]), np.float32)
     ref_scores = ref_texts @ ref_images.T
     k = min(k, len(ref_images))
@@ -102,6 +129,8 @@ def measure_fidelity(reference, candidates: dict, pixels, texts: Sequence[str], 
                              pairwise_cosine=None if pairwise is None else round(pairwise, 4))}
     for precision, encoder in candidates.items():
         images, rate = _image_vectors(encoder, pixels, batch_size)
+        if vectors_out is not None:
+            vectors_out[precision] = images
         cand_texts = encoder.encode_texts(list(texts)) if texts else ref_texts
         cosines = np.sum(images * ref_images, axis=1)
         text_cos = np.sum(cand_texts * ref_texts, axis=1) if len(ref_texts) else np.ones(1)
@@ -113,7 +142,8 @@ def measure_fidelity(reference, candidates: dict, pixels, texts: Sequence[str], 
 
 
 def fidelity_rows(reference, pixels, texts: Sequence[str], precisions: Sequence[str] = ("bf16", "int8"),
-                  batch_size: int = 32, k: int = 10) -> dict[str, Fidelity]:
+                  batch_size: int = 32, k: int = 10, vectors_out: dict | None = None,
+                  variants_out: dict | None = None) -> dict[str, Fidelity]:
     """``measure_fidelity`` for ``precisions`` derived from the fp32 ``reference``; unavailable ones get a
     row saying why (not measured)."""
     candidates, missing = {}, {}
@@ -125,7 +155,9 @@ def fidelity_rows(reference, pixels, texts: Sequence[str], precisions: Sequence[
             missing[precision] = reason
         else:
             candidates[precision] = reference.at_precision(precision)
-    rows = measure_fidelity(reference, candidates, pixels, texts, batch_size, k)
+    if variants_out is not None:
+        variants_out.update(candidates)
+    rows = measure_fidelity(reference, candidates, pixels, texts, batch_size, k, vectors_out)
     for precision, reason in missing.items():
         rows[precision] = Fidelity(precision, 0, 0, float("nan"), float("nan"), float("nan"), float("nan"), k, 0.0,
                                    unavailable=reason)

@@ -93,11 +93,12 @@ def unavailable_reason(precision: str, device: str = "cpu") -> str | None:
     return None
 
 
-def apply_precision(model, precision: str, device: str = "cpu"):
+def apply_precision(model, precision: str, device: str = "cpu", runtime: str = "torch"):
     """``model`` (loaded at ``load_dtype(precision)`` or fp32) converted to ``precision``, in place where possible.
 
     Returns the model to use: for int8 an ``onnx_int8.Int8Clip`` (ONNX Runtime sessions with the same
-    ``get_image_features`` / ``get_text_features``). bf16 on a CPU without native support and int8
+    ``get_image_features`` / ``get_text_features``); fp32 with ``runtime`` "onnxruntime" an
+    ``onnx_runtime.OrtClip`` (``onnx_runtime.fp32_runtime`` decides where it runs). bf16 on a CPU without native support and int8
     on a GPU are left out by ``auto`` (``unavailable_reason``); asked for explicitly, bf16 runs anyway
     (slowly) and int8 on a GPU raises.
     """
@@ -108,14 +109,25 @@ def apply_precision(model, precision: str, device: str = "cpu"):
         return model.to(torch.bfloat16).eval()
     model = model.float().eval()
     if precision == "fp32":
+        if runtime == "onnxruntime":
+            from .onnx_runtime import OrtClip
+
+            return OrtClip(model)
         return model
     if device != "cpu":
         raise UsageError(f"int8 (dynamic quantisation) runs on the CPU only, not on {device}; use bf16 there")
     return Int8Clip(model)
 
 
-def precision_identity(precision: str) -> str:
-    """What an index stores beside the model location: equal identities mean interchangeable vectors."""
+def precision_identity(precision: str, runtime: str = "torch") -> str:
+    """What an index stores beside the model location: equal identities mean interchangeable vectors.
+
+    The runtime is part of it where it changes the vectors' rounding: fp32 on ONNX Runtime is ``fp32:ort``
+    (torch's is plain ``fp32``), int8 names its method (always ONNX Runtime)."""
     if precision == "int8":
         return f"int8:{INT8_METHOD}"
+    if precision == "fp32" and runtime == "onnxruntime":
+        from .onnx_runtime import ORT_FP32_METHOD
+
+        return f"fp32:{ORT_FP32_METHOD}"
     return precision

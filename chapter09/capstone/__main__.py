@@ -34,11 +34,14 @@ def cmd_index(args) -> int:
                                               roles)
     except OSError as error:
         raise file_system_error(args.index, error, "recording the precision") from None
+    sample_rows = precision.pop("sample_rows", None)  # the precision check's vectors: rows, not encoded again
     encoders = {role: clip_encoder(role, settings) for role in roles}
     summary = build_index(args.library, args.index, encoders, batch_size=args.batch_size, workers=args.workers,
                           progress=not args.no_progress, engine=args.engine, ray_address=args.ray_address,
-                          actors=args.actors, gpus_per_actor=args.gpus_per_actor, wait_s=args.wait)
+                          actors=args.actors, gpus_per_actor=args.gpus_per_actor, wait_s=args.wait,
+                          precomputed=sample_rows)
     precision["precision"] = encoders["clip"].precision
+    precision["identity"] = encoders["clip"].precision_id
     _print({**summary.to_json(), "precision": precision}, args.json,
            summary.text() + f"\n  precision {precision['precision']}: {precision['reason']}")
     return 0

@@ -548,13 +548,14 @@ def build_index(library: str | Path, index_dir: str | Path, encoders: dict, batc
                 stop_after: int | None = None, engine: str = "local", ray_address: str | None = None,
                 actors: int | None = None, gpus_per_actor: float = 0.0, cpus_per_actor: float = 1.0,
                 commit_rows: int = COMMIT_ROWS, wait_s: float = 0.0, build_ann: bool = True,
-                log=None) -> IndexSummary:
+                log=None, precomputed: dict | None = None) -> IndexSummary:
     """Bring ``index_dir`` up to date with ``library``; ``encoders``: role -> ClipEncoder.
 
     ``stop_after`` (for tests of resumption) commits and stops after that many new images, as an
     interrupted run would. ``wait_s``: how long to wait for another run holding the index's lock
     (0: refuse at once). ``build_ann``: build the IVF index at the end when the table is large
-    enough for ``search`` to use one (so ``serve`` opens ready).
+    enough for ``search`` to use one (so ``serve`` opens ready). ``precomputed``: rows already encoded by
+    these encoders (the precision check's sample, ``library_precision.write_sample_rows``), written as they are.
     """
     from tqdm import tqdm
 
@@ -586,6 +587,13 @@ def build_index(library: str | Path, index_dir: str | Path, encoders: dict, batc
         gone = [p for p in failures if not (root / p).is_file()]
         store.drop_failures(gone)
         writer = _Writer(store, tables, plan, summary, checkpoint_s, stop_after, failures)
+        reused = 0
+        if precomputed:
+            from .library_precision import write_sample_rows
+
+            reused = write_sample_rows(root, plan, precomputed, encoders, writer)
+            if reused:
+                summary.notes.append(f"{reused} images' vectors kept from the precision check (not encoded again)")
         bar = tqdm(total=len(plan.todo), unit="img", disable=not progress or not plan.todo, file=sys.stderr,
                    desc=f"indexing ({engine})")
         encode_started = time.time()
@@ -599,7 +607,7 @@ def build_index(library: str | Path, index_dir: str | Path, encoders: dict, batc
             bar.close()
         encode_s = time.time() - encode_started
         writer.commit()
-        wrote = bool(plan.todo or any(plan.removed.values()) or gone)
+        wrote = bool(plan.todo or reused or any(plan.removed.values()) or gone)
         if wrote:
             store.finish()  # compaction + old versions deleted: the index stays the size of a fresh one
         for role, table in tables.items():
@@ -611,5 +619,5 @@ def build_index(library: str | Path, index_dir: str | Path, encoders: dict, batc
                                      "build_s": round(time.time() - t, 1)}
         summary.total = len(tables[next(iter(tables))])
     summary.seconds = round(time.time() - started, 2)
-    summary.images_per_s = round(writer.encoded / max(encode_s, 1e-9), 1) if plan.todo else 0.0
+    summary.images_per_s = round((writer.encoded - reused) / max(encode_s, 1e-9), 1) if plan.todo else 0.0
     return summary

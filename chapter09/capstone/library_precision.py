@@ -23,11 +23,30 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import UsageError
-from ..fidelity import FIDELITY_BAR, Fidelity, FidelityBar, choose_precision, fidelity_rows, format_fidelity
+from ..fidelity import (
+    FIDELITY_BAR,
+    Fidelity,
+    FidelityBar,
+    agreement_margin,
+    choose_precision,
+    cosine_margin,
+    fidelity_rows,
+    format_fidelity,
+)
 from ..precision import PRECISIONS, check_precision, numeric_format, precision_identity
 
-SAMPLE_IMAGES = 256
+# How big the sample is, and why (the bounds are ``fidelity.agreement_margin`` / ``fidelity.cosine_margin``):
+# * top-10 agreement is counted over queries x 10 result slots, a binomial count: at the bar (0.90), 64
+#   queries give 640 slots and a 95 % half-width of +-0.023 (the fixed queries below are 64 for that reason);
+# * mean cosine is a mean over images: Hoeffding's bound for cosines spread over 0.02 (a candidate near the
+#   0.99 bar; int8 and bf16 measure a spread under 0.005) gives +-0.0028 on 96 images at 95 %;
+# * the 96 images are the haystack each query's top-10 is taken from (about a tenth of it).
+# The margins are reported beside the verdict. The sample's vectors at the chosen precision become the
+# sample images' rows (``write_sample_rows``), so what the check costs is the other precisions' pass.
+SAMPLE_IMAGES = 96
 SAMPLE_QUERIES = 64
 SIDECAR = "precision.json"
 
@@ -41,9 +60,12 @@ DEFAULT_QUERIES = (
     "fireworks", "a bridge over a river", "a screenshot of text", "a wedding", "a snowy field", "a book",
     "a close-up of a flower", "a building with a clock tower", "a plane in the sky", "a baby", "a pizza",
     "a living room", "a desert road", "a fish in an aquarium", "a black and white photo",
+    "a cow in a field", "a tent at a campsite", "a street market", "a dog catching a frisbee", "a bathroom",
+    "a church interior", "a selfie", "a waterfall", "a motorbike", "a concert crowd", "a swimming pool",
+    "a map", "a receipt", "a cat on a keyboard", "a bus in the city", "autumn leaves", "a lighthouse",
+    "a glass of wine", "a tennis match", "an empty office", "a garden with vegetables", "a statue in a park",
+    "a child's drawing", "a traffic jam",
 )
-
-
 def sample_evenly(items: list, n: int) -> list:
     """``n`` items spread evenly over ``items`` (all of them when there are fewer), in order."""
     if len(items) <= n:
@@ -52,11 +74,11 @@ def sample_evenly(items: list, n: int) -> list:
     return [items[int(i * step)] for i in range(n)]
 
 
-def library_images(root: Path) -> list[Path]:
+def library_images(root: Path, exclude: Path | None = None) -> list[Path]:
     from ..images import IMAGE_SUFFIXES
     from .indexer import walk_library
 
-    return [root / p for p in walk_library(root) if p.suffix.lower() in IMAGE_SUFFIXES]
+    return [root / p for p in walk_library(root, exclude=exclude) if p.suffix.lower() in IMAGE_SUFFIXES]
 
 
 def library_queries(root: Path, n: int = SAMPLE_QUERIES) -> tuple[list[str], str]:
@@ -74,6 +96,22 @@ def library_queries(root: Path, n: int = SAMPLE_QUERIES) -> tuple[list[str], str
     if captions:
         return sample_evenly(sorted(set(captions)), n), f"{min(n, len(set(captions)))} of the library's captions"
     return list(DEFAULT_QUERIES), f"{len(DEFAULT_QUERIES)} fixed queries"
+
+
+def decode_sample(root: Path, paths: list[Path], preprocessors: dict, min_side: int) -> list[dict]:
+    """The sample decoded exactly as indexing decodes (``indexer.decode_one``: the file's state, SHA-1, draft
+    JPEG decode, each role's preprocessing), so its vectors can be the sample images' rows. Unreadable files
+    are left out (the indexer reports them)."""
+    from .indexer import decode_one
+
+    items = [decode_one(root, str(path.relative_to(root)), preprocessors, min_side) for path in paths]
+    return [item for item in items if item["ok"]]
+
+
+def _stack(items: list[dict], role: str):
+    import torch
+
+    return torch.stack([torch.from_numpy(np.asarray(item["pixels"][role])) for item in items])
 
 
 def sample_pixels(paths: list[Path], encoder):
@@ -107,6 +145,17 @@ def measure_library(library, reference, precisions=("bf16", "int8"), sample: int
     return rows, f"{len(pixels)} library images, {where}"
 
 
+def margins(rows: dict[str, Fidelity]) -> dict:
+    """The statistical half-widths of a sample's verdict (95 %): top-10 agreement (binomial over the result
+    slots, at the bar) and mean cosine (Hoeffding over the images, for each row's observed spread)."""
+    sample = next(iter(rows.values()))
+    out = {"top10_agreement": round(agreement_margin(sample.queries, sample.k), 4)}
+    for precision, row in rows.items():
+        if precision != "fp32" and row.unavailable is None:
+            out[f"mean_cosine_{precision}"] = round(cosine_margin(row.images, max(1.0 - row.min_cosine, 1e-6)), 5)
+    return out
+
+
 def read_sidecar(index_dir) -> dict:
     path = Path(index_dir) / SIDECAR
     try:
@@ -116,24 +165,52 @@ def read_sidecar(index_dir) -> dict:
 
 
 def write_sidecar(index_dir, report: dict) -> None:
-    """Record the precision an index's images were encoded at (atomically: write, then rename)."""
+    """Record the precision an index's images were encoded at, the models and CPU the verdict was measured
+    for (atomically: write, then rename)."""
+    from ..cpu import describe
+
     index_dir = Path(index_dir)
     index_dir.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(prefix=".precision-", suffix=".json", dir=index_dir)
     with os.fdopen(handle, "w", encoding="utf-8") as out:
-        json.dump({**report, "identity": precision_identity(report["precision"]),
-                   "recorded_at": time.strftime("%Y-%m-%d %H:%M:%S")}, out, indent=2, ensure_ascii=False)
+        json.dump({**report, "identity": precision_identity(report["precision"], report.get("runtime", "torch")),
+                   "cpu": describe(), "recorded_at": time.strftime("%Y-%m-%d %H:%M:%S")},
+                  out, indent=2, ensure_ascii=False)
     os.replace(tmp, index_dir / SIDECAR)
 
 
-def recorded_precision(index_dir, locations: dict[str, str] | None = None) -> str | None:
-    """The precision ``index_dir`` records (None if none, or if it was measured for other models)."""
-    data = read_sidecar(index_dir)
-    if data.get("precision") not in PRECISIONS:
-        return None
+def _same_models_and_cpu(data: dict, locations: dict[str, str] | None) -> bool:
+    """The record was made for these models (``locations``) on this CPU (``cpu.describe()``: its name, the
+    flags that decide a precision's speed, and any hidden by $CH09_HIDE_CPU_FEATURES)."""
+    from ..cpu import describe
+
     if locations is not None and any(data.get("locations", {}).get(role) != where for role, where in locations.items()):
+        return False
+    return data.get("cpu") == describe()
+
+
+def recorded_precision(index_dir, locations: dict[str, str] | None = None) -> str | None:
+    """The precision ``index_dir`` records (None if none, or if it was measured for other models or on
+    another CPU: a verdict holds for one model, precision and CPU)."""
+    data = read_sidecar(index_dir)
+    if data.get("precision") not in PRECISIONS or not _same_models_and_cpu(data, locations):
         return None
     return data["precision"]
+
+
+def recorded_fidelity(index_dir, locations: dict[str, str], precisions) -> dict[str, dict[str, Fidelity]] | None:
+    """Fidelity rows this index already measured for every role and every one of ``precisions``, for the same
+    models on the same CPU; None if any is missing."""
+    data = read_sidecar(index_dir)
+    if not _same_models_and_cpu(data, locations):
+        return None
+    try:
+        found = {role: {p: Fidelity.from_json(row) for p, row in data["fidelity"][role].items()} for role in locations}
+    except (KeyError, TypeError, AttributeError):
+        return None
+    if any(p not in rows or "fp32" not in rows for rows in found.values() for p in precisions):
+        return None
+    return found
 
 
 def _combined(per_role: dict[str, dict[str, Fidelity]]) -> dict[str, Fidelity]:
@@ -152,17 +229,31 @@ def _combined(per_role: dict[str, dict[str, Fidelity]]) -> dict[str, Fidelity]:
     return combined
 
 
+def _fp32_runtime(settings, roles) -> str:
+    from ..models import pick_device, resolve
+    from ..onnx_runtime import fp32_runtime
+
+    device = pick_device(settings.device)
+    return fp32_runtime(device, all(resolve(role, settings).is_toy for role in roles))
+
+
 def pick_for_index(library, index_dir, roles, settings, requested: str, sample: int = SAMPLE_IMAGES,
                    bar: FidelityBar = FIDELITY_BAR, batch_size: int = 32, log=None) -> dict:
     """Decide the one precision ``index`` encodes every role in ``roles`` at; returns a JSON-ready report.
 
     fp32: nothing to measure. bf16/int8: fidelity measured and reported (kept even if it misses the
     bar, with a warning). auto: measured for every precision available here; the fastest that passes
-    for every role is kept, unless ``index_dir`` already records a choice for the same models.
+    for every role is kept, unless ``index_dir`` already records a choice for the same models on this CPU.
+    A verdict already recorded for the same models, precisions and CPU is reused, not measured again.
     The choice is recorded in ``index_dir`` for ``search`` and ``serve``.
+
+    When it measured, the report carries ``sample_rows`` (not JSON: pop it before printing): the sample
+    images' vectors at the chosen precision with the file state they were read at, for ``build_index``'s
+    ``precomputed``; and the encoders it built at that precision are left in the process's model cache
+    (``models.cached``), so ``clip_encoder`` hands them to the indexer instead of loading the models again.
     """
     from ..clip import ClipEncoder
-    from ..models import resolve
+    from ..models import cached, resolve
 
     log = log or (lambda message: print(message, file=sys.stderr))
     check_precision(requested, allow_auto=True)
@@ -171,11 +262,11 @@ def pick_for_index(library, index_dir, roles, settings, requested: str, sample: 
         kept = recorded_precision(index_dir, locations)
         if kept:
             data = read_sidecar(index_dir)
-            reason = (f"auto keeps {kept}, chosen for this index on {data.get('recorded_at')} "
-                      f"(--precision fp32, bf16 or int8 changes it, and re-encodes)")
+            reason = (f"auto keeps {kept}, chosen for this index on {data.get('recorded_at')} for the same models "
+                      f"on this CPU (--precision fp32, bf16 or int8 changes it, and re-encodes)")
             log(f"[index] {reason}")
-            return {key: data[key] for key in ("precision", "locations", "fidelity", "bar", "sample") if key in data} \
-                | {"reason": reason}
+            return {key: data[key] for key in ("precision", "locations", "fidelity", "bar", "sample", "margins")
+                    if key in data} | {"reason": reason, "measured": False}
         from .store import held_precision  # an index built without a record (API, older version): keep it
 
         held = held_precision(index_dir, locations) if Path(index_dir).exists() else None
@@ -183,36 +274,99 @@ def pick_for_index(library, index_dir, roles, settings, requested: str, sample: 
             reason = (f"auto keeps {held}, the precision this index's vectors were encoded at "
                       f"(--precision fp32, bf16 or int8 changes it, and re-encodes)")
             log(f"[index] {reason}")
-            report = {"precision": held, "reason": reason, "locations": locations}
-            write_sidecar(index_dir, report)
+            report = {"precision": held, "reason": reason, "locations": locations, "measured": False}
+            write_sidecar(index_dir, report | {"runtime": _fp32_runtime(settings, roles) if held == "fp32" else
+                                               "torch"})
             return report
     if requested == "fp32":
         report = {"precision": "fp32", "reason": "fp32 as asked (the reference: nothing to measure)",
-                  "locations": locations}
+                  "locations": locations, "runtime": _fp32_runtime(settings, roles), "measured": False}
         write_sidecar(index_dir, report)
         return report
     candidates = [p for p in PRECISIONS if p != "fp32"] if requested == "auto" else [requested]
-    per_role, where = {}, ""
-    for role in roles:
-        log(f"[index] {role}: measuring {', '.join(candidates)} against fp32 on a sample of the library ...")
-        reference = ClipEncoder(role, settings.with_(precision="fp32"))
-        per_role[role], where = measure_library(library, reference, candidates, sample, batch_size)
-        log(f"[index] {role}: fidelity against fp32 ({where}):\n{format_fidelity(per_role[role])}")
-        del reference
+    per_role, where, reused = recorded_fidelity(index_dir, locations, candidates), "", True
+    sample_rows, encoders = None, {}
+    started = time.perf_counter()
+    if per_role is None:
+        per_role, reused = {}, False
+        root = Path(library).resolve()
+        index_path = None if "://" in str(index_dir) else Path(index_dir).resolve()
+        paths = sample_evenly(library_images(root, exclude=index_path), sample)
+        if not paths:
+            raise UsageError(f"no image files in {root}: nothing to measure fidelity on")
+        queries, where_queries = library_queries(root)
+        references = {role: ClipEncoder(role, settings.with_(precision="fp32")) for role in roles}
+        items = decode_sample(root, paths, {role: ref.processor.image_processor for role, ref in references.items()},
+                              max(ref.image_side for ref in references.values()))
+        if not items:
+            raise UsageError("no readable image in the library sample: nothing to measure fidelity on")
+        where = f"{len(items)} library images, {where_queries}"
+        vectors, variants = {}, {}
+        for role, reference in references.items():
+            log(f"[index] {role}: measuring {', '.join(candidates)} against fp32 ({reference.runtime}) on "
+                f"{where} ...")
+            vectors[role], variants[role] = {}, {"fp32": reference}
+            per_role[role] = fidelity_rows(reference, _stack(items, role), queries, candidates, batch_size,
+                                           vectors_out=vectors[role], variants_out=variants[role])
+            log(f"[index] {role}: fidelity against fp32 ({where}):\n{format_fidelity(per_role[role])}")
+    else:
+        where = read_sidecar(index_dir).get("sample", "")
+        log(f"[index] fidelity of {', '.join(candidates)} already measured for this index, these models and this "
+            f"CPU ({where}): not measured again")
     choice = choose_precision(requested, _combined(per_role), bar)
     log(f"[index] {choice.reason}" + (f" (worst over {', '.join(roles)})" if len(per_role) > 1 else ""))
     if requested != "auto" and not choice.rows[requested].passes(bar):
         log(f"[index] warning: {requested} misses the fidelity bar on this library; consider --precision auto")
+    if not reused:
+        for role in roles:  # the chosen encoders serve the indexer (no second load) and their sample vectors are rows
+            encoders[role] = variants[role][choice.precision]
+            cached("clip_encoder", (role, settings.with_(precision=choice.precision)), lambda e=encoders[role]: e)
+        sample_rows = {"items": [{k: v for k, v in item.items() if k != "pixels"} for item in items],
+                       "vectors": {role: vectors[role][choice.precision] for role in roles},
+                       "identities": {role: enc.identity for role, enc in encoders.items()}}
+    runtime = next(iter(encoders.values())).runtime if encoders else (
+        _fp32_runtime(settings, roles) if choice.precision == "fp32" else "torch")
     report = {"precision": choice.precision, "reason": choice.reason, "locations": locations, "sample": where,
+              "runtime": runtime, "measured": not reused, "check_s": round(time.perf_counter() - started, 2),
+              "margins": margins(_combined(per_role)),
               "bar": {"min_mean_cosine": bar.min_mean_cosine, "min_top10_agreement": bar.min_top10_agreement},
               "fidelity": {role: {p: row.to_json() for p, row in rows.items()} for role, rows in per_role.items()}}
     write_sidecar(index_dir, report)
+    if sample_rows is not None:
+        report["sample_rows"] = sample_rows
     return report
+
+
+def write_sample_rows(root: Path, plan, sample_rows: dict, encoders: dict, writer) -> int:
+    """``build_index``'s ``precomputed``: the precision check's sample rows written as they are, not encoded
+    again; returns how many. A row is used only where the indexer's plan still needs it, the file is in the
+    state it was read at (size and modification time), and the vectors came from the very encoders indexing
+    now (same identity); the rest stays in ``plan.todo``."""
+    if any(sample_rows["identities"].get(role) != enc.identity for role, enc in encoders.items()):
+        return 0
+    todo, chosen = set(plan.todo), []
+    for j, item in enumerate(sample_rows["items"]):
+        if item["path"] not in todo or any(role not in sample_rows["vectors"] for role in plan.needs[item["path"]]):
+            continue
+        try:
+            stat = (root / item["path"]).stat()
+        except OSError:
+            continue
+        if (stat.st_size, stat.st_mtime_ns) == (item["size"], item["mtime_ns"]):
+            chosen.append(j)
+    if not chosen:
+        return 0
+    writer.write([sample_rows["items"][j] for j in chosen],
+                 {role: np.asarray(v)[chosen] for role, v in sample_rows["vectors"].items()})
+    done = {sample_rows["items"][j]["path"] for j in chosen}
+    plan.todo = [path for path in plan.todo if path not in done]
+    return len(chosen)
 
 
 def index_precision(args_precision: str | None, settings, library, index_dir, roles, log=None) -> tuple[object, dict]:
     """``index``'s --precision: (settings to encode with, the report). No flag and an explicit --dtype: the
-    dtype decides (nothing measured); no flag otherwise: auto."""
+    dtype decides (nothing measured); no flag otherwise: auto. The report may carry ``sample_rows``
+    (``pick_for_index``): hand them to ``build_index(precomputed=...)``."""
     if args_precision is None and settings.dtype:
         from ..models import pick_device, resolve
 

@@ -267,7 +267,7 @@ def encoding_report(images: int = 512, batch_size: int = 64, naive_images: int |
             from ...measure import torch_int8
 
             variant = copy.copy(fp32)
-            variant.model = torch_int8(fp32.model)
+            variant.model = torch_int8(fp32.torch_model)  # fp32.model may be an ONNX Runtime session
             report["torch_int8_model_only_img_s"] = round(model_only(variant, batch_size, batches), 2)
             del variant
 

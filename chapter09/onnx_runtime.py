@@ -1,0 +1,214 @@
+"""CLIP's two towers as ONNX Runtime fp32 sessions: the capstone's fp32 runtime on CPUs where it beats torch.
+
+``OrtClip(model)`` exports ``get_image_features`` and ``get_text_features`` (any batch, any sequence length)
+to ONNX once per model (cached under ``$CH09_CACHE``, default ``~/.cache/chapter09``, in ``onnx-fp32/``,
+keyed by ``onnx_int8.weights_digest``: a fine-tuned checkpoint gets its own files) and answers with torch
+tensors, so ``ClipEncoder`` and the indexer use it unchanged. ``onnx_int8`` quantises the same fp32 files,
+so an index that measures int8 against fp32 exports the model once.
+
+Why: on the AVX2-only EPYC this chapter's issue 22 measured, ONNX Runtime's fp32 graph (fused attention and
+GELU, its own MLAS GEMMs) encodes ViT-B/32 images faster than torch's fp32 eager model, the runtime rclip
+uses (``python -m chapter09.capstone.bench.peer_rclip`` prints both side by side). The vectors differ from
+torch's by float rounding only: every export is checked against torch on its example inputs (cosine >=
+``AGREEMENT_MIN``) before it is used, and ``precision_identity`` names the runtime (``fp32:ort``) so an
+index never mixes torch and ONNX Runtime vectors.
+
+``fp32_runtime`` decides which runtime fp32 runs on: ``$CH09_FP32_RUNTIME`` (torch | onnxruntime) when set;
+otherwise ONNX Runtime on a CPU for the real checkpoints, torch for the toy twins (a model of a few MB,
+where exporting costs more than it saves) and on GPUs.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .errors import SetupError, UsageError
+
+RUNTIMES = ("torch", "onnxruntime")
+ENV_FP32_RUNTIME = "CH09_FP32_RUNTIME"
+ORT_FP32_METHOD = "ort"  # fp32's identity on ONNX Runtime: "fp32:ort"
+OPSET = 17
+AGREEMENT_MIN = 0.999  # cosine an export must keep with torch fp32 on its example inputs
+
+
+def cache_root() -> Path:
+    from .onnx_int8 import CACHE_ENV
+
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "chapter09") / "onnx-fp32"
+
+
+def fp32_runtime(device: str = "cpu", is_toy: bool = False) -> str:
+    """Which runtime fp32 encodes on (see the module docstring)."""
+    asked = os.environ.get(ENV_FP32_RUNTIME, "").strip().lower()
+    if asked:
+        if asked not in RUNTIMES:
+            raise UsageError(f"{ENV_FP32_RUNTIME}={asked!r}: use one of {', '.join(RUNTIMES)} (or unset it)")
+        if asked == "onnxruntime" and device != "cpu":
+            raise UsageError(f"{ENV_FP32_RUNTIME}=onnxruntime runs on the CPU only, not on {device}: unset it")
+        return asked
+    if device != "cpu" or is_toy or importlib.util.find_spec("onnxruntime") is None:
+        return "torch"
+    return "onnxruntime"
+
+
+def _towers(model):
+    """The two towers as torch modules with plain tensor inputs and outputs (what the exporter traces)."""
+    import torch
+
+    from .model_outputs import feature_tensor
+
+    class ImageTower(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, pixel_values):
+            return feature_tensor(self.model.get_image_features(pixel_values=pixel_values))
+
+    class TextTower(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids, attention_mask):
+            return feature_tensor(self.model.get_text_features(input_ids=input_ids, attention_mask=attention_mask))
+
+    return ImageTower().eval(), TextTower().eval()
+
+
+def example_inputs(model):
+    import torch
+
+    vision = model.config.vision_config
+    side = vision.image_size
+    generator = torch.Generator().manual_seed(0)
+    pixels = torch.randn(2, getattr(vision, "num_channels", 3), side, side, generator=generator)
+    text = model.config.text_config
+    ids = torch.randint(3, min(text.vocab_size, 1000), (2, 8), generator=generator)
+    eos = getattr(text, "eos_token_id", None)
+    if eos is not None and eos < text.vocab_size:
+        ids[:, -1] = eos
+    mask = torch.ones_like(ids)
+    mask[1, 6:] = 0  # padding in the example, so the mask is not folded into a constant
+    return pixels, ids, mask
+
+
+def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a / np.linalg.norm(a, axis=1, keepdims=True).clip(1e-12)
+    b = b / np.linalg.norm(b, axis=1, keepdims=True).clip(1e-12)
+    return np.sum(a * b, axis=1)
+
+
+def export_fp32(model, folder: Path) -> tuple[Path, Path]:
+    """``folder``/image.onnx and text.onnx for ``model`` (made if missing; atomic), each checked against torch."""
+    import torch
+
+    image_file, text_file = folder / "image.onnx", folder / "text.onnx"
+    if image_file.exists() and text_file.exists():
+        return image_file, text_file
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".export-", dir=folder.parent))
+    try:
+        pixels, ids, mask = example_inputs(model)
+        model = model.float().eval()
+        image_tower, text_tower = _towers(model)
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # tracer warnings about Python-side shape checks
+            # the TorchScript-based exporter (dynamo=False) handles transformers' CLIP without onnxscript
+            torch.onnx.export(image_tower, (pixels,), work / "image.onnx", opset_version=OPSET,
+                              input_names=["pixel_values"], output_names=["embeds"],
+                              dynamic_axes={"pixel_values": {0: "batch"}, "embeds": {0: "batch"}}, dynamo=False)
+            torch.onnx.export(text_tower, (ids, mask), work / "text.onnx", opset_version=OPSET,
+                              input_names=["input_ids", "attention_mask"], output_names=["embeds"],
+                              dynamic_axes={"input_ids": {0: "batch", 1: "tokens"},
+                                            "attention_mask": {0: "batch", 1: "tokens"}, "embeds": {0: "batch"}},
+                              dynamo=False)
+            want_image, want_text = image_tower(pixels).numpy(), text_tower(ids, mask).numpy()
+        got_image = session(work / "image.onnx").run(None, {"pixel_values": pixels.numpy()})[0]
+        got_text = session(work / "text.onnx").run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0]
+        agreement = float(min(_cosines(got_image, want_image).min(), _cosines(got_text, want_text).min()))
+        if not agreement >= AGREEMENT_MIN:
+            raise SetupError(f"the ONNX Runtime export of {type(model).__name__} gives other vectors than torch "
+                             f"(cosine {agreement:.5f} < {AGREEMENT_MIN}); run fp32 on torch: "
+                             f"{ENV_FP32_RUNTIME}=torch")
+        (work / "about.json").write_text(json.dumps({"method": ORT_FP32_METHOD, "opset": OPSET,
+                                                     "class": type(model).__name__,
+                                                     "min_cosine_vs_torch": round(agreement, 7)}), encoding="utf-8")
+        try:
+            os.replace(work, folder)
+        except OSError:  # another process finished first: use its files
+            shutil.rmtree(work, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return image_file, text_file
+
+
+def fp32_folder(model, digest: str | None = None, cache: Path | None = None) -> Path:
+    from .onnx_int8 import weights_digest
+
+    return (cache or cache_root()) / f"{type(model).__name__}-{digest or weights_digest(model)}"
+
+
+def session(path: Path, threads: int | None = None):
+    import onnxruntime
+    import torch
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads or torch.get_num_threads()
+    options.inter_op_num_threads = 1
+    # no busy-waiting between calls: the indexer's decoding processes need those cycles
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+class OrtSessions:
+    """The torch-module surface ``ClipEncoder`` and the indexer touch, answered by two ONNX Runtime sessions."""
+
+    def __init__(self, config, image_file: Path, text_file: Path, threads: int | None = None):
+        self.config = config
+        self.image_session = session(image_file, threads)
+        self.text_session = session(text_file, threads)
+
+    def eval(self):
+        return self
+
+    def to(self, *args, **kwargs):
+        return self
+
+    def float(self):
+        return self
+
+    def get_image_features(self, pixel_values, **_):
+        import torch
+
+        pixels = pixel_values.detach().float().cpu().numpy()
+        return torch.from_numpy(self.image_session.run(None, {"pixel_values": pixels})[0])
+
+    def get_text_features(self, input_ids, attention_mask=None, **_):
+        import torch
+
+        ids = input_ids.detach().cpu().numpy().astype(np.int64)
+        mask = np.ones_like(ids) if attention_mask is None else attention_mask.detach().cpu().numpy().astype(np.int64)
+        return torch.from_numpy(self.text_session.run(None, {"input_ids": ids, "attention_mask": mask})[0])
+
+
+class OrtClip(OrtSessions):
+    """A CLIPModel / ChineseCLIPModel at fp32 through ONNX Runtime; ``config`` is the original model's."""
+
+    method = ORT_FP32_METHOD
+
+    def __init__(self, model, cache: Path | None = None, threads: int | None = None):
+        from .onnx_int8 import weights_digest
+
+        self.digest = weights_digest(model)
+        self.folder = fp32_folder(model, self.digest, cache)
+        super().__init__(model.config, *export_fp32(model, self.folder), threads)
