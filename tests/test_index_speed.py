@@ -1,0 +1,171 @@
+"""A first `index` without wasted work (issue 22): the precision check's sample vectors become rows, a recorded
+verdict is not measured again (unless the CPU changed), and fp32 on ONNX Runtime gives torch's vectors."""
+import json
+
+import numpy as np
+import pytest
+
+from chapter09 import config
+from chapter09.models import Settings
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+SEED = config.TOY_HELDOUT_SEED + 31  # a held-out seed no other test uses
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory):
+    from chapter09.toyworld import write_dataset
+
+    return write_dataset(tmp_path_factory.mktemp("lib") / "library", n=30, seed=SEED, split="heldout")
+
+
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("CH09_CACHE", str(tmp_path / "cache"))
+
+
+def _images(library) -> list[str]:
+    from chapter09.capstone.library_precision import library_images
+
+    return [str(p.relative_to(library)) for p in library_images(library)]
+
+
+def test_sample_vectors_become_rows_and_the_rest_is_encoded_once(library, tmp_path):
+    from chapter09.capstone.indexer import build_index
+    from chapter09.capstone.library_precision import pick_for_index
+    from chapter09.capstone.store import Store
+    from chapter09.clip import clip_encoder
+    from chapter09.models import clear_cache
+
+    clear_cache()
+    settings, index, sample = Settings(mode="toy", device="cpu"), tmp_path / "index", 8
+    report = pick_for_index(library, index, ["clip"], settings, "int8", sample=sample, log=lambda m: None)
+    rows = report.pop("sample_rows")
+    json.dumps(report)  # the rest is JSON-ready (cmd_index prints it)
+    assert report["measured"] and len(rows["items"]) == sample and rows["vectors"]["clip"].shape[0] == sample
+    row = report["fidelity"]["clip"]["int8"]  # queries: the library's captions (at most 64); k: min(10, images)
+    assert report["margins"]["top10_agreement"] == pytest.approx(1.96 * np.sqrt(0.09 / (row["queries"] * row["k"])),
+                                                                  abs=1e-4)
+
+    encoder = clip_encoder("clip", settings.with_(precision="int8"))
+    assert encoder.identity == rows["identities"]["clip"]  # the check's encoder, not a second load
+    encoded, real = [], encoder.encode_pixels
+    encoder.encode_pixels = lambda pixels, **kw: encoded.append(len(pixels)) or real(pixels, **kw)
+    try:
+        summary = build_index(library, index, {"clip": encoder}, workers=0, progress=False, build_ann=False,
+                              precomputed=rows)
+    finally:
+        del encoder.encode_pixels
+    total = len(_images(library))
+    assert sum(encoded) == total - sample and summary.added == total and summary.total == total
+    assert any("8 images' vectors kept" in note for note in summary.notes)
+
+    # the kept rows are the vectors indexing would have made: encode the sample again the indexer's way
+    from chapter09.capstone.indexer import decode_one
+
+    store = Store.open(index)
+    stored = {r["path"]: np.asarray(r["vector"], np.float32) for r in store.images("clip").records(("path", "vector"))}
+    pre = {"clip": encoder.processor.image_processor}
+    for item in rows["items"][:4]:
+        pixels = decode_one(library, item["path"], pre, encoder.image_side)["pixels"]["clip"]
+        again = encoder.encode_pixels(__import__("torch").from_numpy(np.asarray(pixels))[None])[0]
+        assert float(stored[item["path"]] @ again) > 0.999
+
+
+def test_changed_file_after_the_check_is_encoded_not_taken_from_the_sample(library, tmp_path):
+    import os
+    import shutil
+
+    from chapter09.capstone.indexer import build_index
+    from chapter09.capstone.library_precision import pick_for_index
+    from chapter09.clip import clip_encoder
+
+    lib = shutil.copytree(library, tmp_path / "lib")
+    settings, index = Settings(mode="toy", device="cpu"), tmp_path / "index"
+    rows = pick_for_index(lib, index, ["clip"], settings, "int8", sample=4, log=lambda m: None)["sample_rows"]
+    touched = lib / rows["items"][0]["path"]
+    os.utime(touched, ns=(touched.stat().st_atime_ns, touched.stat().st_mtime_ns + 10**9))
+    encoder = clip_encoder("clip", settings.with_(precision="int8"))
+    summary = build_index(lib, index, {"clip": encoder}, workers=0, progress=False, build_ann=False, precomputed=rows)
+    assert any("3 images' vectors kept" in note for note in summary.notes)
+
+
+def test_a_recorded_verdict_is_not_measured_again_but_another_cpu_re_measures(library, tmp_path, monkeypatch):
+    from chapter09.capstone import library_precision
+    from chapter09.cpu import describe
+
+    settings, index = Settings(mode="toy", device="cpu"), tmp_path / "index"
+    first = library_precision.pick_for_index(library, index, ["clip"], settings, "int8", sample=6,
+                                             log=lambda m: None)
+    recorded = library_precision.read_sidecar(index)
+    assert first["measured"] and recorded["cpu"] == describe() and recorded["locations"]["clip"]
+
+    measured = []
+    real_rows = library_precision.fidelity_rows
+    monkeypatch.setattr(library_precision, "fidelity_rows", lambda *a, **kw: measured.append(1) or real_rows(*a, **kw))
+    for requested in ("int8", "auto"):  # explicit: the recorded rows; auto: the recorded choice
+        again = library_precision.pick_for_index(library, index, ["clip"], settings, requested, sample=6,
+                                                 log=lambda m: None)
+        assert not again["measured"] and "sample_rows" not in again
+    assert measured == []
+    assert again["precision"] == first["precision"]
+
+    monkeypatch.setenv(config.ENV_HIDE_CPU_FEATURES, "avx2")  # what the record names no longer describes this CPU
+    assert describe() != recorded["cpu"]
+    third = library_precision.pick_for_index(library, index, ["clip"], settings, "int8", sample=6, log=lambda m: None)
+    assert third["measured"] and measured == [1]
+    assert library_precision.read_sidecar(index)["cpu"] == describe()
+
+
+def test_onnx_runtime_fp32_gives_torchs_vectors_and_names_its_runtime(monkeypatch, heldout_images):
+    from chapter09.clip import ClipEncoder
+    from chapter09.onnx_runtime import ENV_FP32_RUNTIME
+
+    monkeypatch.setenv(ENV_FP32_RUNTIME, "onnxruntime")
+    ort = ClipEncoder("clip", Settings(mode="toy", device="cpu", precision="fp32"))
+    torch_fp32 = ort.at_precision("fp32", runtime="torch")
+    assert (ort.runtime, ort.precision_id, torch_fp32.precision_id) == ("onnxruntime", "fp32:ort", "fp32")
+    assert type(ort.model).__name__ == "OrtClip"
+    images, texts = heldout_images
+    a, b = ort.encode_images(images), torch_fp32.encode_images(images)
+    assert np.sum(a * b, axis=1).min() >= 0.999
+    a, b = ort.encode_texts(texts), torch_fp32.encode_texts(texts)
+    assert np.sum(a * b, axis=1).min() >= 0.999
+    int8 = ort.at_precision("int8")  # derived from the torch weights the ONNX session was exported from
+    cosines = np.sum(int8.encode_images(images) * torch_fp32.encode_images(images), axis=1)
+    assert int8.precision_id.startswith("int8:") and 0.99 < cosines.min() and cosines.max() < 1.0
+
+
+@pytest.fixture
+def heldout_images():
+    from chapter09.toyworld import generate_scenes
+
+    scenes = generate_scenes(24, SEED + 1, split="heldout")
+    return [scene.render() for scene in scenes], [scene.captions("en")[0] for scene in scenes]
+
+
+def test_fp32_runtime_rule(monkeypatch):
+    from chapter09.errors import UsageError
+    from chapter09.onnx_runtime import ENV_FP32_RUNTIME, fp32_runtime
+
+    monkeypatch.delenv(ENV_FP32_RUNTIME, raising=False)
+    assert fp32_runtime("cpu", is_toy=False) == "onnxruntime"
+    assert fp32_runtime("cpu", is_toy=True) == "torch" and fp32_runtime("cuda", is_toy=False) == "torch"
+    monkeypatch.setenv(ENV_FP32_RUNTIME, "torch")
+    assert fp32_runtime("cpu", is_toy=False) == "torch"
+    monkeypatch.setenv(ENV_FP32_RUNTIME, "onnx")
+    with pytest.raises(UsageError, match="torch, onnxruntime"):
+        fp32_runtime("cpu")
+
+
+def test_index_cli_keeps_the_sample_rows(library, tmp_path, capsys):
+    from chapter09.capstone.__main__ import main as capstone
+
+    index = tmp_path / "index"
+    assert capstone(["index", str(library), "--index", str(index), "--models", "toy", "--precision", "int8",
+                     "--no-progress", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    total = len(_images(library))
+    assert report["added"] == total and f"{total} images' vectors kept from the precision check" in report["notes"][-1]
+    assert report["precision"]["identity"].startswith("int8:") and "sample_rows" not in report["precision"]
