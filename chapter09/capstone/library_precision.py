@@ -156,8 +156,16 @@ def margins(rows: dict[str, Fidelity]) -> dict:
     return out
 
 
+def sidecar_folder(index_dir) -> Path:
+    """The index folder; for an object-store index (``s3://...``) a local cache folder instead
+    (``~/.cache/chapter09/precision/<hash>``): the record only spares this machine re-measuring."""
+    from .store import is_uri, local_side_folder
+
+    return local_side_folder(str(index_dir), "precision") if is_uri(index_dir) else Path(index_dir)
+
+
 def read_sidecar(index_dir) -> dict:
-    path = Path(index_dir) / SIDECAR
+    path = sidecar_folder(index_dir) / SIDECAR
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -169,7 +177,7 @@ def write_sidecar(index_dir, report: dict) -> None:
     for (atomically: write, then rename)."""
     from ..cpu import describe
 
-    index_dir = Path(index_dir)
+    index_dir = sidecar_folder(index_dir)
     index_dir.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(prefix=".precision-", suffix=".json", dir=index_dir)
     with os.fdopen(handle, "w", encoding="utf-8") as out:
@@ -269,7 +277,7 @@ def pick_for_index(library, index_dir, roles, settings, requested: str, sample: 
                     if key in data} | {"reason": reason, "measured": False}
         from .store import held_precision  # an index built without a record (API, older version): keep it
 
-        held = held_precision(index_dir, locations) if Path(index_dir).exists() else None
+        held = held_precision(index_dir, locations) if "://" in str(index_dir) or Path(index_dir).exists() else None
         if held in PRECISIONS:
             reason = (f"auto keeps {held}, the precision this index's vectors were encoded at "
                       f"(--precision fp32, bf16 or int8 changes it, and re-encodes)")
