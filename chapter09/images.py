@@ -52,12 +52,14 @@ def to_rgb(image: Image.Image, background=(255, 255, 255)) -> Image.Image:
     return image.convert("RGB")
 
 
-def load_image(path: str | Path, max_pixels: int = MAX_PIXELS, min_side: int = 0) -> Image.Image:
+def load_image(path: str | Path, max_pixels: int = MAX_PIXELS, min_side: int = 0, on_open=None) -> Image.Image:
     """Open ``path`` as an upright RGB image, or raise BadImageError saying why.
 
     With ``min_side``, a JPEG is decoded in draft mode: libjpeg scales by 1/2, 1/4 or 1/8
     while decoding, keeping at least ``min_side`` pixels on the short edge -- several times
     faster than a full decode followed by a resize, when the model needs only a few pixels.
+    ``on_open(image)`` is called with the opened file before any decoding (the indexer reads the format,
+    size and EXIF there, from the header already read, instead of opening the file a second time).
     """
     path = Path(path)
     try:
@@ -71,6 +73,8 @@ def load_image(path: str | Path, max_pixels: int = MAX_PIXELS, min_side: int = 0
                     raise BadImageError(
                         f"{path}: {width}x{height} pixels is over the limit of {max_pixels:,}; "
                         "downscale it first")
+                if on_open is not None:
+                    on_open(image)
                 if min_side and image.format == "JPEG":
                     image.draft("RGB", (min_side, min_side))
                 image = ImageOps.exif_transpose(image)

@@ -21,8 +21,11 @@ Engines:
 """
 from __future__ import annotations
 
+import calendar
 import errno
+import fnmatch
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -41,11 +44,49 @@ RAY_BLOCK_FILES = 256  # files per Ray block: one decode task reads a block
 ENCODE_CPU_SHARE = 0.75  # CPU-only Ray cluster: the encoding pool's share of its CPUs (the rest decodes)
 DECODE_MEMORY = 512 << 20  # bytes a Ray decode task reserves beside its batch's pixels: the worker itself
 # (Python, the image processors; Ray measured 370 MiB per decode worker on toy images) and one large photo
+# Folders (or files) a photo library holds that are not photos: a NAS's thumbnail folders (Synology @eaDir),
+# version control, JavaScript packages, Windows' recycle bin, desktop thumbnail caches. `--exclude` adds more;
+# `--no-default-excludes` drops these. (Hidden entries, .git and .thumbnails among them, are skipped anyway.)
+DEFAULT_EXCLUDES = ("@eaDir", ".git", "node_modules", "$RECYCLE.BIN", ".thumbnails")
+EXCLUDED_LISTED = 50  # excluded folders named in the summary; the count is always exact
 
 
 # ----------------------------------------------------------------------------- files
-def walk_library(root: Path, exclude: Path | None = None, skipped: list | None = None) -> list[Path]:
+def is_excluded(relative, patterns) -> bool:
+    """Whether ``relative`` (a path inside the library) or one of its folders matches a glob of ``patterns``.
+
+    Each pattern is matched against every component's name (``@eaDir`` anywhere) and against the relative
+    path up to it (``2019/raw``, ``*/cache/*``), case-insensitively (libraries move between file systems
+    that differ in case: ``$Recycle.Bin``).
+    """
+    if not patterns:
+        return False
+    parts = Path(relative).parts
+    return any(_matches(parts[depth], "/".join(parts[:depth + 1]), patterns) for depth in range(len(parts)))
+
+
+def _matches(name: str, relative: str, patterns) -> bool:
+    """One walked entry against the (lower-cased) globs: its name, or its path inside the library."""
+    name, relative = name.lower(), relative.lower()
+    return any(fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(relative, pattern) for pattern in patterns)
+
+
+def exclude_patterns(extra=(), defaults: bool = True) -> tuple[str, ...]:
+    """The globs a run leaves out (lower-cased, as ``is_excluded`` compares): the defaults unless turned off,
+    then ``extra`` (``--exclude``, repeatable)."""
+    patterns = [*(DEFAULT_EXCLUDES if defaults else ()), *(extra or ())]
+    for pattern in patterns:
+        if not str(pattern).strip():
+            raise UsageError("--exclude needs a pattern (a glob such as '@eaDir' or 'raw/*'), not an empty string")
+    return tuple(dict.fromkeys(str(p).strip().strip("/").lower() for p in patterns))
+
+
+def walk_library(root: Path, exclude: Path | None = None, skipped: list | None = None, patterns=(),
+                 excluded: list | None = None) -> list[Path]:
     """Every regular file under ``root`` (recursively, hidden entries and ``exclude`` skipped), sorted, relative to ``root``.
+
+    ``patterns``: globs (``is_excluded``) of folders and files left out; a folder matching one is not entered.
+    What they left out goes to ``excluded`` (relative paths: folders with a trailing ``/``) when it is given.
 
     Entries are only ``stat``-ed here, never opened, so a named pipe, a socket or a device (reading one can
     block forever) is never read: those, broken and looping symlinks, unreadable folders and names that are
@@ -76,6 +117,10 @@ def walk_library(root: Path, exclude: Path | None = None, skipped: list | None =
                 note({"path": printable(relative), "reason": "file name is not valid UTF-8: rename it to index it"})
                 continue
             path = root / relative
+            if patterns and _matches(name, relative.as_posix(), patterns):  # its folders passed when walked
+                if excluded is not None:
+                    excluded.append(printable(relative) + ("/" if os.path.isdir(path) else ""))
+                continue
             try:
                 info = os.stat(path)  # follows a symlink; opens nothing
             except OSError as error:
@@ -126,7 +171,17 @@ class IndexSummary:
     added: int = 0
     updated: int = 0
     unchanged: int = 0
-    removed: int = 0
+    removed: int = 0  # rows of files gone from the library (or now excluded); a moved file's old path not counted
+    moved: int = 0  # a new path with the bytes (sha1) of an indexed file that is gone: re-pointed, not encoded
+    copied: int = 0  # a new path with the bytes of an indexed file still there: its rows copied, not encoded
+    touched: int = 0  # a file whose time changed but not its bytes: its row's time updated, not encoded
+    hashed: int = 0  # files hashed before decoding to recognise moves and copies (same size as an indexed file)
+    excluded: int = 0  # folders and files left out by the exclude patterns in this walk
+    excluded_removed: int = 0  # of ``removed``: rows of files the exclude patterns now leave out
+    excludes: list[str] = field(default_factory=list)  # the patterns
+    excluded_paths: list[str] = field(default_factory=list)  # the first EXCLUDED_LISTED of them (folders end in /)
+    metadata_filled: int = 0  # unchanged rows from before the metadata columns, filled from a header read
+    metadata_s: float = 0.0
     failed: list[dict] = field(default_factory=list)  # {"path", "reason", "retried"}: retried False = known
     skipped: list[dict] = field(default_factory=list)  # not an image type (captions.jsonl...), or not a regular file
     notes: list[str] = field(default_factory=list)
@@ -137,13 +192,25 @@ class IndexSummary:
     ann: dict = field(default_factory=dict)  # role -> {"nprobe", "recall_at_10", "build_s"} when built
 
     def to_json(self) -> dict:
-        return {**self.__dict__, "failed_count": len(self.failed)}
+        # new/changed: issue 19's names for added/updated (kept for existing readers)
+        return {**self.__dict__, "failed_count": len(self.failed), "new": self.added, "changed": self.updated}
 
     def text(self) -> str:
         lines = [f"index {self.index}: {self.total} images from {self.library}",
                  f"  added {self.added}, updated {self.updated}, unchanged {self.unchanged}, "
                  f"removed {self.removed}, failed {len(self.failed)}, skipped {len(self.skipped)} (not images, or not regular files)  "
                  f"({self.seconds:.1f} s, {self.images_per_s:.1f} images/s encoded, engine {self.engine})"]
+        if self.moved or self.copied or self.touched:
+            lines.append(f"  moved {self.moved}, copied {self.copied}, touched {self.touched} (same bytes as an indexed "
+                         f"file: vectors and captions kept, nothing encoded; {self.hashed} files hashed to tell)")
+        if self.excluded or self.excluded_removed:
+            shown = ", ".join(self.excluded_paths[:5]) + (", ..." if len(self.excluded_paths) > 5 else "")
+            lines.append(f"  excluded {self.excluded} folders/files ({shown}) by {', '.join(self.excludes)}"
+                         + (f"; {self.excluded_removed} indexed images in them removed from the index"
+                            if self.excluded_removed else ""))
+        if self.metadata_filled:
+            lines.append(f"  capture date, camera and format filled for {self.metadata_filled} images indexed before "
+                         f"they were stored ({self.metadata_s:.1f} s: headers read, nothing encoded)")
         lines += [f"  note: {note}" for note in self.notes]
         if self.ray:
             r = self.ray
@@ -161,22 +228,98 @@ class IndexSummary:
         return "\n".join(lines)
 
 
+# ----------------------------------------------------------------------------- metadata
+EXIF_IFD, EXIF_MAKE, EXIF_MODEL, EXIF_ORIENTATION = 0x8769, 0x010F, 0x0110, 0x0112
+EXIF_DATETIME_ORIGINAL, EXIF_DATETIME_DIGITIZED = 0x9003, 0x9004
+_EXIF_TIME = re.compile(r"\s*(\d{4})[:-](\d{2})[:-](\d{2})[ T](\d{2}):(\d{2}):(\d{2})")
+NO_METADATA = {"taken_s": 0, "taken_from": "", "camera_make": "", "camera_model": "", "format": ""}
+
+
+def exif_time(value) -> int | None:
+    """EXIF 'YYYY:MM:DD HH:MM:SS' as seconds since the epoch, the wall-clock read as UTC (EXIF rarely says its
+    zone; a date filter on the day a photo shows then matches it); None for a blank or impossible date
+    ('0000:00:00 00:00:00', as cameras without a clock write)."""
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace")
+    match = _EXIF_TIME.match(str(value)) if value else None
+    if match is None:
+        return None
+    year, month, day, hour, minute, second = (int(g) for g in match.groups())
+    if not (1 <= month <= 12 and 1 <= day <= 31 and hour < 24 and minute < 60 and second < 61 and year >= 1826):
+        return None  # 1826: the oldest surviving photograph; anything before is a clock never set
+    try:
+        return calendar.timegm((year, month, day, hour, minute, min(second, 59), 0, 0, 0))
+    except (ValueError, OverflowError):
+        return None
+
+
+def _exif_text(value) -> str:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return str(value).replace("\x00", "").strip() if value is not None else ""
+
+
+def photo_metadata(image, mtime_ns: int) -> dict:
+    """What the index stores about a photo beside its vector, from an opened (not yet decoded) Pillow image:
+    capture time (EXIF DateTimeOriginal, else DateTimeDigitized, else the file's mtime; ``taken_from`` says
+    which), camera make and model ('' when unknown), Pillow's format lower-cased, and the original pixel size
+    as it is shown (width and height swapped when EXIF orientation turns it by 90 degrees). Reads only what
+    Pillow parsed from the header; a broken EXIF block counts as none (the photo is still indexed)."""
+    try:
+        exif = image.getexif()
+        sub = exif.get_ifd(EXIF_IFD)
+    except Exception:  # a malformed EXIF block (seen in the wild): the pixels may still be fine
+        exif, sub = {}, {}
+    taken = exif_time(sub.get(EXIF_DATETIME_ORIGINAL)) or exif_time(sub.get(EXIF_DATETIME_DIGITIZED))
+    width, height = image.size
+    if exif.get(EXIF_ORIENTATION) in (5, 6, 7, 8):
+        width, height = height, width
+    return {"taken_s": taken if taken is not None else int(mtime_ns // 1_000_000_000),
+            "taken_from": "exif" if taken is not None else "file",
+            "camera_make": _exif_text(exif.get(EXIF_MAKE)), "camera_model": _exif_text(exif.get(EXIF_MODEL)),
+            "format": (image.format or "").lower(), "width": width, "height": height}
+
+
+def header_metadata(path: Path, mtime_ns: int) -> dict | None:
+    """``photo_metadata`` of a file without decoding it (Pillow reads the header): for rows indexed before the
+    metadata columns, and copies whose source row lacks them. None if the file does not open as an image."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return photo_metadata(image, mtime_ns)
+    except Exception:
+        return None
+
+
+def metadata_row(item: dict) -> dict:
+    """The metadata columns of one decoded item as stored: '' (the worker's 'unknown', which crosses Ray's
+    columns as a string) becomes null."""
+    return {"taken_s": int(item.get("taken_s") or 0) if item.get("taken_from") else None,
+            **{key: (item.get(key) or None) for key in ("taken_from", "camera_make", "camera_model", "format")}}
+
+
 # ----------------------------------------------------------------------------- decoding
 def decode_one(root: Path, relative: str, preprocessors: dict, min_side: int) -> dict:
-    """Read, hash, decode and preprocess one file; a failure comes back as a reason, never an exception."""
+    """Read, hash, decode and preprocess one file; a failure comes back as a reason, never an exception.
+
+    The metadata (``photo_metadata``) is read from the image as ``load_image`` opens it: no second read."""
     path = root / relative
     out = {"path": relative, "ok": False, "reason": "", "width": 0, "height": 0, "size": 0, "mtime_ns": 0,
-           "sha1": "", "pixels": None}
+           "sha1": "", "pixels": None, **NO_METADATA}
     try:
         stat = path.stat()
         out["size"], out["mtime_ns"] = stat.st_size, stat.st_mtime_ns
         if not S_ISREG(stat.st_mode):  # became a pipe or a device since the walk: reading it could block
             raise BadImageError(f"{path}: not a regular file ({file_kind(stat.st_mode)}): never opened")
         out["sha1"] = file_sha1(path)
-        image = load_image(path, min_side=min_side)
+        meta = {}
+        image = load_image(path, min_side=min_side, on_open=lambda opened: meta.update(
+            photo_metadata(opened, stat.st_mtime_ns)))
         out["pixels"] = {role: np.asarray(pre(images=[image], return_tensors="pt")["pixel_values"][0].numpy())
                          for role, pre in preprocessors.items()}
-        out["width"], out["height"], out["ok"] = image.size[0], image.size[1], True
+        out.update(meta)  # width, height: the original's (the draft decode may have scaled the pixels)
+        out["ok"] = True
     except BadImageError as error:
         out["reason"] = str(error).replace(str(path) + ": ", "")
     except OSError as error:  # unreadable (permissions, an I/O error, gone): not the file's content, so retried
@@ -210,14 +353,17 @@ class _Plan:
     needs: dict[str, list[str]]  # path -> roles whose table lacks an up-to-date row
     updated: set[str]
     removed: dict[str, list[str]]  # role -> paths to delete
+    reuse: dict[str, tuple] = field(default_factory=dict)  # path -> (source path, kind, sha1, size, mtime_ns)
+    backfill: list[str] = field(default_factory=list)  # unchanged paths whose rows lack the metadata columns
 
 
-def _plan(root: Path, tables: dict, failures: dict, summary: IndexSummary, index_dir=None) -> _Plan:
-    states = {role: table.state() for role, table in tables.items()}
-    todo, needs, updated = [], {}, set()
-    on_disk = set()
+def _plan(root: Path, tables: dict, failures: dict, summary: IndexSummary, index_dir=None, patterns=()) -> _Plan:
+    catalogs = {role: table.catalog() for role, table in tables.items()}
+    todo, needs, updated, backfill, sizes = [], {}, set(), [], {}
+    on_disk, excluded = set(), []
     # an index inside its library is not photos; entries that are not regular files are skipped unopened
-    for relative_path in walk_library(root, exclude=index_dir, skipped=summary.skipped):
+    for relative_path in walk_library(root, exclude=index_dir, skipped=summary.skipped, patterns=patterns,
+                                      excluded=excluded):
         relative = str(relative_path)
         if relative_path.suffix.lower() not in IMAGE_SUFFIXES:
             on_disk.add(relative)
@@ -231,9 +377,11 @@ def _plan(root: Path, tables: dict, failures: dict, summary: IndexSummary, index
             continue
         on_disk.add(relative)
         now = (stat.st_size, stat.st_mtime_ns)
-        missing = [role for role, state in states.items() if state.get(relative) != now]
+        missing = [role for role, catalog in catalogs.items() if catalog.get(relative, (None, None))[:2] != now]
         if not missing:
             summary.unchanged += 1
+            if not all(catalog[relative][3] for catalog in catalogs.values()):
+                backfill.append(relative)
             continue
         failure = failures.get(relative)
         if failure is not None and (failure["size"], failure["mtime_ns"]) == now:
@@ -241,11 +389,153 @@ def _plan(root: Path, tables: dict, failures: dict, summary: IndexSummary, index
             continue
         todo.append(relative)
         needs[relative] = missing
-        if any(relative in states[role] for role in missing):
+        sizes[relative] = now
+        if any(relative in catalogs[role] for role in missing):
             updated.add(relative)
-    removed = {role: sorted(set(state) - on_disk) for role, state in states.items()}
-    summary.removed = len(set().union(*removed.values())) if removed else 0
-    return _Plan(todo, needs, updated, removed)
+    summary.excluded, summary.excluded_paths = len(excluded), excluded[:EXCLUDED_LISTED]
+    removed = {role: set(catalog) - on_disk for role, catalog in catalogs.items()}
+    plan = _Plan(todo, needs, updated, {role: sorted(paths) for role, paths in removed.items()}, backfill=backfill)
+    _recognise(root, plan, catalogs, sizes, on_disk, summary)
+    gone = set().union(*removed.values()) if removed else set()
+    moved_from = {source for source, kind, *_ in plan.reuse.values() if kind == "moved"}
+    summary.removed = len(gone - moved_from)
+    summary.excluded_removed = sum(1 for path in gone - moved_from if is_excluded(path, patterns))
+    return plan
+
+
+def _recognise(root: Path, plan: _Plan, catalogs: dict, sizes: dict, on_disk: set, summary: IndexSummary) -> None:
+    """Moved, renamed, copied and merely touched files: a path to encode whose bytes (sha1) some row of every
+    table it needs already holds takes that row's vectors instead of being decoded (``plan.reuse``).
+
+    Only files of a size some row has are hashed (a copy has its source's size), so a fresh index, or new
+    photos, cost no extra read. The source preferred: the path's own row (only its time changed), then a row
+    whose file is gone (the file moved: the first such path takes it), else any row (a copy)."""
+    if not plan.todo:
+        return
+    held_sizes = set()
+    for catalog in catalogs.values():
+        held_sizes.update(entry[0] for entry in catalog.values())
+    candidates = [path for path in plan.todo if sizes[path][0] in held_sizes]
+    if not candidates:
+        return
+    by_sha1 = {role: {} for role in catalogs}
+    for role, catalog in catalogs.items():
+        for path, (_, _, sha1, _) in catalog.items():
+            by_sha1[role].setdefault(sha1, []).append(path)
+    claimed = set()  # gone paths already taken by a move
+    for path in candidates:
+        try:
+            sha1 = file_sha1(root / path)
+        except OSError:
+            continue  # decoding will report it
+        summary.hashed += 1
+        roles = plan.needs[path]
+        sources = [source for source in by_sha1[roles[0]].get(sha1, ())
+                   if all(catalogs[role].get(source, (0, 0, None))[2] == sha1 for role in roles[1:])]
+        if not sources:
+            continue
+        if path in sources:
+            source, kind = path, "touched"
+        else:
+            vanished = [s for s in sources if s not in on_disk and s not in claimed]
+            source, kind = (vanished[0], "moved") if vanished else (sources[0], "copied")
+            if kind == "moved":
+                claimed.add(source)
+        plan.reuse[path] = (source, kind, sha1, *sizes[path])
+    if plan.reuse:
+        plan.todo = [path for path in plan.todo if path not in plan.reuse]
+
+
+def _apply_reuse(root: Path, store: Store, tables: dict, plan: _Plan, failures: dict, summary: IndexSummary) -> None:
+    """Write ``plan.reuse``: each path gets its source's rows (vectors, metadata) in every table that needs one,
+    with its own size and time, and its source's captions when they describe these bytes; committed before the
+    vanished paths' rows are deleted, so an interruption never loses a vector (the next run sees the rest)."""
+    import pyarrow as pa
+
+    if not plan.reuse:
+        return
+    paths = sorted(plan.reuse)
+    for role, table in tables.items():
+        mine = [path for path in paths if role in plan.needs[path]]
+        for start in range(0, len(mine), store.commit_rows):
+            chunk = mine[start:start + store.commit_rows]
+            rows = table.rows_of(sorted({plan.reuse[p][0] for p in chunk}))
+            where = {p: i for i, p in enumerate(rows.column("path").to_pylist())}
+            chunk = [p for p in chunk if plan.reuse[p][0] in where]
+            new = rows.take(pa.array([where[plan.reuse[p][0]] for p in chunk], pa.int64()))
+            meta = {name: new.column(name).to_pylist() for name in
+                    ("taken_s", "taken_from", "camera_make", "camera_model", "format", "width", "height")}
+            for j, path in enumerate(chunk):
+                mtime_ns = plan.reuse[path][4]
+                if meta["taken_from"][j] is None:  # the source row predates the metadata: read this file's header
+                    found = header_metadata(root / path, mtime_ns)
+                    if found:
+                        for name in meta:
+                            meta[name][j] = metadata_row(found).get(name, found.get(name))
+                elif meta["taken_from"][j] == "file":  # the time came from the file: this file's time
+                    meta["taken_s"][j] = int(mtime_ns // 1_000_000_000)
+            columns = {"path": pa.array(chunk, pa.string()),
+                       "size": pa.array([plan.reuse[p][3] for p in chunk], pa.int64()),
+                       "mtime_ns": pa.array([plan.reuse[p][4] for p in chunk], pa.int64()),
+                       **{name: pa.array(values, table.schema.field(name).type) for name, values in meta.items()}}
+            for name, values in columns.items():
+                new = new.set_column(new.schema.get_field_index(name), name, values)
+            table.put(new)
+    store.commit()
+    sources = sorted({source for source, *_ in plan.reuse.values()} | set(paths))
+    held = store.captions(sources, with_sha1=True)
+    carry, stale = [], []
+    for path in paths:
+        source, kind, sha1 = plan.reuse[path][:3]
+        caps = held.get(source, {})
+        if source != path and caps.get("sha1") == sha1:
+            carry.append({"path": path, "sha1": sha1, **{k: v for k, v in caps.items() if k in ("en", "zh")}})
+        elif source != path and held.get(path, {}).get("sha1") not in (None, sha1):
+            stale.append(path)  # this path held other bytes before, and their captions
+    store.drop_captions(stale)
+    store.put_captions(carry)
+    store.drop_failures([path for path in paths if path in failures])
+    for path in paths:
+        kind = plan.reuse[path][1]
+        setattr(summary, kind, getattr(summary, kind) + 1)
+
+
+def _fill_metadata(root: Path, store: Store, tables: dict, plan: _Plan, summary: IndexSummary) -> None:
+    """Rows indexed before the metadata columns existed, for files unchanged since: their metadata read from
+    the file's header (no decode, no encode) and written into every table lacking it."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not plan.backfill:
+        return
+    started = time.time()
+    for start in range(0, len(plan.backfill), store.commit_rows):
+        chunk = plan.backfill[start:start + store.commit_rows]
+        found = {}
+        for path in chunk:
+            try:
+                mtime_ns = (root / path).stat().st_mtime_ns
+            except OSError:
+                continue
+            meta = header_metadata(root / path, mtime_ns)
+            if meta is not None:
+                found[path] = meta
+        if not found:
+            continue
+        for table in tables.values():
+            rows = table.rows_of(sorted(found))
+            rows = rows.filter(pc.is_null(rows.column("taken_from")))
+            if not rows.num_rows:
+                continue
+            order = rows.column("path").to_pylist()
+            for name in ("taken_s", "taken_from", "camera_make", "camera_model", "format", "width", "height"):
+                values = [metadata_row(found[p]).get(name, found[p].get(name)) for p in order]
+                rows = rows.set_column(rows.schema.get_field_index(name), name,
+                                       pa.array(values, table.schema.field(name).type))
+            table.put(rows)
+        summary.metadata_filled += len(found)
+        store.commit()
+    summary.metadata_s = round(time.time() - started, 2)
 
 
 # ----------------------------------------------------------------------------- writing rows
@@ -264,10 +554,12 @@ class _Writer:
         for role, table in self.tables.items():
             chosen = [j for j, item in enumerate(items) if item["ok"] and role in self.plan.needs[item["path"]]]
             if chosen:
+                meta = [metadata_row(items[j]) for j in chosen]
                 table.put({"path": [items[j]["path"] for j in chosen], "size": [items[j]["size"] for j in chosen],
                            "mtime_ns": [items[j]["mtime_ns"] for j in chosen],
                            "sha1": [items[j]["sha1"] for j in chosen], "width": [items[j]["width"] for j in chosen],
-                           "height": [items[j]["height"] for j in chosen], "vector": vectors[role][chosen]})
+                           "height": [items[j]["height"] for j in chosen], "vector": vectors[role][chosen],
+                           **{name: [m[name] for m in meta] for name in meta[0]}})
         failed = []
         for item in items:
             if item["ok"]:
@@ -390,8 +682,9 @@ def _encoder_specs(encoders: dict) -> dict:
 def _decode_block(batch: dict, root: str, preprocessors: dict, min_side: int) -> dict:
     """Ray task: decode one block of files; pixel arrays are zeros for failures (columns must be rectangular)."""
     items = [decode_one(Path(root), str(p), preprocessors, min_side) for p in batch["path"]]
-    out = {key: np.array([item[key] for item in items], dtype=object if key in ("path", "reason", "sha1") else None)
-           for key in ("path", "ok", "reason", "width", "height", "size", "mtime_ns", "sha1")}
+    text = ("path", "reason", "sha1", "taken_from", "camera_make", "camera_model", "format")
+    out = {key: np.array([item[key] for item in items], dtype=object if key in text else None)
+           for key in ("path", "ok", "reason", "width", "height", "size", "mtime_ns", "sha1", *NO_METADATA)}
     out["roles"] = batch["roles"]
     out["decode_node"], out["decode_worker"] = _where(len(items))
     for role in preprocessors:
@@ -526,7 +819,9 @@ def _run_ray(root: Path, plan: _Plan, encoders: dict, writer: _Writer, batch_siz
             items = [{"path": str(batch["path"][j]), "ok": bool(batch["ok"][j]), "reason": str(batch["reason"][j]),
                       "width": int(batch["width"][j]), "height": int(batch["height"][j]),
                       "size": int(batch["size"][j]), "mtime_ns": int(batch["mtime_ns"][j]),
-                      "sha1": str(batch["sha1"][j])} for j in range(len(batch["path"]))]
+                      "sha1": str(batch["sha1"][j]), "taken_s": int(batch["taken_s"][j]),
+                      **{key: str(batch[key][j]) for key in ("taken_from", "camera_make", "camera_model", "format")}}
+                     for j in range(len(batch["path"]))]
             writer.write(items, {role: batch[f"vector_{role}"] for role in encoders})
             for key, values in seen.items():
                 values.update(str(v) for v in batch[key])
@@ -548,7 +843,8 @@ def build_index(library: str | Path, index_dir: str | Path, encoders: dict, batc
                 stop_after: int | None = None, engine: str = "local", ray_address: str | None = None,
                 actors: int | None = None, gpus_per_actor: float = 0.0, cpus_per_actor: float = 1.0,
                 commit_rows: int = COMMIT_ROWS, wait_s: float = 0.0, build_ann: bool = True,
-                log=None, precomputed: dict | None = None) -> IndexSummary:
+                log=None, precomputed: dict | None = None, excludes=(), default_excludes: bool = True,
+                fill_metadata: bool = True) -> IndexSummary:
     """Bring ``index_dir`` up to date with ``library``; ``encoders``: role -> ClipEncoder.
 
     ``stop_after`` (for tests of resumption) commits and stops after that many new images, as an
@@ -556,6 +852,10 @@ def build_index(library: str | Path, index_dir: str | Path, encoders: dict, batc
     (0: refuse at once). ``build_ann``: build the IVF index at the end when the table is large
     enough for ``search`` to use one (so ``serve`` opens ready). ``precomputed``: rows already encoded by
     these encoders (the precision check's sample, ``library_precision.write_sample_rows``), written as they are.
+    ``excludes``: globs of folders and files to leave out (``is_excluded``), beside ``DEFAULT_EXCLUDES`` unless
+    ``default_excludes`` is False; indexed rows they now match are removed. Files whose bytes the index holds
+    (moved, renamed, copied, touched) take the held vectors and captions instead of being encoded
+    (``_recognise``). ``fill_metadata``: rows indexed before the metadata columns get them from a header read.
     """
     from tqdm import tqdm
 
@@ -570,7 +870,8 @@ def build_index(library: str | Path, index_dir: str | Path, encoders: dict, batc
     root = Path(library).resolve()
     if not root.is_dir():
         raise NotADirectoryError(f"library {root} is not a folder")
-    summary = IndexSummary(str(root), str(index_dir), engine)
+    patterns = exclude_patterns(excludes, default_excludes)
+    summary = IndexSummary(str(root), str(index_dir), engine, excludes=list(patterns))
     identities = {role: encoder_identity(role, enc) for role, enc in encoders.items()}
     with Store.open(index_dir, library=root, write=True, wait_s=wait_s, commit_rows=commit_rows) as store:
         for identity in identities.values():
@@ -580,12 +881,15 @@ def build_index(library: str | Path, index_dir: str | Path, encoders: dict, batc
                 summary.notes.append(note)
         tables = {role: store.images(identity) for role, identity in identities.items()}
         failures = store.failures()
-        plan = _plan(root, tables, failures, summary, None if is_uri(index_dir) else Path(index_dir))
+        plan = _plan(root, tables, failures, summary, None if is_uri(index_dir) else Path(index_dir), patterns)
+        _apply_reuse(root, store, tables, plan, failures, summary)  # before the deletes: a moved row is never lost
         for role, paths in plan.removed.items():
             tables[role].delete(paths)
         store.drop_captions(set().union(*plan.removed.values()))
-        gone = [p for p in failures if not (root / p).is_file()]
+        gone = [p for p in failures if not (root / p).is_file() or is_excluded(p, patterns)]
         store.drop_failures(gone)
+        if fill_metadata:
+            _fill_metadata(root, store, tables, plan, summary)
         writer = _Writer(store, tables, plan, summary, checkpoint_s, stop_after, failures)
         reused = 0
         if precomputed:
@@ -607,7 +911,8 @@ def build_index(library: str | Path, index_dir: str | Path, encoders: dict, batc
             bar.close()
         encode_s = time.time() - encode_started
         writer.commit()
-        wrote = bool(plan.todo or reused or any(plan.removed.values()) or gone)
+        wrote = bool(plan.todo or reused or any(plan.removed.values()) or gone or plan.reuse
+                     or summary.metadata_filled or store._touched)
         if wrote:
             store.finish()  # compaction + old versions deleted: the index stays the size of a fresh one
         for role, table in tables.items():

@@ -69,11 +69,26 @@ class EncoderIdentity:
 
 
 # ----------------------------------------------------------------------------- schemas
+# Read from the file at index time (``indexer.photo_metadata``); tables made before them get them as nulls
+# when opened for writing, filled the next time ``index`` runs (a header read, no encode).
+METADATA_COLUMNS = ("taken_s", "taken_from", "camera_make", "camera_model", "format")
+
+
+def metadata_fields():
+    """taken_s: capture time (EXIF DateTimeOriginal read as UTC wall-clock, else the file's mtime), seconds since
+    the epoch; taken_from: 'exif' | 'file'; camera make/model (null when unknown); Pillow's format, lower-cased."""
+    import pyarrow as pa
+
+    return [pa.field("taken_s", pa.int64()), pa.field("taken_from", pa.string()), pa.field("camera_make", pa.string()),
+            pa.field("camera_model", pa.string()), pa.field("format", pa.string())]
+
+
 def image_schema(dim: int):
     import pyarrow as pa
 
     return pa.schema([("path", pa.string()), ("size", pa.int64()), ("mtime_ns", pa.int64()), ("sha1", pa.string()),
-                      ("width", pa.int32()), ("height", pa.int32()), ("vector", pa.list_(pa.float16(), dim))])
+                      ("width", pa.int32()), ("height", pa.int32()), *metadata_fields(),
+                      ("vector", pa.list_(pa.float16(), dim))])
 
 
 def failure_schema():
@@ -129,7 +144,8 @@ class ImageTable:
     It is also the ``vectors.VectorSource`` that exact and ANN search read.
     """
 
-    COLUMNS = ("path", "size", "mtime_ns", "sha1", "width", "height", "vector")
+    COLUMNS = ("path", "size", "mtime_ns", "sha1", "width", "height", *METADATA_COLUMNS, "vector")
+    REQUIRED = ("path", "size", "mtime_ns", "sha1", "width", "height", "vector")  # metadata may be left out: null
 
     def __init__(self, store, identity: EncoderIdentity, table):
         self.store, self.identity, self.table = store, identity, table
@@ -138,6 +154,26 @@ class ImageTable:
         self._pending: list = []
         self._pending_rows = 0
         self._known: set[str] | None = None  # paths present in the table, loaded on the first commit
+        if store.write:
+            self._add_metadata_columns()
+
+    def _add_metadata_columns(self) -> None:
+        """A table from before the metadata columns gets them, all null (a metadata-only LanceDB commit: no data
+        file is rewritten); ``index`` fills them when it next runs."""
+        import pyarrow as pa
+
+        have = set(self.table.schema.names)
+        missing = [f for f in metadata_fields() if f.name not in have]
+        if missing:
+            with quiet_lance(), self.store.writing(f"adding the columns {', '.join(f.name for f in missing)} "
+                                                   f"to {self.name}"):
+                self.table.add_columns(pa.schema(missing))
+            self.store._touched.add(self.name)
+
+    @property
+    def has_metadata(self) -> bool:
+        """Whether the table has the metadata columns (an old index opened read-only does not)."""
+        return set(METADATA_COLUMNS) <= set(self.table.schema.names)
 
     def __len__(self) -> int:
         return self.table.count_rows()
@@ -196,6 +232,36 @@ class ImageTable:
                            zip(batch.column("size").to_pylist(), batch.column("mtime_ns").to_pylist())))
         return out
 
+    def catalog(self) -> dict[str, tuple]:
+        """path -> (size, mtime_ns, sha1, has_metadata) of every row: the indexer's view of what the table holds
+        (sha1 recognises moved and copied files; has_metadata False: a row from before the metadata columns)."""
+        columns = ["path", "size", "mtime_ns", "sha1"] + (["taken_s"] if self.has_metadata else [])
+        out = {}
+        for batch in self.scan(columns):
+            filled = batch.column("taken_s").is_valid().to_pylist() if self.has_metadata else [False] * batch.num_rows
+            out.update(zip(batch.column("path").to_pylist(),
+                           zip(batch.column("size").to_pylist(), batch.column("mtime_ns").to_pylist(),
+                               batch.column("sha1").to_pylist(), filled)))
+        return out
+
+    def rows_of(self, paths: list[str]):
+        """The whole rows (vectors included) of ``paths`` as an arrow table in this table's schema, looked up in
+        chunks (the filter is a SQL string); paths not in the table are absent."""
+        import pyarrow as pa
+
+        parts = []
+        for start in range(0, len(paths), DELETE_CHUNK):
+            chunk = paths[start:start + DELETE_CHUNK]
+            query = self.table.search().where(f"path IN ({sql_list(chunk)})").limit(None)
+            parts.append(query.select(list(self.table.schema.names)).to_arrow())
+        if not parts:
+            return self.schema.empty_table()
+        table = pa.concat_tables(parts)
+        for name in self.schema.names:  # an old table opened read-only: its missing metadata as nulls
+            if name not in table.column_names:
+                table = table.append_column(self.schema.field(name), pa.nulls(table.num_rows, self.schema.field(name).type))
+        return table.select(self.schema.names).cast(self.schema)
+
     def records(self, columns=("path", "size", "mtime_ns", "sha1", "width", "height")) -> list[dict]:
         rows = []
         for batch in self.scan(list(columns)):
@@ -220,19 +286,26 @@ class ImageTable:
         if isinstance(rows, list):
             if not rows:
                 return
-            rows = {name: [row[name] for row in rows] for name in self.COLUMNS}
+            rows = {name: [row.get(name) for row in rows] for name in self.COLUMNS}
             rows["vector"] = np.stack(rows["vector"])
         if isinstance(rows, dict):
-            missing = [name for name in self.COLUMNS if name not in rows]
+            missing = [name for name in self.REQUIRED if name not in rows]
             if missing:
                 raise ValueError(f"rows lack the columns {missing}")
             vectors = np.asarray(rows["vector"])
             if len(vectors) and not np.all(np.isfinite(vectors)):
                 raise ValueError("vectors contain NaN or infinity")
-            arrays = [pa.array(rows[name], self.schema.field(name).type) for name in self.COLUMNS[:-1]]
+            n = len(rows["path"])
+            arrays = [pa.array(rows[name] if name in rows else [None] * n, self.schema.field(name).type)
+                      for name in self.COLUMNS[:-1]]
             rows = pa.Table.from_arrays(arrays + [vectors_column(vectors, self.identity.dim)], schema=self.schema)
         elif not isinstance(rows, pa.Table):
             raise TypeError("rows must be a dict of columns, a list of row dicts or a pyarrow Table")
+        else:  # an arrow table without the metadata columns: nulls
+            for name in METADATA_COLUMNS:
+                if name not in rows.column_names:
+                    field_ = self.schema.field(name)
+                    rows = rows.append_column(field_, pa.nulls(rows.num_rows, field_.type))
         if rows.num_rows == 0:
             return
         self._pending.append(rows.select(list(self.COLUMNS)).cast(self.schema))
@@ -261,6 +334,7 @@ class ImageTable:
             paths = batch.column("path").to_pylist()
         if self._known is None:
             self._known = set(self.column("path").to_pylist())
+        batch = batch.select(self.table.schema.names)  # an evolved table's column order (metadata after vector)
         present = pa.array([p in self._known for p in paths])
         new, old = batch.filter(pc.invert(present)), batch.filter(present)
         with self.store.writing(f"committing {batch.num_rows:,} rows to {self.name}", needed=batch.nbytes):
