@@ -176,7 +176,14 @@ class OrtSessions:
     def __init__(self, config, image_file: Path, text_file: Path, threads: int | None = None):
         self.config = config
         self.image_session = session(image_file, threads)
-        self.text_session = session(text_file, threads)
+        self._text_file, self._threads, self._text_session = text_file, threads, None
+
+    @property
+    def text_session(self):
+        """Made on the first text: `index` encodes images only, and a session costs about a second to build."""
+        if self._text_session is None:
+            self._text_session = session(self._text_file, self._threads)
+        return self._text_session
 
     def eval(self):
         return self
