@@ -45,7 +45,7 @@ from pathlib import Path
 from . import caption_text, npz_migration
 from . import vectors as vector_search
 from .errors import IndexFullError, IndexReadOnlyError, StoreError, file_system_error, log
-from .lock import LOCK_NAME, IndexLock
+from .lock import LOCK_NAME, IndexLock, ObjectStoreLock, lock_for
 from .tables import (
     EncoderIdentity,
     ImageTable,
@@ -71,6 +71,26 @@ def is_uri(location: str | os.PathLike) -> bool:
     return "://" in str(location)
 
 
+def local_side_folder(location: str, kind: str) -> Path:
+    """The local folder of a URI index's side files of one ``kind`` (``ann``, ``serve``, ``precision``):
+    ``$XDG_CACHE_HOME/chapter09/KIND/<sha1 of the URI>`` (``~/.cache/...``). LanceDB writes the tables to
+    the object store; these files are caches a machine rebuilds, so they stay on the machine using them."""
+    digest = hashlib.sha1(str(location).encode()).hexdigest()[:16]
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "chapter09" / kind / digest
+
+
+def storage_options() -> dict:
+    """LanceDB's options for an object-store index: credentials, region and endpoint come from the
+    standard AWS variables (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
+    ``AWS_REGION``), which LanceDB and boto3 (the lock) both read; an ``http://`` endpoint (a local
+    S3 server) is allowed without TLS only because it was named so."""
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or ""
+    options = {"endpoint": endpoint} if endpoint else {}
+    if endpoint.startswith("http://"):
+        options["allow_http"] = "true"
+    return options
+
+
 def _folder_bytes(folder: Path) -> int:
     """Bytes of the files under ``folder`` (what compacting a table may rewrite)."""
     return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) if folder.is_dir() else 0
@@ -84,7 +104,8 @@ class Store:
     write=True)`` creates it if needed and takes the write lock (released by ``close``/``with``).
     """
 
-    def __init__(self, location: str, db, write: bool, lock: IndexLock | None, commit_rows: int):
+    def __init__(self, location: str, db, write: bool, lock: IndexLock | ObjectStoreLock | None,
+                 commit_rows: int):
         self.location, self.db, self.write, self.lock = location, db, write, lock
         self.commit_rows = commit_rows
         self._meta = self._read_meta()
@@ -117,12 +138,13 @@ class Store:
                     raise StoreError(f"{path} is not empty and holds no index; use an empty or new folder for --index")
         lock = None
         if write or (local and (not (path / f"{META_TABLE}.lance").is_dir() or old.is_file())):
-            if local:
-                lock = IndexLock(path, wait_s).acquire()
+            lock = lock_for(path if local else location, wait_s)
+            if lock is None:  # gs://, az://: LanceDB writes them, but this store has no lock there
+                log(f"{location}: no write lock on this kind of object store, so run one `index` at a time")
             else:
-                log(f"{location} is an object-store URI: no lock file there, so run one `index` at a time")
+                lock.acquire()
         try:
-            db = lancedb.connect(location)
+            db = lancedb.connect(location, **({} if local else {"storage_options": storage_options()}))
             store = cls(location, db, write, lock, commit_rows)
             if store._meta is None or store._meta.get("migrating"):
                 if local and old.is_file():
@@ -368,6 +390,8 @@ class Store:
     # ---- commits and the end of a run
     def commit(self) -> None:
         """Write every queued row (all images tables and failures)."""
+        if self.lock is not None and hasattr(self.lock, "check"):  # an S3 lease lost: write nothing more
+            self.lock.check()
         for table in self._tables.values():
             table.commit()
         if self._failures_pending:
@@ -412,10 +436,7 @@ class Store:
 
     def ann_dir(self) -> Path:
         """Where built vector indexes are cached: INDEX/ann, or a local cache folder for a URI index."""
-        if is_uri(self.location):
-            digest = hashlib.sha1(self.location.encode()).hexdigest()[:16]
-            return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "chapter09" / "ann" / digest
-        return Path(self.location) / ANN_DIR
+        return local_side_folder(self.location, "ann") if is_uri(self.location) else Path(self.location) / ANN_DIR
 
     # ---- migration from store.npz
     def _migrate(self, old: npz_migration.OldIndex) -> None:
