@@ -126,3 +126,52 @@ def test_ray_engine_on_a_two_node_cluster_matches_local_engine(library, cluster,
         query = scenes[name].captions("en")[0]
         hits = [[h["path"] for h in s.by_text(query, 5)["hits"]] for s in searchers]
         assert hits[0][0] == hits[1][0] and len(set(hits[0]) & set(hits[1])) >= 4, (query, hits)
+
+
+def test_caption_pool_gives_every_cpu_to_captioners_or_a_share_to_translators():
+    from chapter09.capstone.caption_ray import caption_pool
+    from chapter09.errors import SetupError, UsageError
+
+    assert caption_pool({"CPU": 4}, None, False) == (4, 0)  # no decode stage: every CPU captions
+    assert caption_pool({"CPU": 4}, None, True) == (3, 1)  # English-only captioner: a quarter translates
+    assert caption_pool({"CPU": 2}, None, True) == (1, 1)
+    assert caption_pool({"CPU": 40}, 10, True) == (10, 30)
+    assert caption_pool({"CPU": 16, "GPU": 4}, None, True, gpus_per_actor=1) == (4, 4)
+    with pytest.raises(UsageError, match="--actors 1 or fewer"):
+        caption_pool({"CPU": 2}, 2, True)
+    with pytest.raises(SetupError, match="add nodes"):
+        caption_pool({"CPU": 1}, None, True)
+
+
+def test_caption_index_on_ray_cluster_gives_the_local_captions(cluster, tmp_path):
+    """caption --index --engine ray on the two worker nodes: resumes a partly captioned index, captions what is
+    left on both nodes, and every caption (and the failure of a file changed since indexing) equals the local run's."""
+    import shutil
+
+    from chapter09.capstone.caption_index import caption_index
+    from chapter09.capstone.indexer import build_index
+    from chapter09.capstone.store import Store
+    from chapter09.clip import clip_encoder
+    from chapter09.toyworld import write_dataset
+
+    head, _ = cluster
+    settings = Settings("toy", precision="fp32")
+    write_dataset(tmp_path / "lib", n=10, seed=77, split="heldout")
+    build_index(tmp_path / "lib", tmp_path / "local", {"clip": clip_encoder("clip", settings)}, batch_size=8,
+                workers=0, progress=False)
+    changed = sorted((tmp_path / "lib/images").iterdir())[3]
+    changed.write_bytes(changed.read_bytes() + b"\0")  # changed since it was indexed: both engines refuse it
+    shutil.copytree(tmp_path / "local", tmp_path / "ray")
+    common = {"settings": Settings("toy"), "precision": "fp32", "batch_size": 4, "progress": False, "workers": 0}
+    local = caption_index(tmp_path / "local", **common)
+    with pytest.raises(KeyboardInterrupt):  # an interrupted run: the Ray one must go on from its commit
+        caption_index(tmp_path / "ray", stop_after=2, **{**common, "batch_size": 2})
+    on_ray = caption_index(tmp_path / "ray", engine="ray", ray_address=head.address, actors=2, **common)
+    assert 2 <= on_ray.already <= 3 and on_ray.captioned == 9 - on_ray.already, on_ray.to_json()
+    assert on_ray.engine == "ray" and on_ray.total == 10
+    assert on_ray.ray["captioners"] == 2 and on_ray.ray["caption_nodes"] == 2, on_ray.ray  # both worker nodes
+    assert [f["path"] for f in on_ray.failed] == [f["path"] for f in local.failed] == [f"images/{changed.name}"]
+    assert on_ray.failed[0]["reason"] == local.failed[0]["reason"]
+    a, b = (Store.open(tmp_path / name).captions(with_sha1=True) for name in ("local", "ray"))
+    assert len(a) == 9 and a == b  # the same captions, in both languages, for the same bytes
+    assert not ray.is_initialized()  # it joined the cluster for the run only

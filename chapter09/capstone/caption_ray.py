@@ -158,7 +158,9 @@ def caption_batches(root, records: list[dict], captioner, langs: list[str], sett
         ds = ray.data.from_items([{"path": r["path"], "sha1": r["sha1"]} for r in records],
                                  override_num_blocks=max(1, -(-len(records) // per_block)))
         ds = ds.map_batches(_CaptionActor, batch_size=batch_size, batch_format="numpy",
-                            compute=ray.data.ActorPoolStrategy(size=captioners),
+                            # one block at a time per actor: a block costs seconds of generate, and a second one
+                            # queued on the first actor ready would leave the others (still loading) without work
+                            compute=ray.data.ActorPoolStrategy(size=captioners, max_tasks_in_flight_per_actor=1),
                             fn_constructor_kwargs={"spec": _captioner_spec(captioner), "identity": captioner.identity,
                                                    "bilingual": captioner.bilingual, "root": str(root),
                                                    "langs": list(langs), "generation": dict(generation or {})},
