@@ -37,7 +37,7 @@ ENV_STRICT = "CH09_TESTS_STRICT"
 ENABLERS = {
     "requirements-real-artifacts": "pip install --no-deps -r requirements-real-artifacts.txt",
     "ray": "pip install -r requirements-scale.txt",
-    "chromium": "apt-get install -y chromium fonts-wqy-microhei",
+    "chromium": "apt-get install -y --no-install-recommends chromium fonts-wqy-microhei fonts-liberation",
     "playwright": "pip install -r requirements-test.txt",
 }
 _skipped: list[str] = []
