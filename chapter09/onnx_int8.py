@@ -20,48 +20,18 @@ while taking cycles from the decoding processes.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
-from .onnx_runtime import OrtSessions
+from .onnx_runtime import CACHE_ENV, OrtSessions, weights_digest  # noqa: F401 (re-exported)
 
 INT8_METHOD = "ort-dynamic-qint8-matmul"  # part of an index's encoder identity: another int8 method gives other vectors
 OPSET = 17
-CACHE_ENV = "CH09_CACHE"
-
-
 def cache_root() -> Path:
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "chapter09") / "onnx-int8"
-
-
-def weights_digest(model) -> str:
-    """A cheap digest of a model: its architecture (configuration without paths and dtypes), every
-    parameter's name and shape, the sum and sum of squares of its values and a strided sample of them:
-    other weights give another digest; the same weights loaded from another folder give the same."""
-    import torch
-
-    def architecture(value):  # the configuration minus where it was loaded from and in which dtype
-        if isinstance(value, dict):
-            return {str(k): architecture(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))
-                    if not str(k).startswith("_") and k not in ("transformers_version", "dtype", "torch_dtype")}
-        return value
-
-    digest = hashlib.sha1(json.dumps(architecture(model.config.to_dict()), sort_keys=True, default=str).encode())
-    with torch.no_grad():
-        for name, parameter in model.state_dict().items():
-            flat = parameter.detach().reshape(-1)
-            sample = flat[:: max(1, flat.numel() // 256)].float().cpu().numpy()
-            whole = torch.stack([flat.float().sum(), flat.float().square().sum()]).cpu().numpy()  # every value counts
-            digest.update(f"{name}{tuple(parameter.shape)}".encode())
-            digest.update(whole.tobytes())
-            digest.update(np.ascontiguousarray(sample).tobytes())
-    return digest.hexdigest()[:16]
 
 
 def export_int8(model, folder: Path, digest: str | None = None, fp32_cache: Path | None = None) -> tuple[Path, Path]:

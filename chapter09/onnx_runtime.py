@@ -2,7 +2,7 @@
 
 ``OrtClip(model)`` exports ``get_image_features`` and ``get_text_features`` (any batch, any sequence length)
 to ONNX once per model (cached under ``$CH09_CACHE``, default ``~/.cache/chapter09``, in ``onnx-fp32/``,
-keyed by ``onnx_int8.weights_digest``: a fine-tuned checkpoint gets its own files) and answers with torch
+keyed by ``weights_digest``: a fine-tuned checkpoint gets its own files) and answers with torch
 tensors, so ``ClipEncoder`` and the indexer use it unchanged. ``onnx_int8`` quantises the same fp32 files,
 so an index that measures int8 against fp32 exports the model once.
 
@@ -19,6 +19,7 @@ where exporting costs more than it saves) and on GPUs.
 """
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
@@ -31,6 +32,33 @@ import numpy as np
 
 from .errors import SetupError, UsageError
 
+CACHE_ENV = "CH09_CACHE"
+
+
+def weights_digest(model) -> str:
+    """A cheap digest of a model: its architecture (configuration without paths and dtypes), every
+    parameter's name and shape, the sum and sum of squares of its values and a strided sample of them:
+    other weights give another digest; the same weights loaded from another folder give the same."""
+    import torch
+
+    def architecture(value):  # the configuration minus where it was loaded from and in which dtype
+        if isinstance(value, dict):
+            return {str(k): architecture(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))
+                    if not str(k).startswith("_") and k not in ("transformers_version", "dtype", "torch_dtype")}
+        return value
+
+    digest = hashlib.sha1(json.dumps(architecture(model.config.to_dict()), sort_keys=True, default=str).encode())
+    with torch.no_grad():
+        for name, parameter in model.state_dict().items():
+            flat = parameter.detach().reshape(-1)
+            sample = flat[:: max(1, flat.numel() // 256)].float().cpu().numpy()
+            whole = torch.stack([flat.float().sum(), flat.float().square().sum()]).cpu().numpy()  # every value counts
+            digest.update(f"{name}{tuple(parameter.shape)}".encode())
+            digest.update(whole.tobytes())
+            digest.update(np.ascontiguousarray(sample).tobytes())
+    return digest.hexdigest()[:16]
+
+
 RUNTIMES = ("torch", "onnxruntime")
 ENV_FP32_RUNTIME = "CH09_FP32_RUNTIME"
 ORT_FP32_METHOD = "ort"  # fp32's identity on ONNX Runtime: "fp32:ort"
@@ -39,7 +67,6 @@ AGREEMENT_MIN = 0.999  # cosine an export must keep with torch fp32 on its examp
 
 
 def cache_root() -> Path:
-    from .onnx_int8 import CACHE_ENV
 
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "chapter09") / "onnx-fp32"
 
@@ -152,7 +179,6 @@ def export_fp32(model, folder: Path) -> tuple[Path, Path]:
 
 
 def fp32_folder(model, digest: str | None = None, cache: Path | None = None) -> Path:
-    from .onnx_int8 import weights_digest
 
     return (cache or cache_root()) / f"{type(model).__name__}-{digest or weights_digest(model)}"
 
@@ -214,8 +240,7 @@ class OrtClip(OrtSessions):
     method = ORT_FP32_METHOD
 
     def __init__(self, model, cache: Path | None = None, threads: int | None = None):
-        from .onnx_int8 import weights_digest
-
+    
         self.digest = weights_digest(model)
         self.folder = fp32_folder(model, self.digest, cache)
         super().__init__(model.config, *export_fp32(model, self.folder), threads)

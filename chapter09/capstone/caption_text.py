@@ -116,13 +116,12 @@ def _ready(store, table) -> bool:
 def _build(store) -> str | None:
     """Build the missing indexes under the write lock; None when built, else why it could not be."""
     from .lock import IndexLock
-    from .store import is_uri
 
     if store.write:  # this process holds the lock
         with store.writing("building the captions' full-text index"):
             ensure_index(store.captions_table())
         return None
-    if is_uri(store.location):
+    if "://" in str(store.location):  # an object-store index (store.is_uri; store imports this module)
         return "it was opened read-only on an object store (no lock taken by readers there)"
     lock = IndexLock(store.location, 0.0)
     try:

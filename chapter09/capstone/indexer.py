@@ -838,6 +838,32 @@ def _run_ray(root: Path, plan: _Plan, encoders: dict, writer: _Writer, batch_siz
 
 
 # ----------------------------------------------------------------------------- the entry point
+def write_sample_rows(root: Path, plan, sample_rows: dict, encoders: dict, writer) -> int:
+    """``build_index``'s ``precomputed``: the precision check's sample rows written as they are, not encoded
+    again; returns how many. A row is used only where the indexer's plan still needs it, the file is in the
+    state it was read at (size and modification time), and the vectors came from the very encoders indexing
+    now (same identity); the rest stays in ``plan.todo``."""
+    if any(sample_rows["identities"].get(role) != enc.identity for role, enc in encoders.items()):
+        return 0
+    todo, chosen = set(plan.todo), []
+    for j, item in enumerate(sample_rows["items"]):
+        if item["path"] not in todo or any(role not in sample_rows["vectors"] for role in plan.needs[item["path"]]):
+            continue
+        try:
+            stat = (root / item["path"]).stat()
+        except OSError:
+            continue
+        if (stat.st_size, stat.st_mtime_ns) == (item["size"], item["mtime_ns"]):
+            chosen.append(j)
+    if not chosen:
+        return 0
+    writer.write([sample_rows["items"][j] for j in chosen],
+                 {role: np.asarray(v)[chosen] for role, v in sample_rows["vectors"].items()})
+    done = {sample_rows["items"][j]["path"] for j in chosen}
+    plan.todo = [path for path in plan.todo if path not in done]
+    return len(chosen)
+
+
 def build_index(library: str | Path, index_dir: str | Path, encoders: dict, batch_size: int = 64,
                 workers: int | None = None, checkpoint_s: float = 20.0, progress: bool = True,
                 stop_after: int | None = None, engine: str = "local", ray_address: str | None = None,
@@ -851,7 +877,7 @@ def build_index(library: str | Path, index_dir: str | Path, encoders: dict, batc
     interrupted run would. ``wait_s``: how long to wait for another run holding the index's lock
     (0: refuse at once). ``build_ann``: build the IVF index at the end when the table is large
     enough for ``search`` to use one (so ``serve`` opens ready). ``precomputed``: rows already encoded by
-    these encoders (the precision check's sample, ``library_precision.write_sample_rows``), written as they are.
+    these encoders (the precision check's sample, ``write_sample_rows``), written as they are.
     ``excludes``: globs of folders and files to leave out (``is_excluded``), beside ``DEFAULT_EXCLUDES`` unless
     ``default_excludes`` is False; indexed rows they now match are removed. Files whose bytes the index holds
     (moved, renamed, copied, touched) take the held vectors and captions instead of being encoded
@@ -893,8 +919,6 @@ def build_index(library: str | Path, index_dir: str | Path, encoders: dict, batc
         writer = _Writer(store, tables, plan, summary, checkpoint_s, stop_after, failures)
         reused = 0
         if precomputed:
-            from .library_precision import write_sample_rows
-
             reused = write_sample_rows(root, plan, precomputed, encoders, writer)
             if reused:
                 summary.notes.append(f"{reused} images' vectors kept from the precision check (not encoded again)")

@@ -45,7 +45,7 @@ from ..precision import PRECISIONS, check_precision, numeric_format, precision_i
 #   0.99 bar; int8 and bf16 measure a spread under 0.005) gives +-0.0028 on 96 images at 95 %;
 # * the 96 images are the haystack each query's top-10 is taken from (about a tenth of it).
 # The margins are reported beside the verdict. The sample's vectors at the chosen precision become the
-# sample images' rows (``write_sample_rows``), so what the check costs is the other precisions' pass.
+# sample images' rows (``indexer.write_sample_rows``), so what the check costs is the other precisions' pass.
 SAMPLE_IMAGES = 96
 SAMPLE_QUERIES = 64
 SIDECAR = "precision.json"
@@ -343,32 +343,6 @@ def pick_for_index(library, index_dir, roles, settings, requested: str, sample: 
     if sample_rows is not None:
         report["sample_rows"] = sample_rows
     return report
-
-
-def write_sample_rows(root: Path, plan, sample_rows: dict, encoders: dict, writer) -> int:
-    """``build_index``'s ``precomputed``: the precision check's sample rows written as they are, not encoded
-    again; returns how many. A row is used only where the indexer's plan still needs it, the file is in the
-    state it was read at (size and modification time), and the vectors came from the very encoders indexing
-    now (same identity); the rest stays in ``plan.todo``."""
-    if any(sample_rows["identities"].get(role) != enc.identity for role, enc in encoders.items()):
-        return 0
-    todo, chosen = set(plan.todo), []
-    for j, item in enumerate(sample_rows["items"]):
-        if item["path"] not in todo or any(role not in sample_rows["vectors"] for role in plan.needs[item["path"]]):
-            continue
-        try:
-            stat = (root / item["path"]).stat()
-        except OSError:
-            continue
-        if (stat.st_size, stat.st_mtime_ns) == (item["size"], item["mtime_ns"]):
-            chosen.append(j)
-    if not chosen:
-        return 0
-    writer.write([sample_rows["items"][j] for j in chosen],
-                 {role: np.asarray(v)[chosen] for role, v in sample_rows["vectors"].items()})
-    done = {sample_rows["items"][j]["path"] for j in chosen}
-    plan.todo = [path for path in plan.todo if path not in done]
-    return len(chosen)
 
 
 def index_precision(args_precision: str | None, settings, library, index_dir, roles, log=None) -> tuple[object, dict]:
