@@ -36,10 +36,21 @@ def cmd_index(args) -> int:
         raise file_system_error(args.index, error, "recording the precision") from None
     sample_rows = precision.pop("sample_rows", None)  # the precision check's vectors: rows, not encoded again
     encoders = {role: clip_encoder(role, settings) for role in roles}
+    if args.watch:
+        from .watch import print_batch, watch_library
+
+        stream = _RESULT_STREAM[-1] if _RESULT_STREAM else sys.stdout
+        watch_library(args.library, args.index, encoders, debounce_s=args.debounce_s, rescan_s=args.rescan_s,
+                      excludes=args.exclude, default_excludes=not args.no_default_excludes, wait_s=args.wait,
+                      report=print_batch(args.json, stream), precomputed=sample_rows, batch_size=args.batch_size,
+                      workers=args.workers, progress=not args.no_progress, engine=args.engine,
+                      ray_address=args.ray_address, actors=args.actors, gpus_per_actor=args.gpus_per_actor)
+        return 0
     summary = build_index(args.library, args.index, encoders, batch_size=args.batch_size, workers=args.workers,
                           progress=not args.no_progress, engine=args.engine, ray_address=args.ray_address,
                           actors=args.actors, gpus_per_actor=args.gpus_per_actor, wait_s=args.wait,
-                          precomputed=sample_rows)
+                          precomputed=sample_rows, excludes=args.exclude,
+                          default_excludes=not args.no_default_excludes)
     precision["precision"] = encoders["clip"].precision
     precision["identity"] = encoders["clip"].precision_id
     _print({**summary.to_json(), "precision": precision}, args.json,
@@ -82,7 +93,9 @@ def cmd_caption(args) -> int:
         if args.images:
             raise UsageError("give image files or --index INDEX, not both")
         summary = caption_index(args.index, args.lang, Settings.from_args(args), progress=not args.no_progress,
-                                wait_s=args.wait)
+                                wait_s=args.wait, engine=args.engine, ray_address=args.ray_address,
+                                actors=args.actors, captioner=args.captioner, precision=args.precision or "auto",
+                                batch_size=args.batch_size)
         _print(summary.to_json(), args.json, summary.text())
         return 0
     if not args.images:
@@ -239,6 +252,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="if another run is updating this index, wait up to SECONDS for it (default: refuse)")
     _precision_option(p, "fp32, bf16 or int8 (dynamic quantisation); auto (default, unless --dtype is given): "
                          "the fastest whose fidelity against fp32 on a sample of this library passes the bar")
+    from .indexer import DEFAULT_EXCLUDES
+
+    p.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
+                   help="leave out folders and files whose name or path inside the library matches this glob "
+                        "(repeatable; case-insensitive; e.g. 'raw', '2019/drafts', '*.tmp.jpg'); indexed images "
+                        "it matches are removed from the index")
+    p.add_argument("--no-default-excludes", action="store_true",
+                   help=f"also index the folders left out by default: {', '.join(DEFAULT_EXCLUDES)}")
+    p.add_argument("--watch", action="store_true",
+                   help="after indexing, keep watching the library and index what is added, changed, moved or "
+                        "deleted (batched; the lock is held only while a batch writes); Ctrl-C stops")
+    p.add_argument("--debounce-s", type=float, default=2.0, metavar="SECONDS",
+                   help="with --watch: start a batch after SECONDS without new events (default 2)")
+    p.add_argument("--rescan-s", type=float, default=None, metavar="SECONDS",
+                   help="with --watch: a full rescan every SECONDS, for changes events miss (default 600; 60 where "
+                        "file-system events are unavailable; 0: none)")
 
     p = command("search", "search an index by text (English/Chinese) or by image", cmd_search)
     p.add_argument("--index", required=True)
@@ -259,6 +288,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                    help="with --index: wait up to SECONDS for a run updating the index (default: refuse)")
+    p.add_argument("--captioner", choices=("blip", "vit-gpt2"), default="blip",
+                   help="blip (BLIP-base, the default: better captions) or vit-gpt2 (ViT + GPT-2: lighter, faster)")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16", "int8"), default=None,
+                   help="the captioner's precision: fp32, int8 (dynamic quantisation) or bf16; auto (default with "
+                        "--index): the fastest whose greedy captions on a sample of the library agree with fp32's "
+                        "(token agreement >= 0.98, exact captions >= 0.90); without --index: fp32")
+    p.add_argument("--batch-size", type=_positive_int, default=8, help="images per generate call (default 8)")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="with --index: local (here), or ray: captioner (and translator) actors on a Ray cluster, "
+                        "the captions written here (pip install -r requirements-scale.txt)")
+    p.add_argument("--ray-address", default=None,
+                   help="with --engine ray: join a running Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
+    p.add_argument("--actors", type=_positive_int, default=None,
+                   help="with --engine ray: captioner actors (default: every CPU of the cluster, one each; a "
+                        "quarter to translators on an English-only captioner)")
 
     p = command("match", "image-text match scores", cmd_match)
     p.add_argument("image")
@@ -325,8 +369,9 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     _RESULT_STREAM.append(sys.stdout)
     try:
-        # with --json, stdout carries the JSON alone: model banners and notes go to stderr
-        with contextlib.redirect_stdout(sys.stderr) if getattr(args, "json", False) else contextlib.nullcontext():
+        # with --json, stdout carries the result alone: model banners and notes go to stderr
+        quiet = getattr(args, "json", False)
+        with contextlib.redirect_stdout(sys.stderr) if quiet else contextlib.nullcontext():
             return run_cli(lambda: args.function(args))
     finally:
         _RESULT_STREAM.pop()

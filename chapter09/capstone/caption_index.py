@@ -1,16 +1,41 @@
-"""``caption --index``: caption every indexed image that lacks a caption, resumably.
+"""``caption --index``: caption every indexed image that lacks a caption, resumably, as fast as the CPU allows.
 
 Moved out of ``indexer.py`` so captioning (its own models, precisions and engines) can grow apart from
 the image index's encoding; a caption row is tied to the indexed file's sha1.
+
+A run is four steps, so a second engine can supply the middle two:
+
+1. **plan** (``plan_captions``): the indexed images lacking a caption in one of the languages asked;
+2. **decode** and 3. **generate** (an *engine*): ``local_engine`` decodes and preprocesses in DataLoader worker
+   processes (the same fork-server workers as ``index``), overlapping the captioner's batched ``generate`` and the
+   translator's batched ``translate`` in this process; it yields ``CaptionBatch`` objects. Another engine (a Ray
+   one, ``caption_ray.caption_batches``) takes the same arguments and yields the same batches;
+4. **write**: rows go into the store, committed before the next batch could push the time since the last commit
+   past ``commit_s`` (20 s), so ``kill -9`` loses at most that much work and the next run goes on from there.
+
+``precision="auto"`` first captions a few library images (``AUTO_SAMPLE``) at fp32 and at each precision the CPU
+runs fast, keeps the fastest whose greedy captions pass ``caption_fidelity.CAPTION_BAR``, and stores the sample's
+captions at the precision picked (they are library images: none is captioned twice). The verdict is kept beside a
+local index (``captions-precision.json``) for the same captioner, precision set and CPU, and not measured again.
 """
 from __future__ import annotations
 
+import json
+import os
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from ..errors import UsageError
 from ..images import BadImageError, load_image
-from .store import Store
+from .caption_batch import CaptionBatch, _CaptionDecoded, caption_decoded  # noqa: F401 (engines' shared parts)
+from .store import Store, is_uri
+
+ENGINES = ("local", "ray")
+AUTO_SAMPLE = 8  # images captioned at fp32 and each candidate precision by --precision auto
+SIDECAR = "captions-precision.json"
 
 
 @dataclass
@@ -23,68 +48,231 @@ class CaptionSummary:
     already: int = 0
     failed: list[dict] = field(default_factory=list)
     seconds: float = 0.0
+    captioner: str = ""
+    precision: str = ""
+    precision_reason: str = ""
+    engine: str = "local"
+    images_per_s: float = 0.0  # captioned images over the seconds from the first batch on (model loading left out)
+    generate_s: float = 0.0  # seconds in the captioner's generate
+    translate_s: float = 0.0  # seconds in the translator
+    commits: int = 0
+    max_commit_gap_s: float = 0.0
+    ray: dict = field(default_factory=dict)  # engine ray: the cluster and where captioning ran (caption_ray.py)
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
 
     def text(self) -> str:
-        lines = [f"captions ({', '.join(self.langs)}; route {self.route}) in {self.index}: {self.captioned} images "
-                 f"captioned now, {self.already} already had them, {len(self.failed)} failed, of {self.total} "
-                 f"({self.seconds:.1f} s)"]
+        lines = [f"captions ({', '.join(self.langs)}; route {self.route}; captioner {self.captioner} at "
+                 f"{self.precision or '-'}) in {self.index}: {self.captioned} images captioned now, {self.already} "
+                 f"already had them, {len(self.failed)} failed, of {self.total} ({self.seconds:.1f} s"
+                 + (f", {self.images_per_s:.2f} images/s" if self.captioned else "") + ")"]
+        if self.precision_reason:
+            lines.append(f"  precision: {self.precision_reason}")
+        if self.ray.get("captioners"):
+            r = self.ray
+            lines.append(f"  ray: {r['nodes']} nodes ({r['cpus']:g} CPUs, {r['gpus']:g} GPUs), started in "
+                         f"{r['startup_s']:.1f} s; {r['captioners']} captioner actors (on {r.get('caption_nodes', 0)} "
+                         f"nodes), {r['translators']} translator actors")
         lines += [f"  FAILED {f['path']}: {f['reason']}" for f in self.failed]
         return "\n".join(lines)
 
 
-def caption_index(index_dir, langs=("en", "zh"), settings=None, batch_size: int = 16, commit_s: float = 20.0,
-                  progress: bool = True, wait_s: float = 0.0, stop_after: int | None = None) -> CaptionSummary:
+# ----------------------------------------------------------------------------- 1. plan
+def plan_captions(store: Store, langs: list[str]) -> tuple[list[dict], int]:
+    """(records lacking a caption in one of ``langs`` or captioned from other bytes, total indexed)."""
+    records = store.images(store.roles[0]).records(("path", "sha1"))
+    have = store.captions(with_sha1=True)
+    todo = [r for r in records if have.get(r["path"], {}).get("sha1") != r["sha1"]
+            or any(lang not in have.get(r["path"], {}) for lang in langs)]
+    return todo, len(records)
+
+
+# ----------------------------------------------------------------------------- 2 + 3. the local engine
+def _collate(items):
+    return items
+
+
+def decoded_batches(root: Path, records: list[dict], captioner, batch_size: int, workers: int | None):
+    """Batches of decoded items from worker processes (none for a small run), as ``index`` decodes."""
+    from torch.utils.data import DataLoader
+
+    from .indexer import _then_stop_fork_server, decode_context
+
+    dataset = _CaptionDecoded(root, records, captioner.image_processor, captioner.image_side)
+    workers = (min(2, os.cpu_count() or 1) if len(records) > 2 * batch_size else 0) if workers is None else workers
+    processors = {"captioner": captioner.image_processor}
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=_collate,
+                        prefetch_factor=4 if workers else None, persistent_workers=False,
+                        multiprocessing_context=decode_context(processors) if workers else None)
+    return _then_stop_fork_server(loader) if workers else loader
+
+
+def local_engine(root: Path, records: list[dict], captioner, langs: list[str], settings, batch_size: int,
+                 workers: int | None = None, generation: dict | None = None) -> Iterator[CaptionBatch]:
+    """Decode in workers, caption and translate here in batches; one ``CaptionBatch`` per batch."""
+    for items in decoded_batches(root, records, captioner, batch_size, workers):
+        yield caption_decoded(items, captioner, langs, settings, generation or {})
+
+
+def engine_for(name: str) -> Callable[..., Iterator[CaptionBatch]]:
+    """The engine function for ``--engine``; every engine takes ``local_engine``'s arguments."""
+    if name == "local":
+        return local_engine
+    if name == "ray":
+        try:
+            from .caption_ray import caption_batches  # the Ray engine lives beside this module (another helper's)
+        except ImportError as error:
+            raise UsageError(f"caption --engine ray is not available here ({error}); use --engine local") from None
+        return caption_batches
+    raise UsageError(f"--engine must be one of {', '.join(ENGINES)}, not {name!r}")
+
+
+# ----------------------------------------------------------------------------- the precision
+def _sidecar_key(captioner_name: str, location: str, candidates) -> str:
+    from ..cpu import cpu_name, flags
+
+    return json.dumps([captioner_name, location, sorted(candidates), cpu_name(), sorted(flags())])
+
+
+def pick_precision(index_dir, store: Store, sample: list[dict], langs, settings, name: str, requested: str,
+                   log=None) -> tuple[object, str, list]:
+    """(captioner, reason, sample rows already captioned) for ``requested`` (auto: measured, see module docstring)."""
+    from ..caption_fidelity import CAPTION_PRECISIONS, choose_caption_precision, measure_caption_fidelity
+    from ..captioning import captioner as shared_captioner
+
+    if requested != "auto":
+        model = shared_captioner(settings, name, requested)
+        return model, f"{model.precision} as asked", []
+    reference = shared_captioner(settings, name, "fp32")
+    sidecar = None if is_uri(str(index_dir)) else Path(index_dir) / SIDECAR
+    key = _sidecar_key(name, reference.location, CAPTION_PRECISIONS)
+    known = json.loads(sidecar.read_text()) if sidecar is not None and sidecar.is_file() else {}
+    if key in known:
+        model = shared_captioner(settings, name, known[key]["precision"])
+        return model, known[key]["reason"] + " (measured on an earlier run of this index)", []
+    items = []
+    for record in sample:
+        try:
+            image = load_image(store.absolute(record["path"]), min_side=reference.image_side)
+        except (BadImageError, OSError):
+            continue
+        items.append((record, image))
+    if not items:
+        return reference, "fp32: no sample image could be read to measure another precision", []
+    if log:
+        log(f"caption --precision auto: captioning {len(items)} sample images at fp32 and each candidate precision")
+    pixels = reference.pixels([image for _record, image in items])
+    rows, built, outputs = measure_caption_fidelity(lambda p: shared_captioner(settings, name, p), pixels,
+                                                    CAPTION_PRECISIONS, batch_size=len(items),
+                                                    device=reference.device, reference=reference)
+    choice = choose_caption_precision(rows)
+    model = built[choice.precision]
+    if sidecar is not None:
+        known[key] = {"precision": choice.precision, "reason": choice.reason,
+                      "fidelity": {p: r.to_json() for p, r in rows.items()}}
+        sidecar.write_text(json.dumps(known, indent=1))
+    # the sample's captions at the precision picked are kept: those images are not captioned again
+    english = [text for ids in outputs[choice.precision] for text in model.decode_ids(ids)]
+    kept = []
+    if not model.bilingual and set(langs) <= {"en", "zh"}:
+        from ..translation import translator
+
+        chinese = translator("en_zh", settings).translate(english) if "zh" in langs else []
+        for i, (record, _image) in enumerate(items):
+            caps = {"en": english[i]} if "en" in langs else {}
+            if "zh" in langs:
+                caps["zh"] = chinese[i]
+            kept.append({"path": record["path"], "sha1": record["sha1"], **caps})
+    return model, choice.reason, kept
+
+
+# ----------------------------------------------------------------------------- the run
+def caption_index(index_dir, langs=("en", "zh"), settings=None, batch_size: int = 8, commit_s: float = 20.0,
+                  progress: bool = True, wait_s: float = 0.0, stop_after: int | None = None,
+                  captioner: str = "blip", precision: str = "auto", engine: str = "local",
+                  workers: int | None = None, generation: dict | None = None, model=None,
+                  ray_address: str | None = None, actors: int | None = None) -> CaptionSummary:
     """Caption every indexed image that lacks a caption in one of ``langs`` (resumable: done ones are skipped).
 
-    Captions are committed every ``commit_s`` seconds; ``stop_after`` stops after that many images
-    (tests of resumption). A caption is tied to the bytes it describes (sha1): re-indexing a changed
-    file drops its old captions, and the next ``caption --index`` writes new ones.
+    ``stop_after`` stops after that many images (tests of resumption). A caption is tied to the bytes it
+    describes (sha1): re-indexing a changed file drops its old captions, and the next ``caption --index``
+    writes new ones. ``model``: a ready ``Captioner`` (the bench's random-weight architectures) instead of
+    ``captioner``/``precision``; ``generation``: extra ``generate`` arguments (the bench fixes the token count);
+    ``engine_options``: the engine's own (``--engine ray``: ``ray_address``, ``actors``).
     """
     from tqdm import tqdm
 
-    from .describe import caption_images, caption_route, parse_langs
+    from ..captioning import check_caption_precision, check_captioner
+    from .describe import parse_langs
 
     started = time.time()
     langs = parse_langs(langs)
-    summary = CaptionSummary(str(index_dir), langs)
+    check_captioner(captioner)
+    check_caption_precision(precision, allow_auto=True)
+    run_engine = engine_for(engine)
+    summary = CaptionSummary(str(index_dir), langs, engine=engine)
+    log = (lambda message: print(message, file=sys.stderr, flush=True)) if progress else None
     with Store.open(index_dir, write=True, wait_s=wait_s) as store:
         if not store.roles:
             raise FileNotFoundError(f"index {index_dir} holds no images yet; run `index` first")
-        records = store.images(store.roles[0]).records(("path", "sha1"))
-        have = store.captions(with_sha1=True)
-        todo = [r for r in records if have.get(r["path"], {}).get("sha1") != r["sha1"]
-                or any(lang not in have.get(r["path"], {}) for lang in langs)]
-        summary.total, summary.already = len(records), len(records) - len(todo)
-        summary.route = caption_route(settings) if todo else "none needed"
-        bar = tqdm(total=len(todo), unit="img", disable=not progress or not todo, file=sys.stderr, desc="captioning")
-        pending, last = [], time.time()
+        todo, summary.total = plan_captions(store, langs)
+        summary.already = summary.total - len(todo)
+        if not todo:
+            summary.route = "none needed"
+            summary.seconds = round(time.time() - started, 2)
+            return summary
+        kept = []
+        if model is None:
+            sample = todo[:: max(1, len(todo) // AUTO_SAMPLE)][:AUTO_SAMPLE] if len(todo) > AUTO_SAMPLE else todo
+            model, summary.precision_reason, kept = pick_precision(index_dir, store, sample, langs, settings,
+                                                                   captioner, precision, log)
+        summary.captioner, summary.precision = model.name, model.precision
+        summary.route = "direct" if model.bilingual else "caption+translate"
+        if kept:
+            store.put_captions(kept)
+            done_paths = {row["path"] for row in kept}
+            todo = [r for r in todo if r["path"] not in done_paths]
+            summary.captioned += len(kept)
+        # the bar starts once the models are loaded, and tqdm's average over the whole bar (smoothing=0) gives the
+        # time left: an honest estimate for batches that all cost about the same
+        bar = tqdm(total=len(todo), unit="img", disable=not progress or not todo, file=sys.stderr,
+                   desc="captioning", smoothing=0)
+        pending, last_commit, first_batch, slowest_batch = [], time.time(), time.time(), 0.0
+
+        def commit():
+            nonlocal pending, last_commit
+            store.put_captions(pending)
+            summary.commits += 1
+            summary.max_commit_gap_s = round(max(summary.max_commit_gap_s, time.time() - last_commit), 2)
+            pending, last_commit = [], time.time()
+
         try:
-            for start in range(0, len(todo), batch_size):
-                batch, images = [], []
-                for record in todo[start:start + batch_size]:
-                    try:
-                        images.append(load_image(store.absolute(record["path"])))
-                        batch.append(record)
-                    except (BadImageError, OSError) as error:
-                        summary.failed.append({"path": record["path"], "reason": str(error)})
-                if images:
-                    for record, caps in zip(batch, caption_images(images, langs, settings)):
-                        pending.append({"path": record["path"], "sha1": record["sha1"], **caps})
-                summary.captioned += len(batch)
-                bar.update(len(todo[start:start + batch_size]))
-                if time.time() - last > commit_s or (stop_after is not None and summary.captioned >= stop_after):
-                    store.put_captions(pending)
-                    pending, last = [], time.time()
-                    if stop_after is not None and summary.captioned >= stop_after:
-                        raise KeyboardInterrupt(f"stopped after {summary.captioned} images (stop_after)")
+            batch_started = time.time()
+            # the Ray engine (caption_ray.py) also takes where to run, and says where it ran
+            on_ray = {"ray_address": ray_address, "actors": actors, "where": summary.ray} if engine == "ray" else {}
+            for batch in run_engine(Path(store.library), todo, model, langs, settings, batch_size, workers,
+                                    generation, **on_ray):
+                pending += [{"path": record["path"], "sha1": record["sha1"], **caps} for record, caps in batch.done]
+                summary.failed += batch.failed
+                summary.captioned += len(batch.done)
+                summary.generate_s += batch.generate_s
+                summary.translate_s += batch.translate_s
+                bar.update(len(batch.done) + len(batch.failed))
+                now = time.time()
+                slowest_batch, batch_started = max(slowest_batch, now - batch_started), now
+                stopping = stop_after is not None and summary.captioned >= stop_after
+                # commit now if waiting for one more batch could take the gap past commit_s
+                if pending and (now - last_commit + slowest_batch > commit_s or stopping):
+                    commit()
+                if stopping:
+                    raise KeyboardInterrupt(f"stopped after {summary.captioned} images (stop_after)")
         finally:
             bar.close()
             if pending:
-                store.put_captions(pending)
-        if todo:
-            store.finish()
+                commit()
+        summary.images_per_s = round(len(todo) / max(time.time() - first_batch, 1e-9), 3) if todo else 0.0
+        store.finish()
+    summary.generate_s, summary.translate_s = round(summary.generate_s, 2), round(summary.translate_s, 2)
     summary.seconds = round(time.time() - started, 2)
     return summary

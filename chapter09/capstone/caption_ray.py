@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from ..errors import SetupError, UsageError
-from .caption_index import CaptionBatch, _CaptionDecoded, caption_decoded
+from .caption_batch import CaptionBatch, _CaptionDecoded, caption_decoded
 from .indexer import _where, start_ray
 
 TRANSLATE_SHARE = 0.25  # caption+translate route: the translators' share of the cluster's CPUs (captioning is dearer)
