@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from .captioning import CAPTION_PRECISIONS, check_caption_precision
+from .precision import unavailable_reason
 
 
 @dataclass(frozen=True)
@@ -109,16 +110,6 @@ def compare(reference_captioner, reference_ids, candidate_captioner, candidate_i
     return token_agreement(ref_tokens, cand_tokens), exact
 
 
-def unavailable_reason(precision: str, device: str = "cpu") -> str | None:
-    from .cpu import has_native_bf16
-
-    if precision == "int8" and device != "cpu":
-        return f"int8 dynamic quantisation runs on the CPU only (device {device})"
-    if precision == "bf16" and device == "cpu" and not has_native_bf16():
-        return "this CPU has no native bf16 (AVX-512 BF16 / AMX): bf16 would be slower than fp32"
-    return None
-
-
 def measure_caption_fidelity(make, pixels, precisions: Sequence[str] = CAPTION_PRECISIONS, batch_size: int = 8,
                              lang: str = "en", device: str = "cpu", reference=None, **generation):
     """{precision: CaptionFidelity} on ``pixels``; ``make(precision)`` builds a captioner at that precision.
@@ -134,7 +125,7 @@ def measure_caption_fidelity(make, pixels, precisions: Sequence[str] = CAPTION_P
         check_caption_precision(precision)
         if precision == "fp32":
             continue
-        reason = unavailable_reason(precision, device)
+        reason = unavailable_reason(precision, device, int8_runtime="torch")  # torch quantises captioners
         if reason:
             rows[precision] = CaptionFidelity(precision, 0, float("nan"), float("nan"), 0.0, reason)
             continue

@@ -21,17 +21,11 @@ while taking cycles from the decoding processes.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
-from .onnx_runtime import CACHE_ENV, OrtSessions, weights_digest  # noqa: F401 (re-exported)
+from .onnx_runtime import OPSET, OrtSessions, cache_root, export_fp32, fp32_folder, published, weights_digest
 
 INT8_METHOD = "ort-dynamic-qint8-matmul"  # part of an index's encoder identity: another int8 method gives other vectors
-OPSET = 17
-def cache_root() -> Path:
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "chapter09") / "onnx-int8"
 
 
 def export_int8(model, folder: Path, digest: str | None = None, fp32_cache: Path | None = None) -> tuple[Path, Path]:
@@ -42,12 +36,8 @@ def export_int8(model, folder: Path, digest: str | None = None, fp32_cache: Path
         return image_file, text_file
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from .onnx_runtime import export_fp32, fp32_folder
-
     fp32_files = export_fp32(model, fp32_folder(model, digest, fp32_cache))
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".export-", dir=folder.parent))
-    try:
+    with published(folder) as work:
         import logging
 
         quiet = logging.getLogger().level
@@ -59,20 +49,7 @@ def export_int8(model, folder: Path, digest: str | None = None, fp32_cache: Path
             logging.getLogger().setLevel(quiet)
         (work / "about.json").write_text(json.dumps({"method": INT8_METHOD, "opset": OPSET,
                                                      "class": type(model).__name__}), encoding="utf-8")
-        try:
-            os.replace(work, folder)
-        except OSError:  # another process finished first: use its files
-            shutil.rmtree(work, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
     return image_file, text_file
-
-
-def session(path: Path, threads: int | None = None):
-    from .onnx_runtime import session as ort_session
-
-    return ort_session(path, threads)
 
 
 class Int8Clip(OrtSessions):
@@ -82,7 +59,7 @@ class Int8Clip(OrtSessions):
 
     def __init__(self, model, cache: Path | None = None, threads: int | None = None):
         self.digest = weights_digest(model)
-        self.folder = (cache or cache_root()) / f"{type(model).__name__}-{self.digest}"
+        self.folder = (cache or cache_root("onnx-int8")) / f"{type(model).__name__}-{self.digest}"
         fp32_cache = cache / "fp32" if cache else None  # a cache given (tests): the fp32 export lives in it too
         super().__init__(model.config, *export_int8(model, self.folder, self.digest, fp32_cache), threads)
 

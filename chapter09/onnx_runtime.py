@@ -19,6 +19,7 @@ where exporting costs more than it saves) and on GPUs.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -66,9 +67,9 @@ OPSET = 17
 AGREEMENT_MIN = 0.999  # cosine an export must keep with torch fp32 on its example inputs
 
 
-def cache_root() -> Path:
-
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "chapter09") / "onnx-fp32"
+def cache_root(kind: str = "onnx-fp32") -> Path:
+    """Where exports of one ``kind`` (onnx-fp32, onnx-int8) are cached: ``$CH09_CACHE`` or ~/.cache/chapter09."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "chapter09") / kind
 
 
 def fp32_runtime(device: str = "cpu", is_toy: bool = False) -> str:
@@ -133,6 +134,24 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sum(a * b, axis=1)
 
 
+@contextlib.contextmanager
+def published(folder: Path):
+    """A scratch folder beside ``folder`` that becomes ``folder`` in one rename when the block succeeds (a
+    reader never sees half an export); removed if the block fails, or if another process published first
+    (its files are used)."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".export-", dir=folder.parent))
+    try:
+        yield work
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    try:
+        os.replace(work, folder)
+    except OSError:  # another process finished first: use its files
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def export_fp32(model, folder: Path) -> tuple[Path, Path]:
     """``folder``/image.onnx and text.onnx for ``model`` (made if missing; atomic), each checked against torch."""
     import torch
@@ -140,9 +159,7 @@ def export_fp32(model, folder: Path) -> tuple[Path, Path]:
     image_file, text_file = folder / "image.onnx", folder / "text.onnx"
     if image_file.exists() and text_file.exists():
         return image_file, text_file
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".export-", dir=folder.parent))
-    try:
+    with published(folder) as work:
         pixels, ids, mask = example_inputs(model)
         model = model.float().eval()
         image_tower, text_tower = _towers(model)
@@ -168,13 +185,6 @@ def export_fp32(model, folder: Path) -> tuple[Path, Path]:
         (work / "about.json").write_text(json.dumps({"method": ORT_FP32_METHOD, "opset": OPSET,
                                                      "class": type(model).__name__,
                                                      "min_cosine_vs_torch": round(agreement, 7)}), encoding="utf-8")
-        try:
-            os.replace(work, folder)
-        except OSError:  # another process finished first: use its files
-            shutil.rmtree(work, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
     return image_file, text_file
 
 

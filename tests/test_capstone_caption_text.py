@@ -1,9 +1,8 @@
 """Caption full-text search (``capstone/caption_text.py``): English and Chinese captions found by their words,
 the index kept current as captions come and go, a read-only index answered by a scan, RRF by hand."""
-import errno
-import os
 
 import pytest
+from store_faults import refuse_lock_file
 
 from chapter09.capstone import caption_text as ct
 from chapter09.capstone.lock import IndexLock
@@ -103,18 +102,6 @@ def test_the_index_follows_new_changed_and_dropped_captions(index):
     assert top(store, "puppies") == [] and set(top(store, "狗")) == {"dogs/park.jpg"}
 
 
-def _refuse_lock(monkeypatch, index):
-    """The kernel refusing to create the lock file, as on a read-only mount (the tests run as root)."""
-    from chapter09.capstone import lock
-
-    real_open = os.open
-
-    def refusing(path, flags, *args):
-        if str(path) == str(index / lock.LOCK_NAME) and flags & (os.O_RDWR | os.O_WRONLY | os.O_CREAT):
-            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
-        return real_open(path, flags, *args)
-
-    monkeypatch.setattr(lock.os, "open", refusing)
 
 
 def test_an_index_without_the_full_text_index_is_scanned_when_read_only_and_built_when_it_can_be(
@@ -125,7 +112,7 @@ def test_an_index_without_the_full_text_index_is_scanned_when_read_only_and_buil
     assert ct.index_state(Store.open(index).captions_table()) == {"en": "missing", "zh": "missing"}
     version = Store.open(index).captions_table().version
 
-    _refuse_lock(monkeypatch, index)  # a read-only folder: answered by a scan, nothing written
+    refuse_lock_file(monkeypatch, index)  # a read-only folder: answered by a scan, nothing written
     store = Store.open(index)
     assert top(store, "猫") == ["cats/sofa.jpg"] and top(store, "puppies")[0] == "dogs/beach.jpg"
     err = capfd.readouterr().err
@@ -145,7 +132,7 @@ def test_an_index_without_the_full_text_index_is_scanned_when_read_only_and_buil
     store = Store.open(index)  # writable and free: built on first use, under the lock
     assert top(store, "三角")[0] == "shapes/b.png"
     assert ct.index_state(store.captions_table()) == {"en": "ok", "zh": "ok"}
-    _refuse_lock(monkeypatch, index)  # read-only again, but the index exists: it answers
+    refuse_lock_file(monkeypatch, index)  # read-only again, but the index exists: it answers
     assert top(Store.open(index), "frisbee") == ["dogs/park.jpg"]
 
 

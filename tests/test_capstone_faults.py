@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from store_faults import refuse_lock_file
 
 from chapter09.capstone.errors import IndexFullError, IndexReadOnlyError
 from chapter09.capstone.store import EncoderIdentity, Store
@@ -213,18 +214,6 @@ def test_a_full_disk_reaches_the_command_line_as_one_line(tmp_path, monkeypatch,
 
 
 # ----------------------------------------------------------------------------- a read-only index
-def _read_only_lock(monkeypatch, index):
-    """Simulation: the kernel refusing to create the lock file, as on a read-only mount."""
-    from chapter09.capstone import lock
-
-    real_open = os.open
-
-    def refusing(path, flags, *args):
-        if str(path) == str(index / lock.LOCK_NAME) and flags & (os.O_RDWR | os.O_WRONLY | os.O_CREAT):
-            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
-        return real_open(path, flags, *args)
-
-    monkeypatch.setattr(lock.os, "open", refusing)
 
 
 def test_a_read_only_index_is_searched_and_refuses_writes_with_a_message(small_disk, monkeypatch):
@@ -235,7 +224,7 @@ def test_a_read_only_index_is_searched_and_refuses_writes_with_a_message(small_d
         store.finish()
     disk.read_only()
     if not disk.real:
-        _read_only_lock(monkeypatch, index)
+        refuse_lock_file(monkeypatch, index)
     store = Store.open(index)  # reading needs no lock and writes nothing
     assert len(store) == 300 and store.images("clip").column("path").to_pylist()[0] == "img/00000.jpg"
     with pytest.raises(IndexReadOnlyError) as refused:

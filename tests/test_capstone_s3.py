@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from store_faults import writer_script
 
 from chapter09.models import Settings
 
@@ -117,27 +118,7 @@ _HOLDER = textwrap.dedent("""
         sys.stdin.readline()
 """)
 
-_WRITER = textwrap.dedent("""
-    import sys, time, numpy as np
-    from chapter09.capstone.store import EncoderIdentity, Store
-    index, total = sys.argv[1], int(sys.argv[2])
-    identity = EncoderIdentity("clip", "/models/clip-toy", "bf16", 16)
-    with Store.open(index, library=sys.argv[3], write=True, commit_rows=20) as store:
-        if store.lock.took_over:
-            print("took over", store.lock.took_over, flush=True)
-        table = store.images(identity)
-        done = set(table.column("path").to_pylist())
-        for i in range(total):
-            path = f"img/{i:05d}.jpg"
-            if path in done:
-                continue
-            v = np.random.default_rng(i).standard_normal((1, 16)).astype(np.float32)
-            table.put({"path": [path], "size": [i], "mtime_ns": [i], "sha1": ["x"], "width": [1], "height": [1],
-                       "vector": v / np.linalg.norm(v)})
-            if table.pending == 0:
-                print("committed", len(table), flush=True)
-    print("finished", flush=True)
-""")
+_WRITER = writer_script(commit_rows=20)
 
 
 def _env():

@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 import pytest
+from store_faults import writer_script
 
 from chapter09.capstone import vectors as vectors_module
 from chapter09.capstone.errors import IndexLockedError, StoreError
@@ -54,26 +55,7 @@ def test_rows_commit_in_batches_and_a_re_put_path_replaces_its_row(tmp_path):
     assert np.allclose(got["img/00003.jpg"], unit_vectors(5, 42)[3], atol=1e-3)  # float16 storage
 
 
-_WRITER = textwrap.dedent("""
-    import sys, time, numpy as np
-    from chapter09.capstone.store import EncoderIdentity, Store
-    index, total = sys.argv[1], int(sys.argv[2])
-    identity = EncoderIdentity("clip", "/models/clip-toy", "bf16", 16)
-    with Store.open(index, library=sys.argv[3], write=True, commit_rows=40) as store:
-        table = store.images(identity)
-        done = set(table.column("path").to_pylist())  # resume: what earlier runs committed
-        for i in range(total):
-            path = f"img/{i:05d}.jpg"
-            if path in done:
-                continue
-            time.sleep(0.002)  # an encoder's pace, so that a kill lands mid-run
-            v = np.random.default_rng(i).standard_normal((1, 16)).astype(np.float32)
-            table.put({"path": [path], "size": [i], "mtime_ns": [i], "sha1": ["x"], "width": [1], "height": [1],
-                       "vector": v / np.linalg.norm(v)})
-            if table.pending == 0:
-                print("committed", len(table), flush=True)
-    print("finished", flush=True)
-""")
+_WRITER = writer_script(commit_rows=40, pace_s=0.002)  # an encoder's pace, so that a kill lands mid-run
 
 
 @pytest.mark.unit

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from ..errors import UsageError
 from ..images import BadImageError, load_image
-from .caption_batch import CaptionBatch, _CaptionDecoded, caption_decoded  # noqa: F401 (engines' shared parts)
+from .caption_batch import CaptionBatch, _CaptionDecoded, caption_decoded
 from .store import Store, is_uri
 
 ENGINES = ("local", "ray")
@@ -120,10 +120,9 @@ def engine_for(name: str) -> Callable[..., Iterator[CaptionBatch]]:
     if name == "local":
         return local_engine
     if name == "ray":
-        try:
-            from .caption_ray import caption_batches  # the Ray engine lives beside this module (another helper's)
-        except ImportError as error:
-            raise UsageError(f"caption --engine ray is not available here ({error}); use --engine local") from None
+        # imported only when asked for; a missing Ray is reported by start_ray, with the install command
+        from .caption_ray import caption_batches
+
         return caption_batches
     raise UsageError(f"--engine must be one of {', '.join(ENGINES)}, not {name!r}")
 

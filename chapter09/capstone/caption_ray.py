@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import SetupError, UsageError
 from .caption_batch import CaptionBatch, _CaptionDecoded, caption_decoded
-from .indexer import _where, start_ray
+from .indexer import _where, actor_count, start_ray
 
 TRANSLATE_SHARE = 0.25  # caption+translate route: the translators' share of the cluster's CPUs (captioning is dearer)
 
@@ -33,26 +33,14 @@ def caption_pool(resources: dict, actors: int | None, translating: bool, gpus_pe
     the translators then run on CPUs. ``actors`` fixes the captioners; translators get the rest.
     """
     cpus = resources.get("CPU", 0)
-    if gpus_per_actor:
-        gpus = resources.get("GPU", 0)
-        if gpus < gpus_per_actor:
-            raise SetupError(f"--gpus-per-actor {gpus_per_actor:g}, but the Ray cluster has {gpus:g} GPUs: "
-                             "add GPU nodes, or drop --gpus-per-actor to caption on CPUs")
-        captioners = actors or max(1, int(gpus // gpus_per_actor))
-        return captioners, (max(1, int(cpus * TRANSLATE_SHARE // cpus_per_actor)) if translating else 0)
-    most = int(cpus // cpus_per_actor) - (1 if translating else 0)  # a translator needs a CPU of its own
-    if most < 1:
-        raise SetupError(f"the Ray cluster has {cpus:g} CPUs: a captioner actor needs {cpus_per_actor:g}"
-                         + (" and a translator one more" if translating else "")
-                         + "; add nodes, join another cluster with --ray-address, or use --engine local")
-    if actors and actors > most:
-        raise UsageError(f"--actors {actors}: the Ray cluster's {cpus:g} CPUs hold at most {most} captioner actors "
-                         f"of {cpus_per_actor:g} CPUs" + (" beside a translator" if translating else "")
-                         + f"; pass --actors {most} or fewer, or add nodes")
-    captioners = actors or max(1, min(most, int(cpus * (1 - TRANSLATE_SHARE) // cpus_per_actor)
-                                      if translating else most))
-    translators = max(1, int((cpus - captioners * cpus_per_actor) // cpus_per_actor)) if translating else 0
-    return captioners, translators
+    captioners = actor_count(resources, actors, gpus_per_actor, cpus_per_actor, actor="captioner", work="caption",
+                             reserved_cpus=cpus_per_actor if translating and not gpus_per_actor else 0,
+                             reserved_for="a translator", share=1 - TRANSLATE_SHARE if translating else 1.0)
+    if not translating:
+        return captioners, 0
+    if gpus_per_actor:  # the captioners hold the GPUs; the translators run on a share of the CPUs
+        return captioners, max(1, int(cpus * TRANSLATE_SHARE // cpus_per_actor))
+    return captioners, max(1, int((cpus - captioners * cpus_per_actor) // cpus_per_actor))
 
 
 def _threads_from_ray() -> None:

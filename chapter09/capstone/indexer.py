@@ -756,6 +756,32 @@ def start_ray(address: str | None = None, num_cpus: int | None = None):
     return ray, True
 
 
+def actor_count(resources: dict, actors: int | None, gpus_per_actor: float, cpus_per_actor: float, *,
+                actor: str, work: str, reserved_cpus: float, reserved_for: str, share: float) -> int:
+    """How many ``actor`` actors (e.g. "encoding") a Ray cluster with ``resources`` runs, by the rules every
+    pool here shares: on GPUs one per ``gpus_per_actor`` (or ``actors``); on CPUs ``actors``, else ``share`` of
+    the CPUs, never touching the ``reserved_cpus`` kept for ``reserved_for`` (decoding, a translator); a
+    cluster too small, or ``actors`` too many, is refused with what to do. ``work``: the verb, for messages."""
+    if gpus_per_actor:
+        gpus = resources.get("GPU", 0)
+        if gpus < gpus_per_actor:
+            raise SetupError(f"--gpus-per-actor {gpus_per_actor:g}, but the Ray cluster has {gpus:g} GPUs: "
+                             f"add GPU nodes, or drop --gpus-per-actor to {work} on CPUs")
+        return actors or max(1, int(gpus // gpus_per_actor))
+    cpus = resources.get("CPU", 0)
+    most = int((cpus - reserved_cpus) // cpus_per_actor)
+    article = "an" if actor[0] in "aeiou" else "a"
+    if most < 1:
+        raise SetupError(f"the Ray cluster has {cpus:g} CPUs: {article} {actor} actor needs {cpus_per_actor:g}"
+                         + (f" and {reserved_for} one more" if reserved_cpus else "")
+                         + "; add nodes, join another cluster with --ray-address, or use --engine local")
+    if actors and actors > most:
+        raise UsageError(f"--actors {actors}: the Ray cluster's {cpus:g} CPUs hold at most {most} {actor} actors "
+                         f"of {cpus_per_actor:g} CPUs" + (f" beside {reserved_for}" if reserved_cpus else "")
+                         + f"; pass --actors {most} or fewer, or add nodes")
+    return actors or max(1, min(most, int(cpus * share // cpus_per_actor)))
+
+
 def encoding_pool(resources: dict, actors: int | None, gpus_per_actor: float, cpus_per_actor: float) -> tuple:
     """(min, max) actors of the encoding pool on a cluster with ``resources`` (``ray.cluster_resources()``).
 
@@ -763,22 +789,8 @@ def encoding_pool(resources: dict, actors: int | None, gpus_per_actor: float, cp
     as many as ``ENCODE_CPU_SHARE`` of the cluster's CPUs hold; either way at least one CPU is left to the
     decode tasks. A fixed pool: every actor loads its model at the start, in parallel.
     """
-    if gpus_per_actor:
-        gpus = resources.get("GPU", 0)
-        if gpus < gpus_per_actor:
-            raise SetupError(f"--gpus-per-actor {gpus_per_actor:g}, but the Ray cluster has {gpus:g} GPUs: "
-                             "add GPU nodes, or drop --gpus-per-actor to encode on CPUs")
-        size = actors or max(1, int(gpus // gpus_per_actor))
-        return size, size
-    cpus = resources.get("CPU", 0)
-    most = int((cpus - 1) // cpus_per_actor)  # one CPU at least stays with decoding
-    if most < 1:
-        raise SetupError(f"the Ray cluster has {cpus:g} CPUs: an encoding actor needs {cpus_per_actor:g} and "
-                         "decoding one more; add nodes, join another cluster with --ray-address, or use --engine local")
-    if actors and actors > most:
-        raise UsageError(f"--actors {actors}: the Ray cluster's {cpus:g} CPUs hold at most {most} encoding actors "
-                         f"of {cpus_per_actor:g} CPUs beside decoding; pass --actors {most} or fewer, or add nodes")
-    size = actors or max(1, min(most, int(cpus * ENCODE_CPU_SHARE // cpus_per_actor)))
+    size = actor_count(resources, actors, gpus_per_actor, cpus_per_actor, actor="encoding", work="encode",
+                       reserved_cpus=0 if gpus_per_actor else 1, reserved_for="decoding", share=ENCODE_CPU_SHARE)
     return size, size
 
 
