@@ -58,24 +58,59 @@ def cmd_index(args) -> int:
     return 0
 
 
+def search_query(searcher, args) -> dict:
+    """The search the ``search`` flags ask for: terms (``--text``, ``--image``, ``--add``, ``--subtract``),
+    filters, caption text, hybrid."""
+    from .filters import Filters
+    from .queries import QueryError, parse_weighted
+    from .search import Term
+
+    terms = []
+    if args.text is not None:
+        weight, text = parse_weighted(args.text)
+        terms.append(Term("text", text, weight))
+    if args.image is not None:
+        term = searcher.term(args.image)
+        if term.kind == "text":
+            raise QueryError(f"--image {args.image}: no such image file, and no indexed image at that path")
+        terms.append(term)
+    terms += [searcher.term(raw) for raw in args.add or ()]
+    terms += [searcher.term(raw, -1.0) for raw in args.subtract or ()]
+    filters = Filters.parse(args.folder, args.taken_after, args.taken_before, args.camera, args.type, args.min_size,
+                            args.min_width, args.min_height, library=searcher.store.library)
+    return searcher.search(terms, args.k, args.strategy, filters, caption_text=args.caption_text,
+                           hybrid=args.hybrid)
+
+
 def cmd_search(args) -> int:
     from .queries import QueryError
     from .search import LibrarySearch
 
     searcher = LibrarySearch(args.index, Settings.from_args(args), mode=args.search)
     try:
-        if args.image:
-            result = searcher.by_image(args.image, args.k)
-        else:
-            result = searcher.by_text(args.text, args.k, args.strategy)
+        result = search_query(searcher, args)
     except QueryError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if args.paths_only:  # for pipes: one absolute path a line, nothing else on stdout
+        _print(result, False, "\n".join(str(searcher.store.absolute(h["path"])) for h in result["hits"]))
+        return 0
     lines = [f"{result['strategy']} search ({result['search']}, {result['library_size']} images, {result['ms']} ms)"
              + (f", IVF nprobe {result['ann_nprobe']}, ANN recall@10 vs exact {result['ann_recall_at_10']:.3f}"
                 if result["ann_recall_at_10"] is not None else "")]
+    if len(result.get("terms", ())) > 1:
+        lines.append("  terms: " + " ".join(f"{t['weight']:+g}*{t['kind']}:{t['value']}" for t in result["terms"]))
     if result.get("encoded_text") and result["encoded_text"] != result.get("query"):
         lines.append(f"  query encoded as: {result['encoded_text']}")
+    if result.get("caption_text"):
+        lines.append(f"  caption text: {result['caption_text']}" + (
+            " (fused with the vector ranking by reciprocal rank; scores are RRF)" if result["query_kind"] == "hybrid"
+            else " (scores are BM25)"))
+    if "filters" in result:
+        how = result["filter_search"] + (f", nprobe {result['filter_nprobe']}" if result.get("filter_nprobe") else "")
+        lines.append(f"  filter: {'; '.join(f'{k} {v}' for k, v in result['filters'].items())} -> "
+                     f"{result['matching']} of {result['library_size']} images match ({how})")
+    lines += [f"  note: {note}" for note in result.get("notes", ())]
     for h in result["hits"]:
         lines.append(f"  {h['rank']:>3}. {h['score']:.3f}  {searcher.store.absolute(h['path'])}")
         lines += [f"         [{lang}] {text}" for lang, text in h.get("captions", {}).items()]
@@ -269,11 +304,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --watch: a full rescan every SECONDS, for changes events miss (default 600; 60 where "
                         "file-system events are unavailable; 0: none)")
 
-    p = command("search", "search an index by text (English/Chinese) or by image", cmd_search)
+    p = command("search", "search an index by text (English/Chinese), images, both combined, or caption text",
+                cmd_search)
     p.add_argument("--index", required=True)
-    group = p.add_mutually_exclusive_group(required=True)
-    group.add_argument("--text")
-    group.add_argument("--image")
+    p.add_argument("--text", help="[WEIGHT:]TEXT, English or Chinese (e.g. \"2:a dog on a beach\")")
+    p.add_argument("--image", help="[WEIGHT:]an image file, or a path the index holds (its stored vector)")
+    p.add_argument("--add", action="append", metavar="TERM",
+                   help="add a term: [WEIGHT:]TEXT, IMAGE_FILE or INDEXED_PATH (repeatable)")
+    p.add_argument("--subtract", action="append", metavar="TERM", help="subtract a term, as --add (repeatable)")
+    p.add_argument("--caption-text", default=None, help="search the stored captions' words (English or Chinese)")
+    p.add_argument("--hybrid", action="store_true",
+                   help="fuse the vector query and the caption text (default: the --text) by reciprocal rank")
+    p.add_argument("--folder", help="only images under this folder of the library (relative, or absolute inside it)")
+    p.add_argument("--taken-after", metavar="DATE", help="taken on or after DATE (ISO, e.g. 2024-05-01)")
+    p.add_argument("--taken-before", metavar="DATE", help="taken before DATE (ISO; that day excluded)")
+    p.add_argument("--camera", help="camera make or model contains this (case-insensitive)")
+    p.add_argument("--type", help="file types, a comma list: jpeg,png,webp,heif,avif,gif,tiff,bmp")
+    p.add_argument("--min-size", type=_positive_int, metavar="PX", help="shorter side at least PX pixels")
+    p.add_argument("--min-width", type=_positive_int, metavar="PX")
+    p.add_argument("--min-height", type=_positive_int, metavar="PX")
+    p.add_argument("--paths-only", action="store_true", help="print one absolute path a line, nothing else")
     p.add_argument("--k", type=_positive_int, default=10)
     p.add_argument("--strategy", choices=STRATEGIES, default="auto",
                    help="for Chinese queries: translate, multilingual, chinese_clip or clip (default auto)")
@@ -369,8 +419,8 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     _RESULT_STREAM.append(sys.stdout)
     try:
-        # with --json, stdout carries the result alone: model banners and notes go to stderr
-        quiet = getattr(args, "json", False)
+        # with --json (or --paths-only), stdout carries the result alone: model banners and notes go to stderr
+        quiet = getattr(args, "json", False) or getattr(args, "paths_only", False)
         with contextlib.redirect_stdout(sys.stderr) if quiet else contextlib.nullcontext():
             return run_cli(lambda: args.function(args))
     finally:

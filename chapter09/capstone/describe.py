@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..captioning import captioner
+from ..captioning import DEFAULT_CAPTIONER, captioner
 from ..clip import clip_encoder
 from ..errors import UsageError
 from ..images import as_rgb
@@ -34,15 +34,18 @@ def parse_langs(langs: str | Sequence[str]) -> list[str]:
     return list(dict.fromkeys(chosen))
 
 
-def caption_route(settings: Settings | None = None) -> str:
-    return "direct" if captioner(settings).bilingual else "caption+translate"
+def caption_route(settings: Settings | None = None, name: str = DEFAULT_CAPTIONER, precision: str | None = None) -> str:
+    return "direct" if captioner(settings, name, precision).bilingual else "caption+translate"
 
 
-def caption_images(images: Sequence, langs: str | Sequence[str] = ("en", "zh"),
-                   settings: Settings | None = None) -> list[dict[str, str]]:
-    """One {lang: caption} per image (PIL images or paths)."""
+def caption_images(images: Sequence, langs: str | Sequence[str] = ("en", "zh"), settings: Settings | None = None,
+                   name: str = DEFAULT_CAPTIONER, precision: str | None = None) -> list[dict[str, str]]:
+    """One {lang: caption} per image (PIL images or paths), by captioner ``name`` (``captioning.CAPTIONERS``) at
+    ``precision`` (None: fp32 unless the CPU has native bf16; ``auto`` is for ``caption --index``, which measures)."""
     langs = parse_langs(langs)
-    model = captioner(settings)
+    if precision == "auto":
+        precision = None
+    model = captioner(settings, name, precision)
     if model.bilingual:
         by_lang = {lang: model.caption(images, lang=lang) for lang in langs}
     else:

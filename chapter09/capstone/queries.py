@@ -184,3 +184,36 @@ def encode_query(text: str, strategy: str = "auto", settings: Settings | None = 
     """-> (unit vector, strategy used, image-vector role it must be compared with, text actually encoded)."""
     warn = warn or _default_warn
     return encode_planned(plan_query(text, strategy, settings, warn), warn, cache)
+
+
+# ----------------------------------------------------------------------------- combined queries
+def parse_weighted(raw: str) -> tuple[float, str]:
+    """'2:golden retriever' -> (2.0, 'golden retriever'); no number before the first ':' -> (1.0, raw).
+
+    (rclip's syntax.) A text that itself starts with a number and a colon ("12:30 at night") keeps it
+    when given an explicit weight: "1:12:30 at night"."""
+    raw = (raw or "").strip()
+    head, colon, rest = raw.partition(":")
+    if colon and head.strip():
+        try:
+            weight = float(head)
+        except ValueError:
+            return 1.0, raw
+        if not np.isfinite(weight):
+            raise QueryError(f"the weight of {raw!r} is not a finite number")
+        return weight, rest.strip()
+    return 1.0, raw
+
+
+def compose(vectors: list[np.ndarray], weights: list[float]) -> np.ndarray:
+    """sum(weight * unit vector), normalised: terms added and subtracted in the encoder's space (as rclip does)."""
+    if not vectors:
+        raise QueryError("nothing to search for: give a text, an image or a term to add")
+    total = np.zeros_like(np.asarray(vectors[0], np.float32))
+    for vector, weight in zip(vectors, weights):
+        vector = np.asarray(vector, np.float32)
+        total += weight * vector / max(float(np.linalg.norm(vector)), 1e-12)
+    norm = float(np.linalg.norm(total))
+    if not norm > 1e-6:
+        raise QueryError("the query's terms cancel out (their weighted sum is zero): change a weight or a term")
+    return total / norm

@@ -1,20 +1,36 @@
-"""Text and image search over an index; every hit carries the captions the index stores.
+"""Search over an index: text, example images, both combined, filters, caption text; hits carry the stored captions.
 
 Vectors are unit length, so inner product is cosine similarity. The vector search itself is
 ``vectors`` (exact below ``vectors.ANN_THRESHOLD`` rows, the cached IVF-SQ8 index that ``index``
 built above it), reached through ``store.open_vectors``; when the ANN index answers, the recall@10
 it was tuned to is shown with every result. How a text becomes a vector is ``queries``.
+
+One entry point, ``LibrarySearch.search``, serves the command line, the web UI and its API:
+
+* **Terms** (``Term``): texts (through the chosen strategy), image files (encoded by the image tower of
+  the role searched) and indexed images (their stored vector: nothing re-encoded), each with a weight
+  (negative: subtracted), summed as unit vectors and normalised (``queries.compose``, as rclip does).
+* **Filters** (``filters.Filters``): evaluated to a mask over the table's rows, which are the vector
+  index's ids (the columns cached per table version), and handed to ``VectorIndex.search_filtered``:
+  the top-k among the matching rows, never a post-filter of the unfiltered top-k.
+* **Caption text** (``caption_text.caption_ranking``): alone, or fused with the vector ranking by
+  reciprocal-rank fusion (``hybrid``); filters apply to it too.
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from ..clip import clip_encoder
 from ..images import as_rgb
 from ..models import Settings
+from .filters import SUFFIXES, Filters, Metadata
+
+HYBRID_DEPTH = 100  # candidates each ranking hands to the reciprocal-rank fusion
+IMAGE_SUFFIXES = {s for suffixes in SUFFIXES.values() for s in suffixes}
 
 
 @dataclass
@@ -26,51 +42,277 @@ class Hit:
     indexed: dict = field(default_factory=dict)  # the file as the index saw it: sha1, size, mtime_ns
 
 
+@dataclass(frozen=True)
+class Term:
+    """One part of a query. ``kind``: "text" (a query text), "image" (a file path or a PIL image, encoded),
+    "indexed" (a path in the library the index holds: its stored vector). ``weight`` < 0 subtracts it."""
+
+    kind: str
+    value: object
+    weight: float = 1.0
+
+    def to_json(self) -> dict:
+        value = self.value if isinstance(self.value, (str, Path)) else "(uploaded image)"
+        return {"kind": self.kind, "value": str(value), "weight": self.weight}
+
+
 class LibrarySearch:
-    """Search an index by text (any strategy) or by example image; hits carry the stored captions."""
+    """Search an index by text (any strategy), example images, both combined, with filters and caption text."""
 
     def __init__(self, index_dir, settings: Settings | None = None, mode: str = "auto"):
         from .library_precision import query_settings
-        from .store import Store, open_vectors
 
-        self.store = Store.open(index_dir)
+        self.location, self.mode = index_dir, mode
         self.settings = settings or Settings()
-        if not self.store.roles:
-            raise FileNotFoundError(f"index {index_dir} holds no images yet; run `index` first")
-        self.searchers = {role: open_vectors(self.store, role, mode) for role in self.store.roles}
+        self._open()
         self.query_settings = query_settings(self.store, self.settings)  # queries at the images' precision
 
-    def _hits(self, role: str, vector: np.ndarray, k: int) -> list[Hit]:
+    def _open(self) -> None:
+        from .store import META_TABLE, Store, open_vectors
+
+        store = Store.open(self.location)
+        if not store.roles:
+            raise FileNotFoundError(f"index {self.location} holds no images yet; run `index` first")
+        self.store = store
+        self.searchers = {role: open_vectors(store, role, self.mode) for role in store.roles}
+        self.fingerprints = {role: store.images(role).fingerprint() for role in store.roles}
+        self._meta_table = store.db.open_table(META_TABLE)
+        self._metadata: dict[str, tuple[str, Metadata]] = {}
+
+    def refresh(self) -> bool:
+        """Reopen the vector searchers whose table changed (rows added, changed or removed by `index` or
+        `index --watch`; a new model's table); True if anything changed. ``serve`` calls it before each
+        search, so new photos are found without a restart."""
+        from .store import open_vectors
+
+        meta_version = self._meta_table.version
+        self._meta_table.checkout_latest()
+        if self._meta_table.version != meta_version:  # which table serves a role may have changed
+            self._open()
+            return True
+        changed = False
+        for role in self.store.roles:
+            table = self.store.images(role)
+            table.table.checkout_latest()
+            fingerprint = table.fingerprint()
+            if fingerprint != self.fingerprints[role]:
+                self.searchers[role] = open_vectors(self.store, role, self.mode)
+                self.fingerprints[role] = fingerprint
+                self._metadata.pop(role, None)
+                changed = True
+        return changed
+
+    # ---- what a term is
+    def term(self, raw: str, sign: float = 1.0) -> Term:
+        """A command-line term: ``[WEIGHT:]TEXT``, ``[WEIGHT:]IMAGE_FILE`` or ``[WEIGHT:]INDEXED_PATH`` (a path
+        relative to the library that the index holds: its stored vector). ``sign`` -1 subtracts it."""
+        from .queries import QueryError, parse_weighted
+
+        weight, value = parse_weighted(raw)
+        if not value:
+            raise QueryError(f"the term {raw!r} is empty: give a text or an image after the weight")
+        return Term(*self._resolve(value), sign * weight)
+
+    def _resolve(self, value: str) -> tuple[str, object]:
+        from .queries import QueryError
+
+        path = Path(value).expanduser()
+        if path.is_file():
+            try:  # a library file the index holds: its stored vector, no re-encode
+                relative = path.resolve().relative_to(Path(self.store.library).resolve()).as_posix()
+                if self._id_of("clip" if "clip" in self.searchers else self.store.roles[0], relative) is not None:
+                    return "indexed", relative
+            except ValueError:
+                pass
+            return "image", str(path)
+        relative = value.replace("\\", "/")
+        relative = relative[2:] if relative.startswith("./") else relative
+        if any(self._id_of(role, relative) is not None for role in self.searchers):
+            return "indexed", relative
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            raise QueryError(f"{value}: no such file here, and the index holds no image at that path in the "
+                             f"library {self.store.library}; give an existing image file or an indexed path "
+                             "(as `search` prints them, relative to the library)")
+        return "text", value
+
+    def _id_of(self, role: str, relative: str) -> int | None:
+        import pyarrow.compute as pc
+
+        searcher = self.searchers.get(role)
+        if searcher is None or not len(searcher):
+            return None
+        found = pc.index(searcher.paths, relative).as_py() if hasattr(searcher.paths, "type") else \
+            (searcher.paths.index(relative) if relative in searcher.paths else -1)
+        return found if found >= 0 else None
+
+    def _stored_vector(self, role: str, relative: str) -> np.ndarray:
+        from .queries import QueryError
+        from .vectors import vectors_of
+
+        i = self._id_of(role, relative)
+        if i is None:
+            raise QueryError(f"the index holds no {role} vector for {relative}; index it, or give the image file")
+        row = self.store.images(role).table.take_offsets([i]).select(["path", "vector"]).to_arrow()
+        if row.num_rows != 1 or row.column("path")[0].as_py() != relative:
+            raise QueryError("the index changed while it was read; search again")
+        return vectors_of(row.column("vector"))[0].astype(np.float32)
+
+    # ---- filters
+    def metadata(self, role: str) -> Metadata:
+        """The filterable columns of ``role``'s table at the version its searcher holds (cached per version)."""
+        from .errors import StoreError
+
+        cached = self._metadata.get(role)
+        if cached is not None and cached[0] == self.fingerprints[role]:
+            return cached[1]
+        metadata = Metadata.read(self.store.images(role))
+        paths = self.searchers[role].paths
+        if len(metadata) != len(self.searchers[role]) or (hasattr(paths, "type") and
+                                                         not metadata.column("path").equals(paths)):
+            raise StoreError("the index changed while its search was opened (its rows differ from the vector "
+                             "index's); search again")
+        self._metadata[role] = (self.fingerprints[role], metadata)
+        return metadata
+
+    def _fetch(self, role: str):
+        """ids -> their stored float16 vectors (for exact search over a few matching rows of an ANN index)."""
+        from .vectors import vectors_of
+
+        table = self.store.images(role).table
+
+        def fetch(ids):
+            return vectors_of(table.take_offsets([int(i) for i in ids]).select(["vector"]).to_arrow()
+                              .column("vector"))  # ids are sorted: LanceDB answers in that order
+        return fetch
+
+    # ---- the searches
+    def search(self, terms: list[Term], k: int = 10, strategy: str = "auto", filters: Filters | None = None,
+               caption_text: str | None = None, hybrid: bool = False, warn=None) -> dict:
+        """The top ``k`` for ``terms`` (summed in the encoder's space) among the rows ``filters`` keep, or for
+        ``caption_text`` alone, or both fused by reciprocal-rank fusion (``hybrid``)."""
+        from .queries import QueryError, check_query, compose, encode_planned, plan_query
+
+        filters = filters or Filters()
+        terms = [t for t in terms if t.weight != 0]
+        texts = [t for t in terms if t.kind == "text"]
+        if caption_text is not None and not str(caption_text).strip():
+            caption_text = None
+        if hybrid and not terms:
+            raise QueryError("hybrid fuses a vector query with caption text: give a text or image query too")
+        if hybrid and caption_text is None:
+            positive = [t for t in texts if t.weight > 0]
+            if not positive:
+                raise QueryError("hybrid needs caption text: give --caption-text, or a text query to read as it")
+            caption_text = positive[0].value
+        if caption_text is not None:
+            caption_text = check_query(caption_text, warn)
+        if not terms and caption_text is None:
+            raise QueryError("nothing to search for: give a text, an image, terms to add, or caption text")
+        if terms and caption_text is not None and not hybrid:
+            raise QueryError("a vector query and caption text together: ask for --hybrid (the web UI: tick hybrid) "
+                             "to fuse them, or give only one of them")
+        plans = [plan_query(t.value, strategy, self.query_settings, warn) for t in texts]  # models load first
+        roles = {plan.strategy.role for plan in plans}
+        if len(roles) > 1:
+            raise QueryError(f"the text terms need different image vectors ({', '.join(sorted(roles))}); "
+                             "pick one --strategy for all of them")
+        role = roles.pop() if roles else ("clip" if "clip" in self.searchers else self.store.roles[0])
+        if role not in self.searchers:
+            raise QueryError(f"strategy {plans[0].strategy.name!r} needs {role} image vectors, which this index "
+                             "lacks: re-run `index` with --chinese-clip")
+        encoder = clip_encoder(role, self.query_settings) if any(t.kind == "image" for t in terms) else None
+        started = time.perf_counter()
+        vectors, used, encoded = [], [], []
+        plan_of = dict(zip(map(id, texts), plans))
+        for t in terms:
+            if t.kind == "text":
+                vector, name, _, text = encode_planned(plan_of[id(t)], warn)
+                used.append(name)
+                encoded.append(text)
+            elif t.kind == "image":
+                vector = encoder.encode_images([as_rgb(t.value)])[0]
+            elif t.kind == "indexed":
+                vector = self._stored_vector(role, str(t.value))
+            else:
+                raise QueryError(f"unknown term kind {t.kind!r}: text, image or indexed")
+            vectors.append(vector)
+        query = compose(vectors, [t.weight for t in terms]) if terms else None
         searcher = self.searchers[role]
-        scores, ids = searcher.search(vector, k)
-        found = [(rank, int(i), float(s)) for rank, (s, i) in enumerate(zip(scores[0], ids[0])) if i >= 0]
-        hits = [Hit(rank + 1, searcher.path(i), score) for rank, i, score in found]
+        notes, facts, mask, metadata = [], None, None, None
+        if filters.active or caption_text is not None:
+            metadata = self.metadata(role)
+        if filters.active:
+            mask = metadata.mask(filters)
+            notes += metadata.notes(filters)
+        depth = max(k, HYBRID_DEPTH) if hybrid else k
+        ranked: list[tuple[int, float]] = []
+        if query is not None:
+            if mask is None:
+                scores, ids = searcher.search(query, depth)
+            else:
+                scores, ids, facts = searcher.search_filtered(query, depth, mask, fetch=self._fetch(role))
+            ranked = [(int(i), float(s)) for s, i in zip(scores[0], ids[0]) if i >= 0]
+        if caption_text is not None:
+            by_caption = self._caption_ranking(caption_text, depth, metadata, mask)
+            if hybrid:
+                from .caption_text import rrf_fuse
+
+                ids = metadata.ids()
+                fused = rrf_fuse([[searcher.path(i) for i, _ in ranked], [p for p, _ in by_caption]])
+                ranked = [(ids[p], s) for p, s in fused[:k]]
+            else:
+                ranked = [(metadata.ids()[p], s) for p, s in by_caption[:k]]
+        hits = self._hits(role, ranked[:k])
+        kind = ("hybrid" if hybrid else "caption text") if caption_text is not None else \
+            ("text" if len(terms) == 1 and texts else "image" if len(terms) == 1 else "combined")
+        extra = {"strategy": (used[0] if used else "image") if kind in ("text", "image", "combined", "hybrid")
+                 else "caption text", "query_kind": kind, "terms": [t.to_json() for t in terms]}
+        if len(texts) == 1 and len(terms) == 1:
+            extra.update(query=texts[0].value, encoded_text=encoded[0])
+        elif encoded:
+            extra["encoded_texts"] = encoded
+        if caption_text is not None:
+            extra["caption_text"] = caption_text
+        if filters.active:
+            extra.update(filters=filters.to_json(), matching=int(mask.sum()),
+                         filter_search=facts["how"] if facts else "captions",
+                         filter_nprobe=facts["nprobe"] if facts else None)
+        if notes:
+            extra["notes"] = notes
+        return self._result(hits, started, role, **extra)
+
+    def _caption_ranking(self, text: str, want: int, metadata: Metadata, mask) -> list[tuple[str, float]]:
+        """Caption hits among the indexed rows the filter keeps; the caption search is asked for more until
+        ``want`` remain or it has no more (so a filter never leaves fewer than it could)."""
+        from .caption_text import caption_ranking
+        from .filters import keep_paths
+
+        limit = max(2 * want, 50)
+        while True:
+            found = caption_ranking(self.store, text, limit)
+            score = dict(found)
+            kept = keep_paths(metadata, mask, [p for p, _ in found])
+            if len(kept) >= want or len(found) < limit or limit >= len(metadata):
+                return [(p, score[p]) for p in kept]
+            limit *= 4
+
+    def _hits(self, role: str, ranked: list[tuple[int, float]]) -> list[Hit]:
+        searcher = self.searchers[role]
+        hits = [Hit(rank + 1, searcher.path(i), score) for rank, (i, score) in enumerate(ranked)]
         captions = self.store.captions([h.path for h in hits]) if hits else {}
         # a vector index's ids are offsets into the table version it was opened at, which this store reads
-        rows = self.store.images(role).rows_at([i for _, i, _ in found], ("path", "sha1", "size", "mtime_ns"))
+        rows = self.store.images(role).rows_at([i for i, _ in ranked], ("path", "sha1", "size", "mtime_ns"))
         for hit, row in zip(hits, rows):
             hit.captions = captions.get(hit.path, {})
             if row is not None and row.pop("path") == hit.path:
                 hit.indexed = row
         return hits
 
-    def by_text(self, text: str, k: int = 10, strategy: str = "auto", warn=None) -> dict:
-        from .queries import QueryError, encode_planned, plan_query
+    def by_text(self, text: str, k: int = 10, strategy: str = "auto", warn=None, filters: Filters | None = None) -> dict:
+        return self.search([Term("text", text)], k, strategy, filters, warn=warn)
 
-        plan = plan_query(text, strategy, self.query_settings, warn)  # loads its models: the clock times the search
-        if plan.strategy.role not in self.searchers:
-            raise QueryError(f"strategy {plan.strategy.name!r} needs {plan.strategy.role} image vectors, which this "
-                             f"index lacks: re-run `index` with --chinese-clip")
-        started = time.perf_counter()
-        vector, used, role, encoded = encode_planned(plan, warn)
-        hits = self._hits(role, vector, k)
-        return self._result(hits, started, role, strategy=used, query=text, encoded_text=encoded)
-
-    def by_image(self, image, k: int = 10) -> dict:
-        encoder = clip_encoder("clip", self.query_settings)  # loaded before the clock starts
-        started = time.perf_counter()
-        vector = encoder.encode_images([as_rgb(image)])[0]
-        return self._result(self._hits("clip", vector, k), started, "clip", strategy="image")
+    def by_image(self, image, k: int = 10, filters: Filters | None = None) -> dict:
+        return self.search([Term("image", image)], k, filters=filters)
 
     def _result(self, hits, started, role, **extra) -> dict:
         searcher = self.searchers[role]

@@ -30,6 +30,8 @@ IVF_TARGET_RECALL = 0.95  # recall@10 against exact search that nprobe is tuned 
 IVF_TRAIN_PER_CELL = 40  # k-means training sample: 40 vectors per cell (FAISS warns below 39)
 IVF_KMEANS_ITERATIONS = 10
 TUNING_QUERIES = 200
+FILTER_EXACT_ROWS = 4_096  # matching rows up to which a filtered ANN search reads their vectors and is exact
+FILTER_PROBE_MARGIN = 2.0  # filtered IVF: matching rows probed / rows the unfiltered search reads (bench.filtered)
 
 
 class VectorSource(Protocol):
@@ -99,6 +101,72 @@ class VectorIndex:
         if self.rows == 0:
             return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
         return self.index.search(queries, min(k, self.rows))
+
+    def search_filtered(self, queries: np.ndarray, k: int, mask: np.ndarray, fetch=None) -> tuple:
+        """The top-k among the rows ``mask`` keeps (a bool per id): never a post-filter of the unfiltered top-k.
+
+        Exact index: a FAISS selector over the flat float16 codes (exact). ANN index: when at most
+        ``FILTER_EXACT_ROWS`` rows match and ``fetch`` (ids -> their stored float16 vectors) is given,
+        exact search over those rows; otherwise IVF-SQ8 restricted by the selector, with ``nprobe`` raised
+        as the selectivity falls (``filtered_nprobe``), widened until min(k, matching) rows come back.
+        -> (scores, ids, facts): facts says how (``how``), rows matching and the nprobe used.
+        """
+        import faiss
+
+        queries = np.ascontiguousarray(np.atleast_2d(np.asarray(queries, dtype=np.float32)))
+        mask = np.asarray(mask, bool)
+        if len(mask) != self.rows:
+            raise StoreError(f"filter mask of {len(mask)} rows for an index of {self.rows}: the table changed "
+                             "since the search opened; search again")
+        ids = np.flatnonzero(mask)
+        matching, want = len(ids), min(k, len(ids))
+        facts = {"how": "exact", "matching": matching, "nprobe": None}
+        if want == 0:
+            return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64), facts
+        if self.mode == "ann" and fetch is not None and matching <= FILTER_EXACT_ROWS:
+            facts["how"] = "exact over the matching rows"
+            scores, order = exact_topk(np.asarray(fetch(ids), np.float32), queries, want)
+            return scores, ids[order], facts
+        bitmap = np.packbits(mask, bitorder="little")  # FAISS reads bit i of byte i // 8, lowest bit first
+        selector = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bitmap))
+        if self.mode != "ann":
+            scores, found = self.index.search(queries, want, params=faiss.SearchParameters(sel=selector))
+            return scores, found, facts
+        nprobe = self.filtered_nprobe(queries, mask)
+        while True:  # per-call parameters: the shared index's own nprobe is never touched (threads)
+            scores, found = self.index.search(queries, want, params=faiss.SearchParametersIVF(sel=selector,
+                                                                                             nprobe=nprobe))
+            if (found >= 0).sum(axis=1).min() >= want or nprobe >= self.index.nlist:
+                break
+            nprobe = min(2 * nprobe, self.index.nlist)  # the probed cells held fewer than k matching rows
+        facts.update(how="ann", nprobe=nprobe)
+        return scores, found, facts
+
+    def cells(self) -> np.ndarray:
+        """The IVF cell of every id (read once from the inverted lists, 4 bytes a row)."""
+        import faiss
+
+        if getattr(self, "_cells", None) is None:
+            invlists, cell = self.index.invlists, np.zeros(self.rows, np.int32)
+            for number in range(self.index.nlist):
+                size = invlists.list_size(number)
+                if size:
+                    cell[faiss.rev_swig_ptr(invlists.get_ids(number), size)] = number
+            self._cells = cell
+        return self._cells
+
+    def filtered_nprobe(self, queries: np.ndarray, mask: np.ndarray) -> int:
+        """Cells to probe so that the probed cells hold about as many *matching* rows as the unfiltered search
+        reads rows (nprobe x rows per cell), times ``FILTER_PROBE_MARGIN``: the cells are taken in the query's
+        centroid order and the matching rows counted per cell, so a filter that keeps whole regions of the
+        space (one folder of one trip) probes as far as those regions, and a uniform one about nprobe /
+        selectivity cells. The most any query of ``queries`` needs."""
+        cells = self.index.nlist
+        per_cell = np.bincount(self.cells()[mask], minlength=cells)
+        needed = FILTER_PROBE_MARGIN * (self.nprobe or 1) * self.rows / cells
+        _, order = self.index.quantizer.search(queries, cells)
+        reach = [int(np.searchsorted(np.cumsum(per_cell[row]), min(needed, per_cell.sum()))) + 1 for row in order]
+        return int(min(cells, max(self.nprobe or 1, *reach)))
 
 
 def _flat_fp16(dim: int):
