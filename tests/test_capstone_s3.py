@@ -125,7 +125,7 @@ def _env():
     return {**os.environ, "PYTHONWARNINGS": "ignore"}
 
 
-def test_a_second_writer_on_s3_is_refused_or_waits_and_readers_are_not_blocked(s3, tmp_path, capsys):
+def test_a_second_writer_on_s3_is_refused_or_waits_and_readers_are_not_blocked(s3, tmp_path, capsys, monkeypatch):
     import threading
 
     from chapter09.capstone.errors import IndexLockedError
@@ -141,6 +141,16 @@ def test_a_second_writer_on_s3_is_refused_or_waits_and_readers_are_not_blocked(s
         with pytest.raises(IndexLockedError, match=rf"being updated by another run \(pid {holder.pid} on "):
             Store.open(uri, write=True)
         Store.open(uri).failures()  # a reader takes no lock
+        # `index` is refused before it measures a precision (which costs two encoding passes over a sample)
+        from chapter09.capstone import library_precision
+        from chapter09.capstone.__main__ import main as capstone
+
+        def measured(*_, **__):
+            raise AssertionError("index measured a precision before taking the lock")
+        monkeypatch.setattr(library_precision, "index_precision", measured)
+        (tmp_path / "lib").mkdir()
+        assert capstone(["index", str(tmp_path / "lib"), "--index", uri, "--models", "toy", "--no-progress"]) == 2
+        assert "being updated by another run" in capsys.readouterr().err
         threading.Timer(1.0, lambda: (holder.stdin.write("\n"), holder.stdin.flush())).start()
         started = time.monotonic()
         with Store.open(uri, write=True, wait_s=60):

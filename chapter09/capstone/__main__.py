@@ -23,11 +23,13 @@ def cmd_index(args) -> int:
     from .errors import file_system_error
     from .indexer import build_index
     from .library_precision import index_precision
-    from .lock import IndexLock
+    from .lock import lock_for
     from .store import is_uri
 
-    if not is_uri(args.index) and Path(args.index).is_dir():  # refuse (or wait) before measuring anything
-        IndexLock(args.index, args.wait).acquire().release()
+    # refuse (or wait) before measuring anything: a folder's flock, an object store's conditional-put lock
+    lock = lock_for(args.index, args.wait) if is_uri(args.index) or Path(args.index).is_dir() else None
+    if lock is not None:
+        lock.acquire().release()
     roles = ["clip"] + (["chinese_clip"] if args.chinese_clip else [])
     try:  # it records the precision in the index folder: a full or read-only disk shows here first
         settings, precision = index_precision(args.precision, Settings.from_args(args), args.library, args.index,
