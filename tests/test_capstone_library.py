@@ -216,6 +216,36 @@ def test_ann_search_matches_exact_and_is_cached(library, index, monkeypatch):
     assert (again.nprobe, again.recall_at_10) == (searcher.nprobe, searcher.recall_at_10)
 
 
+def test_filtered_ann_search_returns_the_matching_top_k(library, index, monkeypatch):
+    """A filter on an IVF index: few matching rows are searched exactly (their stored vectors read back), many
+    through IVF restricted to them; either way k matching rows come back, close to exact filtered search."""
+    from chapter09.capstone import vectors as vectors_module
+    from chapter09.capstone.search import LibrarySearch
+    from chapter09.toyworld import load_scenes
+
+    scenes = load_scenes(library)
+    exact, ann = LibrarySearch(index, Settings("toy"), mode="exact"), LibrarySearch(index, Settings("toy"), mode="ann")
+    flat, ivf = exact.searchers["clip"], ann.searchers["clip"]
+    mask = np.zeros(len(flat), bool)
+    mask[::7] = True  # 1 row in 7, unrelated to what the images show
+    queries = sorted(scenes)[:20]
+    from chapter09.clip import clip_encoder
+
+    encoder = clip_encoder("clip", exact.query_settings)
+    vectors = encoder.encode_texts([scenes[n].captions("en")[0] for n in queries])
+    reference = [flat.search_filtered(v, 10, mask)[1][0] for v in vectors]
+    assert all(mask[r].all() and len(r) == 10 for r in reference)
+    few = [ivf.search_filtered(v, 10, mask, fetch=ann._fetch("clip")) for v in vectors]
+    assert {facts["how"] for _, _, facts in few} == {"exact over the matching rows"}
+    assert all(list(ids[0]) == list(r) for (_, ids, _), r in zip(few, reference))
+    monkeypatch.setattr(vectors_module, "FILTER_EXACT_ROWS", 0)  # as with many matching rows: IVF with a selector
+    many = [ivf.search_filtered(v, 10, mask, fetch=ann._fetch("clip")) for v in vectors]
+    assert {facts["how"] for _, _, facts in many} == {"ann"}
+    assert all(mask[ids[0]].all() and len(ids[0]) == 10 for _, ids, _ in many)
+    recall = np.mean([len(set(ids[0]) & set(r)) / 10 for (_, ids, _), r in zip(many, reference)])
+    assert recall >= 0.9, recall
+
+
 def test_caption_index_captions_each_image_once_and_search_returns_the_captions(library, tmp_path, capsys):
     from chapter09.capstone.caption_index import caption_index
     from chapter09.capstone.indexer import build_index
