@@ -11,11 +11,19 @@ What it shows, and why:
   cannot show, such as HEIC, get a large JPEG rendition), score, path and the captions the
   index stores (``caption --index``), with **Find similar** (the hit's own file, no upload)
   and **Caption this**.
+* **Combined queries, filters, caption text** (issue 19): a builder of a base text and/or image plus
+  rows of terms added or subtracted with a weight (a text, an upload, or "this hit": the selected
+  hit's stored vector), composed as ``search --text/--add/--subtract`` is (``search.Term``s handed
+  to ``LibrarySearch.search``); one Filters panel (folder, capture dates, camera, file types,
+  shorter side) applied to every search; a caption-text box, alone or fused with the query box's
+  search by reciprocal rank (hybrid). The searcher reopens what ``index`` changed before each
+  search (``LibrarySearch.refresh``, a few ms), so ``serve`` needs no restart for new photos.
 * **A stable API.** Every action has one explicit name -- ``/text_search``, ``/image_search``,
-  ``/find_similar``, ``/caption``, ``/caption_hit``, ``/match`` -- callable with
-  ``gradio_client`` (``Client(url).predict(..., api_name="/text_search")``); the search
-  endpoints return the gallery, a note and the hits as JSON (rank, score, ``file``: the path in the
-  library, captions; not ``path``, which gradio_client takes for a file to download).
+  ``/find_similar``, ``/combined_search``, ``/caption_text_search``, ``/caption``, ``/caption_hit``,
+  ``/match`` -- callable with ``gradio_client`` (``Client(url).predict(..., api_name="/text_search")``);
+  every search takes the six filters last, each optional, so calls written before them still work.
+  The search endpoints return the gallery, a note and the hits as JSON (rank, score, ``file``: the
+  path in the library, captions; not ``path``, which gradio_client takes for a file to download).
 * **Concurrency.** ``SEARCH_CONCURRENCY`` search requests are served at once; inside the
   searcher one runs at a time (a lock): torch forward passes are thread-safe, but the text
   tokenizers are not (a fast tokenizer can raise "Already borrowed" when two threads use it)
@@ -61,6 +69,10 @@ RATE_PER_S = 5.0  # requests one such client may send a second, on average (a to
 RATE_BURST = 10  # ... and at once after a pause
 MAX_K = 50  # results per search (the slider's maximum)
 MAX_QUERY_CHARS = 500
+TERM_ROWS = 3  # add/subtract rows in the combined-query builder (and its API's term1_... term3_... arguments)
+TERM_KINDS = ("text", "image", "this hit")
+SIGNS = ("add", "subtract")
+MAX_WEIGHT = 100.0
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 AUTH_ENV = "CH09_SERVE_AUTH"
 BROWSER_FORMATS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".avif", ".svg"}
@@ -339,15 +351,51 @@ class WebLibrary:
             return path
 
     # ---- searches
-    def by_text(self, query: str, strategy: str, k: int) -> tuple[dict, list[str]]:
+    def filters(self, folder=None, taken_after=None, taken_before=None, camera=None, types=None, min_size=None):
+        """The Filters panel's fields (or the API's filter arguments) as ``Filters``; raises UsageError with a
+        message naming the field for a bad value."""
+        from .filters import Filters
+
+        return Filters.parse(folder, taken_after, taken_before, camera, types, min_size, library=str(self.root))
+
+    def top_folders(self, limit: int = 200) -> list[str]:
+        """The library's top folders (for the folder filter's choices), from the paths the index holds."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        role = "clip" if "clip" in self.searcher.searchers else self.searcher.store.roles[0]
+        paths = self.searcher.searchers[role].paths
+        paths = paths if hasattr(paths, "type") else pa.array(list(paths), pa.string())
+        nested = paths.filter(pc.match_substring(paths, "/"))  # in arrow: a 1M-row index stays quick to open
+        heads = pc.unique(pc.list_element(pc.split_pattern(nested, "/", max_splits=1), 0))
+        return sorted(heads.to_pylist())[:limit]
+
+    def search(self, terms, k: int, strategy: str = "auto", filters=None, caption_text=None,
+               hybrid: bool = False) -> tuple[dict, list[str]]:
+        """``LibrarySearch.search`` on the index as it is now: the searcher first reopens what changed since
+        the last search (``index`` or ``index --watch`` adding rows), so ``serve`` needs no restart. Both
+        under the search lock: a refresh swaps the searchers a concurrent search would be reading."""
+        import time
+
         warnings: list[str] = []
         with self._search_lock:
-            result = self.searcher.by_text(query, k, strategy, warn=warnings.append)
+            started = time.perf_counter()
+            refreshed = self.searcher.refresh()
+            refresh_ms = 1000 * (time.perf_counter() - started)
+            result = self.searcher.search(terms, k, strategy, filters, caption_text=caption_text, hybrid=hybrid,
+                                          warn=warnings.append)
+        result.update(refresh_ms=round(refresh_ms, 2), refreshed=refreshed)
         return result, warnings
 
-    def by_image(self, image, k: int) -> dict:
-        with self._search_lock:
-            return self.searcher.by_image(image, k)
+    def by_text(self, query: str, strategy: str, k: int, filters=None) -> tuple[dict, list[str]]:
+        from .search import Term
+
+        return self.search([Term("text", query)], k, strategy, filters)
+
+    def by_image(self, image, k: int, filters=None) -> dict:
+        from .search import Term
+
+        return self.search([Term("image", image)], k, filters=filters)[0]
 
     def hits(self, result: dict) -> tuple[list, list[dict]]:
         """Gallery items (thumbnail, label) and the hits as JSON rows, captions included."""
@@ -373,11 +421,26 @@ class WebLibrary:
         return items, out
 
     def note(self, result: dict, warnings=()) -> str:
+        """One line under the gallery: how it was searched, what the terms were, what the filter kept."""
         note = (f"{result['strategy']} · {result['search']} search over {result['library_size']} images · "
                 f"{result['ms']} ms")
+        if result.get("refreshed"):
+            note += " · the index changed since the last search: reopened"
         if result.get("encoded_text") and result["encoded_text"] != result.get("query"):
             note += f" · query encoded as: {result['encoded_text']}"
-        return " · ".join([note] + [f"warning: {w}" for w in warnings])
+        if len(result.get("terms", ())) > 1:
+            note += " · terms: " + " ".join(f"{t['weight']:+g}×{t['kind']}:{t['value']}" for t in result["terms"])
+        if result.get("caption_text"):
+            note += f" · caption text: {result['caption_text']}" + (
+                " (fused with the query by reciprocal rank)" if result.get("query_kind") == "hybrid" else " (BM25)")
+        if "filters" in result:
+            how = result["filter_search"] + (f", nprobe {result['filter_nprobe']}" if result.get("filter_nprobe")
+                                             else "")
+            said = "; ".join(f"{k} {','.join(v) if isinstance(v, list) else v}" for k, v in result["filters"].items())
+            note += (f" · filter: {said} -> "
+                     f"{result['matching']} of {result['library_size']} images match ({how})")
+        return " · ".join([note] + [f"note: {n}" for n in result.get("notes", ())] +
+                          [f"warning: {w}" for w in warnings])
 
     def detail_html(self, hit: dict) -> str:
         path = _inside(self.root, hit["file"])
@@ -462,12 +525,96 @@ def _k_input(gr, **kwargs):
     return component
 
 
+@contextlib.contextmanager
+def _messages():
+    """The project's errors (a bad filter, a query that cannot be searched, an index being rewritten) as the
+    one-line message the page shows, never a bare "Error"."""
+    import gradio as gr
+
+    from ..errors import ChapterError
+
+    try:
+        yield
+    except ChapterError as error:
+        raise gr.Error(str(error)) from None
+
+
+def _weight(value, where: str) -> float:
+    import math
+
+    import gradio as gr
+
+    try:
+        weight = 1.0 if value in (None, "") else float(value)
+    except (TypeError, ValueError):
+        weight = float("nan")
+    if not math.isfinite(weight) or abs(weight) > MAX_WEIGHT:
+        raise gr.Error(f"{where}: the weight must be a number from -{MAX_WEIGHT:g} to {MAX_WEIGHT:g}, "
+                       f"not {str(value)[:40]!r}")
+    return weight
+
+
+def combined_terms(library: "WebLibrary", text, image, rows) -> list:
+    """The combined-query builder's fields as ``search.Term``s, composed as the command line's are:
+    the base text (rclip's ``2:text`` weight syntax, like ``--text``) and image, then each row
+    (kind, add/subtract, value, uploaded image, weight) added or subtracted. A "this hit" row names a
+    library path the index holds (its stored vector, as ``--add PATH``); the server never reads a path
+    typed as a text or image term (that would encode any file it can read)."""
+    import gradio as gr
+
+    from .queries import parse_weighted
+    from .search import Term
+
+    terms = []
+    if isinstance(text, str) and text.strip():
+        weight, value = parse_weighted(checked_query(text))
+        terms.append(Term("text", value, weight))
+    if image is not None:
+        terms.append(Term("image", library.upload(image)))
+    for number, (kind, sign, value, upload, weight) in enumerate(rows, 1):
+        where = f"term {number}"
+        kind = kind or "text"
+        if kind not in TERM_KINDS:
+            raise gr.Error(f"{where}: the kind must be one of {', '.join(TERM_KINDS)}, not {str(kind)[:40]!r}")
+        if sign not in (None, "", *SIGNS):
+            raise gr.Error(f"{where}: choose add or subtract, not {str(sign)[:40]!r}")
+        factor = -1.0 if sign == "subtract" else 1.0
+        if kind == "text" and isinstance(value, str) and value.strip():
+            terms.append(Term("text", checked_query(value), factor * _weight(weight, where)))
+        elif kind == "image" and upload is not None:
+            terms.append(Term("image", library.upload(upload), factor * _weight(weight, where)))
+        elif kind == "this hit" and isinstance(value, str) and value.strip():
+            relative = value.strip()
+            if _inside(library.root, relative) is None:
+                raise gr.Error(f"{where}: {relative[:80]!r} is not a photo in the library; click a result, "
+                               "then press \"use the selected hit\"")
+            terms.append(Term("indexed", relative, factor * _weight(weight, where)))
+    if not terms:
+        raise gr.Error("build a query first: a text or an image, and terms to add or subtract")
+    return terms
+
+
+def _weight_input(gr, where: str, **kwargs):
+    """A term's weight, whose API value a non-number ("lots") gets a message instead of a bare error."""
+    component = gr.Number(value=1, label="weight", minimum=-MAX_WEIGHT, maximum=MAX_WEIGHT, **kwargs)
+    preprocess = component.preprocess
+
+    def checked(payload):
+        if payload is not None and (not isinstance(payload, (int, float)) or isinstance(payload, bool)):
+            payload = _weight(payload, where)  # "2" becomes 2.0; anything else gets its message
+        return preprocess(payload)
+
+    component.preprocess = checked
+    return component
+
+
 def build_app(index_dir, settings: Settings | None = None, max_upload_mb: float = 20):
     """The Gradio app and its ``WebLibrary``."""
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # private photos: no usage reports, no version checks
     import gradio as gr
 
     from ..clip import clip_encoder
+    from .filters import FORMATS
     from .queries import STRATEGIES, QueryError
 
     library = WebLibrary(index_dir, settings or Settings(), max_upload_mb)
@@ -478,42 +625,88 @@ def build_app(index_dir, settings: Settings | None = None, max_upload_mb: float 
     search_mode = next(iter(library.searcher.searchers.values())).mode  # the first role's (clip's) search
     per_client = ClientLimiter(PER_CLIENT)
 
-    # every event takes the request (Gradio passes it; the API does not see it): one client, a few slots
-    def text_search(query, strategy, k, request: gr.Request):
-        query, k = checked_query(query), checked_k(k)
+    def checked_strategy(strategy):
         if strategy not in (None, "", *STRATEGIES):
             raise gr.Error(f"strategy must be one of {', '.join(STRATEGIES)}")
-        with per_client.slot(request):
+        return strategy or "auto"
+
+    def answer(result, warnings=(), suffix=""):
+        items, hits = library.hits(result)
+        return items, library.note(result, warnings) + suffix, hits
+
+    # Every search takes the Filters panel's six fields last, with defaults (no filter), so the API's older
+    # calls (three or two arguments) still work. Every event takes the request (Gradio passes it; the API
+    # does not see it): one client, a few slots.
+    def text_search(query, strategy, k, folder=None, taken_after=None, taken_before=None, camera=None, types=None,
+                    min_size=None, request: gr.Request = None):
+        query, k, strategy = checked_query(query), checked_k(k), checked_strategy(strategy)
+        with per_client.slot(request), _messages():
+            filters = library.filters(folder, taken_after, taken_before, camera, types, min_size)
             try:
-                result, warnings = library.by_text(query, strategy or "auto", k)
+                result, warnings = library.by_text(query, strategy, k, filters)
             except QueryError as error:
                 raise gr.Error(str(error)) from None
-            items, hits = library.hits(result)
-        return items, library.note(result, warnings), hits
+            return answer(result, warnings)
 
-    def image_search(image_path, k, request: gr.Request):
+    def image_search(image_path, k, folder=None, taken_after=None, taken_before=None, camera=None, types=None,
+                     min_size=None, request: gr.Request = None):
         k = checked_k(k)
-        with per_client.slot(request):
+        with per_client.slot(request), _messages():
+            filters = library.filters(folder, taken_after, taken_before, camera, types, min_size)
             image = library.upload(image_path)
-            result = library.by_image(image, k)
-            items, hits = library.hits(result)
-        return items, library.note(result), hits
+            return answer(library.by_image(image, k, filters))
 
-    def find_similar(relative, k, request: gr.Request):
+    def find_similar(relative, k, folder=None, taken_after=None, taken_before=None, camera=None, types=None,
+                     min_size=None, request: gr.Request = None):
         k = checked_k(k)
         path = _inside(root, relative) if isinstance(relative, str) and relative else None
         if path is None:
             raise gr.Error("pick a result first (click a thumbnail)")
-        with per_client.slot(request):
-            result = library.by_image(path, k)
-            items, hits = library.hits(result)
-        return items, library.note(result) + f" · similar to {relative}", hits
+        with per_client.slot(request), _messages():
+            filters = library.filters(folder, taken_after, taken_before, camera, types, min_size)
+            return answer(library.by_image(path, k, filters), suffix=f" · similar to {relative}")
+
+    def combined_search(text, image,
+                        term1_kind, term1_sign, term1_value, term1_image, term1_weight,
+                        term2_kind, term2_sign, term2_value, term2_image, term2_weight,
+                        term3_kind, term3_sign, term3_value, term3_image, term3_weight,
+                        strategy, k, folder=None, taken_after=None, taken_before=None, camera=None, types=None,
+                        min_size=None, request: gr.Request = None):
+        k, strategy = checked_k(k), checked_strategy(strategy)
+        term_rows = [(term1_kind, term1_sign, term1_value, term1_image, term1_weight),
+                     (term2_kind, term2_sign, term2_value, term2_image, term2_weight),
+                     (term3_kind, term3_sign, term3_value, term3_image, term3_weight)]
+        with per_client.slot(request), _messages():
+            filters = library.filters(folder, taken_after, taken_before, camera, types, min_size)
+            terms = combined_terms(library, text, image, term_rows)
+            return answer(*library.search(terms, k, strategy, filters))
+
+    def caption_text_search(caption_text, hybrid, query, strategy, k, folder=None, taken_after=None, taken_before=None,
+                            camera=None, types=None, min_size=None, request: gr.Request = None):
+        from .search import Term
+
+        caption_text, k, strategy = checked_query(caption_text), checked_k(k), checked_strategy(strategy)
+        terms = []
+        if hybrid:
+            if not isinstance(query, str) or not query.strip():
+                raise gr.Error("hybrid fuses the captions' words with the Query box's search: type a query too, "
+                               "or untick hybrid")
+            terms = [Term("text", checked_query(query))]
+        with per_client.slot(request), _messages():
+            filters = library.filters(folder, taken_after, taken_before, camera, types, min_size)
+            return answer(*library.search(terms, k, strategy, filters, caption_text=caption_text,
+                                          hybrid=bool(hybrid)))
 
     def select_hit(hits, event: gr.SelectData):
         if not hits or event.index is None or event.index >= len(hits):
             return "", ""
         hit = hits[event.index]
         return library.detail_html(hit), hit["file"]
+
+    def use_hit(relative):
+        if not isinstance(relative, str) or not relative:
+            raise gr.Error("pick a result first (click a thumbnail), then use it as a term")
+        return "this hit", relative
 
     def caption(image_path, request: gr.Request):
         with per_client.slot(request):
@@ -566,10 +759,60 @@ def build_app(index_dir, settings: Settings | None = None, max_upload_mb: float 
                 with gr.Row():
                     example = _image_input(gr, label="Example image", elem_id="example-image", height=200)
                     go_image = gr.Button("Find images like this", elem_id="image-search-button")
+            with gr.Accordion("…or combine: a text and/or an image, plus terms to add or subtract 组合检索",
+                              open=False, elem_id="combined"):
+                with gr.Row():
+                    base_text = gr.Textbox(label="text (2:text weighs it twice)", elem_id="combined-text", scale=3,
+                                           placeholder="a dog on a beach / 海滩上的狗")
+                    base_image = _image_input(gr, label="and/or an image", elem_id="combined-image", height=120,
+                                              scale=1)
+                term_inputs, uses = [], []
+                for number in range(1, TERM_ROWS + 1):
+                    with gr.Row(elem_id=f"term{number}", equal_height=True):
+                        kind = gr.Radio(list(TERM_KINDS), value="text", label=f"term {number}",
+                                        elem_id=f"term{number}-kind", scale=2)
+                        sign = gr.Radio(list(SIGNS), value="add" if number == 1 else "subtract",
+                                        label="add or subtract", elem_id=f"term{number}-sign", scale=1)
+                        value = gr.Textbox(label="text, or the hit's path", elem_id=f"term{number}-value", scale=3)
+                        upload = _image_input(gr, label="image", elem_id=f"term{number}-image", height=120,
+                                              scale=1)
+                        weight = _weight_input(gr, f"term {number}", elem_id=f"term{number}-weight", scale=1,
+                                               min_width=70)
+                        use = gr.Button("use the selected hit", elem_id=f"term{number}-use-hit", scale=1,
+                                        size="sm")
+                    term_inputs += [kind, sign, value, upload, weight]
+                    uses.append((use, kind, value))  # wired below, once the selected hit's field exists
+                go_combined = gr.Button("Search the combination", variant="primary", elem_id="combined-button")
+            with gr.Accordion("…or search the captions' words 按描述文字检索 (English or 中文)", open=False,
+                              elem_id="caption-search"):
+                with gr.Row():
+                    caption_query = gr.Textbox(label="words the stored captions contain (caption --index)",
+                                               elem_id="caption-text", scale=4, placeholder="zebra / 斑马")
+                    hybrid = gr.Checkbox(label="hybrid: fuse with the Query box's search by reciprocal rank",
+                                         value=False, elem_id="caption-hybrid", scale=2)
+                    go_caption = gr.Button("Search the captions", elem_id="caption-text-button", scale=1)
+            with gr.Accordion("Filters 筛选 (every search above)", open=False, elem_id="filters"):
+                with gr.Row():
+                    folder = gr.Dropdown([("(whole library)", ""), *[(f, f) for f in library.top_folders()]],
+                                         value="", allow_custom_value=True, label="folder (or type a sub-folder)",
+                                         elem_id="filter-folder")
+                    taken_after = gr.Textbox(label="taken on or after (ISO date)", placeholder="2024-05-01",
+                                             elem_id="filter-after")
+                    taken_before = gr.Textbox(label="taken before (ISO date)", placeholder="2024-06-01",
+                                              elem_id="filter-before")
+                    camera = gr.Textbox(label="camera (part of make or model)", placeholder="canon / iphone 12",
+                                        elem_id="filter-camera")
+                with gr.Row():
+                    types = gr.CheckboxGroup(list(FORMATS), value=[], label="file types (none ticked: all)",
+                                             elem_id="filter-types", scale=3)
+                    min_size = gr.Number(value=0, precision=0, minimum=0, label="shorter side at least (px)",
+                                         elem_id="filter-min-size", scale=1)
+            filter_inputs = [folder, taken_after, taken_before, camera, types, min_size]
             note = gr.Markdown(elem_id="search-note")
             with gr.Row():
                 with gr.Column(scale=3):
-                    results = gr.Gallery(label="Results (click one)", columns=4, height="auto",
+                    # fit_columns off: Gradio would otherwise stretch one or two hits to the gallery's width
+                    results = gr.Gallery(label="Results (click one)", columns=4, height="auto", fit_columns=False,
                                          allow_preview=False, object_fit="contain", elem_id="results")
                 with gr.Column(scale=2):
                     detail = gr.HTML(elem_id="hit-detail")
@@ -582,13 +825,20 @@ def build_app(index_dir, settings: Settings | None = None, max_upload_mb: float 
                     hit_zh = gr.Textbox(label="描述 (中文)", elem_id="hit-caption-zh")
             hits = gr.JSON(visible=False)
             outputs = [results, note, hits]
-            gr.on([go.click, query.submit], text_search, [query, strategy, k], outputs, api_name="text_search",
-                  concurrency_limit=SEARCH_CONCURRENCY, concurrency_id="search")
-            go_image.click(image_search, [example, k], outputs, api_name="image_search",
-                           concurrency_limit=SEARCH_CONCURRENCY, concurrency_id="search")
-            similar.click(find_similar, [selected, k], outputs, api_name="find_similar",
-                          concurrency_limit=SEARCH_CONCURRENCY, concurrency_id="search")
+            search = {"concurrency_limit": SEARCH_CONCURRENCY, "concurrency_id": "search"}
+            gr.on([go.click, query.submit], text_search, [query, strategy, k, *filter_inputs], outputs,
+                  api_name="text_search", **search)
+            go_image.click(image_search, [example, k, *filter_inputs], outputs, api_name="image_search", **search)
+            similar.click(find_similar, [selected, k, *filter_inputs], outputs, api_name="find_similar", **search)
+            gr.on([go_combined.click, base_text.submit], combined_search,
+                  [base_text, base_image, *term_inputs, strategy, k, *filter_inputs], outputs,
+                  api_name="combined_search", **search)
+            gr.on([go_caption.click, caption_query.submit], caption_text_search,
+                  [caption_query, hybrid, query, strategy, k, *filter_inputs], outputs,
+                  api_name="caption_text_search", **search)
             results.select(select_hit, [hits], [detail, selected], api_visibility="private", queue=False)
+            for use, kind, value in uses:
+                use.click(use_hit, [selected], [kind, value], api_visibility="private", queue=False)
             caption_this.click(caption_hit, [selected], [hit_en, hit_zh], api_name="caption_hit",
                                concurrency_limit=1, concurrency_id="caption")
         with gr.Tab("Caption 描述"):
