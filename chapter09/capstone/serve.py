@@ -837,6 +837,10 @@ def build_app(index_dir, settings: Settings | None = None, max_upload_mb: float 
                   [caption_query, hybrid, query, strategy, k, *filter_inputs], outputs,
                   api_name="caption_text_search", **search)
             results.select(select_hit, [hits], [detail, selected], api_visibility="private", queue=False)
+            # new results: the panel must not keep describing a hit of the previous search
+            # (in the browser, at once: no round trip that a quick click on a new hit could overtake)
+            hits.change(None, None, [detail, selected, hit_en, hit_zh], js="() => ['', '', '', '']",
+                        api_visibility="private", queue=False)
             for use, kind, value in uses:
                 use.click(use_hit, [selected], [kind, value], api_visibility="private", queue=False)
             caption_this.click(caption_hit, [selected], [hit_en, hit_zh], api_name="caption_hit",
