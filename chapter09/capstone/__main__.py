@@ -254,6 +254,14 @@ def _strategy_list(value: str) -> str:
     return value
 
 
+def _engine_options(p, engine_help: str, actors_help: str) -> None:
+    """--engine, --ray-address, --actors: the same flags for `index` and `caption --index`, each its own help."""
+    p.add_argument("--engine", choices=("local", "ray"), default="local", help=engine_help)
+    p.add_argument("--ray-address", default=None,
+                   help="with --engine ray: join a running Ray cluster (default: $RAY_ADDRESS, else start a local Ray)")
+    p.add_argument("--actors", type=_positive_int, default=None, help=actors_help)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .dedup import NEAR_DUPLICATE_COSINE
     from .queries import STRATEGIES
@@ -276,14 +284,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--workers", type=int, default=None, help="decoding processes (default: up to 2)")
     p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--engine", choices=("local", "ray"), default="local",
-                   help="local: DataLoader workers + encoding here; ray: Ray Data tasks decode, an actor pool "
-                        "encodes (pip install -r requirements-scale.txt)")
-    p.add_argument("--ray-address", default=None,
-                   help="join a running Ray cluster (default: $RAY_ADDRESS, else start a local Ray)")
-    p.add_argument("--actors", type=_positive_int, default=None,
-                   help="encoding actors, one model each (default: GPUs / --gpus-per-actor; on a CPU-only cluster "
-                        "3/4 of its CPUs, one CPU per actor, at least one CPU left to decoding)")
+    _engine_options(p, "local: DataLoader workers + encoding here; ray: Ray Data tasks decode, an actor pool "
+                       "encodes (pip install -r requirements-scale.txt)",
+                    "encoding actors, one model each (default: GPUs / --gpus-per-actor; on a CPU-only cluster "
+                    "3/4 of its CPUs, one CPU per actor, at least one CPU left to decoding)")
     p.add_argument("--gpus-per-actor", type=float, default=0.0, help="GPUs per encoding actor on a CUDA cluster")
     p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                    help="if another run is updating this index, wait up to SECONDS for it (default: refuse)")
@@ -347,14 +351,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "--index): the fastest whose greedy captions on a sample of the library agree with fp32's "
                         "(token agreement >= 0.98, exact captions >= 0.90); without --index: fp32")
     p.add_argument("--batch-size", type=_positive_int, default=8, help="images per generate call (default 8)")
-    p.add_argument("--engine", choices=("local", "ray"), default="local",
-                   help="with --index: local (here), or ray: captioner (and translator) actors on a Ray cluster, "
-                        "the captions written here (pip install -r requirements-scale.txt)")
-    p.add_argument("--ray-address", default=None,
-                   help="with --engine ray: join a running Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
-    p.add_argument("--actors", type=_positive_int, default=None,
-                   help="with --engine ray: captioner actors (default: every CPU of the cluster, one each; a "
-                        "quarter to translators on an English-only captioner)")
+    _engine_options(p, "with --index: local (here), or ray: captioner (and translator) actors on a Ray cluster, "
+                       "the captions written here (pip install -r requirements-scale.txt)",
+                    "with --engine ray: captioner actors (default: every CPU of the cluster, one each; a "
+                    "quarter to translators on an English-only captioner)")
 
     p = command("match", "image-text match scores", cmd_match)
     p.add_argument("image")
