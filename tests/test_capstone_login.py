@@ -1,14 +1,13 @@
 """serve --auth in a real browser (Debian's chromium, driven by Playwright) and through gradio_client: the
 login page shows, a wrong password is refused, the right one is admitted and a search works."""
 import os
-import shutil
 from pathlib import Path
 
 import pytest
+from headless import launch, require_chromium
 
 from chapter09.models import Settings
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = [pytest.mark.e2e, pytest.mark.filterwarnings("ignore::UserWarning"),
               pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 LOGIN = ("ann", "correct horse 7")
@@ -39,13 +38,10 @@ def guarded(tmp_path_factory):
 def test_the_browser_gets_the_login_page_a_wrong_password_is_refused_the_right_one_searches(guarded, tmp_path):
     from playwright.sync_api import sync_playwright
 
-    if not shutil.which("chromium"):
-        pytest.skip("Debian chromium is not installed: apt-get install -y chromium fonts-wqy-microhei")
+    require_chromium()
     name, scene = guarded["scenes"][3]
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
+        browser = launch(p)
         page = browser.new_page(viewport={"width": 1000, "height": 700})
         page.goto(guarded["url"], timeout=60_000)
         user, password = page.locator("input[type=text]").first, page.locator("input[type=password]").first

@@ -9,10 +9,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from headless import launch, require_chromium
 
 from chapter09.models import Settings
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = [pytest.mark.e2e, pytest.mark.filterwarnings("ignore::UserWarning"),
               pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 HEIC = "phone/IMG_0001.heic"
@@ -173,15 +173,11 @@ def test_the_page_shows_the_toy_banner_models_thumbnails_and_hit_details(server,
     from chapter09.capstone.serve import TOY_BANNER
     from chapter09.toyworld import load_scenes
 
-    if not shutil.which("chromium"):
-        pytest.skip("Debian chromium is not installed: apt-get install -y chromium fonts-wqy-microhei "
-                    "(run_tests.sh does this when run as root)")
+    require_chromium()
     url, library = server["url"], server["library"]
     name, scene = sorted(load_scenes(library).items())[17]
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
+        browser = launch(p)
         page = browser.new_page(viewport={"width": 1280, "height": 1100})
         page.goto(url, timeout=60_000)
         # the truth first: the toy banner and the model table, in the header, before any tab

@@ -7,10 +7,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from headless import launch, require_chromium
 
 from chapter09.models import Settings
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = [pytest.mark.e2e, pytest.mark.filterwarnings("ignore::UserWarning"),
               pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 CAPTIONS = {"trip": ("a zebra by the sea", "海边的斑马"), "home": ("a zebra in a garden", "花园里的斑马")}
@@ -163,14 +163,10 @@ def test_the_page_drives_filters_the_builder_and_caption_search(served, tmp_path
     from chapter09.capstone.search import Term
     from chapter09.capstone.serve import TOY_BANNER
 
-    if not shutil.which("chromium"):
-        pytest.skip("Debian chromium is not installed: apt-get install -y chromium fonts-wqy-microhei "
-                    "(run_tests.sh does this when run as root)")
+    require_chromium()
     folder_of = {Path(p).stem: p for p in served["scenes"]}
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
+        browser = launch(p)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(served["url"], timeout=60_000)
         page.locator("#toy-banner").wait_for(timeout=60_000)
