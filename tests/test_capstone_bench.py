@@ -32,7 +32,7 @@ def report(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(out):
         patch.setenv("CH09_CACHE", str(tmp_path_factory.mktemp("cache")))  # the bench model's int8 export
         code = capstone(["bench", "--images", "12", "--batch-size", "4", "--naive-images", "2", "--sizes", "",
-                         "--append-rows", "0", "--no-engines", "--json"])
+                         "--append-rows", "0", "--no-engines", "--no-captioning", "--json"])
     assert code == 0
     return json.loads(out.getvalue())
 
@@ -149,7 +149,8 @@ def test_startup_rows(report):
     assert serve["ui_up_s"] > 0
     assert isinstance(serve["first_answer_s"], float), serve  # answered through the UI's HTTP API
     assert serve["first_answer_s"] >= serve["ui_up_s"]
-    assert "store" not in report and "engines" not in report  # --append-rows 0 --sizes "" --no-engines
+    # --append-rows 0 --sizes "" --no-engines --no-captioning
+    assert "store" not in report and "engines" not in report and "captioning" not in report
     assert report["load_before"] and report["load_after"] and report["seconds"] > 0
 
 
@@ -192,3 +193,95 @@ def test_the_report_as_if_bf16_were_absent(report, monkeypatch):
     text = format_encoding(encoding)
     assert f"int8 / bf16: pipeline n/a (bf16: {reason})" in text and f"bf16: not run ({reason})" in text
     assert " nan" not in text.lower()
+
+
+# ----------------------------------------------------------------------------- captioning (bench.captioning)
+def _captioning(captioners, decode_workers):
+    from chapter09.capstone.bench.captioning import captioning_report
+
+    return captioning_report(images=2, batch_sizes=(1,), batch_size=1, tokens=2, tiny=True, log=lambda *a: None,
+                             captioners=captioners, decode_workers=decode_workers)
+
+
+@pytest.fixture(scope="module")
+def captioning():
+    """The captioning rows at a tiny size: shrunken BLIP (the same classes and code paths), 2 photos, batch 1,
+    2 tokens, no decode worker processes (their start-up is the slow tier's). Structure and consistency only:
+    speeds of shrunken models mean nothing."""
+    return _captioning(("blip",), 0)
+
+
+def _check_captioning(captioning, captioners, decode_workers):
+    from chapter09.capstone.bench.captioning import TARGETS, format_captioning
+    from chapter09.captioning import CAPTION_PRECISIONS
+
+    available = [p for p in CAPTION_PRECISIONS if unavailable_reason(p, "cpu", int8_runtime="torch") is None]
+    assert captioning["cpu"] == cpu.describe() and captioning["tiny"] is True
+    assert captioning["load_before"] and captioning["load_after"] and captioning["seconds"] > 0
+    rows = captioning["captioners"]
+    assert list(rows) == list(captioners)
+    for name, row in rows.items():
+        assert sorted(row["precisions"]) == sorted(available), name
+        assert sorted(row["skipped"]) == sorted(set(CAPTION_PRECISIONS) - set(available)), name
+        assert row["parameters_m"] > 0 and row["image_side"] == 64
+        for precision, m in row["precisions"].items():
+            assert m["model_only"]["1"]["img_s"] > 0 and "_ids" not in m["model_only"]["1"]
+            e2e = m["end_to_end"]["workers"]
+            assert e2e["captioned"] == 2 and e2e["workers"] == decode_workers and e2e["route"] == "caption+translate"
+            assert e2e["img_s"] > 0 and e2e["generate_s"] > 0 and e2e["translate_s"] == 0  # English only
+            # both rates are rounded to 0.0001 img/s and the ratio to 0.001
+            assert m["end_to_end_over_model_only"] == pytest.approx(e2e["img_s"] / m["model_only"]["1"]["img_s"],
+                                                                    rel=0.01, abs=0.001)
+            if precision == "fp32":
+                assert "agreement_with_fp32" not in m
+            else:
+                agreement = m["agreement_with_fp32"]
+                assert 0 <= agreement["token"] <= 1 and 0 <= agreement["exact"] <= 1 and agreement["images"] == 1
+        fastest = row["fastest"]
+        assert fastest == max(row["precisions"], key=lambda p: row["precisions"][p]["model_only"]["1"]["img_s"])
+        off = row["precisions"][fastest]["end_to_end"]["no_workers"]
+        assert off["workers"] == 0 and off["captioned"] == 2 and off["img_s"] > 0
+        assert row["workers_over_no_workers"] == pytest.approx(
+            row["precisions"][fastest]["end_to_end"]["workers"]["img_s"] / off["img_s"], rel=0.01, abs=0.001)
+        split = row["caption_translate"]
+        assert split["precision"] == fastest and split["captioned"] == 2
+        # the shrunken translator may take under the summary's 0.01 s rounding
+        assert split["route"] == "caption+translate" and split["generate_s"] > 0 and split["translate_s"] >= 0
+        assert split["translate_share"] == pytest.approx(
+            split["translate_s"] / (split["generate_s"] + split["translate_s"]), abs=0.002)
+    ratios = captioning["ratios"]
+    if len(rows) == 2:
+        blip, vit = (rows[n]["precisions"][rows[n]["fastest"]]["end_to_end"]["workers"]["img_s"]
+                     for n in ("blip", "vit-gpt2"))
+        assert ratios["vit_gpt2_over_blip_end_to_end"] == pytest.approx(vit / blip, rel=0.01, abs=0.001)
+    else:
+        assert "vit_gpt2_over_blip_end_to_end" not in ratios
+    for label, target in ratios["targets"].items():
+        assert target["met"] == (target["value"] >= target["want"]), label
+    assert ratios["targets"]["blip fastest_over_fp32"]["want"] == TARGETS["blip_fastest_over_fp32"]
+    text = format_captioning(captioning)
+    assert text.startswith(f"captioning on {cpu.describe()}") and "caption+translate" in text
+    assert all(f"{name} {p}" in text for name, row in rows.items() for p in row["precisions"])
+    assert " nan" not in text.lower()
+
+
+def test_captioning_rows_are_measured_and_consistent(captioning):
+    _check_captioning(captioning, ("blip",), 0)
+
+
+@pytest.mark.slow
+def test_captioning_both_captioners_with_decode_workers():
+    captioners = ("blip", "vit-gpt2")
+    _check_captioning(_captioning(captioners, 2), captioners, 2)
+
+
+def test_bench_captioning_options_reach_run_bench(monkeypatch, capsys):
+    import chapter09.capstone.bench as bench
+
+    seen = {}
+    monkeypatch.setattr(bench, "run_bench", lambda **kwargs: seen.update(kwargs) or {})
+    assert capstone(["bench", "--caption-images", "6", "--caption-batch-size", "3", "--caption-batch-sizes", "1,3",
+                     "--caption-tokens", "5", "--captioners", "vit-gpt2", "--json"]) == 0
+    assert (seen["captioning"], seen["caption_images"], seen["caption_batch_size"], seen["caption_batch_sizes"],
+            seen["caption_tokens"], seen["captioners"]) == (True, 6, 3, [1, 3], 5, ["vit-gpt2"])
+    assert capstone(["bench", "--no-captioning", "--json"]) == 0 and seen["captioning"] is False

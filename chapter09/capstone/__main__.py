@@ -226,7 +226,11 @@ def cmd_bench(args) -> int:
     report = run_bench(images=args.images, sizes=[int(s) for s in args.sizes.split(",") if s.strip()],
                        queries=args.queries, append_rows=args.append_rows, batch_size=args.batch_size,
                        naive_images=args.naive_images, startup=not args.no_startup, quiet=args.json,
-                       engines=not args.no_engines)
+                       engines=not args.no_engines, captioning=not args.no_captioning,
+                       caption_images=args.caption_images,
+                       caption_batch_sizes=[int(s) for s in args.caption_batch_sizes.split(",") if s.strip()],
+                       caption_batch_size=args.caption_batch_size, caption_tokens=args.caption_tokens,
+                       captioners=[c.strip() for c in args.captioners.split(",") if c.strip()])
     if args.json:
         _print(report, True, "")
     return 0
@@ -401,13 +405,21 @@ def build_parser() -> argparse.ArgumentParser:
     _precision_option(p, "precision of the query encoder (auto: the one the index was built with)")
 
     p = command("bench", "speed: the indexer per precision against the model alone and the naive loop; "
-                "fidelity; store; exact vs ANN search; start-up", cmd_bench)
+                "fidelity; store; exact vs ANN search; start-up; captioning", cmd_bench)
     p.add_argument("--images", type=int, default=512,
                    help="photo-sized JPEGs the indexer encodes per precision (0 skips encoding)")
     p.add_argument("--batch-size", type=int, default=64, help="images per forward, pipeline and model alone (as `index`)")
     p.add_argument("--naive-images", type=int, default=None, help="images for the naive loop (default min(64, --images))")
     p.add_argument("--no-startup", action="store_true", help="skip the search/serve start-up probes")
     p.add_argument("--no-engines", action="store_true", help="skip the --engine local vs ray row")
+    p.add_argument("--no-captioning", action="store_true", help="skip the captioning rows")
+    p.add_argument("--caption-images", type=_positive_int, default=8,
+                   help="photos captioned end to end per captioner and precision (at least 2x --caption-batch-size)")
+    p.add_argument("--caption-batch-size", type=_positive_int, default=4,
+                   help="images per batch end to end (also timed model alone)")
+    p.add_argument("--caption-batch-sizes", default="1,4", help="batch sizes timed model alone")
+    p.add_argument("--caption-tokens", type=_positive_int, default=20, help="new tokens forced per caption")
+    p.add_argument("--captioners", default="blip,vit-gpt2", help="comma list of blip, vit-gpt2")
     p.add_argument("--sizes", default="10000,100000,1000000", help="library sizes for the search table")
     p.add_argument("--append-rows", type=int, default=None,
                    help="rows appended through the store API (default: the largest size; 0 skips)")

@@ -9,6 +9,7 @@ lives in a module of its own, and none of them imports this one:
 * ``store_search``: appends to the LanceDB store, exact vs ANN search from the store on disk;
 * ``engines``: ``index --engine local`` against ``--engine ray`` on the same photos;
 * ``startup``: ``search`` and ``serve`` in fresh processes;
+* ``captioning``: the real-architecture captioners, model alone against ``caption --index`` end to end;
 * ``web``: the web UI through its HTTP API (``python -m chapter09.capstone.bench.web``: it needs a
   toy index and a running server of its own, so ``bench`` does not run it).
 
@@ -23,6 +24,9 @@ lives in a module of its own, and none of them imports this one:
 3. Engines (``engines``): the local and the Ray engine on the same photos and checkpoint.
 4. Start-up (``startup``): ``search`` and ``serve`` in fresh processes on the bench's index with the models on
    disk: imports, index opening, model loading and the first answer, timed separately.
+5. Captioning (``captioning``, JSON key ``captioning``; ``--no-captioning`` skips it): BLIP-base's and
+   ViT-GPT2's architectures (random weights, a fixed token count) per precision, the model alone per batch size
+   beside ``caption --index`` end to end with decode workers on and off, and the caption+translate route's split.
 
 Timings depend on what else the machine runs: the report carries the load average before and
 after and the CPU's relevant features (``chapter09.cpu.features()``), and every speed claim is a
@@ -43,7 +47,9 @@ __all__ = ["ClusteredVectors", "run_bench"]
 
 def run_bench(images: int = 512, sizes=(10_000, 100_000, 1_000_000), queries: int = 100,
               append_rows: int | None = None, batch_size: int = 64, naive_images: int | None = None,
-              startup: bool = True, quiet: bool = False, engines: bool = True) -> dict:
+              startup: bool = True, quiet: bool = False, engines: bool = True, captioning: bool = True,
+              caption_images: int = 8, caption_batch_sizes=(1, 4), caption_batch_size: int = 4,
+              caption_tokens: int = 20, captioners=None) -> dict:
     """Run the bench and print its tables (unless ``quiet``); returns the figures as a dict."""
     import torch
 
@@ -79,6 +85,13 @@ def run_bench(images: int = 512, sizes=(10_000, 100_000, 1_000_000), queries: in
         for key in ("pipeline_img_s", "model_only_img_s", "decode_only_img_s", "limit_img_s", "efficiency_vs_limit",
                     "cpu_efficiency_vs_limit", "pipeline_over_model_only", "int8_over_bf16", "speed_up"):
             report[key] = encoding.get(key)
+    if captioning:
+        from .captioning import CAPTIONERS, captioning_report, format_captioning
+
+        log("\ncaptioning (bench.captioning):")
+        report["captioning"] = captioning_report(caption_images, tuple(caption_batch_sizes), caption_batch_size,
+                                                 caption_tokens, tuple(captioners or CAPTIONERS), log=log)
+        log("\n" + format_captioning(report["captioning"]))
     if sizes or append_rows:
         log("")
         with tempfile.TemporaryDirectory(prefix="ch09-bench-store-") as tmp:
