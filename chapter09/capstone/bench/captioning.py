@@ -94,7 +94,8 @@ def architecture_parts(name: str, folder: Path, seed: int = 0, tiny: bool = Fals
             config = BlipConfig(vision_config={**_TINY_VISION, "image_size": 64, "patch_size": 16},
                                 text_config={**_TINY_VISION, "encoder_hidden_size": 32},
                                 projection_dim=32) if tiny else BlipConfig()
-            size = {"height": 64, "width": 64} if tiny else None
+            # an explicit size: the processors' default SizeDict is not what Captioner reads sizes from
+            size = {"height": 64, "width": 64} if tiny else {"height": 384, "width": 384}
             return BlipForConditionalGeneration(config).eval(), BlipImageProcessor(size=size), tokenizer
         if name == "vit-gpt2":
             vision = ViTConfig(**_TINY_VISION, image_size=64, patch_size=16) if tiny else ViTConfig()
@@ -105,7 +106,7 @@ def architecture_parts(name: str, folder: Path, seed: int = 0, tiny: bool = Fals
             model.config.decoder_start_token_id = model.config.pad_token_id = model.config.eos_token_id = 50256
             model.generation_config.decoder_start_token_id = model.generation_config.pad_token_id = 50256
             model.generation_config.eos_token_id = 50256
-            size = {"height": 64, "width": 64} if tiny else None
+            size = {"height": 64, "width": 64} if tiny else {"height": 224, "width": 224}
             return model.eval(), ViTImageProcessor(size=size), tokenizer
     raise ValueError(f"captioner must be one of {', '.join(CAPTIONERS)}, not {name!r}")
 
