@@ -31,11 +31,9 @@ def library(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def cluster():
-    from ray.cluster_utils import Cluster
+    from chapter09.capstone.bench.engines import local_cluster
 
-    head = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
-    workers = [head.add_node(num_cpus=2) for _ in range(2)]
-    head.wait_for_nodes()
+    head, workers = local_cluster(nodes=2, cpus=2)
     yield head, workers
     head.shutdown()
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import SetupError, UsageError
 from .caption_batch import CaptionBatch, _CaptionDecoded, caption_decoded
-from .indexer import _where, actor_count, start_ray
+from .indexer import _where, actor_count, ray_batches, start_ray, whole_pools_first
 
 TRANSLATE_SHARE = 0.25  # caption+translate route: the translators' share of the cluster's CPUs (captioning is dearer)
 
@@ -137,6 +137,7 @@ def caption_batches(root, records: list[dict], captioner, langs: list[str], sett
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False
         context.print_on_execution_start = False
+        whole_pools_first(context)
         translating = not captioner.bilingual and "zh" in langs
         resources = ray.cluster_resources()
         captioners, translators = caption_pool(resources, actors, translating, gpus_per_actor, cpus_per_actor)
@@ -147,7 +148,7 @@ def caption_batches(root, records: list[dict], captioner, langs: list[str], sett
                                  override_num_blocks=max(1, -(-len(records) // per_block)))
         ds = ds.map_batches(_CaptionActor, batch_size=batch_size, batch_format="numpy",
                             # one block at a time per actor: a block costs seconds of generate, and a second one
-                            # queued on the first actor ready would leave the others (still loading) without work
+                            # queued on one actor would wait while another is free
                             compute=ray.data.ActorPoolStrategy(size=captioners, max_tasks_in_flight_per_actor=1),
                             fn_constructor_kwargs={"spec": _captioner_spec(captioner), "identity": captioner.identity,
                                                    "bilingual": captioner.bilingual, "root": str(root),
@@ -162,7 +163,8 @@ def caption_batches(root, records: list[dict], captioner, langs: list[str], sett
         nodes, workers_seen = set(), set()
         where.update({"nodes": sum(1 for node in ray.nodes() if node["Alive"]), "cpus": resources.get("CPU", 0),
                       "gpus": resources.get("GPU", 0), "captioners": captioners, "translators": translators})
-        for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+        pools = f"{captioners} captioner" + (f" and {translators} translator" if translating else "") + " actors"
+        for batch in ray_batches(ds, pools):
             out = CaptionBatch([], [], float(batch["generate_s"].sum()), float(batch["translate_s"].sum()))
             for j in range(len(batch["path"])):
                 path, reason = str(batch["path"][j]), str(batch["reason"][j])

@@ -42,6 +42,8 @@ from .vectors import ANN_THRESHOLD
 ENGINES = ("local", "ray")
 RAY_BLOCK_FILES = 256  # files per Ray block: one decode task reads a block
 ENCODE_CPU_SHARE = 0.75  # CPU-only Ray cluster: the encoding pool's share of its CPUs (the rest decodes)
+ACTOR_START_S = 600  # how long the encoding pool's actors may take to start (an autoscaler adding nodes) before
+# the run stops with what to do
 DECODE_MEMORY = 512 << 20  # bytes a Ray decode task reserves beside its batch's pixels: the worker itself
 # (Python, the image processors; Ray measured 370 MiB per decode worker on toy images) and one large photo
 # Folders (or files) a photo library holds that are not photos: a NAS's thumbnail folders (Synology @eaDir),
@@ -756,6 +758,24 @@ def start_ray(address: str | None = None, num_cpus: int | None = None):
     return ray, True
 
 
+def whole_pools_first(context) -> None:
+    """Every actor of a (fixed) pool is up before the first batch goes out: otherwise the first actor to load its
+    model takes every batch of a short run while the others still start (seen: 1 encoding actor of 2 taking all 3
+    batches of a 20-image run); once all are up, a batch goes to the actor on the node that decoded it."""
+    context.wait_for_min_actors_s = ACTOR_START_S
+
+
+def ray_batches(ds, pool: str):
+    """``ds``'s batches as its blocks come back (numpy); a pool that could not start in time says what to do."""
+    import ray
+
+    try:
+        yield from ds.iter_batches(batch_size=None, batch_format="numpy")
+    except ray.exceptions.GetTimeoutError as error:
+        raise SetupError(f"the Ray cluster did not start {pool} in {ACTOR_START_S} s: pass fewer --actors, add "
+                         f"nodes, or see what the cluster lacks with `ray status`") from error
+
+
 def actor_count(resources: dict, actors: int | None, gpus_per_actor: float, cpus_per_actor: float, *,
                 actor: str, work: str, reserved_cpus: float, reserved_for: str, share: float) -> int:
     """How many ``actor`` actors (e.g. "encoding") a Ray cluster with ``resources`` runs, by the rules every
@@ -805,6 +825,7 @@ def _run_ray(root: Path, plan: _Plan, encoders: dict, writer: _Writer, batch_siz
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False
         context.print_on_execution_start = False
+        whole_pools_first(context)
         min_side = max(enc.image_side for enc in encoders.values())
         preprocessors = {role: enc.processor.image_processor for role, enc in encoders.items()}
         per_block = min(RAY_BLOCK_FILES, max(batch_size, len(plan.todo) // 16))  # >= 16 blocks to pipeline
@@ -827,7 +848,16 @@ def _run_ray(root: Path, plan: _Plan, encoders: dict, writer: _Writer, batch_siz
                                                    "identities": {r: encoder_identity(r, e) for r, e in encoders.items()}},
                             num_cpus=cpus_per_actor, num_gpus=gpus_per_actor or None)
         seen = {"decode_node": set(), "decode_worker": set(), "encode_node": set(), "encode_worker": set()}
-        for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+        gpus = f", {gpus_per_actor:g} GPUs" if gpus_per_actor else ""
+        batches = ray_batches(ds, f"{smallest} encoding actors ({cpus_per_actor:g} CPUs{gpus} each)")
+        write_s = wait_s = 0.0
+        while True:
+            t = time.perf_counter()
+            batch = next(batches, None)
+            if batch is None:
+                break
+            wait_s += time.perf_counter() - t
+            t = time.perf_counter()
             items = [{"path": str(batch["path"][j]), "ok": bool(batch["ok"][j]), "reason": str(batch["reason"][j]),
                       "width": int(batch["width"][j]), "height": int(batch["height"][j]),
                       "size": int(batch["size"][j]), "mtime_ns": int(batch["mtime_ns"][j]),
@@ -835,6 +865,7 @@ def _run_ray(root: Path, plan: _Plan, encoders: dict, writer: _Writer, batch_siz
                       **{key: str(batch[key][j]) for key in ("taken_from", "camera_make", "camera_model", "format")}}
                      for j in range(len(batch["path"]))]
             writer.write(items, {role: batch[f"vector_{role}"] for role in encoders})
+            write_s += time.perf_counter() - t  # the one writer's own time (rows, commits), apart from waiting
             for key, values in seen.items():
                 values.update(str(v) for v in batch[key])
             writer.summary.ray = {
@@ -842,7 +873,8 @@ def _run_ray(root: Path, plan: _Plan, encoders: dict, writer: _Writer, batch_siz
                 "pool": [smallest, largest], "cpus_per_actor": cpus_per_actor, "gpus_per_actor": gpus_per_actor,
                 "actors": len(seen["encode_worker"]), "actor_nodes": len(seen["encode_node"]),
                 "decode_workers": len(seen["decode_worker"]), "decode_nodes": len(seen["decode_node"]),
-                "decoded_inside_actors": len(seen["decode_worker"] & seen["encode_worker"])}
+                "decoded_inside_actors": len(seen["decode_worker"] & seen["encode_worker"]),
+                "write_s": round(write_s, 3), "wait_s": round(wait_s, 3)}
             bar.update(len(items))
     finally:
         if started:
