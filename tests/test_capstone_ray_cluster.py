@@ -1,10 +1,12 @@
-"""A worker node lost in the middle of `index --engine ray`: no row lost, none duplicated (slower tier).
+"""A worker node lost, or the driver killed, in the middle of `index --engine ray`: no row lost, none duplicated
+(slower tier).
 
 Ray's own ``ray.cluster_utils.Cluster`` on this machine: a head that runs nothing and two 2-CPU worker
 nodes; one worker is removed (its raylet and every worker process on it killed) once the first rows
 are back. Ray retries the lost decode tasks and restarts a lost encoding actor on the node that is
 left, so the run completes; if it stops instead, the next run must finish the rest. Either way the
-index ends equal to the local engine's, each image once. Run alone with
+index ends equal to the local engine's, each image once. The driver (the process holding the index's lock and
+writing) is SIGKILLed after its first commits; the next run resumes from them. Run alone with
 ``python -m pytest -m slow tests/test_capstone_ray_cluster.py``.
 """
 import threading
@@ -28,9 +30,8 @@ def _rows(index):
 
 
 def test_a_worker_node_lost_mid_run_loses_and_duplicates_no_row(tmp_path, monkeypatch):
-    from ray.cluster_utils import Cluster
-
     import chapter09.capstone.indexer as indexer
+    from chapter09.capstone.bench.engines import local_cluster
     from chapter09.clip import clip_encoder
     from chapter09.toyworld import write_dataset
 
@@ -38,11 +39,8 @@ def test_a_worker_node_lost_mid_run_loses_and_duplicates_no_row(tmp_path, monkey
     encoders = {"clip": clip_encoder("clip", Settings("toy", precision="fp32"))}
     indexer.build_index(tmp_path / "lib", tmp_path / "local", encoders, batch_size=8, workers=0, progress=False)
 
-    head = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    head, (doomed, _) = local_cluster(nodes=2, cpus=2)
     try:
-        doomed = head.add_node(num_cpus=2)
-        head.add_node(num_cpus=2)
-        head.wait_for_nodes()
         write, removal, after = indexer._Writer.write, [], []
 
         def write_then_lose_a_node(self, items, vectors):
@@ -78,3 +76,83 @@ def test_a_worker_node_lost_mid_run_loses_and_duplicates_no_row(tmp_path, monkey
     order = {p: j for j, p in enumerate(ray_paths)}
     b = ray_vectors[[order[p] for p in local_paths]]
     assert np.abs(local_vectors - b).max() <= 0.03
+
+
+# The `index --engine ray` driver in a process of its own: the CLI, with every written batch committed at once and
+# announced ("committed N"), and a pause after it, so that a SIGKILL lands in the middle of the run.
+DRIVER = """
+import sys, time
+import chapter09.capstone.indexer as indexer
+from chapter09.capstone.__main__ import main
+
+write = indexer._Writer.write
+
+def write_commit_announce(self, items, vectors):
+    write(self, items, vectors)
+    self.commit()
+    print("committed", self.encoded, file=sys.__stdout__, flush=True)  # the CLI sends its own prints to stderr
+    time.sleep(0.5)
+
+indexer._Writer.write = write_commit_announce
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_killed_ray_driver_resumes_from_its_last_commit(tmp_path):
+    """SIGKILL to the process holding the index's lock and writing, on a two-node cluster, after its first
+    commits: the lock goes with it (a kernel ``flock``), the next run finishes the rest, each image once, and the
+    index equals the local engine's."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from chapter09.capstone.bench.engines import local_cluster
+    from chapter09.capstone.indexer import build_index
+    from chapter09.capstone.store import Store
+    from chapter09.clip import clip_encoder
+    from chapter09.toyworld import write_dataset
+
+    write_dataset(tmp_path / "lib", n=64, seed=98, split="heldout")
+    encoders = {"clip": clip_encoder("clip", Settings("toy", precision="fp32"))}
+    build_index(tmp_path / "lib", tmp_path / "local", encoders, batch_size=8, workers=0, progress=False)
+
+    head, _ = local_cluster(nodes=2, cpus=2)
+    try:
+        root = Path(__file__).resolve().parents[1]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+        driver = subprocess.Popen(
+            [sys.executable, "-c", DRIVER, "index", str(tmp_path / "lib"), "--index", str(tmp_path / "ray"),
+             "--engine", "ray", "--ray-address", head.address, "--actors", "2", "--models", "toy",
+             "--precision", "fp32", "--batch-size", "4", "--no-progress", "--json"],
+            stdout=subprocess.PIPE, stderr=(tmp_path / "driver.err").open("w"), text=True, env=env)
+        committed = 0
+        deadline = time.time() + 600
+        for line in driver.stdout:  # the kill comes after the third batch's commit, 12 of 64 images
+            if line.startswith("committed"):
+                committed = int(line.split()[1])
+                if committed >= 12:
+                    driver.send_signal(signal.SIGKILL)
+                    break
+            assert time.time() < deadline, "the driver wrote nothing in 10 minutes"
+        code = driver.wait(60)
+        assert code == -signal.SIGKILL, (code, (tmp_path / "driver.err").read_text()[-3000:])
+        partial = Store.open(tmp_path / "ray").images("clip").vectors()[0]
+        assert committed <= len(partial) < 64, (committed, len(partial))  # killed mid-run, commits kept
+
+        summary = build_index(tmp_path / "lib", tmp_path / "ray", encoders, batch_size=4, progress=False,
+                              engine="ray", ray_address=head.address, actors=2)
+        print("killed after", committed, "committed;", len(partial), "on disk; rerun added", summary.added)
+    finally:
+        head.shutdown()
+    assert (summary.unchanged, summary.added, summary.total) == (len(partial), 64 - len(partial), 64)
+    assert not ray.is_initialized()
+    local_paths, local_vectors = _rows(tmp_path / "local")
+    ray_paths, ray_vectors = _rows(tmp_path / "ray")
+    assert len(ray_paths) == len(set(ray_paths)) == 64  # each image once
+    assert sorted(ray_paths) == sorted(local_paths)
+    order = {p: j for j, p in enumerate(ray_paths)}
+    assert np.abs(local_vectors - ray_vectors[[order[p] for p in local_paths]]).max() <= 0.03
+    assert Store.open(tmp_path / "ray").failures() == Store.open(tmp_path / "local").failures() == {}
