@@ -45,10 +45,12 @@ _skipped: list[str] = []
 
 # The files that take longest (measured with --durations on a 2-core machine), run first: under pytest-xdist
 # (--dist loadfile) a long file handed out last keeps one worker busy while the others have finished.
-LONGEST_FIRST = ("test_capstone_bench", "test_sections_4_6", "test_capstone_store_ray", "test_capstone_strategies",
-                 "test_real_path_e2e", "test_capstone_demo", "test_capstone_store", "test_toy_train",
-                 "test_vl_toy_quality", "test_real_model_paths", "test_capstone_library", "test_vl_notebooks",
-                 "test_runner", "test_real_preprocessing")
+LONGEST_FIRST = ("test_sections_4_6", "test_capstone_store_ray", "test_capstone_store", "test_capstone_demo",
+                 "test_capstone_strategies", "test_real_path_e2e", "test_toy_train", "test_capstone_library",
+                 "test_runner", "test_capstone_s3", "test_capstone_serve", "test_capstone_caption_text",
+                 "test_capstone_faults", "test_capstone_crash", "test_capstone_serve_search", "test_real_model_paths",
+                 "test_capstone_finetune", "test_capstone_watch", "test_capstone_login", "test_vl_notebooks",
+                 "test_real_preprocessing", "test_capstone_bench", "test_vl_toy_quality")
 
 
 def _file_rank(item) -> int:

@@ -37,6 +37,7 @@ def report(tmp_path_factory):
     return json.loads(out.getvalue())
 
 
+@pytest.mark.slow  # the bench end to end: ~3 min of one core (tests/README: the slower tier)
 def test_encoding_rows_are_measured_and_consistent(report):
     available = [p for p in PRECISIONS if unavailable_reason(p, "cpu") is None]
     encoding = report["encoding"]
@@ -81,6 +82,7 @@ def test_encoding_rows_are_measured_and_consistent(report):
         assert ratio["value"] is None and ratio["not_applicable"]
 
 
+@pytest.mark.slow  # the bench end to end: ~3 min of one core (tests/README: the slower tier)
 def test_cpu_features_head_the_report(report):
     features = report["cpu_features"]
     assert features["cpu"] == report["cpu"] and set(features["flags"]) == set(cpu.RELEVANT)
@@ -88,6 +90,7 @@ def test_cpu_features_head_the_report(report):
     assert report["encoding"]["cpu"] == cpu.describe()
 
 
+@pytest.mark.slow  # the bench end to end: ~3 min of one core (tests/README: the slower tier)
 def test_decoders_side_by_side(report):
     decoders = report["encoding"]["decoders"]
     rows = decoders["decoders"]
@@ -122,6 +125,7 @@ def _check_fidelity(fidelity: dict, auto: str, images: int) -> None:
     assert chosen["img_s"] == max(fidelity[p]["img_s"] for p in passing)  # the fastest that passes
 
 
+@pytest.mark.slow  # the bench end to end: ~3 min of one core (tests/README: the slower tier)
 def test_fidelity_and_the_auto_pick(report):
     encoding = report["encoding"]
     _check_fidelity(encoding["fidelity"], encoding["auto"]["precision"], 12)
@@ -138,6 +142,7 @@ def test_fidelity_and_the_auto_pick(report):
             assert row["value"] == report["speed_up"][p] and row["met"] == (row["value"] >= 5.0)
 
 
+@pytest.mark.slow  # the bench end to end: ~3 min of one core (tests/README: the slower tier)
 def test_startup_rows(report):
     search = report["startup"]["search"]
     assert "error" not in search, search
@@ -172,6 +177,7 @@ def test_ratios_needing_bf16_are_not_applicable_without_it(hide, monkeypatch):
     assert precision_ratio({"int8": 60.0}, "int8", "fp32")["not_applicable"] == "fp32 was not measured in this run"
 
 
+@pytest.mark.slow  # the bench end to end: ~3 min of one core (tests/README: the slower tier)
 def test_the_report_as_if_bf16_were_absent(report, monkeypatch):
     """The figures this run measured, re-derived and printed as an AVX2-only CPU's bench would: bf16 not run,
     every ratio and target that needs it "n/a (reason)", never 0 or NaN."""

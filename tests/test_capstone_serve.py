@@ -522,11 +522,36 @@ def test_a_bounded_fuzz_of_the_search_endpoints_gets_messages_or_results(server,
     ks = [0, 1, 8, 50, 51, -1, 2.5, 1e308, "8", "lots", None, True]
     strategies = ["auto", "clip", "translate", "nope", "", None]
     generic = "has raised an exception but has not enabled verbose error reporting"
+    # the filters every search takes, and the combined builder's rows: hostile values too
+    folders = ["", "images", "../../etc", "/etc", "\x00", "x" * 5000, None]
+    dates = ["", "2024-05-01", "yesterday", "9999-99-99", "2024-05-01T25:00", None, 5]
+    cameras = ["", "canon", "x" * 1000, None]
+    types = [[], ["png"], ["nope"], ["jpeg", "png"], None, "jpeg"]
+    sizes = [0, 100, -5, "big", 1e308, None]
+    kinds, signs, weights = ["text", "image", "this hit", "nope", None], ["add", "subtract", "x", None], \
+        [1, -3, 0, "abc", 1e308, None]
+
+    def filters():
+        return (rng.choice(folders), rng.choice(dates), rng.choice(dates), rng.choice(cameras), rng.choice(types),
+                rng.choice(sizes))
+
+    def term():
+        return (rng.choice(kinds), rng.choice(signs), rng.choice(texts + ["images/heldout_55_00000.png"]), None,
+                rng.choice(weights))
+
     tried = Counter()
-    for _ in range(40):
-        api = rng.choice(["/text_search", "/find_similar"])
-        args = ((rng.choice(texts), rng.choice(strategies), rng.choice(ks)) if api == "/text_search"
-                else (rng.choice(texts + ["images/heldout_55_00000.png"]), rng.choice(ks)))
+    for _ in range(80):
+        api = rng.choice(["/text_search", "/find_similar", "/combined_search", "/caption_text_search"])
+        if api == "/text_search":
+            args = (rng.choice(texts), rng.choice(strategies), rng.choice(ks))
+        elif api == "/find_similar":
+            args = (rng.choice(texts + ["images/heldout_55_00000.png"]), rng.choice(ks))
+        elif api == "/combined_search":
+            args = (rng.choice(texts), None, *term(), *term(), *term(), rng.choice(strategies), rng.choice(ks))
+        else:
+            args = (rng.choice(texts), rng.choice([True, False, None, "yes"]), rng.choice(texts),
+                    rng.choice(strategies), rng.choice(ks))
+        args += filters() if rng.random() < 0.7 else ()
         try:
             client.predict(*args, api_name=api)
             tried["result"] += 1

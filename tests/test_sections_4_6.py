@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from lesson_expectations import check_section
 
 from chapter09 import config
@@ -79,6 +80,7 @@ def test_sections_4_to_6_run_clean_on_the_toy_world(tmp_path):
         assert r6[name]["weights"] == "not available here" and "ms_per_item" not in r6[name]
 
 
+@pytest.mark.slow  # ~3.5 min of one core; the real classes' code paths also run in tests/test_vl_hub_classes.py
 def test_sections_4_and_5_take_the_real_routes_when_weights_are_named(tmp_path):
     """BLIP-2 and SmolVLM as a learner with the weights would have them (tiny and random here): the route
     switches to BLIP-2 with chat memory, and SmolVLM captions and answers."""
