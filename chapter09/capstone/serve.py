@@ -487,6 +487,27 @@ class WebLibrary:
             return caption_images([image], ("en", "zh"), self.settings)[0]
 
 
+def _tolerant(gr, component, what: str, empty=None):
+    """``component`` (a Gradio component) whose preprocessing answers an API call's odd value (null, a string
+    for a number) with a one-line message naming the field. Gradio's own raises a TypeError there before any
+    code of ours runs, which an API user sees only as a bare "the app raised an exception". (The instance's
+    method is wrapped: a subclass would make Gradio write a .pyi stub beside this file.)"""
+    preprocess = component.preprocess
+
+    def tolerant(payload):
+        if payload is None and empty is not None:
+            payload = empty
+        try:
+            return preprocess(payload)
+        except gr.Error:  # Gradio's own message (a value not among the choices, over the maximum)
+            raise
+        except (TypeError, ValueError):
+            raise gr.Error(f"{what}: {str(payload)[:40]!r} is not a value this field takes") from None
+
+    component.preprocess = tolerant
+    return component
+
+
 def _image_input(gr, **kwargs):
     """gr.Image that hands over the file path and refuses a non-image with a clear message.
 
@@ -803,10 +824,10 @@ def build_app(index_dir, settings: Settings | None = None, max_upload_mb: float 
                     camera = gr.Textbox(label="camera (part of make or model)", placeholder="canon / iphone 12",
                                         elem_id="filter-camera")
                 with gr.Row():
-                    types = gr.CheckboxGroup(list(FORMATS), value=[], label="file types (none ticked: all)",
-                                             elem_id="filter-types", scale=3)
-                    min_size = gr.Number(value=0, precision=0, minimum=0, label="shorter side at least (px)",
-                                         elem_id="filter-min-size", scale=1)
+                    types = _tolerant(gr, gr.CheckboxGroup(list(FORMATS), value=[], label="file types (none ticked: all)",
+                                                        elem_id="filter-types", scale=3), "file types", empty=[])
+                    min_size = _tolerant(gr, gr.Number(value=0, precision=0, minimum=0, label="shorter side at least (px)",
+                                                  elem_id="filter-min-size", scale=1), "shorter side at least (px)")
             filter_inputs = [folder, taken_after, taken_before, camera, types, min_size]
             note = gr.Markdown(elem_id="search-note")
             with gr.Row():
