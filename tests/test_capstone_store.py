@@ -333,6 +333,7 @@ def test_ann_index_reaches_the_recall_target_is_cached_and_rebuilt_when_rows_cha
 
 
 @pytest.mark.e2e
+@pytest.mark.slow  # the store bench end to end (~40 s); the store's own behaviour is tested above and below
 def test_bench_store_reports_appends_and_search_from_disk(tmp_path):
     """Tiny sizes, no timing asserts: every row is measured and the derived figures follow from them."""
     from chapter09.capstone.bench import store_search as bench_store
