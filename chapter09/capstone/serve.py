@@ -487,7 +487,7 @@ class WebLibrary:
             return caption_images([image], ("en", "zh"), self.settings)[0]
 
 
-def _tolerant(gr, component, what: str, empty=None):
+def _tolerant(gr, component, what: str, empty=None, coerce=None):
     """``component`` (a Gradio component) whose preprocessing answers an API call's odd value (null, a string
     for a number) with a one-line message naming the field. Gradio's own raises a TypeError there before any
     code of ours runs, which an API user sees only as a bare "the app raised an exception". (The instance's
@@ -497,6 +497,8 @@ def _tolerant(gr, component, what: str, empty=None):
     def tolerant(payload):
         if payload is None and empty is not None:
             payload = empty
+        if coerce is not None:  # a field's own reading of what an API call sent, with its own message
+            payload = coerce(payload)
         try:
             return preprocess(payload)
         except gr.Error:  # Gradio's own message (a value not among the choices, over the maximum)
@@ -617,16 +619,13 @@ def combined_terms(library: "WebLibrary", text, image, rows) -> list:
 
 def _weight_input(gr, where: str, **kwargs):
     """A term's weight, whose API value a non-number ("lots") gets a message instead of a bare error."""
-    component = gr.Number(value=1, label="weight", minimum=-MAX_WEIGHT, maximum=MAX_WEIGHT, **kwargs)
-    preprocess = component.preprocess
-
     def checked(payload):
         if payload is not None and (not isinstance(payload, (int, float)) or isinstance(payload, bool)):
             payload = _weight(payload, where)  # "2" becomes 2.0; anything else gets its message
-        return preprocess(payload)
+        return payload
 
-    component.preprocess = checked
-    return component
+    return _tolerant(gr, gr.Number(value=1, label="weight", minimum=-MAX_WEIGHT, maximum=MAX_WEIGHT, **kwargs),
+                     f"{where} weight", coerce=checked)
 
 
 def build_app(index_dir, settings: Settings | None = None, max_upload_mb: float = 20):
