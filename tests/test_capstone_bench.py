@@ -291,3 +291,15 @@ def test_bench_captioning_options_reach_run_bench(monkeypatch, capsys):
     assert (seen["captioning"], seen["caption_images"], seen["caption_batch_size"], seen["caption_batch_sizes"],
             seen["caption_tokens"], seen["captioners"]) == (True, 6, 3, [1, 3], 5, ["vit-gpt2"])
     assert capstone(["bench", "--no-captioning", "--json"]) == 0 and seen["captioning"] is False
+
+
+def test_writer_ceiling_commits_every_row_it_times(tmp_path):
+    """The engines table's writer ceiling is rows really committed through index's own writer (readable after)."""
+    from chapter09.capstone.bench.engines import writer_limit
+    from chapter09.capstone.store import Store
+
+    out = writer_limit(tmp_path, rows=1000, dim=16, batch=32)
+    assert out["rows"] == 1000 and out["rows_s"] == pytest.approx(1000 / out["seconds"], rel=0.2)
+    store = Store.open(tmp_path / "writer-index")
+    table = store.images(store.roles[0])
+    assert len(table) == 1000 and len(set(table.catalog())) == 1000  # each row once, no duplicate commits

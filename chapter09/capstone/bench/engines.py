@@ -14,6 +14,8 @@ import signal
 import time
 from pathlib import Path
 
+import numpy as np
+
 CLUSTER_NODES = (1, 2, 3)  # worker nodes per cluster row; the head runs nothing (0 CPUs), as in the tests
 CPUS_PER_NODE = 2  # the CPUs each worker node declares to Ray (one encoding actor per 1.33 of them, the rest decode)
 
@@ -99,6 +101,48 @@ def _on_cluster(library, index, encoder, batch_size: int, nodes: int, cpus_per_n
             **_row(summary, wall)}
 
 
+WRITER_ROWS = 20_000  # rows the writer-limit measurement commits (enough for several of the store's own commits)
+WRITER_BATCH = 32  # rows per write, as a Ray batch arrives
+
+
+def writer_limit(folder, rows: int = WRITER_ROWS, dim: int = 512, batch: int = WRITER_BATCH, seed: int = 0) -> dict:
+    """The one writer's own ceiling: rows/s that ``index``'s writer (``indexer._Writer``, the same code both
+    engines hand their batches to) turns into committed LanceDB rows, metadata and the final commit and
+    compaction included, fed batches of ``batch`` ready rows (random unit vectors) as fast as it takes them.
+    A Ray run's ``write_s`` counts only its own batches' writes; this is the rate a whole cluster's
+    throughput cannot pass with one writer."""
+    import lancedb  # noqa: F401  (imported before the clock starts: a run has it loaded already)
+
+    from ..indexer import IndexSummary, _Plan, _Writer
+    from ..store import Store
+    from ..tables import EncoderIdentity
+
+    rng = np.random.default_rng(seed)
+    paths = [f"album-{i // 1000:04d}/photo-{i:07d}.jpg" for i in range(rows)]
+    plan = _Plan(todo=paths, needs={p: ["clip"] for p in paths}, updated=set(), removed={})
+    folder = Path(folder)
+    t = time.perf_counter()
+    with Store.open(folder / "writer-index", library=folder, write=True) as store:
+        table = store.images(EncoderIdentity("clip", "bench/writer-limit", "fp32", dim))
+        summary = IndexSummary(str(folder), str(folder / "writer-index"))
+        writer = _Writer(store, {"clip": table}, plan, summary, checkpoint_s=20.0, stop_after=None, known_failures={})
+        for start in range(0, rows, batch):
+            chunk = paths[start:start + batch]
+            vectors = rng.standard_normal((len(chunk), dim)).astype(np.float32)
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+            items = [{"path": p, "ok": True, "reason": "", "width": 1600, "height": 1200, "size": 400_000 + i,
+                      "mtime_ns": 1_700_000_000_000_000_000 + i, "sha1": f"{start + i:040x}", "taken_s": 0,
+                      "taken_from": "", "camera_make": "", "camera_model": "", "format": "JPEG"}
+                     for i, p in enumerate(chunk)]
+            writer.write(items, {"clip": vectors})
+        writer.commit()
+        store.finish()
+        written = len(table)
+    seconds = time.perf_counter() - t
+    return {"rows": written, "dim": dim, "batch": batch, "seconds": round(seconds, 2),
+            "rows_s": round(written / max(seconds, 1e-9))}
+
+
 def format_engines(out: dict) -> str:
     local = out["local"]["img_s"]
     lines = [f"  {'engine':<28} {'nodes x CPUs':>12} {'actors':>6} {'img/s':>7} {'x local':>7} {'run s':>6} "
@@ -115,12 +159,18 @@ def format_engines(out: dict) -> str:
     lines.append(f"  ({out['images']} photos, {out['precision']}, batch {out['batch_size']}; img/s from the first decode "
                  f"to the last row, a Ray run's joining included; 'run s' the whole build_index call; the Cluster's "
                  f"nodes share this machine's {out['cpu_count']} cores, so its rows measure overhead, not scaling; "
-                 f"writer rows/s: rows over the writer's own time, the rate one writer could take)")
+                 f"writer rows/s: rows over the writer's own time in that run)")
+    if out.get("writer"):
+        w = out["writer"]
+        lines.append(f"  the one writer's ceiling: {w['rows_s']:,} rows/s ({w['rows']:,} rows of {w['dim']} floats in "
+                     f"writes of {w['batch']}, commits and compaction included, {w['seconds']} s): a cluster's "
+                     f"throughput passes through this one process")
     return "\n".join(lines)
 
 
 def engines_report(library, model_folder, precision: str = "bf16", work=None, batch_size: int = 32, log=print,
-                   cluster_nodes=CLUSTER_NODES, cpus_per_node: int = CPUS_PER_NODE) -> dict:
+                   cluster_nodes=CLUSTER_NODES, cpus_per_node: int = CPUS_PER_NODE,
+                   writer_rows: int = WRITER_ROWS) -> dict:
     """Images/s of ``index --engine local`` and ``--engine ray`` on the same photos and checkpoint.
 
     Each engine indexes the photos into a fresh index; ``img_s`` counts from the first decode to
@@ -128,7 +178,8 @@ def engines_report(library, model_folder, precision: str = "bf16", work=None, ba
     loading their model, then decode tasks + the encoding actors); ``wall_s`` is the whole ``build_index`` call.
     Then, for each of ``cluster_nodes``, the same on a ``ray.cluster_utils.Cluster`` of that many worker nodes
     of ``cpus_per_node`` CPUs (its start-up timed apart, as ``cluster_start_s``). Ray rows carry the writer's
-    time writing (``write_s``) and waiting for the next batch (``wait_s``).
+    time writing (``write_s``) and waiting for the next batch (``wait_s``); ``writer`` is the writer's own
+    ceiling on ``writer_rows`` ready rows (``writer_limit``; 0 skips it).
     """
     import tempfile
 
@@ -155,6 +206,9 @@ def engines_report(library, model_folder, precision: str = "bf16", work=None, ba
         out["cluster"].append(row)
         log(f"  --engine ray on a {nodes}-node Cluster ({cpus_per_node} CPUs each, {row['actors']} actors) "
             f"{row['img_s']:7.2f} img/s (whole run {row['wall_s']} s; cluster started in {row['cluster_start_s']} s)")
+    if writer_rows:
+        out["writer"] = writer_limit(work, writer_rows)
+        log(f"  the writer alone: {out['writer']['rows_s']:,} rows/s committed ({writer_rows:,} rows)")
     log(format_engines(out))
     return out
 
@@ -173,6 +227,8 @@ def main(argv=None) -> int:
     parser.add_argument("--nodes", default=",".join(map(str, CLUSTER_NODES)),
                         help="comma list of Cluster sizes in worker nodes ('' for none)")
     parser.add_argument("--cpus-per-node", type=int, default=CPUS_PER_NODE)
+    parser.add_argument("--writer-rows", type=int, default=WRITER_ROWS,
+                        help=f"rows for the writer's own ceiling (default {WRITER_ROWS:,}; 0 skips it)")
     parser.add_argument("--json", metavar="FILE", help="also write the figures here")
     args = parser.parse_args(argv)
     print(f"bench.engines on {cpu.describe()}; load average {[round(x, 2) for x in os.getloadavg()]}", flush=True)
@@ -183,7 +239,7 @@ def main(argv=None) -> int:
         out = engines_report(tmp / "photos", folder, args.precision, tmp / "work", args.batch_size,
                              log=lambda m="": print(m, flush=True),
                              cluster_nodes=tuple(int(n) for n in args.nodes.split(",") if n),
-                             cpus_per_node=args.cpus_per_node)
+                             cpus_per_node=args.cpus_per_node, writer_rows=args.writer_rows)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     out.update(cpu=cpu.describe(), load_after=[round(x, 2) for x in os.getloadavg()])
