@@ -7,8 +7,11 @@ and a line of mean loss every few steps. Each piece lives here once.
 from __future__ import annotations
 
 import math
+import os
 import random
 import time
+
+from .config import ENV_DEVICE
 
 
 def clip_contrastive_loss(image_features, text_features, logit_scale):
@@ -105,6 +108,11 @@ def autocast(device: str = "cpu"):
     if device == "cpu" and has_native_bf16():
         return torch.autocast("cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def train_device() -> str:
+    """Where the trainers run: ``$CH09_DEVICE`` (``cuda`` trains the twins in minutes), else the CPU."""
+    return os.environ.get(ENV_DEVICE) or "cpu"
 
 
 def seed_everything(seed: int) -> None:

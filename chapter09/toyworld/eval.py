@@ -53,6 +53,9 @@ def evaluate_clip(encoder: ClipEncoder, data_dir: str | Path) -> dict:
         report[f"text_to_image_{lang}"] = recall["text_to_image"]
         report[f"image_to_text_{lang}"] = recall["image_to_text"]
         report[f"captions_{lang}"] = len(rows)
+        families = family_accuracy(data_dir, rows, text_embeddings @ image_embeddings.T, index_of)
+        if families:
+            report[f"family_{lang}"] = families
     scenes_file = data_dir / "scenes.jsonl"
     if scenes_file.exists():
         scenes = load_scenes(data_dir)
@@ -69,6 +72,34 @@ def evaluate_clip(encoder: ClipEncoder, data_dir: str | Path) -> dict:
     return report
 
 
+def family_accuracy(data_dir: Path, rows: list[dict], scores: np.ndarray, index_of: dict[str, int]) -> dict:
+    """On the hard split: how often a caption picks its own scene among its family of three (chance 1/3).
+
+    A family's captions hold the same words (``scenes.HARD_VARIANTS``), so a bag-of-words
+    reader scores every member alike; the share per variant shows whether binding (which
+    colour goes with which shape) or position is what the model misses. {} on other splits.
+    """
+    meta = {row["image"]: row for row in read_jsonl(data_dir / "scenes.jsonl")} \
+        if (data_dir / "scenes.jsonl").exists() else {}
+    members: dict[int, list[int]] = {}
+    for name, row in meta.items():
+        if "family" in row and name in index_of:
+            members.setdefault(row["family"], []).append(index_of[name])
+    hits: dict[str, list[bool]] = {}
+    for r, row in enumerate(rows):
+        info = meta.get(row["image"], {})
+        family = members.get(info.get("family"), [])
+        if len(family) < 2:
+            continue
+        best = family[int(np.argmax(scores[r, family]))]
+        hits.setdefault(info["variant"], []).append(best == index_of[row["image"]])
+    if not hits:
+        return {}
+    every = [hit for variant_hits in hits.values() for hit in variant_hits]
+    return {"all": float(np.mean(every)), **{v: float(np.mean(h)) for v, h in sorted(hits.items())},
+            "chance": 1 / 3}
+
+
 def evaluate_clip_on_dataset(data_dir: str | Path, settings: Settings | None = None) -> dict:
     return evaluate_clip(ClipEncoder("clip", settings or Settings("toy")), data_dir)
 
@@ -81,6 +112,11 @@ def format_report(report: dict) -> str:
             if key in report:
                 recalls = "  ".join(f"{k} {v:.3f}" for k, v in report[key].items())
                 lines.append(f"  {direction.replace('_', ' '):<14} [{lang}]  {recalls}")
+    for lang in ("en", "zh"):
+        if f"family_{lang}" in report:
+            family = report[f"family_{lang}"]
+            lines.append(f"  own scene among its family of 3 [{lang}]  " + "  ".join(
+                f"{k} {v:.3f}" for k, v in family.items()))
     for lang in ("en", "zh"):
         parts = [f"{a} {report[f'zero_shot_{a}_{lang}']:.3f}" for a in ("colour", "shape")
                  if f"zero_shot_{a}_{lang}" in report]

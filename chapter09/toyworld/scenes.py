@@ -5,13 +5,21 @@ cell of a 3x3 grid (9 positions). Captions name every attribute of every
 object, so within one data set (scene keys are unique) a caption picks out
 exactly one image. The ``heldout`` split draws from all 30 colour x shape
 combinations; the ``train`` split never shows the six in ``HELDOUT_COMBOS``.
+
+The ``hard`` split is held out too, and made to tell methods apart the way ARO
+(Yuksekgonul et al., arXiv 2210.01936) and Winoground (Thrush et al., arXiv 2204.03162)
+do for real models: 2-4 objects (training shows at most 3), in families of three scenes
+whose captions hold exactly the same words: a scene, its *binding swap* (two objects trade
+colours: "a red circle and a blue star" -> "a blue circle and a red star") and its
+*position swap* (two objects trade places). A model that reads a caption as a bag of
+words cannot tell a family apart; ``HARD_VARIANTS`` names the three.
 """
 from __future__ import annotations
 
 import json
 import math
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from PIL import Image, ImageDraw
@@ -44,10 +52,11 @@ HELDOUT_COMBOS = frozenset({
     ("red", "star"), ("orange", "diamond"), ("yellow", "circle"),
     ("green", "square"), ("blue", "triangle"), ("purple", "star"),
 })
-NUMBERS_EN = {1: "one", 2: "two", 3: "three"}
-NUMBERS_ZH = {1: "一个", 2: "两个", 3: "三个"}
+NUMBERS_EN = {1: "one", 2: "two", 3: "three", 4: "four"}
+NUMBERS_ZH = {1: "一个", 2: "两个", 3: "三个", 4: "四个"}
 IMAGE_SIZE = 128
-SPLITS = ("train", "heldout")
+SPLITS = ("train", "heldout", "hard")
+HARD_VARIANTS = ("base", "binding", "position")  # the hard split's scenes come in this order, family by family
 
 
 @dataclass(frozen=True)
@@ -62,8 +71,7 @@ class ToyObject:
         return f"a {self.size} {self.colour} {self.shape} {POSITIONS[self.cell][0]}"
 
     def en_short(self) -> str:
-        article = "an" if self.colour == "orange" else "a"
-        return f"{article} {self.colour} {self.shape}"
+        return f"{_article(self.colour)} {self.colour} {self.shape}"
 
     # -- Chinese
     def zh_noun(self) -> str:
@@ -74,6 +82,12 @@ class ToyObject:
 
     def zh_short(self) -> str:
         return f"{COLOURS[self.colour][0]}{SHAPES[self.shape]}"
+
+    # -- one attribute only ("a red shape", "a circle"): web captions often leave the rest unsaid
+    def partial(self, keep: str, lang: str) -> str:
+        if keep == "colour":
+            return f"{COLOURS[self.colour][0]}的图形" if lang == "zh" else f"{_article(self.colour)} {self.colour} shape"
+        return SHAPES[self.shape] if lang == "zh" else f"a {self.shape}"
 
 
 @dataclass(frozen=True)
@@ -111,6 +125,13 @@ class Scene:
         parts = [o.zh_short() for o in self.objects]
         return parts[0] if len(parts) == 1 else "、".join(parts[:-1]) + "和" + parts[-1]
 
+    def partial_caption(self, rng: random.Random, lang: str = "en") -> str:
+        """Each object named by its colour alone or its shape alone ("a red shape and a star")."""
+        parts = [o.partial(rng.choice(("colour", "shape")), lang) for o in self.objects]
+        if lang == "en":
+            return _join_en(parts)
+        return parts[0] if len(parts) == 1 else "、".join(parts[:-1]) + "和" + parts[-1]
+
     # ------------------------------------------------------------------ questions
     def questions(self) -> list[dict]:
         """Question/answer pairs (count, colour, shape, position) in both languages."""
@@ -146,6 +167,10 @@ class Scene:
             colour = tuple(max(0, min(255, c + rng.randint(-18, 18))) for c in COLOURS[obj.colour][1])
             _draw_shape(draw, obj.shape, cx, cy, radius, colour, rng.uniform(-0.25, 0.25))
         return image
+
+
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
 
 
 def _qa(kind: str, lang: str, question: str, answer: str) -> dict:
@@ -218,12 +243,15 @@ def allowed_combos(split: str) -> list[tuple[str, str]]:
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
     combos = [(c, s) for c in COLOURS for s in SHAPES]
-    return combos if split == "heldout" else [cs for cs in combos if cs not in HELDOUT_COMBOS]
+    return combos if split != "train" else [cs for cs in combos if cs not in HELDOUT_COMBOS]
 
 
 def random_scene(rng: random.Random, split: str = "train", n_objects: int | None = None) -> Scene:
     combos = allowed_combos(split)
-    n = n_objects or rng.choices([1, 2, 3], weights=[0.3, 0.4, 0.3])[0]
+    if split == "hard":
+        n = n_objects or rng.choices([2, 3, 4], weights=[0.35, 0.4, 0.25])[0]
+    else:
+        n = n_objects or rng.choices([1, 2, 3], weights=[0.3, 0.4, 0.3])[0]
     cells = rng.sample(sorted(POSITIONS), n)
     objects = []
     for cell in sorted(cells):  # reading order: top-left to bottom-right, as a person describes
@@ -236,16 +264,42 @@ def random_scene(rng: random.Random, split: str = "train", n_objects: int | None
 
 
 def generate_scenes(n: int, seed: int, split: str = "train", unique: bool = True) -> list[Scene]:
-    """``n`` scenes, reproducible from ``seed``; with ``unique`` no two share a description."""
+    """``n`` scenes, reproducible from ``seed``; with ``unique`` no two share a description.
+
+    The ``hard`` split comes in families of three (``HARD_VARIANTS``): scene ``3i`` is a base,
+    ``3i+1`` its binding swap and ``3i+2`` its position swap (the last family may be cut short).
+    """
     rng = random.Random(f"{split}:{seed}")
     scenes, seen = [], set()
     while len(scenes) < n:
-        scene = random_scene(rng, split)
-        if unique and scene.key in seen:
+        family = hard_family(rng) if split == "hard" else [random_scene(rng, split)]
+        keys = [scene.key for scene in family]
+        if unique and (seen.intersection(keys) or len(set(keys)) < len(keys)):
             continue
-        seen.add(scene.key)
-        scenes.append(scene)
-    return scenes
+        seen.update(keys)
+        scenes.extend(family)
+    return scenes[:n]
+
+
+def hard_family(rng: random.Random) -> list[Scene]:
+    """A scene and its binding and position swaps: three scenes whose captions share every word."""
+    while True:
+        base = random_scene(rng, "hard")
+        objects = list(base.objects)
+        pairs = [(i, j) for i in range(len(objects)) for j in range(i + 1, len(objects))
+                 if objects[i].colour != objects[j].colour and objects[i].shape != objects[j].shape]
+        if not pairs:
+            continue
+        i, j = rng.choice(pairs)
+        bound = objects[:]
+        bound[i] = replace(objects[i], colour=objects[j].colour)
+        bound[j] = replace(objects[j], colour=objects[i].colour)
+        moved = objects[:]
+        moved[i], moved[j] = replace(objects[i], cell=objects[j].cell), replace(objects[j], cell=objects[i].cell)
+        moved.sort(key=lambda o: o.cell)  # captions name objects in reading order
+        # the same background and drawing seed: only the swap tells the three apart
+        return [base, Scene(tuple(bound), base.background, base.seed),
+                Scene(tuple(moved), base.background, base.seed)]
 
 
 # ----------------------------------------------------------------------------- data sets on disk
@@ -268,7 +322,9 @@ def write_dataset(out_dir: str | Path, n: int, seed: int, split: str = "heldout"
                                               ensure_ascii=False) + "\n")
             for item in scene.questions():
                 qa.write(json.dumps({"image": name, **item}, ensure_ascii=False) + "\n")
-            meta.write(json.dumps({"image": name, "split": split, **scene.to_json()}) + "\n")
+            family = {"family": i // len(HARD_VARIANTS), "variant": HARD_VARIANTS[i % len(HARD_VARIANTS)]} \
+                if split == "hard" else {}
+            meta.write(json.dumps({"image": name, "split": split, **family, **scene.to_json()}) + "\n")
     return out_dir
 
 

@@ -1,6 +1,6 @@
 """Tokenizers learnt on the toy corpus, saved in the real checkpoints' formats.
 
-* ``build_clip_tokenizer``: byte-level BPE for ``CLIPTokenizer`` (the toy CLIP);
+* ``build_clip_tokenizer``: byte-level BPE for ``CLIPTokenizer``, learnt on English only (the toy CLIP);
 * ``word_tokenizer``: a WordPiece vocabulary of whole toy words and single Chinese characters
   for ``BertTokenizer`` (the multilingual student, Chinese-CLIP's text tower, BLIP);
 * ``build_marian_tokenizer``: a shared English+Chinese sentencepiece model for ``MarianTokenizer``.
@@ -64,17 +64,14 @@ def blip_word_tokenizer(corpus: list[str] | None = None):
 
 
 def build_clip_tokenizer(corpus: list[str], vocab_size: int = 600):
-    """A CLIPTokenizer whose byte-level BPE vocabulary is learnt from the toy corpus.
+    """A CLIPTokenizer whose byte-level BPE vocabulary is learnt from the *English* texts of the toy corpus.
 
     CLIPTokenizer always rebuilds CLIP's own pipeline (lower-casing, its regex split,
     byte-level BPE with ``</w>`` word ends), so the merges are learnt under that same
-    pipeline and the saved vocab.json/merges.txt load like OpenAI's. Two choices:
-
-    * English merges are learnt by BPE, so frequent words become single tokens.
-    * Chinese gets merges from bytes to *single characters* only. CLIP's regex keeps a
-      run of Chinese characters as one "word", and free BPE would learn whole phrases
-      ("左上方有一个小的") as tokens; a held-out phrase such as 红色星形 would then be a
-      token the model never trained on. Per-character tokens compose, as in Chinese-CLIP.
+    pipeline and the saved vocab.json/merges.txt load like OpenAI's. OpenAI's CLIP learnt
+    from English image-text pairs, and so does the toy one: the merges come from English
+    words only, and a Chinese text falls apart into UTF-8 bytes (three tokens a character)
+    whose embeddings training never shaped, as Chinese does in the real CLIP's text tower.
     Every byte, with and without the word-end mark, is in the vocabulary, so no input is
     ever unknown.
     """
@@ -89,33 +86,11 @@ def build_clip_tokenizer(corpus: list[str], vocab_size: int = 600):
                     for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text)))
     vocab: dict[str, int] = {"<|startoftext|>": 0, "<|endoftext|>": 1}
     merges = learn_bpe_merges(words, vocab_size - len(vocab) - len(pre_tokenizers.ByteLevel.alphabet()))
-
-    def add(token: str) -> None:
-        vocab.setdefault(token, len(vocab))
-
-    byte_chars = pre_tokenizers.ByteLevel.alphabet()
-    for char in sorted(byte_chars):
-        add(char)
-        add(char + "</w>")
+    for char in sorted(pre_tokenizers.ByteLevel.alphabet()):
+        vocab.setdefault(char, len(vocab))
+        vocab.setdefault(char + "</w>", len(vocab))
     for left, right in merges:
-        add(left + right)
-    cjk = sorted({char for text in corpus for char in text if not char.isascii()})
-    to_bytes = _byte_level_mapping()
-    prefix_merges, char_merges = [], []
-    for char in cjk:
-        pieces = [to_bytes[b] for b in char.encode("utf-8")]
-        # merge left to right: b1+b2, then (b1b2)+b3 ..., with and without the word-end mark
-        for i in range(1, len(pieces)):
-            left = "".join(pieces[:i])
-            if i < len(pieces) - 1:
-                prefix_merges.append((left, pieces[i]))
-                add(left + pieces[i])
-            else:
-                char_merges += [(left, pieces[i]), (left, pieces[i] + "</w>")]
-                add(left + pieces[i])
-                add(left + pieces[i] + "</w>")
-    for merge in dict.fromkeys(prefix_merges + char_merges):  # ordered, de-duplicated
-        merges.append(merge)
+        vocab.setdefault(left + right, len(vocab))
     return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=64)
 
 

@@ -13,6 +13,7 @@ from ..training import (
     grouped_batch,
     optimizer_step,
     seed_everything,
+    train_device,
 )
 from .corpus import render_pixels, sample_caption, toy_corpus
 from .scenes import generate_scenes
@@ -69,10 +70,11 @@ def train_chinese_clip(out_dir: Path, steps: int | None = None, seed: int = 0, n
     base = generate_scenes(n_train // 2, config.TOY_TRAIN_SEED + seed, "train", unique=False)
     scenes = [scene for original in base for scene in (original, shape_twin(original, rng))]
     pixels = render_pixels(scenes, image_processor)
-    model.eval()
+    device = train_device()
+    model.to(device).eval()
     with torch.inference_mode():
         image_vectors = torch.cat([F.normalize(feature_tensor(model.get_image_features(
-            pixel_values=pixels[i:i + 512].float())).float(), dim=-1) for i in range(0, len(scenes), 512)])
+            pixel_values=pixels[i:i + 512].to(device).float())).float(), dim=-1) for i in range(0, len(scenes), 512)])
     for name, parameter in model.named_parameters():
         parameter.requires_grad = name.startswith(("text_model.", "text_projection", "logit_scale"))
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -85,12 +87,12 @@ def train_chinese_clip(out_dir: Path, steps: int | None = None, seed: int = 0, n
     for step in range(steps):
         index = grouped_batch(rng, len(scenes), batch_size, group=2)  # each scene beside its shape twin
         texts = [sample_caption(scenes[i], rng, lang="zh") for i in index]
-        tokens = tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
-        with autocast():
+        tokens = tokenizer(texts, padding=True, truncation=True, return_tensors="pt").to(device)
+        with autocast(device):
             text = feature_tensor(model.get_text_features(**tokens))
             loss = clip_contrastive_loss(image_vectors[index], text, model.logit_scale)
         log.add(optimizer_step(loss, optimizer, schedule, trainable))
-    model.eval()
+    model.eval().to("cpu")
     for parameter in model.parameters():
         parameter.requires_grad = True
     model.save_pretrained(out_dir)

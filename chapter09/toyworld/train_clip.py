@@ -21,8 +21,9 @@ from ..training import (
     grouped_batch,
     optimizer_step,
     seed_everything,
+    train_device,
 )
-from .corpus import SHORT_CAPTION_SHARE, render_pixels, sample_caption, toy_corpus
+from .corpus import PARTIAL_CAPTION_SHARE, SHORT_CAPTION_SHARE, render_pixels, sample_caption, toy_corpus
 from .scenes import HELDOUT_COMBOS, SHAPES, Scene, ToyObject, generate_scenes
 from .tokenizers import build_clip_tokenizer
 
@@ -138,7 +139,7 @@ def train_clip(out_dir: Path, steps: int | None = None, seed: int = 0, recipe: C
 
     recipe = replace(recipe or ClipRecipe(), **changes, **({} if steps is None else {"steps": steps}))
     seed_everything(seed)
-    tokenizer = build_clip_tokenizer(toy_corpus())
+    tokenizer = build_clip_tokenizer(toy_corpus(langs=("en",)))
     processor = toy_clip_processor(tokenizer)
     model = CLIPModel(tiny_clip_config(len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id))
     print(f"tiny CLIP: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, "
@@ -149,7 +150,7 @@ def train_clip(out_dir: Path, steps: int | None = None, seed: int = 0, recipe: C
         if phase.repatch:
             model = finer_patches(model, recipe.fine_patch_size)
         history += _run_phase(model, tokenizer, processor, phase, recipe, seed)
-    model.eval()
+    model.eval().to("cpu")
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
@@ -176,7 +177,7 @@ def continue_clip_training(out_dir: Path, phase: str, steps: int, seed: int = 0,
     if chosen.repatch:
         model = finer_patches(model, recipe.fine_patch_size)
     history = _run_phase(model, processor.tokenizer, processor, replace(chosen, steps=steps), recipe, seed)
-    model.eval()
+    model.eval().to("cpu")
     model.save_pretrained(out_dir)
     return history
 
@@ -280,17 +281,23 @@ def shape_variants(scene: Scene, rng: random.Random, group: int = SHAPE_GROUP) -
 
 def _contrastive_steps(model, tokenizer, scenes, pixels, steps, batch_size, lr, rng: random.Random, log_every,
                        group: int = 1, short_fraction: float = SHORT_CAPTION_SHARE):
-    """AdamW + warm-up/cosine on symmetric InfoNCE; scenes ``group*i ... group*i+group-1`` share a batch."""
+    """AdamW + warm-up/cosine on symmetric InfoNCE; scenes ``group*i ... group*i+group-1`` share a batch.
+
+    Captions are English only, as OpenAI's CLIP saw (``sample_caption(..., lang="en")``).
+    """
+    device = train_device()
+    model.to(device)
     optimizer, schedule = adamw_cosine(decay_groups(model, 0.1), lr, steps, betas=(0.9, 0.98))
     model.train()
     log = LossLog(steps, log_every)
     for step in range(steps):
         index = grouped_batch(rng, len(scenes), batch_size, group)
-        texts = [sample_caption(scenes[i], rng, short_fraction) for i in index]
-        tokens = tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
-        with autocast():
+        texts = [sample_caption(scenes[i], rng, short_fraction, lang="en", partial_fraction=PARTIAL_CAPTION_SHARE)
+                 for i in index]
+        tokens = tokenizer(texts, padding=True, truncation=True, return_tensors="pt").to(device)
+        with autocast(device):
             out = model(input_ids=tokens.input_ids, attention_mask=tokens.attention_mask,
-                        pixel_values=pixels[index].float())
+                        pixel_values=pixels[index].to(device).float())
             loss = clip_contrastive_loss(out.image_embeds, out.text_embeds, model.logit_scale)
         log.add(optimizer_step(loss, optimizer, schedule, model.parameters()),
                 f"temperature {1 / model.logit_scale.exp().item():.3f}")

@@ -6,7 +6,7 @@ import string
 from pathlib import Path
 
 from .. import config
-from ..training import LossLog, adamw_cosine, optimizer_step, seed_everything
+from ..training import LossLog, adamw_cosine, optimizer_step, seed_everything, train_device
 from .corpus import SHORT_CAPTION_SHARE, toy_corpus
 from .scenes import generate_scenes
 from .tokenizers import word_tokenizer
@@ -25,6 +25,7 @@ def train_multilingual_text(out_dir: Path, steps: int | None = None, seed: int =
 
     import torch
     from sentence_transformers import SentenceTransformer
+    from sentence_transformers.util import batch_to_device
     from sentence_transformers.base.modules import Transformer
     from sentence_transformers.sentence_transformer.modules import Dense, Pooling
     from transformers import BertConfig, BertModel
@@ -45,7 +46,8 @@ def train_multilingual_text(out_dir: Path, steps: int | None = None, seed: int =
         word = Transformer(str(build), max_seq_length=64)
     pooling = Pooling(word.get_embedding_dimension(), "mean")
     dense = Dense(word.get_embedding_dimension(), teacher.dim, activation_function=torch.nn.Identity())
-    student = SentenceTransformer(modules=[word, pooling, dense], device="cpu")
+    device = train_device()
+    student = SentenceTransformer(modules=[word, pooling, dense], device=device)
 
     scenes = generate_scenes(n_train, config.TOY_TRAIN_SEED + seed, "train", unique=False)
     rng = random.Random(seed)
@@ -62,11 +64,11 @@ def train_multilingual_text(out_dir: Path, steps: int | None = None, seed: int =
             english.append(scene.short_caption("en") if short else rng.choice(scene.captions("en")))
             pairs.append(scene.short_caption("zh") if short else rng.choice(scene.captions("zh")))
         # the teacher embeds the English sentence; the student must reproduce it from both languages
-        targets = torch.from_numpy(teacher.encode_texts(english, normalize=False)).repeat(2, 1)
-        features = student.tokenize(english + pairs)
+        targets = torch.from_numpy(teacher.encode_texts(english, normalize=False)).repeat(2, 1).to(device)
+        features = batch_to_device(student.tokenize(english + pairs), device)
         output = student(features)["sentence_embedding"]
         log.add(optimizer_step(torch.nn.functional.mse_loss(output, targets), optimizer, schedule))
-    student.eval()
+    student.eval().to("cpu")
     student.save(str(out_dir))
     return log.means
 

@@ -199,11 +199,13 @@ def _pixels(model: TinyVLM, paths, batch: int = 256):
 def train(model: TinyVLM, images, captions, steps: int = 1500, batch_size: int = 64, lr: float = 2e-3,
           log_every: int = 100, seed: int = 0) -> list[float]:
     """Next-token training on the captions. A frozen vision tower is run once per image, not once per step."""
-    from ..training import LossLog, adamw_cosine, optimizer_step
+    from ..training import LossLog, adamw_cosine, optimizer_step, train_device
 
     torch.manual_seed(seed)
     rng = random.Random(seed)
-    pixels = _pixels(model, images)
+    device = train_device()
+    model.to(device)
+    pixels = _pixels(model, images).to(device)
     frozen_vision = not any(p.requires_grad for p in model.vision.parameters())
     if frozen_vision:
         with torch.inference_mode():
@@ -218,12 +220,12 @@ def train(model: TinyVLM, images, captions, steps: int = 1500, batch_size: int =
     for step in range(steps):
         index = rng.sample(range(len(texts)), min(batch_size, len(texts)))
         tokens = model.tokenizer([texts[i] for i in index], padding=True, add_special_tokens=False,
-                                 return_tensors="pt")
+                                 return_tensors="pt").to(device)
         labels = tokens.input_ids.masked_fill(tokens.attention_mask == 0, -100)
         inputs = {"image_features": features[index]} if frozen_vision else {"pixel_values": pixels[index]}
         loss = model(input_ids=tokens.input_ids, attention_mask=tokens.attention_mask, labels=labels, **inputs).loss
         log.add(optimizer_step(loss, optimizer, schedule, params))
-    model.eval()
+    model.eval().to("cpu")
     return log.losses
 
 
