@@ -112,6 +112,14 @@ def heldout_dir(tmp_path_factory):
     return write_dataset(tmp_path_factory.mktemp("heldout"), n=600, seed=4242, split="heldout")
 
 
+@pytest.fixture(scope="session")
+def hard_dir(tmp_path_factory):
+    """600 scenes of the hard split (2-4 objects, families of binding and position swaps), unseen seeds."""
+    from chapter09.toyworld import write_dataset
+
+    return write_dataset(tmp_path_factory.mktemp("hard"), n=600, seed=4243, split="hard")
+
+
 # Real tokenizers and architectures with random weights (tests/real_artifacts.py), built once per session.
 def _real_artifacts_or_skip():
     import real_artifacts

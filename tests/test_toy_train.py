@@ -73,7 +73,7 @@ def test_clip_training_saves_a_model_the_real_classes_load(tmp_path):
     model = CLIPModel.from_pretrained(tmp_path)
     assert model.config.vision_config.patch_size == FINE_PATCH_SIZE
     processor = AutoProcessor.from_pretrained(tmp_path)
-    assert processor.tokenizer("红色圆形")["input_ids"][1:-1]  # Chinese is tokenised, not dropped
+    assert len(processor.tokenizer("红色圆形")["input_ids"][1:-1]) == 12  # Chinese falls apart into UTF-8 bytes, 3 a character
     assert SentenceTransformer(str(tmp_path), device="cpu").encode(["a red circle"]).shape == (1, 128)
 
 
