@@ -47,6 +47,12 @@ def _report(outcome: core.Outcome, hint: bool) -> str:
     return line + (f"\n        hint: {outcome.hint}" if hint and outcome.hint else "")
 
 
+def _again(section: str, folder: str, file: str | None, seed: int) -> str:
+    """The command that repeats this check on the same data with the second-level hints."""
+    where = f" --file {file}" if file else (f" --dir {folder}" if folder != DEFAULT_DIR else "")
+    return f"python -m chapter09.exercises check {section}{where} --seed {seed} --hint"
+
+
 def cmd_check(section: str, folder: str, file: str | None, seed: int | None, hint: bool = False) -> int:
     path = Path(file) if file else _learner_file(section, folder)
     if not path.exists():
@@ -66,8 +72,8 @@ def cmd_check(section: str, folder: str, file: str | None, seed: int | None, hin
     passed = sum(o.passed for o in outcomes)
     print(f"{passed} of {len(outcomes)} passed" + (": well done." if passed == len(outcomes) else ""))
     if not hint and any(o.written and not o.passed for o in outcomes):
-        print(f"stuck after rereading? `python -m chapter09.exercises check {section} --hint` adds a more "
-              f"specific hint to each failure (--seed {seed} repeats this run's data)")
+        print(f"stuck after rereading that step? This adds a more specific hint to each failure, on the same "
+              f"data:\n    {_again(section, folder, file, seed)}")
     return 0 if passed == len(outcomes) else 1
 
 

@@ -104,7 +104,7 @@ def check_choose_model(choose_model, rng):
 
 CHECKS = [
     Check("9.6.1", "latency_per_item", check_latency,
-          "lesson 9.5, step 4 (fp32 vs bf16 vs dynamic int8 vs ONNX Runtime, measured here)",
+          "lesson 9.6, step 2 (Measure what is here)",
           "time a fake run whose calls take 100, 1, 3, 50 and 2 seconds with warmup=1, repeats=4, 4 items: "
           "what should come out, and why is it not 14?"),
     Check("9.6.2", "choose_model", check_choose_model,
