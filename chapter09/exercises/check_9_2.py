@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch  # imported here, so that a check runs on one torch thread (core._one_torch_thread)
 
 from .core import Check, Failed, close, gradients_match, scalar_tensor, unit_rows
 
@@ -98,8 +99,6 @@ def check_zero_shot(zero_shot_classify, rng):
 
 # ----------------------------------------------------------------------------- 9.2.3
 def _pairs(rng, b: int, d: int):
-    import torch
-
     images = torch.tensor(rng.normal(size=(b, d)) * rng.uniform(0.5, 5), dtype=torch.float32)
     texts = torch.tensor(rng.normal(size=(b, d)) * rng.uniform(0.5, 5), dtype=torch.float32)
     texts[: b // 2] += 2 * images[: b // 2]  # some pairs match, so the two directions differ
@@ -108,8 +107,6 @@ def _pairs(rng, b: int, d: int):
 
 
 def check_contrastive_loss(contrastive_loss, rng):
-    import torch
-
     from ..training import clip_contrastive_loss  # the loss the toy CLIP was trained with
 
     fixed = _pairs(np.random.default_rng(9), 4, 6)  # a batch where the cap changes the loss well beyond rounding

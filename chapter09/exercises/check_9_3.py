@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch  # imported here, so that a check runs on one torch thread (core._one_torch_thread)
 
 from .core import Check, Failed, close, gradients_match, scalar_tensor
 
@@ -86,8 +87,6 @@ def _reference_distillation(student_english, student_translated, teacher_english
 
 
 def check_distillation_loss(distillation_loss, rng):
-    import torch
-
     for b, d in ((2, 3), (int(rng.integers(3, 9)), int(rng.integers(4, 17)))):
         student_en, student_zh, teacher = (torch.tensor(rng.normal(size=(b, d)), dtype=torch.float32)
                                            for _ in range(3))

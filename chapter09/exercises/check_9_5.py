@@ -4,14 +4,13 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+import torch  # imported here, so that a check runs on one torch thread (core._one_torch_thread)
 
 from .core import Check, Failed, close
 
 
 def _what_tiny_vlm_feeds_its_lm(visual, words, attention_mask, labels):
     """Run the library's own ``TinyVLM.forward`` with stand-ins that record what it hands the LM."""
-    import torch
-
     from ..vlm.tiny import TinyVLM
 
     seen = {}
@@ -28,8 +27,6 @@ def _what_tiny_vlm_feeds_its_lm(visual, words, attention_mask, labels):
 
 
 def _verify_vlm_inputs(build_vlm_inputs, b: int, n: int, t: int, h: int, rng) -> None:
-    import torch
-
     visual = torch.tensor(rng.normal(size=(b, n, h)), dtype=torch.float32)
     words = torch.tensor(rng.normal(size=(b, t, h)), dtype=torch.float32)
     lengths = rng.integers(1, t + 1, size=b)
@@ -65,8 +62,6 @@ def check_build_vlm_inputs(build_vlm_inputs, rng):
 
 
 def _verify_caption_labels(caption_labels, input_ids, attention_mask) -> None:
-    import torch
-
     before = input_ids.clone()
     got = caption_labels(input_ids, attention_mask)
     if not torch.equal(input_ids, before):
@@ -86,8 +81,6 @@ def _verify_caption_labels(caption_labels, input_ids, attention_mask) -> None:
 
 
 def check_caption_labels(caption_labels, rng):
-    import torch
-
     _verify_caption_labels(caption_labels, torch.tensor([[0, 7, 8, 0], [0, 5, 0, 0], [9, 0, 6, 4]]),
                            torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0], [1, 1, 1, 1]]))  # id 0 is also a real token
     b, t = int(rng.integers(2, 6)), int(rng.integers(4, 12))
@@ -100,8 +93,6 @@ def check_caption_labels(caption_labels, rng):
 
 
 def _verify_int8(quantize_int8, weight) -> None:
-    import torch
-
     rows, columns = weight.shape
     got = quantize_int8(weight.clone())
     if not isinstance(got, tuple) or len(got) != 2:
@@ -132,8 +123,6 @@ def _verify_int8(quantize_int8, weight) -> None:
 
 
 def check_quantize_int8(quantize_int8, rng):
-    import torch
-
     _verify_int8(quantize_int8, torch.tensor([[0.5, -2.0, 1.0, 0.25, -0.1], [0.0] * 5,
                                               [1e-3, 2e-3, -3e-3, 0.0, 5e-4]]))  # its largest magnitude negative
     rows, columns = int(rng.integers(4, 9)), int(rng.integers(8, 33))

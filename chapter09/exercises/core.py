@@ -13,6 +13,7 @@ hint at all, only the lesson step to read first.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import secrets
 import sys
@@ -99,6 +100,21 @@ def new_seed() -> int:
     return secrets.randbits(31)
 
 
+@contextlib.contextmanager
+def _one_torch_thread():
+    """The checks' tensors are tiny: on a busy machine torch's thread pool makes each call 50x slower, so a check
+    runs on one thread (and the process gets its setting back afterwards)."""
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch else None
+    if torch:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if torch:
+            torch.set_num_threads(before)
+
+
 def run_one(check: Check, function, seed: int, index: int = 0, learner_file: str | None = None) -> Outcome:
     """One check against one function, on the data that (``seed``, ``index``) draws."""
     def failed(message: str, hint: str | None = None) -> Outcome:
@@ -107,7 +123,8 @@ def run_one(check: Check, function, seed: int, index: int = 0, learner_file: str
     if not callable(function):
         return failed(f"your file has no function `{check.function}`")
     try:
-        check.test(function, np.random.default_rng([seed, index]))
+        with _one_torch_thread():
+            check.test(function, np.random.default_rng([seed, index]))
     except NotImplementedError:
         return Outcome(check.exercise, check.function, False, NOT_WRITTEN, check.read, "")
     except Failed as verdict:
