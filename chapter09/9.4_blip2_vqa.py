@@ -155,7 +155,7 @@ except ModelUnavailableError as error:
 if answerer is not None and answerer.resolved.is_toy:
     pairs = [(scene, qa) for scene in scenes[:80] for qa in scene.questions()]  # every question of 80 scenes
     answers = answerer.answer_batch([s.render() for s, _ in pairs], [qa["question"] for _, qa in pairs])
-    right = [answer.strip().lower() == qa["answer"] for answer, (_, qa) in zip(answers, pairs)]
+    right = [vqa.answers_match(answer, qa["answer"]) for answer, (_, qa) in zip(answers, pairs)]
     by_type = {}
     for ok, (_, qa) in zip(right, pairs):
         by_type.setdefault(f"{qa['type']} ({qa['lang']})", []).append(ok)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import config
 from .cli import add_model_options
-from .models import Settings
+from .models import Settings, announce_toy_world
 
 # tqdm.auto warns in a Jupyter kernel without ipywidgets ("IProgress not found") and then prints plain
 # bars: nothing is wrong, so a lesson does not show it (lessons import this module before any model)
@@ -27,6 +27,16 @@ warnings.filterwarnings("ignore", message="IProgress not found")
 def section_scripts() -> list[Path]:
     """chapter09/9.N_*.py in section order (the runner and the notebook builder both read this list)."""
     return sorted(config.PACKAGE_DIR.glob("9.*_*.py"), key=lambda p: int(p.name.split("_")[0].split(".")[1]))
+
+
+# The model roles with a toy twin that each lesson loads in the toy world: the notebook's one toy-world line
+# names them when the lesson starts (tests/test_vl_notebooks.py checks each notebook shows exactly one such line).
+LESSON_TWINS = {
+    "9.1": ("clip",), "9.2": ("clip",), "9.3": ("sbert_clip", "multilingual_text"), "9.4": ("captioner", "vqa"),
+    "9.5": ("clip",),
+    "9.6": ("clip", "sbert_clip", "multilingual_text", "chinese_clip", "captioner", "vqa", "translator_en_zh",
+            "translator_zh_en"),
+}
 
 
 def in_notebook() -> bool:
@@ -95,6 +105,8 @@ def start(number: str, title: str, argv: list[str] | None = None) -> Lesson:
     print("=" * 88)
     print(f"Section {number}: {title}    (models: {lesson.settings.mode}; output: {out})")
     print("=" * 88)
+    if lesson.settings.mode == "toy":  # a notebook says so once, here; a terminal that chose toy is not told again
+        announce_toy_world(LESSON_TWINS.get(number, ()))
     return lesson
 
 

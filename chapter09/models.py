@@ -6,7 +6,7 @@ client's retries:
 1. a directory the user named (``CH09_MODEL_DIR_<ROLE>`` or ``local_dir=``);
 2. the real checkpoint already in the local Hugging Face cache;
 3. the hub itself, if it answers within ``HUB_PROBE_TIMEOUT_S``;
-4. otherwise (mode ``auto``) the toy twin, announced by a loud banner.
+4. otherwise (mode ``auto``) the toy twin, announced in one line per process (``announce``).
 
 Mode ``real`` never falls back: it raises ``ModelUnavailableError`` saying how
 to get the weights. Mode ``toy`` always takes the twin.
@@ -88,6 +88,7 @@ class ResolvedModel:
     spec: ModelSpec
     location: str  # a local directory or a hub id, ready for from_pretrained
     source: str  # "local-dir" | "cache" | "hub" | "toy"
+    chosen: bool = False  # a toy twin the user asked for (mode toy), not a fallback
 
     @property
     def is_toy(self) -> bool:
@@ -174,7 +175,7 @@ def resolve(role: str, mode: str | Settings | None = None, local_dir: str | os.P
     spec = model_spec(role)
     mode = models_mode(mode.mode if isinstance(mode, Settings) else mode)
     if mode == "toy":
-        return ResolvedModel(role, spec, str(toy_location(spec)), "toy")
+        return ResolvedModel(role, spec, str(toy_location(spec)), "toy", chosen=True)
     user_dir = _user_dir(role, local_dir)
     if user_dir is not None:
         return ResolvedModel(role, spec, str(user_dir), "local-dir")
@@ -194,26 +195,59 @@ def resolve(role: str, mode: str | Settings | None = None, local_dir: str | os.P
 
 
 _announced: set[str] = set()
+_toy_said: set[str] = set()  # the roles the toy-world line has named in this process (one line per process)
+TOY_TAG = "[toy world]"  # how the toy-world line starts (tests look for it)
+
+
+def in_notebook() -> bool:
+    return "ipykernel" in sys.modules
+
+
+def _roles_text(roles: list[str]) -> str:
+    return roles[0] if len(roles) == 1 else ", ".join(roles[:-1]) + " and " + roles[-1]
+
+
+def toy_line(roles: list[str], notebook: bool) -> str:
+    """The one line that says the toy twins are in use, and how to get real weights where the reader is."""
+    if notebook:
+        return (f"{TOY_TAG} {_roles_text(roles)} {'runs on a tiny twin' if len(roles) == 1 else 'run on tiny twins'} "
+                "trained on synthetic shapes: the numbers below describe the toy world. For real weights, put "
+                f'os.environ["{config.ENV_MODELS}"] = "real" (or {config.ENV_MODEL_DIR_PREFIX}<ROLE> = a '
+                "save_pretrained folder) in a new cell before the setup cell, then Restart & Run All.")
+    return (f"{TOY_TAG} no real checkpoint for {_roles_text(roles)} is reachable here, so a tiny twin trained on "
+            "synthetic shapes stands in (and for any other model missing): the numbers describe the toy world. "
+            "--models real insists on real weights and says how to get them; --models toy picks the twins "
+            "without this line.")
+
+
+def announce_toy_world(roles, stream=None) -> None:
+    """Name, in one line, the toy twins a notebook is about to use (a lesson calls it at its start when the toy
+    world was chosen). In a terminal an explicit choice of the toy world is not announced at all."""
+    roles = [role for role in roles if role not in _toy_said]
+    if not roles or not in_notebook() or _toy_said:
+        return
+    _toy_said.update(roles)
+    print(toy_line(roles, notebook=True), file=stream or sys.stdout)
 
 
 def announce(resolved: ResolvedModel, stream=None) -> None:
-    """Print once per role which weights are in use; toy twins get a loud banner."""
+    """Say once per role which real weights are in use; for toy twins, one line per process at most, and none
+    in a terminal after an explicit choice of the toy world (``--models toy`` or CH09_MODELS=toy)."""
     stream = stream or sys.stdout
     key = f"{resolved.role}:{resolved.location}"
     if key in _announced:
         return
     _announced.add(key)
-    if resolved.is_toy:
-        bar = "!" * 78
-        print(
-            f"{bar}\n!! TOY WORLD: role {resolved.role!r} runs on a tiny {resolved.spec.model_class} trained\n"
-            f"!! on synthetic shapes, not on {resolved.spec.hub_id}.\n"
-            f"!! Results describe the toy world only. With hub access, use --models real.\n{bar}",
-            file=stream,
-        )
-    else:
+    if not resolved.is_toy:
         print(f"[models] {resolved.role}: {resolved.spec.hub_id} from {resolved.source} ({resolved.location})",
               file=stream)
+        return
+    notebook = in_notebook()
+    if _toy_said or (resolved.chosen and not notebook):
+        _toy_said.add(resolved.role)
+        return
+    _toy_said.add(resolved.role)
+    print(toy_line([resolved.role], notebook), file=stream)
 
 
 # ----------------------------------------------------------------------------- one cache of loaded models

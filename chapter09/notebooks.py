@@ -52,7 +52,7 @@ repository's git address first: the cell clones it and installs `requirements.tx
 minutes, since it pins torch 2.13.0 in place of Colab's own build).
 
 **Which models.** With the Hugging Face hub reachable the lessons load the real checkpoints;
-without it they run on the toy world (tiny twins of the same classes) and say so in a banner.
+without it they run on the toy world (tiny twins of the same classes) and one line says so.
 To insist on real weights, run `os.environ["CH09_MODELS"] = "real"` before the next cells
 (`"toy"` for the toy world). The outputs committed with this notebook were produced in the
 toy world, on a CPU.

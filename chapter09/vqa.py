@@ -113,6 +113,18 @@ def build_prompt(history: list[tuple[str, str]], question: str, max_turns: int =
     return " ".join(turns + [f"Question: {question} Answer:"])
 
 
+def normalise_answer(text: str) -> str:
+    """An answer as exact-answer scoring compares it: case ignored, spaces at either end dropped, runs of
+    spaces inside made one ("  Two " and "two" are the same answer; "a  cat" and "a cat" too; "acat" is not).
+    Lesson 9.4 scores with it, and exercise 9.4.3 checks a learner's scoring against it."""
+    return " ".join(str(text).split()).lower()
+
+
+def answers_match(answer: str, truth: str) -> bool:
+    """Is ``answer`` the ``truth``, exactly, once both are normalised the same way?"""
+    return normalise_answer(answer) == normalise_answer(truth)
+
+
 def ensure_image_tokens(processor, model) -> None:
     """Make the processor expand ``<image>`` into the model's query tokens (transformers >= 4.47 style).
 

@@ -139,3 +139,63 @@ def test_dtype_choice_and_override(monkeypatch):
     assert models.pick_dtype("cpu") is torch.float16
     with pytest.raises(ValueError):
         models.pick_dtype("cpu", "int3")
+
+
+# ----------------------------------------------------------------------------- the toy-world line
+@pytest.fixture
+def fresh_announcements(monkeypatch):
+    """A process that has announced nothing yet (announcements are once per process)."""
+    monkeypatch.setattr(models, "_announced", set())
+    monkeypatch.setattr(models, "_toy_said", set())
+
+
+@pytest.fixture
+def notebook(monkeypatch):
+    import sys
+    import types
+
+    monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+
+
+def _toy_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith(models.TOY_TAG)]
+
+
+def test_a_terminal_that_chose_the_toy_world_is_not_told_again(fresh_announcements, capsys, tmp_path):
+    from chapter09.lesson import start
+
+    start("9.3", "test", ["--models", "toy", "--out", str(tmp_path)])
+    for role in ("sbert_clip", "multilingual_text"):
+        models.announce(resolve(role, "toy"))
+    assert not _toy_lines(capsys.readouterr().out)
+
+
+def test_a_terminal_falling_back_to_the_toy_world_hears_it_once_per_run(fresh_announcements, no_hub, capsys):
+    for role in ("clip", "captioner", "vqa", "clip"):
+        models.announce(resolve(role, "auto"))
+    lines = _toy_lines(capsys.readouterr().out)
+    assert len(lines) == 1 and "clip" in lines[0] and "--models real" in lines[0], lines
+    assert "--models toy" in lines[0]  # ... and how to choose the twins without the line
+
+
+def test_a_notebook_gets_one_line_naming_its_twins_and_how_to_use_real_weights_there(
+        fresh_announcements, notebook, monkeypatch, capsys, tmp_path):
+    from chapter09.lesson import LESSON_TWINS, start
+
+    monkeypatch.setenv(config.ENV_MODELS, "toy")
+    monkeypatch.setenv("CH09_OUT", str(tmp_path))
+    start("9.3", "test", ["--out", str(tmp_path)])
+    for role in ("sbert_clip", "multilingual_text", "sbert_clip"):  # the lesson's loaders announce again: silent
+        models.announce(resolve(role))
+    lines = _toy_lines(capsys.readouterr().out)
+    assert len(lines) == 1, lines
+    assert all(role in lines[0] for role in LESSON_TWINS["9.3"])
+    assert 'os.environ["CH09_MODELS"] = "real"' in lines[0] and "CH09_MODEL_DIR_<ROLE>" in lines[0]
+    assert "--models" not in lines[0]  # a command-line flag means nothing to a notebook reader
+
+
+def test_real_weights_are_still_named_per_role(fresh_announcements, capsys, tmp_path):
+    spec = config.model_spec("clip")
+    models.announce(models.ResolvedModel("clip", spec, str(tmp_path), "local-dir"))
+    out = capsys.readouterr().out
+    assert out.startswith("[models] clip: openai/clip-vit-base-patch32 from local-dir") and not _toy_lines(out)

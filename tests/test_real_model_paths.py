@@ -83,7 +83,7 @@ def test_sections_1_to_3_run_on_real_classes(random_clip_dir, random_multilingua
     run = subprocess.run([sys.executable, "run_all_sections.py", "1-3", "--models", "real", "--out", str(tmp_path)],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    assert "TOY WORLD" not in run.stdout
+    assert "[toy world]" not in run.stdout
     for section in ("9.1", "9.2", "9.3"):
         results = json.loads((tmp_path / f"section_{section}" / "results.json").read_text())
         assert results["models"] == "real"

@@ -94,7 +94,7 @@ def test_index_runs_announces_both_local_checkpoints_and_stores_512_d_vectors(in
     said = index["out"] + index["err"]
     assert f"openai/clip-vit-base-patch32 from local-dir ({real_clip_dir})" in said
     assert f"OFA-Sys/chinese-clip-vit-base-patch16 from local-dir ({real_chinese_clip_dir})" in said
-    assert "TOY WORLD" not in said
+    assert "[toy world]" not in said
     summary = json.loads(index["out"][index["out"].index("{"):])
     assert summary["added"] == len(PHOTOS) and not summary["failed"]
     store = Store.open(index["folder"])
@@ -213,7 +213,7 @@ def test_lesson_9_1_runs_real_and_9_3_names_its_missing_roles(real_env, tmp_path
                          cwd=REPO_DIR, env=real_env, capture_output=True, text=True, timeout=600)
     said = run.stdout + run.stderr
     assert run.returncode == 1, said[-3000:]
-    assert "1 of 2 sections ran clean" in said and "TOY WORLD" not in said
+    assert "1 of 2 sections ran clean" in said and "[toy world]" not in said
     assert f"openai/clip-vit-base-patch32 from local-dir ({real_env['CH09_MODEL_DIR_CLIP']})" in said
     assert "model role 'sbert_clip' needs sentence-transformers/clip-ViT-B-32" in said
     assert "CH09_MODEL_DIR_SBERT_CLIP" in said

@@ -19,6 +19,8 @@ import pytest
 from lesson_expectations import FIGURES, check_section
 
 from chapter09 import config, notebooks
+from chapter09.lesson import LESSON_TWINS
+from chapter09.models import TOY_TAG
 
 SCRIPTS = notebooks.section_scripts()
 IDS = [s.stem for s in SCRIPTS]
@@ -74,8 +76,10 @@ def test_committed_notebook_reads_clean(script):
     assert "Warning" not in stderr and "warn" not in stderr.lower(), stderr[:500]
     text = "".join(o.get("text", "") for o in outputs)
     assert not re.search(r"(/tmp/|/root/|/home/|/work/|[A-Z]:\\)", text), "a machine path in the outputs"
-    roles = re.findall(r"TOY WORLD: role '(\w+)'", text)
-    assert len(roles) == len(set(roles)) <= 2, f"repeated or too many banners: {roles}"
+    toy_lines = [line for line in text.splitlines() if line.startswith(TOY_TAG)]
+    assert len(toy_lines) == 1, f"one toy-world line per notebook, not {len(toy_lines)}: {toy_lines}"
+    assert "CH09_MODELS" in toy_lines[0] and "--models" not in toy_lines[0], toy_lines[0]  # said for a notebook
+    assert all(role in toy_lines[0] for role in LESSON_TWINS[number]), toy_lines[0]
     markdown = "\n".join(c.source for c in notebook.cells if c.cell_type == "markdown")
     for heading in ("## Exercises", "## Self-check", "## Further reading"):
         assert heading in markdown, heading

@@ -3,10 +3,13 @@
     python -m chapter09.exercises list               # every exercise, by section
     python -m chapter09.exercises start 9.2          # copy the 9.2 starter to my_exercises/ex9_2.py
     python -m chapter09.exercises check 9.2          # run the checks on data you never saw
+    python -m chapter09.exercises check 9.2 --hint   # ... and add a more specific hint to each failure
 
 Each section's exercises are functions in one file with a docstring saying what to write. ``check``
-calls them on data drawn afresh each run (its seed is printed, ``--seed`` repeats a run) and prints,
-per exercise, PASS or FAIL with what went wrong and a hint, never the answer. The checks compare with
+calls them first on fixed cases that separate right from wrong, then on data drawn afresh each run (its
+seed is printed, ``--seed`` repeats a run) and prints, per exercise, PASS or FAIL. Help is graded and is
+never the answer: not written yet -> the lesson step to read; a failure -> which property failed and the
+lesson step that teaches it; ``--hint`` -> a more specific hint. The checks compare with
 the chapter's own library where it has the function (the contrastive loss, BLIP-2's chat prompt,
 the tiny VLM's forward pass). Solutions are in ``chapter09/exercises/solutions/``: look after trying.
 """

@@ -35,7 +35,25 @@ def cmd_start(section: str, folder: str, force: bool) -> int:
     return 0
 
 
-def cmd_check(section: str, folder: str, file: str | None, seed: int | None) -> int:
+def _report(outcome: core.Outcome, hint: bool) -> str:
+    """One exercise's verdict. Help is graded: not written yet -> the lesson step to read (no hint);
+    failed -> the property that failed and where the lesson teaches it; --hint -> a more specific hint."""
+    line = f"  {'PASS' if outcome.passed else 'FAIL'}  {outcome.exercise:<7} {outcome.function}"
+    if outcome.passed:
+        return line
+    if not outcome.written:
+        return f"{line}: {outcome.message}\n        read first: {outcome.read}"
+    line += f": {outcome.message}\n        the idea is in {outcome.read}"
+    return line + (f"\n        hint: {outcome.hint}" if hint and outcome.hint else "")
+
+
+def _again(section: str, folder: str, file: str | None, seed: int) -> str:
+    """The command that repeats this check on the same data with the second-level hints."""
+    where = f" --file {file}" if file else (f" --dir {folder}" if folder != DEFAULT_DIR else "")
+    return f"python -m chapter09.exercises check {section}{where} --seed {seed} --hint"
+
+
+def cmd_check(section: str, folder: str, file: str | None, seed: int | None, hint: bool = False) -> int:
     path = Path(file) if file else _learner_file(section, folder)
     if not path.exists():
         print(f"{path} does not exist; make it with\n    python -m chapter09.exercises start {section}"
@@ -50,10 +68,12 @@ def cmd_check(section: str, folder: str, file: str | None, seed: int | None) -> 
     outcomes = core.run_checks(section, module, seed)
     print(f"checking {path} ({section}) on fresh data, seed {seed}")
     for outcome in outcomes:
-        print(f"  {'PASS' if outcome.passed else 'FAIL'}  {outcome.exercise:<7} {outcome.function}"
-              + ("" if outcome.passed else f": {outcome.message}\n        hint: {outcome.hint}"))
+        print(_report(outcome, hint))
     passed = sum(o.passed for o in outcomes)
     print(f"{passed} of {len(outcomes)} passed" + (": well done." if passed == len(outcomes) else ""))
+    if not hint and any(o.written and not o.passed for o in outcomes):
+        print(f"stuck after rereading that step? This adds a more specific hint to each failure, on the same "
+              f"data:\n    {_again(section, folder, file, seed)}")
     return 0 if passed == len(outcomes) else 1
 
 
@@ -71,12 +91,15 @@ def main(argv: list[str] | None = None) -> int:
         else:
             command.add_argument("--file", help="check this file instead of DIR/exN_M.py")
             command.add_argument("--seed", type=int, help="repeat a run's data (the seed it printed)")
+            command.add_argument("--hint", action="store_true",
+                                 help="add a more specific hint to each failure (the first level names the "
+                                      "property that failed and the lesson step that teaches it)")
     args = parser.parse_args(argv)
     if args.command == "list":
         return cmd_list()
     if args.command == "start":
         return cmd_start(args.section, args.dir, args.force)
-    return cmd_check(args.section, args.dir, args.file, args.seed)
+    return cmd_check(args.section, args.dir, args.file, args.seed, args.hint)
 
 
 if __name__ == "__main__":

@@ -2,16 +2,35 @@
 from __future__ import annotations
 
 import numpy as np
+import torch  # imported here, so that a check runs on one torch thread (core._one_torch_thread)
 
-from .core import Check, Failed, close, unit_rows
+from .core import Check, Failed, close, gradients_match, scalar_tensor, unit_rows
 
 
+# ----------------------------------------------------------------------------- 9.2.1
 def _recall(scores, relevant, k):
     rank = (scores > scores[np.arange(len(scores)), relevant][:, None]).sum(axis=1)  # candidates ranked above
     return float(np.mean(rank < k))
 
 
+def _verify_recall(recall_at_k, scores: np.ndarray, relevant: list[int], k: int) -> None:
+    got = recall_at_k(scores.copy(), list(relevant), k)
+    try:
+        got = float(got)
+    except (TypeError, ValueError):
+        raise Failed(f"return one number (a float), got {type(got).__name__}") from None
+    if not np.isclose(got, _recall(scores, np.array(relevant), k)):
+        queries, candidates = scores.shape
+        raise Failed(f"wrong recall@{k} on a {queries} x {candidates} score matrix (queries x candidates)")
+
+
+# three queries, five candidates: the right answers rank 2nd, 3rd and 1st in their rows
+FIXED_SCORES = np.array([[0.9, 0.1, 0.5, 0.3, 0.2], [0.1, 0.2, 0.3, 0.8, 0.9], [0.7, 0.6, 0.1, 0.2, 0.3]])
+
+
 def check_recall(recall_at_k, rng):
+    _verify_recall(recall_at_k, FIXED_SCORES, [2, 2, 0], k=2)
+    _verify_recall(recall_at_k, FIXED_SCORES, [2, 2, 0], k=3)
     for _ in range(4):
         queries, candidates = int(rng.integers(5, 12)), int(rng.integers(15, 40))  # rectangular: axes matter
         scores = rng.normal(size=(queries, candidates))
@@ -21,15 +40,10 @@ def check_recall(recall_at_k, rng):
         order = np.argsort(-scores, axis=1)
         for q in rng.choice(queries, size=min(queries, 4), replace=False):
             relevant[q] = int(order[q, k - 1 + int(rng.integers(0, 2))])
-        got = recall_at_k(scores.copy(), list(relevant), k)
-        try:
-            got = float(got)
-        except (TypeError, ValueError):
-            raise Failed(f"return one number (a float), got {type(got).__name__}") from None
-        if not np.isclose(got, _recall(scores, np.array(relevant), k)):
-            raise Failed(f"wrong recall@{k} on a {queries} x {candidates} score matrix")
+        _verify_recall(recall_at_k, scores, relevant, k)
 
 
+# ----------------------------------------------------------------------------- 9.2.2
 def _classify(images, prompts):
     def unit(x):
         return x / np.linalg.norm(x, axis=-1, keepdims=True)
@@ -39,7 +53,34 @@ def _classify(images, prompts):
     return [names[i] for i in (unit(images) @ centroids.T).argmax(axis=1)]
 
 
+def _verify_zero_shot(zero_shot_classify, images, prompts, what: str) -> None:
+    got = zero_shot_classify(images.copy(), {k: v.copy() for k, v in prompts.items()})
+    got = list(got)
+    if len(got) != len(images):
+        raise Failed(f"{len(got)} predictions for {len(images)} images")
+    if not all(isinstance(g, str) for g in got) or not set(got) <= set(prompts):
+        raise Failed("predictions must be class names, the keys of prompt_embeddings")
+    wrong = sum(g != e for g, e in zip(got, _classify(images, prompts)))
+    if wrong:
+        raise Failed(f"{what}: {wrong} of {len(images)} images get a different class than prompt ensembling "
+                     "gives")
+
+
+def _spread_and_tight() -> tuple[np.ndarray, dict]:
+    """Two classes in 3-D. "spread": prompts 60 degrees either side of the x axis (their mean direction is
+    x itself, but the mean of the unit vectors is only half a unit long); "tight": two prompts 40 degrees
+    off x, in another plane. An image on the x axis belongs to "spread"."""
+    angle60, angle40 = np.radians(60), np.radians(40)
+    spread = np.array([[np.cos(angle60), np.sin(angle60), 0.0], [np.cos(angle60), -np.sin(angle60), 0.0]])
+    tight = np.array([[np.cos(angle40), 0.0, np.sin(angle40)]] * 2)
+    prompts = {"tight": tight * np.array([[1.0], [1.0]]), "spread": spread * np.array([[3.0], [0.5]])}
+    images = np.array([[2.0, 0.0, 0.0], [0.5 * np.cos(angle40), 0.0, 0.5 * np.sin(angle40)]])
+    return images, prompts
+
+
 def check_zero_shot(zero_shot_classify, rng):
+    images, prompts = _spread_and_tight()
+    _verify_zero_shot(zero_shot_classify, images, prompts, "two classes whose prompts spread differently")
     d, n_classes, n_prompts = 24, 5, 4
     names = [f"class_{c}" for c in rng.permutation(50)[:n_classes]]
     centres = unit_rows(rng, n_classes, d)
@@ -53,47 +94,47 @@ def check_zero_shot(zero_shot_classify, rng):
         prompts[name] = directions / np.linalg.norm(directions, axis=1, keepdims=True) * lengths
     truth = rng.integers(0, n_classes, size=60)
     images = (centres[truth] + 0.35 * rng.normal(size=(60, d)) / np.sqrt(d)) * rng.uniform(1, 20, size=(60, 1))
-    got = zero_shot_classify(images.copy(), {k: v.copy() for k, v in prompts.items()})
-    got = list(got)
-    if len(got) != len(images):
-        raise Failed(f"{len(got)} predictions for {len(images)} images")
-    if not set(got) <= set(names):
-        raise Failed("predictions must be class names, the keys of prompt_embeddings")
-    expected = _classify(images, prompts)
-    wrong = sum(g != e for g, e in zip(got, expected))
-    if wrong:
-        raise Failed(f"{wrong} of {len(images)} images get a different class than prompt ensembling gives")
+    _verify_zero_shot(zero_shot_classify, images, prompts, f"{n_classes} classes of {n_prompts} prompts")
+
+
+# ----------------------------------------------------------------------------- 9.2.3
+def _pairs(rng, b: int, d: int):
+    images = torch.tensor(rng.normal(size=(b, d)) * rng.uniform(0.5, 5), dtype=torch.float32)
+    texts = torch.tensor(rng.normal(size=(b, d)) * rng.uniform(0.5, 5), dtype=torch.float32)
+    texts[: b // 2] += 2 * images[: b // 2]  # some pairs match, so the two directions differ
+    images[0] *= 3.0  # lengths differ
+    return images, texts
 
 
 def check_contrastive_loss(contrastive_loss, rng):
-    import torch
-
     from ..training import clip_contrastive_loss  # the loss the toy CLIP was trained with
 
-    for log_scale in (0.0, float(np.log(1 / 0.07)), float(np.log(200.0))):  # CLIP's start value; one over the cap
-        b, d = int(rng.integers(3, 10)), int(rng.integers(8, 33))
-        images = torch.tensor(rng.normal(size=(b, d)) * rng.uniform(0.5, 5), dtype=torch.float32)
-        texts = torch.tensor(rng.normal(size=(b, d)) * rng.uniform(0.5, 5), dtype=torch.float32)
-        texts[: b // 2] += 2 * images[: b // 2]  # some pairs match, so the two directions differ
-        images[0] *= 3.0
+    fixed = _pairs(np.random.default_rng(9), 4, 6)  # a batch where the cap changes the loss well beyond rounding
+    for index, log_scale in enumerate((0.0, float(np.log(1 / 0.07)), float(np.log(200.0))) * 2):
+        # CLIP's start value, one over the cap; the fixed batch first, then drawn ones
+        images, texts = fixed if index < 3 else _pairs(rng, int(rng.integers(3, 10)), int(rng.integers(8, 33)))
         scale = torch.tensor(log_scale)
-        got = contrastive_loss(images.clone(), texts.clone(), scale.clone())
-        if not hasattr(got, "detach") or got.numel() != 1:
-            raise Failed("return a single-number torch tensor (0-d), so it can be backpropagated")
+        got = scalar_tensor(contrastive_loss(images.clone(), texts.clone(), scale.clone()))
         close(got.detach().reshape(()), clip_contrastive_loss(images, texts, scale),
-              f"loss with logit_scale = {log_scale:.2f}", atol=1e-4)
-    images = torch.tensor(rng.normal(size=(4, 8)), dtype=torch.float32, requires_grad=True)
-    contrastive_loss(images, torch.tensor(rng.normal(size=(4, 8)), dtype=torch.float32), torch.tensor(2.0)).backward()
-    if images.grad is None or not torch.isfinite(images.grad).all():
-        raise Failed("no finite gradient reaches image_features: keep the computation in torch")
+              f"loss with logit_scale = {log_scale:.2f} (exp: {np.exp(log_scale):.1f})", atol=1e-4)
+    images, texts = _pairs(rng, int(rng.integers(3, 8)), int(rng.integers(4, 12)))
+    gradients_match(contrastive_loss, clip_contrastive_loss,
+                    {"image_features": images, "text_features": texts, "logit_scale": torch.tensor(2.3)},
+                    learnt=("image_features", "text_features", "logit_scale"))
 
 
 CHECKS = [
     Check("9.2.1", "recall_at_k", check_recall,
-          "rank within each query's row; a right answer ranked exactly k-th counts"),
+          "lesson 9.2, step 4 (Top-k retrieval, both ways)",
+          "work the 3 x 5 matrix [[.9,.1,.5,.3,.2], [.1,.2,.3,.8,.9], [.7,.6,.1,.2,.3]] with right answers "
+          "[2, 2, 0] by hand for k = 2 and k = 3, then compare with your function"),
     Check("9.2.2", "zero_shot_classify", check_zero_shot,
-          "average the prompts' directions, not their raw vectors, and compare directions with the image's"),
+          "lesson 9.2, step 3 (Zero-shot classification with prompt templates)",
+          "is the average of two unit vectors a unit vector? Take two unit vectors 120 degrees apart and see "
+          "what comparing an image with their average rewards"),
     Check("9.2.3", "contrastive_loss", check_contrastive_loss,
-          "normalise both sides, scale the cosine matrix by exp(logit_scale) (at most 100), and average "
-          "the cross-entropy over rows and over columns; the right pairs sit on the diagonal"),
+          "lesson 9.2, step 2 (The diagonal is what CLIP was trained for)",
+          "CLIP learns its temperature: after loss.backward(), does each of the three inputs have a .grad? "
+          "Does your loss still change when exp(logit_scale) is above 100, and does it treat texts as "
+          "queries too?"),
 ]

@@ -1,11 +1,19 @@
 """What every section's checker shares: a check, its outcome, loading a learner's file, running the checks.
 
-A check receives the learner's function and a random generator seeded afresh for each run, so it
-tests on data the learner never saw. It raises ``Failed`` with what went wrong (never the right
-answer); ``NotImplementedError`` means the learner has not written the function yet.
+A check receives the learner's function and a random generator seeded afresh for each run. It first runs
+fixed cases chosen so that the usual mistakes (an axis, a sign, an off-by-one, a missing normalisation, a
+gradient that never reaches an input) cannot pass, then cases drawn from the generator, so it also tests on
+data the learner never saw. It raises ``Failed`` with which property went wrong (never the right answer);
+``NotImplementedError`` means the learner has not written the function yet.
+
+Help comes in two levels, neither of them the algorithm: a failed check names the property that failed and
+the lesson step where that idea is taught (``Check.read``); ``check --hint`` adds a more specific hint (the
+check's own, or the one the failure carries, ``Failed(..., hint=...)``). The untouched starter gets no
+hint at all, only the lesson step to read first.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import secrets
 import sys
@@ -19,10 +27,17 @@ import numpy as np
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 SECTIONS = ("9.1", "9.2", "9.3", "9.4", "9.5", "9.6")
+NOT_WRITTEN = "not written yet"
 
 
 class Failed(AssertionError):
-    """A check's verdict: the learner's function gave a wrong result; the message says how, not what is right."""
+    """A check's verdict: the learner's function gave a wrong result; the message says how, not what is right.
+
+    ``hint``, when given, replaces the check's second-level hint for this failure (it is more specific)."""
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.hint = hint
 
 
 @dataclass(frozen=True)
@@ -30,7 +45,8 @@ class Check:
     exercise: str  # "9.2.1", as the lesson numbers it
     function: str  # the name the learner fills in
     test: Callable[[Callable, np.random.Generator], None]
-    hint: str  # shown when the check fails: where to look, not the answer
+    read: str  # where the idea is taught: "lesson 9.2, step 2 (The diagonal is what CLIP was trained for)"
+    hint: str  # the second level (check --hint): a question or a property to test, not the steps
 
 
 @dataclass(frozen=True)
@@ -39,7 +55,12 @@ class Outcome:
     function: str
     passed: bool
     message: str
-    hint: str
+    read: str = ""  # the lesson step to (re)read; empty on a pass
+    hint: str = ""  # the second-level hint; empty on a pass and for a function not written yet
+
+    @property
+    def written(self) -> bool:
+        return self.message != NOT_WRITTEN
 
 
 def file_name(section: str) -> str:
@@ -79,54 +100,106 @@ def new_seed() -> int:
     return secrets.randbits(31)
 
 
+@contextlib.contextmanager
+def _one_torch_thread():
+    """The checks' tensors are tiny: on a busy machine torch's thread pool makes each call 50x slower, so a check
+    runs on one thread (and the process gets its setting back afterwards)."""
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch else None
+    if torch:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if torch:
+            torch.set_num_threads(before)
+
+
+def run_one(check: Check, function, seed: int, index: int = 0, learner_file: str | None = None) -> Outcome:
+    """One check against one function, on the data that (``seed``, ``index``) draws."""
+    def failed(message: str, hint: str | None = None) -> Outcome:
+        return Outcome(check.exercise, check.function, False, message, check.read, hint or check.hint)
+
+    if not callable(function):
+        return failed(f"your file has no function `{check.function}`")
+    try:
+        with _one_torch_thread():
+            check.test(function, np.random.default_rng([seed, index]))
+    except NotImplementedError:
+        return Outcome(check.exercise, check.function, False, NOT_WRITTEN, check.read, "")
+    except Failed as verdict:
+        return failed(str(verdict), verdict.hint)
+    except Exception as error:  # the learner's code crashed: show where, in their file
+        frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename == learner_file]
+        where = f" (line {frames[-1].lineno}: {frames[-1].line})" if frames else ""
+        return failed(f"raised {type(error).__name__}: {error}{where}")
+    return Outcome(check.exercise, check.function, True, "passed")
+
+
 def run_checks(section: str, module: ModuleType, seed: int | None = None) -> list[Outcome]:
     """Every check of ``section`` against ``module``'s functions, each on fresh data from ``seed``."""
     seed = new_seed() if seed is None else seed
-    outcomes = []
-    for index, check in enumerate(checks_for(section)):
-        function = getattr(module, check.function, None)
-        rng = np.random.default_rng([seed, index])
-        if not callable(function):
-            outcomes.append(Outcome(check.exercise, check.function, False,
-                                    f"your file has no function `{check.function}`", check.hint))
-            continue
-        try:
-            check.test(function, rng)
-        except NotImplementedError:
-            outcomes.append(Outcome(check.exercise, check.function, False, "not written yet", check.hint))
-        except Failed as verdict:
-            outcomes.append(Outcome(check.exercise, check.function, False, str(verdict), check.hint))
-        except Exception as error:  # the learner's code crashed: show where, in their file
-            frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename == module.__file__]
-            where = f" (line {frames[-1].lineno}: {frames[-1].line})" if frames else ""
-            outcomes.append(Outcome(check.exercise, check.function, False,
-                                    f"raised {type(error).__name__}: {error}{where}", check.hint))
-        else:
-            outcomes.append(Outcome(check.exercise, check.function, True, "passed", ""))
-    return outcomes
+    return [run_one(check, getattr(module, check.function, None), seed, index, getattr(module, "__file__", None))
+            for index, check in enumerate(checks_for(section))]
 
 
 # ----------------------------------------------------------------------------- helpers the checks share
-def close(got, expected, what: str, atol: float = 1e-5, rtol: float = 1e-4) -> None:
+def close(got, expected, what: str, atol: float = 1e-5, rtol: float = 1e-4, hint: str | None = None) -> None:
     """Fail unless ``got`` has ``expected``'s shape and values; the message names the gap, not the values."""
-    got_array = np.asarray(to_numpy(got), dtype=np.float64)
+    try:
+        got_array = np.asarray(to_numpy(got), dtype=np.float64)
+    except (TypeError, ValueError):
+        raise Failed(f"{what}: got {type(got).__name__}, which is not an array of numbers") from None
     expected_array = np.asarray(to_numpy(expected), dtype=np.float64)
     if got_array.shape != expected_array.shape:
-        raise Failed(f"{what}: shape {got_array.shape}, expected {expected_array.shape}")
+        raise Failed(f"{what}: shape {got_array.shape}, expected {expected_array.shape}", hint)
     if np.isnan(got_array).any() and not np.isnan(expected_array).any():
-        raise Failed(f"{what}: contains NaN")
+        raise Failed(f"{what}: contains NaN", hint)
     if not np.allclose(got_array, expected_array, atol=atol, rtol=rtol):
         worst = float(np.nanmax(np.abs(got_array - expected_array)))
         wrong = int((~np.isclose(got_array, expected_array, atol=atol, rtol=rtol)).sum())
-        raise Failed(f"{what}: {wrong} of {expected_array.size} values are off (largest gap {worst:.3g})")
+        raise Failed(f"{what}: {wrong} of {expected_array.size} values are off (largest gap {worst:.3g})", hint)
 
 
 def to_numpy(value):
     if hasattr(value, "detach"):
-        return value.detach().cpu().float().numpy()
+        return value.detach().cpu().double().numpy()
     return value
 
 
 def unit_rows(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
     vectors = rng.normal(size=(n, d))
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def scalar_tensor(got, what: str = "the loss"):
+    """``got`` as a one-number torch tensor, or Failed saying the contract."""
+    if not hasattr(got, "detach") or got.numel() != 1:
+        raise Failed(f"{what}: return a single-number torch tensor (0-d), so it can be backpropagated")
+    return got
+
+
+NO_GRADIENT_HINT = ("a value that leaves torch (float(), .item(), math.*, NumPy, torch.tensor(...) of a result) "
+                    "is a constant to autograd: keep every step a torch operation on the tensors you were given")
+
+
+def gradients_match(function, reference, inputs: dict, learnt: tuple[str, ...], what: str = "the loss") -> None:
+    """Backpropagate ``function(**inputs)`` and ``reference(**inputs)``; the gradient reaching each input
+    named in ``learnt`` must exist and equal the reference's (a loss is only a loss if it can be learnt from)."""
+    import torch
+
+    def leaves():
+        return {name: tensor.detach().clone().requires_grad_(name in learnt) for name, tensor in inputs.items()}
+
+    mine, theirs = leaves(), leaves()
+    got = scalar_tensor(function(*mine.values()), what)
+    if not got.requires_grad:
+        raise Failed(f"{what} carries no gradient: backward() cannot reach any input", NO_GRADIENT_HINT)
+    got.reshape(()).backward()
+    reference(*theirs.values()).backward()
+    for name in learnt:
+        gradient = mine[name].grad
+        if gradient is None or not torch.isfinite(gradient).all() or \
+                (not gradient.any() and theirs[name].grad.any()):
+            raise Failed(f"no gradient reaches {name}, so training could never change it", NO_GRADIENT_HINT)
+        close(gradient, theirs[name].grad, f"the gradient of {what} with respect to {name}", atol=1e-5, rtol=1e-3)

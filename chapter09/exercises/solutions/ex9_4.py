@@ -17,7 +17,7 @@ def fits_in_memory(n_parameters: float, dtype: str, free_bytes: int, headroom: f
 
 
 def vqa_accuracy(answers: list[str], truths: list[str], kinds: list[str]) -> tuple[float, dict[str, float]]:
-    def norm(text):
+    def norm(text):  # what chapter09.vqa.normalise_answer does, and lesson 9.4 scores with
         return " ".join(text.split()).lower()
 
     right = [norm(a) == norm(t) for a, t in zip(answers, truths)]

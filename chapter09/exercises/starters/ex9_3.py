@@ -20,7 +20,7 @@ def encode_in_batches(encode, items: list, batch_size: int) -> np.ndarray:
     """Exercise 9.3.2. What ``model.encode(items, batch_size=...)`` does inside.
 
     Call ``encode(batch)`` on consecutive slices of at most ``batch_size`` items (``encode`` returns
-    a len(batch) x d array) and return all rows stacked, in the order of ``items``.
+    a len(batch) x d array) and return all rows stacked in one n x d NumPy array, in the order of ``items``.
     """
     raise NotImplementedError
 

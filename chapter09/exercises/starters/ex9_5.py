@@ -13,14 +13,15 @@ def build_vlm_inputs(visual_tokens, word_embeddings, attention_mask, labels) -> 
     (the caption's token embeddings), ``attention_mask``: b x t (1 = real token), ``labels``: b x t.
     Return {"inputs_embeds": b x (n+t) x h, "attention_mask": b x (n+t), "labels": b x (n+t)} with the
     image first. Every image position is attended to, and none is a prediction target (label -100, the
-    value cross-entropy ignores).
+    value cross-entropy ignores). Each output keeps the dtype of the input it extends.
     """
     raise NotImplementedError
 
 
 def caption_labels(input_ids, attention_mask):
     """Exercise 9.5.2. Training labels for padded captions: the token ids, with -100 wherever the
-    attention mask is 0 (padding is not something to predict). Do not change ``input_ids``."""
+    attention mask is 0 (padding is not something to predict): a long tensor of the same shape. Do not
+    change ``input_ids``."""
     raise NotImplementedError
 
 
