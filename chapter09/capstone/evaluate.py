@@ -288,7 +288,7 @@ def evaluate_retrieval(data: PairedData, strategy: str = "auto", settings: Setti
     for lang in sorted(set(data.text_langs)):
         rows = [t for t, l in enumerate(data.text_langs) if l == lang]
         texts = [data.texts[t] for t in rows]
-        used = strategy if strategy != "auto" else auto_strategy(lang, settings)
+        used = strategy if strategy != "auto" else auto_strategy(lang)
         role = BY_NAME[used].role
         encoder = clip_encoder(role, settings)
         if role not in image_vectors:

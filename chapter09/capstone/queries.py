@@ -2,8 +2,8 @@
 
 Four strategies, one small ``Strategy`` each (``BY_NAME``), so a learner can compare them:
 
-* ``clip``          CLIP's own text tower on the raw query (the toy CLIP is bilingual;
-                    the real OpenAI CLIP reads English only);
+* ``clip``          CLIP's own text tower on the raw query (OpenAI's CLIP, and its toy twin,
+                    read English only: a Chinese query through it is near chance);
 * ``translate``     opus-mt zh->en, then CLIP's text tower (role translator_zh_en + clip);
 * ``multilingual``  a sentence-transformers text encoder distilled into CLIP's image space
                     (role multilingual_text; searches the CLIP image vectors);
@@ -127,19 +127,17 @@ def check_query(text: str, warn=None) -> str:
     return text
 
 
-def auto_strategy(lang: str, settings: Settings | None = None) -> str:
-    """What ``auto`` means for queries in ``lang``: CLIP for English; for Chinese, CLIP itself when it reads
-    Chinese (the bilingual toy CLIP), else translate first (OpenAI's CLIP reads English only)."""
-    if lang != "zh":
-        return "clip"
-    return "clip" if clip_encoder("clip", settings).resolved.is_toy else "translate"
+def auto_strategy(lang: str) -> str:
+    """What ``auto`` means for queries in ``lang``: CLIP for English; for Chinese, translate first (OpenAI's
+    CLIP, and its toy twin, learnt from English pairs only; Chinese through its own tower is near chance)."""
+    return "translate" if lang == "zh" else "clip"
 
 
 def pick_strategy(strategy: str, text: str, settings: Settings | None = None) -> Strategy:
     if strategy not in STRATEGIES:
         raise QueryError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
     if strategy == "auto":
-        strategy = auto_strategy("zh" if has_chinese(text) else "en", settings)
+        strategy = auto_strategy("zh" if has_chinese(text) else "en")
     return BY_NAME[strategy]
 
 
