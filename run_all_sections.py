@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import argparse
 import re
-import runpy
 import sys
 import time
 import traceback
 from pathlib import Path
 
 from chapter09 import config
+from chapter09.cells import run_cells
 from chapter09.cli import add_model_options
 from chapter09.lesson import section_scripts
 from chapter09.models import ModelUnavailableError, Settings
@@ -62,7 +62,7 @@ def run_section(path: Path, section_args: list[str]) -> tuple[bool, float, str]:
     sys.argv = [str(path), *section_args]
     started = time.time()
     try:
-        runpy.run_path(str(path), run_name="__main__")
+        run_cells(path)  # as runpy would, with each step's heading and first sentence printed before it
         return True, time.time() - started, ""
     except SystemExit as stop:
         ok = stop.code in (None, 0)

@@ -11,6 +11,7 @@ from chapter09.toyworld import read_jsonl, write_dataset
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 STRATEGIES = ("clip", "translate", "multilingual", "chinese_clip")
+READS_CHINESE = ("translate", "multilingual", "chinese_clip")
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +44,22 @@ def test_eval_compares_every_chinese_strategy(chinese_library, capsys):
     recall = {name: report["strategies"][name]["zh"]["text_to_image"]["R@5"] for name in STRATEGIES}
     for name in STRATEGIES:
         assert report["strategies"][name]["zh"]["queries"] == 1000
-        assert recall[name] >= 0.80, recall
+    # CLIP's own tower, English-only like OpenAI's, is at chance (R@5 5/500 = 0.01); every other route reads Chinese
+    assert recall["clip"] <= 0.05, recall
+    assert min(recall[name] for name in READS_CHINESE) >= 0.80, recall
+
+
+def test_the_hard_split_tells_the_strategies_apart(capsys, tmp_path):
+    """On the plain split every route but clip sits near 0.97 R@1; on the hard split (families whose captions
+    share every word) they fall and part (measured on 600: translate 0.672, multilingual 0.623, chinese_clip
+    0.650 R@1), and English through CLIP falls too (0.773)."""
+    hard = write_dataset(tmp_path / "hard", n=300, seed=5151, split="hard")
+    report = run_json(capsys, "eval", "--dataset", str(hard), "--strategy", "all")
+    r1 = {name: report["strategies"][name]["zh"]["text_to_image"]["R@1"] for name in STRATEGIES}
+    assert r1["clip"] <= 0.05, r1
+    assert all(0.4 <= r1[name] <= 0.9 for name in READS_CHINESE), r1
+    assert max(r1[n] for n in READS_CHINESE) - min(r1[n] for n in READS_CHINESE) >= 0.02, r1
+    assert 0.55 <= report["strategies"]["clip"]["en"]["text_to_image"]["R@1"] <= 0.9
 
 
 def test_search_by_each_strategy_finds_the_described_image(chinese_library, tmp_path):
@@ -68,6 +84,10 @@ def test_search_by_each_strategy_finds_the_described_image(chinese_library, tmp_
             result = searcher.by_text(scenes[name].captions("zh")[0], 5, strategy)
             assert result["strategy"] == strategy
             found += name in [hit["path"] for hit in result["hits"]]
-        assert found / len(names) >= 0.80, (strategy, found)
+        if strategy == "clip":  # English-only: Chinese through it is near chance (5 of 500 by luck)
+            assert found / len(names) <= 0.1, (strategy, found)
+        else:
+            assert found / len(names) >= 0.80, (strategy, found)
+    assert searcher.by_text(scenes[names[0]].captions("zh")[0], 5, "auto")["strategy"] == "translate"
     translated = searcher.by_text("左上方有一个小的红色圆形。", 5, "translate")
     assert translated["encoded_text"] == "a small red circle at the top left"
