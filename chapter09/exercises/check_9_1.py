@@ -166,7 +166,7 @@ MESSAGES = {
                         "transpose 不是一回事）？三步的顺序对吗？"),
     "9.1.1.hint": ("a row's length is a norm taken along one axis only: which axis runs along a row? Try your "
                    "function on a 2 x 3 array by hand",
-                   "一行的长度是只沿一个轴求的范数：哪个轴是沿着行走的？拿一个 2 x 3 的数组手算一遍，对照你的函数"),
+                   "一行的长度是只沿一个轴求的范数：沿着一行排开的是哪个轴？拿一个 2 x 3 的数组手算一遍，对照你的函数"),
     "9.1.2.hint": ("cosine similarity does not change when a vector gets longer: does your result? Scale one input "
                    "row by 10 and compare",
                    "向量变长，余弦相似度不变：你的结果变不变？把某一行输入放大 10 倍比一比"),

@@ -148,8 +148,8 @@ MESSAGES = {
                    "分别手算 k = 2 和 k = 3，再和你的函数对照"),
     "9.2.2.hint": ("is the average of two unit vectors a unit vector? Take two unit vectors 120 degrees apart and "
                    "see what comparing an image with their average rewards",
-                   "两个单位向量的平均还是单位向量吗？取夹角 120 度的两个单位向量，看看拿图像和它们的平均比较时，"
-                   "占便宜的是什么"),
+                   "两个单位向量的平均还是单位向量吗？取夹角 120 度的两个单位向量，看看拿图像与这个平均比较时，"
+                   "什么样的类别会占便宜"),
     "9.2.3.hint": ("CLIP learns its temperature: after loss.backward(), does each of the three inputs have a .grad? "
                    "Does your loss still change when exp(logit_scale) is above 100, and does it treat texts as "
                    "queries too?",

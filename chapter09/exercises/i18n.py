@@ -116,12 +116,12 @@ STEPS: dict[str, tuple[str, str]] = {
               "中文查询：先用 CLIP 自己的文本塔，再换多语言文本编码器"),
     "9.4/1": ("Which route fits this machine?", "这台机器适合哪条路线？"),
     "9.4/4": ("Visual question answering", "视觉问答"),
-    "9.4/5": ("A chat that remembers", "记得上文的对话"),
+    "9.4/5": ("A chat that remembers", "能记住上文的对话"),
     "9.5/2": ("Build your own: vision encoder + projector + language model", "自己搭一个：视觉编码器 + 投影层 + 语言模型"),
     "9.5/4": ("fp32 vs bf16 vs dynamic int8 vs ONNX Runtime, measured here",
               "fp32、bf16、动态 int8 与 ONNX Runtime：在本机实测"),
-    "9.6/2": ("Measure what is here", "实测手头的模型"),
-    "9.6/3": ("The learning path, in one breath", "一口气走完学习路线"),
+    "9.6/2": ("Measure what is here", "实测本机现有的模型"),
+    "9.6/3": ("The learning path, in one breath", "学习路线一览"),
 }
 
 # ----------------------------------------------------------------------------- what every section shares
