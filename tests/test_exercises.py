@@ -12,7 +12,7 @@ import pytest
 
 from chapter09 import config
 from chapter09.exercises import __main__ as cli
-from chapter09.exercises import core
+from chapter09.exercises import core, i18n
 
 # a wrong answer may divide by zero or turn a tensor that needs a gradient into a float: expected, not news
 pytestmark = [pytest.mark.unit, pytest.mark.filterwarnings("ignore::RuntimeWarning"),
@@ -856,7 +856,7 @@ def _steps(number: str) -> set[str]:
 
 @pytest.mark.parametrize("exercise", sorted(CHECKS))
 def test_each_check_points_at_a_lesson_step_that_exists(exercise):
-    read = CHECKS[exercise][2].read
+    read = i18n.render(CHECKS[exercise][2].read, "en")  # a step id in i18n.STEPS, written out in English
     match = re.fullmatch(r"lesson (9\.\d), step (.+)", read)
     assert match and match.group(2) in _steps(match.group(1)), (read, _steps(match.group(1)) if match else None)
 
@@ -868,13 +868,16 @@ def _solution_lines(section: str) -> list[str]:
 
 @pytest.mark.parametrize("section", core.SECTIONS)
 def test_no_hint_or_message_quotes_the_solution(section):
-    help_texts = [text for check in core.checks_for(section) for text in (check.read, check.hint)]
+    help_texts = [i18n.render(text, lang) for check in core.checks_for(section) for text in (check.read, check.hint)
+                  for lang in i18n.LANGS]
     for exercise, answers in WRONG.items():
         if CHECKS[exercise][0] == section:
             for _, source in answers:
-                outcome = core.run_one(CHECKS[exercise][2], _function(section, CHECKS[exercise][2].function, source),
-                                       seed=0, index=CHECKS[exercise][1])
-                help_texts += [outcome.message, outcome.hint]
+                for lang in i18n.LANGS:
+                    outcome = core.run_one(CHECKS[exercise][2], _function(section, CHECKS[exercise][2].function,
+                                                                          source), seed=0, index=CHECKS[exercise][1],
+                                           lang=lang)
+                    help_texts += [outcome.message, outcome.hint]
     said = "\n".join(help_texts)
     assert not [line for line in _solution_lines(section) if line in said]
 

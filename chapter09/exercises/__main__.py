@@ -1,4 +1,7 @@
-"""python -m chapter09.exercises {list,start,check} SECTION: the learner's side of the exercises."""
+"""python -m chapter09.exercises {list,start,check} SECTION [--lang en|zh]: the learner's side of the exercises.
+
+Every line ``start`` and ``check`` print comes from ``i18n``'s catalogue, in the language ``--lang`` names, else
+the environment variable ``CH09_LANG``, else English (``--lang zh`` / ``CH09_LANG=zh``: 中文输出)."""
 from __future__ import annotations
 
 import argparse
@@ -6,7 +9,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from . import core
+from . import core, i18n
+from .i18n import msg, render
 
 DEFAULT_DIR = "my_exercises"
 
@@ -23,57 +27,65 @@ def cmd_list() -> int:
     return 0
 
 
-def cmd_start(section: str, folder: str, force: bool) -> int:
+def _command(action: str, section: str, folder: str, lang: str, extra: str = "") -> str:
+    """The command to run next, carrying the options this one was given (--dir, --lang zh) so it prints the same way."""
+    where = f" --dir {folder}" if folder != DEFAULT_DIR and "--file" not in extra else ""
+    language = " --lang zh" if lang != i18n.DEFAULT else ""
+    return f"python -m chapter09.exercises {action} {section}{where}{extra}{language}"
+
+
+def cmd_start(section: str, folder: str, force: bool, lang: str = i18n.DEFAULT) -> int:
     target = _learner_file(section, folder)
     if target.exists() and not force:
-        print(f"{target} already exists: keep working in it, or pass --force to start over (it is overwritten)")
+        print(render(msg("exists", path=target), lang))
         return 1
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(core.starter_path(section), target)
-    print(f"wrote {target}: fill in the functions, then run\n    python -m chapter09.exercises check {section}"
-          + (f" --dir {folder}" if folder != DEFAULT_DIR else ""))
+    print(render(msg("wrote", path=target, command=_command("check", section, folder, lang)), lang))
     return 0
 
 
 def _report(outcome: core.Outcome, hint: bool) -> str:
-    """One exercise's verdict. Help is graded: not written yet -> the lesson step to read (no hint);
-    failed -> the property that failed and where the lesson teaches it; --hint -> a more specific hint."""
-    line = f"  {'PASS' if outcome.passed else 'FAIL'}  {outcome.exercise:<7} {outcome.function}"
+    """One exercise's verdict, in the language its texts were written in. Help is graded: not written yet -> the
+    lesson step to read (no hint); failed -> the property that failed and where the lesson teaches it;
+    --hint -> a more specific hint."""
+    lang = outcome.lang
+    separator = "：" if lang == "zh" else ": "
+    verdict = render(msg("pass" if outcome.passed else "fail"), lang)
+    line = f"  {verdict}  {outcome.exercise:<7} {outcome.function}"
     if outcome.passed:
         return line
     if not outcome.written:
-        return f"{line}: {outcome.message}\n        read first: {outcome.read}"
-    line += f": {outcome.message}\n        the idea is in {outcome.read}"
-    return line + (f"\n        hint: {outcome.hint}" if hint and outcome.hint else "")
+        return f"{line}{separator}{outcome.message}\n        {render(msg('read_first', read=outcome.read), lang)}"
+    line += f"{separator}{outcome.message}\n        {render(msg('idea_in', read=outcome.read), lang)}"
+    return line + (f"\n        {render(msg('hint', hint=outcome.hint), lang)}" if hint and outcome.hint else "")
 
 
-def _again(section: str, folder: str, file: str | None, seed: int) -> str:
+def _again(section: str, folder: str, file: str | None, seed: int, lang: str = i18n.DEFAULT) -> str:
     """The command that repeats this check on the same data with the second-level hints."""
-    where = f" --file {file}" if file else (f" --dir {folder}" if folder != DEFAULT_DIR else "")
-    return f"python -m chapter09.exercises check {section}{where} --seed {seed} --hint"
+    return _command("check", section, folder, lang, (f" --file {file}" if file else "") + f" --seed {seed} --hint")
 
 
-def cmd_check(section: str, folder: str, file: str | None, seed: int | None, hint: bool = False) -> int:
+def cmd_check(section: str, folder: str, file: str | None, seed: int | None, hint: bool = False,
+              lang: str = i18n.DEFAULT) -> int:
     path = Path(file) if file else _learner_file(section, folder)
     if not path.exists():
-        print(f"{path} does not exist; make it with\n    python -m chapter09.exercises start {section}"
-              + (f" --dir {folder}" if folder != DEFAULT_DIR else ""))
+        print(render(msg("no_file", path=path, command=_command("start", section, folder, lang)), lang))
         return 2
     try:
         module = core.load_module(path)
     except Exception as error:  # a syntax error in the learner's file: say where, do not crash
-        print(f"{path} cannot be imported: {type(error).__name__}: {error}")
+        print(render(msg("cannot_import", path=path, error=f"{type(error).__name__}: {error}"), lang))
         return 2
     seed = core.new_seed() if seed is None else seed
-    outcomes = core.run_checks(section, module, seed)
-    print(f"checking {path} ({section}) on fresh data, seed {seed}")
+    outcomes = core.run_checks(section, module, seed, lang)
+    print(render(msg("checking", path=path, section=section, seed=seed), lang))
     for outcome in outcomes:
         print(_report(outcome, hint))
     passed = sum(o.passed for o in outcomes)
-    print(f"{passed} of {len(outcomes)} passed" + (": well done." if passed == len(outcomes) else ""))
+    print(render(msg("well_done" if passed == len(outcomes) else "summary", passed=passed, total=len(outcomes)), lang))
     if not hint and any(o.written and not o.passed for o in outcomes):
-        print(f"stuck after rereading that step? This adds a more specific hint to each failure, on the same "
-              f"data:\n    {_again(section, folder, file, seed)}")
+        print(render(msg("stuck", command=_again(section, folder, file, seed, lang)), lang))
     return 0 if passed == len(outcomes) else 1
 
 
@@ -94,12 +106,19 @@ def main(argv: list[str] | None = None) -> int:
             command.add_argument("--hint", action="store_true",
                                  help="add a more specific hint to each failure (the first level names the "
                                       "property that failed and the lesson step that teaches it)")
+        command.add_argument("--lang", choices=i18n.LANGS,
+                             help=f"the language of what it prints: en (default) or zh, 中文; overrides ${i18n.ENV}")
     args = parser.parse_args(argv)
     if args.command == "list":
         return cmd_list()
+    try:
+        lang = i18n.resolve(args.lang)
+    except ValueError as error:  # a CH09_LANG this checker does not speak
+        print(error, file=sys.stderr)
+        return 2
     if args.command == "start":
-        return cmd_start(args.section, args.dir, args.force)
-    return cmd_check(args.section, args.dir, args.file, args.seed, args.hint)
+        return cmd_start(args.section, args.dir, args.force, lang)
+    return cmd_check(args.section, args.dir, args.file, args.seed, args.hint, lang)
 
 
 if __name__ == "__main__":

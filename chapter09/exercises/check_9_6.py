@@ -5,7 +5,7 @@ import statistics
 
 import numpy as np
 
-from .core import Check, Failed
+from .core import Check, Failed, msg
 
 
 def _verify_latency(latency_per_item, durations: list[float], warmup: int, repeats: int, n_items: int) -> None:
@@ -20,22 +20,19 @@ def _verify_latency(latency_per_item, durations: list[float], warmup: int, repea
         now[0] += durations[len(calls) - 1] if len(calls) <= len(durations) else 1.0
 
     got = latency_per_item(run, list(range(n_items)), warmup=warmup, repeats=repeats, clock=clock)
-    what = f"warmup={warmup}, repeats={repeats}, {n_items} items"
+    what = msg("9.6.setting", warmup=warmup, repeats=repeats, n_items=n_items)
     if len(calls) != warmup + repeats:
-        raise Failed(f"{what}: run was called {len(calls)} times")
+        raise Failed("9.6.call_count", what=what, calls=len(calls))
     try:
         got = float(got)
     except (TypeError, ValueError):
-        raise Failed(f"return the seconds per item as one number, not a {type(got).__name__}") from None
+        raise Failed("9.6.one_number", type=type(got).__name__) from None
     timed = sorted(durations[warmup:warmup + repeats])
     if np.isclose(got, statistics.median(timed) / n_items):
         return
     if repeats % 2 == 0 and got * n_items in (timed[repeats // 2], timed[repeats // 2 - 1]):
-        raise Failed(f"{what}: with an even number of timed runs the median is not one of them",
-                     "what is the median of 1, 2, 3 and 10?")
-    raise Failed(f"{what}: wrong seconds per item (the timed runs only, a slow one must not move it, per item)",
-                 "put the warm-up and the timed runs of your function on paper for warmup=1, repeats=4: which "
-                 "of them does your result depend on, and how?")
+        raise Failed("9.6.even_median", "9.6.even_median.hint", what=what)
+    raise Failed("9.6.wrong_latency", "9.6.wrong_latency.hint", what=what)
 
 
 def check_latency(latency_per_item, rng):
@@ -75,12 +72,9 @@ def _verify_choice(choose_model, rows, min_quality: float, max_memory: float) ->
     if got == expected:
         return
     if isinstance(got, dict):
-        raise Failed("return the model's name (a string), not its row")
-    raise Failed(f"on a table of {len(rows)} models (min quality {min_quality:.2f}, at most {max_memory:.0f} MB) "
-                 f"you chose {got!r}, which is not the fastest measured model meeting both limits"
-                 + (" (here none does: return None)" if expected is None else ""),
-                 "go through the rows one by one and cross out those that must not be chosen, saying why; what "
-                 "does 'at least' allow, and what is left to compare among the rest?")
+        raise Failed("9.6.name_not_row")
+    raise Failed("9.6.none_fits" if expected is None else "9.6.wrong_choice", "9.6.wrong_choice.hint",
+                 rows=len(rows), min_quality=min_quality, max_memory=max_memory, got=repr(got))
 
 
 FIXED_TABLE = [
@@ -103,11 +97,43 @@ def check_choose_model(choose_model, rng):
 
 
 CHECKS = [
-    Check("9.6.1", "latency_per_item", check_latency,
-          "lesson 9.6, step 2 (Measure what is here)",
-          "time a fake run whose calls take 100, 1, 3, 50 and 2 seconds with warmup=1, repeats=4, 4 items: "
-          "what should come out, and why is it not 14?"),
-    Check("9.6.2", "choose_model", check_choose_model,
-          "lesson 9.6, step 3 (The learning path, in one breath)",
-          "a model must be measured, good enough and small enough before its speed matters"),
+    Check("9.6.1", "latency_per_item", check_latency, "9.6/2", "9.6.1.hint"),
+    Check("9.6.2", "choose_model", check_choose_model, "9.6/3", "9.6.2.hint"),
 ]
+
+# Every text this section's checks print: id -> (English, Chinese). See i18n.py.
+MESSAGES = {
+    "9.6.setting": ("warmup={warmup}, repeats={repeats}, {n_items} items",
+                    "warmup={warmup}、repeats={repeats}、{n_items} 条数据"),
+    "9.6.call_count": ("{what}: run was called {calls} times", "{what}：run 被调用了 {calls} 次"),
+    "9.6.one_number": ("return the seconds per item as one number, not a {type}",
+                       "请把每条数据的耗时（秒）作为一个数返回，而不是 {type}"),
+    "9.6.even_median": ("{what}: with an even number of timed runs the median is not one of them",
+                        "{what}：计时次数为偶数时，中位数不是其中任何一次的耗时"),
+    "9.6.even_median.hint": ("what is the median of 1, 2, 3 and 10?", "1、2、3、10 的中位数是多少？"),
+    "9.6.wrong_latency": ("{what}: wrong seconds per item (the timed runs only, a slow one must not move it, per item)",
+                          "{what}：每条数据的耗时算错了（只算计时的那几次，一次慢的不能影响结果，还要除以数据条数）"),
+    "9.6.wrong_latency.hint": ("put the warm-up and the timed runs of your function on paper for warmup=1, repeats=4: "
+                               "which of them does your result depend on, and how?",
+                               "以 warmup=1、repeats=4 为例，把你的函数里预热和计时的各次运行写在纸上：结果取决于"
+                               "其中哪几次？怎么算出来的？"),
+    "9.6.name_not_row": ("return the model's name (a string), not its row", "请返回模型名（字符串），而不是整行"),
+    "9.6.wrong_choice": ("on a table of {rows} models (min quality {min_quality:.2f}, at most {max_memory:.0f} MB) you "
+                         "chose {got}, which is not the fastest measured model meeting both limits",
+                         "在 {rows} 个模型的表上（质量不低于 {min_quality:.2f}，内存不超过 {max_memory:.0f} MB），"
+                         "你选了 {got}；但在实测过、又满足两个条件的模型里，它不是最快的"),
+    "9.6.none_fits": ("on a table of {rows} models (min quality {min_quality:.2f}, at most {max_memory:.0f} MB) you "
+                      "chose {got}, which is not the fastest measured model meeting both limits (here none does: "
+                      "return None)",
+                      "在 {rows} 个模型的表上（质量不低于 {min_quality:.2f}，内存不超过 {max_memory:.0f} MB），"
+                      "你选了 {got}，可这里没有一个模型同时满足两个条件：应返回 None"),
+    "9.6.wrong_choice.hint": ("go through the rows one by one and cross out those that must not be chosen, saying "
+                              "why; what does 'at least' allow, and what is left to compare among the rest?",
+                              "逐行过一遍，划掉不能选的，并说出理由；“不低于”包括什么情况？剩下的模型之间该比什么？"),
+    "9.6.1.hint": ("time a fake run whose calls take 100, 1, 3, 50 and 2 seconds with warmup=1, repeats=4, 4 items: "
+                   "what should come out, and why is it not 14?",
+                   "给一个假的 run 计时：各次调用分别耗时 100、1、3、50、2 秒，warmup=1、repeats=4、4 条数据。"
+                   "结果应是多少？为什么不是 14？"),
+    "9.6.2.hint": ("a model must be measured, good enough and small enough before its speed matters",
+                   "模型先要实测过、质量够好、占用够小，之后才轮到比速度"),
+}

@@ -10,6 +10,9 @@ Help comes in two levels, neither of them the algorithm: a failed check names th
 the lesson step where that idea is taught (``Check.read``); ``check --hint`` adds a more specific hint (the
 check's own, or the one the failure carries, ``Failed(..., hint=...)``). The untouched starter gets no
 hint at all, only the lesson step to read first.
+
+Every text is an id in ``i18n``'s catalogue (English and Chinese); an outcome is written in the language asked
+for (``run_checks(..., lang="zh")``), and only written: what passes and fails never depends on it.
 """
 from __future__ import annotations
 
@@ -25,19 +28,26 @@ from types import ModuleType
 
 import numpy as np
 
+from .i18n import Msg, as_msg, msg, render
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 SECTIONS = ("9.1", "9.2", "9.3", "9.4", "9.5", "9.6")
-NOT_WRITTEN = "not written yet"
+NOT_WRITTEN = "not written yet"  # the English of the "not_written" message
 
 
 class Failed(AssertionError):
     """A check's verdict: the learner's function gave a wrong result; the message says how, not what is right.
 
-    ``hint``, when given, replaces the check's second-level hint for this failure (it is more specific)."""
+    ``message`` is a message id (its placeholders filled from ``fields``) or a ``Msg``; ``hint``, when given
+    (an id or a ``Msg``), replaces the check's second-level hint for this failure (it is more specific)."""
 
-    def __init__(self, message: str, hint: str | None = None):
-        super().__init__(message)
-        self.hint = hint
+    def __init__(self, message: str | Msg, hint: str | Msg | None = None, **fields):
+        self.message = as_msg(message, **fields)
+        self.hint = as_msg(hint)
+        super().__init__(self.message.key)
+
+    def __str__(self) -> str:
+        return render(self.message)
 
 
 @dataclass(frozen=True)
@@ -45,22 +55,25 @@ class Check:
     exercise: str  # "9.2.1", as the lesson numbers it
     function: str  # the name the learner fills in
     test: Callable[[Callable, np.random.Generator], None]
-    read: str  # where the idea is taught: "lesson 9.2, step 2 (The diagonal is what CLIP was trained for)"
-    hint: str  # the second level (check --hint): a question or a property to test, not the steps
+    read: str  # the step id in i18n.STEPS where the idea is taught: "9.2/2" (lesson 9.2, step 2)
+    hint: str  # the id of the second level (check --hint): a question or a property to test, not the steps
 
 
 @dataclass(frozen=True)
 class Outcome:
+    """One check's result, its texts written in ``lang``; ``key`` is the message's id, the same in every language."""
     exercise: str
     function: str
     passed: bool
     message: str
     read: str = ""  # the lesson step to (re)read; empty on a pass
     hint: str = ""  # the second-level hint; empty on a pass and for a function not written yet
+    key: str = ""  # the message id: "not_written", "passed", "9.1.input_changed", ...
+    lang: str = "en"
 
     @property
     def written(self) -> bool:
-        return self.message != NOT_WRITTEN
+        return self.key != "not_written"
 
 
 def file_name(section: str) -> str:
@@ -115,50 +128,57 @@ def _one_torch_thread():
             torch.set_num_threads(before)
 
 
-def run_one(check: Check, function, seed: int, index: int = 0, learner_file: str | None = None) -> Outcome:
-    """One check against one function, on the data that (``seed``, ``index``) draws."""
-    def failed(message: str, hint: str | None = None) -> Outcome:
-        return Outcome(check.exercise, check.function, False, message, check.read, hint or check.hint)
+def run_one(check: Check, function, seed: int, index: int = 0, learner_file: str | None = None,
+            lang: str = "en") -> Outcome:
+    """One check against one function, on the data that (``seed``, ``index``) draws; its texts in ``lang``."""
+    def outcome(passed: bool, message: Msg, read: str = "", hint: Msg | str | None = None) -> Outcome:
+        return Outcome(check.exercise, check.function, passed, render(message, lang), render(read, lang),
+                       render(as_msg(hint), lang), message.key, lang)
+
+    def failed(message: Msg, hint: Msg | None = None) -> Outcome:
+        return outcome(False, message, check.read, hint or check.hint)
 
     if not callable(function):
-        return failed(f"your file has no function `{check.function}`")
+        return failed(msg("no_function", function=check.function))
     try:
         with _one_torch_thread():
             check.test(function, np.random.default_rng([seed, index]))
     except NotImplementedError:
-        return Outcome(check.exercise, check.function, False, NOT_WRITTEN, check.read, "")
+        return outcome(False, msg("not_written"), check.read)
     except Failed as verdict:
-        return failed(str(verdict), verdict.hint)
+        return failed(verdict.message, verdict.hint)
     except Exception as error:  # the learner's code crashed: show where, in their file
         frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename == learner_file]
-        where = f" (line {frames[-1].lineno}: {frames[-1].line})" if frames else ""
-        return failed(f"raised {type(error).__name__}: {error}{where}")
-    return Outcome(check.exercise, check.function, True, "passed")
+        where = msg("raised_at", line=frames[-1].lineno, code=frames[-1].line) if frames else ""
+        return failed(msg("raised", error=type(error).__name__, text=error, where=where))
+    return outcome(True, msg("passed"))
 
 
-def run_checks(section: str, module: ModuleType, seed: int | None = None) -> list[Outcome]:
+def run_checks(section: str, module: ModuleType, seed: int | None = None, lang: str = "en") -> list[Outcome]:
     """Every check of ``section`` against ``module``'s functions, each on fresh data from ``seed``."""
     seed = new_seed() if seed is None else seed
-    return [run_one(check, getattr(module, check.function, None), seed, index, getattr(module, "__file__", None))
-            for index, check in enumerate(checks_for(section))]
+    return [run_one(check, getattr(module, check.function, None), seed, index, getattr(module, "__file__", None),
+                    lang) for index, check in enumerate(checks_for(section))]
 
 
 # ----------------------------------------------------------------------------- helpers the checks share
-def close(got, expected, what: str, atol: float = 1e-5, rtol: float = 1e-4, hint: str | None = None) -> None:
-    """Fail unless ``got`` has ``expected``'s shape and values; the message names the gap, not the values."""
+def close(got, expected, what: str | Msg, atol: float = 1e-5, rtol: float = 1e-4, hint: str | Msg | None = None) -> None:
+    """Fail unless ``got`` has ``expected``'s shape and values; the message names the gap, not the values.
+    ``what`` (the thing compared) and ``hint`` are message ids or ``Msg``s."""
+    what = as_msg(what)
     try:
         got_array = np.asarray(to_numpy(got), dtype=np.float64)
     except (TypeError, ValueError):
-        raise Failed(f"{what}: got {type(got).__name__}, which is not an array of numbers") from None
+        raise Failed("not_numbers", what=what, type=type(got).__name__) from None
     expected_array = np.asarray(to_numpy(expected), dtype=np.float64)
     if got_array.shape != expected_array.shape:
-        raise Failed(f"{what}: shape {got_array.shape}, expected {expected_array.shape}", hint)
+        raise Failed("wrong_shape", hint, what=what, got=got_array.shape, expected=expected_array.shape)
     if np.isnan(got_array).any() and not np.isnan(expected_array).any():
-        raise Failed(f"{what}: contains NaN", hint)
+        raise Failed("has_nan", hint, what=what)
     if not np.allclose(got_array, expected_array, atol=atol, rtol=rtol):
         worst = float(np.nanmax(np.abs(got_array - expected_array)))
         wrong = int((~np.isclose(got_array, expected_array, atol=atol, rtol=rtol)).sum())
-        raise Failed(f"{what}: {wrong} of {expected_array.size} values are off (largest gap {worst:.3g})", hint)
+        raise Failed("values_off", hint, what=what, wrong=wrong, size=expected_array.size, worst=worst)
 
 
 def to_numpy(value):
@@ -172,18 +192,17 @@ def unit_rows(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
-def scalar_tensor(got, what: str = "the loss"):
+def scalar_tensor(got, what: str | Msg = "the_loss"):
     """``got`` as a one-number torch tensor, or Failed saying the contract."""
     if not hasattr(got, "detach") or got.numel() != 1:
-        raise Failed(f"{what}: return a single-number torch tensor (0-d), so it can be backpropagated")
+        raise Failed("scalar", what=as_msg(what))
     return got
 
 
-NO_GRADIENT_HINT = ("a value that leaves torch (float(), .item(), math.*, NumPy, torch.tensor(...) of a result) "
-                    "is a constant to autograd: keep every step a torch operation on the tensors you were given")
+NO_GRADIENT_HINT = "no_gradient_hint"
 
 
-def gradients_match(function, reference, inputs: dict, learnt: tuple[str, ...], what: str = "the loss") -> None:
+def gradients_match(function, reference, inputs: dict, learnt: tuple[str, ...], what: str | Msg = "the_loss") -> None:
     """Backpropagate ``function(**inputs)`` and ``reference(**inputs)``; the gradient reaching each input
     named in ``learnt`` must exist and equal the reference's (a loss is only a loss if it can be learnt from)."""
     import torch
@@ -191,15 +210,16 @@ def gradients_match(function, reference, inputs: dict, learnt: tuple[str, ...], 
     def leaves():
         return {name: tensor.detach().clone().requires_grad_(name in learnt) for name, tensor in inputs.items()}
 
+    what = as_msg(what)
     mine, theirs = leaves(), leaves()
     got = scalar_tensor(function(*mine.values()), what)
     if not got.requires_grad:
-        raise Failed(f"{what} carries no gradient: backward() cannot reach any input", NO_GRADIENT_HINT)
+        raise Failed("no_grad_at_all", NO_GRADIENT_HINT, what=what)
     got.reshape(()).backward()
     reference(*theirs.values()).backward()
     for name in learnt:
         gradient = mine[name].grad
         if gradient is None or not torch.isfinite(gradient).all() or \
                 (not gradient.any() and theirs[name].grad.any()):
-            raise Failed(f"no gradient reaches {name}, so training could never change it", NO_GRADIENT_HINT)
-        close(gradient, theirs[name].grad, f"the gradient of {what} with respect to {name}", atol=1e-5, rtol=1e-3)
+            raise Failed("no_grad_reaches", NO_GRADIENT_HINT, name=name)
+        close(gradient, theirs[name].grad, msg("gradient_of", what=what, name=name), atol=1e-5, rtol=1e-3)
