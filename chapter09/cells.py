@@ -53,7 +53,7 @@ def step_line(prose: str) -> str | None:
         return None
     after = prose.split(heading, 1)[1].strip()
     paragraph = " ".join(after.split("\n\n")[0].split())
-    sentence = re.split(r"(?<=[.!?:。！？：])\s", paragraph, maxsplit=1)[0] if paragraph else ""
+    sentence = re.split(r"(?<=[.!?:])\s|(?<=[。！？：])", paragraph, maxsplit=1)[0] if paragraph else ""
     title = heading.lstrip("#").strip()
     return f"\n--- {title}" + (f"\n    {sentence}" if sentence else "")
 
