@@ -244,6 +244,19 @@ if onnx_model is not None:
 lesson.finish()
 
 # %% [markdown]
+# ## Summary
+# * A VLM is a vision encoder, a projector that turns its patch features into "visual words"
+#   in the language model's embedding space, and a causal language model that reads them
+#   before the text.
+# * 9.5's tiny VLM feeds every patch (plus CLS) through the projector: the language model reads
+#   one visual token per patch. BLIP-2's Q-Former (9.4) compresses any image to a fixed 32.
+# * Training only the projector (and optionally the last LM layers) on captions is enough to
+#   get a small VLM talking about images; the frozen vision tower is run once per image.
+# * Precision is a trade, measured on the machine that runs it: bf16 is fast only with native
+#   bf16 units, dynamic int8 shrinks the Linear weights, ONNX Runtime removes framework overhead;
+#   each must be checked against fp32's outputs, not assumed.
+
+# %% [markdown]
 # ## Exercises
 # `python -m chapter09.exercises start 9.5`, fill in `my_exercises/ex9_5.py`, then
 # `python -m chapter09.exercises check 9.5`.

@@ -208,6 +208,17 @@ if measured:
 lesson.finish()
 
 # %% [markdown]
+# ## Summary
+# * Every model in the chapter is served by one registry (`chapter09/config.py`): a role, its real
+#   hub id, and a toy twin of the same class for offline runs.
+# * Pick a model by measuring it where it will run: latency per item, memory, and quality on
+#   held-out data, side by side in one run.
+# * CLIP scores text against images; BLIP and BLIP-2 write text about them; a VLM reads images as
+#   tokens; the capstone joins them into a bilingual search and captioning engine.
+# * A figure that saturates (every method at 1.0) cannot compare methods: a harder held-out split
+#   can, as the hard split's binding and position swaps show.
+
+# %% [markdown]
 # ## Exercises
 # `python -m chapter09.exercises start 9.6`, fill in `my_exercises/ex9_6.py`, then
 # `python -m chapter09.exercises check 9.6`.
