@@ -123,5 +123,7 @@ def test_twin_answers_held_out_questions_zero_shot(answerer):
         assert accuracy[kind] >= floor, (kind, accuracy)
 
 
-CAPTION_FLOOR = 0.0  # set from the measured figure below
-VQA_FLOORS = {"all": 0.0}
+# Measured on these held-out scenes when the twin was committed: captions 0.847 (150 scenes); zero-shot VQA
+# (120 scenes, 733 English questions) count 0.758, colour 0.615, shape 0.556, position 0.447, all 0.570.
+CAPTION_FLOOR = 0.80
+VQA_FLOORS = {"count": 0.70, "colour": 0.55, "shape": 0.50, "position": 0.40, "all": 0.52}
