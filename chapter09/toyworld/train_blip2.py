@@ -362,12 +362,40 @@ def vqa_accuracy_by_kind(answerer, scenes: list[Scene]) -> dict[str, float]:
     """Exact-answer accuracy of every English question of ``scenes``, per kind and overall ("all")."""
     pairs = [(scene, qa) for scene in scenes for qa in english_questions(scene)]
     answers = answerer.answer_batch([s.render() for s, _qa in pairs], [qa["question"] for _s, qa in pairs])
-    right: dict[str, list[bool]] = {}
-    for answer, (_s, qa) in zip(answers, pairs):
-        ok = answer.strip().lower() == qa["answer"]
-        right.setdefault(qa["type"], []).append(ok)
-        right.setdefault("all", []).append(ok)
-    return {kind: round(sum(oks) / len(oks), 3) for kind, oks in right.items()}
+    return _by_kind(answers, [qa for _s, qa in pairs])
+
+
+def _by_kind(answers: list[str], questions: list[dict]) -> dict[str, float]:
+    right: dict[str, list[bool]] = {kind: [] for kind in QUESTION_KINDS}
+    for answer, qa in zip(answers, questions):
+        right[qa["type"]].append(answer.strip().lower() == qa["answer"])
+    right["all"] = [ok for kind in QUESTION_KINDS for ok in right[kind]]
+    return {kind: round(sum(oks) / len(oks), 3) for kind, oks in right.items() if oks}
+
+
+def text_only_vqa_accuracy(answerer, scenes: list[Scene], batch_size: int = 64) -> dict[str, float]:
+    """The frozen LM alone, reading each scene's true caption where the image's tokens would be.
+
+    ``caption </s> Question: {q} Answer:``: the layout of its text pretraining. Zero-shot VQA
+    can hardly beat this: the Q-Former can at best hand the LM what a perfect description would.
+    """
+    import torch
+
+    tokenizer, lm = answerer.processor.tokenizer, answerer.model.language_model
+    pairs = [(scene, qa) for scene in scenes for qa in english_questions(scene)]
+    answers = []
+    for start in range(0, len(pairs), batch_size):
+        rows = [tokenizer(scene.captions("en")[0], add_special_tokens=False).input_ids + [tokenizer.bos_token_id]
+                + tokenizer(QUESTION_PROMPT.format(qa["question"]), add_special_tokens=False).input_ids
+                for scene, qa in pairs[start:start + batch_size]]
+        width = max(map(len, rows))  # left padding: every prompt ends where its answer starts
+        ids = torch.tensor([[tokenizer.pad_token_id] * (width - len(row)) + row for row in rows])
+        mask = torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in rows])
+        with torch.inference_mode():
+            out = lm.generate(input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device), max_new_tokens=10,
+                              do_sample=False, num_beams=1)
+        answers += [text.strip() for text in tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)]
+    return _by_kind(answers, [qa for _s, qa in pairs])
 
 
 def measure(folder: Path | str | None, scenes: list[Scene]) -> dict:
