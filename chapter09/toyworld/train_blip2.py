@@ -71,6 +71,7 @@ class Blip2TwinConfig:
     qformer_steps: int = 1500
     qformer_batch: int = 48
     qformer_lr: float = 1e-3
+    restate_share: float = 0.4  # share of LM passages that restate the description (the rest: questions)
     chained_questions: float = 0.3  # share of QA passages with 2-3 turns, as vqa.build_prompt writes a chat
 
 
@@ -176,7 +177,7 @@ def blip2_config(vision_config, text_config, image_token_id: int, cfg: Blip2Twin
 
 
 # ----------------------------------------------------------------------------- stage 0: the LM reads text
-def lm_passage(scene: Scene, rng: random.Random, chained: float = 0.3) -> tuple[str, str]:
+def lm_passage(scene: Scene, rng: random.Random, restate: float = 0.4, chained: float = 0.3) -> tuple[str, str]:
     """(context, continuation) of one text passage: a description, then ``</s>``, then one of
 
     * the description restated in the canonical words (what the captioner will be asked), or
@@ -184,7 +185,7 @@ def lm_passage(scene: Scene, rng: random.Random, chained: float = 0.3) -> tuple[
     """
     context = rng.choice(scene.captions("en"))
     questions = english_questions(scene)
-    if rng.random() < 0.4:
+    if rng.random() < restate:
         return context, scene.captions("en")[0]
     turns = rng.sample(questions, min(len(questions), rng.choice((2, 3)) if rng.random() < chained else 1))
     return context, " ".join(f"{QUESTION_PROMPT.format(qa['question'])} {qa['answer']}." for qa in turns)[:-1]
@@ -226,7 +227,7 @@ def pretrain_lm(lm, tokenizer, cfg: Blip2TwinConfig, seed: int) -> list[float]:
     lm.train()
 
     def batch_loss(_step):
-        ids, mask, labels = encode_passages(tokenizer, [lm_passage(s, rng, cfg.chained_questions)
+        ids, mask, labels = encode_passages(tokenizer, [lm_passage(s, rng, cfg.restate_share, cfg.chained_questions)
                                                         for s in rng.sample(scenes, cfg.lm_batch)])
         return lm(input_ids=ids, attention_mask=mask, labels=labels).loss
 
