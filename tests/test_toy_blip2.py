@@ -68,6 +68,43 @@ def test_opt_style_tokenizer_and_prompt_layout():
     assert tokenizer.decode(ids[5:]) == "Question: what colour is the star? Answer:"
 
 
+@pytest.mark.unit
+def test_stage_two_trains_only_the_qformer_side():
+    """BLIP-2's recipe: the image encoder and the LM stay frozen; the Q-Former side learns and the loss falls."""
+    from transformers import BlipVisionConfig, BlipVisionModel, OPTForCausalLM
+
+    from chapter09.toyworld import generate_scenes
+    from chapter09.toyworld.train_blip2 import (
+        Blip2TwinConfig,
+        assemble_blip2,
+        blip2_vision_from_blip,
+        frozen_image_features,
+        new_processor,
+        opt_config,
+        train_qformer,
+    )
+
+    torch.manual_seed(0)
+    cfg = Blip2TwinConfig(num_query_tokens=4, qformer_hidden=32, qformer_layers=1, lm_hidden=32, lm_layers=1,
+                          qformer_steps=40, qformer_batch=8, qformer_lr=3e-3)
+    processor = new_processor(cfg)
+    vision = blip2_vision_from_blip(BlipVisionModel(BlipVisionConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4, image_size=96,
+        patch_size=16, layer_norm_eps=1e-5)))
+    model = assemble_blip2(vision, OPTForCausalLM(opt_config(processor.tokenizer, cfg)), processor.tokenizer, cfg)
+    frozen = {name: p.clone() for name, p in model.named_parameters()
+              if name.startswith(("vision_model.", "language_model."))}
+    learnt = {name: p.clone() for name, p in model.named_parameters() if name not in frozen}
+    assert len(set(model.query_tokens[0].sum(-1).tolist())) == 4  # queries start distinct, not all zero
+    scenes = generate_scenes(32, 5, "train")
+    features = frozen_image_features(model.vision_model, scenes, processor.image_processor)
+    losses = train_qformer(model, processor.tokenizer, features, scenes, cfg, seed=0)
+    assert sum(losses[-5:]) < sum(losses[:5])
+    params = dict(model.named_parameters())
+    assert all(torch.equal(params[name], before) for name, before in frozen.items())
+    assert all(not torch.equal(params[name], before) for name, before in learnt.items())
+
+
 @needs_twin
 @pytest.mark.unit
 def test_twin_loads_like_the_hub_checkpoint():

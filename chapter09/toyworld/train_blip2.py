@@ -176,6 +176,20 @@ def blip2_config(vision_config, text_config, image_token_id: int, cfg: Blip2Twin
         num_query_tokens=cfg.num_query_tokens, image_token_index=image_token_id)
 
 
+def assemble_blip2(vision, lm, tokenizer, cfg: Blip2TwinConfig):
+    """``Blip2ForConditionalGeneration`` holding ``vision`` and ``lm``, with a fresh Q-Former and query tokens."""
+    import torch
+    from transformers import Blip2ForConditionalGeneration
+
+    model = Blip2ForConditionalGeneration(blip2_config(vision.config, lm.config,
+                                                       tokenizer.convert_tokens_to_ids("<image>"), cfg))
+    model.vision_model.load_state_dict(vision.state_dict())
+    model.language_model.load_state_dict(lm.state_dict())
+    with torch.no_grad():  # transformers starts them at 0: every query would stay identical to every other
+        model.query_tokens.normal_(0.0, 0.02)
+    return model.eval()
+
+
 # ----------------------------------------------------------------------------- stage 0: the LM reads text
 def lm_passage(scene: Scene, rng: random.Random, restate: float = 0.4, chained: float = 0.3) -> tuple[str, str]:
     """(context, continuation) of one text passage: a description, then ``</s>``, then one of
@@ -299,7 +313,7 @@ def train_blip2(out_dir: Path, steps: int | None = None, seed: int = 0, cfg: Bli
     import dataclasses
 
     import torch
-    from transformers import Blip2ForConditionalGeneration, BlipForConditionalGeneration, OPTForCausalLM
+    from transformers import BlipForConditionalGeneration, OPTForCausalLM
 
     cfg = cfg or Blip2TwinConfig()
     if steps:
@@ -317,12 +331,7 @@ def train_blip2(out_dir: Path, steps: int | None = None, seed: int = 0, cfg: Bli
           f"{len(tokenizer)}; pretraining it on text for {cfg.lm_steps} steps", flush=True)
     history = pretrain_lm(lm, tokenizer, cfg, seed)
 
-    model = Blip2ForConditionalGeneration(blip2_config(vision.config, lm.config,
-                                                       tokenizer.convert_tokens_to_ids("<image>"), cfg))
-    model.vision_model.load_state_dict(vision.state_dict())
-    model.language_model.load_state_dict(lm.state_dict())
-    with torch.no_grad():  # transformers starts them at 0: every query would stay identical to every other
-        model.query_tokens.normal_(0.0, 0.02)
+    model = assemble_blip2(vision, lm, tokenizer, cfg)
     scenes = generate_scenes(cfg.image_scenes, config.TOY_TRAIN_SEED + IMAGE_SCENE_SEED_OFFSET + seed, "train",
                              unique=False)
     features = frozen_image_features(model.vision_model, scenes, processor.image_processor)
