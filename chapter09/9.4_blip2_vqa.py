@@ -104,8 +104,9 @@ lesson.record(image_token_slots=slots, num_query_tokens=processor.num_query_toke
 #    token (blip2-opt-2.7b: EVA ViT-g/14 at 224 px, 16 x 16 patches + 1 = **257 tokens of
 #    1408 dims**);
 # 2. the **Q-Former** starts from a fixed set of **learned query tokens** (32 of 768 dims),
-#    the same for every image; in each layer they attend to each other and, by
-#    cross-attention, to the image tokens, so whatever the image, 32 vectors come out;
+#    the same for every image; they attend to each other and, by cross-attention (every
+#    other layer in BLIP-2, every layer in the twin), to the image tokens, so whatever the
+#    image, 32 vectors come out;
 # 3. **`language_projection`**, one linear layer, maps them to the width of the **frozen
 #    LM**'s input embeddings (OPT-2.7B: 2560), and they take the `<image>` slots.
 #
@@ -149,13 +150,13 @@ if route.name == "blip2":
                                        return_tensors="pt")["pixel_values"]
     with torch.inference_mode():
         tiny_visual = tiny.visual_tokens(tiny.image_features(tiny_pixels))
-    real = {"blip2-opt-2.7b (real)": ("257 x 1408", "32 x 768", "(1, 32, 2560)"),
+    rows = {"blip2-opt-2.7b (real)": ("257 x 1408", "32 x 768", "(1, 32, 2560)"),
             f"BLIP-2 twin ({'toy' if route.resolved.is_toy else route.resolved.location})":
                 (" x ".join(map(str, steps["image encoder output (frozen)"].shape[1:])),
                  " x ".join(map(str, steps["learned query tokens"].shape[1:])),
                  str(tuple(features.pooler_output.shape)))}
     print(f"\n  {'model':<28} {'image tokens':<14} {'queries':<10} LM's visual prefix")
-    for name, (image_tokens, queries, prefix) in real.items():
+    for name, (image_tokens, queries, prefix) in rows.items():
         print(f"  {name:<28} {image_tokens:<14} {queries:<10} {prefix}")
     print(f"  9.5's tiny VLM (toy)         every patch + class token -> {tuple(tiny_visual.shape)}; CLIP ViT-B/32 "
           f"at 224 px: 50 visual tokens")
