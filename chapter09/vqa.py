@@ -102,8 +102,13 @@ def choose_route(settings: Settings | None = None, prefer: str = "auto") -> Rout
     if needed > free and prefer != "blip2":
         return Route("blip", f"BLIP-2 needs about {needed / 2**30:.1f} GiB in {str(torch_dtype)[6:]} on {device}, "
                              f"but only {free / 2**30:.1f} GiB is free; BLIP-VQA (385 M) fits")
-    return Route("blip2", f"BLIP-2 fits: about {needed / 2**30:.1f} GiB needed, {free / 2**30:.1f} GiB free "
+    return Route("blip2", f"BLIP-2 fits: about {_size(needed)} needed, {free / 2**30:.1f} GiB free "
                           f"on {device}", resolved)
+
+
+def _size(n_bytes: float) -> str:
+    """GiB with one decimal, or MiB for the toy twin's few MB (which would read "0.0 GiB")."""
+    return f"{n_bytes / 2**30:.1f} GiB" if n_bytes >= 2**30 / 10 else f"{n_bytes / 2**20:.1f} MiB"
 
 
 # ----------------------------------------------------------------------------- prompts
