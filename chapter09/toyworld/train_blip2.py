@@ -30,7 +30,9 @@ English only, as ``Salesforce/blip2-opt-2.7b``: a Chinese caption comes from the
 Zero-shot VQA is measured with the paper's prompt ``Question: {q} Answer:`` on held-out
 scenes (``measure``); tests/test_toy_blip2.py asserts the figures.
 
-Exact command that trained the committed twin (2 shared CPU cores; wall time in chapter09/README.md):
+Exact command that trained the committed twin (seed 0, the defaults of ``Blip2TwinConfig``): 1645 s
+on one thread of the 2-core CPU, shared with other jobs (load average 4-5); chapter09/README.md has
+its figures:
 
     python -m chapter09.toyworld train blip2
 """
