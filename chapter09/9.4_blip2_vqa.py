@@ -12,6 +12,12 @@
 # that cannot hold that takes the CPU-sized route: BLIP captioning base (247 M) and
 # BLIP-VQA base (385 M). This lesson decides which route fits, says why, and then
 # captions, answers questions and chats.
+#
+# The toy world has a BLIP-2 twin of a few MB (`chapter09/toyworld/train_blip2.py`),
+# built the way BLIP-2 was: a frozen image encoder pretrained elsewhere (the toy BLIP
+# captioner's vision tower), a frozen OPT-style language model pretrained on text only,
+# and between them a Q-Former that alone was trained, on image-caption pairs. It fits
+# anywhere, so with `--models toy` the lesson takes the BLIP-2 route and opens it up.
 
 # %%
 import json
@@ -33,7 +39,8 @@ lesson = start("9.4", "BLIP-2 vision Q&A")
 # `vqa.choose_route` asks two questions: can BLIP-2's weights be had here (hub, cache
 # or a folder you named), and do they fit in free memory, counting the weights in the
 # chosen dtype plus 25% for activations and the generation cache? If either answer is
-# no, it takes BLIP-VQA and gives the reason.
+# no, it takes BLIP-VQA and gives the reason. The sum below is the real checkpoint's; the
+# toy twin's weights are measured from its files (a few MB), so in the toy world BLIP-2 fits.
 
 # %%
 free_gib = vqa.available_memory_bytes("cpu") / 2**30
@@ -53,16 +60,18 @@ lesson.record(vqa_route=route.name, vqa_route_reason=reason, free_memory_gib=rou
 # swaps the Q-Former's outputs into those slots. Checkpoints saved before that change
 # lack `num_query_tokens` in their processor config and produce prompts without slots;
 # `vqa.ensure_image_tokens` fills it in from the model config (the original chapter's
-# notebook broke exactly here). Below, a BLIP-2 processor expands a question. Without
-# BLIP-2's weights we build the same processor class around the toy tokenizer, with
-# BLIP-2's 32 query tokens, so the mechanics are identical.
+# notebook broke exactly here). Below, a BLIP-2 processor expands a question. On the
+# BLIP-2 route it is the checkpoint's own (the toy twin's: OPT-style byte-level BPE, where
+# `Ġ` marks a word that follows a space and `</s>` is OPT's start token, and 16 query
+# tokens). Without any BLIP-2 we build the same processor class around the toy BLIP
+# tokenizer, with BLIP-2's 32 query tokens, so the mechanics are identical.
 
 # %%
 from transformers import Blip2Processor
 
 if route.name == "blip2":
-    answerer = vqa.Blip2Answerer(route.resolved, lesson.settings)  # calls ensure_image_tokens
-    processor = answerer.processor
+    answerer = blip2 = vqa.Blip2Answerer(route.resolved, lesson.settings)  # calls ensure_image_tokens
+    processor = blip2.processor
 else:
     from transformers import BlipImageProcessor
 
@@ -88,7 +97,116 @@ if route.name != "blip2":
 lesson.record(image_token_slots=slots, num_query_tokens=processor.num_query_tokens)
 
 # %% [markdown]
-# ## 3. Captions in English and Chinese
+# ## 3. Inside BLIP-2: query tokens, Q-Former, projection
+# What fills those `<image>` slots? Three steps, the first and last frozen:
+#
+# 1. the **frozen image encoder** turns the image into one token per patch plus a class
+#    token (blip2-opt-2.7b: EVA ViT-g/14 at 224 px, 16 x 16 patches + 1 = **257 tokens of
+#    1408 dims**);
+# 2. the **Q-Former** starts from a fixed set of **learned query tokens** (32 of 768 dims),
+#    the same for every image; they attend to each other and, by cross-attention (every
+#    other layer in BLIP-2, every layer in the twin), to the image tokens, so whatever the
+#    image, 32 vectors come out;
+# 3. **`language_projection`**, one linear layer, maps them to the width of the **frozen
+#    LM**'s input embeddings (OPT-2.7B: 2560), and they take the `<image>` slots.
+#
+# So the LM reads 32 visual tokens however many patches the encoder made. 9.5's tiny VLM
+# instead sends *every* patch token through its projector (CLIP ViT-B/32 at 224 px: 50).
+# Below, the same steps on the route's BLIP-2 with the library's own
+# `get_image_features`, which is exactly what `generate` runs before the LM.
+
+# %%
+if route.name == "blip2":
+    import torch
+
+    model = blip2.model
+    pixels = blip2.processor.image_processor(images=[generate_scenes(1, 3, "heldout")[0].render()],
+                                             return_tensors="pt")["pixel_values"].to(blip2.device, blip2.dtype)
+    with torch.inference_mode():
+        features = model.get_image_features(pixel_values=pixels, return_dict=True)
+    steps = {
+        "image encoder output (frozen)": features.last_hidden_state,
+        "learned query tokens": model.query_tokens,
+        "Q-Former output": features.qformer_outputs.last_hidden_state,
+        "language_projection output = LM input embeddings": features.pooler_output,
+    }
+    for name, tensor in steps.items():
+        print(f"  {name:<50} {tuple(tensor.shape)}")
+    counts = {"image encoder (frozen)": model.vision_model, "language model (frozen)": model.language_model,
+              "Q-Former": model.qformer, "language_projection": model.language_projection}
+    counts = {name: sum(p.numel() for p in part.parameters()) for name, part in counts.items()}
+    counts["query tokens"] = model.query_tokens.numel()
+    print("  parameters: " + ", ".join(f"{name} {n / 1e6:.3f} M" for name, n in counts.items()))
+    trained = counts["Q-Former"] + counts["language_projection"] + counts["query tokens"]
+    print(f"  trained in BLIP-2's recipe: {trained / 1e6:.3f} M of {sum(counts.values()) / 1e6:.3f} M "
+          f"({trained / sum(counts.values()):.0%})")
+    lesson.record(blip2_shapes={name: list(tensor.shape) for name, tensor in steps.items()},
+                  blip2_parameters=counts)
+
+    from chapter09.vlm import tiny as tiny_vlm  # 9.5's VLM: every patch token goes to the LM
+
+    tiny = tiny_vlm.load(config.TOY_MODELS_DIR / "tiny_vlm")
+    tiny_pixels = tiny.image_processor(images=[generate_scenes(1, 3, "heldout")[0].render()],
+                                       return_tensors="pt")["pixel_values"]
+    with torch.inference_mode():
+        tiny_visual = tiny.visual_tokens(tiny.image_features(tiny_pixels))
+    rows = {"blip2-opt-2.7b (real)": ("257 x 1408", "32 x 768", "(1, 32, 2560)"),
+            f"BLIP-2 twin ({'toy' if route.resolved.is_toy else route.resolved.location})":
+                (" x ".join(map(str, steps["image encoder output (frozen)"].shape[1:])),
+                 " x ".join(map(str, steps["learned query tokens"].shape[1:])),
+                 str(tuple(features.pooler_output.shape)))}
+    print(f"\n  {'model':<28} {'image tokens':<14} {'queries':<10} LM's visual prefix")
+    for name, (image_tokens, queries, prefix) in rows.items():
+        print(f"  {name:<28} {image_tokens:<14} {queries:<10} {prefix}")
+    print(f"  9.5's tiny VLM (toy)         every patch + class token -> {tuple(tiny_visual.shape)}; CLIP ViT-B/32 "
+          f"at 224 px: 50 visual tokens")
+    lesson.record(visual_tokens={"blip2": int(features.pooler_output.shape[1]),
+                                 "tiny_vlm_9_5": int(tiny_visual.shape[1])})
+
+# %% [markdown]
+# ### The BLIP-2 twin end to end: captions and zero-shot VQA
+# The twin's Q-Former was trained on one task only: the frozen LM must write the
+# image's caption after the visual prefix. It never saw a question. Its language model,
+# though, read text passages before the Q-Former existed: a description, then the
+# description again or `Question: ... Answer: ...` about it. If the Q-Former's 16
+# vectors carry what a description would, the LM can answer questions about the image
+# with the paper's prompt `Question: {q} Answer:`: that is BLIP-2's *zero-shot* VQA,
+# measured here on held-out scenes per kind of question. The second line gives the frozen
+# LM the scene's true caption as text instead of the image: the Q-Former can at best hand
+# over what a perfect description would, so that line is roughly the ceiling. For colour,
+# shape and position the tiny LM is what limits the twin: even reading the true caption it
+# misses many, more so about the held-out pairs ("red star", ...) it never read; counting
+# is where the visual prefix loses against text. The twin is English only, like blip2-opt-2.7b (a
+# Chinese caption would come from the translator). With real weights the same calls run on
+# your photos, unscored.
+
+# %%
+if route.name == "blip2" and route.resolved.is_toy:
+    from chapter09.toyworld.train_blip2 import caption_share, text_only_vqa_accuracy, vqa_accuracy_by_kind
+
+    blip2_scenes = generate_scenes(200, config.TOY_HELDOUT_SEED, "heldout")  # held out: never trained on
+    share, blip2_captions = caption_share(blip2, blip2_scenes)
+    for caption, scene in list(zip(blip2_captions, blip2_scenes))[:3]:
+        print(f"  BLIP-2 twin: {caption!r}\n    truth:     {scene.captions('en')[0]!r}")
+    print(f"  captions naming every object's colour and shape: {share:.3f} of {len(blip2_scenes)} held-out images")
+    zero_shot = vqa_accuracy_by_kind(blip2, blip2_scenes[:80])
+    reading = text_only_vqa_accuracy(blip2, blip2_scenes[:80])  # the LM given the true caption instead
+    print("  zero-shot VQA (English, exact answer): " + ", ".join(f"{k} {v:.3f}" for k, v in zero_shot.items()))
+    print("  the frozen LM reading the true caption:  " + ", ".join(f"{k} {v:.3f}" for k, v in reading.items()))
+    session = vqa.ChatSession(blip2, blip2_scenes[0].render())
+    for question in ("how many shapes are there?", f"what colour is the {blip2_scenes[0].objects[0].shape}?"):
+        print(f"  you> {question}\n  BLIP-2 twin> {session.ask(question)}")
+    print(f"  its next prompt carries the turns: {session.prompt_for('anything else?')!r}")
+    lesson.record(blip2_caption_accuracy_en=round(share, 3), blip2_zero_shot_vqa=zero_shot,
+                  blip2_lm_reading_true_caption=reading)
+elif route.name == "blip2":
+    image = load_image(config.ASSETS_DIR / json.loads((config.ASSETS_DIR / "photos.json").read_text(
+        encoding="utf-8"))[0]["image"])
+    print(f"  caption: {blip2.caption([image])[0]!r}; Question: what is in the picture? Answer: "
+          f"{blip2.answer(image, 'what is in the picture?')!r}")
+
+# %% [markdown]
+# ## 4. Captions in English and Chinese
 # The BLIP captioner writes English. On the real route, Chinese is the English caption
 # translated by an English-to-Chinese MarianMT model (BLIP never saw Chinese). The toy
 # twin was trained on both languages and simply continues a language token, `<en>` or
@@ -136,19 +254,21 @@ if captioner is not None:
     lesson.save_figure(figure, "captions.png")
 
 # %% [markdown]
-# ## 4. Visual question answering
+# ## 5. Visual question answering
 # `vqa.load_answerer` follows the route chosen in step 1. BLIP-VQA encodes the image
 # and the question together and decodes a short answer; BLIP-2 continues the prompt
 # "Question: ... Answer:". In the toy world, questions ask for a count, a colour, a
-# shape or a position, in English and Chinese, and answers are scored exactly.
+# shape or a position, in English and Chinese, and answers are scored exactly. There
+# the scored answerer is the BLIP-VQA twin, trained on questions in both languages, beside
+# the BLIP-2 twin's zero-shot English figures of section 3.
 
 # %%
 try:
-    if route.name != "blip2":
+    if route.name != "blip2" or route.resolved.is_toy:
         answerer = vqa.BlipAnswerer(lesson.settings)
 except ModelUnavailableError as error:
     answerer = None
-    lesson.say(f"No question-answering model can be loaded here, so steps 4 and 5 are skipped: "
+    lesson.say(f"No question-answering model can be loaded here, so steps 5 and 6 are skipped: "
                f"{why_unavailable(error)}")
     lesson.record(vqa_skipped=why_unavailable(error))
 
@@ -183,7 +303,7 @@ elif answerer is not None:
         print(f"  {photos[0]['image']}: {question} -> {answerer.answer(image, question)}")
 
 # %% [markdown]
-# ## 5. A chat that remembers
+# ## 6. A chat that remembers
 # A `ChatSession` keeps the question/answer history. On the BLIP-2 route each new prompt
 # carries the last three turns as "Question: ... Answer: ...", so "and where is it?" can
 # refer back. That format is the prompt the BLIP-2 paper used for zero-shot VQA
@@ -191,6 +311,8 @@ elif answerer is not None:
 # stringing turns together is this chapter's convention, and how well the model uses
 # earlier turns is something to test on your images, not a promise. BLIP-VQA reads one
 # question at a time, so on that route the history is a transcript the model does not see.
+# In the toy world the scripted chat below, which mixes English and Chinese, runs on the
+# BLIP-VQA twin; section 3 showed the English-only BLIP-2 twin reading its history.
 #
 # In a terminal: `python -m chapter09.vqa chat IMAGE` (no widgets: type a question,
 # `reset` forgets, an empty line quits). Below, the same loop reads a scripted conversation.

@@ -4,9 +4,9 @@ Every lesson and the capstone ask this module which model serves a *role*
 ("clip", "captioner", ...). Each role names the real checkpoint on the
 Hugging Face hub and its toy twin: a tiny model of the same transformers class,
 trained from scratch on the toy world by ``python -m chapter09.toyworld train``
-and stored in ``chapter09/toyworld/twins/<role>``. Some roles have no twin (BLIP-2,
-SmolVLM, ...): their real classes are exercised on tiny random models by the test
-named in ``ModelSpec.tested_by``.
+and stored in ``chapter09/toyworld/twins/<role>``. Some roles have no twin (SmolVLM,
+Qwen3, ...): their real classes are exercised on tiny random models by the test named in
+``ModelSpec.tested_by``. BLIP-2's twin is built the way BLIP-2 was (``toyworld/train_blip2.py``).
 """
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ class ModelSpec:
     toy_dir: str | None  # folder name under TOY_MODELS_DIR; None: the toy world has no twin of this role
     params: str = ""  # size of the real checkpoint, as published
     alternatives: tuple[str, ...] = field(default_factory=tuple)
-    tested_by: str = ""  # for roles without a twin: the test that runs the real class on a tiny random model
+    tested_by: str = ""  # the test that runs the real class on a tiny random model (and, for BLIP-2, the twin)
 
     @property
     def has_twin(self) -> bool:
@@ -104,8 +104,9 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec(
             "blip2", "Salesforce/blip2-opt-2.7b", "Blip2ForConditionalGeneration",
             "captioning and visual Q&A with a frozen OPT-2.7B language model (9.4)",
-            "MIT", None, "3.74 B (15.0 GB = 13.9 GiB in fp32, 7.5 GB = 7.0 GiB in fp16/bf16)",
-            tested_by="tests/test_vl_hub_classes.py::test_blip2_code_path_on_a_random_model",
+            "MIT", "blip2", "3.74 B (15.0 GB = 13.9 GiB in fp32, 7.5 GB = 7.0 GiB in fp16/bf16)",
+            tested_by="tests/test_toy_blip2.py (the twin: frozen converted BLIP tower, frozen toy OPT, trained "
+                      "Q-Former); tests/test_vl_hub_classes.py::test_blip2_code_path_on_a_random_model",
         ),
         ModelSpec(
             "translator_en_zh", "Helsinki-NLP/opus-mt-en-zh", "MarianMTModel",

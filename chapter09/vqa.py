@@ -102,8 +102,13 @@ def choose_route(settings: Settings | None = None, prefer: str = "auto") -> Rout
     if needed > free and prefer != "blip2":
         return Route("blip", f"BLIP-2 needs about {needed / 2**30:.1f} GiB in {str(torch_dtype)[6:]} on {device}, "
                              f"but only {free / 2**30:.1f} GiB is free; BLIP-VQA (385 M) fits")
-    return Route("blip2", f"BLIP-2 fits: about {needed / 2**30:.1f} GiB needed, {free / 2**30:.1f} GiB free "
+    return Route("blip2", f"BLIP-2 fits: about {_size(needed)} needed, {free / 2**30:.1f} GiB free "
                           f"on {device}", resolved)
+
+
+def _size(n_bytes: float) -> str:
+    """GiB with one decimal, or MiB for the toy twin's few MB (which would read "0.0 GiB")."""
+    return f"{n_bytes / 2**30:.1f} GiB" if n_bytes >= 2**30 / 10 else f"{n_bytes / 2**20:.1f} MiB"
 
 
 # ----------------------------------------------------------------------------- prompts
@@ -156,12 +161,15 @@ class Blip2Answerer:
         announce(resolved)
         self.resolved = resolved
         self.device = pick_device(settings.device)
-        self.dtype = pick_dtype(self.device, settings.dtype)
+        self.dtype = toy_safe_dtype(resolved, self.device, settings.dtype)
         with quiet_loading():
             self.processor = AutoProcessor.from_pretrained(resolved.location)
             self.model = Blip2ForConditionalGeneration.from_pretrained(
                 resolved.location, dtype=self.dtype).to(self.device).eval()
         ensure_image_tokens(self.processor, self.model)
+        # a decoder-only LM continues the last position: pad batched prompts on the left so each ends where
+        # its answer starts, whatever side the checkpoint's tokenizer pads on
+        self.processor.tokenizer.padding_side = "left"
 
     def _generate(self, images, prompts, max_new_tokens):
         import torch
@@ -179,9 +187,23 @@ class Blip2Answerer:
         images = images_to_rgb(images)
         return self._generate(images, [""] * len(images), max_new_tokens)
 
+    def caption_batch(self, images, max_new_tokens: int = 40, batch_size: int = 64) -> list[str]:
+        """``caption`` in batches of ``batch_size`` images (the toy world scores hundreds at once)."""
+        images = images_to_rgb(images)
+        return [caption for start in range(0, len(images), batch_size)
+                for caption in self.caption(images[start:start + batch_size], max_new_tokens)]
+
     def answer(self, image, question: str, history=(), max_new_tokens: int = 10) -> str:
         prompt = build_prompt(list(history), question)
         return self._generate(images_to_rgb([image]), [prompt], max_new_tokens)[0]
+
+    def answer_batch(self, images, questions: list[str], max_new_tokens: int = 10, batch_size: int = 64) -> list[str]:
+        """One question per image, no history, batched (prompts are left-padded, see ``__init__``)."""
+        images = images_to_rgb(images)
+        prompts = [build_prompt([], question) for question in questions]
+        return [answer for start in range(0, len(images), batch_size)
+                for answer in self._generate(images[start:start + batch_size], prompts[start:start + batch_size],
+                                             max_new_tokens)]
 
 
 class BlipAnswerer:

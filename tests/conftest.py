@@ -23,7 +23,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # run_all_sections.py, and test
 
 # A file's group, unless a test marks itself otherwise.
 GROUPS = {
-    "quality": {"test_clip_quality", "test_multilingual", "test_vl_toy_quality", "test_translation",
+    "quality": {"test_clip_quality", "test_multilingual", "test_vl_toy_quality", "test_translation", "test_toy_blip2",
                 "test_capstone_strategies", "test_capstone_finetune", "test_precision"},
     "e2e": {"test_runner", "test_sections_4_6", "test_vl_notebooks", "test_notebooks", "test_capstone_demo",
             "test_capstone_serve", "test_capstone_bench", "test_capstone_describe", "test_capstone_library",

@@ -237,7 +237,10 @@ def test_the_slips_a_careful_reader_caught_stay_fixed():
     assert "captions, English and Chinese, should score highest" not in markdown
     printed, markdown = _notebook_text("9.4")
     assert "15.0 GB (13.9 GiB) in fp32, 7.5 GB (7.0 GiB)" in markdown and "about 14 GB" not in markdown
-    assert "pixel_values: (1, 3, 224, 224)" in printed and "OPT's start token" in printed
+    if "route: blip2" in printed:  # the BLIP-2 twin's own processor: OPT-style tokens, its 16 query tokens
+        assert "16 x <image> then ['</s>', 'Question'" in printed and "OPT's start token" in markdown
+    else:  # BLIP-2's processor class around the toy BLIP tokenizer, at blip2-opt-2.7b's 224 px
+        assert "pixel_values: (1, 3, 224, 224)" in printed and "OPT's start token" in printed
     assert "the format BLIP-2 was tuned on" not in markdown and "neither instruction- nor chat-tuned" in markdown
     printed, markdown = _notebook_text("9.5")
     assert "torchao" in markdown and "CPU technique" in markdown and "WRONG" in printed

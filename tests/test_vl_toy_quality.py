@@ -86,10 +86,18 @@ def test_toy_vqa_exact_answers():
     assert accuracy >= QUALITY_BAR
 
 
-def test_toy_vqa_route_says_why_it_took_blip(capsys):
-    from chapter09.vqa import BlipAnswerer, load_answerer
+def test_toy_vqa_route_says_which_route_it_took(capsys):
+    """With the BLIP-2 twin the toy world takes BLIP-2's route (a few MB fits anywhere); --route blip still
+    gives BLIP-VQA, and without the twin the route falls back to BLIP-VQA, saying why."""
+    from chapter09.vqa import Blip2Answerer, BlipAnswerer, load_answerer
 
-    answerer = load_answerer(Settings("toy", device="cpu"))
-    said = capsys.readouterr().out
-    assert isinstance(answerer, BlipAnswerer) and not answerer.uses_history
-    assert "[vqa] route: blip - BLIP-2 weights are not available here" in said
+    if (config.model_spec("blip2").toy_path / "config.json").exists():
+        answerer = load_answerer(Settings("toy", device="cpu"))
+        assert isinstance(answerer, Blip2Answerer) and answerer.uses_history
+        assert "[vqa] route: blip2 - BLIP-2 fits" in capsys.readouterr().out
+    else:
+        answerer = load_answerer(Settings("toy", device="cpu"))
+        assert isinstance(answerer, BlipAnswerer) and not answerer.uses_history
+        assert "[vqa] route: blip - BLIP-2 weights are not available here" in capsys.readouterr().out
+    answerer = load_answerer(Settings("toy", device="cpu"), prefer="blip")
+    assert isinstance(answerer, BlipAnswerer) and "[vqa] route: blip - you asked" in capsys.readouterr().out

@@ -11,6 +11,7 @@ from pathlib import Path
 from .. import config
 from ..errors import UsageError
 from .train_blip import train_captioner, train_vqa
+from .train_blip2 import train_blip2
 from .train_chinese_clip import train_chinese_clip
 from .train_clip import train_clip
 from .train_multilingual import train_multilingual_text
@@ -21,6 +22,7 @@ TRAINERS = {
     "multilingual_text": train_multilingual_text,
     "captioner": train_captioner,
     "vqa": train_vqa,
+    "blip2": train_blip2,
     "translator_en_zh": train_translator_en_zh,
     "translator_zh_en": train_translator_zh_en,
     "chinese_clip": train_chinese_clip,
