@@ -9,7 +9,8 @@ from pathlib import Path
 # 83 tokens for it (bytes), 65 image tokens, every padding variant at cosine 1.0; 9.2 6/6 diagonal wins,
 # text -> image R@1 0.990 and R@5 1.000 (image -> text 0.995, 1.000), zero-shot colour 0.991, shape 0.908 with
 # the ensemble against 0.891 with "a photo of a {shape}" (margin +0.017, standard error 0.007, over 633 images),
-# the hard split's R@1 0.859 and family-of-three accuracy 0.864; 9.3 R@1 0.980-0.990, R@5 1.000.
+# the hard split's R@1 0.859 and family-of-three accuracy 0.864; 9.3 R@1 0.980-0.987, R@5 1.000, except Chinese
+# through the English-only CLIP's own tower: R@1 0.000, R@5 0.007 (chance 0.017).
 # The quality floors of 9.4-9.6 are asserted once, in tests/test_sections_4_6.py.
 EXPECTED = {
     "9.1": lambda r: (r["best_is_correct"] and r["tokens_en"] > 2 and r["tokens_zh"] > r["tokens_en"]
@@ -26,7 +27,9 @@ EXPECTED = {
                       and 1 / 3 < r["hard_family_accuracy"]["all"] < 0.95),
     "9.3": lambda r: (set(r["recall"]) == {"en_CLIP_text_tower", "zh_CLIP_text_tower", "en_multilingual",
                                            "zh_multilingual"}
-                      and all(v["R@1"] >= 0.9 and v["R@5"] >= 0.95 for v in r["recall"].values())),
+                      and r["recall"]["zh_CLIP_text_tower"]["R@5"] <= 0.1  # the English-only CLIP: near chance
+                      and all(v["R@1"] >= 0.9 and v["R@5"] >= 0.95 for k, v in r["recall"].items()
+                              if k != "zh_CLIP_text_tower")),
     "9.4": lambda r: r["vqa_route"] == "blip" and r["image_token_slots"] == r["num_query_tokens"] == 32,
     "9.5": lambda r: r["demo_loss_last"] < r["demo_loss_first"] and len(r["precision_rows"]) == 4,
     "9.6": lambda r: any("ms_per_item" in row for row in r["models"]),

@@ -19,7 +19,8 @@ def main(argv: list[str] | None = None) -> int:
     make.add_argument("--n", type=int, default=600, help="number of images (default 600)")
     make.add_argument("--seed", type=int, default=0)
     make.add_argument("--split", choices=SPLITS, default="heldout",
-                      help="heldout (all colour x shape pairs, the default) or train")
+                      help="heldout (all colour x shape pairs, the default), hard (2-4 objects in families "
+                           "of three whose captions share every word: binding and position swaps) or train")
     evaluate = sub.add_parser("eval", help="measure the toy CLIP on a data set")
     evaluate.add_argument("data_dir")
     evaluate.add_argument("--json", action="store_true", help="print the figures as JSON")
