@@ -107,6 +107,8 @@ lesson.record(contrastive_loss=round(loss, 4), logit_scale_exp=round(scale, 2))
 # class per row; `retrieval.zero_shot_classify` does exactly this.
 
 # %%
+# single-object held-out scenes; unique=False lets a description come back, each time drawn anew (its own jitter
+# and background), so the test set is not capped at the 540 distinct single-object descriptions
 test_scenes = [s for s in generate_scenes(2000, seed=22, split="heldout", unique=False) if len(s.objects) == 1]
 test_embeddings = encoder.encode_images([s.render() for s in test_scenes])
 
@@ -133,7 +135,7 @@ margin = accuracy_margin(hits["ensemble"], hits["single prompt"])
 lesson.record(ensembling_margin=margin)
 lesson.say(f"""Ensembling adds {100 * margin['margin']:+.1f} points, with a standard error of
     {100 * margin['standard_error']:.1f} points (a paired bootstrap over the {margin['items']} images): the margin
-    is {margin['margin'] / margin['standard_error']:.1f} standard errors from zero. {margin['only_hits']} images
+    is {margin['standard_errors_from_zero']:.1f} standard errors from zero. {margin['only_hits']} images
     only the ensemble gets right, {margin['only_baseline']} only the single prompt. The CLIP paper measured
     +3.5 points on ImageNet from its 80 templates (and almost 5 with prompt engineering on top).""")
 
