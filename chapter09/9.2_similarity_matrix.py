@@ -109,7 +109,7 @@ lesson.record(contrastive_loss=round(loss, 4), logit_scale_exp=round(scale, 2))
 # %%
 # single-object held-out scenes; unique=False lets a description come back, each time drawn anew (its own jitter
 # and background), so the test set is not capped at the 540 distinct single-object descriptions
-test_scenes = [s for s in generate_scenes(2000, seed=22, split="heldout", unique=False) if len(s.objects) == 1]
+test_scenes = [s for s in generate_scenes(2000, seed=25, split="heldout", unique=False) if len(s.objects) == 1]
 test_embeddings = encoder.encode_images([s.render() for s in test_scenes])
 
 
