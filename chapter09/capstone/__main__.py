@@ -24,8 +24,10 @@ def cmd_index(args) -> int:
     from .indexer import build_index
     from .library_precision import index_precision
     from .lock import lock_for
+    from .options import IndexOptions
     from .store import is_uri
 
+    options = IndexOptions.from_args(args)  # a bad flag is refused before anything is opened or measured
     # refuse (or wait) before measuring anything: a folder's flock, an object store's conditional-put lock
     lock = lock_for(args.index, args.wait) if is_uri(args.index) or Path(args.index).is_dir() else None
     if lock is not None:
@@ -42,17 +44,10 @@ def cmd_index(args) -> int:
         from .watch import print_batch, watch_library
 
         stream = _RESULT_STREAM[-1] if _RESULT_STREAM else sys.stdout
-        watch_library(args.library, args.index, encoders, debounce_s=args.debounce_s, rescan_s=args.rescan_s,
-                      excludes=args.exclude, default_excludes=not args.no_default_excludes, wait_s=args.wait,
-                      report=print_batch(args.json, stream), precomputed=sample_rows, batch_size=args.batch_size,
-                      workers=args.workers, progress=not args.no_progress, engine=args.engine,
-                      ray_address=args.ray_address, actors=args.actors, gpus_per_actor=args.gpus_per_actor)
+        watch_library(args.library, args.index, encoders, options, debounce_s=args.debounce_s,
+                      rescan_s=args.rescan_s, report=print_batch(args.json, stream), precomputed=sample_rows)
         return 0
-    summary = build_index(args.library, args.index, encoders, batch_size=args.batch_size, workers=args.workers,
-                          progress=not args.no_progress, engine=args.engine, ray_address=args.ray_address,
-                          actors=args.actors, gpus_per_actor=args.gpus_per_actor, wait_s=args.wait,
-                          precomputed=sample_rows, excludes=args.exclude,
-                          default_excludes=not args.no_default_excludes)
+    summary = build_index(args.library, args.index, encoders, options, precomputed=sample_rows)
     precision["precision"] = encoders["clip"].precision
     precision["identity"] = encoders["clip"].precision_id
     _print({**summary.to_json(), "precision": precision}, args.json,
@@ -297,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="if another run is updating this index, wait up to SECONDS for it (default: refuse)")
     _precision_option(p, "fp32, bf16 or int8 (dynamic quantisation); auto (default, unless --dtype is given): "
                          "the fastest whose fidelity against fp32 on a sample of this library passes the bar")
-    from .indexer import DEFAULT_EXCLUDES
+    from .index.walk import DEFAULT_EXCLUDES
 
     p.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
                    help="leave out folders and files whose name or path inside the library matches this glob "

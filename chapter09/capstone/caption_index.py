@@ -21,7 +21,6 @@ local index (``captions-precision.json``) for the same captioner, precision set 
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -30,10 +29,11 @@ from pathlib import Path
 
 from ..errors import UsageError
 from ..images import BadImageError, load_image
-from .caption_batch import CaptionBatch, _CaptionDecoded, caption_decoded
+from .caption_batch import CaptionBatch, CaptionDecoded, caption_decoded
+from .engines import ENGINES
+from .engines.local import worker_batches
 from .store import Store, is_uri
 
-ENGINES = ("local", "ray")
 AUTO_SAMPLE = 8  # images captioned at fp32 and each candidate precision by --precision auto
 SIDECAR = "captions-precision.json"
 
@@ -89,23 +89,10 @@ def plan_captions(store: Store, langs: list[str]) -> tuple[list[dict], int]:
 
 
 # ----------------------------------------------------------------------------- 2 + 3. the local engine
-def _collate(items):
-    return items
-
-
 def decoded_batches(root: Path, records: list[dict], captioner, batch_size: int, workers: int | None):
     """Batches of decoded items from worker processes (none for a small run), as ``index`` decodes."""
-    from torch.utils.data import DataLoader
-
-    from .indexer import _then_stop_fork_server, decode_context
-
-    dataset = _CaptionDecoded(root, records, captioner.image_processor, captioner.image_side)
-    workers = (min(2, os.cpu_count() or 1) if len(records) > 2 * batch_size else 0) if workers is None else workers
-    processors = {"captioner": captioner.image_processor}
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=_collate,
-                        prefetch_factor=4 if workers else None, persistent_workers=False,
-                        multiprocessing_context=decode_context(processors) if workers else None)
-    return _then_stop_fork_server(loader) if workers else loader
+    dataset = CaptionDecoded(root, records, captioner.image_processor, captioner.image_side)
+    return worker_batches(dataset, batch_size, workers, {"captioner": captioner.image_processor})
 
 
 def local_engine(root: Path, records: list[dict], captioner, langs: list[str], settings, batch_size: int,

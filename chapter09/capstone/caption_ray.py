@@ -18,8 +18,15 @@ import time
 import numpy as np
 
 from ..errors import SetupError, UsageError
-from .caption_batch import CaptionBatch, _CaptionDecoded, caption_decoded
-from .indexer import _where, actor_count, ray_batches, start_ray, whole_pools_first
+from .caption_batch import CaptionBatch, CaptionDecoded, caption_decoded
+from .engines.ray_cluster import (
+    actor_count,
+    ray_batches,
+    start_ray,
+    threads_from_ray,
+    whole_pools_first,
+    worker_location,
+)
 
 TRANSLATE_SHARE = 0.25  # caption+translate route: the translators' share of the cluster's CPUs (captioning is dearer)
 
@@ -43,14 +50,6 @@ def caption_pool(resources: dict, actors: int | None, translating: bool, gpus_pe
     return captioners, max(1, int((cpus - captioners * cpus_per_actor) // cpus_per_actor))
 
 
-def _threads_from_ray() -> None:
-    """torch threads = the CPUs Ray assigned this actor (never the node's every core, which the others share)."""
-    import ray
-    import torch
-
-    torch.set_num_threads(max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1))))
-
-
 def _captioner_spec(model) -> dict:
     """What an actor needs to build the driver's captioner: settings, checkpoint, name, precision."""
     from ..captioning import CAPTION_PRECISIONS
@@ -69,7 +68,7 @@ class _CaptionActor:
     def __init__(self, spec: dict, identity: str, bilingual: bool, root: str, langs: list[str], generation: dict):
         from ..captioning import Captioner
 
-        _threads_from_ray()
+        threads_from_ray()
         self.model = Captioner(spec["settings"], resolved=spec["resolved"], name=spec["name"],
                                precision=spec["precision"])
         if self.model.identity != identity or self.model.bilingual != bilingual:  # never mix two models' captions
@@ -82,7 +81,7 @@ class _CaptionActor:
         from pathlib import Path
 
         records = [{"path": str(p), "sha1": str(h)} for p, h in zip(batch["path"], batch["sha1"])]
-        decoded = _CaptionDecoded(Path(self.root), records, self.model.image_processor, self.model.image_side)
+        decoded = CaptionDecoded(Path(self.root), records, self.model.image_processor, self.model.image_side)
         result = caption_decoded([decoded[i] for i in range(len(records))], self.model, self.langs, self.settings,
                                  self.generation)
         n, reasons = len(records), {f["path"]: f["reason"] for f in result.failed}
@@ -93,7 +92,7 @@ class _CaptionActor:
         for lang in ("en", "zh"):
             out[f"caption_{lang}"] = np.array([captions.get(r["path"], {}).get(lang, "") for r in records],
                                               dtype=object)
-        out["caption_node"], out["caption_worker"] = _where(n)
+        out["caption_node"], out["caption_worker"] = worker_location(n)
         return out
 
 
@@ -103,7 +102,7 @@ class _TranslateActor:
     def __init__(self, settings, resolved):
         from ..translation import Translator
 
-        _threads_from_ray()
+        threads_from_ray()
         self.model = Translator("en_zh", settings, resolved=resolved)
 
     def __call__(self, batch: dict) -> dict:

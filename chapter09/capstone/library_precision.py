@@ -76,7 +76,7 @@ def sample_evenly(items: list, n: int) -> list:
 
 def library_images(root: Path, exclude: Path | None = None) -> list[Path]:
     from ..images import IMAGE_SUFFIXES
-    from .indexer import walk_library
+    from .index.walk import walk_library
 
     return [root / p for p in walk_library(root, exclude=exclude) if p.suffix.lower() in IMAGE_SUFFIXES]
 
@@ -99,10 +99,10 @@ def library_queries(root: Path, n: int = SAMPLE_QUERIES) -> tuple[list[str], str
 
 
 def decode_sample(root: Path, paths: list[Path], preprocessors: dict, min_side: int) -> list[dict]:
-    """The sample decoded exactly as indexing decodes (``indexer.decode_one``: the file's state, SHA-1, draft
+    """The sample decoded exactly as indexing decodes (``index.decode.decode_one``: the file's state, SHA-1, draft
     JPEG decode, each role's preprocessing), so its vectors can be the sample images' rows. Unreadable files
     are left out (the indexer reports them)."""
-    from .indexer import decode_one
+    from .index.decode import decode_one
 
     items = [decode_one(root, str(path.relative_to(root)), preprocessors, min_side) for path in paths]
     return [item for item in items if item["ok"]]
