@@ -117,17 +117,16 @@ def cmd_search(args) -> int:
 
 def cmd_caption(args) -> int:
     from ..images import load_image
-    from .describe import caption_images, caption_route, parse_langs
+    from .describe import caption_images, caption_route
+    from .options import parse_langs
 
     if args.index:
         from .caption_index import caption_index
+        from .options import CaptionOptions
 
         if args.images:
             raise UsageError("give image files or --index INDEX, not both")
-        summary = caption_index(args.index, args.lang, Settings.from_args(args), progress=not args.no_progress,
-                                wait_s=args.wait, engine=args.engine, ray_address=args.ray_address,
-                                actors=args.actors, captioner=args.captioner, precision=args.precision or "auto",
-                                batch_size=args.batch_size)
+        summary = caption_index(args.index, settings=Settings.from_args(args), options=CaptionOptions.from_args(args))
         _print(summary.to_json(), args.json, summary.text())
         return 0
     if not args.images:
@@ -276,7 +275,29 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(function=function)
         return p
 
-    p = command("index", "index (or update) a folder of images", cmd_index)
+    _index_flags(command("index", "index (or update) a folder of images", cmd_index))
+    _search_flags(command("search", "search an index by text (English/Chinese), images, both combined, or caption text",
+                          cmd_search))
+    _caption_flags(command("caption", "caption images in English and Chinese (or every image of an index)",
+                           cmd_caption))
+    p = command("match", "image-text match scores", cmd_match)
+    p.add_argument("image")
+    p.add_argument("texts", nargs="+")
+    p.add_argument("--strategy", choices=STRATEGIES, default="auto", help="how Chinese texts are read (as search)")
+
+    p = command("dedup", "exact and near duplicates in an index", cmd_dedup)
+    p.add_argument("--index", required=True)
+    p.add_argument("--threshold", type=float, default=NEAR_DUPLICATE_COSINE,
+                   help=f"cosine for near duplicates (default {NEAR_DUPLICATE_COSINE})")
+    _eval_flags(command("eval", "Recall@1/5/10 (or --captions: BLEU-4, CIDEr-D) on a data set", cmd_eval))
+    _finetune_flags(command("finetune", "contrastive fine-tuning of CLIP on a data set", cmd_finetune))
+    _serve_flags(command("serve", "web UI (Gradio)", cmd_serve))
+    _bench_flags(command("bench", "speed: the indexer per precision against the model alone and the naive loop; "
+                         "fidelity; store; exact vs ANN search; start-up; captioning", cmd_bench))
+    return parser
+
+
+def _index_flags(p) -> None:
     p.add_argument("library")
     p.add_argument("--index", required=True, help="folder for the index")
     p.add_argument("--chinese-clip", action="store_true", help="also store Chinese-CLIP image vectors")
@@ -309,8 +330,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --watch: a full rescan every SECONDS, for changes events miss (default 600; 60 where "
                         "file-system events are unavailable; 0: none)")
 
-    p = command("search", "search an index by text (English/Chinese), images, both combined, or caption text",
-                cmd_search)
+
+def _search_flags(p) -> None:
+    from .queries import STRATEGIES
+
     p.add_argument("--index", required=True)
     p.add_argument("--text", help="[WEIGHT:]TEXT, English or Chinese (e.g. \"2:a dog on a beach\")")
     p.add_argument("--image", help="[WEIGHT:]an image file, or a path the index holds (its stored vector)")
@@ -335,7 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--search", choices=("auto", "exact", "ann"), default="auto")
     _precision_option(p, "precision of the query encoder (auto: the one the index was built with)")
 
-    p = command("caption", "caption images in English and Chinese (or every image of an index)", cmd_caption)
+
+def _caption_flags(p) -> None:
     p.add_argument("images", nargs="*")
     p.add_argument("--lang", default="en,zh", help="comma list of en, zh (default en,zh)")
     p.add_argument("--index", default=None,
@@ -355,17 +379,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "with --engine ray: captioner actors (default: every CPU of the cluster, one each; a "
                     "quarter to translators on an English-only captioner)")
 
-    p = command("match", "image-text match scores", cmd_match)
-    p.add_argument("image")
-    p.add_argument("texts", nargs="+")
-    p.add_argument("--strategy", choices=STRATEGIES, default="auto", help="how Chinese texts are read (as search)")
 
-    p = command("dedup", "exact and near duplicates in an index", cmd_dedup)
-    p.add_argument("--index", required=True)
-    p.add_argument("--threshold", type=float, default=NEAR_DUPLICATE_COSINE,
-                   help=f"cosine for near duplicates (default {NEAR_DUPLICATE_COSINE})")
-
-    p = command("eval", "Recall@1/5/10 (or --captions: BLEU-4, CIDEr-D) on a data set", cmd_eval)
+def _eval_flags(p) -> None:
     p.add_argument("--dataset", required=True)
     p.add_argument("--images", help="image folder for COCO (default: found by the split name, e.g. val2017/ "
                                     "beside annotations/)")
@@ -377,7 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--captions", action="store_true", help="measure the captioner instead")
     p.add_argument("--limit", type=int, default=200, help="images for --captions (default 200)")
 
-    p = command("finetune", "contrastive fine-tuning of CLIP on a data set", cmd_finetune)
+
+def _finetune_flags(p) -> None:
     p.add_argument("--dataset", required=True)
     p.add_argument("--val", help="held-out data set (default: 20%% of --dataset's images)")
     p.add_argument("--out", required=True)
@@ -385,7 +401,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=5e-5)
     p.add_argument("--batch-size", type=int, default=64)
 
-    p = command("serve", "web UI (Gradio)", cmd_serve)
+
+def _serve_flags(p) -> None:
     p.add_argument("--index", required=True)
     p.add_argument("--host", default="127.0.0.1",
                    help="default loopback only; another (0.0.0.0: every network) needs a login or --no-auth")
@@ -399,8 +416,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="serve a non-loopback --host without a login (anyone who reaches it sees every photo)")
     _precision_option(p, "precision of the query encoder (auto: the one the index was built with)")
 
-    p = command("bench", "speed: the indexer per precision against the model alone and the naive loop; "
-                "fidelity; store; exact vs ANN search; start-up; captioning", cmd_bench)
+
+def _bench_flags(p) -> None:
     p.add_argument("--images", type=int, default=512,
                    help="photo-sized JPEGs the indexer encodes per precision (0 skips encoding)")
     p.add_argument("--batch-size", type=int, default=64, help="images per forward, pipeline and model alone (as `index`)")
@@ -419,7 +436,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--append-rows", type=int, default=None,
                    help="rows appended through the store API (default: the largest size; 0 skips)")
     p.add_argument("--queries", type=int, default=100, help="timed queries per size")
-    return parser
 
 
 def main(argv=None) -> int:

@@ -5,13 +5,17 @@ the flag, for a bad value.
 * ``EngineOptions``: where the work runs (``--engine``, ``--ray-address``, ``--actors``, ``--gpus-per-actor``),
   for indexing and captioning alike.
 * ``IndexOptions``: how ``build_index`` runs (batch size, decode workers, commits, excludes, ...).
+* ``CaptionOptions``: how ``caption_index`` runs (languages, captioner, precision, batch size, commits, ...).
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 
+from ..captioning import check_caption_precision, check_captioner
 from ..errors import UsageError
+from ..language import LANGS
 from .engines import ENGINES
 from .index.walk import exclude_patterns
 from .store import COMMIT_ROWS
@@ -21,6 +25,15 @@ def _at_least(value, least: float, flag: str, what: str = "") -> None:
     if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)
                               or not math.isfinite(value) or value < least):
         raise UsageError(f"{flag} must be {what or f'at least {least:g}'}")
+
+
+def parse_langs(langs: str | Sequence[str]) -> list[str]:
+    """``--lang``: a comma list (or a sequence) of ``LANGS``, each once, in the order given."""
+    chosen = [lang.strip() for lang in (langs.split(",") if isinstance(langs, str) else langs) if lang.strip()]
+    unknown = [lang for lang in chosen if lang not in LANGS]
+    if unknown or not chosen:
+        raise UsageError(f"--lang takes a comma list of {', '.join(LANGS)} (got {langs!r})")
+    return list(dict.fromkeys(chosen))
 
 
 @dataclass(frozen=True)
@@ -107,3 +120,49 @@ class IndexOptions:
         return cls(batch_size=args.batch_size, workers=args.workers, progress=not args.no_progress,
                    wait_s=args.wait, excludes=tuple(args.exclude), default_excludes=not args.no_default_excludes,
                    engine=EngineOptions.from_args(args))
+
+
+@dataclass(frozen=True)
+class CaptionOptions:
+    """How ``caption_index`` runs.
+
+    ``langs``: ``--lang`` (a comma list or a sequence; kept as a tuple). ``captioner`` and ``precision``
+    (``auto``: measured on a sample of the library). ``commit_s``: the longest time between commits.
+    ``stop_after`` stops after that many images (tests of resumption). ``generation``: extra ``generate``
+    arguments (the bench fixes the token count). ``workers``: the local engine's decode processes.
+    """
+
+    langs: tuple[str, ...] = ("en", "zh")
+    batch_size: int = 8
+    commit_s: float = 20.0
+    progress: bool = True
+    wait_s: float = 0.0
+    stop_after: int | None = None
+    captioner: str = "blip"
+    precision: str = "auto"
+    workers: int | None = None
+    generation: dict | None = None
+    engine: EngineOptions = field(default_factory=EngineOptions)
+
+    def __post_init__(self):
+        object.__setattr__(self, "langs", tuple(parse_langs(self.langs)))
+        check_captioner(self.captioner)
+        check_caption_precision(self.precision, allow_auto=True)
+        _at_least(self.batch_size, 1, "--batch-size")
+        _at_least(self.commit_s, 0, "commit_s", "0 or more seconds")
+        _at_least(self.wait_s, 0, "--wait", "0 or more seconds")
+        _at_least(self.workers, 0, "--workers", "0 or more")
+
+    @classmethod
+    def of(cls, **values) -> CaptionOptions:
+        """Options from keywords, the engine's among them (``engine="ray", actors=2``)."""
+        engine = {name: values.pop(name) for name in ENGINE_FIELDS if name in values}
+        if isinstance(engine.get("engine"), EngineOptions):
+            return cls(**values, engine=engine["engine"])
+        return cls(**values, engine=EngineOptions(**engine))
+
+    @classmethod
+    def from_args(cls, args) -> CaptionOptions:
+        """The ``caption --index`` command line's options."""
+        return cls(langs=args.lang, batch_size=args.batch_size, progress=not args.no_progress, wait_s=args.wait,
+                   captioner=args.captioner, precision=args.precision or "auto", engine=EngineOptions.from_args(args))
