@@ -55,12 +55,12 @@ def cmd_index(args) -> int:
     return 0
 
 
-def search_query(searcher, args) -> dict:
-    """The search the ``search`` flags ask for: terms (``--text``, ``--image``, ``--add``, ``--subtract``),
-    filters, caption text, hybrid."""
+def search_request(searcher, args):
+    """The ``SearchRequest`` the ``search`` flags ask for: terms (``--text``, ``--image``, ``--add``,
+    ``--subtract``), filters, caption text, hybrid."""
     from .filters import Filters
     from .queries import QueryError, parse_weighted
-    from .search import Term
+    from .search import SearchRequest, Term
 
     terms = []
     if args.text is not None:
@@ -75,8 +75,7 @@ def search_query(searcher, args) -> dict:
     terms += [searcher.term(raw, -1.0) for raw in args.subtract or ()]
     filters = Filters.parse(args.folder, args.taken_after, args.taken_before, args.camera, args.type, args.min_size,
                             args.min_width, args.min_height, library=searcher.store.library)
-    return searcher.search(terms, args.k, args.strategy, filters, caption_text=args.caption_text,
-                           hybrid=args.hybrid)
+    return SearchRequest(tuple(terms), args.k, args.strategy, filters, args.caption_text, args.hybrid)
 
 
 def cmd_search(args) -> int:
@@ -85,7 +84,7 @@ def cmd_search(args) -> int:
 
     searcher = LibrarySearch(args.index, Settings.from_args(args), mode=args.search)
     try:
-        result = search_query(searcher, args)
+        result = searcher.run(search_request(searcher, args))
     except QueryError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -254,7 +253,9 @@ def _strategy_list(value: str) -> str:
 
 def _engine_options(p, engine_help: str, actors_help: str) -> None:
     """--engine, --ray-address, --actors: the same flags for `index` and `caption --index`, each its own help."""
-    p.add_argument("--engine", choices=("local", "ray"), default="local", help=engine_help)
+    from .engines import ENGINES
+
+    p.add_argument("--engine", choices=ENGINES, default="local", help=engine_help)
     p.add_argument("--ray-address", default=None,
                    help="with --engine ray: join a running Ray cluster (default: $RAY_ADDRESS, else start a local Ray)")
     p.add_argument("--actors", type=_positive_int, default=None, help=actors_help)

@@ -127,15 +127,13 @@ def caption_index(index_dir, langs=None, settings=None, options: CaptionOptions 
     the next ``caption --index`` writes new ones. ``model``: a ready ``Captioner`` (the bench's random-weight
     architectures) instead of ``options.captioner``/``options.precision``.
     """
-    from tqdm import tqdm
-
     if options is None:
         options = CaptionOptions.of(**({} if langs is None else {"langs": langs}), **option_values)
     elif langs is not None or option_values:
         raise TypeError("give caption_index options, or langs and keywords, not both")
     started = time.time()
-    langs, stop_after, commit_s, progress = list(options.langs), options.stop_after, options.commit_s, options.progress
-    run_engine = engine_for(options.engine.engine)
+    langs, progress = list(options.langs), options.progress
+    engine_for(options.engine.engine)  # a missing engine module is said before the index is opened
     summary = CaptionSummary(str(index_dir), langs, engine=options.engine.engine)
     log = (lambda message: print(message, file=sys.stderr, flush=True)) if progress else None
     with Store.open(index_dir, write=True, wait_s=options.wait_s) as store:
@@ -150,8 +148,8 @@ def caption_index(index_dir, langs=None, settings=None, options: CaptionOptions 
         kept = []
         if model is None:
             sample = todo[:: max(1, len(todo) // AUTO_SAMPLE)][:AUTO_SAMPLE] if len(todo) > AUTO_SAMPLE else todo
-            model, summary.precision_reason, kept = pick_caption_precision(index_dir, store, sample, langs, settings,
-                                                                   options.captioner, options.precision, log)
+            model, summary.precision_reason, kept = pick_caption_precision(
+                index_dir, store, sample, langs, settings, options.captioner, options.precision, log)
         summary.captioner, summary.precision = model.name, model.precision
         summary.route = "direct" if model.bilingual else "caption+translate"
         if kept:
@@ -159,43 +157,55 @@ def caption_index(index_dir, langs=None, settings=None, options: CaptionOptions 
             done_paths = {row["path"] for row in kept}
             todo = [r for r in todo if r["path"] not in done_paths]
             summary.captioned += len(kept)
-        # the bar starts once the models are loaded, and tqdm's average over the whole bar (smoothing=0) gives the
-        # time left: an honest estimate for batches that all cost about the same
-        bar = tqdm(total=len(todo), unit="img", disable=not progress or not todo, file=sys.stderr,
-                   desc="captioning", smoothing=0)
-        pending, last_commit, first_batch, slowest_batch = [], time.time(), time.time(), 0.0
-
-        def commit():
-            nonlocal pending, last_commit
-            store.put_captions(pending)
-            summary.commits += 1
-            summary.max_commit_gap_s = round(max(summary.max_commit_gap_s, time.time() - last_commit), 2)
-            pending, last_commit = [], time.time()
-
-        try:
-            batch_started = time.time()
-            # the Ray engine (caption_ray.py) says where it ran
-            for batch in run_engine(Path(store.library), todo, model, settings, options, summary.ray):
-                pending += [{"path": record["path"], "sha1": record["sha1"], **caps} for record, caps in batch.done]
-                summary.failed += batch.failed
-                summary.captioned += len(batch.done)
-                summary.generate_s += batch.generate_s
-                summary.translate_s += batch.translate_s
-                bar.update(len(batch.done) + len(batch.failed))
-                now = time.time()
-                slowest_batch, batch_started = max(slowest_batch, now - batch_started), now
-                stopping = stop_after is not None and summary.captioned >= stop_after
-                # commit now if waiting for one more batch could take the gap past commit_s
-                if pending and (now - last_commit + slowest_batch > commit_s or stopping):
-                    commit()
-                if stopping:
-                    raise KeyboardInterrupt(f"stopped after {summary.captioned} images (stop_after)")
-        finally:
-            bar.close()
-            if pending:
-                commit()
+        first_batch = time.time()
+        _caption_and_write(store, todo, model, settings, options, summary)
         summary.images_per_s = round(len(todo) / max(time.time() - first_batch, 1e-9), 3) if todo else 0.0
         store.finish()
     summary.generate_s, summary.translate_s = round(summary.generate_s, 2), round(summary.translate_s, 2)
     summary.seconds = round(time.time() - started, 2)
     return summary
+
+
+def _caption_and_write(store: Store, todo: list[dict], model, settings, options: CaptionOptions,
+                       summary: CaptionSummary) -> None:
+    """``todo`` captioned on the engine asked for, the captions written as batches come back: committed before
+    waiting for one more batch could take the time since the last commit past ``options.commit_s``, so a killed
+    run loses at most that much; ``options.stop_after`` stops (as an interrupted run) once that many are done."""
+    from tqdm import tqdm
+
+    # the bar starts once the models are loaded, and tqdm's average over the whole bar (smoothing=0) gives the
+    # time left: an honest estimate for batches that all cost about the same
+    bar = tqdm(total=len(todo), unit="img", disable=not options.progress or not todo, file=sys.stderr,
+               desc="captioning", smoothing=0)
+    pending, last_commit, slowest_batch = [], time.time(), 0.0
+
+    def commit():
+        nonlocal pending, last_commit
+        store.put_captions(pending)
+        summary.commits += 1
+        summary.max_commit_gap_s = round(max(summary.max_commit_gap_s, time.time() - last_commit), 2)
+        pending, last_commit = [], time.time()
+
+    try:
+        batch_started = time.time()
+        # the Ray engine (caption_ray.py) says where it ran
+        for batch in engine_for(options.engine.engine)(Path(store.library), todo, model, settings, options,
+                                                       summary.ray):
+            pending += [{"path": record["path"], "sha1": record["sha1"], **caps} for record, caps in batch.done]
+            summary.failed += batch.failed
+            summary.captioned += len(batch.done)
+            summary.generate_s += batch.generate_s
+            summary.translate_s += batch.translate_s
+            bar.update(len(batch.done) + len(batch.failed))
+            now = time.time()
+            slowest_batch, batch_started = max(slowest_batch, now - batch_started), now
+            stopping = options.stop_after is not None and summary.captioned >= options.stop_after
+            # commit now if waiting for one more batch could take the gap past commit_s
+            if pending and (now - last_commit + slowest_batch > options.commit_s or stopping):
+                commit()
+            if stopping:
+                raise KeyboardInterrupt(f"stopped after {summary.captioned} images (stop_after)")
+    finally:
+        bar.close()
+        if pending:
+            commit()

@@ -264,24 +264,9 @@ def pick_for_index(library, index_dir, roles, settings, requested: str, sample: 
     check_precision(requested, allow_auto=True)
     locations = {role: resolve(role, settings).location for role in roles}
     if requested == "auto":
-        kept = recorded_precision(index_dir, locations)
-        if kept:
-            data = read_sidecar(index_dir)
-            reason = (f"auto keeps {kept}, chosen for this index on {data.get('recorded_at')} for the same models "
-                      f"on this CPU (--precision fp32, bf16 or int8 changes it, and re-encodes)")
-            log(f"[index] {reason}")
-            return {key: data[key] for key in ("precision", "locations", "fidelity", "bar", "sample", "margins")
-                    if key in data} | {"reason": reason, "measured": False}
-        # an index built without a record (API, older version): keep it
-        held = held_precision(index_dir, locations) if is_uri(index_dir) or Path(index_dir).exists() else None
-        if held in PRECISIONS:
-            reason = (f"auto keeps {held}, the precision this index's vectors were encoded at "
-                      f"(--precision fp32, bf16 or int8 changes it, and re-encodes)")
-            log(f"[index] {reason}")
-            report = {"precision": held, "reason": reason, "locations": locations, "measured": False}
-            write_sidecar(index_dir, report | {"runtime": _fp32_runtime(settings, roles) if held == "fp32" else
-                                               "torch"})
-            return report
+        kept = _kept_by_auto(index_dir, locations, settings, roles, log)
+        if kept is not None:
+            return kept
     if requested == "fp32":
         report = {"precision": "fp32", "reason": "fp32 as asked (the reference: nothing to measure)",
                   "locations": locations, "runtime": _fp32_runtime(settings, roles), "measured": False}
@@ -338,6 +323,28 @@ def pick_for_index(library, index_dir, roles, settings, requested: str, sample: 
     write_sidecar(index_dir, report)
     if sample_rows is not None:
         report["sample_rows"] = sample_rows
+    return report
+
+
+def _kept_by_auto(index_dir, locations: dict, settings, roles, log) -> dict | None:
+    """``auto``'s report when the index already has a precision for these models (recorded for this CPU, or held
+    by its vectors: an index built without a record, by the API or an older version), else None: measure."""
+    kept = recorded_precision(index_dir, locations)
+    if kept:
+        data = read_sidecar(index_dir)
+        reason = (f"auto keeps {kept}, chosen for this index on {data.get('recorded_at')} for the same models "
+                  f"on this CPU (--precision fp32, bf16 or int8 changes it, and re-encodes)")
+        log(f"[index] {reason}")
+        return {key: data[key] for key in ("precision", "locations", "fidelity", "bar", "sample", "margins")
+                if key in data} | {"reason": reason, "measured": False}
+    held = held_precision(index_dir, locations) if is_uri(index_dir) or Path(index_dir).exists() else None
+    if held not in PRECISIONS:
+        return None
+    reason = (f"auto keeps {held}, the precision this index's vectors were encoded at "
+              f"(--precision fp32, bf16 or int8 changes it, and re-encodes)")
+    log(f"[index] {reason}")
+    report = {"precision": held, "reason": reason, "locations": locations, "measured": False}
+    write_sidecar(index_dir, report | {"runtime": _fp32_runtime(settings, roles) if held == "fp32" else "torch"})
     return report
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..clip import clip_encoder
+from ..errors import UsageError
 from ..images import as_rgb
 from ..models import Settings
 from .caption_text import caption_ranking, rrf_fuse
@@ -60,6 +61,26 @@ class Term:
     def to_json(self) -> dict:
         value = self.value if isinstance(self.value, (str, Path)) else "(uploaded image)"
         return {"kind": self.kind, "value": str(value), "weight": self.weight}
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """One search, as the command line (``search``) and the web UI (every search endpoint) ask for it: the
+    ``terms`` (summed), ``k`` results, the Chinese-query ``strategy``, the ``filters`` (``filters.Filters``), and
+    the captions' words (``caption_text``, alone or fused with the terms when ``hybrid``). Both hand it to
+    ``LibrarySearch.run``."""
+
+    terms: tuple[Term, ...] = ()
+    k: int = 10
+    strategy: str = "auto"
+    filters: Filters | None = None
+    caption_text: str | None = None
+    hybrid: bool = False
+
+    def __post_init__(self):
+        object.__setattr__(self, "terms", tuple(self.terms))
+        if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
+            raise UsageError(f"--k must be a whole number, 1 or more, not {self.k!r}")
 
 
 class LibrarySearch:
@@ -289,6 +310,11 @@ class LibrarySearch:
             if row is not None and row.pop("path") == hit.path:
                 hit.indexed = row
         return hits
+
+    def run(self, request: SearchRequest, warn=None) -> dict:
+        """The search ``request`` asks for (``search``'s result dict); ``warn`` gets what the caller should show."""
+        return self.search(list(request.terms), request.k, request.strategy, request.filters,
+                           caption_text=request.caption_text, hybrid=request.hybrid, warn=warn)
 
     def by_text(self, text: str, k: int = 10, strategy: str = "auto", warn=None, filters: Filters | None = None) -> dict:
         return self.search([Term("text", text)], k, strategy, filters, warn=warn)

@@ -7,12 +7,14 @@ from pathlib import Path
 
 from PIL import Image
 
+from ..tables import METADATA_COLUMNS
+
 EXIF_IFD, EXIF_MAKE, EXIF_MODEL, EXIF_ORIENTATION = 0x8769, 0x010F, 0x0110, 0x0112
 EXIF_DATETIME_ORIGINAL, EXIF_DATETIME_DIGITIZED = 0x9003, 0x9004
 _EXIF_TIME = re.compile(r"\s*(\d{4})[:-](\d{2})[:-](\d{2})[ T](\d{2}):(\d{2}):(\d{2})")
 NO_METADATA = {"taken_s": 0, "taken_from": "", "camera_make": "", "camera_model": "", "format": ""}
 TEXT_METADATA = ("taken_from", "camera_make", "camera_model", "format")  # '' for unknown while decoded, null stored
-STORED_METADATA = ("taken_s", *TEXT_METADATA, "width", "height")  # the metadata columns of an images table
+STORED_METADATA = (*METADATA_COLUMNS, "width", "height")  # what a photo's header fills in an images table
 
 
 def exif_time(value) -> int | None:

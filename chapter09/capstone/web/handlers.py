@@ -13,7 +13,7 @@ import contextlib
 
 import gradio as gr
 
-from ..search import Term
+from ..search import SearchRequest, Term
 from .access import PER_CLIENT, ClientLimiter
 from .checks import (
     checked_hit,
@@ -85,8 +85,8 @@ class Handlers:
                      (term2_kind, term2_sign, term2_value, term2_image, term2_weight),
                      (term3_kind, term3_sign, term3_value, term3_image, term3_weight)]
         return self.searched(request, (folder, taken_after, taken_before, camera, types, min_size),
-                             lambda filters: self.library.search(combined_terms(self.library, text, image, term_rows),
-                                                                 k, strategy, filters))
+                             lambda filters: self.library.search(SearchRequest(
+                                 combined_terms(self.library, text, image, term_rows), k, strategy, filters)))
 
     def caption_text_search(self, caption_text, hybrid, query, strategy, k, folder=None, taken_after=None,
                             taken_before=None, camera=None, types=None, min_size=None, request: gr.Request = None):
@@ -98,8 +98,8 @@ class Handlers:
                                "or untick hybrid")
             terms = [Term("text", checked_query(query))]
         return self.searched(request, (folder, taken_after, taken_before, camera, types, min_size),
-                             lambda filters: self.library.search(terms, k, strategy, filters,
-                                                                 caption_text=caption_text, hybrid=bool(hybrid)))
+                             lambda filters: self.library.search(SearchRequest(terms, k, strategy, filters,
+                                                                               caption_text, bool(hybrid))))
 
     # ---- the selected hit
     def select_hit(self, hits, event: gr.SelectData):

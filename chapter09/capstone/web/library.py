@@ -21,7 +21,7 @@ from ...images import BadImageError, load_image
 from ...models import Settings
 from ..describe import caption_images, match_scores
 from ..filters import Filters
-from ..search import LibrarySearch, Term
+from ..search import LibrarySearch, SearchRequest, Term
 from ..store import is_uri
 from ..thumbnails import FOLDER, SIZE, content_key, ensure_thumbnail, thumbnail_path
 
@@ -138,26 +138,25 @@ class WebLibrary:
         heads = pc.unique(pc.list_element(pc.split_pattern(nested, "/", max_splits=1), 0))
         return sorted(heads.to_pylist())[:limit]
 
-    def search(self, terms, k: int, strategy: str = "auto", filters=None, caption_text=None,
-               hybrid: bool = False) -> tuple[dict, list[str]]:
-        """``LibrarySearch.search`` on the index as it is now: the searcher first reopens what changed since
-        the last search (``index`` or ``index --watch`` adding rows), so ``serve`` needs no restart. Both
-        under the search lock: a refresh swaps the searchers a concurrent search would be reading."""
+    def search(self, request: SearchRequest) -> tuple[dict, list[str]]:
+        """(result, warnings) of ``request`` (``LibrarySearch.run``, as the command line's ``search``) on the index
+        as it is now: the searcher first reopens what changed since the last search (``index`` or ``index
+        --watch`` adding rows), so ``serve`` needs no restart. Both under the search lock: a refresh swaps the
+        searchers a concurrent search would be reading."""
         warnings: list[str] = []
         with self._search_lock:
             started = time.perf_counter()
             refreshed = self.searcher.refresh()
             refresh_ms = 1000 * (time.perf_counter() - started)
-            result = self.searcher.search(terms, k, strategy, filters, caption_text=caption_text, hybrid=hybrid,
-                                          warn=warnings.append)
+            result = self.searcher.run(request, warn=warnings.append)
         result.update(refresh_ms=round(refresh_ms, 2), refreshed=refreshed)
         return result, warnings
 
     def by_text(self, query: str, strategy: str, k: int, filters=None) -> tuple[dict, list[str]]:
-        return self.search([Term("text", query)], k, strategy, filters)
+        return self.search(SearchRequest((Term("text", query),), k, strategy, filters))
 
     def by_image(self, image, k: int, filters=None) -> tuple[dict, list[str]]:
-        return self.search([Term("image", image)], k, filters=filters)
+        return self.search(SearchRequest((Term("image", image),), k, filters=filters))
 
     def hits(self, result: dict) -> tuple[list, list[dict]]:
         """Gallery items (thumbnail, label) and the hits as JSON rows, captions included."""
