@@ -26,7 +26,7 @@ from types import ModuleType
 import numpy as np
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-SECTIONS = ("9.1", "9.2", "9.3", "9.4", "9.5", "9.6")
+SECTIONS = ("9.1", "9.2", "9.3", "9.4", "9.5", "9.6", "9.7")
 NOT_WRITTEN = "not written yet"
 
 
