@@ -90,8 +90,8 @@ def _verify_filtered(top_k, scores: np.ndarray, mask: np.ndarray, k: int) -> Non
         raise Failed(f"{what}: return integer row indices, not {ids.dtype}")
     if len(ids) != want:
         nudge = ("when fewer rows match than k, which rows could still honestly be returned?" if len(ids) > want
-                 else "count the matching rows in the first fixed case: how many of the k best of them "
-                      "does your result hold?")
+                 else "if the k best rows of the whole library are all ones the filter removes, what "
+                      "should come back, and how many?")
         raise Failed(f"{what}: {len(ids)} indices, expected {want}", nudge)
     if want == 0:
         return
