@@ -122,6 +122,9 @@ STEPS: dict[str, tuple[str, str]] = {
               "fp32、bf16、动态 int8 与 ONNX Runtime：在本机实测"),
     "9.6/2": ("Measure what is here", "实测本机现有的模型"),
     "9.6/3": ("The learning path, in one breath", "学习路线一览"),
+    "9.7/4": ("Filters: the top-k among the rows that match", "过滤：在符合条件的行中取 top-k"),
+    "9.7/6": ("Caption words and vectors, fused", "描述文字与向量融合"),
+    "9.7/7": ("A second stage re-scores the shortlist", "第二阶段为入围候选重新打分"),
 }
 
 # ----------------------------------------------------------------------------- what every section shares
