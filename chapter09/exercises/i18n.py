@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from .sections import SECTIONS
+
 LANGS = ("en", "zh")
 ENV = "CH09_LANG"
 DEFAULT = "en"
@@ -77,8 +79,6 @@ def render(value, lang: str = DEFAULT) -> str:
 @lru_cache(maxsize=1)
 def catalogue() -> dict[str, tuple[str, str]]:
     """Every id's (English, Chinese): the shared ``MESSAGES`` and each section's ``check_9_N.MESSAGES``."""
-    from .core import SECTIONS
-
     merged = dict(MESSAGES)
     for section in SECTIONS:
         module = importlib.import_module(f"chapter09.exercises.check_{section.replace('.', '_')}")
