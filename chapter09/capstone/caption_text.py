@@ -31,6 +31,8 @@ from collections import Counter
 
 from ..errors import UsageError
 from .errors import IndexLockedError, StoreError, log
+from .lock import IndexLock
+from .tables import quiet_lance
 
 LANGS = ("en", "zh")
 COLUMNS = {"en": "caption_en", "zh": "caption_zh"}
@@ -71,8 +73,6 @@ def index_state(table) -> dict[str, str]:
 def ensure_index(table) -> list[str]:
     """Create the full-text indexes the captions ``table`` lacks (or has with other settings); returns the
     languages built. The caller holds the write lock; rows written later are folded in by ``optimize()``."""
-    from .tables import quiet_lance
-
     built = []
     for lang, state in index_state(table).items():
         if state != "ok":
@@ -115,8 +115,6 @@ def _ready(store, table) -> bool:
 
 def _build(store) -> str | None:
     """Build the missing indexes under the write lock; None when built, else why it could not be."""
-    from .lock import IndexLock
-
     if store.write:  # this process holds the lock
         with store.writing("building the captions' full-text index"):
             ensure_index(store.captions_table())
@@ -183,7 +181,6 @@ def caption_ranking(store, text: str, limit: int, lang: str | None = None) -> li
 def _native(table, text: str, column: str, limit: int) -> dict[str, float]:
     from lancedb.query import MatchQuery
 
-    from .tables import quiet_lance
 
     with quiet_lance():
         found = table.search(MatchQuery(text, column), query_type="fts").select(["path", "_score"]) \

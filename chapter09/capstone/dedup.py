@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from ..errors import UsageError
+from .store import Store, open_vectors
+
 NEAR_DUPLICATE_COSINE = 0.97  # resized or re-compressed copies of one photo score above this with CLIP
 NEIGHBOURS = 10
 
@@ -16,9 +19,6 @@ NEIGHBOURS = 10
 def find_duplicates(index, threshold: float = NEAR_DUPLICATE_COSINE, role: str = "clip",
                     neighbours: int = NEIGHBOURS) -> dict:
     """``index``: an index folder (or URI) or an open ``store.Store``."""
-    from ..errors import UsageError
-    from .store import Store, open_vectors
-
     if not -1.0 <= threshold <= 1.0:
         raise UsageError(f"the cosine threshold must be between -1 and 1, not {threshold}")
     store = index if isinstance(index, Store) else Store.open(index)

@@ -37,8 +37,9 @@ from ..clip import clip_encoder
 from ..errors import UsageError
 from ..images import BadImageError, as_rgb, load_image, to_rgb
 from ..language import has_chinese
-from ..models import Settings
+from ..models import ModelUnavailableError, Settings
 from ..retrieval import recall_both_ways
+from .describe import caption_images, caption_route
 from .queries import BY_NAME, auto_strategy, encode_texts
 
 
@@ -307,7 +308,6 @@ def compare_strategies(data: PairedData, strategies="all", settings: Settings | 
     """Every query strategy on the same data set; a strategy whose model is missing is reported, not fatal."""
     import time
 
-    from ..models import ModelUnavailableError
 
     names = COMPARED_STRATEGIES if strategies == "all" else [s.strip() for s in strategies.split(",") if s.strip()]
     report = {"dataset": data.name, "images": len(data.images), "texts": len(data.texts),
@@ -453,8 +453,6 @@ def cider_d_reference(hypotheses: list[str], references: list[list[str]], lang: 
 def evaluate_captions(data: PairedData, langs=("en", "zh"), settings: Settings | None = None,
                       limit: int | None = 200) -> dict:
     """BLEU-4 and CIDEr-D per language, captions made by the same route as `caption` (direct or caption+translate)."""
-    from .describe import caption_images, caption_route
-
     refs = data.references()
     chosen = sorted(refs)[:limit] if limit else sorted(refs)
     langs = [lang for lang in langs if any(lang in refs[i] for i in chosen)]

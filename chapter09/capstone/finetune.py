@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..clip import ClipEncoder
 from ..images import as_rgb
 from ..models import Settings
 from ..training import LossLog, adamw_cosine, clip_contrastive_loss, decay_groups, optimizer_step
@@ -47,7 +48,6 @@ def finetune(dataset, out_dir, val=None, steps: int = 200, lr: float = 5e-5, bat
     otherwise (optimiser states in bf16 lose the small updates fine-tuning makes)."""
     import torch
 
-    from ..clip import ClipEncoder
 
     settings = settings or Settings()
     torch.manual_seed(seed)

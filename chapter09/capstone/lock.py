@@ -14,6 +14,7 @@ import socket
 import time
 from pathlib import Path
 
+from ..errors import SetupError
 from .errors import IndexLockedError, StoreError, file_system_error, log
 
 LOCK_NAME = ".lock"
@@ -176,8 +177,6 @@ class ObjectStoreLock:
                 import boto3
                 from botocore.config import Config
             except ImportError:
-                from ..errors import SetupError
-
                 raise SetupError("an s3:// index needs boto3 for its write lock: pip install boto3==1.43.11 "
                                  "(it is in requirements.txt)") from None
             self._client = boto3.client("s3", config=Config(retries={"max_attempts": 3, "mode": "standard"},
@@ -211,8 +210,6 @@ class ObjectStoreLock:
 
     def _failed(self, error, doing: str) -> BaseException:
         """An S3 failure in words: a missing bucket, refused credentials, an unreachable endpoint."""
-        from ..errors import SetupError
-
         code = getattr(error, "response", {}).get("Error", {}).get("Code", type(error).__name__)
         endpoint = os.environ.get("AWS_ENDPOINT_URL") or "AWS S3 (AWS_ENDPOINT_URL is not set)"
         if code == "NoSuchBucket":

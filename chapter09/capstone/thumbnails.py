@@ -15,7 +15,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from ..images import file_sha1
+from ..images import file_sha1, load_image
 
 SIZE = 256
 QUALITY = 85
@@ -46,8 +46,6 @@ def thumbnail_path(index_dir: str | Path, source: Path, key: str, size: int = SI
 def ensure_thumbnail(index_dir: str | Path, source: str | Path, record: dict | None = None,
                      size: int = SIZE) -> Path:
     """The cached thumbnail of ``source`` (made now if missing); raises BadImageError for a bad file."""
-    from ..images import load_image
-
     source = Path(source)
     target = thumbnail_path(index_dir, source, content_key(source, record), size)
     if target.exists():
