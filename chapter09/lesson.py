@@ -98,17 +98,20 @@ class Lesson:
                      f"\n[{self.number}] 完成，用时 {self.results['seconds']} 秒；结果见 {path}"))
 
 
+_CJK_PUNCTUATION = re.compile(r".?[\u3000-\u303f\uff00-\uffef]")
+
+
 def _columns(text: str) -> int:
     return sum(2 if ord(c) >= 0x2E80 else 1 for c in text)  # CJK characters take two terminal columns
 
 
 def _fill_cjk(lines: list[str], width: int = 88) -> str:
-    """Chinese joined as written (a space only between two ASCII words) and wrapped at ``width`` columns,
+    """Chinese lines joined (a space only where a Latin word meets a word) and wrapped at ``width`` columns,
     never inside an ASCII word or number."""
     text = ""
     for line in (line.strip() for line in lines):
-        if text and line and text[-1].isascii() and line[0].isascii():
-            text += " "
+        if text and line and (text[-1].isascii() or line[0].isascii()) and not _CJK_PUNCTUATION.match(text[-1] + line[0]):
+            text += " "  # between two ASCII words, or Chinese and a Latin word; never after or before 。，：
         text += line
     out, line = [], ""
     for piece in re.findall(r"[!-~]+|\s+|.", text):
@@ -168,19 +171,30 @@ def clip_encoder(lesson: Lesson, role: str = "clip"):
     return shared_encoder(role, lesson.settings)
 
 
-def precision_verdict(rows: list[dict], native_bf16: bool) -> list[str]:
+def precision_verdict(rows: list[dict], native_bf16: bool, lang: str = "en") -> list[str]:
     """What a measured fp32 / bf16 / int8 table says, in sentences that hold on the CPU it was measured on.
 
     ``rows`` come from ``measure.variant_row`` (the first is fp32); ``native_bf16`` is whether this CPU has
     bf16 dot products in hardware (``cpu.has_native_bf16()``). Nothing is claimed that the rows do not show.
+    ``lang``: "en" or "zh".
     """
+    zh = lang == "zh"
     timed = {row["variant"]: row["ms_per_item"] for row in rows if "ms_per_item" in row}
     if "fp32" not in timed or len(timed) < 2:
-        return ["Too few variants were measured to compare."]
+        return ["测到的方案太少，无法比较。" if zh else "Too few variants were measured to compare."]
     fastest = min(timed, key=timed.get)
-    lines = [f"Fastest in this run: {fastest} ({timed[fastest]} ms per item, {timed[fastest] / timed['fp32']:.2f}x fp32)."]
+    ratio_fastest = timed[fastest] / timed["fp32"]
+    lines = [f"本次运行最快的是 {fastest}（每项 {timed[fastest]} 毫秒，为 fp32 的 {ratio_fastest:.2f} 倍）。" if zh else
+             f"Fastest in this run: {fastest} ({timed[fastest]} ms per item, {ratio_fastest:.2f}x fp32)."]
     if "bf16" in timed:
         ratio = timed["bf16"] / timed["fp32"]
+        if zh:
+            faster = "更快" if ratio < 0.97 else "更慢" if ratio > 1.03 else "差不多快"
+            lines.append(f"这颗 CPU 有原生 bf16（AVX-512 BF16 或 AMX）：bf16 用时为 fp32 的 {ratio:.2f} 倍（{faster}）。"
+                         "在没有原生 bf16 的 CPU 上，bf16 靠软件模拟，比 fp32 慢。" if native_bf16 else
+                         f"这颗 CPU 没有原生 bf16（没有 AVX-512 BF16 / AMX）：bf16 用时为 fp32 的 {ratio:.2f} 倍"
+                         f"（{faster}）；不过它仍让权重内存减半。")
+            return lines
         faster = "faster" if ratio < 0.97 else "slower" if ratio > 1.03 else "about as fast"
         if native_bf16:
             lines.append(f"This CPU has native bf16 (AVX-512 BF16 or AMX): bf16 took {ratio:.2f}x the fp32 time "

@@ -113,13 +113,13 @@ def format_table(rows: list[dict], columns: Sequence[str] | None = None) -> str:
     return "\n".join([line(columns), line(["-" * w for w in widths]), *map(line, cells)])
 
 
-def bar_plot(rows: list[dict], label: str, value: str, title: str, log: bool = False):
+def bar_plot(rows: list[dict], label: str, value: str, title: str, log: bool = False, xlabel: str | None = None):
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.2))
     axis.barh([str(r[label]) for r in rows], [r[value] for r in rows], color="tab:blue")
     axis.invert_yaxis()
-    axis.set_xlabel(value.replace("_", " "))
+    axis.set_xlabel(xlabel or value.replace("_", " "))
     if log:
         from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
@@ -143,10 +143,13 @@ def bar_plot(rows: list[dict], label: str, value: str, title: str, log: bool = F
 
 AXIS_LABELS = {"ms_per_item": "milliseconds per item (lower is faster)", "weights_mb": "weights in memory, MB",
                "quality": "held-out quality (higher is better)"}
+AXIS_LABELS_ZH = {"ms_per_item": "每项毫秒数（越低越快）", "weights_mb": "内存中的权重，MB",
+                  "quality": "留出数据上的质量（越高越好）"}
 
 
-def tradeoff_plot(rows: list[dict], title: str):
-    """Latency, weight memory and quality of each variant side by side (rows from ``variant_row``)."""
+def tradeoff_plot(rows: list[dict], title: str, axis_labels: dict | None = None):
+    """Latency, weight memory and quality of each variant side by side (rows from ``variant_row``);
+    ``axis_labels`` replaces ``AXIS_LABELS`` (``AXIS_LABELS_ZH`` for a Chinese figure)."""
     import matplotlib.pyplot as plt
 
     columns = [c for c in ("ms_per_item", "weights_mb", "quality") if any(c in r for r in rows)]
@@ -157,7 +160,7 @@ def tradeoff_plot(rows: list[dict], title: str):
         for i, r in enumerate(measured):
             axis.text(r[column], i, f" {r[column]}", va="center", fontsize=8)
         axis.set_xlim(0, 1.18 * max(r[column] for r in measured))  # room for the value after the longest bar
-        axis.set_xlabel(AXIS_LABELS.get(column, column.replace("_", " ")))
+        axis.set_xlabel((axis_labels or AXIS_LABELS).get(column, column.replace("_", " ")))
     axes[0].invert_yaxis() if len(columns) > 1 else axes.invert_yaxis()
     figure.suptitle(title)
     figure.tight_layout()
