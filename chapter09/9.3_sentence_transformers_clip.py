@@ -120,7 +120,7 @@ for lang, encoder_name, encoder in (("en", "CLIP text tower", model), ("zh", "CL
     report[f"{lang}_{encoder_name.replace(' ', '_')}"] = recall
     shown = lesson.t(encoder_name, {"CLIP text tower": "CLIP 文本塔", "multilingual": "多语言编码器"}[encoder_name])
     print(lesson.t(f"  [{lang}] {shown:<16} text -> image over {len(gallery)} images: ",
-                   f"  [{lang}] {shown:<12} 文本 -> 图像，共 {len(gallery)} 张图像：")
+                   f"  [{lang}] {lesson.ljust(shown, 16)} 文本 -> 图像，共 {len(gallery)} 张图像：")
           + f"R@1 {recall['R@1']:.3f}  R@5 {recall['R@5']:.3f}")
 print(lesson.t(f"  chance over {len(gallery)} images: ", f"  {len(gallery)} 张图像中随机猜测：")
       + f"R@1 {1 / len(gallery):.3f}  R@5 {5 / len(gallery):.3f}")

@@ -168,7 +168,7 @@ if route.name == "blip2":
                 "language_projection output = LM input embeddings": "language_projection 输出 = 语言模型输入嵌入"}
     for name, tensor in steps.items():
         shown = lesson.t(name, steps_zh[name])
-        print(f"  {shown}{' ' * max(1, 51 - sum(2 if ord(c) >= 0x2E80 else 1 for c in shown))}{tuple(tensor.shape)}")
+        print(f"  {lesson.ljust(shown, 50)} {tuple(tensor.shape)}")
     counts = {"image encoder (frozen)": model.vision_model, "language model (frozen)": model.language_model,
               "Q-Former": model.qformer, "language_projection": model.language_projection}
     counts = {name: sum(p.numel() for p in part.parameters()) for name, part in counts.items()}

@@ -197,7 +197,7 @@ print(lesson.t(f"  {wrong_count} wrong captions of {len(scenes)}; what they get 
                "several rows):", f"  {len(scenes)} 条描述中错了 {wrong_count} 条；错在哪里（一条描述可能计入好几行）："))
 kind_zh = {"wrong number of objects": "物体数量不对", "a colour wrong": "有颜色不对", "a shape wrong": "有形状不对"}
 for kind, count in kinds.most_common():
-    print(f"    {lesson.t(kind, kind_zh[kind]):<24} {count}")
+    print(f"    {lesson.ljust(lesson.t(kind, kind_zh[kind]), 24)} {count}")
 lesson.record(tiny_vlm_errors=dict(kinds))
 
 # %% [markdown]
@@ -248,7 +248,7 @@ try:
 except Exception as error:  # record why, rather than leave the row out silently
     print(lesson.t("  ONNX Runtime row not measured: ", "  ONNX Runtime 这一行没有测：") + f"{type(error).__name__}: {error}")
     rows.append({"variant": "onnxruntime-fp32", "note": f"not measured: {type(error).__name__}: {error}"[:200]})
-table = measure.format_table(rows)
+table = measure.format_table(rows, headers=lesson.t(None, measure.TABLE_HEADERS_ZH))
 print(table)
 (lesson.out / "precision_table.md").write_text(table + "\n", encoding="utf-8")
 lesson.record(precision_rows=rows, threads=torch.get_num_threads(), latency_batch=len(sample))
@@ -291,7 +291,7 @@ if onnx_model is not None:
                             lambda xs: onnx_model.encoder.run(None, {"pixel_values": xs.numpy()}), pixels,
                             measure.count_parameters(encoder), (lesson.out / "onnx" / onnx_vlm.ENCODER_FILE).stat().st_size),
     ]
-    print(measure.format_table(encoder_rows))
+    print(measure.format_table(encoder_rows, headers=lesson.t(None, measure.TABLE_HEADERS_ZH)))
     lesson.record(encoder_rows=encoder_rows)
 
 # %%

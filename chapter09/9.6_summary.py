@@ -185,7 +185,20 @@ for name, load, unit, purpose, used_in in CHAPTER_MODELS:
     gc.collect()
 
 columns = ["model", "weights", "dtype", "parameters_m", "memory_mb", "ms_per_item", "per", "used_in", "purpose"]
-table = measure.format_table(rows, columns)
+PURPOSE_ZH = {  # the table's last column for a Chinese reader (results.json keeps the English)
+    "CLIP": "图像和文本嵌入到同一空间", "sentence-transformers CLIP": "同一个 CLIP，封装在 encode() 后面",
+    "multilingual text encoder": "把中文（50 多种语言）查询送进 CLIP 的空间", "Chinese-CLIP": "在中文图文对上训练的 CLIP",
+    "BLIP captioner": "CPU 上的图像描述（英文；中文靠翻译）", "BLIP-VQA": "CPU 上的视觉问答",
+    "BLIP-2 OPT-2.7b": "图像描述和问答，对话带记忆", "MarianMT en-zh": "把英文描述译成中文",
+    "MarianMT zh-en": "把中文查询译成英文", "SmolVLM-256M-Instruct": "CPU 上按指令处理图像",
+    "tiny VLM (toy)": "你亲手搭建并训练的 VLM",
+}
+WORDS_ZH = {"toy twin": "玩具替身", "not available here": "本机没有", "failed to run": "运行失败",
+            "image": "张图像", "sentence": "个句子", "question": "个问题"}
+shown = rows if lesson.lang == "en" else [
+    {**row, "purpose": PURPOSE_ZH.get(row["model"], row["purpose"]),
+     **{key: WORDS_ZH.get(row[key], row[key]) for key in ("weights", "per") if key in row}} for row in rows]
+table = measure.format_table(shown, columns, headers=lesson.t(None, measure.TABLE_HEADERS_ZH))
 print(table)
 (lesson.out / "models_table.md").write_text(table + "\n", encoding="utf-8")
 measured = [row for row in rows if "ms_per_item" in row]

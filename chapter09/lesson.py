@@ -63,6 +63,11 @@ class Lesson:
         """A short text (a label, a header, a figure title) in the lesson's language."""
         return zh if self.lang == "zh" and zh is not None else en
 
+    @staticmethod
+    def ljust(text: str, width: int) -> str:
+        """``text`` padded to ``width`` terminal columns (a Chinese character takes two), for aligned tables."""
+        return text + " " * max(0, width - _columns(text))
+
     def say(self, text: str, zh: str | None = None) -> None:
         """Narrate a step in plain words (wrapped like a paragraph), in the lesson's language."""
         text = self.t(text, zh)

@@ -102,15 +102,24 @@ def compare_precisions(model: torch.nn.Module, run: Callable[[torch.nn.Module, S
     return rows
 
 
-def format_table(rows: list[dict], columns: Sequence[str] | None = None) -> str:
-    """Rows of dicts as a fixed-width text table (Markdown-compatible)."""
+def format_table(rows: list[dict], columns: Sequence[str] | None = None, headers: dict | None = None) -> str:
+    """Rows of dicts as a fixed-width text table (Markdown-compatible); ``headers`` renames columns for display
+    (``TABLE_HEADERS_ZH`` for a Chinese table). Widths count a Chinese character as two columns."""
     if not rows:
         return "(no rows)"
     columns = list(columns or rows[0])
+    names = [(headers or {}).get(c, c) for c in columns]
     cells = [[str(row.get(c, "")) for c in columns] for row in rows]
-    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    line = lambda values: "| " + " | ".join(v.ljust(w) for v, w in zip(values, widths)) + " |"
-    return "\n".join([line(columns), line(["-" * w for w in widths]), *map(line, cells)])
+    width = lambda text: sum(2 if ord(ch) >= 0x2E80 else 1 for ch in text)
+    widths = [max(width(n), *(width(r[i]) for r in cells)) for i, n in enumerate(names)]
+    line = lambda values: "| " + " | ".join(v + " " * (w - width(v)) for v, w in zip(values, widths)) + " |"
+    return "\n".join([line(names), line(["-" * w for w in widths]), *map(line, cells)])
+
+
+TABLE_HEADERS_ZH = {"model": "模型", "weights": "权重", "dtype": "dtype", "parameters_m": "参数量（M）",
+                    "memory_mb": "内存（MB）", "ms_per_item": "每项毫秒", "per": "单位", "used_in": "用于",
+                    "purpose": "用途", "variant": "方案", "parameters": "参数量", "weights_mb": "权重（MB）",
+                    "quality": "质量", "note": "备注"}
 
 
 def bar_plot(rows: list[dict], label: str, value: str, title: str, log: bool = False, xlabel: str | None = None):

@@ -268,3 +268,30 @@ def test_run_cells_defaults_to_the_english_steps(tmp_path, monkeypatch):
     said = []
     run_cells(path, narrate=said.append)
     assert said == ["\n--- 1. Saying\n    The lesson says one thing.", "\n--- 2. English only\n    Not translated yet."]
+
+
+def test_check_covers_the_chinese_notebooks_once_they_have_been_generated(tmp_path, monkeypatch, capsys):
+    script = WITH_CHINESE[0]
+    monkeypatch.setattr(notebooks, "NOTEBOOK_DIR", tmp_path)
+    assert notebooks.notebook_path(script, "zh") == tmp_path / "zh" / f"{script.stem}.ipynb"
+    (tmp_path / notebooks.notebook_path(script).name).write_text("{}")  # stands in for the English notebook
+    monkeypatch.setattr(notebooks, "problems", lambda s, lang="en": [] if lang == "en" else
+                        [f"{notebooks.notebook_path(s, lang).relative_to(tmp_path).as_posix()}: missing"])
+    number = notebooks.section_number(script)
+    assert notebooks.main(["--check", number]) == 0  # notebooks/zh/ never generated: said, not failed
+    assert "notebooks/zh/ has not been generated yet" in capsys.readouterr().out
+    (tmp_path / "zh").mkdir()
+    assert notebooks.main(["--check", number]) == 1
+    assert f"zh/{script.stem}.ipynb: missing" in capsys.readouterr().out
+    assert notebooks.main(["--check", number, "--lang", "en"]) == 0
+
+
+def test_chinese_labels_line_up_in_tables():
+    from chapter09 import measure
+
+    rows = [{"variant": "fp32", "ms_per_item": 1.5}, {"variant": "bf16", "ms_per_item": 12.25}]
+    assert measure.format_table(rows) == ("| variant | ms_per_item |\n| ------- | ----------- |\n"
+                                          "| fp32    | 1.5         |\n| bf16    | 12.25       |")
+    chinese = measure.format_table(rows, headers=measure.TABLE_HEADERS_ZH).splitlines()
+    assert chinese[0] == "| 方案 | 每项毫秒 |" and chinese[2] == "| fp32 | 1.5      |"
+    assert Lesson.ljust("有形状不对", 14) == "有形状不对    " and Lesson.ljust("shape", 8) == "shape   "
