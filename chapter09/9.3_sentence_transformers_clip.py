@@ -142,7 +142,7 @@ lesson.record(recall=report)
 # (Chinese-CLIP), and compares all four.
 
 # %% [markdown] lang="zh"
-# 第二行正是本节的出发点：中文查询走 CLIP 自己的文本塔，效果与随机猜测无异，因为训练中没有任何东西把这些字节词元和图像联系起来。同样的查询换成多语言学生模型，找回对应图像的比例和英文查询走 CLIP 时相差无几，而这个学生模型一张图像都没见过：它只学会了根据中文译文复现 CLIP 对英文原句的嵌入。同一个问题，毕业项目还给出另外两条路线：先把查询译成英文（opus-mt zh->en，再交给 CLIP），或者改用在中文图文对上训练的 CLIP（Chinese-CLIP），并把四种做法放在一起比较。
+# 第二行正是本节的出发点：中文查询走 CLIP 自己的文本塔，效果与随机猜测无异，因为训练中没有任何东西把这些字节词元和图像联系起来。同样的查询换成多语言学生模型，找回对应图像的比例和英文查询走 CLIP 时相差无几，而这个学生模型一张图像都没见过：它只学会了根据中文译文复现 CLIP 对英文原句的嵌入。同一个问题，综合项目还给出另外两条路线：先把查询译成英文（opus-mt zh->en，再交给 CLIP），或者改用在中文图文对上训练的 CLIP（Chinese-CLIP），并把四种做法放在一起比较。
 
 # %%
 lesson.finish()
@@ -163,7 +163,7 @@ lesson.finish()
 # ## 小结
 # * `SentenceTransformer.encode` 接收文本或图像并自动分批；分批比循环快好几倍，因为每一层都作为一次大矩阵乘法执行。
 # * `util.semantic_search` 和 `util.cos_sim` 就是检索的全部：归一化向量的点积，再取 top-k。
-# * CLIP 的文本塔只读得懂训练时见过的内容。OpenAI 的 CLIP（以及玩具替身）学的是英文图文对，所以中文查询经过它，检索效果只有随机水平。
+# * CLIP 的文本塔只读得懂训练时见过的内容。OpenAI 的 CLIP（以及玩具孪生模型）学的是英文图文对，所以中文查询经过它，检索效果只有随机水平。
 # * 蒸馏到 CLIP 空间的多语言学生模型（教师：处理英文的 CLIP；学生：同时读英文句子及其译文）能用 50 多种语言检索同一批图像向量，训练中没有用到一张图像。
 # * 蒸馏只需要平行语料；图像这一侧始终不变。
 
@@ -235,7 +235,7 @@ lesson.finish()
 # ## 延伸阅读
 # * Reimers & Gurevych, *Making Monolingual Sentence Embeddings Multilingual using Knowledge Distillation* (arXiv 2004.09813)：`clip-ViT-B-32-multilingual-v1` 背后的训练方法。
 # * Reimers & Gurevych, *Sentence-BERT* (arXiv 1908.10084)：这个库的由来，以及 `encode` / `util` 的设计思路。
-# * Yang et al., *Chinese CLIP* (arXiv 2211.01335)：另一条路线，即在中文图文对上训练的 CLIP（毕业项目比较了两者）。
+# * Yang et al., *Chinese CLIP* (arXiv 2211.01335)：另一条路线，即在中文图文对上训练的 CLIP（综合项目比较了两者）。
 #
 # **术语对照**
 # * 知识蒸馏 / knowledge distillation；教师模型 / teacher；学生模型 / student

@@ -25,7 +25,7 @@
 #
 # BLIP-2（`Salesforce/blip2-opt-2.7b`）冻结了一个 ViT-g 图像编码器和一个 OPT-2.7B 语言模型，只训练夹在中间的小型 *Q-Former*：它把图像变成 32 个"查询向量"（query tokens），语言模型读它们就像读词一样。整个模型共有 **3.74 B 参数：fp32 下 15.0 GB（13.9 GiB），bf16/fp16 下 7.5 GB（7.0 GiB）**。装不下它的机器就走适合 CPU 的路线：BLIP 图像描述 base（247 M）和 BLIP-VQA base（385 M）。本节先判断该走哪条路线并说明理由，然后生成图像描述、回答问题、进行对话。
 #
-# 玩具世界里有一个只有几 MB 的 BLIP-2 替身（`chapter09/toyworld/train_blip2.py`），做法和 BLIP-2 本身一样：一个在别处预训练好并冻结的图像编码器（玩具 BLIP 描述模型的视觉塔），一个只在文本上预训练并冻结的 OPT 式语言模型，以及两者之间唯一被训练的 Q-Former，训练数据是图文描述对。它在哪儿都装得下，所以加上 `--models toy` 时，本节会走 BLIP-2 路线，并把它拆开来看。
+# 玩具世界里有一个只有几 MB 的 BLIP-2 孪生模型（`chapter09/toyworld/train_blip2.py`），做法和 BLIP-2 本身一样：一个在别处预训练好并冻结的图像编码器（玩具 BLIP 描述模型的视觉塔），一个只在文本上预训练并冻结的 OPT 式语言模型，以及两者之间唯一被训练的 Q-Former，训练数据是图文描述对。它在哪儿都装得下，所以加上 `--models toy` 时，本节会走 BLIP-2 路线，并把它拆开来看。
 
 # %%
 import json
@@ -52,7 +52,7 @@ lesson = start("9.4", "BLIP-2 vision Q&A", zh="BLIP-2 视觉问答")
 
 # %% [markdown] lang="zh"
 # ## 1. 这台机器适合哪条路线？
-# `vqa.choose_route` 问两个问题：这里能拿到 BLIP-2 的权重吗（hub、缓存，或你指定的文件夹）？空闲内存放得下吗（按所选 dtype 计算权重，再为激活值和生成缓存加 25%）？只要有一个答案是否定的，它就改走 BLIP-VQA，并给出原因。下面的算式用的是真实 checkpoint 的参数量；玩具替身的权重大小按其文件实测（几 MB），所以在玩具世界里 BLIP-2 放得下。
+# `vqa.choose_route` 问两个问题：这里能拿到 BLIP-2 的权重吗（hub、缓存，或你指定的文件夹）？空闲内存放得下吗（按所选 dtype 计算权重，再为激活值和生成缓存加 25%）？只要有一个答案是否定的，它就改走 BLIP-VQA，并给出原因。下面的算式用的是真实 checkpoint 的参数量；玩具孪生模型的权重大小按其文件实测（几 MB），所以在玩具世界里 BLIP-2 放得下。
 
 # %%
 free_gib = vqa.available_memory_bytes("cpu") / 2**30
@@ -84,7 +84,7 @@ lesson.record(vqa_route=route.name, vqa_route_reason=reason, free_memory_gib=rou
 
 # %% [markdown] lang="zh"
 # ## 2. BLIP-2 怎样读图：提示词里的图像词元
-# 语言模型只读一条序列。从 transformers 4.47 起，*processor* 会在提示词开头为每个查询向量放一个 `<image>` 占位符，模型再把 Q-Former 的输出填进这些位置。在这次改动之前保存的 checkpoint，processor 配置里没有 `num_query_tokens`，生成的提示词就没有这些占位；`vqa.ensure_image_tokens` 会从模型配置里把它补上（原章节的 notebook 恰恰就坏在这里）。下面用一个 BLIP-2 processor 展开一个问题。走 BLIP-2 路线时，用的是 checkpoint 自带的 processor（玩具替身的：OPT 式字节级 BPE，`Ġ` 表示前面有空格的词，`</s>` 是 OPT 的起始词元，查询向量 16 个）。如果根本没有 BLIP-2，我们就用玩具 BLIP 分词器搭一个同类的 processor，查询向量取 BLIP-2 的 32 个，机制完全相同。
+# 语言模型只读一条序列。从 transformers 4.47 起，*processor* 会在提示词开头为每个查询向量放一个 `<image>` 占位符，模型再把 Q-Former 的输出填进这些位置。在这次改动之前保存的 checkpoint，processor 配置里没有 `num_query_tokens`，生成的提示词就没有这些占位；`vqa.ensure_image_tokens` 会从模型配置里把它补上（原章节的 notebook 恰恰就坏在这里）。下面用一个 BLIP-2 processor 展开一个问题。走 BLIP-2 路线时，用的是 checkpoint 自带的 processor（玩具孪生模型的：OPT 式字节级 BPE，`Ġ` 表示前面有空格的词，`</s>` 是 OPT 的起始词元，查询向量 16 个）。如果根本没有 BLIP-2，我们就用玩具 BLIP 分词器搭一个同类的 processor，查询向量取 BLIP-2 的 32 个，机制完全相同。
 
 # %%
 from transformers import Blip2Processor
@@ -143,7 +143,7 @@ lesson.record(image_token_slots=slots, num_query_tokens=processor.num_query_toke
 # 填进那些 `<image>` 位置的是什么？分三步，第一步和最后一步用的都是冻结的模块：
 #
 # 1. **冻结的图像编码器**把图像变成每个图块（patch）一个词元，外加一个类别词元（blip2-opt-2.7b：224 像素输入的 EVA ViT-g/14，16 x 16 个图块 + 1 = **257 个 1408 维的词元**）；
-# 2. **Q-Former** 从一组固定的**可学习查询向量**出发（32 个，768 维），每张图像都用同一组；它们彼此做自注意力，并通过交叉注意力（BLIP-2 里每隔一层一次，替身里每层都有）读取图像词元，所以不管什么图像，出来的都是 32 个向量；
+# 2. **Q-Former** 从一组固定的**可学习查询向量**出发（32 个，768 维），每张图像都用同一组；它们彼此做自注意力，并通过交叉注意力（BLIP-2 里每隔一层一次，孪生模型里每层都有）读取图像词元，所以不管什么图像，出来的都是 32 个向量；
 # 3. **`language_projection`** 只有一个线性层，把这些向量映射到**冻结语言模型**输入嵌入的宽度（OPT-2.7B：2560），再填进 `<image>` 位置。
 #
 # 所以无论编码器切出多少个图块，语言模型读到的都是 32 个视觉词元。9.5 的小型 VLM 则把*每个*图块词元都送进投影层（224 像素的 CLIP ViT-B/32：50 个）。下面在当前路线的 BLIP-2 上，用库自带的 `get_image_features` 走一遍这三步，`generate` 在调用语言模型之前运行的正是它。
@@ -222,8 +222,8 @@ if route.name == "blip2":
 # your photos, unscored.
 
 # %% [markdown] lang="zh"
-# ### BLIP-2 替身从头到尾：图像描述与零样本视觉问答
-# 替身的 Q-Former 只学过一件事：让冻结的语言模型在视觉前缀之后写出这幅图的描述。它从没见过问题。不过它的语言模型早在 Q-Former 出现之前就读过文本：先是一段描述，再是同一段描述，或是关于它的 `Question: ... Answer: ...`。如果 Q-Former 的 16 个向量承载了一段描述所含的信息，语言模型就能用论文里的提示词 `Question: {q} Answer:` 回答关于图像的问题：这就是 BLIP-2 的*零样本*视觉问答，下面在留出的场景上按问题类型分别测量。第二行不给图像，而是把场景的真实描述以文本形式交给冻结的语言模型：Q-Former 最多只能传递一段完美描述所含的信息，所以这一行大致就是上限。对颜色、形状和位置来说，限制替身的是这个很小的语言模型：即使读的是真实描述，它也错不少，遇到从没读过的颜色-形状组合（"red star" 等）时更是如此；数数则是视觉前缀比文本吃亏的地方。替身和 blip2-opt-2.7b 一样只懂英文（中文描述要靠翻译模型）。换成真实权重，同样的调用可以跑在你自己的照片上，只是不打分。
+# ### BLIP-2 孪生模型从头到尾：图像描述与零样本视觉问答
+# 孪生模型的 Q-Former 只学过一件事：让冻结的语言模型在视觉前缀之后写出这幅图的描述。它从没见过问题。不过它的语言模型早在 Q-Former 出现之前就读过文本：先是一段描述，再是同一段描述，或是关于它的 `Question: ... Answer: ...`。如果 Q-Former 的 16 个向量承载了一段描述所含的信息，语言模型就能用论文里的提示词 `Question: {q} Answer:` 回答关于图像的问题：这就是 BLIP-2 的*零样本*视觉问答，下面在留出的场景上按问题类型分别测量。第二行不给图像，而是把场景的真实描述以文本形式交给冻结的语言模型：Q-Former 最多只能传递一段完美描述所含的信息，所以这一行大致就是上限。对颜色、形状和位置来说，限制孪生模型的是这个很小的语言模型：即使读的是真实描述，它也错不少，遇到从没读过的颜色-形状组合（"red star" 等）时更是如此；数数则是视觉前缀比文本吃亏的地方。孪生模型和 blip2-opt-2.7b 一样只懂英文（中文描述要靠翻译模型）。换成真实权重，同样的调用可以跑在你自己的照片上，只是不打分。
 
 # %%
 if route.name == "blip2" and route.resolved.is_toy:
@@ -233,7 +233,7 @@ if route.name == "blip2" and route.resolved.is_toy:
     share, blip2_captions = caption_share(blip2, blip2_scenes)
     for caption, scene in list(zip(blip2_captions, blip2_scenes))[:3]:
         print(lesson.t(f"  BLIP-2 twin: {caption!r}\n    truth:     {scene.captions('en')[0]!r}",
-                       f"  BLIP-2 替身：{caption!r}\n    真实描述：  {scene.captions('en')[0]!r}"))
+                       f"  BLIP-2 孪生模型：{caption!r}\n    真实描述：  {scene.captions('en')[0]!r}"))
     print(lesson.t(f"  captions naming every object's colour and shape: {share:.3f} of {len(blip2_scenes)} held-out images",
                    f"  说对每个物体颜色和形状的描述：{share:.3f}（共 {len(blip2_scenes)} 张留出图像）"))
     zero_shot = vqa_accuracy_by_kind(blip2, blip2_scenes[:80])
@@ -244,7 +244,7 @@ if route.name == "blip2" and route.resolved.is_toy:
           + ", ".join(f"{k} {v:.3f}" for k, v in reading.items()))
     session = vqa.ChatSession(blip2, blip2_scenes[0].render())
     for question in ("how many shapes are there?", f"what colour is the {blip2_scenes[0].objects[0].shape}?"):
-        print(f"  {lesson.t('you', '你')}> {question}\n  {lesson.t('BLIP-2 twin', 'BLIP-2 替身')}> {session.ask(question)}")
+        print(f"  {lesson.t('you', '你')}> {question}\n  {lesson.t('BLIP-2 twin', 'BLIP-2 孪生模型')}> {session.ask(question)}")
     print(lesson.t("  its next prompt carries the turns: ", "  它的下一个提示词带着这些轮次：")
           + repr(session.prompt_for("anything else?")))
     lesson.record(blip2_caption_accuracy_en=round(share, 3), blip2_zero_shot_vqa=zero_shot,
@@ -266,7 +266,7 @@ elif route.name == "blip2":
 
 # %% [markdown] lang="zh"
 # ## 4. 中英文图像描述
-# BLIP 描述模型写的是英文。走真实路线时，中文描述是用英译中的 MarianMT 模型翻译英文描述得到的（BLIP 从没见过中文）。玩具替身则是用两种语言训练的，只需接着语言词元 `<en>` 或 `<zh>` 往下写。在玩具世界里描述可以*打分*：一条描述说出了每个物体的颜色和形状，不多也不少，才算正确。这些场景都是留出的：新的随机种子，以及训练中从未出现过的颜色-形状组合（红色星形、蓝色三角形……）。
+# BLIP 描述模型写的是英文。走真实路线时，中文描述是用英译中的 MarianMT 模型翻译英文描述得到的（BLIP 从没见过中文）。玩具孪生模型则是用两种语言训练的，只需接着语言词元 `<en>` 或 `<zh>` 往下写。在玩具世界里描述可以*打分*：一条描述说出了每个物体的颜色和形状，不多也不少，才算正确。这些场景都是留出的：新的随机种子，以及训练中从未出现过的颜色-形状组合（红色星形、蓝色三角形……）。
 
 # %%
 scenes = generate_scenes(200, config.TOY_HELDOUT_SEED, "heldout")  # held out: never seen in training
@@ -303,7 +303,7 @@ if captioner is not None:
             print(f"  [{i}] BLIP-2: {caption}")
         lesson.record(blip2_captions=blip2_captions)
 
-    which = lesson.t("the toy BLIP twin, held-out scenes", "玩具 BLIP 替身，留出场景") if scored else \
+    which = lesson.t("the toy BLIP twin, held-out scenes", "玩具 BLIP 孪生模型，留出场景") if scored else \
         lesson.t(f"{captioner.resolved.spec.hub_id}, Chinese translated from its English",
                  f"{captioner.resolved.spec.hub_id}，中文由其英文描述翻译而来")
     figure = caption_figure(images[:4], {"en": captions["en"][:4], "zh": captions["zh"][:4]},
@@ -321,7 +321,7 @@ if captioner is not None:
 
 # %% [markdown] lang="zh"
 # ## 5. 视觉问答
-# `vqa.load_answerer` 沿用第 1 步选定的路线。BLIP-VQA 把图像和问题一起编码，再解码出简短的答案；BLIP-2 则接着提示词 "Question: ... Answer:" 往下写。在玩具世界里，问题问的是数量、颜色、形状或位置，有英文也有中文，答案按完全一致打分。这里打分的是 BLIP-VQA 替身（用两种语言的问题训练过），可与第 3 节 BLIP-2 替身的零样本英文结果对照。
+# `vqa.load_answerer` 沿用第 1 步选定的路线。BLIP-VQA 把图像和问题一起编码，再解码出简短的答案；BLIP-2 则接着提示词 "Question: ... Answer:" 往下写。在玩具世界里，问题问的是数量、颜色、形状或位置，有英文也有中文，答案按完全一致打分。这里打分的是 BLIP-VQA 孪生模型（用两种语言的问题训练过），可与第 3 节 BLIP-2 孪生模型的零样本英文结果对照。
 
 # %%
 try:
@@ -382,7 +382,7 @@ elif answerer is not None:
 
 # %% [markdown] lang="zh"
 # ## 6. 能记住上文的对话
-# `ChatSession` 保存问答历史。走 BLIP-2 路线时，每个新提示词都带上最近三轮，格式是 "Question: ... Answer: ..."，所以"它在哪儿？"这样的追问可以指代前文。这个格式就是 BLIP-2 论文做零样本视觉问答时用的提示词（"Question: {} Answer:"）；BLIP-2 OPT 既没有做过指令微调，也没有做过对话微调，把多轮问答串起来只是本章的约定，模型能把前文用到什么程度，要在你的图像上测试，而不是默认成立。BLIP-VQA 一次只读一个问题，所以在那条路线上，历史只是一份模型看不到的记录。在玩具世界里，下面这段中英混杂的脚本对话跑在 BLIP-VQA 替身上；第 3 节已经展示过只懂英文的 BLIP-2 替身如何读取历史。
+# `ChatSession` 保存问答历史。走 BLIP-2 路线时，每个新提示词都带上最近三轮，格式是 "Question: ... Answer: ..."，所以"它在哪儿？"这样的追问可以指代前文。这个格式就是 BLIP-2 论文做零样本视觉问答时用的提示词（"Question: {} Answer:"）；BLIP-2 OPT 既没有做过指令微调，也没有做过对话微调，把多轮问答串起来只是本章的约定，模型能把前文用到什么程度，要在你的图像上测试，而不是默认成立。BLIP-VQA 一次只读一个问题，所以在那条路线上，历史只是一份模型看不到的记录。在玩具世界里，下面这段中英混杂的脚本对话跑在 BLIP-VQA 孪生模型上；第 3 节已经展示过只懂英文的 BLIP-2 孪生模型如何读取历史。
 #
 # 在终端里：`python -m chapter09.vqa chat IMAGE`（没有控件：输入问题即可，`reset` 清空记忆，空行退出）。下面用同一个循环读入一段写好的对话。
 
@@ -465,7 +465,7 @@ lesson.finish()
 # 2. **9.4.1 `chat_prompt`**（自动检查，与 `vqa.build_prompt` 对照）：带上最近几轮对话的提示词。
 # 3. **9.4.2 `weights_gib` 和 `fits_in_memory`**（自动检查）：`vqa.choose_route` 做的那笔账，以 GiB 计。
 # 4. **9.4.3 `vqa_accuracy`**（自动检查）：按完全一致计算的准确率，总体和按问题类型分别统计。
-# 5. **探索。** 问玩具 VQA 替身一个它从没见过的问题类型（"is the star bigger than the circle?"）。它怎么回答？为什么它没法说"我不知道"？
+# 5. **探索。** 问玩具 VQA 孪生模型一个它从没见过的问题类型（"is the star bigger than the circle?"）。它怎么回答？为什么它没法说"我不知道"？
 #
 # ## 自测
 # **1. Q-Former 交给语言模型的是什么？**
@@ -492,4 +492,4 @@ lesson.finish()
 # * 视觉问答 / visual question answering (VQA)；图像描述 / captioning；零样本 / zero-shot
 # * 查询向量 / query tokens；交叉注意力 / cross-attention；投影层 / projection (`language_projection`)
 # * 冻结 / frozen；图块 / patch；视觉前缀 / visual prefix；词元 / token
-# * 留出数据 / held-out；完全一致准确率 / exact-answer accuracy；替身模型 / toy twin
+# * 留出数据 / held-out；完全一致准确率 / exact-answer accuracy；孪生模型 / toy twin

@@ -42,7 +42,7 @@ images = [scene.render() for scene in scenes]
 
 # %% [markdown] lang="zh"
 # ## 1. SmolVLM-256M-Instruct
-# 它按对话形式接受指令：processor 的对话模板把一个图像占位符和指令拼成一个提示词，再由 processor 把占位符展开成图像的词元。同一个模型既能写描述（"describe the image"），也能回答问题。它没有玩具替身，所以没有真实权重时，这一步会说明如何获取，然后继续往下走。
+# 它按对话形式接受指令：processor 的对话模板把一个图像占位符和指令拼成一个提示词，再由 processor 把占位符展开成图像的词元。同一个模型既能写描述（"describe the image"），也能回答问题。它没有玩具孪生模型，所以没有真实权重时，这一步会说明如何获取，然后继续往下走。
 
 # %%
 try:

@@ -144,7 +144,7 @@ CHAPTER_MODELS = [  # name, loader, unit of work, what it is for, where it is us
 
 # %% [markdown] lang="zh"
 # ## 2. 实测本机现有的模型
-# 延迟取单线程、每批 8 个输入、预热一次后 3 次计时运行的中位数，再除以 8。内存指加载后权重所占的字节数（按表中所示的 dtype），不是整个进程的内存。每个模型都有一行说明实际运行的是哪份权重；在玩具世界里每一个都是玩具替身，它的毫秒数与真实 checkpoint 的速度毫无关系。
+# 延迟取单线程、每批 8 个输入、预热一次后 3 次计时运行的中位数，再除以 8。内存指加载后权重所占的字节数（按表中所示的 dtype），不是整个进程的内存。每个模型都有一行说明实际运行的是哪份权重；在玩具世界里每一个都是玩具孪生模型，它的毫秒数与真实 checkpoint 的速度毫无关系。
 
 # %%
 rows = []
@@ -180,7 +180,7 @@ for name, load, unit, purpose, used_in in CHAPTER_MODELS:
     which = "toy twin" if resolved.is_toy else f"{resolved.spec.hub_id} ({resolved.source})"
     per_zh = {"image": "每张图像", "sentence": "每个句子", "question": "每个问题"}[unit]
     print(f"  {name}: " + lesson.t(f"{ms_per_item} ms per {unit}  [{which}]",
-                                   f"{per_zh} {ms_per_item} 毫秒  [{lesson.t(which, '玩具替身') if resolved.is_toy else which}]"))
+                                   f"{per_zh} {ms_per_item} 毫秒  [{lesson.t(which, '玩具孪生模型') if resolved.is_toy else which}]"))
     del model, run
     gc.collect()
 
@@ -193,7 +193,7 @@ PURPOSE_ZH = {  # the table's last column for a Chinese reader (results.json kee
     "MarianMT zh-en": "把中文查询译成英文", "SmolVLM-256M-Instruct": "CPU 上按指令处理图像",
     "tiny VLM (toy)": "你亲手搭建并训练的 VLM",
 }
-WORDS_ZH = {"toy twin": "玩具替身", "not available here": "本机没有", "failed to run": "运行失败",
+WORDS_ZH = {"toy twin": "玩具孪生模型", "not available here": "本机没有", "failed to run": "运行失败",
             "image": "张图像", "sentence": "个句子", "question": "个问题"}
 shown = rows if lesson.lang == "en" else [
     {**row, "purpose": PURPOSE_ZH.get(row["model"], row["purpose"]),
@@ -209,7 +209,7 @@ if measured:
     toy = all(row["weights"] == "toy twin" for row in measured)
     title = lesson.t(f"{'toy twins: ' if toy else ''}milliseconds per item on {cpu.cpu_name()} "
                      f"({'native' if cpu.has_native_bf16() else 'no native'} bf16; 1 thread, batch of 8)",
-                     f"{'玩具替身：' if toy else ''}{cpu.cpu_name()} 上每项毫秒数"
+                     f"{'玩具孪生模型：' if toy else ''}{cpu.cpu_name()} 上每项毫秒数"
                      f"（{'有' if cpu.has_native_bf16() else '无'}原生 bf16；单线程，每批 8 个）")
     lesson.save_figure(measure.bar_plot(measured, "model", "ms_per_item", title, log=True,
                                         xlabel=lesson.t("ms per item", "每项毫秒数")), "models_latency.png")
@@ -244,7 +244,7 @@ if measured:
 # * **9.3** sentence-transformers 把 CLIP 封装进 `encode()`，多语言文本编码器让中文查询也能检索同一批图像向量。
 # * **9.4** BLIP 能写图像描述、回答问题；BLIP-2 通过 32 个查询向量把图像送进冻结的大语言模型，内存够的话还能带记忆地对话（3.74 B 参数）；CPU 路线用的是 BLIP base。
 # * **9.5** VLM 就是视觉编码器、投影层加语言模型；你亲手搭建并训练了一个，还测量了 bf16、int8 和 ONNX Runtime 带来的变化。
-# * **毕业项目**：面向一个照片库的双语图像描述和文本/图像检索，外加一个网页界面。
+# * **综合项目**：面向一个照片库的双语图像描述和文本/图像检索，外加一个网页界面。
 #
 # 这张表是每个模型的*价格*；它们的质量，是在教授该模型的那一节里测的：召回率在 9.2 和 9.3，描述与 VQA 准确率在 9.4，小型 VLM 的描述得分及各种精度的对比在 9.5（在玩具世界里，都是在留出场景上测的）。选模型的原则是：在与你的数据相似的数据上测出质量够用的模型里，选最小的那个，然后在将来实际运行它的机器上，核对它在上表中的那一行。练习 9.6.2 会把这条原则写成一个函数。
 
@@ -264,9 +264,9 @@ lesson.finish()
 
 # %% [markdown] lang="zh"
 # ## 小结
-# * 本章所有模型都由一个注册表（`chapter09/config.py`）提供：一个角色、它真实的 hub id，以及一个同类的玩具替身，供离线运行。
+# * 本章所有模型都由一个注册表（`chapter09/config.py`）提供：一个角色、它真实的 hub id，以及一个同类的玩具孪生模型，供离线运行。
 # * 选模型要在它将要运行的地方实测：每项延迟、内存、留出数据上的质量，在同一次运行里并排比较。
-# * CLIP 给文本和图像的匹配打分；BLIP 和 BLIP-2 为图像写文字；VLM 把图像当作词元来读；毕业项目把它们组合成一个双语的检索与图像描述引擎。
+# * CLIP 给文本和图像的匹配打分；BLIP 和 BLIP-2 为图像写文字；VLM 把图像当作词元来读；综合项目把它们组合成一个双语的检索与图像描述引擎。
 # * 一个已经饱和的指标（每种方法都是 1.0）无法区分方法的优劣；换一个更难的留出集才行，hard 划分里的属性绑定和位置互换就说明了这一点。
 
 # %% [markdown]
@@ -318,7 +318,7 @@ lesson.finish()
 #
 # **2. 这些毫秒数就是真实模型的速度吗？**
 # <details><summary>答案</summary>
-# 在玩具世界里不是：每一行都写明了运行的是哪份权重，而玩具替身只有几 MB。要给真实的 checkpoint 定价，请在你的机器上用 `--models real` 运行本节。
+# 在玩具世界里不是：每一行都写明了运行的是哪份权重，而玩具孪生模型只有几 MB。要给真实的 checkpoint 定价，请在你的机器上用 `--models real` 运行本节。
 # </details>
 #
 # ## 延伸阅读

@@ -229,7 +229,7 @@ def announce_toy_world(roles, stream=None, lang: str = "en") -> None:
     _toy_said.update(roles)
     line = toy_line(roles, notebook=True)
     if lang == "zh":
-        line = (f"{TOY_TAG} {'、'.join(roles)} 用的是在合成图形上训练的小型替身模型：下面的数字描述的是玩具世界。"
+        line = (f"{TOY_TAG} {'、'.join(roles)} 用的是在合成图形上训练的小型孪生模型：下面的数字描述的是玩具世界。"
                 f'要用真实权重，请在 setup 单元格之前新建一个单元格，写入 os.environ["{config.ENV_MODELS}"] = "real"'
                 f"（或把 {config.ENV_MODEL_DIR_PREFIX}<ROLE> 设为一个 save_pretrained 保存的文件夹），"
                 "然后选择 Restart & Run All。")

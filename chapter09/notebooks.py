@@ -73,7 +73,7 @@ route, and 9.5 and 9.6 time the models on the GPU (no bf16 or int8 CPU kernels i
 SETUP_MARKDOWN_ZH = """## 开始之前：先运行 setup 单元格
 如果已经装好本章（在克隆下来的仓库里执行 `pip install -r requirements.txt`，会以可编辑模式安装），下一个单元格什么也不做；如果是在仓库里新开的 Jupyter，它会安装这个仓库。在 **Colab** 上（File -> Open notebook -> GitHub），先把 `REPO_URL` 设成本仓库的 git 地址：单元格会克隆仓库并安装 `requirements.txt`（要几分钟，因为它会换上固定版本的 torch 2.13.0，替掉 Colab 自带的版本）。
 
-**用哪些模型。** 能连上 Hugging Face hub 时，各节加载真实的 checkpoint；连不上就在玩具世界里运行（同一批类的小型替身模型），并有一行提示说明。一定要用真实权重，就在运行后面的单元格之前执行 `os.environ["CH09_MODELS"] = "real"`（`"toy"` 则指定玩具世界）。随本 notebook 提交的输出是在玩具世界里、用 CPU 跑出来的。
+**用哪些模型。** 能连上 Hugging Face hub 时，各节加载真实的 checkpoint；连不上就在玩具世界里运行（同一批类的小型孪生模型），并有一行提示说明。一定要用真实权重，就在运行后面的单元格之前执行 `os.environ["CH09_MODELS"] = "real"`（`"toy"` 则指定玩具世界）。随本 notebook 提交的输出是在玩具世界里、用 CPU 跑出来的。
 
 **在 GPU 上**（Colab 的 T4 有 16 GB 显存）：本章会自动选用 CUDA 和 fp16。BLIP-2 OPT-2.7b 的权重约 7.0 GiB，再留 25 % 余量，因此 9.4 会走 BLIP-2 路线，9.5 和 9.6 也在 GPU 上计时（不涉及 CPU 的 bf16 或 int8 内核）。"""
 

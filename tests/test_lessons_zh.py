@@ -88,6 +88,18 @@ def test_every_english_prose_cell_has_a_chinese_counterpart_in_real_chinese(scri
     assert not problems, problems
 
 
+def _leftovers(text: str) -> list[str]:
+    prose = _prose(text)
+    return [run.group() for paragraph in re.split(r"\n\s*\n", prose) for run in [ENGLISH_RUN.search(paragraph)] if run]
+
+
+def test_the_check_tells_an_english_sentence_from_code_titles_and_examples():
+    assert not _leftovers('用 `python -m chapter09.exercises check 9.3` 检查。\n* Li et al., *BLIP: Bootstrapping '
+                          'Language-Image Pre-training* (arXiv 2201.12086)：本节的模型。\n问它 ("is the star bigger '
+                          'than the circle?")。')
+    assert _leftovers("开场白。\n\nThe multilingual model was trained to put each sentence where CLIP puts it.")
+
+
 @pytest.mark.parametrize("script", WITH_CHINESE, ids=_ids(WITH_CHINESE))
 def test_headings_pair_up_with_the_same_levels_and_step_numbers(script):
     for english, chinese in edition.pairs(script):
