@@ -102,7 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     add_model_options(parser)
     add_lang_option(parser)
     args = parser.parse_args(argv)
-    lang = resolve(args.lang)
+    try:
+        lang = resolve(args.lang)
+    except ValueError as error:  # CH09_LANG names a language the chapter does not speak
+        parser.error(str(error))
     available = discover()
 
     if args.list or not args.selection:

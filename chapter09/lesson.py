@@ -142,7 +142,10 @@ def start(number: str, title: str, argv: list[str] | None = None, zh: str | None
     if argv is None:
         argv = [] if in_notebook() else sys.argv[1:]
     args = parser.parse_args(argv)
-    lang = resolve(args.lang)
+    try:
+        lang = resolve(args.lang)
+    except ValueError as error:  # CH09_LANG names a language the chapter does not speak
+        parser.error(str(error))
     if not in_notebook():
         import matplotlib
 

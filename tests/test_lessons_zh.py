@@ -307,3 +307,12 @@ def test_chinese_labels_line_up_in_tables():
     chinese = measure.format_table(rows, headers=measure.TABLE_HEADERS_ZH).splitlines()
     assert chinese[0] == "| 方案 | 每项毫秒 |" and chinese[2] == "| fp32 | 1.5      |"
     assert Lesson.ljust("有形状不对", 14) == "有形状不对    " and Lesson.ljust("shape", 8) == "shape   "
+
+
+def test_a_language_the_chapter_does_not_speak_is_refused_by_name(monkeypatch, capsys):
+    monkeypatch.setenv("CH09_LANG", "fr")
+    with pytest.raises(SystemExit) as stop:
+        runner.main(["1", "--models", "toy"])
+    assert stop.value.code == 2 and "CH09_LANG='fr'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        runner.main(["1", "--lang", "fr"])
