@@ -59,8 +59,9 @@ class Lesson:
     started: float = field(default_factory=time.time)
     lang: str = "en"  # "en" or "zh": which of each text's two editions this run prints
 
-    def t(self, en: str, zh: str | None = None) -> str:
-        """A short text (a label, a header, a figure title) in the lesson's language."""
+    def t(self, en, zh=None):
+        """A short text (a label, a header, a figure title) in the lesson's language; ``zh`` None: the English.
+        Any pair of values works the same way (``lesson.t(None, TABLE_HEADERS_ZH)``: headers only in Chinese)."""
         return zh if self.lang == "zh" and zh is not None else en
 
     @staticmethod
