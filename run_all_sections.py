@@ -6,6 +6,7 @@
     python run_all_sections.py 1,3 capstone
     python run_all_sections.py all
     python run_all_sections.py menu         # the one interactive mode
+    python run_all_sections.py 1-6 --lang zh   # 中文：步骤标题、讲解、标签和图 (or CH09_LANG=zh)
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from pathlib import Path
 
 from chapter09 import config
 from chapter09.cells import run_cells
-from chapter09.cli import add_model_options
+from chapter09.cli import add_lang_option, add_model_options
+from chapter09.exercises.i18n import resolve
 from chapter09.lesson import section_scripts
 from chapter09.models import ModelUnavailableError, Settings
 
@@ -56,13 +58,13 @@ def parse_selection(words: list[str], available: dict[str, Path]) -> list[str]:
     return chosen
 
 
-def run_section(path: Path, section_args: list[str]) -> tuple[bool, float, str]:
-    """Run one script as __main__ in this process; (ok, seconds, error text)."""
+def run_section(path: Path, section_args: list[str], lang: str = "en") -> tuple[bool, float, str]:
+    """Run one script as __main__ in this process, its steps named in ``lang``; (ok, seconds, error text)."""
     saved_argv = sys.argv
     sys.argv = [str(path), *section_args]
     started = time.time()
     try:
-        run_cells(path)  # as runpy would, with each step's heading and first sentence printed before it
+        run_cells(path, lang=lang)  # as runpy would, with each step's heading and first sentence printed before it
         return True, time.time() - started, ""
     except SystemExit as stop:
         ok = stop.code in (None, 0)
@@ -98,7 +100,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="list the sections and exit")
     parser.add_argument("--out", default=str(config.DEFAULT_OUT_DIR), help="output folder for all sections")
     add_model_options(parser)
+    add_lang_option(parser)
     args = parser.parse_args(argv)
+    try:
+        lang = resolve(args.lang)
+    except ValueError as error:  # CH09_LANG names a language the chapter does not speak
+        parser.error(str(error))
     available = discover()
 
     if args.list or not args.selection:
@@ -110,17 +117,20 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         parser.error(str(error))
 
-    section_args = ["--out", args.out, *Settings.from_args(args).cli_args()]
+    section_args = ["--out", args.out, *Settings.from_args(args).cli_args(), "--lang", lang]
     rows = []
     for key in chosen:
-        ok, seconds, error = run_section(available[key], section_args)
+        ok, seconds, error = run_section(available[key], section_args, lang)
         rows.append((key, title_of(available[key]), ok, seconds, error))
 
-    print("\n" + "=" * 88 + "\nSummary")
+    zh = lang == "zh"
+    print("\n" + "=" * 88 + ("\n汇总" if zh else "\nSummary"))
     for key, title, ok, seconds, error in rows:
-        print(f"  {key:>9}  {'ok' if ok else 'FAILED':<7} {seconds:7.1f} s  {title}" + (f"\n{'':>20}{error}" if error else ""))
+        verdict = ("成功" if ok else "失败") if zh else ("ok" if ok else "FAILED")
+        print(f"  {key:>9}  {verdict:<7} {seconds:7.1f} s  {title}" + (f"\n{'':>20}{error}" if error else ""))
     failed = [row for row in rows if not row[2]]
-    print(f"{len(rows) - len(failed)} of {len(rows)} sections ran clean")
+    print(f"{len(rows)} 节中 {len(rows) - len(failed)} 节运行无误" if zh
+          else f"{len(rows) - len(failed)} of {len(rows)} sections ran clean")
     return 1 if failed else 0
 
 

@@ -7,6 +7,10 @@
 # available is listed as *not measured*, never filled in from a model card. Run this
 # section on your own machine before choosing a model: the table is its price list.
 
+# %% [markdown] lang="zh"
+# # 9.6 总结
+# 本章用过的每一个模型，都在这里、在这台机器上、在这次运行中加载并实测：参数量、权重占用的内存，以及处理每张图像所需的毫秒数（文本模型按每个句子计，VQA 按每个问题计）。拿不到权重的模型会标为*未测量*，绝不从模型卡里抄数字来填。选模型之前，先在你自己的机器上跑一遍本节：这张表就是它的价目表。
+
 # %%
 import contextlib
 import gc
@@ -19,11 +23,14 @@ from chapter09.lesson import start, why_unavailable
 from chapter09.models import ModelUnavailableError, pick_dtype, resolve
 from chapter09.toyworld import generate_scenes
 
-lesson = start("9.6", "Summary")
+lesson = start("9.6", "Summary", zh="总结")
 torch.set_num_threads(1)  # one thread: steadier timings on a shared CPU
 print(f"  CPU: {cpu.describe()}")
-print(f"  native bf16: {cpu.has_native_bf16()}, so the chapter's CPU dtype here is "
-      f"{str(pick_dtype('cpu')).replace('torch.', '')} (models that other libraries load may stay float32)")
+cpu_dtype = str(pick_dtype("cpu")).replace("torch.", "")
+print(lesson.t(f"  native bf16: {cpu.has_native_bf16()}, so the chapter's CPU dtype here is "
+               f"{cpu_dtype} (models that other libraries load may stay float32)",
+               f"  原生 bf16：{cpu.has_native_bf16()}，所以本章在这里的 CPU dtype 是 {cpu_dtype}"
+               "（其他库加载的模型可能仍是 float32）"))
 scenes = generate_scenes(8, config.TOY_HELDOUT_SEED, "heldout")
 images = [scene.render() for scene in scenes]
 sentences = [scene.captions("en")[0] for scene in scenes]
@@ -33,6 +40,10 @@ sentences_zh = [scene.captions("zh")[0] for scene in scenes]
 # ## 1. How each model is run
 # One small loader per model: it returns the model (to count parameters and weight
 # bytes) and a function that does the model's job on a batch of 8 inputs.
+
+# %% [markdown] lang="zh"
+# ## 1. 每个模型怎么运行
+# 每个模型配一个小小的加载函数：它返回模型本身（用来统计参数量和权重字节数），以及一个在一批 8 个输入上完成该模型任务的函数。
 
 # %%
 def load_clip(role):
@@ -131,6 +142,10 @@ CHAPTER_MODELS = [  # name, loader, unit of work, what it is for, where it is us
 # in the toy world every one is a toy twin, and its milliseconds say nothing about the
 # real checkpoint's speed.
 
+# %% [markdown] lang="zh"
+# ## 2. 实测本机现有的模型
+# 延迟取单线程、每批 8 个输入、预热一次后 3 次计时运行的中位数，再除以 8。内存指加载后权重所占的字节数（按表中所示的 dtype），不是整个进程的内存。每个模型都有一行说明实际运行的是哪份权重；在玩具世界里每一个都是玩具孪生模型，它的毫秒数与真实 checkpoint 的速度毫无关系。
+
 # %%
 rows = []
 for name, load, unit, purpose, used_in in CHAPTER_MODELS:
@@ -140,14 +155,14 @@ for name, load, unit, purpose, used_in in CHAPTER_MODELS:
             resolved, model, run = load()
     except (ModelUnavailableError, FileNotFoundError, OSError) as error:
         reason = why_unavailable(error)
-        print(f"  {name}: not measured ({reason})")
+        print(f"  {name}: " + lesson.t(f"not measured ({reason})", f"未测量（{reason}）"))
         rows.append({"model": name, "weights": "not available here", "used_in": used_in, "purpose": purpose,
                      "reason": reason})
         continue
     try:
         ms_per_item = round(1000 * measure.latency_per_item(run, images, repeats=3), 2)
     except Exception as error:  # a broken checkpoint gets a row that says so; the others are still measured
-        print(f"  {name}: FAILED while running: {type(error).__name__}: {error}")
+        print(f"  {name}: " + lesson.t("FAILED while running: ", "运行时失败：") + f"{type(error).__name__}: {error}")
         rows.append({"model": name, "weights": "failed to run", "used_in": used_in, "purpose": purpose,
                      "reason": f"{type(error).__name__}: {error}"})
         continue
@@ -163,12 +178,27 @@ for name, load, unit, purpose, used_in in CHAPTER_MODELS:
         "purpose": purpose,
     })
     which = "toy twin" if resolved.is_toy else f"{resolved.spec.hub_id} ({resolved.source})"
-    print(f"  {name}: {ms_per_item} ms per {unit}  [{which}]")
+    per_zh = {"image": "每张图像", "sentence": "每个句子", "question": "每个问题"}[unit]
+    print(f"  {name}: " + lesson.t(f"{ms_per_item} ms per {unit}  [{which}]",
+                                   f"{per_zh} {ms_per_item} 毫秒  [{lesson.t(which, '玩具孪生模型') if resolved.is_toy else which}]"))
     del model, run
     gc.collect()
 
 columns = ["model", "weights", "dtype", "parameters_m", "memory_mb", "ms_per_item", "per", "used_in", "purpose"]
-table = measure.format_table(rows, columns)
+PURPOSE_ZH = {  # the table's last column for a Chinese reader (results.json keeps the English)
+    "CLIP": "图像和文本嵌入到同一空间", "sentence-transformers CLIP": "同一个 CLIP，封装在 encode() 后面",
+    "multilingual text encoder": "把中文（50 多种语言）查询送进 CLIP 的空间", "Chinese-CLIP": "在中文图文对上训练的 CLIP",
+    "BLIP captioner": "CPU 上的图像描述（英文；中文靠翻译）", "BLIP-VQA": "CPU 上的视觉问答",
+    "BLIP-2 OPT-2.7b": "图像描述和问答，对话带记忆", "MarianMT en-zh": "把英文描述译成中文",
+    "MarianMT zh-en": "把中文查询译成英文", "SmolVLM-256M-Instruct": "CPU 上按指令处理图像",
+    "tiny VLM (toy)": "你亲手搭建并训练的 VLM",
+}
+WORDS_ZH = {"toy twin": "玩具孪生模型", "not available here": "本机没有", "failed to run": "运行失败",
+            "image": "张图像", "sentence": "个句子", "question": "个问题"}
+shown = rows if lesson.lang == "en" else [
+    {**row, "purpose": PURPOSE_ZH.get(row["model"], row["purpose"]),
+     **{key: WORDS_ZH.get(row[key], row[key]) for key in ("weights", "per") if key in row}} for row in rows]
+table = measure.format_table(shown, columns, headers=lesson.t(None, measure.TABLE_HEADERS_ZH))
 print(table)
 (lesson.out / "models_table.md").write_text(table + "\n", encoding="utf-8")
 measured = [row for row in rows if "ms_per_item" in row]
@@ -177,9 +207,12 @@ lesson.record(models=rows, measured=len(measured), threads=torch.get_num_threads
 # %%
 if measured:
     toy = all(row["weights"] == "toy twin" for row in measured)
-    title = (f"{'toy twins: ' if toy else ''}milliseconds per item on {cpu.cpu_name()} "
-             f"({'native' if cpu.has_native_bf16() else 'no native'} bf16; 1 thread, batch of 8)")
-    lesson.save_figure(measure.bar_plot(measured, "model", "ms_per_item", title, log=True), "models_latency.png")
+    title = lesson.t(f"{'toy twins: ' if toy else ''}milliseconds per item on {cpu.cpu_name()} "
+                     f"({'native' if cpu.has_native_bf16() else 'no native'} bf16; 1 thread, batch of 8)",
+                     f"{'玩具孪生模型：' if toy else ''}{cpu.cpu_name()} 上每项毫秒数"
+                     f"（{'有' if cpu.has_native_bf16() else '无'}原生 bf16；单线程，每批 8 个）")
+    lesson.save_figure(measure.bar_plot(measured, "model", "ms_per_item", title, log=True,
+                                        xlabel=lesson.t("ms per item", "每项毫秒数")), "models_latency.png")
 
 # %% [markdown]
 # ## 3. The learning path, in one breath
@@ -204,6 +237,17 @@ if measured:
 # check its row above on the machine that will run it. Exercise 9.6.2 turns that rule into
 # a function.
 
+# %% [markdown] lang="zh"
+# ## 3. 学习路线一览
+# * **9.1** CLIP 把一张图像和一个句子映射成两个单位向量，它们的点积衡量两者有多匹配。
+# * **9.2** 整个相似度矩阵就是一次矩阵乘法：可以双向检索，用 recall@k 评分。
+# * **9.3** sentence-transformers 把 CLIP 封装进 `encode()`，多语言文本编码器让中文查询也能检索同一批图像向量。
+# * **9.4** BLIP 能写图像描述、回答问题；BLIP-2 通过 32 个查询向量把图像送进冻结的大语言模型，内存够的话还能带记忆地对话（3.74 B 参数）；CPU 路线用的是 BLIP base。
+# * **9.5** VLM 就是视觉编码器、投影层加语言模型；你亲手搭建并训练了一个，还测量了 bf16、int8 和 ONNX Runtime 带来的变化。
+# * **综合项目**：面向一个照片库的双语图像描述和文本/图像检索，外加一个网页界面。
+#
+# 这张表是每个模型的*价格*；它们的质量，是在教授该模型的那一节里测的：召回率在 9.2 和 9.3，描述与 VQA 准确率在 9.4，小型 VLM 的描述得分及各种精度的对比在 9.5（在玩具世界里，都是在留出场景上测的）。选模型的原则是：在与你的数据相似的数据上测出质量够用的模型里，选最小的那个，然后在将来实际运行它的机器上，核对它在上表中的那一行。练习 9.6.2 会把这条原则写成一个函数。
+
 # %%
 lesson.finish()
 
@@ -217,6 +261,13 @@ lesson.finish()
 #   tokens; the capstone joins them into a bilingual search and captioning engine.
 # * A figure that saturates (every method at 1.0) cannot compare methods: a harder held-out split
 #   can, as the hard split's binding and position swaps show.
+
+# %% [markdown] lang="zh"
+# ## 小结
+# * 本章所有模型都由一个注册表（`chapter09/config.py`）提供：一个角色、它真实的 hub id，以及一个同类的玩具孪生模型，供离线运行。
+# * 选模型要在它将要运行的地方实测：每项延迟、内存、留出数据上的质量，在同一次运行里并排比较。
+# * CLIP 给文本和图像的匹配打分；BLIP 和 BLIP-2 为图像写文字；VLM 把图像当作词元来读；综合项目把它们组合成一个双语的检索与图像描述引擎。
+# * 一个已经饱和的指标（每种方法都是 1.0）无法区分方法的优劣；换一个更难的留出集才行，hard 划分里的属性绑定和位置互换就说明了这一点。
 
 # %% [markdown]
 # ## Exercises
@@ -249,3 +300,34 @@ lesson.finish()
 #   (arXiv 2208.07339): why int8 needs care (outlier features) once models are large, the
 #   step after 9.5's dynamic int8.
 # * PyTorch's *torchao* documentation: the current home of PyTorch's int8 and lower precisions.
+
+# %% [markdown] lang="zh"
+# ## 练习
+# `python -m chapter09.exercises start 9.6`，在 `my_exercises/ex9_6.py` 里补全函数，再运行 `python -m chapter09.exercises check 9.6`。
+#
+# 1. **先预测，再运行。** 用 `torch.set_num_threads(2)` 运行本节。哪几行变化最大？为什么最小的模型获益最少？
+# 2. **9.6.1 `latency_per_item`**（自动检查，使用假时钟）：预热、重复、取中位数。
+# 3. **9.6.2 `choose_model`**（自动检查）：选出质量够用、放得下、且最快的模型。
+# 4. **探索。** 运行 `CH09_HIDE_CPU_FEATURES=bf16 python run_all_sections.py 6`，把 dtype 一列和第一行输出与这次运行对比。
+#
+# ## 自测
+# **1. 为什么要在预热之后多跑几次、取中位数？**
+# <details><summary>答案</summary>
+# 第一次调用要承担延迟初始化和冷缓存的开销；在共享机器上，某一次运行可能被别的程序拖慢。中位数不受单个离群值影响，平均数则会被拉偏。
+# </details>
+#
+# **2. 这些毫秒数就是真实模型的速度吗？**
+# <details><summary>答案</summary>
+# 在玩具世界里不是：每一行都写明了运行的是哪份权重，而玩具孪生模型只有几 MB。要给真实的 checkpoint 定价，请在你的机器上用 `--models real` 运行本节。
+# </details>
+#
+# ## 延伸阅读
+# * 各节"延伸阅读"里的论文，以及 `chapter09/README.md` 中的术语表。
+# * Dettmers et al., *LLM.int8(): 8-bit Matrix Multiplication for Transformers at Scale* (arXiv 2208.07339)：模型变大之后 int8 为什么需要小心处理（离群特征），是 9.5 动态 int8 之后的下一步。
+# * PyTorch 的 *torchao* 文档：PyTorch 中 int8 及更低精度的新家。
+#
+# **术语对照**
+# * 延迟 / latency；中位数 / median；预热 / warm-up；吞吐 / throughput
+# * 量化 / quantisation；离群特征 / outlier features；注册表 / registry
+# * 留出集 / held-out split；饱和 / saturation；召回率 / recall@k
+# * 对比学习 / contrastive learning；温度系数 / temperature；零样本 / zero-shot；蒸馏 / distillation

@@ -5,6 +5,11 @@ cell whose lines are comments. A notebook shows the prose; a plain ``python 9.N_
 ``run_cells`` runs the code cells in order, in one namespace as ``runpy`` would, and before each
 step prints the heading of the prose cell above it and that cell's first sentence, so the terminal
 run reads as a sequence of named steps with one line of explanation each.
+
+Two editions in one script: an English prose cell may be followed by its Chinese counterpart, a cell
+marked ``# %% [markdown] lang="zh"`` (jupytext's percent-format cell metadata). Code cells are shared.
+``edition`` picks one language's prose; an English cell without a counterpart stands in for the Chinese
+one, so a lesson whose Chinese is not written yet still reads (in English) in a Chinese run.
 """
 from __future__ import annotations
 
@@ -15,6 +20,8 @@ from pathlib import Path
 
 CELL_MARK = "# %%"
 MARKDOWN_MARK = "# %% [markdown]"
+LANG_MARK = re.compile(r'\blang="?([a-z]{2})"?')  # '# %% [markdown] lang="zh"'
+DEFAULT_LANG = "en"
 
 
 @dataclass(frozen=True)
@@ -22,22 +29,46 @@ class Cell:
     kind: str  # "code" or "markdown"
     text: str  # the code, or the prose with its comment marks removed
     first_line: int  # 1-based line of the cell's first line in the script (after its marker)
+    lang: str | None = None  # a prose cell's language ("en" unless marked); None for code
 
 
 def read_cells(path: Path) -> list[Cell]:
     """The script's cells in order; lines before the first marker (the module docstring) form a code cell."""
     lines = Path(path).read_text(encoding="utf-8").splitlines()
     cells: list[Cell] = []
-    kind, start, body = "code", 1, []
+    kind, lang, start, body = "code", None, 1, []
     for number, line in enumerate(lines, start=1):
         if line.startswith(CELL_MARK):
-            cells.append(Cell(kind, _text(kind, body), start))
+            cells.append(Cell(kind, _text(kind, body), start, lang))
             kind = "markdown" if line.startswith(MARKDOWN_MARK) else "code"
+            marked = LANG_MARK.search(line[len(MARKDOWN_MARK):]) if kind == "markdown" else None
+            lang = (marked.group(1) if marked else DEFAULT_LANG) if kind == "markdown" else None
             start, body = number + 1, []
         else:
             body.append(line)
-    cells.append(Cell(kind, _text(kind, body), start))
+    cells.append(Cell(kind, _text(kind, body), start, lang))
     return [cell for cell in cells if cell.text.strip()]
+
+
+def keep_for(langs: list[str | None], lang: str) -> list[bool]:
+    """Which cells one edition keeps, given each cell's language (None for code, which every edition keeps):
+    the prose in ``lang``; in another edition than English, an English prose cell stands in where no
+    counterpart in ``lang`` follows it."""
+    keep = []
+    for index, cell_lang in enumerate(langs):
+        if cell_lang is None or cell_lang == lang:
+            keep.append(True)
+        elif cell_lang == DEFAULT_LANG:
+            following = langs[index + 1] if index + 1 < len(langs) else None
+            keep.append(following != lang)
+        else:
+            keep.append(False)
+    return keep
+
+
+def edition(cells: list[Cell], lang: str = DEFAULT_LANG) -> list[Cell]:
+    """The cells one language's reader sees: all code, and the prose in ``lang`` (see ``keep_for``)."""
+    return [cell for cell, keep in zip(cells, keep_for([c.lang for c in cells], lang)) if keep]
 
 
 def _text(kind: str, lines: list[str]) -> str:
@@ -58,15 +89,16 @@ def step_line(prose: str) -> str | None:
     return f"\n--- {title}" + (f"\n    {sentence}" if sentence else "")
 
 
-def run_cells(path: Path, narrate: Callable[[str], None] = print) -> dict:
-    """Run the script's code cells as ``__main__`` in one namespace, narrating each step; returns the namespace.
+def run_cells(path: Path, narrate: Callable[[str], None] = print, lang: str = DEFAULT_LANG) -> dict:
+    """Run the script's code cells as ``__main__`` in one namespace, narrating each step (in ``lang``'s
+    edition of the prose); returns the namespace.
 
     Each cell is compiled with the script's file name and its own line numbers, so a traceback points at
     the script's line as it would under ``runpy``.
     """
     path = Path(path)
     namespace = {"__name__": "__main__", "__file__": str(path), "__builtins__": __builtins__}
-    for cell in read_cells(path):
+    for cell in edition(read_cells(path), lang):
         if cell.kind == "markdown":
             line = step_line(cell.text)
             if line:

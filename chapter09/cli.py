@@ -27,6 +27,13 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
                         help="default: best for the device (bf16 on CPUs with native bf16, fp16 on CUDA)")
 
 
+def add_lang_option(parser: argparse.ArgumentParser) -> None:
+    """--lang en|zh: the language a lesson narrates in (default: $CH09_LANG, else English; resolved by
+    ``exercises.i18n.resolve``, the chapter's one reading of the language)."""
+    parser.add_argument("--lang", default=None, choices=("en", "zh"),
+                        help="narration, labels and figures in English or Chinese (default: $CH09_LANG, else en)")
+
+
 def run_cli(main: Callable[[], int], expected: tuple = EXPECTED_ERRORS) -> int:
     """Run an entry point: its return value is the exit code; ``expected`` errors print one line and give 2,
     any other error propagates with its traceback."""

@@ -102,24 +102,33 @@ def compare_precisions(model: torch.nn.Module, run: Callable[[torch.nn.Module, S
     return rows
 
 
-def format_table(rows: list[dict], columns: Sequence[str] | None = None) -> str:
-    """Rows of dicts as a fixed-width text table (Markdown-compatible)."""
+def format_table(rows: list[dict], columns: Sequence[str] | None = None, headers: dict | None = None) -> str:
+    """Rows of dicts as a fixed-width text table (Markdown-compatible); ``headers`` renames columns for display
+    (``TABLE_HEADERS_ZH`` for a Chinese table). Widths count a Chinese character as two columns."""
     if not rows:
         return "(no rows)"
     columns = list(columns or rows[0])
+    names = [(headers or {}).get(c, c) for c in columns]
     cells = [[str(row.get(c, "")) for c in columns] for row in rows]
-    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    line = lambda values: "| " + " | ".join(v.ljust(w) for v, w in zip(values, widths)) + " |"
-    return "\n".join([line(columns), line(["-" * w for w in widths]), *map(line, cells)])
+    width = lambda text: sum(2 if ord(ch) >= 0x2E80 else 1 for ch in text)
+    widths = [max(width(n), *(width(r[i]) for r in cells)) for i, n in enumerate(names)]
+    line = lambda values: "| " + " | ".join(v + " " * (w - width(v)) for v, w in zip(values, widths)) + " |"
+    return "\n".join([line(names), line(["-" * w for w in widths]), *map(line, cells)])
 
 
-def bar_plot(rows: list[dict], label: str, value: str, title: str, log: bool = False):
+TABLE_HEADERS_ZH = {"model": "模型", "weights": "权重", "dtype": "dtype", "parameters_m": "参数量（M）",
+                    "memory_mb": "内存（MB）", "ms_per_item": "每项毫秒", "per": "单位", "used_in": "用于",
+                    "purpose": "用途", "variant": "方案", "parameters": "参数量", "weights_mb": "权重（MB）",
+                    "quality": "质量", "note": "备注"}
+
+
+def bar_plot(rows: list[dict], label: str, value: str, title: str, log: bool = False, xlabel: str | None = None):
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.2))
     axis.barh([str(r[label]) for r in rows], [r[value] for r in rows], color="tab:blue")
     axis.invert_yaxis()
-    axis.set_xlabel(value.replace("_", " "))
+    axis.set_xlabel(xlabel or value.replace("_", " "))
     if log:
         from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
@@ -143,10 +152,13 @@ def bar_plot(rows: list[dict], label: str, value: str, title: str, log: bool = F
 
 AXIS_LABELS = {"ms_per_item": "milliseconds per item (lower is faster)", "weights_mb": "weights in memory, MB",
                "quality": "held-out quality (higher is better)"}
+AXIS_LABELS_ZH = {"ms_per_item": "每项毫秒数（越低越快）", "weights_mb": "内存中的权重，MB",
+                  "quality": "留出数据上的质量（越高越好）"}
 
 
-def tradeoff_plot(rows: list[dict], title: str):
-    """Latency, weight memory and quality of each variant side by side (rows from ``variant_row``)."""
+def tradeoff_plot(rows: list[dict], title: str, axis_labels: dict | None = None):
+    """Latency, weight memory and quality of each variant side by side (rows from ``variant_row``);
+    ``axis_labels`` replaces ``AXIS_LABELS`` (``AXIS_LABELS_ZH`` for a Chinese figure)."""
     import matplotlib.pyplot as plt
 
     columns = [c for c in ("ms_per_item", "weights_mb", "quality") if any(c in r for r in rows)]
@@ -157,7 +169,7 @@ def tradeoff_plot(rows: list[dict], title: str):
         for i, r in enumerate(measured):
             axis.text(r[column], i, f" {r[column]}", va="center", fontsize=8)
         axis.set_xlim(0, 1.18 * max(r[column] for r in measured))  # room for the value after the longest bar
-        axis.set_xlabel(AXIS_LABELS.get(column, column.replace("_", " ")))
+        axis.set_xlabel((axis_labels or AXIS_LABELS).get(column, column.replace("_", " ")))
     axes[0].invert_yaxis() if len(columns) > 1 else axes.invert_yaxis()
     figure.suptitle(title)
     figure.tight_layout()

@@ -220,14 +220,20 @@ def toy_line(roles: list[str], notebook: bool) -> str:
             "without this line.")
 
 
-def announce_toy_world(roles, stream=None) -> None:
+def announce_toy_world(roles, stream=None, lang: str = "en") -> None:
     """Name, in one line, the toy twins a notebook is about to use (a lesson calls it at its start when the toy
     world was chosen). In a terminal an explicit choice of the toy world is not announced at all."""
     roles = [role for role in roles if role not in _toy_said]
     if not roles or not in_notebook() or _toy_said:
         return
     _toy_said.update(roles)
-    print(toy_line(roles, notebook=True), file=stream or sys.stdout)
+    line = toy_line(roles, notebook=True)
+    if lang == "zh":
+        line = (f"{TOY_TAG} {'、'.join(roles)} 用的是在合成图形上训练的小型孪生模型：下面的数字描述的是玩具世界。"
+                f'要用真实权重，请在 setup 单元格之前新建一个单元格，写入 os.environ["{config.ENV_MODELS}"] = "real"'
+                f"（或把 {config.ENV_MODEL_DIR_PREFIX}<ROLE> 设为一个 save_pretrained 保存的文件夹），"
+                "然后选择 Restart & Run All。")
+    print(line, file=stream or sys.stdout)
 
 
 def announce(resolved: ResolvedModel, stream=None) -> None:
