@@ -416,6 +416,27 @@ if answerer is not None:
 lesson.finish()
 
 # %% [markdown]
+# ## Summary
+# * CLIP scores text against images; BLIP and BLIP-2 write text about them: a vision encoder's
+#   features, read by a language model through cross-attention (BLIP) or as a prefix of tokens (BLIP-2).
+# * BLIP-2 freezes both big parts, its ViT and its LLM, and trains only the Q-Former between them:
+#   a fixed set of learned query tokens (32 in blip2-opt-2.7b) that read the image and become the
+#   LLM's visual prefix after one projection. Few visual tokens, few trained parameters.
+# * Zero-shot VQA comes from the frozen LLM's own reading: the Q-Former was trained on captions only,
+#   and the paper's `Question: … Answer:` prompt does the rest. The LLM sets the ceiling.
+# * Whether BLIP-2 fits is arithmetic: parameters x bytes per parameter, plus headroom; otherwise
+#   the CPU route (BLIP, BLIP-VQA) takes over, and says why.
+# * Chinese captions on the real route are English captions translated (BLIP never saw Chinese).
+
+# %% [markdown] lang="zh"
+# ## 小结
+# * CLIP 只给图文打分；BLIP 和 BLIP-2 能为图像写文字：视觉编码器提取特征，语言模型通过交叉注意力（BLIP）或作为一串前缀词元（BLIP-2）读取这些特征。
+# * BLIP-2 冻结了两个大部件——ViT 和大语言模型——只训练两者之间的 Q-Former：一组固定数量的可学习查询向量（blip2-opt-2.7b 中是 32 个）去“读”图像，经一次投影后成为大语言模型的视觉前缀。视觉词元少，需要训练的参数也少。
+# * 零样本视觉问答靠的是冻结的大语言模型自身的阅读能力：Q-Former 只在图像描述上训练过，论文中的 `Question: … Answer:` 提示词完成剩下的工作。上限由语言模型决定。
+# * BLIP-2 放不放得下，是一道算术题：参数量 × 每个参数的字节数，再留出余量；放不下时改走 CPU 路线（BLIP、BLIP-VQA），并说明原因。
+# * 真实路线上的中文描述，是英文描述翻译而来（BLIP 从未见过中文）。
+
+# %% [markdown]
 # ## Exercises
 # `python -m chapter09.exercises start 9.4`, fill in `my_exercises/ex9_4.py`, then
 # `python -m chapter09.exercises check 9.4`.
