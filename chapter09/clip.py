@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -14,6 +15,59 @@ from .precision import apply_precision, input_dtype, numeric_format, precision_i
 
 CHINESE_CLIP_CONTEXT = 52  # Chinese-CLIP trained on 52 tokens (cn_clip's tokenize), though its BERT has 512 positions
 BERT_MAX_WORD_CHARS = 200  # cn_clip (as Google's BERT) splits words of up to 200 characters; transformers stops at 100
+
+
+@dataclass(frozen=True)
+class ClipShapes:
+    """The sizes that open a CLIP up: its input, patch grid and token counts, the towers' widths."""
+
+    image_size: int  # pixels per side of the image encoder's input
+    patch_size: int  # pixels per side of one patch, one token of the image encoder
+    vision_width: int  # width of the image tower (its CLS token's pooled state)
+    text_width: int  # width of the text tower (its end-of-text token's pooled state)
+    projection_dim: int  # the shared space both towers are projected into
+    context_length: int  # text positions
+    vocab_size: int
+
+    @property
+    def patches_per_side(self) -> int:
+        return self.image_size // self.patch_size
+
+    @property
+    def image_tokens(self) -> int:
+        """Patches plus the CLS token, the sequence the image tower's transformer reads."""
+        return self.patches_per_side ** 2 + 1
+
+    @classmethod
+    def of(cls, model_config) -> "ClipShapes":
+        """The sizes of a ``CLIPModel``'s config."""
+        vision, text = model_config.vision_config, model_config.text_config
+        return cls(vision.image_size, vision.patch_size, vision.hidden_size, text.hidden_size,
+                   model_config.projection_dim, text.max_position_embeddings, text.vocab_size)
+
+
+# openai/clip-vit-base-patch32 as published: its config.json on the Hugging Face hub, and table 20 of the CLIP paper
+# (Radford et al., arXiv 2103.00020): ViT-B/32 at 224 px, width 768; text transformer of width 512 over 77 tokens;
+# embedding dimension 512. Its BPE vocabulary has 49,408 entries, start and end of text 49406 and 49407.
+REFERENCE_CLIP = "openai/clip-vit-base-patch32"
+REFERENCE_CLIP_SHAPES = ClipShapes(image_size=224, patch_size=32, vision_width=768, text_width=512, projection_dim=512,
+                                   context_length=77, vocab_size=49408)
+REFERENCE_CLIP_SPECIAL_IDS = (49406, 49407)
+
+
+def end_of_text_positions(input_ids, eos_token_id: int):
+    """Where CLIP's text tower reads each row's sentence vector: at its end-of-text token.
+
+    As transformers' ``CLIPTextModel`` picks it: the first position holding ``eos_token_id`` (padding may
+    reuse that id, so the first one is the real end); a config whose ``eos_token_id`` is still 2 (written
+    before transformers PR #24773) takes each row's highest id, which is end-of-text in OpenAI's vocabulary.
+    """
+    import torch
+
+    ids = torch.as_tensor(input_ids)
+    if eos_token_id == 2:
+        return ids.argmax(dim=-1)
+    return (ids == eos_token_id).int().argmax(dim=-1)
 
 
 def openai_clean(text: str) -> str:

@@ -156,6 +156,33 @@ def probability_heatmaps(panels: dict, title: str):
     return figure
 
 
+def patch_grid_figure(image, patch_size: int, title: str):
+    """A vision transformer's view of one image: ``image`` (channels x height x width, values 0-1, as the
+    model's input after undoing the normalisation) with its patch grid drawn over it and each patch numbered
+    in the order it becomes a token (token 0 is CLS, which has no patch)."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    pixels = np.clip(np.asarray(image, dtype=float), 0, 1).transpose(1, 2, 0)
+    height, width = pixels.shape[:2]
+    figure, axis = plt.subplots(figsize=(5.2, 5.4))
+    axis.imshow(pixels, extent=(0, width, height, 0), interpolation="nearest")
+    for edge in range(0, max(height, width) + 1, patch_size):
+        axis.axhline(edge, color="black", linewidth=0.8)
+        axis.axvline(edge, color="black", linewidth=0.8)
+    per_row = width // patch_size
+    for row in range(height // patch_size):
+        for column in range(per_row):
+            axis.text((column + 0.5) * patch_size, (row + 0.5) * patch_size, str(1 + row * per_row + column),
+                      ha="center", va="center", fontsize=7, color="black", alpha=0.6)
+    axis.set_xticks(range(0, width + 1, patch_size))
+    axis.set_yticks(range(0, height + 1, patch_size))
+    axis.tick_params(labelsize=8)
+    axis.set_title(title, fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
 def caption_figure(images, captions: dict, title: str, width: int = 44):
     """Images in a row, each with its caption in every language underneath (``captions`` maps a
     label such as "en" to one caption per image)."""

@@ -42,6 +42,7 @@ LESSON_TWINS = {
     "9.5": ("clip",),
     "9.6": ("clip", "sbert_clip", "multilingual_text", "chinese_clip", "captioner", "vqa", "translator_en_zh",
             "translator_zh_en"),
+    "9.7": ("clip", "chinese_clip", "multilingual_text", "translator_zh_en"),
 }
 
 

@@ -22,7 +22,7 @@ What the toy models compute is the same on every run; measured timings (9.3's sp
 the 9.5 and 9.6 latency tables and plots, each section's "done in ... s") change from run
 to run, as measurements do.
 
-Every notebook opens with its title, then a setup cell (the same in all six) that makes it
+Every notebook opens with its title, then a setup cell (the same in all of them) that makes it
 run where a learner opens it: nothing happens where the chapter is installed
 (``pip install -r requirements.txt`` installs it in editable mode); in a fresh Jupyter inside
 a clone it installs the clone; on Colab it clones ``REPO_URL`` and installs that. The

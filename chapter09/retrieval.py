@@ -73,3 +73,24 @@ def zero_shot_classify(encoder, image_embeddings: np.ndarray, class_prompts: dic
     probs = np.exp(scores - scores.max(axis=1, keepdims=True))
     probs /= probs.sum(axis=1, keepdims=True)
     return [names[i] for i in probs.argmax(axis=1)], names, probs
+
+
+def accuracy_margin(hits: Sequence[bool], baseline_hits: Sequence[bool], draws: int = 2000, seed: int = 0) -> dict:
+    """How much more often ``hits`` is right than ``baseline_hits`` on the same items, and how noisy that is.
+
+    Both are per-item right/wrong on the same items (for example images). Returns the margin
+    (accuracy difference), its standard error from a paired bootstrap over the items (each draw
+    resamples items, keeping both methods' answers on an item together), the margin in standard
+    errors, and how many items only one of the two gets right: the items that make the difference.
+    """
+    hits, baseline_hits = np.asarray(hits, dtype=bool), np.asarray(baseline_hits, dtype=bool)
+    if hits.shape != baseline_hits.shape or hits.ndim != 1 or not len(hits):
+        raise ValueError("hits and baseline_hits must be two equally long, non-empty sequences")
+    difference = hits.astype(float) - baseline_hits.astype(float)
+    draws_of_items = np.random.default_rng(seed).integers(0, len(difference), size=(draws, len(difference)))
+    margin, standard_error = float(difference.mean()), float(difference[draws_of_items].mean(axis=1).std())
+    return {"margin": margin, "standard_error": standard_error,
+            "standard_errors_from_zero": margin / standard_error if standard_error else 0.0 if not margin else np.inf,
+            "accuracy": float(hits.mean()), "baseline_accuracy": float(baseline_hits.mean()),
+            "only_hits": int((hits & ~baseline_hits).sum()), "only_baseline": int((baseline_hits & ~hits).sum()),
+            "items": len(hits)}

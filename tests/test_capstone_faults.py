@@ -95,7 +95,7 @@ def small_disk(tmp_path, monkeypatch):
 
 # ----------------------------------------------------------------------------- entries that are not photos
 def test_the_walk_skips_pipes_sockets_devices_and_symlink_loops_without_opening_them(tmp_path):
-    from chapter09.capstone.indexer import walk_library
+    from chapter09.capstone.index.walk import walk_library
 
     lib = tmp_path / "lib"
     (lib / "a" / "b").mkdir(parents=True)
@@ -156,7 +156,7 @@ def test_index_finishes_beside_a_named_pipe_and_reports_it(tmp_path):
 
 
 def test_a_file_that_turns_into_a_pipe_after_the_walk_fails_alone_unopened(tmp_path):
-    from chapter09.capstone.indexer import decode_one
+    from chapter09.capstone.index.decode import decode_one
 
     os.mkfifo(tmp_path / "late.jpg")
     item = decode_one(tmp_path, "late.jpg", {}, 0)  # would block in open() if it tried to read
@@ -238,13 +238,14 @@ def test_a_read_only_index_is_searched_and_refuses_writes_with_a_message(small_d
 
 def test_an_unreadable_photo_fails_alone_and_is_tried_again_once_readable(tmp_path, monkeypatch):
     from chapter09.capstone import indexer
+    from chapter09.capstone.index import decode
     from chapter09.clip import clip_encoder
     from chapter09.models import Settings
     from chapter09.toyworld import write_dataset
 
     lib = write_dataset(tmp_path / "lib", n=3, seed=4)
     locked = sorted((lib / "images").iterdir())[1]
-    real_sha1 = indexer.file_sha1
+    real_sha1 = decode.file_sha1
 
     def unreadable(path):  # as chmod 000 is for a user other than root (the tests run as root)
         if Path(path) == locked:
@@ -252,11 +253,11 @@ def test_an_unreadable_photo_fails_alone_and_is_tried_again_once_readable(tmp_pa
         return real_sha1(path)
 
     encoders = {"clip": clip_encoder("clip", Settings("toy"))}
-    monkeypatch.setattr(indexer, "file_sha1", unreadable)
+    monkeypatch.setattr(decode, "file_sha1", unreadable)
     first = indexer.build_index(lib, tmp_path / "idx", encoders, workers=0, progress=False, build_ann=False)
     assert first.added == 2 and [f["path"] for f in first.failed] == [f"images/{locked.name}"]
     assert first.failed[0]["reason"] == "cannot be read (Permission denied); tried again next run"
-    monkeypatch.setattr(indexer, "file_sha1", real_sha1)  # permissions fixed: size and mtime unchanged
+    monkeypatch.setattr(decode, "file_sha1", real_sha1)  # permissions fixed: size and mtime unchanged
     second = indexer.build_index(lib, tmp_path / "idx", encoders, workers=0, progress=False, build_ann=False)
     assert second.added == 1 and second.unchanged == 2 and not second.failed and second.total == 3
 
@@ -282,7 +283,7 @@ def test_a_normal_index_run_with_decode_workers_prints_no_fork_warning(tmp_path)
     is the user's terminal, so it is read as they would see it."""
     import sys
 
-    from chapter09.capstone.indexer import decode_context
+    from chapter09.capstone.engines.local import decode_context
     from chapter09.toyworld import write_dataset
 
     lib = write_dataset(tmp_path / "lib", n=12, seed=5)

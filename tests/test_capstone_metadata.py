@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from chapter09.capstone.indexer import build_index, exif_time
+from chapter09.capstone.index.metadata import exif_time
+from chapter09.capstone.indexer import build_index
 from chapter09.capstone.store import Store
 from chapter09.capstone.tables import METADATA_COLUMNS
 from chapter09.models import Settings

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from chapter09.capstone.indexer import DEFAULT_EXCLUDES, build_index, is_excluded
+from chapter09.capstone.index.walk import DEFAULT_EXCLUDES, is_excluded
+from chapter09.capstone.indexer import build_index
 from chapter09.capstone.store import Store
 from chapter09.models import Settings
 

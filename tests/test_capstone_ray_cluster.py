@@ -32,6 +32,7 @@ def _rows(index):
 def test_a_worker_node_lost_mid_run_loses_and_duplicates_no_row(tmp_path, monkeypatch):
     import chapter09.capstone.indexer as indexer
     from chapter09.capstone.bench.engines import local_cluster
+    from chapter09.capstone.index.writer import RowWriter
     from chapter09.clip import clip_encoder
     from chapter09.toyworld import write_dataset
 
@@ -41,7 +42,7 @@ def test_a_worker_node_lost_mid_run_loses_and_duplicates_no_row(tmp_path, monkey
 
     head, (doomed, _) = local_cluster(nodes=2, cpus=2)
     try:
-        write, removal, after = indexer._Writer.write, [], []
+        write, removal, after = RowWriter.write, [], []
 
         def write_then_lose_a_node(self, items, vectors):
             write(self, items, vectors)
@@ -51,7 +52,7 @@ def test_a_worker_node_lost_mid_run_loses_and_duplicates_no_row(tmp_path, monkey
                 removal.append(threading.Thread(target=head.remove_node, args=(doomed,)))
                 removal[0].start()
 
-        monkeypatch.setattr(indexer._Writer, "write", write_then_lose_a_node)
+        monkeypatch.setattr(RowWriter, "write", write_then_lose_a_node)
         outcome = "completed"
         try:
             summary = indexer.build_index(tmp_path / "lib", tmp_path / "ray", encoders, batch_size=4, progress=False,
@@ -61,7 +62,7 @@ def test_a_worker_node_lost_mid_run_loses_and_duplicates_no_row(tmp_path, monkey
         removal[0].join()
         assert outcome != "completed" or sum(after) > 0, "the node went only after the run had ended"
         assert not ray.is_initialized()  # it joined the cluster for the run only
-        monkeypatch.setattr(indexer._Writer, "write", write)
+        monkeypatch.setattr(RowWriter, "write", write)
         if outcome != "completed":
             summary = indexer.build_index(tmp_path / "lib", tmp_path / "ray", encoders, batch_size=4, progress=False,
                                           engine="ray", ray_address=head.address, actors=1)
@@ -82,10 +83,10 @@ def test_a_worker_node_lost_mid_run_loses_and_duplicates_no_row(tmp_path, monkey
 # announced ("committed N"), and a pause after it, so that a SIGKILL lands in the middle of the run.
 DRIVER = """
 import sys, time
-import chapter09.capstone.indexer as indexer
+from chapter09.capstone.index.writer import RowWriter
 from chapter09.capstone.__main__ import main
 
-write = indexer._Writer.write
+write = RowWriter.write
 
 def write_commit_announce(self, items, vectors):
     write(self, items, vectors)
@@ -93,7 +94,7 @@ def write_commit_announce(self, items, vectors):
     print("committed", self.encoded, file=sys.__stdout__, flush=True)  # the CLI sends its own prints to stderr
     time.sleep(0.5)
 
-indexer._Writer.write = write_commit_announce
+RowWriter.write = write_commit_announce
 sys.exit(main(sys.argv[1:]))
 """
 

@@ -110,7 +110,7 @@ def test_search_returns_thumbnails_scores_paths_and_hit_actions_need_no_upload(s
 
 
 def test_a_heic_photo_is_searched_and_shown_as_jpeg(server, client):
-    from chapter09.capstone.serve import WebLibrary
+    from chapter09.capstone.web.library import WebLibrary
 
     _, _, hits = client.predict(server["heic_scene"].captions("en")[0], "auto", 3, api_name="/text_search")
     assert hits[0]["file"] == HEIC
@@ -125,7 +125,7 @@ def test_an_upload_over_the_cap_is_refused_with_a_clear_message(server, tmp_path
     import httpx
     from gradio import Error
 
-    from chapter09.capstone.serve import WebLibrary
+    from chapter09.capstone.web.library import WebLibrary
 
     assert server["app"].max_file_size == 5 * 1024 * 1024
     big = tmp_path / "huge.jpg"
@@ -170,7 +170,7 @@ def test_thumbnails_are_made_once_and_follow_the_content(tmp_path):
 def test_the_page_shows_the_toy_banner_models_thumbnails_and_hit_details(server, tmp_path):
     from playwright.sync_api import sync_playwright
 
-    from chapter09.capstone.serve import TOY_BANNER
+    from chapter09.capstone.web.page import TOY_BANNER
     from chapter09.toyworld import load_scenes
 
     require_chromium()
@@ -254,7 +254,7 @@ def test_the_page_shows_the_toy_banner_models_thumbnails_and_hit_details(server,
 
 
 def test_the_banner_shows_whenever_any_role_is_a_toy_twin():
-    from chapter09.capstone.serve import TOY_BANNER, header_html
+    from chapter09.capstone.web.page import TOY_BANNER, header_html
 
     def rows(*weights):
         return [{"role": f"role{i}", "weights": w, "class": "CLIPModel", "location": "somewhere"}
@@ -326,7 +326,7 @@ def test_hostile_inputs_get_a_message_never_a_crash(server, client):
 def test_one_client_gets_a_few_slots_and_then_is_told_to_slow_down():
     from gradio import Error
 
-    from chapter09.capstone.serve import ClientLimiter
+    from chapter09.capstone.web.access import ClientLimiter
 
     def request(user=None, host="10.0.0.7"):
         return type("Request", (), {"username": user, "client": type("Client", (), {"host": host})()})()
@@ -353,7 +353,7 @@ def test_one_client_gets_a_few_slots_and_then_is_told_to_slow_down():
 def test_one_client_sending_too_many_requests_a_second_is_told_to_slow_down():
     from gradio import Error
 
-    from chapter09.capstone.serve import ClientLimiter
+    from chapter09.capstone.web.access import ClientLimiter
 
     def request(user=None, host="10.0.0.7"):
         return type("Request", (), {"username": user, "client": type("Client", (), {"host": host})()})()
@@ -389,7 +389,8 @@ def test_one_client_sending_too_many_requests_a_second_is_told_to_slow_down():
 
 
 def test_a_network_host_needs_a_login_unless_no_auth_says_so(server, capsys, tmp_path):
-    from chapter09.capstone.serve import check_exposure, parse_logins, serve
+    from chapter09.capstone.serve import serve
+    from chapter09.capstone.web.access import check_exposure, parse_logins
     from chapter09.errors import UsageError
 
     with pytest.raises(UsageError, match=r"serve --host 0.0.0.0 would show every photo in .* add a login"):
@@ -415,6 +416,7 @@ def test_a_login_guards_the_page_and_the_api_a_burst_leaves_others_served_and_no
     from gradio_client import Client
 
     from chapter09.capstone import serve as serve_module
+    from chapter09.capstone.web.library import WebLibrary
 
     # every name looked up and every address connected to, from building the app to the last search
     # (Gradio with analytics on looks up api.gradio.app and huggingface.co as it starts)
@@ -437,13 +439,13 @@ def test_a_login_guards_the_page_and_the_api_a_burst_leaves_others_served_and_no
 
     monkeypatch.setattr(Client, "_telemetry_thread", lambda self: None)
     monkeypatch.setattr(detect_agent, "_fetch_registry", lambda: None)
-    real = serve_module.WebLibrary.by_text
+    real = WebLibrary.by_text
 
     def slow(self, *args, **kwargs):  # a search that takes long enough for a burst to overlap
         time.sleep(0.4)
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(serve_module.WebLibrary, "by_text", slow)
+    monkeypatch.setattr(WebLibrary, "by_text", slow)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     app = serve_module.serve(server["index"], port=port, settings=Settings("toy"), block=False,
@@ -481,7 +483,7 @@ def test_a_login_guards_the_page_and_the_api_a_burst_leaves_others_served_and_no
 def test_a_read_only_index_is_served_with_thumbnails_made_in_a_cache(server, tmp_path, monkeypatch, capsys):
     import subprocess
 
-    from chapter09.capstone import serve as serve_module
+    from chapter09.capstone.web import library as web_library
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     mount = tmp_path / "ro"
@@ -494,10 +496,10 @@ def test_a_read_only_index_is_served_with_thumbnails_made_in_a_cache(server, tmp
         if real:  # a read-only file system, as a shared or archived index is
             subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
         else:  # where nothing may be mounted: the probe that decides where thumbnails go is refused there
-            writable = serve_module._writable
-            monkeypatch.setattr(serve_module, "_writable",
+            writable = web_library.writable
+            monkeypatch.setattr(web_library, "writable",
                                 lambda folder: not folder.is_relative_to(mount) and writable(folder))
-        library = serve_module.WebLibrary(index, Settings("toy"))
+        library = web_library.WebLibrary(index, Settings("toy"))
         said = capsys.readouterr().err
         assert said.count("is read-only: new thumbnails are made in") == 1
         home = tmp_path / "cache" / "chapter09" / "serve"

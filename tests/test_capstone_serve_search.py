@@ -161,7 +161,7 @@ def test_the_page_drives_filters_the_builder_and_caption_search(served, tmp_path
     from playwright.sync_api import sync_playwright
 
     from chapter09.capstone.search import Term
-    from chapter09.capstone.serve import TOY_BANNER
+    from chapter09.capstone.web.page import TOY_BANNER
 
     require_chromium()
     folder_of = {Path(p).stem: p for p in served["scenes"]}

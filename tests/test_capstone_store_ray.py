@@ -47,7 +47,7 @@ def _table(index):
 
 
 def test_encoding_pool_uses_the_clusters_cpus_or_one_actor_per_gpus_per_actor():
-    from chapter09.capstone.indexer import encoding_pool
+    from chapter09.capstone.index.engines import encoding_pool
     from chapter09.errors import SetupError, UsageError
 
     assert encoding_pool({"CPU": 2}, None, 0, 1) == (1, 1)  # one node of 2 CPUs: one actor, one CPU decodes

@@ -796,6 +796,169 @@ def choose_model(rows, min_quality, max_memory_mb):
     return min(fitting, key=lambda r: r["ms_per_item"])["model"]
 """),
     ],
+    "9.7.1": [
+        ("places counted from 0 (enumerate's default)", """
+def reciprocal_rank_fusion(rankings, k=60):
+    scores = {}
+    for ranking in rankings:
+        for place, item in enumerate(ranking):
+            scores[item] = scores.get(item, 0.0) + 1.0 / (k + place)
+    return sorted(scores.items(), key=lambda pair: pair[1], reverse=True)
+"""),
+        ("1 / place, k forgotten", """
+def reciprocal_rank_fusion(rankings, k=60):
+    scores = {}
+    for ranking in rankings:
+        for place, item in enumerate(ranking, start=1):
+            scores[item] = scores.get(item, 0.0) + 1.0 / place
+    return sorted(scores.items(), key=lambda pair: pair[1], reverse=True)
+"""),
+        ("the best single place (max), not the sum", """
+def reciprocal_rank_fusion(rankings, k=60):
+    scores = {}
+    for ranking in rankings:
+        for place, item in enumerate(ranking, start=1):
+            scores[item] = max(scores.get(item, 0.0), 1.0 / (k + place))
+    return sorted(scores.items(), key=lambda pair: pair[1], reverse=True)
+"""),
+        ("only items every ranking holds", """
+def reciprocal_rank_fusion(rankings, k=60):
+    common = set(rankings[0]).intersection(*rankings[1:])
+    scores = {item: sum(1.0 / (k + r.index(item) + 1) for r in rankings) for item in common}
+    return sorted(scores.items(), key=lambda pair: pair[1], reverse=True)
+"""),
+        ("sorted worst first", """
+def reciprocal_rank_fusion(rankings, k=60):
+    scores = {}
+    for ranking in rankings:
+        for place, item in enumerate(ranking, start=1):
+            scores[item] = scores.get(item, 0.0) + 1.0 / (k + place)
+    return sorted(scores.items(), key=lambda pair: pair[1])
+"""),
+        ("the scores in the order the items were met (never sorted)", """
+def reciprocal_rank_fusion(rankings, k=60):
+    scores = {}
+    for ranking in rankings:
+        for place, item in enumerate(ranking, start=1):
+            scores[item] = scores.get(item, 0.0) + 1.0 / (k + place)
+    return list(scores.items())
+"""),
+        ("the mean over the rankings that hold the item", """
+def reciprocal_rank_fusion(rankings, k=60):
+    scores, counts = {}, {}
+    for ranking in rankings:
+        for place, item in enumerate(ranking, start=1):
+            scores[item] = scores.get(item, 0.0) + 1.0 / (k + place)
+            counts[item] = counts.get(item, 0) + 1
+    return sorted(((item, s / counts[item]) for item, s in scores.items()), key=lambda pair: pair[1], reverse=True)
+"""),
+        ("default k of 1", """
+def reciprocal_rank_fusion(rankings, k=1):
+    scores = {}
+    for ranking in rankings:
+        for place, item in enumerate(ranking, start=1):
+            scores[item] = scores.get(item, 0.0) + 1.0 / (k + place)
+    return sorted(scores.items(), key=lambda pair: pair[1], reverse=True)
+"""),
+    ],
+    "9.7.2": [
+        ("post-filter: the unfiltered top k, then the non-matching dropped", """
+def filtered_top_k(scores, mask, k):
+    top = np.argsort(-scores)[:k]
+    return top[mask[top]]
+"""),
+        ("non-matching rows set to 0 (cosines can be negative)", """
+def filtered_top_k(scores, mask, k):
+    kept = np.where(mask, scores, 0.0)
+    top = np.argsort(-kept)[:k]
+    return top[:min(k, int(mask.sum()))]
+"""),
+        ("places in the filtered array, not rows of scores", """
+def filtered_top_k(scores, mask, k):
+    return np.argsort(-scores[mask])[:k]
+"""),
+        ("non-matching rows set to -inf: always k rows back", """
+def filtered_top_k(scores, mask, k):
+    kept = np.where(mask, scores, -np.inf)
+    return np.argsort(-kept)[:k]
+"""),
+        ("argpartition for k rows, which fewer matching rows cannot give", """
+def filtered_top_k(scores, mask, k):
+    rows = np.flatnonzero(mask)
+    part = np.argpartition(-scores[rows], k - 1)[:k]
+    best = part[np.argsort(-scores[rows][part])]
+    return rows[best]
+"""),
+        ("the k best matching rows, worst first", """
+def filtered_top_k(scores, mask, k):
+    rows = np.flatnonzero(mask)
+    return rows[np.argsort(-scores[rows])[:k]][::-1]
+"""),
+        ("the mask used to index the sorted order", """
+def filtered_top_k(scores, mask, k):
+    order = np.argsort(-scores)
+    return order[mask][:k]
+"""),
+    ],
+    "9.7.3": [
+        ("the second stage run on every candidate", """
+def rerank(candidates, first_stage_scores, second_stage_fn, n):
+    second = second_stage_fn(candidates)
+    order = sorted(range(len(candidates)), key=lambda i: second[i], reverse=True)
+    return [candidates[i] for i in order]
+"""),
+        ("the first n candidates as given (assumes they are sorted)", """
+def rerank(candidates, first_stage_scores, second_stage_fn, n):
+    shortlist = list(candidates[:n])
+    second = second_stage_fn(shortlist)
+    order = sorted(range(len(shortlist)), key=lambda j: second[j], reverse=True)
+    return [shortlist[j] for j in order] + list(candidates[n:])
+"""),
+        ("only the re-ranked shortlist comes back", """
+def rerank(candidates, first_stage_scores, second_stage_fn, n):
+    by_first = sorted(range(len(candidates)), key=lambda i: first_stage_scores[i], reverse=True)
+    shortlist = [candidates[i] for i in by_first[:n]]
+    second = second_stage_fn(shortlist)
+    return [shortlist[j] for j in sorted(range(len(shortlist)), key=lambda j: second[j], reverse=True)]
+"""),
+        ("the rest in the order they were given", """
+def rerank(candidates, first_stage_scores, second_stage_fn, n):
+    by_first = sorted(range(len(candidates)), key=lambda i: first_stage_scores[i], reverse=True)
+    shortlist = [candidates[i] for i in by_first[:n]]
+    second = second_stage_fn(shortlist)
+    reordered = [shortlist[j] for j in sorted(range(len(shortlist)), key=lambda j: second[j], reverse=True)]
+    return reordered + [c for c in candidates if c not in shortlist]
+"""),
+        ("first- and second-stage scores added", """
+def rerank(candidates, first_stage_scores, second_stage_fn, n):
+    by_first = sorted(range(len(candidates)), key=lambda i: first_stage_scores[i], reverse=True)
+    top = by_first[:n]
+    second = second_stage_fn([candidates[i] for i in top])
+    order = sorted(range(len(top)), key=lambda j: first_stage_scores[top[j]] + second[j], reverse=True)
+    return [candidates[top[j]] for j in order] + [candidates[i] for i in by_first[n:]]
+"""),
+        ("the second stage called once per item", """
+def rerank(candidates, first_stage_scores, second_stage_fn, n):
+    by_first = sorted(range(len(candidates)), key=lambda i: first_stage_scores[i], reverse=True)
+    shortlist = [candidates[i] for i in by_first[:n]]
+    second = {c: second_stage_fn([c])[0] for c in shortlist}
+    return sorted(shortlist, key=lambda c: second[c], reverse=True) + [candidates[i] for i in by_first[n:]]
+"""),
+        ("sorted as (score, item) pairs: equal scores ordered by item, backwards", """
+def rerank(candidates, first_stage_scores, second_stage_fn, n):
+    by_first = sorted(range(len(candidates)), key=lambda i: first_stage_scores[i], reverse=True)
+    shortlist = [candidates[i] for i in by_first[:n]]
+    second = second_stage_fn(shortlist)
+    return [c for _, c in sorted(zip(second, shortlist), reverse=True)] + [candidates[i] for i in by_first[n:]]
+"""),
+        ("the shortlist worst first", """
+def rerank(candidates, first_stage_scores, second_stage_fn, n):
+    by_first = sorted(range(len(candidates)), key=lambda i: first_stage_scores[i], reverse=True)
+    shortlist = [candidates[i] for i in by_first[:n]]
+    second = second_stage_fn(shortlist)
+    return sorted(shortlist, key=lambda c: second[shortlist.index(c)]) + [candidates[i] for i in by_first[n:]]
+"""),
+    ],
 }
 
 

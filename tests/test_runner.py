@@ -25,8 +25,19 @@ def test_selection_parsing():
 def test_list_names_every_section(capsys):
     assert runner.main(["--list"]) == 0
     listed = capsys.readouterr().out
-    for number in ("1", "2", "3"):
+    for number in ("1", "2", "3", "4", "5", "6", "7"):
         assert f"9.{number}_" in listed
+
+
+def test_the_seven_lessons_and_the_tour_are_discovered_in_order():
+    """The capstone lesson is section 7 for the runner and the notebook builder alike; the tour stays a key."""
+    from chapter09 import notebooks
+
+    found = runner.discover()
+    assert list(found) == ["1", "2", "3", "4", "5", "6", "7", "capstone"]
+    assert found["7"].name == "9.7_capstone_library_search.py"
+    assert [notebooks.section_number(s) for s in notebooks.section_scripts()] == [f"9.{n}" for n in range(1, 8)]
+    assert runner.parse_selection(["6-7"], found) == ["6", "7"]
 
 
 def test_a_failing_section_is_reported_and_sets_the_exit_code(tmp_path, monkeypatch):
@@ -44,6 +55,15 @@ def test_sections_1_to_3_run_clean_on_the_toy_world(tmp_path):
     assert "[toy world]" not in run.stdout  # --models toy chose the twins: the terminal is not told again
     for number in ("9.1", "9.2", "9.3"):
         check_section(tmp_path, number)
+
+
+def test_section_7_the_capstone_lesson_runs_clean_on_the_toy_world(tmp_path):
+    run = subprocess.run([sys.executable, "run_all_sections.py", "7", "--models", "toy", "--out", str(tmp_path)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "1 of 1 sections ran clean" in run.stdout
+    assert "warning" not in run.stderr.lower(), run.stderr[-2000:]  # the search's notes are part of the lesson's output
+    check_section(tmp_path, "9.7")
 
 
 @pytest.mark.parametrize("command", [

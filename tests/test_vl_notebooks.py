@@ -232,8 +232,9 @@ def _notebook_text(number: str) -> tuple[str, str]:
 @pytest.mark.unit
 def test_the_slips_a_careful_reader_caught_stay_fixed():
     printed, markdown = _notebook_text("9.1")
-    assert "the toy vocabulary; the real CLIP: 49,408, 49406, 49407" in printed
-    assert "centred near zero (mean" not in printed and "English captions, so" in markdown
+    assert "(openai/clip-vit-base-patch32: 49,408, 49406, 49407)" in printed
+    assert "centred near zero (mean" not in printed and "learnt from English captions only" in markdown
+    assert "The model ignores padded positions" not in markdown  # the causal mask and end-of-text pooling do
     assert "captions, English and Chinese, should score highest" not in markdown
     printed, markdown = _notebook_text("9.4")
     assert "15.0 GB (13.9 GiB) in fp32, 7.5 GB (7.0 GiB)" in markdown and "about 14 GB" not in markdown

@@ -24,8 +24,10 @@ def cmd_index(args) -> int:
     from .indexer import build_index
     from .library_precision import index_precision
     from .lock import lock_for
+    from .options import IndexOptions
     from .store import is_uri
 
+    options = IndexOptions.from_args(args)  # a bad flag is refused before anything is opened or measured
     # refuse (or wait) before measuring anything: a folder's flock, an object store's conditional-put lock
     lock = lock_for(args.index, args.wait) if is_uri(args.index) or Path(args.index).is_dir() else None
     if lock is not None:
@@ -42,17 +44,10 @@ def cmd_index(args) -> int:
         from .watch import print_batch, watch_library
 
         stream = _RESULT_STREAM[-1] if _RESULT_STREAM else sys.stdout
-        watch_library(args.library, args.index, encoders, debounce_s=args.debounce_s, rescan_s=args.rescan_s,
-                      excludes=args.exclude, default_excludes=not args.no_default_excludes, wait_s=args.wait,
-                      report=print_batch(args.json, stream), precomputed=sample_rows, batch_size=args.batch_size,
-                      workers=args.workers, progress=not args.no_progress, engine=args.engine,
-                      ray_address=args.ray_address, actors=args.actors, gpus_per_actor=args.gpus_per_actor)
+        watch_library(args.library, args.index, encoders, options, debounce_s=args.debounce_s,
+                      rescan_s=args.rescan_s, report=print_batch(args.json, stream), precomputed=sample_rows)
         return 0
-    summary = build_index(args.library, args.index, encoders, batch_size=args.batch_size, workers=args.workers,
-                          progress=not args.no_progress, engine=args.engine, ray_address=args.ray_address,
-                          actors=args.actors, gpus_per_actor=args.gpus_per_actor, wait_s=args.wait,
-                          precomputed=sample_rows, excludes=args.exclude,
-                          default_excludes=not args.no_default_excludes)
+    summary = build_index(args.library, args.index, encoders, options, precomputed=sample_rows)
     precision["precision"] = encoders["clip"].precision
     precision["identity"] = encoders["clip"].precision_id
     _print({**summary.to_json(), "precision": precision}, args.json,
@@ -60,12 +55,12 @@ def cmd_index(args) -> int:
     return 0
 
 
-def search_query(searcher, args) -> dict:
-    """The search the ``search`` flags ask for: terms (``--text``, ``--image``, ``--add``, ``--subtract``),
-    filters, caption text, hybrid."""
+def search_request(searcher, args):
+    """The ``SearchRequest`` the ``search`` flags ask for: terms (``--text``, ``--image``, ``--add``,
+    ``--subtract``), filters, caption text, hybrid."""
     from .filters import Filters
     from .queries import QueryError, parse_weighted
-    from .search import Term
+    from .search import SearchRequest, Term
 
     terms = []
     if args.text is not None:
@@ -80,8 +75,7 @@ def search_query(searcher, args) -> dict:
     terms += [searcher.term(raw, -1.0) for raw in args.subtract or ()]
     filters = Filters.parse(args.folder, args.taken_after, args.taken_before, args.camera, args.type, args.min_size,
                             args.min_width, args.min_height, library=searcher.store.library)
-    return searcher.search(terms, args.k, args.strategy, filters, caption_text=args.caption_text,
-                           hybrid=args.hybrid)
+    return SearchRequest(tuple(terms), args.k, args.strategy, filters, args.caption_text, args.hybrid)
 
 
 def cmd_search(args) -> int:
@@ -90,7 +84,7 @@ def cmd_search(args) -> int:
 
     searcher = LibrarySearch(args.index, Settings.from_args(args), mode=args.search)
     try:
-        result = search_query(searcher, args)
+        result = searcher.run(search_request(searcher, args))
     except QueryError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -122,17 +116,16 @@ def cmd_search(args) -> int:
 
 def cmd_caption(args) -> int:
     from ..images import load_image
-    from .describe import caption_images, caption_route, parse_langs
+    from .describe import caption_images, caption_route
+    from .options import parse_langs
 
     if args.index:
         from .caption_index import caption_index
+        from .options import CaptionOptions
 
         if args.images:
             raise UsageError("give image files or --index INDEX, not both")
-        summary = caption_index(args.index, args.lang, Settings.from_args(args), progress=not args.no_progress,
-                                wait_s=args.wait, engine=args.engine, ray_address=args.ray_address,
-                                actors=args.actors, captioner=args.captioner, precision=args.precision or "auto",
-                                batch_size=args.batch_size)
+        summary = caption_index(args.index, settings=Settings.from_args(args), options=CaptionOptions.from_args(args))
         _print(summary.to_json(), args.json, summary.text())
         return 0
     if not args.images:
@@ -260,7 +253,9 @@ def _strategy_list(value: str) -> str:
 
 def _engine_options(p, engine_help: str, actors_help: str) -> None:
     """--engine, --ray-address, --actors: the same flags for `index` and `caption --index`, each its own help."""
-    p.add_argument("--engine", choices=("local", "ray"), default="local", help=engine_help)
+    from .engines import ENGINES
+
+    p.add_argument("--engine", choices=ENGINES, default="local", help=engine_help)
     p.add_argument("--ray-address", default=None,
                    help="with --engine ray: join a running Ray cluster (default: $RAY_ADDRESS, else start a local Ray)")
     p.add_argument("--actors", type=_positive_int, default=None, help=actors_help)
@@ -281,7 +276,29 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(function=function)
         return p
 
-    p = command("index", "index (or update) a folder of images", cmd_index)
+    _index_flags(command("index", "index (or update) a folder of images", cmd_index))
+    _search_flags(command("search", "search an index by text (English/Chinese), images, both combined, or caption text",
+                          cmd_search))
+    _caption_flags(command("caption", "caption images in English and Chinese (or every image of an index)",
+                           cmd_caption))
+    p = command("match", "image-text match scores", cmd_match)
+    p.add_argument("image")
+    p.add_argument("texts", nargs="+")
+    p.add_argument("--strategy", choices=STRATEGIES, default="auto", help="how Chinese texts are read (as search)")
+
+    p = command("dedup", "exact and near duplicates in an index", cmd_dedup)
+    p.add_argument("--index", required=True)
+    p.add_argument("--threshold", type=float, default=NEAR_DUPLICATE_COSINE,
+                   help=f"cosine for near duplicates (default {NEAR_DUPLICATE_COSINE})")
+    _eval_flags(command("eval", "Recall@1/5/10 (or --captions: BLEU-4, CIDEr-D) on a data set", cmd_eval))
+    _finetune_flags(command("finetune", "contrastive fine-tuning of CLIP on a data set", cmd_finetune))
+    _serve_flags(command("serve", "web UI (Gradio)", cmd_serve))
+    _bench_flags(command("bench", "speed: the indexer per precision against the model alone and the naive loop; "
+                         "fidelity; store; exact vs ANN search; start-up; captioning", cmd_bench))
+    return parser
+
+
+def _index_flags(p) -> None:
     p.add_argument("library")
     p.add_argument("--index", required=True, help="folder for the index")
     p.add_argument("--chinese-clip", action="store_true", help="also store Chinese-CLIP image vectors")
@@ -297,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="if another run is updating this index, wait up to SECONDS for it (default: refuse)")
     _precision_option(p, "fp32, bf16 or int8 (dynamic quantisation); auto (default, unless --dtype is given): "
                          "the fastest whose fidelity against fp32 on a sample of this library passes the bar")
-    from .indexer import DEFAULT_EXCLUDES
+    from .index.walk import DEFAULT_EXCLUDES
 
     p.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
                    help="leave out folders and files whose name or path inside the library matches this glob "
@@ -314,8 +331,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --watch: a full rescan every SECONDS, for changes events miss (default 600; 60 where "
                         "file-system events are unavailable; 0: none)")
 
-    p = command("search", "search an index by text (English/Chinese), images, both combined, or caption text",
-                cmd_search)
+
+def _search_flags(p) -> None:
+    from .queries import STRATEGIES
+
     p.add_argument("--index", required=True)
     p.add_argument("--text", help="[WEIGHT:]TEXT, English or Chinese (e.g. \"2:a dog on a beach\")")
     p.add_argument("--image", help="[WEIGHT:]an image file, or a path the index holds (its stored vector)")
@@ -340,7 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--search", choices=("auto", "exact", "ann"), default="auto")
     _precision_option(p, "precision of the query encoder (auto: the one the index was built with)")
 
-    p = command("caption", "caption images in English and Chinese (or every image of an index)", cmd_caption)
+
+def _caption_flags(p) -> None:
     p.add_argument("images", nargs="*")
     p.add_argument("--lang", default="en,zh", help="comma list of en, zh (default en,zh)")
     p.add_argument("--index", default=None,
@@ -360,17 +380,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "with --engine ray: captioner actors (default: every CPU of the cluster, one each; a "
                     "quarter to translators on an English-only captioner)")
 
-    p = command("match", "image-text match scores", cmd_match)
-    p.add_argument("image")
-    p.add_argument("texts", nargs="+")
-    p.add_argument("--strategy", choices=STRATEGIES, default="auto", help="how Chinese texts are read (as search)")
 
-    p = command("dedup", "exact and near duplicates in an index", cmd_dedup)
-    p.add_argument("--index", required=True)
-    p.add_argument("--threshold", type=float, default=NEAR_DUPLICATE_COSINE,
-                   help=f"cosine for near duplicates (default {NEAR_DUPLICATE_COSINE})")
-
-    p = command("eval", "Recall@1/5/10 (or --captions: BLEU-4, CIDEr-D) on a data set", cmd_eval)
+def _eval_flags(p) -> None:
     p.add_argument("--dataset", required=True)
     p.add_argument("--images", help="image folder for COCO (default: found by the split name, e.g. val2017/ "
                                     "beside annotations/)")
@@ -382,7 +393,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--captions", action="store_true", help="measure the captioner instead")
     p.add_argument("--limit", type=int, default=200, help="images for --captions (default 200)")
 
-    p = command("finetune", "contrastive fine-tuning of CLIP on a data set", cmd_finetune)
+
+def _finetune_flags(p) -> None:
     p.add_argument("--dataset", required=True)
     p.add_argument("--val", help="held-out data set (default: 20%% of --dataset's images)")
     p.add_argument("--out", required=True)
@@ -390,7 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=5e-5)
     p.add_argument("--batch-size", type=int, default=64)
 
-    p = command("serve", "web UI (Gradio)", cmd_serve)
+
+def _serve_flags(p) -> None:
     p.add_argument("--index", required=True)
     p.add_argument("--host", default="127.0.0.1",
                    help="default loopback only; another (0.0.0.0: every network) needs a login or --no-auth")
@@ -404,8 +417,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="serve a non-loopback --host without a login (anyone who reaches it sees every photo)")
     _precision_option(p, "precision of the query encoder (auto: the one the index was built with)")
 
-    p = command("bench", "speed: the indexer per precision against the model alone and the naive loop; "
-                "fidelity; store; exact vs ANN search; start-up; captioning", cmd_bench)
+
+def _bench_flags(p) -> None:
     p.add_argument("--images", type=int, default=512,
                    help="photo-sized JPEGs the indexer encodes per precision (0 skips encoding)")
     p.add_argument("--batch-size", type=int, default=64, help="images per forward, pipeline and model alone (as `index`)")
@@ -424,7 +437,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--append-rows", type=int, default=None,
                    help="rows appended through the store API (default: the largest size; 0 skips)")
     p.add_argument("--queries", type=int, default=100, help="timed queries per size")
-    return parser
 
 
 def main(argv=None) -> int:

@@ -1,5 +1,5 @@
 """One batch of captioning, shared by the engines of ``caption_index``: a file read and checked against its
-indexed bytes (``_CaptionDecoded``), captions for a decoded batch (``caption_decoded``), and what an engine hands
+indexed bytes (``CaptionDecoded``), captions for a decoded batch (``caption_decoded``), and what an engine hands
 back (``CaptionBatch``). Its own module so the Ray engine (``caption_ray``) and ``caption_index``, which picks
 the engine, both import it without importing each other."""
 from __future__ import annotations
@@ -7,6 +7,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
+
+from ..translation import translator
+from .index.decode import decode_one
 
 
 @dataclass
@@ -19,7 +24,7 @@ class CaptionBatch:
     translate_s: float = 0.0
 
 
-class _CaptionDecoded:
+class CaptionDecoded:
     """DataLoader dataset: one indexed file read, checked against its indexed bytes, decoded and preprocessed."""
 
     def __init__(self, root: Path, records: list[dict], image_processor, min_side: int):
@@ -29,8 +34,6 @@ class _CaptionDecoded:
         return len(self.records)
 
     def __getitem__(self, i):
-        from .indexer import decode_one
-
         record = self.records[i]
         item = decode_one(self.root, record["path"], {"captioner": self.image_processor}, self.min_side)
         if item["ok"] and item["sha1"] != record["sha1"]:
@@ -43,10 +46,7 @@ class _CaptionDecoded:
 def caption_decoded(items: list[dict], captioner, langs: list[str], settings, generation: dict) -> CaptionBatch:
     """Captions for one batch of decoded items: the captioner once per batch (per language if it is bilingual),
     the translator once per batch for Chinese."""
-    import numpy as np
     import torch
-
-    from ..translation import translator
 
     ok = [item for item in items if item["ok"]]
     failed = [{"path": item["record"]["path"], "reason": item["reason"]} for item in items if not item["ok"]]

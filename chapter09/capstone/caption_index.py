@@ -17,11 +17,11 @@ A run is four steps, so a second engine can supply the middle two:
 runs fast, keeps the fastest whose greedy captions pass ``caption_fidelity.CAPTION_BAR``, and stores the sample's
 captions at the precision picked (they are library images: none is captioned twice). The verdict is kept beside a
 local index (``captions-precision.json``) for the same captioner, precision set and CPU, and not measured again.
+The decision is ``library_precision.pick_caption_precision``'s: one module decides the precision of images and
+of captions.
 """
 from __future__ import annotations
 
-import json
-import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -29,13 +29,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UsageError
-from ..images import BadImageError, load_image
-from .caption_batch import CaptionBatch, _CaptionDecoded, caption_decoded
-from .store import Store, is_uri
+from .caption_batch import CaptionBatch, CaptionDecoded, caption_decoded
+from .engines import ENGINES
+from .engines.local import worker_batches
+from .library_precision import pick_caption_precision
+from .options import CaptionOptions
+from .store import Store
 
-ENGINES = ("local", "ray")
 AUTO_SAMPLE = 8  # images captioned at fp32 and each candidate precision by --precision auto
-SIDECAR = "captions-precision.json"
 
 
 @dataclass
@@ -89,34 +90,23 @@ def plan_captions(store: Store, langs: list[str]) -> tuple[list[dict], int]:
 
 
 # ----------------------------------------------------------------------------- 2 + 3. the local engine
-def _collate(items):
-    return items
-
-
 def decoded_batches(root: Path, records: list[dict], captioner, batch_size: int, workers: int | None):
     """Batches of decoded items from worker processes (none for a small run), as ``index`` decodes."""
-    from torch.utils.data import DataLoader
-
-    from .indexer import _then_stop_fork_server, decode_context
-
-    dataset = _CaptionDecoded(root, records, captioner.image_processor, captioner.image_side)
-    workers = (min(2, os.cpu_count() or 1) if len(records) > 2 * batch_size else 0) if workers is None else workers
-    processors = {"captioner": captioner.image_processor}
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=_collate,
-                        prefetch_factor=4 if workers else None, persistent_workers=False,
-                        multiprocessing_context=decode_context(processors) if workers else None)
-    return _then_stop_fork_server(loader) if workers else loader
+    dataset = CaptionDecoded(root, records, captioner.image_processor, captioner.image_side)
+    return worker_batches(dataset, batch_size, workers, {"captioner": captioner.image_processor})
 
 
-def local_engine(root: Path, records: list[dict], captioner, langs: list[str], settings, batch_size: int,
-                 workers: int | None = None, generation: dict | None = None) -> Iterator[CaptionBatch]:
-    """Decode in workers, caption and translate here in batches; one ``CaptionBatch`` per batch."""
-    for items in decoded_batches(root, records, captioner, batch_size, workers):
-        yield caption_decoded(items, captioner, langs, settings, generation or {})
+def local_engine(root: Path, records: list[dict], captioner, settings, options: CaptionOptions,
+                 where: dict | None = None) -> Iterator[CaptionBatch]:
+    """Decode in workers, caption and translate here in batches; one ``CaptionBatch`` per batch. (``where``:
+    the Ray engine's report of where it ran; nothing to say here.)"""
+    for items in decoded_batches(root, records, captioner, options.batch_size, options.workers):
+        yield caption_decoded(items, captioner, list(options.langs), settings, options.generation or {})
 
 
 def engine_for(name: str) -> Callable[..., Iterator[CaptionBatch]]:
-    """The engine function for ``--engine``; every engine takes ``local_engine``'s arguments."""
+    """The engine function for ``--engine``; every engine takes ``local_engine``'s arguments. (``--engine`` itself is
+    checked by ``EngineOptions``.)"""
     if name == "local":
         return local_engine
     if name == "ray":
@@ -124,95 +114,29 @@ def engine_for(name: str) -> Callable[..., Iterator[CaptionBatch]]:
         from .caption_ray import caption_batches
 
         return caption_batches
-    raise UsageError(f"--engine must be one of {', '.join(ENGINES)}, not {name!r}")
-
-
-# ----------------------------------------------------------------------------- the precision
-def _sidecar_key(captioner_name: str, location: str, candidates) -> str:
-    from ..cpu import cpu_name, flags
-
-    return json.dumps([captioner_name, location, sorted(candidates), cpu_name(), sorted(flags())])
-
-
-def pick_precision(index_dir, store: Store, sample: list[dict], langs, settings, name: str, requested: str,
-                   log=None) -> tuple[object, str, list]:
-    """(captioner, reason, sample rows already captioned) for ``requested`` (auto: measured, see module docstring)."""
-    from ..caption_fidelity import CAPTION_PRECISIONS, choose_caption_precision, measure_caption_fidelity
-    from ..captioning import captioner as shared_captioner
-
-    if requested != "auto":
-        model = shared_captioner(settings, name, requested)
-        return model, f"{model.precision} as asked", []
-    reference = shared_captioner(settings, name, "fp32")
-    sidecar = None if is_uri(str(index_dir)) else Path(index_dir) / SIDECAR
-    key = _sidecar_key(name, reference.location, CAPTION_PRECISIONS)
-    known = json.loads(sidecar.read_text()) if sidecar is not None and sidecar.is_file() else {}
-    if key in known:
-        model = shared_captioner(settings, name, known[key]["precision"])
-        return model, known[key]["reason"] + " (measured on an earlier run of this index)", []
-    items = []
-    for record in sample:
-        try:
-            image = load_image(store.absolute(record["path"]), min_side=reference.image_side)
-        except (BadImageError, OSError):
-            continue
-        items.append((record, image))
-    if not items:
-        return reference, "fp32: no sample image could be read to measure another precision", []
-    if log:
-        log(f"caption --precision auto: captioning {len(items)} sample images at fp32 and each candidate precision")
-    pixels = reference.pixels([image for _record, image in items])
-    rows, built, outputs = measure_caption_fidelity(lambda p: shared_captioner(settings, name, p), pixels,
-                                                    CAPTION_PRECISIONS, batch_size=len(items),
-                                                    device=reference.device, reference=reference)
-    choice = choose_caption_precision(rows)
-    model = built[choice.precision]
-    if sidecar is not None:
-        known[key] = {"precision": choice.precision, "reason": choice.reason,
-                      "fidelity": {p: r.to_json() for p, r in rows.items()}}
-        sidecar.write_text(json.dumps(known, indent=1))
-    # the sample's captions at the precision picked are kept: those images are not captioned again
-    english = [text for ids in outputs[choice.precision] for text in model.decode_ids(ids)]
-    kept = []
-    if not model.bilingual and set(langs) <= {"en", "zh"}:
-        from ..translation import translator
-
-        chinese = translator("en_zh", settings).translate(english) if "zh" in langs else []
-        for i, (record, _image) in enumerate(items):
-            caps = {"en": english[i]} if "en" in langs else {}
-            if "zh" in langs:
-                caps["zh"] = chinese[i]
-            kept.append({"path": record["path"], "sha1": record["sha1"], **caps})
-    return model, choice.reason, kept
+    raise UsageError(f"--engine must be one of {', '.join(ENGINES)}, not {name!r}")  # unreachable via EngineOptions
 
 
 # ----------------------------------------------------------------------------- the run
-def caption_index(index_dir, langs=("en", "zh"), settings=None, batch_size: int = 8, commit_s: float = 20.0,
-                  progress: bool = True, wait_s: float = 0.0, stop_after: int | None = None,
-                  captioner: str = "blip", precision: str = "auto", engine: str = "local",
-                  workers: int | None = None, generation: dict | None = None, model=None,
-                  ray_address: str | None = None, actors: int | None = None) -> CaptionSummary:
+def caption_index(index_dir, langs=None, settings=None, options: CaptionOptions | None = None, *, model=None,
+                  **option_values) -> CaptionSummary:
     """Caption every indexed image that lacks a caption in one of ``langs`` (resumable: done ones are skipped).
 
-    ``stop_after`` stops after that many images (tests of resumption). A caption is tied to the bytes it
-    describes (sha1): re-indexing a changed file drops its old captions, and the next ``caption --index``
-    writes new ones. ``model``: a ready ``Captioner`` (the bench's random-weight architectures) instead of
-    ``captioner``/``precision``; ``generation``: extra ``generate`` arguments (the bench fixes the token count);
-    ``engine_options``: the engine's own (``--engine ray``: ``ray_address``, ``actors``).
+    ``options`` (``CaptionOptions``), or ``langs`` and the same as keywords (``batch_size=4, engine="ray"``).
+    A caption is tied to the bytes it describes (sha1): re-indexing a changed file drops its old captions, and
+    the next ``caption --index`` writes new ones. ``model``: a ready ``Captioner`` (the bench's random-weight
+    architectures) instead of ``options.captioner``/``options.precision``.
     """
-    from tqdm import tqdm
-
-    from ..captioning import check_caption_precision, check_captioner
-    from .describe import parse_langs
-
+    if options is None:
+        options = CaptionOptions.of(**({} if langs is None else {"langs": langs}), **option_values)
+    elif langs is not None or option_values:
+        raise TypeError("give caption_index options, or langs and keywords, not both")
     started = time.time()
-    langs = parse_langs(langs)
-    check_captioner(captioner)
-    check_caption_precision(precision, allow_auto=True)
-    run_engine = engine_for(engine)
-    summary = CaptionSummary(str(index_dir), langs, engine=engine)
+    langs, progress = list(options.langs), options.progress
+    engine_for(options.engine.engine)  # a missing engine module is said before the index is opened
+    summary = CaptionSummary(str(index_dir), langs, engine=options.engine.engine)
     log = (lambda message: print(message, file=sys.stderr, flush=True)) if progress else None
-    with Store.open(index_dir, write=True, wait_s=wait_s) as store:
+    with Store.open(index_dir, write=True, wait_s=options.wait_s) as store:
         if not store.roles:
             raise FileNotFoundError(f"index {index_dir} holds no images yet; run `index` first")
         todo, summary.total = plan_captions(store, langs)
@@ -224,8 +148,8 @@ def caption_index(index_dir, langs=("en", "zh"), settings=None, batch_size: int 
         kept = []
         if model is None:
             sample = todo[:: max(1, len(todo) // AUTO_SAMPLE)][:AUTO_SAMPLE] if len(todo) > AUTO_SAMPLE else todo
-            model, summary.precision_reason, kept = pick_precision(index_dir, store, sample, langs, settings,
-                                                                   captioner, precision, log)
+            model, summary.precision_reason, kept = pick_caption_precision(
+                index_dir, store, sample, langs, settings, options.captioner, options.precision, log)
         summary.captioner, summary.precision = model.name, model.precision
         summary.route = "direct" if model.bilingual else "caption+translate"
         if kept:
@@ -233,45 +157,55 @@ def caption_index(index_dir, langs=("en", "zh"), settings=None, batch_size: int 
             done_paths = {row["path"] for row in kept}
             todo = [r for r in todo if r["path"] not in done_paths]
             summary.captioned += len(kept)
-        # the bar starts once the models are loaded, and tqdm's average over the whole bar (smoothing=0) gives the
-        # time left: an honest estimate for batches that all cost about the same
-        bar = tqdm(total=len(todo), unit="img", disable=not progress or not todo, file=sys.stderr,
-                   desc="captioning", smoothing=0)
-        pending, last_commit, first_batch, slowest_batch = [], time.time(), time.time(), 0.0
-
-        def commit():
-            nonlocal pending, last_commit
-            store.put_captions(pending)
-            summary.commits += 1
-            summary.max_commit_gap_s = round(max(summary.max_commit_gap_s, time.time() - last_commit), 2)
-            pending, last_commit = [], time.time()
-
-        try:
-            batch_started = time.time()
-            # the Ray engine (caption_ray.py) also takes where to run, and says where it ran
-            on_ray = {"ray_address": ray_address, "actors": actors, "where": summary.ray} if engine == "ray" else {}
-            for batch in run_engine(Path(store.library), todo, model, langs, settings, batch_size, workers,
-                                    generation, **on_ray):
-                pending += [{"path": record["path"], "sha1": record["sha1"], **caps} for record, caps in batch.done]
-                summary.failed += batch.failed
-                summary.captioned += len(batch.done)
-                summary.generate_s += batch.generate_s
-                summary.translate_s += batch.translate_s
-                bar.update(len(batch.done) + len(batch.failed))
-                now = time.time()
-                slowest_batch, batch_started = max(slowest_batch, now - batch_started), now
-                stopping = stop_after is not None and summary.captioned >= stop_after
-                # commit now if waiting for one more batch could take the gap past commit_s
-                if pending and (now - last_commit + slowest_batch > commit_s or stopping):
-                    commit()
-                if stopping:
-                    raise KeyboardInterrupt(f"stopped after {summary.captioned} images (stop_after)")
-        finally:
-            bar.close()
-            if pending:
-                commit()
+        first_batch = time.time()
+        _caption_and_write(store, todo, model, settings, options, summary)
         summary.images_per_s = round(len(todo) / max(time.time() - first_batch, 1e-9), 3) if todo else 0.0
         store.finish()
     summary.generate_s, summary.translate_s = round(summary.generate_s, 2), round(summary.translate_s, 2)
     summary.seconds = round(time.time() - started, 2)
     return summary
+
+
+def _caption_and_write(store: Store, todo: list[dict], model, settings, options: CaptionOptions,
+                       summary: CaptionSummary) -> None:
+    """``todo`` captioned on the engine asked for, the captions written as batches come back: committed before
+    waiting for one more batch could take the time since the last commit past ``options.commit_s``, so a killed
+    run loses at most that much; ``options.stop_after`` stops (as an interrupted run) once that many are done."""
+    from tqdm import tqdm
+
+    # the bar starts once the models are loaded, and tqdm's average over the whole bar (smoothing=0) gives the
+    # time left: an honest estimate for batches that all cost about the same
+    bar = tqdm(total=len(todo), unit="img", disable=not options.progress or not todo, file=sys.stderr,
+               desc="captioning", smoothing=0)
+    pending, last_commit, slowest_batch = [], time.time(), 0.0
+
+    def commit():
+        nonlocal pending, last_commit
+        store.put_captions(pending)
+        summary.commits += 1
+        summary.max_commit_gap_s = round(max(summary.max_commit_gap_s, time.time() - last_commit), 2)
+        pending, last_commit = [], time.time()
+
+    try:
+        batch_started = time.time()
+        # the Ray engine (caption_ray.py) says where it ran
+        for batch in engine_for(options.engine.engine)(Path(store.library), todo, model, settings, options,
+                                                       summary.ray):
+            pending += [{"path": record["path"], "sha1": record["sha1"], **caps} for record, caps in batch.done]
+            summary.failed += batch.failed
+            summary.captioned += len(batch.done)
+            summary.generate_s += batch.generate_s
+            summary.translate_s += batch.translate_s
+            bar.update(len(batch.done) + len(batch.failed))
+            now = time.time()
+            slowest_batch, batch_started = max(slowest_batch, now - batch_started), now
+            stopping = options.stop_after is not None and summary.captioned >= options.stop_after
+            # commit now if waiting for one more batch could take the gap past commit_s
+            if pending and (now - last_commit + slowest_batch > options.commit_s or stopping):
+                commit()
+            if stopping:
+                raise KeyboardInterrupt(f"stopped after {summary.captioned} images (stop_after)")
+    finally:
+        bar.close()
+        if pending:
+            commit()

@@ -14,12 +14,24 @@ back to the ``caption`` process, which alone writes them into the index, holding
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 
+from ..captioning import CAPTION_PRECISIONS, Captioner
 from ..errors import SetupError, UsageError
-from .caption_batch import CaptionBatch, _CaptionDecoded, caption_decoded
-from .indexer import _where, actor_count, ray_batches, start_ray, whole_pools_first
+from ..models import resolve
+from ..translation import Translator
+from .caption_batch import CaptionBatch, CaptionDecoded, caption_decoded
+from .engines.ray_cluster import (
+    actor_count,
+    ray_batches,
+    start_ray,
+    threads_from_ray,
+    whole_pools_first,
+    worker_location,
+)
+from .options import CaptionOptions
 
 TRANSLATE_SHARE = 0.25  # caption+translate route: the translators' share of the cluster's CPUs (captioning is dearer)
 
@@ -43,18 +55,8 @@ def caption_pool(resources: dict, actors: int | None, translating: bool, gpus_pe
     return captioners, max(1, int((cpus - captioners * cpus_per_actor) // cpus_per_actor))
 
 
-def _threads_from_ray() -> None:
-    """torch threads = the CPUs Ray assigned this actor (never the node's every core, which the others share)."""
-    import ray
-    import torch
-
-    torch.set_num_threads(max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1))))
-
-
 def _captioner_spec(model) -> dict:
     """What an actor needs to build the driver's captioner: settings, checkpoint, name, precision."""
-    from ..captioning import CAPTION_PRECISIONS
-
     if model.resolved is None:
         raise UsageError("caption --engine ray builds its captioner on every node from a checkpoint: a captioner "
                          "built in memory (parts=...) cannot be sent there; use --engine local")
@@ -67,9 +69,7 @@ class _CaptionActor:
     translator pool makes the Chinese)."""
 
     def __init__(self, spec: dict, identity: str, bilingual: bool, root: str, langs: list[str], generation: dict):
-        from ..captioning import Captioner
-
-        _threads_from_ray()
+        threads_from_ray()
         self.model = Captioner(spec["settings"], resolved=spec["resolved"], name=spec["name"],
                                precision=spec["precision"])
         if self.model.identity != identity or self.model.bilingual != bilingual:  # never mix two models' captions
@@ -79,10 +79,8 @@ class _CaptionActor:
         self.langs = langs if bilingual else ["en"]  # an English captioner writes English; translators the rest
 
     def __call__(self, batch: dict) -> dict:
-        from pathlib import Path
-
         records = [{"path": str(p), "sha1": str(h)} for p, h in zip(batch["path"], batch["sha1"])]
-        decoded = _CaptionDecoded(Path(self.root), records, self.model.image_processor, self.model.image_side)
+        decoded = CaptionDecoded(Path(self.root), records, self.model.image_processor, self.model.image_side)
         result = caption_decoded([decoded[i] for i in range(len(records))], self.model, self.langs, self.settings,
                                  self.generation)
         n, reasons = len(records), {f["path"]: f["reason"] for f in result.failed}
@@ -93,7 +91,7 @@ class _CaptionActor:
         for lang in ("en", "zh"):
             out[f"caption_{lang}"] = np.array([captions.get(r["path"], {}).get(lang, "") for r in records],
                                               dtype=object)
-        out["caption_node"], out["caption_worker"] = _where(n)
+        out["caption_node"], out["caption_worker"] = worker_location(n)
         return out
 
 
@@ -101,9 +99,7 @@ class _TranslateActor:
     """Ray actor: one en->zh translator; fills ``caption_zh`` from ``caption_en`` for the rows captioned."""
 
     def __init__(self, settings, resolved):
-        from ..translation import Translator
-
-        _threads_from_ray()
+        threads_from_ray()
         self.model = Translator("en_zh", settings, resolved=resolved)
 
     def __call__(self, batch: dict) -> dict:
@@ -116,20 +112,19 @@ class _TranslateActor:
         return {**batch, "caption_zh": zh, "translate_s": np.full(len(zh), spent / max(1, len(zh)))}
 
 
-def caption_batches(root, records: list[dict], captioner, langs: list[str], settings, batch_size: int,
-                    workers: int | None = None, generation: dict | None = None, ray_address: str | None = None,
-                    actors: int | None = None, gpus_per_actor: float = 0.0, cpus_per_actor: float = 1.0,
+def caption_batches(root, records: list[dict], captioner, settings, options: CaptionOptions,
                     where: dict | None = None):
     """The Ray engine of ``caption_index``: ``CaptionBatch`` objects as batches come back from the actors.
 
-    ``workers`` is the local engine's (decode processes) and unused here: the actors read their own photos.
-    ``where``, when given, is filled with the cluster and where captioning ran (``caption --json``'s ``ray``).
+    ``options.workers`` is the local engine's (decode processes) and unused here: the actors read their own
+    photos. ``where``, when given, is filled with the cluster and where captioning ran (``caption --json``'s
+    ``ray``).
     """
-    from ..models import resolve
-
+    langs, batch_size, engine = list(options.langs), options.batch_size, options.engine
+    actors, gpus_per_actor, cpus_per_actor = engine.actors, engine.gpus_per_actor, engine.cpus_per_actor
     where = {} if where is None else where
     t = time.time()
-    ray, started = start_ray(ray_address)
+    ray, started = start_ray(engine.ray_address)
     where["startup_s"] = round(time.time() - t, 2)
     try:
         import ray.data
@@ -152,7 +147,7 @@ def caption_batches(root, records: list[dict], captioner, langs: list[str], sett
                             compute=ray.data.ActorPoolStrategy(size=captioners, max_tasks_in_flight_per_actor=1),
                             fn_constructor_kwargs={"spec": _captioner_spec(captioner), "identity": captioner.identity,
                                                    "bilingual": captioner.bilingual, "root": str(root),
-                                                   "langs": list(langs), "generation": dict(generation or {})},
+                                                   "langs": langs, "generation": dict(options.generation or {})},
                             num_cpus=cpus_per_actor, num_gpus=gpus_per_actor or None)
         if translating:
             ds = ds.map_batches(_TranslateActor, batch_size=batch_size, batch_format="numpy",

@@ -18,20 +18,11 @@ import numpy as np
 
 from ..captioning import DEFAULT_CAPTIONER, captioner
 from ..clip import clip_encoder
-from ..errors import UsageError
 from ..images import as_rgb
-from ..language import LANGS
 from ..models import Settings
 from ..translation import translator
+from .options import parse_langs
 from .queries import QueryError, encode_query
-
-
-def parse_langs(langs: str | Sequence[str]) -> list[str]:
-    chosen = [lang.strip() for lang in (langs.split(",") if isinstance(langs, str) else langs) if lang.strip()]
-    unknown = [lang for lang in chosen if lang not in LANGS]
-    if unknown or not chosen:
-        raise UsageError(f"--lang takes a comma list of {', '.join(LANGS)} (got {langs!r})")
-    return list(dict.fromkeys(chosen))
 
 
 def caption_route(settings: Settings | None = None, name: str = DEFAULT_CAPTIONER, precision: str | None = None) -> str:

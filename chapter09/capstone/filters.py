@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..errors import UsageError
+from .tables import METADATA_COLUMNS
 
 # Pillow's format names (lower-cased), as the indexer stores them, and the suffixes that mean each
 SUFFIXES = {"jpeg": (".jpg", ".jpeg", ".jpe", ".jfif"), "png": (".png",), "webp": (".webp",),
@@ -28,7 +29,7 @@ SUFFIXES = {"jpeg": (".jpg", ".jpeg", ".jpe", ".jfif"), "png": (".png",), "webp"
 FORMATS = tuple(SUFFIXES)
 ALIASES = {"jpg": "jpeg", "jpe": "jpeg", "jfif": "jpeg", "heic": "heif", "hif": "heif", "tif": "tiff"}
 BASE_COLUMNS = ("path", "mtime_ns", "width", "height")
-METADATA_COLUMNS = ("taken_s", "camera_make", "camera_model", "format")
+FILTERED_METADATA = tuple(c for c in METADATA_COLUMNS if c != "taken_from")  # the metadata a filter reads
 
 
 def _epoch(value: str, flag: str) -> int:
@@ -179,7 +180,7 @@ class Metadata:
         import pyarrow as pa
 
         present = set(image_table.table.schema.names)
-        names = [c for c in (*BASE_COLUMNS, *METADATA_COLUMNS) if c in present]
+        names = [c for c in (*BASE_COLUMNS, *FILTERED_METADATA) if c in present]
         batches = list(image_table.scan(names))
         if not batches:
             return cls(pa.table({n: pa.array([], image_table.table.schema.field(n).type) for n in names}))

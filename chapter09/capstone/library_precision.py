@@ -9,7 +9,8 @@ the same for every precision this machine runs and keeps the fastest one that pa
 One precision serves every encoder of an index (with ``--chinese-clip``, auto keeps the fastest that
 passes for both). The choice is written to ``precision.json`` in the index folder; the store itself
 keys each vector table by checkpoint and precision (``tables.EncoderIdentity``), so another precision
-re-encodes into a table of its own instead of mixing vectors. Re-running ``index`` (auto) on that
+re-encodes into a table of its own instead of mixing vectors. ``caption --index`` picks its captioner's
+precision here too (``pick_caption_precision``: the same rule, fastest that passes the captions' bar). Re-running ``index`` (auto) on that
 folder with the same models keeps the recorded choice (no re-measuring, no re-encoding). ``search``
 and ``serve`` read the precision from the index's own table identity (``query_settings``), so queries
 are encoded at the precision the images were.
@@ -25,6 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..caption_fidelity import CAPTION_PRECISIONS, choose_caption_precision, measure_caption_fidelity
+from ..captioning import captioner as shared_captioner
+from ..clip import ClipEncoder
+from ..cpu import cpu_name, describe, flags
 from ..errors import UsageError
 from ..fidelity import (
     FIDELITY_BAR,
@@ -36,7 +41,14 @@ from ..fidelity import (
     fidelity_rows,
     format_fidelity,
 )
+from ..images import IMAGE_SUFFIXES, BadImageError, load_image
+from ..models import cached, pick_device, resolve
+from ..onnx_runtime import fp32_runtime
 from ..precision import PRECISIONS, check_precision, numeric_format, precision_identity
+from ..translation import translator
+from .index.decode import decode_one
+from .index.walk import walk_library
+from .store import Store, held_precision, is_uri, local_side_folder
 
 # How big the sample is, and why (the bounds are ``fidelity.agreement_margin`` / ``fidelity.cosine_margin``):
 # * top-10 agreement is counted over queries x 10 result slots, a binomial count: at the bar (0.90), 64
@@ -49,6 +61,7 @@ from ..precision import PRECISIONS, check_precision, numeric_format, precision_i
 SAMPLE_IMAGES = 96
 SAMPLE_QUERIES = 64
 SIDECAR = "precision.json"
+CAPTION_SIDECAR = "captions-precision.json"  # caption --index: the captioner's verdicts, keyed by caption_sidecar_key
 
 # Fixed English queries for libraries without captions: everyday photo subjects, short like real queries.
 DEFAULT_QUERIES = (
@@ -66,6 +79,8 @@ DEFAULT_QUERIES = (
     "a glass of wine", "a tennis match", "an empty office", "a garden with vegetables", "a statue in a park",
     "a child's drawing", "a traffic jam",
 )
+
+
 def sample_evenly(items: list, n: int) -> list:
     """``n`` items spread evenly over ``items`` (all of them when there are fewer), in order."""
     if len(items) <= n:
@@ -75,9 +90,6 @@ def sample_evenly(items: list, n: int) -> list:
 
 
 def library_images(root: Path, exclude: Path | None = None) -> list[Path]:
-    from ..images import IMAGE_SUFFIXES
-    from .indexer import walk_library
-
     return [root / p for p in walk_library(root, exclude=exclude) if p.suffix.lower() in IMAGE_SUFFIXES]
 
 
@@ -99,11 +111,9 @@ def library_queries(root: Path, n: int = SAMPLE_QUERIES) -> tuple[list[str], str
 
 
 def decode_sample(root: Path, paths: list[Path], preprocessors: dict, min_side: int) -> list[dict]:
-    """The sample decoded exactly as indexing decodes (``indexer.decode_one``: the file's state, SHA-1, draft
+    """The sample decoded exactly as indexing decodes (``index.decode.decode_one``: the file's state, SHA-1, draft
     JPEG decode, each role's preprocessing), so its vectors can be the sample images' rows. Unreadable files
     are left out (the indexer reports them)."""
-    from .indexer import decode_one
-
     items = [decode_one(root, str(path.relative_to(root)), preprocessors, min_side) for path in paths]
     return [item for item in items if item["ok"]]
 
@@ -118,7 +128,6 @@ def sample_pixels(paths: list[Path], encoder):
     """Decode and preprocess ``paths`` the way indexing does (draft JPEG decode); unreadable files are skipped."""
     import torch
 
-    from ..images import BadImageError, load_image
 
     processor, tensors = encoder.processor.image_processor, []
     for path in paths:
@@ -159,8 +168,6 @@ def margins(rows: dict[str, Fidelity]) -> dict:
 def sidecar_folder(index_dir) -> Path:
     """The index folder; for an object-store index (``s3://...``) a local cache folder instead
     (``~/.cache/chapter09/precision/<hash>``): the record only spares this machine re-measuring."""
-    from .store import is_uri, local_side_folder
-
     return local_side_folder(str(index_dir), "precision") if is_uri(index_dir) else Path(index_dir)
 
 
@@ -175,8 +182,6 @@ def read_sidecar(index_dir) -> dict:
 def write_sidecar(index_dir, report: dict) -> None:
     """Record the precision an index's images were encoded at, the models and CPU the verdict was measured
     for (atomically: write, then rename)."""
-    from ..cpu import describe
-
     index_dir = sidecar_folder(index_dir)
     index_dir.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(prefix=".precision-", suffix=".json", dir=index_dir)
@@ -190,8 +195,6 @@ def write_sidecar(index_dir, report: dict) -> None:
 def _same_models_and_cpu(data: dict, locations: dict[str, str] | None) -> bool:
     """The record was made for these models (``locations``) on this CPU (``cpu.describe()``: its name, the
     flags that decide a precision's speed, and any hidden by $CH09_HIDE_CPU_FEATURES)."""
-    from ..cpu import describe
-
     if locations is not None and any(data.get("locations", {}).get(role) != where for role, where in locations.items()):
         return False
     return data.get("cpu") == describe()
@@ -238,9 +241,6 @@ def _combined(per_role: dict[str, dict[str, Fidelity]]) -> dict[str, Fidelity]:
 
 
 def _fp32_runtime(settings, roles) -> str:
-    from ..models import pick_device, resolve
-    from ..onnx_runtime import fp32_runtime
-
     device = pick_device(settings.device)
     return fp32_runtime(device, all(resolve(role, settings).is_toy for role in roles))
 
@@ -260,32 +260,13 @@ def pick_for_index(library, index_dir, roles, settings, requested: str, sample: 
     ``precomputed``; and the encoders it built at that precision are left in the process's model cache
     (``models.cached``), so ``clip_encoder`` hands them to the indexer instead of loading the models again.
     """
-    from ..clip import ClipEncoder
-    from ..models import cached, resolve
-
     log = log or (lambda message: print(message, file=sys.stderr))
     check_precision(requested, allow_auto=True)
     locations = {role: resolve(role, settings).location for role in roles}
     if requested == "auto":
-        kept = recorded_precision(index_dir, locations)
-        if kept:
-            data = read_sidecar(index_dir)
-            reason = (f"auto keeps {kept}, chosen for this index on {data.get('recorded_at')} for the same models "
-                      f"on this CPU (--precision fp32, bf16 or int8 changes it, and re-encodes)")
-            log(f"[index] {reason}")
-            return {key: data[key] for key in ("precision", "locations", "fidelity", "bar", "sample", "margins")
-                    if key in data} | {"reason": reason, "measured": False}
-        from .store import held_precision  # an index built without a record (API, older version): keep it
-
-        held = held_precision(index_dir, locations) if "://" in str(index_dir) or Path(index_dir).exists() else None
-        if held in PRECISIONS:
-            reason = (f"auto keeps {held}, the precision this index's vectors were encoded at "
-                      f"(--precision fp32, bf16 or int8 changes it, and re-encodes)")
-            log(f"[index] {reason}")
-            report = {"precision": held, "reason": reason, "locations": locations, "measured": False}
-            write_sidecar(index_dir, report | {"runtime": _fp32_runtime(settings, roles) if held == "fp32" else
-                                               "torch"})
-            return report
+        kept = _kept_by_auto(index_dir, locations, settings, roles, log)
+        if kept is not None:
+            return kept
     if requested == "fp32":
         report = {"precision": "fp32", "reason": "fp32 as asked (the reference: nothing to measure)",
                   "locations": locations, "runtime": _fp32_runtime(settings, roles), "measured": False}
@@ -298,7 +279,7 @@ def pick_for_index(library, index_dir, roles, settings, requested: str, sample: 
     if per_role is None:
         per_role, reused = {}, False
         root = Path(library).resolve()
-        index_path = None if "://" in str(index_dir) else Path(index_dir).resolve()
+        index_path = None if is_uri(index_dir) else Path(index_dir).resolve()
         paths = sample_evenly(library_images(root, exclude=index_path), sample)
         if not paths:
             raise UsageError(f"no image files in {root}: nothing to measure fidelity on")
@@ -345,13 +326,33 @@ def pick_for_index(library, index_dir, roles, settings, requested: str, sample: 
     return report
 
 
+def _kept_by_auto(index_dir, locations: dict, settings, roles, log) -> dict | None:
+    """``auto``'s report when the index already has a precision for these models (recorded for this CPU, or held
+    by its vectors: an index built without a record, by the API or an older version), else None: measure."""
+    kept = recorded_precision(index_dir, locations)
+    if kept:
+        data = read_sidecar(index_dir)
+        reason = (f"auto keeps {kept}, chosen for this index on {data.get('recorded_at')} for the same models "
+                  f"on this CPU (--precision fp32, bf16 or int8 changes it, and re-encodes)")
+        log(f"[index] {reason}")
+        return {key: data[key] for key in ("precision", "locations", "fidelity", "bar", "sample", "margins")
+                if key in data} | {"reason": reason, "measured": False}
+    held = held_precision(index_dir, locations) if is_uri(index_dir) or Path(index_dir).exists() else None
+    if held not in PRECISIONS:
+        return None
+    reason = (f"auto keeps {held}, the precision this index's vectors were encoded at "
+              f"(--precision fp32, bf16 or int8 changes it, and re-encodes)")
+    log(f"[index] {reason}")
+    report = {"precision": held, "reason": reason, "locations": locations, "measured": False}
+    write_sidecar(index_dir, report | {"runtime": _fp32_runtime(settings, roles) if held == "fp32" else "torch"})
+    return report
+
+
 def index_precision(args_precision: str | None, settings, library, index_dir, roles, log=None) -> tuple[object, dict]:
     """``index``'s --precision: (settings to encode with, the report). No flag and an explicit --dtype: the
     dtype decides (nothing measured); no flag otherwise: auto. The report may carry ``sample_rows``
     (``pick_for_index``): hand them to ``build_index(precomputed=...)``."""
     if args_precision is None and settings.dtype:
-        from ..models import pick_device, resolve
-
         precision = numeric_format(settings.with_(precision=None), pick_device(settings.device)).precision
         report = {"precision": precision, "reason": f"--dtype {settings.dtype} decides (nothing measured)",
                   "locations": {role: resolve(role, settings).location for role in roles}}
@@ -365,10 +366,65 @@ def query_settings(index, settings):
     """Settings for the text side of ``search``/``serve``: with --precision auto (or none), the precision the
     index's images were encoded at, read from its table identity, so queries and images match what was
     measured. ``index``: an index folder or an open ``store.Store``."""
-    from .store import Store
-
     if settings.precision not in (None, "auto"):
         return settings
     store = index if isinstance(index, Store) else Store.open(index)
     held = store.identity(store.roles[0]).base_precision if store.roles else None
     return settings.with_(precision=held) if held in PRECISIONS else settings
+
+
+# ----------------------------------------------------------------------------- captions (caption --index)
+def caption_sidecar_key(captioner_name: str, location: str, candidates) -> str:
+    """The key of a caption verdict in ``CAPTION_SIDECAR``: captioner, checkpoint, candidates and CPU."""
+    return json.dumps([captioner_name, location, sorted(candidates), cpu_name(), sorted(flags())])
+
+
+def pick_caption_precision(index_dir, store, sample: list[dict], langs, settings, name: str, requested: str,
+                           log=None) -> tuple[object, str, list]:
+    """``caption --index``'s captioner: (captioner, reason, sample rows already captioned) for ``requested``.
+
+    ``auto`` captions ``sample`` (records of ``store``) at fp32 and at each precision the CPU runs fast, keeps the
+    fastest whose greedy captions pass ``caption_fidelity.CAPTION_BAR``, and returns the sample's captions at the
+    precision picked. The verdict is kept beside a local index (``CAPTION_SIDECAR``) and not measured again."""
+    if requested != "auto":
+        model = shared_captioner(settings, name, requested)
+        return model, f"{model.precision} as asked", []
+    reference = shared_captioner(settings, name, "fp32")
+    sidecar = None if is_uri(str(index_dir)) else Path(index_dir) / CAPTION_SIDECAR
+    key = caption_sidecar_key(name, reference.location, CAPTION_PRECISIONS)
+    known = json.loads(sidecar.read_text()) if sidecar is not None and sidecar.is_file() else {}
+    if key in known:
+        model = shared_captioner(settings, name, known[key]["precision"])
+        return model, known[key]["reason"] + " (measured on an earlier run of this index)", []
+    items = []
+    for record in sample:
+        try:
+            image = load_image(store.absolute(record["path"]), min_side=reference.image_side)
+        except (BadImageError, OSError):
+            continue
+        items.append((record, image))
+    if not items:
+        return reference, "fp32: no sample image could be read to measure another precision", []
+    if log:
+        log(f"caption --precision auto: captioning {len(items)} sample images at fp32 and each candidate precision")
+    pixels = reference.pixels([image for _record, image in items])
+    rows, built, outputs = measure_caption_fidelity(lambda p: shared_captioner(settings, name, p), pixels,
+                                                    CAPTION_PRECISIONS, batch_size=len(items),
+                                                    device=reference.device, reference=reference)
+    choice = choose_caption_precision(rows)
+    model = built[choice.precision]
+    if sidecar is not None:
+        known[key] = {"precision": choice.precision, "reason": choice.reason,
+                      "fidelity": {p: r.to_json() for p, r in rows.items()}}
+        sidecar.write_text(json.dumps(known, indent=1))
+    # the sample's captions at the precision picked are kept: those images are not captioned again
+    english = [text for ids in outputs[choice.precision] for text in model.decode_ids(ids)]
+    kept = []
+    if not model.bilingual and set(langs) <= {"en", "zh"}:
+        chinese = translator("en_zh", settings).translate(english) if "zh" in langs else []
+        for i, (record, _image) in enumerate(items):
+            caps = {"en": english[i]} if "en" in langs else {}
+            if "zh" in langs:
+                caps["zh"] = chinese[i]
+            kept.append({"path": record["path"], "sha1": record["sha1"], **caps})
+    return model, choice.reason, kept

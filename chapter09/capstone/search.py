@@ -25,9 +25,16 @@ from pathlib import Path
 import numpy as np
 
 from ..clip import clip_encoder
+from ..errors import UsageError
 from ..images import as_rgb
 from ..models import Settings
-from .filters import SUFFIXES, Filters, Metadata
+from .caption_text import caption_ranking, rrf_fuse
+from .errors import StoreError
+from .filters import SUFFIXES, Filters, Metadata, keep_paths
+from .library_precision import query_settings
+from .queries import QueryError, check_query, compose, encode_planned, parse_weighted, plan_query
+from .store import META_TABLE, Store, open_vectors
+from .vectors import vectors_of
 
 HYBRID_DEPTH = 100  # candidates each ranking hands to the reciprocal-rank fusion
 IMAGE_SUFFIXES = {s for suffixes in SUFFIXES.values() for s in suffixes}
@@ -56,20 +63,36 @@ class Term:
         return {"kind": self.kind, "value": str(value), "weight": self.weight}
 
 
+@dataclass(frozen=True)
+class SearchRequest:
+    """One search, as the command line (``search``) and the web UI (every search endpoint) ask for it: the
+    ``terms`` (summed), ``k`` results, the Chinese-query ``strategy``, the ``filters`` (``filters.Filters``), and
+    the captions' words (``caption_text``, alone or fused with the terms when ``hybrid``). Both hand it to
+    ``LibrarySearch.run``."""
+
+    terms: tuple[Term, ...] = ()
+    k: int = 10
+    strategy: str = "auto"
+    filters: Filters | None = None
+    caption_text: str | None = None
+    hybrid: bool = False
+
+    def __post_init__(self):
+        object.__setattr__(self, "terms", tuple(self.terms))
+        if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
+            raise UsageError(f"--k must be a whole number, 1 or more, not {self.k!r}")
+
+
 class LibrarySearch:
     """Search an index by text (any strategy), example images, both combined, with filters and caption text."""
 
     def __init__(self, index_dir, settings: Settings | None = None, mode: str = "auto"):
-        from .library_precision import query_settings
-
         self.location, self.mode = index_dir, mode
         self.settings = settings or Settings()
         self._open()
         self.query_settings = query_settings(self.store, self.settings)  # queries at the images' precision
 
     def _open(self) -> None:
-        from .store import META_TABLE, Store, open_vectors
-
         store = Store.open(self.location)
         if not store.roles:
             raise FileNotFoundError(f"index {self.location} holds no images yet; run `index` first")
@@ -83,8 +106,6 @@ class LibrarySearch:
         """Reopen the vector searchers whose table changed (rows added, changed or removed by `index` or
         `index --watch`; a new model's table); True if anything changed. ``serve`` calls it before each
         search, so new photos are found without a restart."""
-        from .store import open_vectors
-
         meta_version = self._meta_table.version
         self._meta_table.checkout_latest()
         if self._meta_table.version != meta_version:  # which table serves a role may have changed
@@ -106,16 +127,12 @@ class LibrarySearch:
     def term(self, raw: str, sign: float = 1.0) -> Term:
         """A command-line term: ``[WEIGHT:]TEXT``, ``[WEIGHT:]IMAGE_FILE`` or ``[WEIGHT:]INDEXED_PATH`` (a path
         relative to the library that the index holds: its stored vector). ``sign`` -1 subtracts it."""
-        from .queries import QueryError, parse_weighted
-
         weight, value = parse_weighted(raw)
         if not value:
             raise QueryError(f"the term {raw!r} is empty: give a text or an image after the weight")
         return Term(*self._resolve(value), sign * weight)
 
     def _resolve(self, value: str) -> tuple[str, object]:
-        from .queries import QueryError
-
         path = Path(value).expanduser()
         if path.is_file():
             try:  # a library file the index holds: its stored vector, no re-encode
@@ -146,9 +163,6 @@ class LibrarySearch:
         return found if found >= 0 else None
 
     def _stored_vector(self, role: str, relative: str) -> np.ndarray:
-        from .queries import QueryError
-        from .vectors import vectors_of
-
         i = self._id_of(role, relative)
         if i is None:
             raise QueryError(f"the index holds no {role} vector for {relative}; index it, or give the image file")
@@ -160,8 +174,6 @@ class LibrarySearch:
     # ---- filters
     def metadata(self, role: str) -> Metadata:
         """The filterable columns of ``role``'s table at the version its searcher holds (cached per version)."""
-        from .errors import StoreError
-
         cached = self._metadata.get(role)
         if cached is not None and cached[0] == self.fingerprints[role]:
             return cached[1]
@@ -176,8 +188,6 @@ class LibrarySearch:
 
     def _fetch(self, role: str):
         """ids -> their stored float16 vectors (for exact search over a few matching rows of an ANN index)."""
-        from .vectors import vectors_of
-
         table = self.store.images(role).table
 
         def fetch(ids):
@@ -190,8 +200,6 @@ class LibrarySearch:
                caption_text: str | None = None, hybrid: bool = False, warn=None) -> dict:
         """The top ``k`` for ``terms`` (summed in the encoder's space) among the rows ``filters`` keep, or for
         ``caption_text`` alone, or both fused by reciprocal-rank fusion (``hybrid``)."""
-        from .queries import QueryError, check_query, compose, encode_planned, plan_query
-
         filters = filters or Filters()
         terms = [t for t in terms if t.weight != 0]
         texts = [t for t in terms if t.kind == "text"]
@@ -255,8 +263,6 @@ class LibrarySearch:
         if caption_text is not None:
             by_caption = self._caption_ranking(caption_text, depth, metadata, mask)
             if hybrid:
-                from .caption_text import rrf_fuse
-
                 ids = metadata.ids()
                 fused = rrf_fuse([[searcher.path(i) for i, _ in ranked], [p for p, _ in by_caption]])
                 ranked = [(ids[p], s) for p, s in fused[:k]]
@@ -284,9 +290,6 @@ class LibrarySearch:
     def _caption_ranking(self, text: str, want: int, metadata: Metadata, mask) -> list[tuple[str, float]]:
         """Caption hits among the indexed rows the filter keeps; the caption search is asked for more until
         ``want`` remain or it has no more (so a filter never leaves fewer than it could)."""
-        from .caption_text import caption_ranking
-        from .filters import keep_paths
-
         limit = max(2 * want, 50)
         while True:
             found = caption_ranking(self.store, text, limit)
@@ -307,6 +310,11 @@ class LibrarySearch:
             if row is not None and row.pop("path") == hit.path:
                 hit.indexed = row
         return hits
+
+    def run(self, request: SearchRequest, warn=None) -> dict:
+        """The search ``request`` asks for (``search``'s result dict); ``warn`` gets what the caller should show."""
+        return self.search(list(request.terms), request.k, request.strategy, request.filters,
+                           caption_text=request.caption_text, hybrid=request.hybrid, warn=warn)
 
     def by_text(self, text: str, k: int = 10, strategy: str = "auto", warn=None, filters: Filters | None = None) -> dict:
         return self.search([Term("text", text)], k, strategy, filters, warn=warn)

@@ -115,6 +115,15 @@ class Store:
         self._failures_pending: list[dict] = []
         self._touched: set[str] = set()  # tables written in this session: the ones finish() compacts
 
+    def mark_written(self, table: str) -> None:
+        """``table`` was written in this session: ``finish`` compacts it (every writer of a table says so)."""
+        self._touched.add(table)
+
+    @property
+    def written(self) -> bool:
+        """Whether any table was written in this session (since the last ``finish``)."""
+        return bool(self._touched)
+
     # ---- opening
     @classmethod
     def open(cls, index: str | os.PathLike, library: str | os.PathLike | None = None, write: bool = False,
@@ -254,7 +263,7 @@ class Store:
         with self.writing("writing the meta table"):
             upsert(table, rows, key="key")
         self._meta = {**(self._meta or {}), **items}
-        self._touched.add(META_TABLE)
+        self.mark_written(META_TABLE)
 
     def _create(self, library) -> None:
         if library is None:

@@ -168,7 +168,7 @@ class ImageTable:
             with quiet_lance(), self.store.writing(f"adding the columns {', '.join(f.name for f in missing)} "
                                                    f"to {self.name}"):
                 self.table.add_columns(pa.schema(missing))
-            self.store._touched.add(self.name)
+            self.store.mark_written(self.name)
 
     @property
     def has_metadata(self) -> bool:
@@ -344,7 +344,7 @@ class ImageTable:
                 with quiet_lance():
                     self.table.add(new)
         self._known.update(paths)
-        self.store._touched.add(self.name)
+        self.store.mark_written(self.name)
         return batch.num_rows
 
     def delete(self, paths: Iterable[str]) -> int:
@@ -353,7 +353,7 @@ class ImageTable:
         with self.store.writing(f"deleting {len(paths):,} rows from {self.name}"):
             delete_paths(self.table, paths)
         if paths:
-            self.store._touched.add(self.name)
+            self.store.mark_written(self.name)
         if self._known is not None:
             self._known.difference_update(paths)
         return len(paths)
@@ -396,7 +396,7 @@ class PathTable:
         table = self._open(create=True)
         with self.store.writing(f"writing {len(last):,} rows to {self.name}", needed=data.nbytes):
             upsert(table, data)
-        self.store._touched.add(self.name)
+        self.store.mark_written(self.name)
 
     def delete(self, paths: Iterable[str]) -> None:
         paths = list(paths)
@@ -405,4 +405,4 @@ class PathTable:
             self.store._check_writable()
             with self.store.writing(f"deleting {len(paths):,} rows from {self.name}"):
                 delete_paths(table, paths)
-            self.store._touched.add(self.name)
+            self.store.mark_written(self.name)

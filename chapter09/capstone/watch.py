@@ -27,7 +27,10 @@ from pathlib import Path
 
 from ..errors import SetupError, UsageError
 from .errors import IndexLockedError
-from .indexer import build_index, exclude_patterns, is_excluded
+from .index.walk import is_excluded
+from .indexer import build_index
+from .options import IndexOptions
+from .store import is_uri
 
 DEBOUNCE_S = 2.0  # quiet seconds after the last event before a batch starts
 MAX_DELAY_S = 30.0  # a batch starts after this long even if events never stop (a long copy)
@@ -125,15 +128,14 @@ def _stop_on_sigterm():
     return signal.signal(signal.SIGTERM, handler)
 
 
-def watch_library(library, index_dir, encoders: dict, *, debounce_s: float = DEBOUNCE_S,
-                  rescan_s: float | None = None, excludes=(), default_excludes: bool = True, wait_s: float = 0.0,
-                  report=None, log=None, stop: threading.Event | None = None, precomputed: dict | None = None,
-                  **index_options) -> int:
+def watch_library(library, index_dir, encoders: dict, options: IndexOptions | None = None, *,
+                  debounce_s: float = DEBOUNCE_S, rescan_s: float | None = None, report=None, log=None,
+                  stop: threading.Event | None = None, precomputed: dict | None = None) -> int:
     """Index ``library`` into ``index_dir`` now, then again whenever it changes, until Ctrl-C/SIGTERM or ``stop``.
 
     ``report(summary, batch, reason)`` is called after every batch (reason 'start', 'events' or 'rescan').
     ``rescan_s``: seconds between full rescans (None: ``RESCAN_S`` with events, ``RESCAN_FALLBACK_S`` without;
-    0: none, refused when there are no events). ``index_options`` go to every ``build_index`` run. Returns
+    0: none, refused when there are no events). ``options`` go to every ``build_index`` run. Returns
     how many batches ran.
     """
     log = log or (lambda message: print(f"[watch] {message}", file=sys.stderr, flush=True))
@@ -144,11 +146,12 @@ def watch_library(library, index_dir, encoders: dict, *, debounce_s: float = DEB
     root = Path(library).resolve()
     if not root.is_dir():
         raise NotADirectoryError(f"library {root} is not a folder")
-    if "://" in str(index_dir):
+    options = options or IndexOptions()
+    if is_uri(index_dir):
         raise UsageError("--watch needs a local index folder: an object-store index has no lock to share with "
                          "search between batches; run `index` on a timer instead")
     index_path = Path(index_dir).resolve()
-    patterns = exclude_patterns(excludes, default_excludes)
+    patterns = options.patterns
     changes = _Changes(root, index_path, patterns)
     previous = _stop_on_sigterm()
     observer, batches = None, 0
@@ -156,8 +159,7 @@ def watch_library(library, index_dir, encoders: dict, *, debounce_s: float = DEB
     def run(reason: str, precomputed=None) -> bool:
         nonlocal batches
         try:
-            summary = build_index(root, index_dir, encoders, excludes=excludes, default_excludes=default_excludes,
-                                  wait_s=wait_s, precomputed=precomputed, **index_options)
+            summary = build_index(root, index_dir, encoders, options, precomputed=precomputed)
         except IndexLockedError as error:  # another writer: its run covers the change, or the next batch will
             log(f"{error}; trying again in {max(debounce_s, 1.0):g} s")
             return False

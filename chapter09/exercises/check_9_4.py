@@ -110,10 +110,10 @@ def check_vqa_accuracy(vqa_accuracy, rng):
 
 
 CHECKS = [
-    Check("9.4.1", "chat_prompt", check_chat_prompt, "9.4/5", "9.4.1.hint"),
+    Check("9.4.1", "chat_prompt", check_chat_prompt, "9.4/6", "9.4.1.hint"),
     Check("9.4.2a", "weights_gib", check_weights_gib, "9.4/1", "9.4.2a.hint"),
     Check("9.4.2b", "fits_in_memory", check_fits_in_memory, "9.4/1", "9.4.2b.hint"),
-    Check("9.4.3", "vqa_accuracy", check_vqa_accuracy, "9.4/4", "9.4.3.hint"),
+    Check("9.4.3", "vqa_accuracy", check_vqa_accuracy, "9.4/5", "9.4.3.hint"),
 ]
 
 # Every text this section's checks print: id -> (English, Chinese). See i18n.py.

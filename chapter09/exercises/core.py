@@ -29,9 +29,9 @@ from types import ModuleType
 import numpy as np
 
 from .i18n import Msg, as_msg, msg, render
+from .sections import SECTIONS
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-SECTIONS = ("9.1", "9.2", "9.3", "9.4", "9.5", "9.6")
 NOT_WRITTEN = "not written yet"  # the English of the "not_written" message
 
 

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from .sections import SECTIONS
+
 LANGS = ("en", "zh")
 ENV = "CH09_LANG"
 DEFAULT = "en"
@@ -77,8 +79,6 @@ def render(value, lang: str = DEFAULT) -> str:
 @lru_cache(maxsize=1)
 def catalogue() -> dict[str, tuple[str, str]]:
     """Every id's (English, Chinese): the shared ``MESSAGES`` and each section's ``check_9_N.MESSAGES``."""
-    from .core import SECTIONS
-
     merged = dict(MESSAGES)
     for section in SECTIONS:
         module = importlib.import_module(f"chapter09.exercises.check_{section.replace('.', '_')}")
@@ -115,13 +115,16 @@ STEPS: dict[str, tuple[str, str]] = {
     "9.3/3": ("Chinese queries: CLIP's own text tower, then a multilingual text encoder",
               "中文查询：先用 CLIP 自己的文本塔，再换多语言文本编码器"),
     "9.4/1": ("Which route fits this machine?", "这台机器适合哪条路线？"),
-    "9.4/4": ("Visual question answering", "视觉问答"),
-    "9.4/5": ("A chat that remembers", "能记住上文的对话"),
+    "9.4/5": ("Visual question answering", "视觉问答"),
+    "9.4/6": ("A chat that remembers", "能记住上文的对话"),
     "9.5/2": ("Build your own: vision encoder + projector + language model", "自己搭一个：视觉编码器 + 投影层 + 语言模型"),
     "9.5/4": ("fp32 vs bf16 vs dynamic int8 vs ONNX Runtime, measured here",
               "fp32、bf16、动态 int8 与 ONNX Runtime：在本机实测"),
     "9.6/2": ("Measure what is here", "实测本机现有的模型"),
     "9.6/3": ("The learning path, in one breath", "学习路线一览"),
+    "9.7/4": ("Filters: the top-k among the rows that match", "过滤：在符合条件的行中取 top-k"),
+    "9.7/6": ("Caption words and vectors, fused", "描述文字与向量融合"),
+    "9.7/7": ("A second stage re-scores the shortlist", "第二阶段为入围候选重新打分"),
 }
 
 # ----------------------------------------------------------------------------- what every section shares

@@ -8,7 +8,7 @@ import numpy as np
 from ..clip import ClipEncoder
 from ..models import Settings
 from ..retrieval import recall_both_ways, zero_shot_classify
-from .scenes import COLOURS, SHAPES, load_scenes, read_jsonl
+from .scenes import COLOURS, HARD_VARIANTS, POSITIONS, SHAPES, SIZES, load_scenes, read_jsonl
 
 # Zero-shot prompt templates; each class is the mean over templates and the other attribute.
 TEMPLATES = {
@@ -33,6 +33,58 @@ def zero_shot_prompts(attribute: str, lang: str) -> dict[str, list[str]]:
             prompts.setdefault(name, []).extend(
                 _article(template.format(**words)) for template in TEMPLATES[lang])
     return prompts
+
+
+# Prompt ensembling as in the CLIP paper (section 3.1.4): several wordings, and the attributes the class does not
+# decide (colour, size, place, as the paper's templates vary "a photo of a big {}" and "a photo of a small {}").
+ENSEMBLE_TEMPLATES_EN = ("a photo of a {object}", "a {object}", "there is a {object}")
+
+
+def class_name_prompts(attribute: str) -> dict[str, list[str]]:
+    """One prompt per class, the CLIP paper's default: the class name alone in "a photo of a {}" (English)."""
+    if attribute == "shape":
+        return {shape: [f"a photo of a {shape}"] for shape in SHAPES}
+    if attribute == "colour":
+        return {colour: [_article(f"a photo of a {colour} shape")] for colour in COLOURS}
+    raise ValueError("attribute must be 'colour' or 'shape'")
+
+
+def ensemble_prompts(attribute: str) -> dict[str, list[str]]:
+    """class name -> every ``ENSEMBLE_TEMPLATES_EN`` wording of every size, position and other attribute.
+
+    'circle' -> ['a photo of a small red circle at the top left', 'a small red circle at the top left', ...]:
+    3 templates x 6 colours x 2 sizes x 9 places = 324 prompts per shape (English: the toy CLIP, like
+    OpenAI's, read English only).
+    """
+    if attribute not in ("colour", "shape"):
+        raise ValueError("attribute must be 'colour' or 'shape'")
+    prompts: dict[str, list[str]] = {}
+    for colour in COLOURS:
+        for shape in SHAPES:
+            for size in SIZES:
+                for place, _answer, _zh in POSITIONS.values():
+                    described = f"{size} {colour} {shape} {place}"
+                    prompts.setdefault(colour if attribute == "colour" else shape, []).extend(
+                        template.format(object=described) for template in ENSEMBLE_TEMPLATES_EN)
+    return prompts
+
+
+def hard_family_accuracy(scores: np.ndarray) -> dict:
+    """``family_accuracy`` for scenes held in memory as ``generate_scenes(n, seed, "hard")`` returns them.
+
+    ``scores``: one row per scene's caption, one column per scene, both in that order, so scenes
+    3f, 3f+1, 3f+2 are family f (``HARD_VARIANTS``). The share of captions whose own scene wins
+    among its family, overall and per variant; chance is 1/3.
+    """
+    scores = np.asarray(scores)
+    size = len(HARD_VARIANTS)
+    hits: dict[str, list[bool]] = {}
+    for row in range(len(scores) - len(scores) % size):  # a last family cut short is left out
+        family = slice(row - row % size, row - row % size + size)
+        hits.setdefault(HARD_VARIANTS[row % size], []).append(int(np.argmax(scores[row, family])) == row % size)
+    every = [hit for variant_hits in hits.values() for hit in variant_hits]
+    return {"all": float(np.mean(every)), **{v: float(np.mean(hits[v])) for v in HARD_VARIANTS if v in hits},
+            "chance": 1 / size, "families": len(every) // size}
 
 
 def evaluate_clip(encoder: ClipEncoder, data_dir: str | Path) -> dict:

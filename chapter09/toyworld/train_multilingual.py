@@ -25,9 +25,9 @@ def train_multilingual_text(out_dir: Path, steps: int | None = None, seed: int =
 
     import torch
     from sentence_transformers import SentenceTransformer
-    from sentence_transformers.util import batch_to_device
     from sentence_transformers.base.modules import Transformer
     from sentence_transformers.sentence_transformer.modules import Dense, Pooling
+    from sentence_transformers.util import batch_to_device
     from transformers import BertConfig, BertModel
 
     from ..clip import ClipEncoder

@@ -39,7 +39,7 @@ def _cpu_children_s() -> float:
 def decode_only(library: Path, encoder, batch_size: int, workers: int | None = None) -> dict:
     """Images/s of the indexer's decode workers alone on every photo of ``library`` (worker start-up included,
     as in a pipeline run), and their CPU time per image."""
-    from ..indexer import decode_loader
+    from ..index.decode import decode_loader
 
     root = Path(library).resolve()
     todo = sorted(str(p.relative_to(root)) for p in root.rglob("*.jpg"))

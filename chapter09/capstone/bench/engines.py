@@ -107,26 +107,28 @@ WRITER_BATCH = 32  # rows per write, as a Ray batch arrives
 
 
 def writer_limit(folder, rows: int = WRITER_ROWS, dim: int = 512, batch: int = WRITER_BATCH, seed: int = 0) -> dict:
-    """The one writer's own ceiling: rows/s that ``index``'s writer (``indexer._Writer``, the same code both
+    """The one writer's own ceiling: rows/s that ``index``'s writer (``index.writer.RowWriter``, the same code both
     engines hand their batches to) turns into committed LanceDB rows, metadata and the final commit and
     compaction included, fed batches of ``batch`` ready rows (random unit vectors) as fast as it takes them.
     A Ray run's ``write_s`` counts only its own batches' writes; this is the rate a whole cluster's
     throughput cannot pass with one writer."""
     import lancedb  # noqa: F401  (imported before the clock starts: a run has it loaded already)
 
-    from ..indexer import IndexSummary, _Plan, _Writer
+    from ..index.plan import Plan
+    from ..index.summary import IndexSummary
+    from ..index.writer import RowWriter
     from ..store import Store
     from ..tables import EncoderIdentity
 
     rng = np.random.default_rng(seed)
     paths = [f"album-{i // 1000:04d}/photo-{i:07d}.jpg" for i in range(rows)]
-    plan = _Plan(todo=paths, needs={p: ["clip"] for p in paths}, updated=set(), removed={})
+    plan = Plan(todo=paths, needs={p: ["clip"] for p in paths}, updated=set(), removed={})
     folder = Path(folder)
     t = time.perf_counter()
     with Store.open(folder / "writer-index", library=folder, write=True) as store:
         table = store.images(EncoderIdentity("clip", "bench/writer-limit", "fp32", dim))
         summary = IndexSummary(str(folder), str(folder / "writer-index"))
-        writer = _Writer(store, {"clip": table}, plan, summary, checkpoint_s=20.0, stop_after=None, known_failures={})
+        writer = RowWriter(store, {"clip": table}, plan, summary, checkpoint_s=20.0, stop_after=None, known_failures={})
         for start in range(0, rows, batch):
             chunk = paths[start:start + batch]
             vectors = rng.standard_normal((len(chunk), dim)).astype(np.float32)

@@ -70,7 +70,7 @@ def timed(owner, name, key):
 timed(clip_module.ClipEncoder, "__init__", "model_load_s")
 timed(library_precision, "pick_for_index", "precision_check_s")
 timed(indexer, "build_index", "build_index_s")
-timed(indexer, "_run_local", "encoding_s")
+timed(indexer, "run_local", "encoding_s")
 timed(store.Store, "finish", "compaction_s")
 code = cli.main(sys.argv[2:])
 phases["total_in_process_s"] = time.perf_counter() - t0

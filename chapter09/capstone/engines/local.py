@@ -1,0 +1,75 @@
+"""The local engine's decode half: a dataset's items in batches from DataLoader worker processes, started by a
+fork server (never forked from this process, which holds LanceDB), the fork server stopped when the batches end.
+Indexing (``index.decode.DecodedFiles``) and captioning (``caption_batch.CaptionDecoded``) hand it their dataset."""
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.forkserver
+import os
+import sys
+import types
+
+
+def collate_as_list(items):
+    """A batch is the list of its items (dicts): nothing stacked, nothing copied."""
+    return items
+
+
+def default_workers(items: int, batch_size: int) -> int:
+    """Decode workers for a run of ``items``: up to two, none for a run of two batches or fewer (their start-up
+    would cost more than they save)."""
+    return min(2, os.cpu_count() or 1) if items > 2 * batch_size else 0
+
+
+def worker_batches(dataset, batch_size: int, workers: int | None, preprocessors: dict):
+    """Batches (lists) of ``dataset``'s items, decoded in ``workers`` processes (None: ``default_workers``; 0: here).
+    ``preprocessors``: the image processors the workers use, preloaded by the fork server."""
+    from torch.utils.data import DataLoader
+
+    workers = default_workers(len(dataset), batch_size) if workers is None else workers
+    context = decode_context(preprocessors, type(dataset).__module__) if workers else None
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate_as_list,
+                        prefetch_factor=4 if workers else None, persistent_workers=False,
+                        multiprocessing_context=context)
+    return stopping_fork_server(loader) if workers else loader
+
+
+def stopping_fork_server(loader):
+    """The loader's batches; once they end (or the caller stops), its workers and then the fork server exit, so
+    their CPU time is this process's children's (``getrusage(RUSAGE_CHILDREN)``, which the bench reads: a fork
+    server's workers are its children, counted only when it is reaped) and nothing is left running."""
+    # A worker started by a fork server (or spawn) first re-runs the parent's main script unless it is guarded by
+    # `if __name__ == "__main__"`: a lesson, the tour (run by run_all_sections through runpy) or a learner's own
+    # script calling build_index at top level would start indexing again in every worker. The workers need
+    # nothing from __main__ (the dataset and collate function live in modules), so they start with it hidden.
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        batches = iter(loader)  # starts the workers (and the fork server)
+    finally:
+        sys.modules["__main__"] = main
+    try:
+        yield from batches
+    finally:
+        shutdown = getattr(batches, "_shutdown_workers", None)
+        if shutdown is not None:
+            shutdown()
+        del batches
+        stop = getattr(getattr(multiprocessing.forkserver, "_forkserver", None), "_stop", None)
+        if stop is not None:
+            stop()
+
+
+def decode_context(preprocessors: dict, dataset_module: str | None = None):
+    """How decode workers start: never as a fork of this process, which holds LanceDB's runtime (LanceDB warns
+    that a forked child can deadlock). A fork server (a fresh interpreter that has imported only torch, this
+    module, the dataset's module and the image processors, never LanceDB) forks them instead: its start-up is
+    paid once per pool (it is stopped when the pool's batches end), each worker after it starts in a fraction of
+    a second; spawn, where there is no fork server, re-imports everything in every worker."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    preload = ["torch", __name__, *([dataset_module] if dataset_module else []),
+               *sorted({type(p).__module__ for p in preprocessors.values()})]
+    context.set_forkserver_preload(list(dict.fromkeys(preload)))
+    return context

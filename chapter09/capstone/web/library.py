@@ -1,0 +1,258 @@
+"""The web UI's view of an index: searches (the searcher reopened when ``index`` changed it), hits as thumbnails
+and JSON rows, the note under the results, a hit's detail, uploads, captions and match scores; safe to call from
+many threads. Gradio is imported only by ``upload``, whose refusals are the page's messages; the rest raises the
+project's errors, which ``checks.error_messages`` turns into them."""
+from __future__ import annotations
+
+import hashlib
+import html
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ...images import BadImageError, load_image
+from ...models import Settings
+from ..describe import caption_images, match_scores
+from ..filters import Filters
+from ..search import LibrarySearch, SearchRequest, Term
+from ..store import is_uri
+from ..thumbnails import FOLDER, SIZE, content_key, ensure_thumbnail, thumbnail_path
+
+BROWSER_FORMATS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".avif", ".svg"}
+FULL_SIDE = 2048  # long edge of the JPEG rendition of formats a browser cannot show (HEIC, TIFF)
+
+
+def inside(root: Path, relative: str) -> Path | None:
+    """The library file ``relative`` names, or None if it names nothing inside the library (``..``, links out,
+    a NUL byte, a name too long)."""
+    try:
+        path = (root / relative).resolve()
+        return path if path.is_relative_to(root) and path.is_file() else None
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def file_url(path: Path) -> str:
+    """The URL Gradio serves an allowed file at."""
+    return f"/gradio_api/file={quote(str(path))}"
+
+
+def thumbnail_cache(index: str | Path) -> Path:
+    """The per-user cache folder for the thumbnails of ``index`` (a read-only or object-store index)."""
+    digest = hashlib.sha1(str(index).encode()).hexdigest()[:16]
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "chapter09" / "serve" / digest
+
+
+def thumbnail_home(index_dir: Path) -> Path:
+    """Where thumbnails are made: the index folder when its ``thumbnails/`` can be written, else a per-user
+    cache folder for this index (a read-only index), else a fresh temporary folder."""
+    for base in (index_dir, thumbnail_cache(index_dir)):
+        if writable(base / FOLDER):
+            return base
+    return Path(tempfile.mkdtemp(prefix="ch09-serve-"))
+
+
+def writable(folder: Path) -> bool:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-"):
+            return True
+    except OSError:
+        return False
+
+
+
+class WebLibrary:
+    """The UI's view of an index: searches, thumbnails, stored captions; safe to call from many threads."""
+
+    def __init__(self, index_dir, settings: Settings, max_upload_mb: float = 20):
+        # absolute: Gradio serves files by absolute path only; an object-store index keeps them in the cache
+        self.index_dir = thumbnail_cache(index_dir) if is_uri(index_dir) else Path(index_dir).resolve()
+        self.searcher = LibrarySearch(index_dir, settings)
+        self.settings = self.searcher.query_settings  # captions and match read texts as search does
+        self.root = Path(self.searcher.store.library).resolve()
+        self.max_upload_bytes = int(max_upload_mb * 1024 * 1024)
+        self.max_upload_mb = max_upload_mb
+        # One search at a time inside the searcher: the text tokenizers are not thread-safe, and the
+        # index's reads (vectors, captions) are not promised to be. A search there takes a few ms;
+        # the rest of a request (HTTP, thumbnails, the gallery's files) runs concurrently.
+        self._search_lock = threading.Lock()
+        self._caption_lock = threading.Lock()  # one generation at a time
+        self.thumb_home = thumbnail_home(self.index_dir)  # the index folder, unless it is read-only
+        if self.thumb_home != self.index_dir:
+            print(f"[serve] index {self.index_dir} is read-only: new thumbnails are made in {self.thumb_home} "
+                  "instead (the ones the index holds are still used)", file=sys.stderr)
+
+    def thumbnail_folders(self) -> list[Path]:
+        """Folders the thumbnails come from (Gradio's allowed paths)."""
+        return sorted({self.index_dir / FOLDER, self.thumb_home / FOLDER})
+
+    def _thumb(self, path: Path, indexed: dict | None = None, size: int | None = None) -> Path:
+        size = size or SIZE
+        if self.thumb_home != self.index_dir:  # a read-only index: use the thumbnails it already holds
+            held = thumbnail_path(self.index_dir, path, content_key(path, indexed), size)
+            if held.is_file():
+                return held
+        return ensure_thumbnail(self.thumb_home, path, indexed, size=size)
+
+    def stored_captions(self, hits: list[dict]) -> dict[str, dict]:
+        """path -> {"en": ..., "zh": ...}: the captions the index stores (``caption --index``), which the
+        searcher puts on every hit."""
+        return {hit["path"]: hit["captions"] for hit in hits}
+
+    def thumbnail(self, path: Path, indexed: dict | None = None) -> Path | None:
+        """The hit's cached thumbnail, keyed by the sha1 the index stored (``indexed``) while the file is unchanged."""
+        try:
+            return self._thumb(path, indexed)
+        except (BadImageError, OSError):
+            return None
+
+    def viewable(self, path: Path) -> Path:
+        """The file itself if a browser shows its format, else a cached large JPEG rendition."""
+        if path.suffix.lower() in BROWSER_FORMATS:
+            return path
+        try:
+            return self._thumb(path, size=FULL_SIDE)
+        except (BadImageError, OSError):
+            return path
+
+    # ---- searches
+    def filters(self, folder=None, taken_after=None, taken_before=None, camera=None, types=None, min_size=None):
+        """The Filters panel's fields (or the API's filter arguments) as ``Filters``; raises UsageError with a
+        message naming the field for a bad value."""
+        return Filters.parse(folder, taken_after, taken_before, camera, types, min_size, library=str(self.root))
+
+    def top_folders(self, limit: int = 200) -> list[str]:
+        """The library's top folders (for the folder filter's choices), from the paths the index holds."""
+        role = "clip" if "clip" in self.searcher.searchers else self.searcher.store.roles[0]
+        paths = self.searcher.searchers[role].paths
+        paths = paths if hasattr(paths, "type") else pa.array(list(paths), pa.string())
+        nested = paths.filter(pc.match_substring(paths, "/"))  # in arrow: a 1M-row index stays quick to open
+        heads = pc.unique(pc.list_element(pc.split_pattern(nested, "/", max_splits=1), 0))
+        return sorted(heads.to_pylist())[:limit]
+
+    def search(self, request: SearchRequest) -> tuple[dict, list[str]]:
+        """(result, warnings) of ``request`` (``LibrarySearch.run``, as the command line's ``search``) on the index
+        as it is now: the searcher first reopens what changed since the last search (``index`` or ``index
+        --watch`` adding rows), so ``serve`` needs no restart. Both under the search lock: a refresh swaps the
+        searchers a concurrent search would be reading."""
+        warnings: list[str] = []
+        with self._search_lock:
+            started = time.perf_counter()
+            refreshed = self.searcher.refresh()
+            refresh_ms = 1000 * (time.perf_counter() - started)
+            result = self.searcher.run(request, warn=warnings.append)
+        result.update(refresh_ms=round(refresh_ms, 2), refreshed=refreshed)
+        return result, warnings
+
+    def by_text(self, query: str, strategy: str, k: int, filters=None) -> tuple[dict, list[str]]:
+        return self.search(SearchRequest((Term("text", query),), k, strategy, filters))
+
+    def by_image(self, image, k: int, filters=None) -> tuple[dict, list[str]]:
+        return self.search(SearchRequest((Term("image", image),), k, filters=filters))
+
+    def hits(self, result: dict) -> tuple[list, list[dict]]:
+        """Gallery items (thumbnail, label) and the hits as JSON rows, captions included."""
+        rows = []
+        for hit in result["hits"]:
+            path = inside(self.root, hit["path"])
+            if path is not None:
+                rows.append((path, hit))
+        captions = self.stored_captions([hit for _, hit in rows])
+        items, out = [], []
+        for path, hit in rows:
+            thumb = self.thumbnail(path, hit.get("indexed"))
+            if thumb is None:
+                continue
+            caps = captions.get(hit["path"], {})
+            row = {"rank": hit["rank"], "score": round(float(hit["score"]), 4), "file": hit["path"],
+                   "caption_en": caps.get("en"), "caption_zh": caps.get("zh")}
+            label = f"{hit['rank']}. {hit['score']:.3f}  {Path(hit['path']).name}"  # the full path: in the detail
+            if caps.get("en") or caps.get("zh"):
+                label += "\n" + " / ".join(c for c in (caps.get("en"), caps.get("zh")) if c)
+            items.append((str(thumb), label))
+            out.append(row)
+        return items, out
+
+    def note(self, result: dict, warnings=()) -> str:
+        """One line under the gallery: how it was searched, what the terms were, what the filter kept."""
+        note = (f"{result['strategy']} · {result['search']} search over {result['library_size']} images · "
+                f"{result['ms']} ms")
+        if result.get("refreshed"):
+            note += " · the index changed since the last search: reopened"
+        if result.get("encoded_text") and result["encoded_text"] != result.get("query"):
+            note += f" · query encoded as: {result['encoded_text']}"
+        if len(result.get("terms", ())) > 1:
+            note += " · terms: " + " ".join(f"{t['weight']:+g}×{t['kind']}:{t['value']}" for t in result["terms"])
+        if result.get("caption_text"):
+            note += f" · caption text: {result['caption_text']}" + (
+                " (fused with the query by reciprocal rank)" if result.get("query_kind") == "hybrid" else " (BM25)")
+        if "filters" in result:
+            how = result["filter_search"] + (f", nprobe {result['filter_nprobe']}" if result.get("filter_nprobe")
+                                             else "")
+            said = "; ".join(f"{k} {','.join(v) if isinstance(v, list) else v}" for k, v in result["filters"].items())
+            note += (f" · filter: {said} -> "
+                     f"{result['matching']} of {result['library_size']} images match ({how})")
+        return " · ".join([note] + [f"note: {n}" for n in result.get("notes", ())] +
+                          [f"warning: {w}" for w in warnings])
+
+    def detail_html(self, hit: dict) -> str:
+        path = inside(self.root, hit["file"])
+        if path is None:
+            return "<p>this file is no longer in the library</p>"
+        url = file_url(self.viewable(path))
+        original = file_url(path)
+        caps = []
+        for lang, label in (("en", "English"), ("zh", "中文")):
+            if hit.get(f"caption_{lang}"):
+                caps.append(f"<div><b>{label}:</b> {html.escape(hit[f'caption_{lang}'])}</div>")
+        captions = "".join(caps) or "<div><i>no stored captions (add them with <code>caption --index</code>, " \
+                                    "or press Caption this)</i></div>"
+        return (f'<a id="full-image-link" href="{url}" target="_blank" rel="noopener">'
+                f'<img id="full-image" src="{url}" alt="{html.escape(hit["file"])}"></a>'
+                f"<div><b>#{hit['rank']}</b> · score {hit['score']:.3f} · <code>{html.escape(hit['file'])}</code></div>"
+                f'<div class="captions">{captions}</div>'
+                f'<div><a href="{url}" target="_blank" rel="noopener">open the full image ↗</a>'
+                + (f' · <a href="{original}" download>original file</a>' if url != original else "") + "</div>")
+
+    # ---- uploads
+    def upload(self, path):
+        """An uploaded file as an RGB image, or the page's message (``gradio.Error``) saying why it is refused:
+        the one method here that answers the page directly, as it is called with the API's raw upload."""
+        import gradio as gr
+
+        if path is None:
+            raise gr.Error("upload an image first")
+        path = Path(path)
+        size = path.stat().st_size
+        if size > self.max_upload_bytes:
+            raise gr.Error(f"{path.name} is {size / 1024 / 1024:.1f} MB, over this server's upload limit of "
+                           f"{self.max_upload_mb:g} MB (serve --max-upload-mb)")
+        try:
+            return load_image(path)
+        except BadImageError as error:
+            raise gr.Error(f"not an image this server can read: {str(error).replace(str(path) + ': ', '')}") from None
+
+    def caption(self, image) -> dict:
+        """English and Chinese captions of ``image``, one generation at a time."""
+        with self._caption_lock:
+            return caption_images([image], ("en", "zh"), self.settings)[0]
+
+    def match(self, image, texts: list[str]) -> dict[str, float]:
+        """text -> cosine with ``image``, the texts read as search reads them (under the search lock: the text
+        tokenizers are not thread-safe)."""
+        with self._search_lock:
+            scored = match_scores(image, texts, "auto", self.settings)
+        return {row["text"]: row["score"] for row in scored}
+
+    def caption_file(self, path: Path) -> dict:
+        """``caption`` of a library file (a hit); BadImageError says why it cannot be read."""
+        return self.caption(load_image(path))
+
