@@ -31,7 +31,6 @@ LANG = "zh"
 PENDING: dict[str, str] = {
     "9.1": "English being rewritten; Chinese cells to follow",
     "9.2": "English being rewritten; Chinese cells to follow",
-    "9.7": "the capstone lesson, not landed yet; Chinese cells to follow",
 }
 
 
