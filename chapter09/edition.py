@@ -30,7 +30,6 @@ LANG = "zh"
 # Lessons whose Chinese is still to be written (their English is being rewritten); each, once done, leaves this list.
 PENDING: dict[str, str] = {
     "9.1": "English being rewritten; Chinese cells to follow",
-    "9.2": "English being rewritten; Chinese cells to follow",
     "9.7": "the capstone lesson, not landed yet; Chinese cells to follow",
 }
 
