@@ -29,7 +29,6 @@ LANG = "zh"
 
 # Lessons whose Chinese is still to be written (their English is being rewritten); each, once done, leaves this list.
 PENDING: dict[str, str] = {
-    "9.2": "English being rewritten; Chinese cells to follow",
 }
 
 

@@ -79,19 +79,22 @@ def wrap(text: str, width: int) -> str:
     return "\n".join(textwrap.wrap(text, width)) or text
 
 
-def similarity_figure(images, panels: dict, title: str):
+def similarity_figure(images, panels: dict, title: str, lang: str = "en", glosses: list[str] | None = None):
     """Heat-maps of cosine similarity, images (rows) x captions (columns), one per language.
 
     ``panels`` maps a panel title to ``(captions, similarity)``; caption ``j`` belongs to image
     ``j``. Columns are numbered and the captions are written out in a key below, so long
     captions never collide; the true pairs (the diagonal) are outlined in white, and a row
-    whose best score falls elsewhere gets a red dashed box there."""
+    whose best score falls elsewhere gets a red dashed box there. ``lang``: "en" or "zh", the language of the
+    figure's own labels; ``glosses``: optional lines written under each caption in the key (a translation of
+    a caption the model read in another language)."""
     import matplotlib.pyplot as plt
     import numpy as np
     from matplotlib.patches import Rectangle
 
     n, titles = len(images), list(panels)
-    key_lines = 1 + n * len(panels)
+    zh = lang == "zh"
+    key_lines = 1 + n * len(panels) + (n if glosses else 0)
     row_in, key_in = 0.7, 0.19  # inches per heat-map row, per line of the key
     figure = plt.figure(figsize=(5.2 * len(panels) + 1.4, row_in * n + 1.6 + key_in * key_lines))
     grid = figure.add_gridspec(2, len(panels) + 1, width_ratios=[1.4 / 5.2] + [1] * len(panels),
@@ -101,7 +104,7 @@ def similarity_figure(images, panels: dict, title: str):
                   extent=(0, 1, n - 0.5, -0.5))
     thumbs.set_anchor("E")  # square thumbnails, right next to the first heat-map
     thumbs.set_xticks([])
-    thumbs.set_yticks(range(n), [f"image {i + 1}" for i in range(n)], fontsize=9)
+    thumbs.set_yticks(range(n), [f"图像 {i + 1}" if zh else f"image {i + 1}" for i in range(n)], fontsize=9)
     for spine in thumbs.spines.values():
         spine.set_visible(False)
     for column, name in enumerate(titles, start=1):
@@ -121,15 +124,19 @@ def similarity_figure(images, panels: dict, title: str):
         axis.set_xticks(range(len(captions)), [str(j + 1) for j in range(len(captions))], fontsize=9)
         axis.set_yticks([])
         wins = int((best == np.arange(len(best))).sum())
-        axis.set_title(f"{name}\n{wins} of {len(best)} images score highest with their own caption", fontsize=10)
-        axis.set_xlabel("caption number (the key is below)", fontsize=9)
+        axis.set_title(f"{name}\n{len(best)} 张图像中有 {wins} 张与自己的描述得分最高" if zh else
+                       f"{name}\n{wins} of {len(best)} images score highest with their own caption", fontsize=10)
+        axis.set_xlabel("描述编号（全文见下方对照表）" if zh else "caption number (the key is below)", fontsize=9)
     key = figure.add_subplot(grid[1, :])
     key.axis("off")
-    lines = ["White box: the image's own caption. Red dashed box: a row whose highest score is another image's caption."]
+    lines = ["白框：图像自己的描述。红色虚线框：这一行的最高分落在了别的图像的描述上。" if zh else
+             "White box: the image's own caption. Red dashed box: a row whose highest score is another image's caption."]
     for j in range(n):
         for index, name in enumerate(titles):
             caption = panels[name][0][j]
             lines.append(f"{j + 1:>2}. {caption}" if index == 0 else f"     {caption}")
+        if glosses:
+            lines.append(f"     {glosses[j]}")
     key.text(0, 1, "\n".join(lines), va="top", ha="left", fontsize=8.5, linespacing=1.45, transform=key.transAxes)
     figure.suptitle(title, fontsize=12)
     return figure

@@ -107,7 +107,7 @@ STEPS: dict[str, tuple[str, str]] = {
     "9.1/2": ("Image preprocessing", "图像预处理"),
     "9.1/3": ("Embeddings and normalisation", "嵌入向量与归一化"),
     "9.1/4": ("Cosine similarity", "余弦相似度"),
-    "9.2/2": ("The diagonal is what CLIP was trained for", "CLIP 训练的目标就是对角线"),
+    "9.2/2": ("The diagonal is what CLIP was trained for", "对角线正是 CLIP 的训练目标"),
     "9.2/3": ("Zero-shot classification with prompt templates", "用提示词模板做零样本分类"),
     "9.2/4": ("Top-k retrieval, both ways", "双向 top-k 检索"),
     "9.3/1": ("One interface for images and text", "图像和文本共用一套接口"),
