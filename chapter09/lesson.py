@@ -112,6 +112,9 @@ def _columns(text: str) -> int:
     return sum(2 if ord(c) >= 0x2E80 else 1 for c in text)  # CJK characters take two terminal columns
 
 
+_NO_LINE_START = frozenset("。，、；：！？）」』”’》〉")
+
+
 def _fill_cjk(lines: list[str], width: int = 88) -> str:
     """Chinese lines joined (a space only where a Latin word meets a word) and wrapped at ``width`` columns,
     never inside an ASCII word or number."""
@@ -122,7 +125,8 @@ def _fill_cjk(lines: list[str], width: int = 88) -> str:
         text += line
     out, line = [], ""
     for piece in re.findall(r"[!-~]+|\s+|.", text):
-        if _columns(line) + _columns(piece) > width and line.strip():
+        # closing punctuation never opens a line (Chinese typesetting's kinsoku rule): it may overhang instead
+        if _columns(line) + _columns(piece) > width and line.strip() and piece not in _NO_LINE_START:
             out.append(line.rstrip())
             line = piece.lstrip()
         else:

@@ -268,8 +268,17 @@ def test_a_long_chinese_narration_is_wrapped_without_breaking_words(capsys):
     chinese = Lesson("9.9", "Tiny", None, None, lang="zh")
     chinese.say("x", zh="这是一段很长的中文讲解，" * 12 + "最后以 clip-ViT-B-32-multilingual-v1 结尾。")
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) > 1 and all(sum(2 if ord(c) >= 0x2E80 else 1 for c in line) <= 88 for line in lines)
+    columns = [sum(2 if ord(c) >= 0x2E80 else 1 for c in line) for line in lines]
+    # 88 columns, or 90 where a closing punctuation mark overhangs rather than open the next line
+    assert len(lines) > 1 and all(n <= 88 or (n <= 90 and line[-1] in "。，、；：！？") for n, line in zip(columns, lines))
     assert "clip-ViT-B-32-multilingual-v1" in "\n".join(lines)
+
+
+def test_closing_punctuation_never_opens_a_line(capsys):
+    chinese = Lesson("9.9", "Tiny", None, None, lang="zh")
+    chinese.say("x", zh="测" * 43 + "。后面还有一些文字，" * 6)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) > 1 and not any(line[0] in "。，、；：！？）" for line in lines), lines
 
 
 def test_run_cells_defaults_to_the_english_steps(tmp_path, monkeypatch):
