@@ -65,3 +65,17 @@ def test_every_lesson_has_named_steps():
     for path in section_scripts():
         steps = [step_line(c.text) for c in read_cells(path) if c.kind == "markdown"]
         assert sum(line is not None for line in steps) >= 3, path.name
+
+
+def test_no_code_hides_in_a_prose_cell():
+    """A prose cell's lines are comments: code written under a `# %% [markdown]` heading would be skipped by the
+    runner (and shown as text in the notebook), as the tour's once was."""
+    from chapter09 import config
+
+    for path in [*section_scripts(), config.CAPSTONE_TOUR]:
+        in_prose = False
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if line.startswith("# %%"):
+                in_prose = line.startswith("# %% [markdown]")
+            elif in_prose:
+                assert not line.strip() or line.startswith("#"), f"{path.name}:{number}: code in a prose cell"

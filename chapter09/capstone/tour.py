@@ -30,6 +30,8 @@ settings = lesson.settings
 
 # %% [markdown]
 # ## 1. A library and its index
+
+# %%
 lesson.say("""We start from a folder of images. In the toy world we generate 400 scenes (captions kept
 aside for measuring); with real models, point `index` at your own photos.""")
 library = lesson.out / "library"
@@ -57,6 +59,8 @@ print(f"second run: added {again.added}, unchanged {again.unchanged}")
 
 # %% [markdown]
 # ## 2. Search by text, in English and in Chinese
+
+# %%
 searcher = LibrarySearch(index_dir, settings)
 scenes = load_scenes(library)
 target_name, target = sorted(scenes.items())[7]
@@ -91,6 +95,8 @@ lesson.record(chinese_query_rank_by_strategy=comparison)
 
 # %% [markdown]
 # ## 3. Search by example image
+
+# %%
 copy = lesson.out / "query_copy.jpg"
 Image.open(library / target_name).resize((96, 96)).save(copy, quality=60)
 print(f"\n$ python -m chapter09.capstone search --index {index_dir} --image {copy}")
@@ -98,6 +104,8 @@ show(searcher.by_image(str(copy), 5), "a resized JPEG copy of the target")
 
 # %% [markdown]
 # ## 4. Captions in both languages, and image-text match scores
+
+# %%
 image_path = library / target_name
 try:
     print(f"\n$ python -m chapter09.capstone caption {image_path} --lang en,zh")
@@ -113,6 +121,8 @@ for row in match_scores(str(image_path), [query_en, wrong_en, query_zh, wrong_zh
 
 # %% [markdown]
 # ## 5. How good is retrieval? Recall@K in both directions
+
+# %%
 print(f"\n$ python -m chapter09.capstone eval --dataset {library}")
 data = load_dataset(library)
 report = evaluate_retrieval(data, "auto", settings)
