@@ -172,7 +172,7 @@ def patch_grid_figure(image, patch_size: int, title: str):
 
     pixels = np.clip(np.asarray(image, dtype=float), 0, 1).transpose(1, 2, 0)
     height, width = pixels.shape[:2]
-    figure, axis = plt.subplots(figsize=(5.2, 5.4))
+    figure, axis = plt.subplots(figsize=(6.4, 6.6))
     axis.imshow(pixels, extent=(0, width, height, 0), interpolation="nearest")
     for edge in range(0, max(height, width) + 1, patch_size):
         axis.axhline(edge, color="black", linewidth=0.8)
