@@ -57,6 +57,7 @@ def test_sections_1_to_3_run_clean_on_the_toy_world(tmp_path):
         check_section(tmp_path, number)
 
 
+@pytest.mark.slow  # ~1.5-3 min each on 2 cores: CI's default tier stays under its budget; the slow tier runs it
 def test_section_7_the_capstone_lesson_runs_clean_on_the_toy_world(tmp_path):
     run = subprocess.run([sys.executable, "run_all_sections.py", "7", "--models", "toy", "--out", str(tmp_path)],
                          cwd=ROOT, capture_output=True, text=True, timeout=600)

@@ -32,6 +32,7 @@ def _results(out: Path, number: str) -> dict:
     return json.loads((out / f"section_{number}" / "results.json").read_text(encoding="utf-8"))
 
 
+@pytest.mark.slow  # ~1.5-3 min each on 2 cores: CI's default tier stays under its budget; the slow tier runs it
 def test_sections_4_to_6_run_clean_on_the_toy_world(tmp_path):
     run = _run(["4-6", "--models", "toy"], tmp_path)
     assert "3 of 3 sections ran clean" in run.stdout
