@@ -23,7 +23,7 @@ from pathlib import Path
 
 from . import config
 from .cli import add_lang_option, add_model_options
-from .models import Settings, announce_toy_world
+from .models import Settings, announce_toy_world, in_notebook
 
 # tqdm.auto warns in a Jupyter kernel without ipywidgets ("IProgress not found") and then prints plain
 # bars: nothing is wrong, so a lesson does not show it (lessons import this module before any model)
@@ -44,10 +44,6 @@ LESSON_TWINS = {
             "translator_zh_en"),
     "9.7": ("clip", "chinese_clip", "multilingual_text", "translator_zh_en"),
 }
-
-
-def in_notebook() -> bool:
-    return "ipykernel" in sys.modules
 
 
 @dataclass

@@ -200,7 +200,12 @@ TOY_TAG = "[toy world]"  # how the toy-world line starts (tests look for it)
 
 
 def in_notebook() -> bool:
-    return "ipykernel" in sys.modules
+    """True inside a running Jupyter kernel. Having imported ipykernel is not enough: a test process or a
+    notebook builder imports it without being a notebook."""
+    if "ipykernel" not in sys.modules or "IPython" not in sys.modules:
+        return False
+    shell = sys.modules["IPython"].get_ipython()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
 
 
 def _roles_text(roles: list[str]) -> str:

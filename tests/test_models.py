@@ -154,11 +154,26 @@ def notebook(monkeypatch):
     import sys
     import types
 
+    class ZMQInteractiveShell:  # what a running Jupyter kernel's get_ipython() returns
+        pass
+
+    ipython = types.ModuleType("IPython")
+    ipython.get_ipython = ZMQInteractiveShell
     monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    monkeypatch.setitem(sys.modules, "IPython", ipython)
 
 
 def _toy_lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.startswith(models.TOY_TAG)]
+
+
+def test_a_process_that_imported_ipykernel_is_not_a_notebook(monkeypatch):
+    """A test worker or the notebook builder imports ipykernel without running a kernel: still a terminal."""
+    import sys
+    import types
+
+    monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    assert not models.in_notebook()
 
 
 def test_a_terminal_that_chose_the_toy_world_is_not_told_again(fresh_announcements, capsys, tmp_path):
