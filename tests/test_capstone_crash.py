@@ -373,9 +373,13 @@ def test_kill_9_trials_many_more_and_the_real_commands_with_toy_models(tmp_path,
                          "dupes": len(found) - len(set(found)), "in_compaction": in_compaction,
                          "in_flight_landed": "-" if not in_flight else ("all" if in_flight <= set(found) else "none"),
                          "versions": versions})
+            if code == 0:  # on a fast machine the resumed run can finish before its k-th commit: nothing to kill
+                assert len(found) == len(set(found)) == 96, (real[-1], stderr[-2000:])
+                break
             assert code == -signal.SIGKILL and real[-1]["dupes"] == 0, (real[-1], stderr[-2000:])
             assert set(found) in (held | returned, held | returned | in_flight), real[-1]
             held = set(found)
+        assert any(row["exit"] == -signal.SIGKILL for row in real if row["writer"] == mode), real  # some kill landed
         events, code, stderr = _run(zygote, script, mode, index, library, 0)
         assert code == 0, stderr[-2000:]
         found, versions = _held(index, captions)
