@@ -127,20 +127,6 @@ def learn_bpe_merges(words: dict[str, int], max_merges: int, suffix: str = "</w>
     return merges
 
 
-def _byte_level_mapping() -> dict[int, str]:
-    """GPT-2's byte -> printable character table, the one byte-level BPE uses."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + \
-        list(range(ord("®"), ord("ÿ") + 1))
-    codes = printable[:]
-    extra = 0
-    for byte in range(256):
-        if byte not in printable:
-            printable.append(byte)
-            codes.append(256 + extra)
-            extra += 1
-    return {byte: chr(code) for byte, code in zip(printable, codes)}
-
-
 def build_marian_tokenizer(out_dir: Path, vocab_size: int = 200):
     """A shared English+Chinese sentencepiece model saved the way opus-mt ships it.
 
