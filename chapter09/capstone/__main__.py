@@ -89,28 +89,27 @@ def cmd_search(args) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if args.paths_only:  # for pipes: one absolute path a line, nothing else on stdout
-        _print(result, False, "\n".join(str(searcher.store.absolute(h["path"])) for h in result["hits"]))
+        _print(None, False, "\n".join(str(searcher.store.absolute(h.path)) for h in result.hits))
         return 0
-    lines = [f"{result['strategy']} search ({result['search']}, {result['library_size']} images, {result['ms']} ms)"
-             + (f", IVF nprobe {result['ann_nprobe']}, ANN recall@10 vs exact {result['ann_recall_at_10']:.3f}"
-                if result["ann_recall_at_10"] is not None else "")]
-    if len(result.get("terms", ())) > 1:
-        lines.append("  terms: " + " ".join(f"{t['weight']:+g}*{t['kind']}:{t['value']}" for t in result["terms"]))
-    if result.get("encoded_text") and result["encoded_text"] != result.get("query"):
-        lines.append(f"  query encoded as: {result['encoded_text']}")
-    if result.get("caption_text"):
-        lines.append(f"  caption text: {result['caption_text']}" + (
-            " (fused with the vector ranking by reciprocal rank; scores are RRF)" if result["query_kind"] == "hybrid"
+    lines = [f"{result.strategy} search ({result.search}, {result.library_size} images, {result.ms} ms)"
+             + (f", IVF nprobe {result.ann_nprobe}, ANN recall@10 vs exact {result.ann_recall_at_10:.3f}"
+                if result.ann_recall_at_10 is not None else "")]
+    if len(result.terms) > 1:
+        lines.append("  terms: " + " ".join(f"{t['weight']:+g}*{t['kind']}:{t['value']}" for t in result.terms))
+    if result.encoded_text and result.encoded_text != result.query:
+        lines.append(f"  query encoded as: {result.encoded_text}")
+    if result.caption_text:
+        lines.append(f"  caption text: {result.caption_text}" + (
+            " (fused with the vector ranking by reciprocal rank; scores are RRF)" if result.query_kind == "hybrid"
             else " (scores are BM25)"))
-    if "filters" in result:
-        how = result["filter_search"] + (f", nprobe {result['filter_nprobe']}" if result.get("filter_nprobe") else "")
-        lines.append(f"  filter: {'; '.join(f'{k} {v}' for k, v in result['filters'].items())} -> "
-                     f"{result['matching']} of {result['library_size']} images match ({how})")
-    lines += [f"  note: {note}" for note in result.get("notes", ())]
-    for h in result["hits"]:
-        lines.append(f"  {h['rank']:>3}. {h['score']:.3f}  {searcher.store.absolute(h['path'])}")
-        lines += [f"         [{lang}] {text}" for lang, text in h.get("captions", {}).items()]
-    _print(result, args.json, "\n".join(lines))
+    if result.filters is not None:
+        lines.append(f"  filter: {'; '.join(f'{k} {v}' for k, v in result.filters.items())} -> "
+                     f"{result.matching} of {result.library_size} images match ({result.filter_how})")
+    lines += [f"  note: {note}" for note in result.notes]
+    for h in result.hits:
+        lines.append(f"  {h.rank:>3}. {h.score:.3f}  {searcher.store.absolute(h.path)}")
+        lines += [f"         [{lang}] {text}" for lang, text in h.captions.items()]
+    _print(result.to_json(), args.json, "\n".join(lines))
     return 0
 
 

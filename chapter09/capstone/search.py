@@ -19,7 +19,7 @@ One entry point, ``LibrarySearch.search``, serves the command line, the web UI a
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,20 +33,12 @@ from .errors import StoreError
 from .filters import SUFFIXES, Filters, Metadata, keep_paths
 from .library_precision import query_settings
 from .queries import QueryError, check_query, compose, encode_planned, parse_weighted, plan_query
+from .records import Hit, SearchResult
 from .store import META_TABLE, Store, open_vectors
 from .vectors import vectors_of
 
 HYBRID_DEPTH = 100  # candidates each ranking hands to the reciprocal-rank fusion
 IMAGE_SUFFIXES = {s for suffixes in SUFFIXES.values() for s in suffixes}
-
-
-@dataclass
-class Hit:
-    rank: int
-    path: str
-    score: float
-    captions: dict = field(default_factory=dict)  # {"en": ..., "zh": ...} once `caption --index` ran
-    indexed: dict = field(default_factory=dict)  # the file as the index saw it: sha1, size, mtime_ns
 
 
 @dataclass(frozen=True)
@@ -197,7 +189,7 @@ class LibrarySearch:
 
     # ---- the searches
     def search(self, terms: list[Term], k: int = 10, strategy: str = "auto", filters: Filters | None = None,
-               caption_text: str | None = None, hybrid: bool = False, warn=None) -> dict:
+               caption_text: str | None = None, hybrid: bool = False, warn=None) -> SearchResult:
         """The top ``k`` for ``terms`` (summed in the encoder's space) among the rows ``filters`` keep, or for
         ``caption_text`` alone, or both fused by reciprocal-rank fusion (``hybrid``)."""
         filters = filters or Filters()
@@ -301,29 +293,31 @@ class LibrarySearch:
 
     def _hits(self, role: str, ranked: list[tuple[int, float]]) -> list[Hit]:
         searcher = self.searchers[role]
-        hits = [Hit(rank + 1, searcher.path(i), score) for rank, (i, score) in enumerate(ranked)]
-        captions = self.store.captions([h.path for h in hits]) if hits else {}
+        paths = [searcher.path(i) for i, _ in ranked]
+        captions = self.store.captions(paths) if paths else {}
         # a vector index's ids are offsets into the table version it was opened at, which this store reads
         rows = self.store.images(role).rows_at([i for i, _ in ranked], ("path", "sha1", "size", "mtime_ns"))
-        for hit, row in zip(hits, rows):
-            hit.captions = captions.get(hit.path, {})
-            if row is not None and row.pop("path") == hit.path:
-                hit.indexed = row
+        hits = []
+        for rank, ((_, score), path, row) in enumerate(zip(ranked, paths, rows)):
+            row = dict(row or {})
+            indexed = row if row.pop("path", None) == path else {}  # the row read is the hit's: its file state
+            hits.append(Hit(rank + 1, path, score, captions.get(path, {}), indexed))
         return hits
 
-    def run(self, request: SearchRequest, warn=None) -> dict:
-        """The search ``request`` asks for (``search``'s result dict); ``warn`` gets what the caller should show."""
+    def run(self, request: SearchRequest, warn=None) -> SearchResult:
+        """The search ``request`` asks for; ``warn`` gets what the caller should show."""
         return self.search(list(request.terms), request.k, request.strategy, request.filters,
                            caption_text=request.caption_text, hybrid=request.hybrid, warn=warn)
 
-    def by_text(self, text: str, k: int = 10, strategy: str = "auto", warn=None, filters: Filters | None = None) -> dict:
+    def by_text(self, text: str, k: int = 10, strategy: str = "auto", warn=None,
+                filters: Filters | None = None) -> SearchResult:
         return self.search([Term("text", text)], k, strategy, filters, warn=warn)
 
-    def by_image(self, image, k: int = 10, filters: Filters | None = None) -> dict:
+    def by_image(self, image, k: int = 10, filters: Filters | None = None) -> SearchResult:
         return self.search([Term("image", image)], k, filters=filters)
 
-    def _result(self, hits, started, role, **extra) -> dict:
+    def _result(self, hits, started, role, **extra) -> SearchResult:
         searcher = self.searchers[role]
-        return {**extra, "search": searcher.mode, "ann_nprobe": searcher.nprobe, "ann_recall_at_10": searcher.recall_at_10,
-                "library_size": len(searcher), "ms": round(1000 * (time.perf_counter() - started), 1),
-                "hits": [hit.__dict__ for hit in hits]}
+        return SearchResult(**extra, search=searcher.mode, ann_nprobe=searcher.nprobe,
+                            ann_recall_at_10=searcher.recall_at_10, library_size=len(searcher),
+                            ms=round(1000 * (time.perf_counter() - started), 1), hits=hits)

@@ -11,6 +11,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import quote
 
@@ -21,6 +22,7 @@ from ...images import BadImageError, load_image
 from ...models import Settings
 from ..describe import caption_images, match_scores
 from ..filters import Filters
+from ..records import Hit, SearchResult
 from ..search import LibrarySearch, SearchRequest, Term
 from ..store import is_uri
 from ..thumbnails import FOLDER, SIZE, content_key, ensure_thumbnail, thumbnail_path
@@ -102,10 +104,10 @@ class WebLibrary:
                 return held
         return ensure_thumbnail(self.thumb_home, path, indexed, size=size)
 
-    def stored_captions(self, hits: list[dict]) -> dict[str, dict]:
+    def stored_captions(self, hits: list[Hit]) -> dict[str, dict]:
         """path -> {"en": ..., "zh": ...}: the captions the index stores (``caption --index``), which the
         searcher puts on every hit."""
-        return {hit["path"]: hit["captions"] for hit in hits}
+        return {hit.path: hit.captions for hit in hits}
 
     def thumbnail(self, path: Path, indexed: dict | None = None) -> Path | None:
         """The hit's cached thumbnail, keyed by the sha1 the index stored (``indexed``) while the file is unchanged."""
@@ -138,7 +140,7 @@ class WebLibrary:
         heads = pc.unique(pc.list_element(pc.split_pattern(nested, "/", max_splits=1), 0))
         return sorted(heads.to_pylist())[:limit]
 
-    def search(self, request: SearchRequest) -> tuple[dict, list[str]]:
+    def search(self, request: SearchRequest) -> tuple[SearchResult, list[str]]:
         """(result, warnings) of ``request`` (``LibrarySearch.run``, as the command line's ``search``) on the index
         as it is now: the searcher first reopens what changed since the last search (``index`` or ``index
         --watch`` adding rows), so ``serve`` needs no restart. Both under the search lock: a refresh swaps the
@@ -149,59 +151,54 @@ class WebLibrary:
             refreshed = self.searcher.refresh()
             refresh_ms = 1000 * (time.perf_counter() - started)
             result = self.searcher.run(request, warn=warnings.append)
-        result.update(refresh_ms=round(refresh_ms, 2), refreshed=refreshed)
-        return result, warnings
+        return replace(result, refresh_ms=round(refresh_ms, 2), refreshed=refreshed), warnings
 
-    def by_text(self, query: str, strategy: str, k: int, filters=None) -> tuple[dict, list[str]]:
+    def by_text(self, query: str, strategy: str, k: int, filters=None) -> tuple[SearchResult, list[str]]:
         return self.search(SearchRequest((Term("text", query),), k, strategy, filters))
 
-    def by_image(self, image, k: int, filters=None) -> tuple[dict, list[str]]:
+    def by_image(self, image, k: int, filters=None) -> tuple[SearchResult, list[str]]:
         return self.search(SearchRequest((Term("image", image),), k, filters=filters))
 
-    def hits(self, result: dict) -> tuple[list, list[dict]]:
+    def hits(self, result: SearchResult) -> tuple[list, list[dict]]:
         """Gallery items (thumbnail, label) and the hits as JSON rows, captions included."""
         rows = []
-        for hit in result["hits"]:
-            path = inside(self.root, hit["path"])
+        for hit in result.hits:
+            path = inside(self.root, hit.path)
             if path is not None:
                 rows.append((path, hit))
         captions = self.stored_captions([hit for _, hit in rows])
         items, out = [], []
         for path, hit in rows:
-            thumb = self.thumbnail(path, hit.get("indexed"))
+            thumb = self.thumbnail(path, hit.indexed)
             if thumb is None:
                 continue
-            caps = captions.get(hit["path"], {})
-            row = {"rank": hit["rank"], "score": round(float(hit["score"]), 4), "file": hit["path"],
+            caps = captions.get(hit.path, {})
+            row = {"rank": hit.rank, "score": round(float(hit.score), 4), "file": hit.path,
                    "caption_en": caps.get("en"), "caption_zh": caps.get("zh")}
-            label = f"{hit['rank']}. {hit['score']:.3f}  {Path(hit['path']).name}"  # the full path: in the detail
+            label = f"{hit.rank}. {hit.score:.3f}  {Path(hit.path).name}"  # the full path: in the detail
             if caps.get("en") or caps.get("zh"):
                 label += "\n" + " / ".join(c for c in (caps.get("en"), caps.get("zh")) if c)
             items.append((str(thumb), label))
             out.append(row)
         return items, out
 
-    def note(self, result: dict, warnings=()) -> str:
+    def note(self, result: SearchResult, warnings=()) -> str:
         """One line under the gallery: how it was searched, what the terms were, what the filter kept."""
-        note = (f"{result['strategy']} · {result['search']} search over {result['library_size']} images · "
-                f"{result['ms']} ms")
-        if result.get("refreshed"):
+        note = f"{result.strategy} · {result.search} search over {result.library_size} images · {result.ms} ms"
+        if result.refreshed:
             note += " · the index changed since the last search: reopened"
-        if result.get("encoded_text") and result["encoded_text"] != result.get("query"):
-            note += f" · query encoded as: {result['encoded_text']}"
-        if len(result.get("terms", ())) > 1:
-            note += " · terms: " + " ".join(f"{t['weight']:+g}×{t['kind']}:{t['value']}" for t in result["terms"])
-        if result.get("caption_text"):
-            note += f" · caption text: {result['caption_text']}" + (
-                " (fused with the query by reciprocal rank)" if result.get("query_kind") == "hybrid" else " (BM25)")
-        if "filters" in result:
-            how = result["filter_search"] + (f", nprobe {result['filter_nprobe']}" if result.get("filter_nprobe")
-                                             else "")
-            said = "; ".join(f"{k} {','.join(v) if isinstance(v, list) else v}" for k, v in result["filters"].items())
+        if result.encoded_text and result.encoded_text != result.query:
+            note += f" · query encoded as: {result.encoded_text}"
+        if len(result.terms) > 1:
+            note += " · terms: " + " ".join(f"{t['weight']:+g}×{t['kind']}:{t['value']}" for t in result.terms)
+        if result.caption_text:
+            note += f" · caption text: {result.caption_text}" + (
+                " (fused with the query by reciprocal rank)" if result.query_kind == "hybrid" else " (BM25)")
+        if result.filters is not None:
+            said = "; ".join(f"{k} {','.join(v) if isinstance(v, list) else v}" for k, v in result.filters.items())
             note += (f" · filter: {said} -> "
-                     f"{result['matching']} of {result['library_size']} images match ({how})")
-        return " · ".join([note] + [f"note: {n}" for n in result.get("notes", ())] +
-                          [f"warning: {w}" for w in warnings])
+                     f"{result.matching} of {result.library_size} images match ({result.filter_how})")
+        return " · ".join([note] + [f"note: {n}" for n in result.notes] + [f"warning: {w}" for w in warnings])
 
     def detail_html(self, hit: dict) -> str:
         path = inside(self.root, hit["file"])
