@@ -23,12 +23,17 @@ try:  # HEIC/HEIF: registered once, on import, for every Image.open in the proce
     HEIF_SUPPORTED = True
 except ImportError:  # still listed in IMAGE_SUFFIXES, so the index reports why such a file failed
     HEIF_SUPPORTED = False
-HEIF_SUFFIXES = {".heic", ".heif", ".hif"}
+# What counts as an image file, in one place (the index's walk, the --type filter, search's image terms): Pillow's
+# format names, lower-cased as the index stores them, and the file suffixes that mean each
+FORMAT_SUFFIXES = {"jpeg": (".jpg", ".jpeg", ".jpe", ".jfif"), "png": (".png",), "webp": (".webp",),
+                   "heif": (".heic", ".heif", ".hif"), "avif": (".avif",), "gif": (".gif",),
+                   "tiff": (".tif", ".tiff"), "bmp": (".bmp",)}
+HEIF_SUFFIXES = set(FORMAT_SUFFIXES["heif"])
+IMAGE_SUFFIXES = {suffix for suffixes in FORMAT_SUFFIXES.values() for suffix in suffixes}
 
 # Refuse images above this many pixels (PIL's own default bomb limit is ~179 M, which
 # decodes into ~0.5 GB of RAM; 100 M pixels is still a 10000 x 10000 photo).
 MAX_PIXELS = 100_000_000
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".avif"} | HEIF_SUFFIXES
 
 
 class BadImageError(UsageError):

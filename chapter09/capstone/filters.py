@@ -20,12 +20,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..errors import UsageError
+from ..images import FORMAT_SUFFIXES
 from .tables import METADATA_COLUMNS
 
-# Pillow's format names (lower-cased), as the indexer stores them, and the suffixes that mean each
-SUFFIXES = {"jpeg": (".jpg", ".jpeg", ".jpe", ".jfif"), "png": (".png",), "webp": (".webp",),
-            "heif": (".heic", ".heif", ".hif"), "avif": (".avif",), "gif": (".gif",), "tiff": (".tif", ".tiff"),
-            "bmp": (".bmp",)}
+SUFFIXES = FORMAT_SUFFIXES  # format name -> its suffixes: owned by images (what the index walks), named here too
 FORMATS = tuple(SUFFIXES)
 ALIASES = {"jpg": "jpeg", "jpe": "jpeg", "jfif": "jpeg", "heic": "heif", "hif": "heif", "tif": "tiff"}
 BASE_COLUMNS = ("path", "mtime_ns", "width", "height")

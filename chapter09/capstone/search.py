@@ -26,11 +26,11 @@ import numpy as np
 
 from ..clip import clip_encoder
 from ..errors import UsageError
-from ..images import as_rgb
+from ..images import IMAGE_SUFFIXES, as_rgb
 from ..models import Settings
 from .caption_text import caption_ranking, rrf_fuse
 from .errors import StoreError
-from .filters import SUFFIXES, Filters, Metadata, keep_paths
+from .filters import Filters, Metadata, keep_paths
 from .library_precision import query_settings
 from .queries import QueryError, check_query, compose, encode_planned, parse_weighted, plan_query
 from .records import Hit, SearchResult
@@ -38,7 +38,6 @@ from .store import META_TABLE, Store, open_vectors
 from .vectors import vectors_of
 
 HYBRID_DEPTH = 100  # candidates each ranking hands to the reciprocal-rank fusion
-IMAGE_SUFFIXES = {s for suffixes in SUFFIXES.values() for s in suffixes}
 
 
 @dataclass(frozen=True)
