@@ -118,6 +118,40 @@ def test_a_recorded_verdict_is_not_measured_again_but_another_cpu_re_measures(li
     assert library_precision.read_sidecar(index)["cpu"] == describe()
 
 
+def test_a_new_index_reuses_the_verdict_remembered_for_these_models_and_this_cpu(library, tmp_path, monkeypatch):
+    """The user cache (verdict_cache): a second new index on this machine is not measured again; another CPU,
+    another bar, or the cache turned off re-measures."""
+    from chapter09.capstone import library_precision, verdict_cache
+    from chapter09.fidelity import FIDELITY_BAR, FidelityBar
+
+    monkeypatch.setenv(verdict_cache.ENV_SWITCH, "1")
+    measured = []
+    real_rows = library_precision.fidelity_rows
+    monkeypatch.setattr(library_precision, "fidelity_rows", lambda *a, **kw: measured.append(1) or real_rows(*a, **kw))
+    settings = Settings(mode="toy", device="cpu")
+
+    def pick(name, bar=FIDELITY_BAR):
+        return library_precision.pick_for_index(library, tmp_path / name, ["clip"], settings, "auto", sample=6,
+                                                bar=bar, log=lambda m: None)
+
+    first = pick("first")
+    assert first["measured"] and measured == [1] and verdict_cache.cache_file().is_file()
+    second = pick("second")  # a new index: no sidecar of its own, the verdict comes from the user cache
+    assert not second["measured"] and measured == [1]
+    assert second["precision"] == first["precision"]
+    assert json.dumps(second["fidelity"]) == json.dumps(first["fidelity"])  # NaN rows (unavailable) compare as text
+    assert library_precision.read_sidecar(tmp_path / "second")["precision"] == first["precision"]  # recorded
+
+    pick("third", FidelityBar(FIDELITY_BAR.min_mean_cosine, 0.5))  # another bar: another verdict
+    assert measured == [1, 1]
+    monkeypatch.setenv(config.ENV_HIDE_CPU_FEATURES, "avx2")  # another CPU kind
+    pick("fourth")
+    assert measured == [1, 1, 1]
+    monkeypatch.setenv(verdict_cache.ENV_SWITCH, "0")
+    pick("fifth")
+    assert measured == [1, 1, 1, 1]
+
+
 def test_onnx_runtime_fp32_gives_torchs_vectors_and_names_its_runtime(monkeypatch, heldout_images):
     from chapter09.clip import ClipEncoder
     from chapter09.onnx_runtime import ENV_FP32_RUNTIME
