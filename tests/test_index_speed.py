@@ -203,3 +203,30 @@ def test_index_cli_keeps_the_sample_rows(library, tmp_path, capsys):
     total = len(_images(library))
     assert report["added"] == total and f"{total} images' vectors kept from the precision check" in report["notes"][-1]
     assert report["precision"]["identity"].startswith("int8:") and "sample_rows" not in report["precision"]
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("role", ["clip", "chinese_clip"])
+def test_uint8_pixels_normalised_on_the_encoders_side_are_the_processors_own(role, library):
+    """Ray's decode tasks send pixels as uint8 (a quarter of float32's bytes); the actor's ``normalised`` gives
+    bit for bit what the processor gives in one step, so the Ray engine's vectors stay the local engine's."""
+    from chapter09.capstone.index.decode import decode_one, normalisation_of, normalised
+    from chapter09.clip import ClipEncoder
+
+    encoder = ClipEncoder(role, Settings(mode="toy", device="cpu"))
+    pre = {role: encoder.processor.image_processor}
+    for relative in _images(library)[:6]:
+        small = decode_one(library, relative, pre, encoder.image_side, uint8=True)["pixels"][role]
+        full = decode_one(library, relative, pre, encoder.image_side)["pixels"][role]
+        assert small.dtype == np.uint8 and small.nbytes * 4 == full.nbytes
+        assert np.array_equal(normalised(small[None], normalisation_of(pre[role]))[0], full)
+
+
+@pytest.mark.unit
+def test_an_encoding_actor_takes_its_share_of_its_nodes_cpus():
+    from chapter09.capstone.engines.ray_cluster import actor_threads
+
+    assert actor_threads(1, 2, 1) == 2  # one actor on a 2-CPU node: both cores, shared with decode tasks
+    assert actor_threads(1, 16, 3) == 5
+    assert actor_threads(4, 8, 4) == 4  # never fewer than Ray assigned
+    assert actor_threads(1, 2, None) == 1  # pool size unknown (captioning): what Ray assigned
