@@ -284,13 +284,74 @@ def test_captioning_both_captioners_with_decode_workers():
 def test_bench_captioning_options_reach_run_bench(monkeypatch, capsys):
     import chapter09.capstone.bench as bench
 
-    seen = {}
-    monkeypatch.setattr(bench, "run_bench", lambda **kwargs: seen.update(kwargs) or {})
+    seen = []
+    monkeypatch.setattr(bench, "run_bench", lambda options, quiet: seen.append(options) or {"failed": {}})
     assert capstone(["bench", "--caption-images", "6", "--caption-batch-size", "3", "--caption-batch-sizes", "1,3",
                      "--caption-tokens", "5", "--captioners", "vit-gpt2", "--json"]) == 0
-    assert (seen["captioning"], seen["caption_images"], seen["caption_batch_size"], seen["caption_batch_sizes"],
-            seen["caption_tokens"], seen["captioners"]) == (True, 6, 3, [1, 3], 5, ["vit-gpt2"])
-    assert capstone(["bench", "--no-captioning", "--json"]) == 0 and seen["captioning"] is False
+    o = seen[-1]
+    assert (o.captioning, o.caption_images, o.caption_batch_size, o.caption_batch_sizes, o.caption_tokens,
+            o.captioners) == (True, 6, 3, (1, 3), 5, ("vit-gpt2",))
+    assert capstone(["bench", "--no-captioning", "--json"]) == 0 and seen[-1].captioning is False
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("flags, message", [
+    (["--caption-images", "3", "--caption-batch-size", "2"], "--caption-images must be at least twice"),
+    (["--captioners", "blip,llava"], "--captioners takes a comma list"),
+    (["--sizes", "10,x"], "non-number"),
+    (["--images", "-1"], "--images must be 0"),
+    (["--out", "/no/such/folder/report.json"], "--out /no/such/folder/report.json: its folder does not exist"),
+])
+def test_bench_options_name_the_bad_flag(flags, message, capsys):
+    assert capstone(["bench", *flags]) != 0
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.unit
+def test_a_failing_part_loses_no_other_figure(tmp_path, monkeypatch):
+    """A part that raises is recorded under ``failed``; the parts after it still run and every figure measured is
+    in the ``--out`` file; the command exits 1 so a script notices."""
+    import chapter09.capstone.bench.captioning as captioning
+    import chapter09.capstone.bench.store_search as store_search
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("captioning broke")
+
+    monkeypatch.setattr(captioning, "captioning_report", broken)
+    monkeypatch.setattr(store_search, "run", lambda folder, **kwargs: {"store": {"sizes": list(kwargs["sizes"])}})
+    out = tmp_path / "report.json"
+    code = capstone(["bench", "--images", "0", "--sizes", "7", "--append-rows", "0", "--out", str(out), "--json"])
+    saved = json.loads(out.read_text())
+    assert code == 1
+    assert saved["failed"] == {"captioning": "RuntimeError: captioning broke"}
+    assert saved["store"] == {"sizes": [7]} and saved["cpu_features"] and "seconds" in saved
+
+
+@pytest.mark.unit
+def test_a_part_whose_module_is_missing_is_skipped_with_the_install_line(monkeypatch):
+    import importlib.util
+
+    import chapter09.capstone.bench as bench
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
+    assert bench.missing_for("engines") == "needs ray: pip install -r requirements-scale.txt"
+    assert bench.missing_for("store_search") is None
+
+
+@pytest.mark.unit
+def test_captioning_stand_in_tokenizer_without_cn_clip(tmp_path, monkeypatch):
+    """Without cn-clip's wheel the captioning bench takes the toy Chinese-CLIP twin's vocabulary (it crashed at
+    the end of a 12-minute run before)."""
+    import importlib.util
+
+    from chapter09.capstone.bench.captioning import _stand_in_tokenizer
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "cn_clip" else real(name, *a))
+    tokenizer = _stand_in_tokenizer(tmp_path / "tok")
+    assert tokenizer.vocab_size > 50 and any((tmp_path / "tok").iterdir())
+    tokenizer.decode([60_000, 7])  # random weights emit ids far past a small vocabulary: decoding must not raise
 
 
 def test_writer_ceiling_commits_every_row_it_times(tmp_path):

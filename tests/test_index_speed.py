@@ -118,6 +118,40 @@ def test_a_recorded_verdict_is_not_measured_again_but_another_cpu_re_measures(li
     assert library_precision.read_sidecar(index)["cpu"] == describe()
 
 
+def test_a_new_index_reuses_the_verdict_remembered_for_these_models_and_this_cpu(library, tmp_path, monkeypatch):
+    """The user cache (verdict_cache): a second new index on this machine is not measured again; another CPU,
+    another bar, or the cache turned off re-measures."""
+    from chapter09.capstone import library_precision, verdict_cache
+    from chapter09.fidelity import FIDELITY_BAR, FidelityBar
+
+    monkeypatch.setenv(verdict_cache.ENV_SWITCH, "1")
+    measured = []
+    real_rows = library_precision.fidelity_rows
+    monkeypatch.setattr(library_precision, "fidelity_rows", lambda *a, **kw: measured.append(1) or real_rows(*a, **kw))
+    settings = Settings(mode="toy", device="cpu")
+
+    def pick(name, bar=FIDELITY_BAR):
+        return library_precision.pick_for_index(library, tmp_path / name, ["clip"], settings, "auto", sample=6,
+                                                bar=bar, log=lambda m: None)
+
+    first = pick("first")
+    assert first["measured"] and measured == [1] and verdict_cache.cache_file().is_file()
+    second = pick("second")  # a new index: no sidecar of its own, the verdict comes from the user cache
+    assert not second["measured"] and measured == [1]
+    assert second["precision"] == first["precision"]
+    assert json.dumps(second["fidelity"]) == json.dumps(first["fidelity"])  # NaN rows (unavailable) compare as text
+    assert library_precision.read_sidecar(tmp_path / "second")["precision"] == first["precision"]  # recorded
+
+    pick("third", FidelityBar(FIDELITY_BAR.min_mean_cosine, 0.5))  # another bar: another verdict
+    assert measured == [1, 1]
+    monkeypatch.setenv(config.ENV_HIDE_CPU_FEATURES, "avx2")  # another CPU kind
+    pick("fourth")
+    assert measured == [1, 1, 1]
+    monkeypatch.setenv(verdict_cache.ENV_SWITCH, "0")
+    pick("fifth")
+    assert measured == [1, 1, 1, 1]
+
+
 def test_onnx_runtime_fp32_gives_torchs_vectors_and_names_its_runtime(monkeypatch, heldout_images):
     from chapter09.clip import ClipEncoder
     from chapter09.onnx_runtime import ENV_FP32_RUNTIME
@@ -169,3 +203,30 @@ def test_index_cli_keeps_the_sample_rows(library, tmp_path, capsys):
     total = len(_images(library))
     assert report["added"] == total and f"{total} images' vectors kept from the precision check" in report["notes"][-1]
     assert report["precision"]["identity"].startswith("int8:") and "sample_rows" not in report["precision"]
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("role", ["clip", "chinese_clip"])
+def test_uint8_pixels_normalised_on_the_encoders_side_are_the_processors_own(role, library):
+    """Ray's decode tasks send pixels as uint8 (a quarter of float32's bytes); the actor's ``normalised`` gives
+    bit for bit what the processor gives in one step, so the Ray engine's vectors stay the local engine's."""
+    from chapter09.capstone.index.decode import decode_one, normalisation_of, normalised
+    from chapter09.clip import ClipEncoder
+
+    encoder = ClipEncoder(role, Settings(mode="toy", device="cpu"))
+    pre = {role: encoder.processor.image_processor}
+    for relative in _images(library)[:6]:
+        small = decode_one(library, relative, pre, encoder.image_side, uint8=True)["pixels"][role]
+        full = decode_one(library, relative, pre, encoder.image_side)["pixels"][role]
+        assert small.dtype == np.uint8 and small.nbytes * 4 == full.nbytes
+        assert np.array_equal(normalised(small[None], normalisation_of(pre[role]))[0], full)
+
+
+@pytest.mark.unit
+def test_an_encoding_actor_takes_its_share_of_its_nodes_cpus():
+    from chapter09.capstone.engines.ray_cluster import actor_threads
+
+    assert actor_threads(1, 2, 1) == 2  # one actor on a 2-CPU node: both cores, shared with decode tasks
+    assert actor_threads(1, 16, 3) == 5
+    assert actor_threads(4, 8, 4) == 4  # never fewer than Ray assigned
+    assert actor_threads(1, 2, None) == 1  # pool size unknown (captioning): what Ray assigned

@@ -213,19 +213,12 @@ def cmd_serve(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .bench import run_bench
+    from .bench import BenchOptions, run_bench
 
-    report = run_bench(images=args.images, sizes=[int(s) for s in args.sizes.split(",") if s.strip()],
-                       queries=args.queries, append_rows=args.append_rows, batch_size=args.batch_size,
-                       naive_images=args.naive_images, startup=not args.no_startup, quiet=args.json,
-                       engines=not args.no_engines, captioning=not args.no_captioning,
-                       caption_images=args.caption_images,
-                       caption_batch_sizes=[int(s) for s in args.caption_batch_sizes.split(",") if s.strip()],
-                       caption_batch_size=args.caption_batch_size, caption_tokens=args.caption_tokens,
-                       captioners=[c.strip() for c in args.captioners.split(",") if c.strip()])
+    report = run_bench(BenchOptions.from_args(args), quiet=args.json)
     if args.json:
         _print(report, True, "")
-    return 0
+    return 1 if report["failed"] else 0
 
 
 def _precision_option(parser, help_text: str) -> None:
@@ -436,6 +429,8 @@ def _bench_flags(p) -> None:
     p.add_argument("--append-rows", type=int, default=None,
                    help="rows appended through the store API (default: the largest size; 0 skips)")
     p.add_argument("--queries", type=int, default=100, help="timed queries per size")
+    p.add_argument("--out", default=None, metavar="FILE",
+                   help="write the report (JSON) to FILE after every part, so an interruption loses nothing measured")
 
 
 def main(argv=None) -> int:

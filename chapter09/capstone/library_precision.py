@@ -46,6 +46,7 @@ from ..models import cached, pick_device, resolve
 from ..onnx_runtime import fp32_runtime
 from ..precision import PRECISIONS, check_precision, numeric_format, precision_identity
 from ..translation import translator
+from . import verdict_cache
 from .index.decode import decode_one
 from .index.walk import walk_library
 from .store import Store, held_precision, is_uri, local_side_folder
@@ -274,9 +275,14 @@ def pick_for_index(library, index_dir, roles, settings, requested: str, sample: 
         return report
     candidates = [p for p in PRECISIONS if p != "fp32"] if requested == "auto" else [requested]
     per_role, where, reused = recorded_fidelity(index_dir, locations, candidates), "", True
+    remembered = None if per_role is not None else verdict_cache.cached_fidelity(locations, candidates, bar)
     sample_rows, encoders = None, {}
     started = time.perf_counter()
-    if per_role is None:
+    if remembered is not None:
+        per_role, where = remembered[0], f"remembered from an earlier index on this CPU: {remembered[1]}"
+        log(f"[index] fidelity of {', '.join(candidates)} for these models on this CPU remembered from an earlier "
+            f"index ({verdict_cache.cache_file()}): not measured again ({verdict_cache.ENV_SWITCH}=0 measures)")
+    elif per_role is None:
         per_role, reused = {}, False
         root = Path(library).resolve()
         index_path = None if is_uri(index_dir) else Path(index_dir).resolve()
@@ -298,6 +304,7 @@ def pick_for_index(library, index_dir, roles, settings, requested: str, sample: 
             per_role[role] = fidelity_rows(reference, _stack(items, role), queries, candidates, batch_size,
                                            vectors_out=vectors[role], variants_out=variants[role])
             log(f"[index] {role}: fidelity against fp32 ({where}):\n{format_fidelity(per_role[role])}")
+        verdict_cache.remember_fidelity(locations, bar, per_role, where)
     else:
         where = read_sidecar(index_dir).get("sample", "")
         log(f"[index] fidelity of {', '.join(candidates)} already measured for this index, these models and this "

@@ -28,78 +28,164 @@ lives in a module of its own, and none of them imports this one:
    ViT-GPT2's architectures (random weights, a fixed token count) per precision, the model alone per batch size
    beside ``caption --index`` end to end with decode workers on and off, and the caption+translate route's split.
 
+Each part runs guarded: what it needs is checked first (a part that cannot run is skipped with the reason and
+the install line), a part that fails is recorded under ``failed`` while the others go on, and with ``--out FILE``
+the report is rewritten after every part, so an interruption loses nothing measured.
+
 Timings depend on what else the machine runs: the report carries the load average before and
 after and the CPU's relevant features (``chapter09.cpu.features()``), and every speed claim is a
 ratio of rows measured in this same run.
 """
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 import shutil
 import tempfile
 import time
+import traceback
+from contextlib import contextmanager
 from pathlib import Path
 
+from .options import BenchOptions
 from .synthetic import ClusteredVectors
 
-__all__ = ["ClusteredVectors", "run_bench"]
+__all__ = ["BenchOptions", "ClusteredVectors", "run_bench"]
+
+# what each part imports beyond the runtime, and the line that installs it
+_NEEDS = {
+    "encoding": (("torch", "transformers", "lancedb"), "pip install -r requirements.txt"),
+    "engines": (("ray",), "pip install -r requirements-scale.txt"),
+    "captioning": (("torch", "transformers"), "pip install -r requirements.txt"),
+    "store_search": (("lancedb", "faiss"), "pip install -r requirements.txt"),
+}
 
 
-def run_bench(images: int = 512, sizes=(10_000, 100_000, 1_000_000), queries: int = 100,
-              append_rows: int | None = None, batch_size: int = 64, naive_images: int | None = None,
-              startup: bool = True, quiet: bool = False, engines: bool = True, captioning: bool = True,
-              caption_images: int = 8, caption_batch_sizes=(1, 4), caption_batch_size: int = 4,
-              caption_tokens: int = 20, captioners=None) -> dict:
-    """Run the bench and print its tables (unless ``quiet``); returns the figures as a dict."""
-    import torch
+def missing_for(part: str) -> str | None:
+    """Why ``part`` cannot run here (the missing modules and the install line), or None when it can."""
+    modules, install = _NEEDS.get(part, ((), ""))
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    return f"needs {', '.join(missing)}: {install}" if missing else None
 
+
+class _Report(dict):
+    """The bench's figures, with each part run guarded and the file rewritten as soon as a part ends."""
+
+    def __init__(self, options: BenchOptions, log):
+        super().__init__(skipped={}, failed={})
+        self.options, self.log = options, log
+
+    def save(self) -> None:
+        if self.options.out is not None:
+            partial = Path(f"{self.options.out}.partial")
+            partial.write_text(json.dumps(self, indent=2, default=str))
+            partial.replace(self.options.out)  # whole file or the previous one, never half of one
+
+    @contextmanager
+    def part(self, name: str):
+        """Run one part: skipped with its reason when it cannot run, recorded under ``failed`` when it raises."""
+        reason = "left out" if name in self.options.skip else missing_for(name)
+        if reason:
+            self["skipped"][name] = reason
+            self.log(f"\n{name}: skipped ({reason})")
+            yield False
+            return
+        try:
+            yield True
+        except Exception as error:  # one part's failure must not lose the others' figures
+            self["failed"][name] = f"{type(error).__name__}: {error}"
+            self.log(f"\n{name} FAILED: {type(error).__name__}: {error}\n{traceback.format_exc(limit=3)}")
+        finally:
+            self.save()
+
+
+def run_bench(options: BenchOptions | None = None, quiet: bool = False) -> dict:
+    """Run the bench and print its tables (unless ``quiet``); returns the figures as a dict, whose ``failed``
+    names each part that raised (the others still ran) and ``skipped`` each part that could not run here."""
     from ... import cpu
-    from . import store_search
-    from .encoding import encoding_report, format_encoding
-    from .engines import engines_report
-    from .startup import startup_report
 
+    options = options or BenchOptions()
     log = (lambda *a, **k: None) if quiet else (lambda message="": print(message, flush=True))
     started = time.time()
-    report = {"cpu": cpu.cpu_name(), "cpu_features": cpu.features(), "cpu_count": os.cpu_count(),
-              "torch_threads": torch.get_num_threads(),
-              "load_before": [round(x, 2) for x in os.getloadavg()]}
-    log(f"bench on {cpu.describe()}; {report['torch_threads']} torch threads; load average {report['load_before']}")
-    if images > 0:
-        log("\nencoding:")
-        encoding = encoding_report(images, batch_size, naive_images, log=log)
-        try:
-            log("\n" + format_encoding(encoding))
-            if startup:
-                log("\nstart-up with the models on disk and the bench's index:")
-                report["startup"] = startup_report(encoding, log)
-            if engines:
-                log("\nindexing engines, the same photos and checkpoint (bench.engines):")
-                report["engines"] = engines_report(encoding["_library"], encoding["_folder"],
-                                                   encoding["auto"]["precision"], Path(encoding["_tmp"]) / "engines",
-                                                   batch_size, log=log)
-        finally:
-            shutil.rmtree(encoding["_tmp"], ignore_errors=True)
-        report["encoding"] = {k: v for k, v in encoding.items() if not k.startswith("_")}
-        # the plain keys the README and the tests quote
-        for key in ("pipeline_img_s", "model_only_img_s", "decode_only_img_s", "limit_img_s", "efficiency_vs_limit",
-                    "cpu_efficiency_vs_limit", "pipeline_over_model_only", "int8_over_bf16", "speed_up"):
-            report[key] = encoding.get(key)
-    if captioning:
-        from .captioning import CAPTIONERS, captioning_report, format_captioning
+    report = _Report(options, log)
+    report.update(cpu=cpu.cpu_name(), cpu_features=cpu.features(), cpu_count=os.cpu_count(),
+                  load_before=[round(x, 2) for x in os.getloadavg()])
+    log(f"bench on {cpu.describe()}; load average {report['load_before']}")
+    report.save()
+    if options.images > 0:
+        _encoding_parts(report, options, log)
+    if options.captioning:
+        with report.part("captioning") as runs:
+            if runs:
+                from .captioning import captioning_report, format_captioning
 
-        log("\ncaptioning (bench.captioning):")
-        report["captioning"] = captioning_report(caption_images, tuple(caption_batch_sizes), caption_batch_size,
-                                                 caption_tokens, tuple(captioners or CAPTIONERS), log=log)
-        log("\n" + format_captioning(report["captioning"]))
-    if sizes or append_rows:
-        log("")
-        with tempfile.TemporaryDirectory(prefix="ch09-bench-store-") as tmp:
-            largest = max(sizes) if sizes else 0
-            report.update(store_search.run(Path(tmp), append_rows=largest if append_rows is None else append_rows,
-                                          sizes=tuple(sizes), queries=queries, log=log))
+                log("\ncaptioning (bench.captioning):")
+                report["captioning"] = captioning_report(options.caption_images, options.caption_batch_sizes,
+                                                         options.caption_batch_size, options.caption_tokens,
+                                                         options.captioners, log=log)
+                log("\n" + format_captioning(report["captioning"]))
+    if options.sizes or options.append_rows:
+        with report.part("store_search") as runs:
+            if runs:
+                _store_search(report, options, log)
     report["load_after"] = [round(x, 2) for x in os.getloadavg()]
     report["seconds"] = round(time.time() - started, 1)
+    report.save()
     log(f"\nbench finished in {report['seconds']} s; load average before {report['load_before']}, "
-        f"after {report['load_after']}")
+        f"after {report['load_after']}" + (f"; FAILED parts: {', '.join(report['failed'])}" if report["failed"] else ""))
     return report
+
+
+def _encoding_parts(report: _Report, options: BenchOptions, log) -> None:
+    """Encoding, then the parts that reuse its photos and index (start-up, engines)."""
+    encoding = None
+    with report.part("encoding") as runs:
+        if runs:
+            import torch
+
+            from .encoding import encoding_report, format_encoding
+
+            report["torch_threads"] = torch.get_num_threads()
+            log("\nencoding:")
+            encoding = encoding_report(options.images, options.batch_size, options.naive_images, log=log)
+            log("\n" + format_encoding(encoding))
+            report["encoding"] = {k: v for k, v in encoding.items() if not k.startswith("_")}
+            # the plain keys the README and the tests quote
+            for key in ("pipeline_img_s", "model_only_img_s", "decode_only_img_s", "limit_img_s",
+                        "efficiency_vs_limit", "cpu_efficiency_vs_limit", "pipeline_over_model_only",
+                        "int8_over_bf16", "speed_up"):
+                report[key] = encoding.get(key)
+    if encoding is None:
+        return
+    try:
+        if options.startup:
+            with report.part("startup") as runs:
+                if runs:
+                    from .startup import startup_report
+
+                    log("\nstart-up with the models on disk and the bench's index:")
+                    report["startup"] = startup_report(encoding, log)
+        if options.engines:
+            with report.part("engines") as runs:
+                if runs:
+                    from .engines import engines_report
+
+                    log("\nindexing engines, the same photos and checkpoint (bench.engines):")
+                    report["engines"] = engines_report(encoding["_library"], encoding["_folder"],
+                                                       encoding["auto"]["precision"],
+                                                       Path(encoding["_tmp"]) / "engines", options.batch_size,
+                                                       log=log)
+    finally:
+        shutil.rmtree(encoding["_tmp"], ignore_errors=True)
+
+
+def _store_search(report: _Report, options: BenchOptions, log) -> None:
+    from . import store_search
+
+    log("")
+    with tempfile.TemporaryDirectory(prefix="ch09-bench-store-") as tmp:
+        largest = max(options.sizes) if options.sizes else 0
+        rows = largest if options.append_rows is None else options.append_rows
+        report.update(store_search.run(Path(tmp), append_rows=rows, sizes=options.sizes,
+                                       queries=options.queries, log=log))

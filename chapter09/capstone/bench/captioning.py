@@ -47,21 +47,29 @@ def _load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def _stand_in_tokenizer(folder: Path):
-    """A BERT WordPiece tokenizer on Chinese-CLIP's vocabulary (cn-clip's wheel): unknown ids decode to [UNK]
-    instead of failing, which random weights need. Raises when cn-clip is not installed."""
+def _stand_in_vocab() -> Path:
+    """Chinese-CLIP's real WordPiece vocabulary (cn-clip's wheel) when installed, else the toy Chinese-CLIP twin's,
+    which ships in this package: the tokenizer only turns ids into text, so either serves the timing."""
     import importlib.util
 
-    from transformers import BertTokenizer
+    from ... import config
 
     spec = importlib.util.find_spec("cn_clip")
-    if spec is None or not spec.origin:
-        raise RuntimeError("the captioning bench needs cn-clip's vocabulary file for its stand-in tokenizer: "
-                           "pip install --no-deps -r requirements-real-artifacts.txt, or run bench --no-captioning")
-    vocab = Path(spec.origin).parent / "clip" / "vocab.txt"
+    if spec is not None and spec.origin:
+        real = Path(spec.origin).parent / "clip" / "vocab.txt"
+        if real.is_file():
+            return real
+    return config.TOY_MODELS_DIR / "chinese_clip" / "vocab.txt"
+
+
+def _stand_in_tokenizer(folder: Path):
+    """A BERT WordPiece tokenizer (``_stand_in_vocab``): unknown ids decode to [UNK] instead of failing, which
+    random weights need."""
+    from transformers import BertTokenizer
+
     folder.mkdir(parents=True, exist_ok=True)
     # Marian's generate refuses token_type_ids, which BERT tokenizers return by default
-    tokenizer = BertTokenizer(str(vocab), model_input_names=["input_ids", "attention_mask"])
+    tokenizer = BertTokenizer(str(_stand_in_vocab()), model_input_names=["input_ids", "attention_mask"])
     tokenizer.save_pretrained(folder)
     return tokenizer
 

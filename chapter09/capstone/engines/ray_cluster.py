@@ -82,9 +82,23 @@ def worker_location(n: int) -> tuple:
     return np.array([context.get_node_id()] * n, dtype=object), np.array([context.get_worker_id()] * n, dtype=object)
 
 
-def threads_from_ray() -> None:
-    """torch threads = the CPUs Ray assigned this actor (never the node's every core, which the others share)."""
+def actor_threads(assigned_cpus: float, node_cpus: float, actors_on_node: int | None) -> int:
+    """torch threads for one actor: its share of its node's CPUs when the pool's size per node is known (an actor
+    reserves one CPU so decode tasks can be scheduled beside it, but on a small node those tasks and the encoder
+    then share the cores, as the local engine's decode workers and encoder do), else the CPUs Ray assigned it."""
+    if not actors_on_node:
+        return max(1, int(assigned_cpus))
+    return max(1, int(assigned_cpus), int(node_cpus // actors_on_node))
+
+
+def threads_from_ray(actors_on_node: int | None = None) -> int:
+    """Set this actor's torch threads (``actor_threads``) and return the count."""
     import ray
     import torch
 
-    torch.set_num_threads(max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1))))
+    context = ray.get_runtime_context()
+    node_id = context.get_node_id()
+    node_cpus = next((node["Resources"].get("CPU", 0) for node in ray.nodes() if node["NodeID"] == node_id), 0)
+    threads = actor_threads(context.get_assigned_resources().get("CPU", 1), node_cpus, actors_on_node)
+    torch.set_num_threads(threads)
+    return threads

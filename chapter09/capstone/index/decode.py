@@ -14,10 +14,12 @@ from .metadata import NO_METADATA, photo_metadata
 from .walk import file_kind
 
 
-def decode_one(root: Path, relative: str, preprocessors: dict, min_side: int) -> dict:
+def decode_one(root: Path, relative: str, preprocessors: dict, min_side: int, uint8: bool = False) -> dict:
     """Read, hash, decode and preprocess one file; a failure comes back as a reason, never an exception.
 
-    The metadata (``photo_metadata``) is read from the image as ``load_image`` opens it: no second read."""
+    The metadata (``photo_metadata``) is read from the image as ``load_image`` opens it: no second read.
+    ``uint8``: the pixels resized and cropped but not yet rescaled and normalised (``resized_uint8``), a quarter of
+    float32's bytes for crossing Ray's object store; the encoder's side finishes them with ``normalised``."""
     path = root / relative
     out = {"path": relative, "ok": False, "reason": "", "width": 0, "height": 0, "size": 0, "mtime_ns": 0,
            "sha1": "", "pixels": None, **NO_METADATA}
@@ -30,7 +32,8 @@ def decode_one(root: Path, relative: str, preprocessors: dict, min_side: int) ->
         meta = {}
         image = load_image(path, min_side=min_side, on_open=lambda opened: meta.update(
             photo_metadata(opened, stat.st_mtime_ns)))
-        out["pixels"] = {role: np.asarray(pre(images=[image], return_tensors="pt")["pixel_values"][0].numpy())
+        out["pixels"] = {role: resized_uint8(pre, image) if uint8 else
+                         np.asarray(pre(images=[image], return_tensors="pt")["pixel_values"][0].numpy())
                          for role, pre in preprocessors.items()}
         out.update(meta)  # width, height: the original's (the draft decode may have scaled the pixels)
         out["ok"] = True
@@ -41,6 +44,33 @@ def decode_one(root: Path, relative: str, preprocessors: dict, min_side: int) ->
     except Exception as error:  # a library bug on one file must not end the run
         out["reason"] = f"{type(error).__name__}: {error}"
     return out
+
+
+def resized_uint8(pre, image) -> np.ndarray:
+    """The processor's resize and crop alone, as uint8 (C, H, W); a processor whose resize leaves other values
+    (none of the CLIP family's) gets its full float32 output instead, which ``normalised`` passes through."""
+    raw = np.asarray(pre(images=[image], return_tensors="np", do_rescale=False, do_normalize=False)["pixel_values"][0])
+    if raw.dtype == np.uint8:
+        return raw
+    if raw.min() >= 0 and raw.max() <= 255 and np.array_equal(raw, np.round(raw)):
+        return raw.astype(np.uint8)
+    return np.asarray(pre(images=[image], return_tensors="np")["pixel_values"][0], np.float32)
+
+
+def normalisation_of(pre) -> tuple:
+    """(rescale factor, mean, std) of an image processor: what ``normalised`` applies on the encoder's side."""
+    return (float(pre.rescale_factor), tuple(float(m) for m in pre.image_mean), tuple(float(s) for s in pre.image_std))
+
+
+def normalised(pixels: np.ndarray, normalisation: tuple) -> np.ndarray:
+    """uint8 pixels (..., C, H, W) rescaled and normalised as the processor itself does (the rescale in float64,
+    then float32 arithmetic: bit-identical to its own output); float pixels pass through unchanged."""
+    if pixels.dtype != np.uint8:
+        return pixels
+    factor, mean, std = normalisation
+    shape = (len(mean), 1, 1)
+    rescaled = (pixels.astype(np.float64) * factor).astype(np.float32)
+    return (rescaled - np.asarray(mean, np.float32).reshape(shape)) / np.asarray(std, np.float32).reshape(shape)
 
 
 class DecodedFiles:

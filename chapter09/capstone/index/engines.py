@@ -24,7 +24,15 @@ from ..engines.ray_cluster import (
 )
 from ..options import EngineOptions
 from ..store import EncoderIdentity
-from .decode import decode_loader, decode_one, items_as_columns, items_from_columns, preprocessors_of
+from .decode import (
+    decode_loader,
+    decode_one,
+    items_as_columns,
+    items_from_columns,
+    normalisation_of,
+    normalised,
+    preprocessors_of,
+)
 from .plan import Plan
 from .writer import RowWriter
 
@@ -75,13 +83,13 @@ def encoder_specs(encoders: dict) -> dict:
 
 def decode_block(batch: dict, root: str, preprocessors: dict, min_side: int) -> dict:
     """Ray task: decode one block of files; pixel arrays are zeros for failures (columns must be rectangular)."""
-    items = [decode_one(Path(root), str(p), preprocessors, min_side) for p in batch["path"]]
+    items = [decode_one(Path(root), str(p), preprocessors, min_side, uint8=True) for p in batch["path"]]
     out = items_as_columns(items)
     out["roles"] = batch["roles"]
     out["decode_node"], out["decode_worker"] = worker_location(len(items))
     for role in preprocessors:
-        shape = next((np.asarray(item["pixels"][role]).shape for item in items if item["ok"]), None)
-        stack = np.zeros((len(items), *(shape or (0,))), np.float32)
+        first = next((np.asarray(item["pixels"][role]) for item in items if item["ok"]), np.zeros(0, np.uint8))
+        stack = np.zeros((len(items), *first.shape), first.dtype)  # uint8: a quarter of float32's bytes
         for j, item in enumerate(items):
             if item["ok"]:
                 stack[j] = item["pixels"][role]
@@ -92,10 +100,11 @@ def decode_block(batch: dict, root: str, preprocessors: dict, min_side: int) -> 
 class EncodeActor:
     """Ray actor: one copy of each encoder; pixel batches in, unit vectors out; torch threads = the CPUs Ray gave it."""
 
-    def __init__(self, specs: dict, identities: dict):
+    def __init__(self, specs: dict, identities: dict, normalisations: dict, actors_per_node: int):
         from ...clip import ClipEncoder
 
-        threads_from_ray()
+        self.threads = threads_from_ray(actors_per_node)
+        self.normalisations = normalisations
         self.encoders = {}
         for role, (settings, local_dir) in specs.items():
             self.encoders[role] = ClipEncoder(role, settings, local_dir=local_dir)
@@ -107,9 +116,11 @@ class EncodeActor:
     def __call__(self, batch: dict) -> dict:
         out = {key: value for key, value in batch.items() if not key.startswith("pixels_")}
         vectors = encode_needed(self.encoders, batch["ok"], [str(roles).split(",") for roles in batch["roles"]],
-                                lambda role, chosen: batch[f"pixels_{role}"][chosen])
+                                lambda role, chosen: normalised(batch[f"pixels_{role}"][chosen],
+                                                                self.normalisations[role]))
         out.update({f"vector_{role}": values for role, values in vectors.items()})
         out["encode_node"], out["encode_worker"] = worker_location(len(batch["path"]))
+        out["encode_threads"] = np.full(len(batch["path"]), self.threads)
         return out
 
 
@@ -149,19 +160,23 @@ def run_ray(root: Path, plan: Plan, encoders: dict, writer: RowWriter, batch_siz
         # Decoding stays an operator of its own, never fused into the encoding actors (where it would no
         # longer overlap with encoding): Ray Data fuses a task map into an actor map only when their remote
         # args agree, and each decode task reserves the memory it holds (its worker and decoded batch).
-        pixels = batch_size * sum(4 * 3 * enc.image_side ** 2 for enc in encoders.values())
+        pixels = batch_size * sum(3 * enc.image_side ** 2 for enc in encoders.values())  # uint8 (decode_block)
         ds = ds.map_batches(decode_block, batch_size=batch_size, batch_format="numpy", num_cpus=1,
                             memory=pixels + DECODE_MEMORY,
                             fn_kwargs={"root": str(root), "preprocessors": preprocessors, "min_side": min_side})
         ds = ds.map_batches(EncodeActor, batch_size=batch_size, batch_format="numpy",
                             compute=ray.data.ActorPoolStrategy(min_size=smallest, max_size=largest),
                             fn_constructor_kwargs={"specs": encoder_specs(encoders),
-                                                   "identities": {r: encoder_identity(r, e) for r, e in encoders.items()}},
+                                                   "identities": {r: encoder_identity(r, e) for r, e in encoders.items()},
+                                                   "normalisations": {r: normalisation_of(pre)
+                                                                      for r, pre in preprocessors.items()},
+                                                   "actors_per_node": -(-largest // max(1, nodes))},
                             num_cpus=cpus_per_actor, num_gpus=gpus_per_actor or None)
         seen = {"decode_node": set(), "decode_worker": set(), "encode_node": set(), "encode_worker": set()}
         gpus = f", {gpus_per_actor:g} GPUs" if gpus_per_actor else ""
         batches = ray_batches(ds, f"{smallest} encoding actors ({cpus_per_actor:g} CPUs{gpus} each)")
         write_s = wait_s = 0.0
+        threads = 0
         while True:
             t = time.perf_counter()
             batch = next(batches, None)
@@ -174,9 +189,11 @@ def run_ray(root: Path, plan: Plan, encoders: dict, writer: RowWriter, batch_siz
             write_s += time.perf_counter() - t  # the one writer's own time (rows, commits), apart from waiting
             for key, values in seen.items():
                 values.update(str(v) for v in batch[key])
+            threads = max(threads, int(np.max(batch["encode_threads"], initial=0)))
             writer.summary.ray = {
                 "nodes": nodes, "cpus": resources.get("CPU", 0), "gpus": resources.get("GPU", 0),
                 "pool": [smallest, largest], "cpus_per_actor": cpus_per_actor, "gpus_per_actor": gpus_per_actor,
+                "actors_per_node": -(-largest // max(1, nodes)), "threads_per_actor": threads, "pixels": "uint8",
                 "actors": len(seen["encode_worker"]), "actor_nodes": len(seen["encode_node"]),
                 "decode_workers": len(seen["decode_worker"]), "decode_nodes": len(seen["decode_node"]),
                 "decoded_inside_actors": len(seen["decode_worker"] & seen["encode_worker"]),

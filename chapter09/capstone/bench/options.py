@@ -1,0 +1,74 @@
+"""What one bench run measures, as one frozen object that checks its own values where it is made.
+
+``BenchOptions.from_args`` builds it from ``bench``'s flags; Python callers build it directly. Each bad value is
+one line naming the flag, the same wherever the options come from.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import ChapterError
+
+CAPTIONER_CHOICES = ("blip", "vit-gpt2")
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(s) for s in str(text).split(",") if s.strip())
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    images: int = 512                   # photo-sized JPEGs the indexer encodes per precision; 0 skips encoding
+    batch_size: int = 64
+    naive_images: int | None = None     # None: min(64, images)
+    startup: bool = True
+    engines: bool = True
+    captioning: bool = True
+    caption_images: int = 8
+    caption_batch_sizes: tuple[int, ...] = (1, 4)
+    caption_batch_size: int = 4
+    caption_tokens: int = 20
+    captioners: tuple[str, ...] = CAPTIONER_CHOICES
+    sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000)
+    append_rows: int | None = None      # None: the largest size
+    queries: int = 100
+    out: Path | None = None             # the report, rewritten after every part so an interruption loses nothing
+    skip: tuple[str, ...] = field(default=())  # parts left out by name (tests)
+
+    def __post_init__(self):
+        checks = [
+            (self.images >= 0, "--images must be 0 (skip encoding) or more"),
+            (self.batch_size >= 1, "--batch-size must be at least 1"),
+            (self.naive_images is None or self.naive_images >= 1, "--naive-images must be at least 1"),
+            (self.caption_images >= 1, "--caption-images must be at least 1"),
+            (self.caption_batch_size >= 1, "--caption-batch-size must be at least 1"),
+            (bool(self.caption_batch_sizes) and min(self.caption_batch_sizes) >= 1,
+             "--caption-batch-sizes must list batch sizes of at least 1, e.g. 1,4"),
+            (self.caption_tokens >= 1, "--caption-tokens must be at least 1"),
+            (bool(self.captioners) and set(self.captioners) <= set(CAPTIONER_CHOICES),
+             f"--captioners takes a comma list of {', '.join(CAPTIONER_CHOICES)}"),
+            (all(s >= 1 for s in self.sizes), "--sizes must list library sizes of at least 1"),
+            (self.append_rows is None or self.append_rows >= 0, "--append-rows must be 0 (skip) or more"),
+            (self.queries >= 1, "--queries must be at least 1"),
+            (not self.captioning or self.caption_images >= 2 * self.caption_batch_size,
+             "--caption-images must be at least twice --caption-batch-size (one warm-up batch, one timed)"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ChapterError(message)
+        if self.out is not None and not Path(self.out).parent.is_dir():
+            raise ChapterError(f"--out {self.out}: its folder does not exist; create it or name another file")
+
+    @classmethod
+    def from_args(cls, args) -> "BenchOptions":
+        try:
+            return cls(images=args.images, batch_size=args.batch_size, naive_images=args.naive_images,
+                       startup=not args.no_startup, engines=not args.no_engines, captioning=not args.no_captioning,
+                       caption_images=args.caption_images, caption_batch_sizes=_ints(args.caption_batch_sizes),
+                       caption_batch_size=args.caption_batch_size, caption_tokens=args.caption_tokens,
+                       captioners=tuple(c.strip() for c in args.captioners.split(",") if c.strip()),
+                       sizes=_ints(args.sizes), append_rows=args.append_rows, queries=args.queries,
+                       out=Path(args.out) if args.out else None)
+        except ValueError as error:
+            raise ChapterError(f"bench: a comma list holds a non-number ({error}); e.g. --sizes 10000,100000") from None
