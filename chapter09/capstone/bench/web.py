@@ -113,15 +113,16 @@ def start_server(index: Path, port: int, log_path: Path) -> subprocess.Popen:
     raise SystemExit(f"serve did not answer within 180 s; see {log_path}")
 
 
-def queries(library: Path) -> list[str]:
-    """Every stored caption, English and Chinese interleaved, each used once."""
+def queries(library: Path, languages: str = "both") -> list[str]:
+    """Every stored caption, each used once: English and Chinese interleaved (``both``), or one language (``en``:
+    no translation in the query's path; ``zh``: the auto strategy translates each, a generation per query)."""
     from ...toyworld import read_jsonl
 
     rows = read_jsonl(library / "captions.jsonl")
     english = [r["caption"] for r in rows if r["lang"] == "en"]
     chinese = [r["caption"] for r in rows if r["lang"] == "zh"]
-    mixed = [q for pair in zip(english, chinese) for q in pair]
-    return list(dict.fromkeys(mixed))
+    chosen = {"en": english, "zh": chinese, "both": [q for pair in zip(english, chinese) for q in pair]}[languages]
+    return list(dict.fromkeys(chosen))
 
 
 class GradioClientCaller:
@@ -316,11 +317,11 @@ def run(args) -> dict:
     workdir.mkdir(parents=True, exist_ok=True)
     from ... import cpu
 
-    report = {"images": args.n, "k": args.k, "cpus": os.cpu_count(), "cpu": cpu.describe(),
+    report = {"images": args.n, "k": args.k, "queries": args.queries, "cpus": os.cpu_count(), "cpu": cpu.describe(),
               "cpu_features": cpu.features(), "load_before": _load()}
     print(f"[bench_web] library and index in {workdir} ...", file=sys.stderr)
     library, index = prepare(workdir, args.n)
-    pool = queries(library)
+    pool = queries(library, args.queries)
     transports = list(CALLERS) if args.transport == "all" else [args.transport]
     needed = 1 + len(transports) * (args.warmup + args.single + args.clients * args.searches) + \
         (args.page_searches + 2 if args.page else 0)
@@ -344,7 +345,8 @@ def run(args) -> dict:
 
 
 def format_report(r: dict) -> str:
-    lines = [f"web UI text search through the HTTP API, {r['images']}-image toy index, k={r['k']}, {r['cpus']} CPUs",
+    lines = [f"web UI text search through the HTTP API, {r['images']}-image toy index, k={r['k']}, queries: "
+             f"{r['queries']}, {r['cpus']} CPUs",
              f"  CPU: {r['cpu']}",
              f"  load before: {r['load_before']}",
              f"  cold first search (models loaded, thumbnails not made): {r['cold_first_search_ms']} ms; "
@@ -381,6 +383,8 @@ def main(argv=None) -> int:
     parser.add_argument("--workdir", help="keep the library and index here (reused by the next run)")
     parser.add_argument("--transport", choices=("all", *CALLERS), default="all",
                         help="json (the JSON API), http (Gradio's REST route), gradio_client, or all (default)")
+    parser.add_argument("--queries", choices=("both", "en", "zh"), default="both",
+                        help="the stored captions searched: English and Chinese interleaved (default), or one language")
     parser.add_argument("--page", action="store_true",
                         help="also time the page in headless Chromium: Search pressed to thumbnails shown")
     parser.add_argument("--page-searches", type=int, default=20, help="searches the --page part times")
