@@ -15,7 +15,8 @@ import pytest
 
 from chapter09.models import Settings
 
-pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning"), pytest.mark.filterwarnings("ignore::DeprecationWarning")]
+pytestmark = [pytest.mark.e2e, pytest.mark.filterwarnings("ignore::UserWarning"),
+              pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 CAPTIONS = {"trip": ("a zebra by the sea", "海边的斑马"), "home": ("a zebra in a garden", "花园里的斑马")}
 
 
