@@ -143,6 +143,11 @@ class LibrarySearch:
                              "(as `search` prints them, relative to the library)")
         return "text", value
 
+    def holds(self, relative: str) -> bool:
+        """True if the index holds an image at ``relative`` (a path in the library): what the web API takes as an
+        indexed term, never reading a file of this machine."""
+        return any(self._id_of(role, relative) is not None for role in self.searchers)
+
     def _id_of(self, role: str, relative: str) -> int | None:
         import pyarrow.compute as pc
 

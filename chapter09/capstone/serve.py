@@ -59,14 +59,22 @@ def serve(index_dir, host: str = "127.0.0.1", port: int = 7860, settings: Settin
     ``no_auth``. Raises UsageError before loading anything when the exposure is refused."""
     if host not in LOOPBACK:
         check_exposure(host, auth or [], no_auth, Store.open(index_dir).library)
-    from .web.page import CSS, QUEUE_SIZE, SEARCH_CONCURRENCY, build_app  # Gradio: imported only to serve
+    from .web.access import PER_CLIENT, ClientLimiter
+    from .web.api import build_api, gradio_session_user, mount  # FastAPI and Gradio: imported only to serve
+    from .web.page import CSS, QUEUE_SIZE, SEARCH_CONCURRENCY, build_app
 
-    app, library = build_app(index_dir, settings, max_upload_mb)
+    limiter = ClientLimiter(PER_CLIENT)  # one for the page and the JSON API: a client cannot double its share
+    app, library = build_app(index_dir, settings, max_upload_mb, limiter)
     app.queue(default_concurrency_limit=SEARCH_CONCURRENCY, max_size=QUEUE_SIZE)
     allowed = [str(library.root), *map(str, library.thumbnail_folders())]  # absolute, as Gradio requires
     # max_file_size in bytes: Gradio parses "5.0mb" as an error, so never format a float into a unit string
     app.launch(server_name=host, server_port=port, allowed_paths=allowed, auth=auth or None,
                auth_message="Chapter 9 image library: log in (serve --auth / --auth-file)" if auth else None,
-               max_file_size=int(max_upload_mb * 1024 * 1024), prevent_thread_lock=not block, quiet=False,
+               max_file_size=int(max_upload_mb * 1024 * 1024), prevent_thread_lock=True, quiet=False,
                footer_links=["api"], css=CSS, show_error=False, enable_monitoring=False)
+    # the JSON API at /api, on the server Gradio just started (its routes are looked up per request)
+    mount(app.server_app, build_api(library, limiter, auth or (), gradio_session_user(app.server_app)))
+    print(f"[serve] JSON API: {app.local_url.rstrip('/')}/api/search?text=...  (docs: /api/docs)")
+    if block:
+        app.block_thread()
     return app

@@ -12,6 +12,15 @@ from pathlib import Path
 
 from ...errors import UsageError
 
+
+class SlowDown(UsageError):
+    """A client over its limits (``ClientLimiter``); ``retry_after``: seconds until it may try again."""
+
+    def __init__(self, message: str, retry_after: float):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 AUTH_ENV = "CH09_SERVE_AUTH"
 PER_CLIENT = 2  # searches one client (login, else address; loopback without login: no limit) may run at once
@@ -96,20 +105,31 @@ class ClientLimiter:
 
     @contextlib.contextmanager
     def slot(self, request):
+        """``hold`` for the page's events: its "slow down" as the page's one-line message."""
         import gradio as gr
 
-        who = self.client(request)
+        try:
+            with self.hold(self.client(request)):
+                yield
+        except SlowDown as error:
+            raise gr.Error(str(error)) from None
+
+    @contextlib.contextmanager
+    def hold(self, who: str | None):
+        """One of ``who``'s slots while the block runs (None: not limited); SlowDown when it has none left or
+        is sending too fast. The page (``slot``) and the JSON API (``web/api.py``) share it."""
         if who is None:
             yield
             return
         with self._lock:
             wait = self._take_token(who)
             if wait:
-                raise gr.Error(f"slow down: this client ({who}) is sending more than {self.rate:g} requests a "
-                               f"second (at most {self.burst} at once); try again in {max(wait, 0.1):.1f} s")
+                raise SlowDown(f"slow down: this client ({who}) is sending more than {self.rate:g} requests a "
+                               f"second (at most {self.burst} at once); try again in {max(wait, 0.1):.1f} s",
+                               retry_after=max(wait, 0.1))
             if self.running[who] >= self.limit:
-                raise gr.Error(f"slow down: this client ({who}) already has {self.limit} searches running; "
-                               "wait for them to finish")
+                raise SlowDown(f"slow down: this client ({who}) already has {self.limit} searches running; "
+                               "wait for them to finish", retry_after=1.0)
             self.running[who] += 1
         try:
             yield
@@ -118,4 +138,3 @@ class ClientLimiter:
                 self.running[who] -= 1
                 if not self.running[who]:
                     del self.running[who]
-

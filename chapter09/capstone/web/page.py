@@ -65,11 +65,12 @@ def header_html(rows: list[dict], root: Path, images: int, search_mode: str) -> 
 
 
 
-def build_app(index_dir, settings: Settings | None = None, max_upload_mb: float = 20):
-    """The Gradio app and its ``WebLibrary``."""
+def build_app(index_dir, settings: Settings | None = None, max_upload_mb: float = 20, limiter=None):
+    """The Gradio app and its ``WebLibrary``; ``limiter``: the per-client limits (``access.ClientLimiter``) when
+    shared with the JSON API."""
     library = WebLibrary(index_dir, settings or Settings(), max_upload_mb)
     clip_encoder("clip", library.settings)  # loaded (and announced) before the first request
-    handlers = Handlers(library)
+    handlers = Handlers(library, limiter)
     search_mode = next(iter(library.searcher.searchers.values())).mode  # the first role's (clip's) search
     with gr.Blocks(title="Chapter 9 capstone: image library", analytics_enabled=False) as app:
         gr.HTML(header_html(model_rows(library.settings), library.root, len(library.searcher.store), search_mode),
