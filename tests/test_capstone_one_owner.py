@@ -1,7 +1,9 @@
 """One owner per decision: what counts as an image file (``images.FORMAT_SUFFIXES``), what is a URI
 (``locations.is_uri``), the precision sidecars' one format (``precision_sidecar``), and who decides an index's
 precision (``indexer``, for the command line and Python callers alike)."""
+import re
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -45,3 +47,20 @@ def test_a_jfif_and_a_jpe_file_are_indexed_filtered_as_jpeg_and_found(toy_source
     term = searcher.term(str(library / "photo.jfif"))  # an indexed file: its stored vector
     assert (term.kind, term.value) == ("indexed", "photo.jfif")
     assert searcher.search([term], k=1).hits[0].path == "photo.jfif"
+
+
+@pytest.mark.unit
+def test_only_locations_decides_what_a_uri_is(tmp_path):
+    import chapter09.capstone as capstone
+    from chapter09.capstone import store
+    from chapter09.capstone.locations import is_uri
+    from chapter09.capstone.lock import IndexLock, ObjectStoreLock, lock_for
+
+    assert is_uri("s3://bucket/index") and is_uri("memory://x") and not is_uri(tmp_path / "index")
+    assert store.is_uri is is_uri  # still importable from the store, the same function
+    assert isinstance(lock_for(tmp_path), IndexLock) and lock_for("memory://x") is None
+    assert isinstance(lock_for("s3://bucket/index"), ObjectStoreLock)
+    asks = re.compile(r"""["']://["']\s+(not\s+)?in\b""")  # the question itself, asked anywhere but in locations
+    askers = [p.name for p in Path(capstone.__file__).parent.rglob("*.py")
+              if p.name != "locations.py" and asks.search(p.read_text(encoding="utf-8"))]
+    assert askers == []
