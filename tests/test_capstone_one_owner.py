@@ -1,6 +1,7 @@
 """One owner per decision: what counts as an image file (``images.FORMAT_SUFFIXES``), what is a URI
 (``locations.is_uri``), the precision sidecars' one format (``precision_sidecar``), and who decides an index's
 precision (``indexer``, for the command line and Python callers alike)."""
+import json
 import re
 import shutil
 from pathlib import Path
@@ -64,3 +65,64 @@ def test_only_locations_decides_what_a_uri_is(tmp_path):
     askers = [p.name for p in Path(capstone.__file__).parent.rglob("*.py")
               if p.name != "locations.py" and asks.search(p.read_text(encoding="utf-8"))]
     assert askers == []
+
+
+# ----------------------------------------------------------------------------- the precision sidecars
+def test_an_old_flat_precision_json_still_reads_and_is_rewritten_in_the_one_format(tmp_path):
+    from chapter09.capstone import library_precision
+    from chapter09.capstone.precision_sidecar import FORMAT, read_verdicts
+    from chapter09.cpu import describe
+
+    index = tmp_path / "index"
+    index.mkdir()
+    old = {"precision": "int8", "reason": "auto picked int8", "locations": {"clip": "/models/clip"},
+           "runtime": "torch", "identity": "int8-x", "cpu": describe(), "recorded_at": "2026-01-02 03:04:05"}
+    (index / "precision.json").write_text(json.dumps(old), encoding="utf-8")  # as indexes recorded it before
+    assert library_precision.read_sidecar(index) == old
+    assert library_precision.recorded_precision(index, {"clip": "/models/clip"}) == "int8"
+    assert library_precision.recorded_precision(index, {"clip": "/models/other"}) is None
+
+    library_precision.write_sidecar(index, {"precision": "fp32", "reason": "fp32 as asked",
+                                            "locations": {"clip": "/models/clip"}})
+    written = json.loads((index / "precision.json").read_text(encoding="utf-8"))
+    assert written["format"] == FORMAT and len(written["verdicts"]) == 1  # an index holds one verdict
+    assert read_verdicts(index / "precision.json")[0]["precision"] == "fp32"
+    assert library_precision.recorded_precision(index, {"clip": "/models/clip"}) == "fp32"
+
+
+def test_an_old_captions_precision_json_still_reads_and_both_sidecars_share_one_format(tmp_path):
+    from chapter09.capstone import precision_sidecar
+    from chapter09.capstone.library_precision import pick_caption_precision, write_sidecar
+    from chapter09.captioning import captioner
+    from chapter09.cpu import cpu_name, flags
+
+    settings = Settings("toy")
+    location = captioner(settings, "blip", "fp32").location
+    candidates = ["bf16", "fp32", "int8"]
+    here = json.dumps(["blip", location, candidates, cpu_name(), sorted(flags())])
+    elsewhere = json.dumps(["blip", location, candidates, "Another CPU", ["sse2"]])
+    index = tmp_path / "index"
+    index.mkdir()
+    sidecar = index / "captions-precision.json"
+    sidecar.write_text(json.dumps({here: {"precision": "fp32", "reason": "fp32: recorded by an older version",
+                                          "fidelity": {}},
+                                   elsewhere: {"precision": "int8", "reason": "int8 elsewhere", "fidelity": {}}}),
+                       encoding="utf-8")  # the old format: a key per captioner, candidates and CPU
+    subject = {"captioner": "blip", "location": location, "candidates": candidates}
+    found = precision_sidecar.find_verdict(sidecar, subject)
+    assert found["precision"] == "fp32" and found["reason"].endswith("older version")
+    assert len(precision_sidecar.read_verdicts(sidecar)) == 2  # the other CPU's verdict reads, and never matches
+
+    # recorded for this CPU: not measured again (no sample, no store needed)
+    model, reason, kept = pick_caption_precision(index, None, [], ("en",), settings, "blip", "auto")
+    assert model.precision == "fp32" and kept == []
+    assert reason == "fp32: recorded by an older version (measured on an earlier run of this index)"
+
+    precision_sidecar.record_verdict(sidecar, {"precision": "int8", "reason": "int8 passes"}, subject)
+    write_sidecar(index, {"precision": "fp32", "reason": "fp32 as asked", "locations": {"clip": "toy"}})
+    captions = json.loads(sidecar.read_text(encoding="utf-8"))
+    images = json.loads((index / "precision.json").read_text(encoding="utf-8"))
+    assert captions["format"] == images["format"] == precision_sidecar.FORMAT
+    assert [v["precision"] for v in captions["verdicts"]] == ["int8", "int8"]  # elsewhere's kept, here's replaced
+    required = {"precision", "reason", "cpu", "recorded_at"}
+    assert all(required <= set(v) for v in captions["verdicts"] + images["verdicts"])
