@@ -126,3 +126,36 @@ def test_an_old_captions_precision_json_still_reads_and_both_sidecars_share_one_
     assert [v["precision"] for v in captions["verdicts"]] == ["int8", "int8"]  # elsewhere's kept, here's replaced
     required = {"precision", "reason", "cpu", "recorded_at"}
     assert all(required <= set(v) for v in captions["verdicts"] + images["verdicts"])
+
+
+# ----------------------------------------------------------------------------- who decides an index's precision
+def test_build_index_from_python_decides_and_records_its_precision(toy_source, tmp_path):
+    from chapter09.capstone.indexer import build_index
+    from chapter09.capstone.library_precision import read_sidecar, recorded_precision
+    from chapter09.clip import clip_encoder
+    from chapter09.cpu import describe
+
+    settings = Settings("toy")
+    library = toy_source / "images"
+    fp32 = build_index(library, tmp_path / "fp32", settings=settings, precision="fp32", workers=0, progress=False,
+                       log=lambda m: None)
+    assert fp32.total == 8 and fp32.precision["precision"] == "fp32" and not fp32.precision["measured"]
+    assert fp32.to_json()["precision"] == fp32.precision and list(fp32.to_json())[-1] == "precision"
+    recorded = read_sidecar(tmp_path / "fp32")
+    assert recorded["precision"] == "fp32" and recorded["cpu"] == describe() and recorded["locations"]["clip"]
+
+    auto = build_index(library, tmp_path / "auto", settings=settings, precision="auto", workers=0, progress=False,
+                       log=lambda m: None)
+    chosen = auto.precision["precision"]
+    assert auto.precision["measured"] and set(auto.precision["fidelity"]["clip"]) >= {"fp32", chosen}
+    assert read_sidecar(tmp_path / "auto")["precision"] == chosen
+    assert recorded_precision(tmp_path / "auto", {"clip": recorded["locations"]["clip"]}) == chosen
+    assert auto.added == 8 and any("kept from the precision check" in note for note in auto.notes)
+
+    given = build_index(library, tmp_path / "given", {"clip": clip_encoder("clip", settings)}, workers=0,
+                        progress=False)  # encoders built by the caller: their precision is recorded as given
+    assert given.precision is None and "precision" not in given.to_json()
+    recorded = read_sidecar(tmp_path / "given")
+    assert recorded["precision"] == "fp32" and "given" in recorded["reason"] and not recorded["measured"]
+    with pytest.raises(TypeError, match="not both"):
+        build_index(library, tmp_path / "given", {"clip": clip_encoder("clip", settings)}, precision="int8")
