@@ -89,6 +89,8 @@ def build_index(library: str | Path, index_dir: str | Path, encoders: dict | Non
         raise TypeError("give build_index options or keywords, not both")
     if encoders is not None and (settings is not None or precision is not None):
         raise TypeError("give build_index encoders, or settings and a precision to build them at, not both")
+    if encoders is None and precomputed is not None:
+        raise TypeError("precomputed rows are the given encoders' vectors: give the encoders too")
     told = log  # the precision check's lines carry their own "[index]"
     log = log or (lambda message: print(f"[index] {message}", file=sys.stderr))
     root = Path(library).resolve()
