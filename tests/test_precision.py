@@ -179,7 +179,7 @@ def test_query_cache_replays_warnings_and_evicts_least_recent():
 # ----------------------------------------------------------------------------- index and search
 def test_index_records_the_precision_and_search_follows_it(tmp_path, capsys):
     from chapter09.capstone.__main__ import main as capstone
-    from chapter09.capstone.library_precision import SIDECAR, query_settings
+    from chapter09.capstone.library_precision import query_settings, read_sidecar
     from chapter09.toyworld import write_dataset
 
     library = write_dataset(tmp_path / "library", n=40, seed=config.TOY_HELDOUT_SEED + HELDOUT_OFFSET + 1,
@@ -191,7 +191,7 @@ def test_index_records_the_precision_and_search_follows_it(tmp_path, capsys):
     assert report["precision"]["precision"] == "int8"
     fidelity = report["precision"]["fidelity"]["clip"]["int8"]
     assert fidelity["images"] == 40 and 0.99 <= fidelity["mean_cosine"] < 1.0 and fidelity["top10_agreement"] >= 0.9
-    recorded = json.loads((index / SIDECAR).read_text())
+    recorded = read_sidecar(index)
     assert recorded["precision"] == "int8" and recorded["identity"] == precision_identity("int8")
     assert query_settings(index, Settings(mode="toy")).precision == "int8"
     assert query_settings(index, Settings(mode="toy", precision="fp32")).precision == "fp32"  # asked wins

@@ -19,10 +19,7 @@ def _print(data, as_json: bool, text: str) -> None:
 
 
 def cmd_index(args) -> int:
-    from ..clip import clip_encoder
-    from .errors import file_system_error
-    from .indexer import build_index
-    from .library_precision import index_precision
+    from .indexer import build_index, decide_precision
     from .lock import lock_for
     from .options import IndexOptions
     from .store import is_uri
@@ -33,23 +30,16 @@ def cmd_index(args) -> int:
     if lock is not None:
         lock.acquire().release()
     roles = ["clip"] + (["chinese_clip"] if args.chinese_clip else [])
-    try:  # it records the precision in the index folder: a full or read-only disk shows here first
-        settings, precision = index_precision(args.precision, Settings.from_args(args), args.library, args.index,
-                                              roles)
-    except OSError as error:
-        raise file_system_error(args.index, error, "recording the precision") from None
-    sample_rows = precision.pop("sample_rows", None)  # the precision check's vectors: rows, not encoded again
-    encoders = {role: clip_encoder(role, settings) for role in roles}
+    decision = decide_precision(args.library, args.index, Settings.from_args(args), roles, args.precision)
     if args.watch:
         from .watch import print_batch, watch_library
 
         stream = _RESULT_STREAM[-1] if _RESULT_STREAM else sys.stdout
-        watch_library(args.library, args.index, encoders, options, debounce_s=args.debounce_s,
-                      rescan_s=args.rescan_s, report=print_batch(args.json, stream), precomputed=sample_rows)
+        watch_library(args.library, args.index, decision.encoders, options, debounce_s=args.debounce_s,
+                      rescan_s=args.rescan_s, report=print_batch(args.json, stream), precomputed=decision.sample_rows)
         return 0
-    summary = build_index(args.library, args.index, encoders, options, precomputed=sample_rows)
-    precision["precision"] = encoders["clip"].precision
-    precision["identity"] = encoders["clip"].precision_id
+    summary = build_index(args.library, args.index, decision.encoders, options, precomputed=decision.sample_rows)
+    precision = decision.report
     _print({**summary.to_json(), "precision": precision}, args.json,
            summary.text() + f"\n  precision {precision['precision']}: {precision['reason']}")
     return 0

@@ -31,6 +31,7 @@ from collections import Counter
 
 from ..errors import UsageError
 from .errors import IndexLockedError, StoreError, log
+from .locations import is_uri
 from .lock import IndexLock
 from .tables import quiet_lance
 
@@ -119,7 +120,7 @@ def _build(store) -> str | None:
         with store.writing("building the captions' full-text index"):
             ensure_index(store.captions_table())
         return None
-    if "://" in str(store.location):  # an object-store index (store.is_uri; store imports this module)
+    if is_uri(store.location):  # an object-store index
         return "it was opened read-only on an object store (no lock taken by readers there)"
     lock = IndexLock(store.location, 0.0)
     try:

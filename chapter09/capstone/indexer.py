@@ -12,29 +12,70 @@ This module is the run's order of steps; each step is a module of ``index/``: th
 (``walk``), the plan and the reuse of moved files (``plan``), the writer (``writer``), decoding (``decode``),
 the engines (``engines``: ``local`` or ``ray``, one encode step), the summary (``summary``). The options are
 ``options.IndexOptions`` (and ``EngineOptions``), checked where they are made.
+
+The precision the images are encoded at is decided here for every caller (``decide_precision``: measured, kept or
+as asked, by ``library_precision``) and recorded in the index's sidecar: ``index`` decides before it builds (or
+watches); ``build_index`` from Python decides when given ``settings`` and a ``precision`` instead of encoders, and
+records the precision of the encoders it is given otherwise.
 """
 from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+from ..clip import clip_encoder
+from ..models import Settings
+from .errors import file_system_error
 from .index.decode import decode_one
 from .index.engines import encoder_identity, run_local, run_ray
 from .index.plan import apply_reuse, fill_metadata, plan_run
 from .index.summary import IndexSummary
 from .index.walk import is_excluded
 from .index.writer import RowWriter, write_sample_rows
+from .library_precision import index_precision, read_sidecar, write_sidecar
 from .options import IndexOptions
 from .store import Store, ann_for, is_uri
 from .vectors import ANN_THRESHOLD
 
-__all__ = ["build_index", "decode_one", "IndexOptions", "IndexSummary"]  # decode_one: the per-file step, timed by tests
+__all__ = ["build_index", "decide_precision", "decode_one", "IndexOptions", "IndexSummary"]  # decode_one: timed
 
 
-def build_index(library: str | Path, index_dir: str | Path, encoders: dict, options: IndexOptions | None = None,
-                *, log=None, precomputed: dict | None = None, **option_values) -> IndexSummary:
-    """Bring ``index_dir`` up to date with ``library``; ``encoders``: role -> ClipEncoder.
+@dataclass(frozen=True)
+class PrecisionDecision:
+    """What ``decide_precision`` decided: the ``encoders`` (role -> ClipEncoder) at that precision, the JSON-ready
+    ``report`` (the precision, why, and the fidelity when measured: what ``index`` prints), and ``sample_rows``,
+    the sample's vectors the measurement already encoded (``build_index(precomputed=...)``), or None."""
+
+    encoders: dict
+    report: dict
+    sample_rows: dict | None = None
+
+
+def decide_precision(library, index_dir, settings: Settings | None = None, roles=("clip",),
+                     precision: str | None = None, log=None) -> PrecisionDecision:
+    """The precision ``index_dir``'s images are encoded at, decided and recorded in its sidecar
+    (``library_precision.index_precision``: ``precision`` auto, fp32, bf16 or int8; None: auto, or the
+    ``settings``' dtype when it names one), and the encoders built at it."""
+    roles = list(roles)
+    try:  # it records the precision in the index folder: a full or read-only disk shows here first
+        settings, report = index_precision(precision, settings or Settings(), library, index_dir, roles, log=log)
+    except OSError as error:
+        raise file_system_error(index_dir, error, "recording the precision") from None
+    sample_rows = report.pop("sample_rows", None)
+    encoders = {role: clip_encoder(role, settings) for role in roles}
+    report.update(precision=encoders[roles[0]].precision, identity=encoders[roles[0]].precision_id)
+    return PrecisionDecision(encoders, report, sample_rows)
+
+
+def build_index(library: str | Path, index_dir: str | Path, encoders: dict | None = None,
+                options: IndexOptions | None = None, *, settings: Settings | None = None, roles=("clip",),
+                precision: str | None = None, log=None, precomputed: dict | None = None,
+                **option_values) -> IndexSummary:
+    """Bring ``index_dir`` up to date with ``library``; ``encoders``: role -> ClipEncoder, or None with
+    ``settings``, ``roles`` and ``precision`` (auto, fp32, bf16, int8): decided here (``decide_precision``: the
+    summary's ``precision`` says what and why). Either way the precision is recorded in the index's sidecar.
 
     ``options`` (``IndexOptions``), or the same as keywords (``batch_size=8, workers=0, engine="ray"``).
     ``precomputed``: rows already encoded by these encoders (the precision check's sample, ``write_sample_rows``),
@@ -46,16 +87,32 @@ def build_index(library: str | Path, index_dir: str | Path, encoders: dict, opti
         options = IndexOptions.of(**option_values)
     elif option_values:
         raise TypeError("give build_index options or keywords, not both")
-    if not encoders:
-        raise ValueError("no encoders: pass at least {'clip': ClipEncoder}")
+    if encoders is not None and (settings is not None or precision is not None):
+        raise TypeError("give build_index encoders, or settings and a precision to build them at, not both")
+    if encoders is None and precomputed is not None:
+        raise TypeError("precomputed rows are the given encoders' vectors: give the encoders too")
+    told = log  # the precision check's lines carry their own "[index]"
     log = log or (lambda message: print(f"[index] {message}", file=sys.stderr))
-    started = time.time()
     root = Path(library).resolve()
     if not root.is_dir():
         raise NotADirectoryError(f"library {root} is not a folder")
+    decision = None
+    if encoders is None:
+        decision = decide_precision(root, index_dir, settings, roles, precision, log=told)
+        encoders, precomputed = decision.encoders, decision.sample_rows
+    if not encoders:
+        raise ValueError("no encoders: pass at least {'clip': ClipEncoder}")
+    summary = _build(root, index_dir, encoders, options, log, precomputed)
+    summary.precision = decision.report if decision is not None else None
+    return summary
+
+
+def _build(root: Path, index_dir, encoders: dict, options: IndexOptions, log, precomputed) -> IndexSummary:
+    started = time.time()
     summary = IndexSummary(str(root), str(index_dir), options.engine.engine, excludes=list(options.patterns))
     with Store.open(index_dir, library=root, write=True, wait_s=options.wait_s,
                     commit_rows=options.commit_rows) as store:
+        _record_precision(index_dir, encoders)  # under the writer's lock
         tables = _open_tables(store, encoders, summary, log)
         failures = store.failures()
         plan = plan_run(root, tables, failures, summary, None if is_uri(index_dir) else Path(index_dir),
@@ -83,6 +140,22 @@ def build_index(library: str | Path, index_dir: str | Path, encoders: dict, opti
     summary.seconds = round(time.time() - started, 2)
     summary.images_per_s = round((writer.encoded - reused) / max(encode_s, 1e-9), 1) if plan.todo else 0.0
     return summary
+
+
+def _record_precision(index_dir, encoders: dict) -> None:
+    """Record the precision of the ``encoders`` given in the index's sidecar, unless it records that precision for
+    these models already (``decide_precision`` recorded it, with its measurements: kept)."""
+    first = next(iter(encoders.values()))
+    locations = {role: encoder.resolved.location for role, encoder in encoders.items()}
+    recorded = read_sidecar(index_dir)
+    if recorded.get("precision") == first.precision and recorded.get("locations") == locations:
+        return
+    try:
+        write_sidecar(index_dir, {"precision": first.precision, "locations": locations, "runtime": first.runtime,
+                                  "measured": False, "reason": f"{first.precision}: the precision of the encoders "
+                                                               "build_index was given (nothing measured)"})
+    except OSError as error:
+        raise file_system_error(index_dir, error, "recording the precision") from None
 
 
 def _open_tables(store: Store, encoders: dict, summary: IndexSummary, log) -> dict:

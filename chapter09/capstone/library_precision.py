@@ -7,7 +7,8 @@ precision asked for, and reports the fidelity (``chapter09.fidelity``). ``--prec
 the same for every precision this machine runs and keeps the fastest one that passes the bar.
 
 One precision serves every encoder of an index (with ``--chinese-clip``, auto keeps the fastest that
-passes for both). The choice is written to ``precision.json`` in the index folder; the store itself
+passes for both). The choice is written to ``precision.json`` in the index folder (``precision_sidecar``: the one
+format of both precision sidecars); the store itself
 keys each vector table by checkpoint and precision (``tables.EncoderIdentity``), so another precision
 re-encodes into a table of its own instead of mixing vectors. ``caption --index`` picks its captioner's
 precision here too (``pick_caption_precision``: the same rule, fastest that passes the captions' bar). Re-running ``index`` (auto) on that
@@ -18,9 +19,7 @@ are encoded at the precision the images were.
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -29,7 +28,7 @@ import numpy as np
 from ..caption_fidelity import CAPTION_PRECISIONS, choose_caption_precision, measure_caption_fidelity
 from ..captioning import captioner as shared_captioner
 from ..clip import ClipEncoder
-from ..cpu import cpu_name, describe, flags
+from ..cpu import describe
 from ..errors import UsageError
 from ..fidelity import (
     FIDELITY_BAR,
@@ -49,6 +48,7 @@ from ..translation import translator
 from . import verdict_cache
 from .index.decode import decode_one
 from .index.walk import walk_library
+from .precision_sidecar import CAPTION_SIDECAR, INDEX_SIDECAR, find_verdict, read_verdicts, record_verdict
 from .store import Store, held_precision, is_uri, local_side_folder
 
 # How big the sample is, and why (the bounds are ``fidelity.agreement_margin`` / ``fidelity.cosine_margin``):
@@ -61,8 +61,7 @@ from .store import Store, held_precision, is_uri, local_side_folder
 # sample images' rows (``indexer.write_sample_rows``), so what the check costs is the other precisions' pass.
 SAMPLE_IMAGES = 96
 SAMPLE_QUERIES = 64
-SIDECAR = "precision.json"
-CAPTION_SIDECAR = "captions-precision.json"  # caption --index: the captioner's verdicts, keyed by caption_sidecar_key
+SIDECAR = INDEX_SIDECAR  # the index's verdict; caption --index's is CAPTION_SIDECAR, in the same format
 
 # Fixed English queries for libraries without captions: everyday photo subjects, short like real queries.
 DEFAULT_QUERIES = (
@@ -173,24 +172,17 @@ def sidecar_folder(index_dir) -> Path:
 
 
 def read_sidecar(index_dir) -> dict:
-    path = sidecar_folder(index_dir) / SIDECAR
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
+    """The index's precision verdict (``precision_sidecar``: an old flat record reads too), or {}."""
+    verdicts = read_verdicts(sidecar_folder(index_dir) / SIDECAR)
+    return verdicts[-1] if verdicts else {}
 
 
 def write_sidecar(index_dir, report: dict) -> None:
     """Record the precision an index's images were encoded at, the models and CPU the verdict was measured
-    for (atomically: write, then rename)."""
-    index_dir = sidecar_folder(index_dir)
-    index_dir.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=".precision-", suffix=".json", dir=index_dir)
-    with os.fdopen(handle, "w", encoding="utf-8") as out:
-        json.dump({**report, "identity": precision_identity(report["precision"], report.get("runtime", "torch")),
-                   "cpu": describe(), "recorded_at": time.strftime("%Y-%m-%d %H:%M:%S")},
-                  out, indent=2, ensure_ascii=False)
-    os.replace(tmp, index_dir / SIDECAR)
+    for: the index's one verdict (``precision_sidecar.record_verdict``)."""
+    identity = precision_identity(report["precision"], report.get("runtime", "torch"))
+    record_verdict(sidecar_folder(index_dir) / SIDECAR, {**report, "identity": identity},
+                   {"locations": report.get("locations", {})}, only=True)
 
 
 def _same_models_and_cpu(data: dict, locations: dict[str, str] | None) -> bool:
@@ -381,11 +373,6 @@ def query_settings(index, settings):
 
 
 # ----------------------------------------------------------------------------- captions (caption --index)
-def caption_sidecar_key(captioner_name: str, location: str, candidates) -> str:
-    """The key of a caption verdict in ``CAPTION_SIDECAR``: captioner, checkpoint, candidates and CPU."""
-    return json.dumps([captioner_name, location, sorted(candidates), cpu_name(), sorted(flags())])
-
-
 def pick_caption_precision(index_dir, store, sample: list[dict], langs, settings, name: str, requested: str,
                            log=None) -> tuple[object, str, list]:
     """``caption --index``'s captioner: (captioner, reason, sample rows already captioned) for ``requested``.
@@ -398,11 +385,11 @@ def pick_caption_precision(index_dir, store, sample: list[dict], langs, settings
         return model, f"{model.precision} as asked", []
     reference = shared_captioner(settings, name, "fp32")
     sidecar = None if is_uri(str(index_dir)) else Path(index_dir) / CAPTION_SIDECAR
-    key = caption_sidecar_key(name, reference.location, CAPTION_PRECISIONS)
-    known = json.loads(sidecar.read_text()) if sidecar is not None and sidecar.is_file() else {}
-    if key in known:
-        model = shared_captioner(settings, name, known[key]["precision"])
-        return model, known[key]["reason"] + " (measured on an earlier run of this index)", []
+    subject = {"captioner": name, "location": reference.location, "candidates": sorted(CAPTION_PRECISIONS)}
+    known = find_verdict(sidecar, subject) if sidecar is not None else None
+    if known is not None:
+        model = shared_captioner(settings, name, known["precision"])
+        return model, known["reason"] + " (measured on an earlier run of this index)", []
     items = []
     for record in sample:
         try:
@@ -421,9 +408,8 @@ def pick_caption_precision(index_dir, store, sample: list[dict], langs, settings
     choice = choose_caption_precision(rows)
     model = built[choice.precision]
     if sidecar is not None:
-        known[key] = {"precision": choice.precision, "reason": choice.reason,
-                      "fidelity": {p: r.to_json() for p, r in rows.items()}}
-        sidecar.write_text(json.dumps(known, indent=1))
+        record_verdict(sidecar, {"precision": choice.precision, "reason": choice.reason,
+                                 "fidelity": {p: r.to_json() for p, r in rows.items()}}, subject)
     # the sample's captions at the precision picked are kept: those images are not captioned again
     english = [text for ids in outputs[choice.precision] for text in model.decode_ids(ids)]
     kept = []

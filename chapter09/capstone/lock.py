@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..errors import SetupError
 from .errors import IndexLockedError, StoreError, file_system_error, log
+from .locations import is_uri
 
 LOCK_NAME = ".lock"
 
@@ -348,6 +349,6 @@ def lock_for(location: str | os.PathLike, wait_s: float = 0.0):
     location = str(location)
     if location.startswith("s3://"):
         return ObjectStoreLock(location, wait_s)
-    if "://" in location:
+    if is_uri(location):
         return None
     return IndexLock(location, wait_s)

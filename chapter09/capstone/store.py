@@ -33,7 +33,6 @@ and reading the previous version's ``store.npz`` (``npz_migration``), migrated o
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import time
@@ -45,6 +44,7 @@ from pathlib import Path
 from . import caption_text, npz_migration
 from . import vectors as vector_search
 from .errors import IndexFullError, IndexReadOnlyError, StoreError, file_system_error, log
+from .locations import is_uri, local_side_folder
 from .lock import LOCK_NAME, IndexLock, ObjectStoreLock, lock_for
 from .tables import (
     EncoderIdentity,
@@ -65,18 +65,6 @@ ANN_DIR = "ann"
 META_TABLE, FAILURES_TABLE, CAPTIONS_TABLE = "meta", "failures", "captions"
 FOREIGN_FILES = {"precision.json", ANN_DIR}  # other modules' files an index folder may hold before the tables
 CAPTION_INDEX_ROWS = 10_000  # captions table rows from which a BTree index on path serves the lookups
-
-
-def is_uri(location: str | os.PathLike) -> bool:
-    return "://" in str(location)
-
-
-def local_side_folder(location: str, kind: str) -> Path:
-    """The local folder of a URI index's side files of one ``kind`` (``ann``, ``serve``, ``precision``):
-    ``$XDG_CACHE_HOME/chapter09/KIND/<sha1 of the URI>`` (``~/.cache/...``). LanceDB writes the tables to
-    the object store; these files are caches a machine rebuilds, so they stay on the machine using them."""
-    digest = hashlib.sha1(str(location).encode()).hexdigest()[:16]
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "chapter09" / kind / digest
 
 
 def storage_options() -> dict:

@@ -32,10 +32,13 @@ class IndexSummary:
     startup_s: float = 0.0  # ray: joining or starting Ray
     ray: dict = field(default_factory=dict)  # ray: the cluster and where decoding and encoding ran (_run_ray)
     ann: dict = field(default_factory=dict)  # role -> {"nprobe", "recall_at_10", "build_s"} when built
+    precision: dict | None = None  # what build_index decided when it chose the precision (indexer.decide_precision)
 
     def to_json(self) -> dict:
-        # new/changed: issue 19's names for added/updated (kept for existing readers)
-        return {**self.__dict__, "failed_count": len(self.failed), "new": self.added, "changed": self.updated}
+        # new/changed: issue 19's names for added/updated (kept for existing readers); precision last, when decided
+        data = {key: value for key, value in self.__dict__.items() if key != "precision"}
+        return {**data, "failed_count": len(self.failed), "new": self.added, "changed": self.updated,
+                **({"precision": self.precision} if self.precision is not None else {})}
 
     def text(self) -> str:
         lines = [f"index {self.index}: {self.total} images from {self.library}",
@@ -67,5 +70,7 @@ class IndexSummary:
         for failure in self.failed:
             again = "" if failure.get("retried", True) else "  (unchanged since it failed: not retried)"
             lines.append(f"  FAILED {failure['path']}: {failure['reason']}{again}")
+        if self.precision is not None:
+            lines.append(f"  precision {self.precision['precision']}: {self.precision['reason']}")
         return "\n".join(lines)
 
