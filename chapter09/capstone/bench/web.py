@@ -19,7 +19,9 @@ What it does, in order:
    answer, then ``--clients`` clients at once, each ``--searches`` searches (other captions
    again), started together: every request must succeed; requests/s = requests / wall time.
 
-5. with ``--page``, the page itself in headless Chromium (Debian's, driven by Playwright by path): the time
+5. with ``--alternate N``, the JSON API and Gradio's REST route taking turns on one server, N searches each per
+   language: the fair comparison of the two on a machine whose load changes (what each adds to the search);
+6. with ``--page``, the page itself in headless Chromium (Debian's, driven by Playwright by path): the time
    from pressing Search to every thumbnail of the new results shown (loaded, decoded), over ``--page-searches``
    searches, timed in the browser.
 
@@ -329,6 +331,36 @@ def measure_page(url: str, texts: list[str]) -> dict:
             "target_met": p50 is not None and p50 <= PAGE_TARGET_P50_MS and not errors}
 
 
+def alternate(url: str, pool: list[str], k: int, rounds: int) -> dict:
+    """The JSON API and Gradio's REST route on one server taking turns, query by query, ``rounds`` each per
+    language: on a shared machine the load changes from one minute to the next, so only searches this close in
+    time compare; per transport the server's own search time and what the transport adds around it."""
+    callers = {"json": JsonCaller(url), "http": HttpCaller(url)}
+    out = {}
+    for language in ("en", "zh"):
+        texts = [q for q in pool if is_chinese(q) == (language == "zh")]
+        if len(texts) < 2 * rounds:
+            continue
+        timed: dict[str, list[tuple[float, float]]] = {name: [] for name in callers}
+        errors = []
+        for _ in range(rounds):
+            for name, call in callers.items():
+                query = texts.pop()
+                pool.remove(query)
+                seconds, server_ms, error = timed_search(call, query, k)
+                if error or server_ms is None:
+                    errors.append(f"{name}: {error}")
+                else:
+                    timed[name].append((1000 * seconds, server_ms))
+        out[language] = {name: {"ok": len(pairs),
+                                "total_p50_ms": round(statistics.median(t for t, _ in pairs), 1),
+                                "server_search_p50_ms": round(statistics.median(m for _, m in pairs), 1),
+                                "added_p50_ms": round(statistics.median(t - m for t, m in pairs), 1)}
+                         for name, pairs in timed.items() if pairs}
+        out[language]["errors"] = errors[:5]
+    return out
+
+
 CALLERS = {"json": JsonCaller, "http": HttpCaller, "gradio_client": GradioClientCaller}
 
 
@@ -344,7 +376,7 @@ def run(args) -> dict:
     pool = queries(library, args.queries)
     transports = list(CALLERS) if args.transport == "all" else [args.transport]
     needed = 1 + len(transports) * (args.warmup + args.single + args.clients * args.searches) + \
-        (args.page_searches + 2 if args.page else 0)
+        (args.page_searches + 2 if args.page else 0) + 4 * args.alternate
     if len(pool) < needed:
         raise SystemExit(f"{len(pool)} distinct captions, {needed} needed: raise --n")
     port = _free_port()
@@ -356,6 +388,8 @@ def run(args) -> dict:
         report["cold_first_search_ms"] = round(1000 * cold_s, 1)
         report["thumbnails_made_s"] = round(make_thumbnails(library, index), 1)
         report["runs"] = [measure(CALLERS[name], url, pool, args) for name in transports]
+        if args.alternate:
+            report["alternate"] = alternate(url, pool, args.k, args.alternate)
         if args.page:
             report["page"] = measure_page(url, [pool.pop() for _ in range(args.page_searches + 2)])
     finally:
@@ -394,6 +428,12 @@ def format_report(r: dict) -> str:
                   f"p95 {page['p95_ms']} ms; {page['ok']}/{page['searches']} ok" + _languages(page),
                   f"    target p50 <= {PAGE_TARGET_P50_MS} ms {'met' if page['target_met'] else 'MISSED'}"]
         lines += [f"    error: {e}" for e in page["errors"]]
+    for language, runs in r.get("alternate", {}).items():
+        lines.append(f"  [JSON API and Gradio's route taking turns, {language} queries]")
+        lines += [f"    {name:>4}: {t['ok']} ok, server-side search p50 {t['server_search_p50_ms']} ms, added by the "
+                  f"transport p50 {t['added_p50_ms']} ms, total p50 {t['total_p50_ms']} ms"
+                  for name, t in runs.items() if name != "errors"]
+        lines += [f"    error: {e}" for e in runs["errors"]]
     lines.append(f"  load after: {r['load_after']}")
     return "\n".join(lines)
 
@@ -414,6 +454,8 @@ def main(argv=None) -> int:
     parser.add_argument("--page", action="store_true",
                         help="also time the page in headless Chromium: Search pressed to thumbnails shown")
     parser.add_argument("--page-searches", type=int, default=20, help="searches the --page part times")
+    parser.add_argument("--alternate", type=int, default=0, metavar="N",
+                        help="then N searches per language through the JSON API and Gradio's route, taking turns")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     import contextlib
