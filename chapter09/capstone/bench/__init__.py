@@ -10,8 +10,9 @@ lives in a module of its own, and none of them imports this one:
 * ``engines``: ``index --engine local`` against ``--engine ray`` on the same photos;
 * ``startup``: ``search`` and ``serve`` in fresh processes;
 * ``captioning``: the real-architecture captioners, model alone against ``caption --index`` end to end;
-* ``web``: the web UI through its HTTP API (``python -m chapter09.capstone.bench.web``: it needs a
-  toy index and a running server of its own, so ``bench`` does not run it).
+* ``web``: the web UI through its JSON API, Gradio's route and gradio_client, and with ``--page`` the page in
+  headless Chromium (``python -m chapter09.capstone.bench.web``: it needs a toy index and a running server of
+  its own, so ``bench`` does not run it).
 
 1. Encoding (``encoding``): the real ``index`` code (``indexer.build_index``) end to end on
    photo-sized JPEGs with the ViT-B/32 CLIP architecture, once per precision (fp32, bf16, int8),

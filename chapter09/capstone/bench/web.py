@@ -19,7 +19,9 @@ What it does, in order:
    answer, then ``--clients`` clients at once, each ``--searches`` searches (other captions
    again), started together: every request must succeed; requests/s = requests / wall time.
 
-5. with ``--page``, the page itself in headless Chromium (Debian's, driven by Playwright by path): the time
+5. with ``--alternate N``, the JSON API and Gradio's REST route taking turns on one server, N searches each per
+   language: the fair comparison of the two on a machine whose load changes (what each adds to the search);
+6. with ``--page``, the page itself in headless Chromium (Debian's, driven by Playwright by path): the time
    from pressing Search to every thumbnail of the new results shown (loaded, decoded), over ``--page-searches``
    searches, timed in the browser.
 
@@ -194,6 +196,21 @@ def note_ms(note: str) -> float | None:
     return next((float(part.split()[0]) for part in note.split(" · ") if part.endswith(" ms")), None)
 
 
+def is_chinese(text: str) -> bool:
+    return any("\u4e00" <= ch <= "\u9fff" for ch in text)
+
+
+def by_language(queries_and_ms: list[tuple[str, float]]) -> dict:
+    """p50 of English and of Chinese queries apart: with both in the pool the times are two clusters (a Chinese
+    query is translated first), and one median of the mixture lands anywhere between them."""
+    out = {}
+    for language, chinese in (("en", False), ("zh", True)):
+        times = [ms for query, ms in queries_and_ms if is_chinese(query) == chinese]
+        if times:
+            out[f"p50_ms_{language}"] = round(statistics.median(times), 1)
+    return out
+
+
 def timed_search(call, query: str, k: int) -> tuple[float, float | None, str | None]:
     """(seconds, the server's own search ms from the note, error or None)."""
     started = time.perf_counter()
@@ -212,7 +229,8 @@ def measure(caller_class, url: str, pool: list[str], args) -> dict:
     caller = caller_class(url)
     for _ in range(args.warmup):
         timed_search(caller, pool.pop(), args.k)
-    single = [timed_search(caller, pool.pop(), args.k) for _ in range(args.single)]
+    asked = [pool.pop() for _ in range(args.single)]
+    single = [timed_search(caller, query, args.k) for query in asked]
     times = [1000 * s for s, _, e in single if e is None]
     server = [m for _, m, e in single if m is not None]
     out = {"transport": caller_class.name, "single": {
@@ -220,7 +238,8 @@ def measure(caller_class, url: str, pool: list[str], args) -> dict:
         "p50_ms": round(statistics.median(times), 1) if times else None,
         "p90_ms": round(_percentile(times, 0.9), 1) if times else None,
         "p95_ms": round(_percentile(times, 0.95), 1) if times else None,
-        "server_search_p50_ms": round(statistics.median(server), 1) if server else None}}
+        "server_search_p50_ms": round(statistics.median(server), 1) if server else None,
+        **by_language([(query, 1000 * s) for query, (s, _, e) in zip(asked, single) if e is None])}}
     callers = [caller_class(url) for _ in range(args.clients)]
     work = [[pool.pop() for _ in range(args.searches)] for _ in range(args.clients)]
     results: list[list] = [[] for _ in range(args.clients)]
@@ -258,10 +277,12 @@ def measure(caller_class, url: str, pool: list[str], args) -> dict:
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync"]
-# In the browser: press Search, then poll (every 2 ms) until the results changed (the note or the thumbnails'
-# addresses) and every thumbnail is loaded and decoded; the milliseconds from the press, or null after 30 s.
+# In the browser: press Search, then poll (every 2 ms) until the results changed (the note's text, which carries the
+# search's own ms, or the thumbnails' addresses) and every thumbnail is loaded and decoded; the milliseconds from
+# the press, or null after 30 s.
 PRESS_AND_WAIT = """async () => {
-  const note = () => (document.querySelector('#search-note') || {}).innerText || '';
+  // the note's text alone: its status tracker ("processing | 0.1s") changes at once, before any result
+  const note = () => (document.querySelector('#search-note [data-testid="markdown"]') || {}).innerText || '';
   const images = () => [...document.querySelectorAll('#results img')];
   const sources = () => images().map(img => img.src).join('|');
   const [noteBefore, sourcesBefore] = [note(), sources()];
@@ -286,7 +307,7 @@ def measure_page(url: str, texts: list[str]) -> dict:
     from playwright.sync_api import sync_playwright
 
     chromium = shutil.which("chromium") or "/usr/bin/chromium"
-    times, errors = [], []
+    times, timed, errors = [], [], []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
         page = browser.new_page(viewport={"width": 1280, "height": 1100})
@@ -302,11 +323,42 @@ def measure_page(url: str, texts: list[str]) -> dict:
                 errors.append(f"{text!r}: no new thumbnails within 30 s")
             else:
                 times.append(elapsed)
+                timed.append((text, elapsed))
         browser.close()
     p50 = round(statistics.median(times), 1) if times else None
     return {"searches": len(texts) - 2, "ok": len(times), "errors": errors[:5], "p50_ms": p50,
-            "p95_ms": round(_percentile(times, 0.95), 1) if times else None,
+            "p95_ms": round(_percentile(times, 0.95), 1) if times else None, **by_language(timed),
             "target_met": p50 is not None and p50 <= PAGE_TARGET_P50_MS and not errors}
+
+
+def alternate(url: str, pool: list[str], k: int, rounds: int) -> dict:
+    """The JSON API and Gradio's REST route on one server taking turns, query by query, ``rounds`` each per
+    language: on a shared machine the load changes from one minute to the next, so only searches this close in
+    time compare; per transport the server's own search time and what the transport adds around it."""
+    callers = {"json": JsonCaller(url), "http": HttpCaller(url)}
+    out = {}
+    for language in ("en", "zh"):
+        texts = [q for q in pool if is_chinese(q) == (language == "zh")]
+        if len(texts) < 2 * rounds:
+            continue
+        timed: dict[str, list[tuple[float, float]]] = {name: [] for name in callers}
+        errors = []
+        for _ in range(rounds):
+            for name, call in callers.items():
+                query = texts.pop()
+                pool.remove(query)
+                seconds, server_ms, error = timed_search(call, query, k)
+                if error or server_ms is None:
+                    errors.append(f"{name}: {error}")
+                else:
+                    timed[name].append((1000 * seconds, server_ms))
+        out[language] = {name: {"ok": len(pairs),
+                                "total_p50_ms": round(statistics.median(t for t, _ in pairs), 1),
+                                "server_search_p50_ms": round(statistics.median(m for _, m in pairs), 1),
+                                "added_p50_ms": round(statistics.median(t - m for t, m in pairs), 1)}
+                         for name, pairs in timed.items() if pairs}
+        out[language]["errors"] = errors[:5]
+    return out
 
 
 CALLERS = {"json": JsonCaller, "http": HttpCaller, "gradio_client": GradioClientCaller}
@@ -324,7 +376,7 @@ def run(args) -> dict:
     pool = queries(library, args.queries)
     transports = list(CALLERS) if args.transport == "all" else [args.transport]
     needed = 1 + len(transports) * (args.warmup + args.single + args.clients * args.searches) + \
-        (args.page_searches + 2 if args.page else 0)
+        (args.page_searches + 2 if args.page else 0) + 4 * args.alternate
     if len(pool) < needed:
         raise SystemExit(f"{len(pool)} distinct captions, {needed} needed: raise --n")
     port = _free_port()
@@ -336,12 +388,19 @@ def run(args) -> dict:
         report["cold_first_search_ms"] = round(1000 * cold_s, 1)
         report["thumbnails_made_s"] = round(make_thumbnails(library, index), 1)
         report["runs"] = [measure(CALLERS[name], url, pool, args) for name in transports]
+        if args.alternate:
+            report["alternate"] = alternate(url, pool, args.k, args.alternate)
         if args.page:
             report["page"] = measure_page(url, [pool.pop() for _ in range(args.page_searches + 2)])
     finally:
         stop_process(server, 20)
     report["load_after"] = _load()
     return report
+
+
+def _languages(part: dict) -> str:
+    said = [f"{language} {part[f'p50_ms_{language}']} ms" for language in ("en", "zh") if f"p50_ms_{language}" in part]
+    return f"\n      p50 by query language: {', '.join(said)}" if len(said) > 1 else ""
 
 
 def format_report(r: dict) -> str:
@@ -355,7 +414,8 @@ def format_report(r: dict) -> str:
         s, c = run["single"], run["concurrent"]
         lines += [f"  [{run['transport']}]",
                   f"    1 client, {s['requests']} searches: p50 {s['p50_ms']} ms, p95 {s['p95_ms']} ms "
-                  f"(of which server-side search p50 {s['server_search_p50_ms']} ms); {s['ok']}/{s['requests']} ok",
+                  f"(of which server-side search p50 {s['server_search_p50_ms']} ms); {s['ok']}/{s['requests']} ok"
+                  + _languages(s),
                   f"    {c['clients']} clients x {c['searches_each']} searches: {c['ok']}/{c['requests']} ok in "
                   f"{c['wall_s']} s = {c['requests_per_s']} requests/s; p50 {c['p50_ms']} ms, p95 {c['p95_ms']} ms",
                   "    targets: " + ", ".join(f"{name} {'met' if met else 'MISSED'}"
@@ -365,9 +425,15 @@ def format_report(r: dict) -> str:
         page = r["page"]
         lines += ["  [page in headless Chromium]",
                   f"    Search pressed to thumbnails shown (k=8), {page['searches']} searches: p50 {page['p50_ms']} ms, "
-                  f"p95 {page['p95_ms']} ms; {page['ok']}/{page['searches']} ok; target p50 <= {PAGE_TARGET_P50_MS} "
-                  f"ms {'met' if page['target_met'] else 'MISSED'}"]
+                  f"p95 {page['p95_ms']} ms; {page['ok']}/{page['searches']} ok" + _languages(page),
+                  f"    target p50 <= {PAGE_TARGET_P50_MS} ms {'met' if page['target_met'] else 'MISSED'}"]
         lines += [f"    error: {e}" for e in page["errors"]]
+    for language, runs in r.get("alternate", {}).items():
+        lines.append(f"  [JSON API and Gradio's route taking turns, {language} queries]")
+        lines += [f"    {name:>4}: {t['ok']} ok, server-side search p50 {t['server_search_p50_ms']} ms, added by the "
+                  f"transport p50 {t['added_p50_ms']} ms, total p50 {t['total_p50_ms']} ms"
+                  for name, t in runs.items() if name != "errors"]
+        lines += [f"    error: {e}" for e in runs["errors"]]
     lines.append(f"  load after: {r['load_after']}")
     return "\n".join(lines)
 
@@ -388,6 +454,8 @@ def main(argv=None) -> int:
     parser.add_argument("--page", action="store_true",
                         help="also time the page in headless Chromium: Search pressed to thumbnails shown")
     parser.add_argument("--page-searches", type=int, default=20, help="searches the --page part times")
+    parser.add_argument("--alternate", type=int, default=0, metavar="N",
+                        help="then N searches per language through the JSON API and Gradio's route, taking turns")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     import contextlib

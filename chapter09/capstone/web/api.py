@@ -45,7 +45,6 @@ PREFIX = "/api"
 MAX_TERMS = 10  # add + subtract terms one search takes
 THUMBNAIL_CACHE = "private, max-age=31536000, immutable"  # a URL naming the content (?v=its sha1) never changes
 REVALIDATE = "private, no-cache"  # anything else: kept, but asked again (an ETag makes that a 304)
-UPLOAD_FIELD = "image"
 
 
 class ApiError(ChapterError):
