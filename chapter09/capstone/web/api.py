@@ -148,10 +148,10 @@ def indexed_or_text(library: WebLibrary, raw: str, sign: float = 1.0) -> Term:
     return Term("text", value, sign * weight)
 
 
-def answer(result: dict, warnings: list[str], root_path: str) -> dict:
+def answer(result, warnings: list[str], root_path: str) -> dict:
     """``search --json``'s dict (JSON as the command line writes it), each hit with the URLs of its thumbnail
     (naming its content, so it can be cached for good) and its original, and the search's warnings."""
-    out = json.loads(json.dumps(result, ensure_ascii=False, default=str))
+    out = json.loads(json.dumps(result.to_json(), ensure_ascii=False, default=str))
     for hit in out["hits"]:
         where = quote(hit["path"])
         version = (hit.get("indexed") or {}).get("sha1")
