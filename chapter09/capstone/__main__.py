@@ -79,7 +79,7 @@ def search_request(searcher, args):
 
 
 def cmd_search(args) -> int:
-    from .queries import QueryError
+    from .queries import QueryError, route_reason
     from .search import LibrarySearch
 
     searcher = LibrarySearch(args.index, Settings.from_args(args), mode=args.search)
@@ -96,6 +96,8 @@ def cmd_search(args) -> int:
                 if result["ann_recall_at_10"] is not None else "")]
     if len(result.get("terms", ())) > 1:
         lines.append("  terms: " + " ".join(f"{t['weight']:+g}*{t['kind']}:{t['value']}" for t in result["terms"]))
+    if result.get("query") and result["query_kind"] in ("text", "hybrid"):  # why this route: in $CH09_LANG
+        lines.append("  " + route_reason(args.strategy, result["query"]))
     if result.get("encoded_text") and result["encoded_text"] != result.get("query"):
         lines.append(f"  query encoded as: {result['encoded_text']}")
     if result.get("caption_text"):

@@ -41,6 +41,18 @@ def resolve(flag: str | None = None) -> str:
     raise ValueError(f"{ENV}={value!r}: choose one of {', '.join(LANGS)} / 请选择 {' 或 '.join(LANGS)}")
 
 
+def t(en, zh=None, lang: str | None = None):
+    """One text of an (English, Chinese) pair in ``lang`` (None: ``resolve()``, so ``$CH09_LANG``; a value it does
+    not know reads as English here: the entry points refuse it); ``zh`` None: the English. The lessons
+    (``Lesson.t``), the capstone's messages and its web UI all pick their language through this one function."""
+    if lang is None:
+        try:
+            lang = resolve()
+        except ValueError:
+            lang = DEFAULT
+    return zh if lang == "zh" and zh is not None else en
+
+
 @dataclass(frozen=True)
 class Msg:
     """A text by id, with the values of its placeholders (a value may itself be a ``Msg``)."""
