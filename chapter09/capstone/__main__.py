@@ -211,7 +211,7 @@ def cmd_serve(args) -> int:
         raise UsageError("--no-auth and a login (--auth, --auth-file or $CH09_SERVE_AUTH) contradict each other: "
                          "give one of them")
     serve(args.index, host=args.host, port=args.port, settings=Settings.from_args(args),
-          max_upload_mb=args.max_upload_mb, auth=logins, no_auth=args.no_auth)
+          max_upload_mb=args.max_upload_mb, auth=logins, no_auth=args.no_auth, lang=args.lang)
     return 0
 
 
@@ -411,6 +411,8 @@ def _serve_flags(p) -> None:
                    help="default loopback only; another (0.0.0.0: every network) needs a login or --no-auth")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--max-upload-mb", type=float, default=20)
+    p.add_argument("--lang", choices=("en", "zh", "auto"), default="auto",
+                   help="the page's language: en, zh, or auto (each browser's own; default)")
     p.add_argument("--auth", action="append", default=[], metavar="USER:PASSWORD",
                    help="a login for the page and the API (repeatable); the password shows in `ps` and shell "
                         "history: prefer --auth-file or $CH09_SERVE_AUTH=USER:PASSWORD[,USER:PASSWORD]")

@@ -48,25 +48,31 @@ served as it is: thumbnails it lacks are made in a per-user cache folder instead
 from ..models import Settings
 from .store import Store
 from .web.access import LOOPBACK, check_exposure, parse_logins
+from .web.i18n import checked_lang
 
 __all__ = ["parse_logins", "serve"]
 
 
 def serve(index_dir, host: str = "127.0.0.1", port: int = 7860, settings: Settings | None = None,
           max_upload_mb: float = 20, block: bool = True, auth: list[tuple[str, str]] | None = None,
-          no_auth: bool = False):
+          no_auth: bool = False, lang: str = "auto"):
     """Serve the UI; ``auth``: (user, password) logins, required for a host other than loopback unless
-    ``no_auth``. Raises UsageError before loading anything when the exposure is refused."""
+    ``no_auth``; ``lang``: the page's language (en, zh, or auto: each browser's). Raises UsageError before
+    loading anything when the exposure is refused or ``lang`` is not one of those."""
+    checked_lang(lang)
     if host not in LOOPBACK:
         check_exposure(host, auth or [], no_auth, Store.open(index_dir).library)
+    from .web.i18n import PageWords
     from .web.page import CSS, QUEUE_SIZE, SEARCH_CONCURRENCY, build_app  # Gradio: imported only to serve
 
-    app, library = build_app(index_dir, settings, max_upload_mb)
+    words = PageWords(lang)
+    app, library = build_app(index_dir, settings, max_upload_mb, words)
     app.queue(default_concurrency_limit=SEARCH_CONCURRENCY, max_size=QUEUE_SIZE)
     allowed = [str(library.root), *map(str, library.thumbnail_folders())]  # absolute, as Gradio requires
     # max_file_size in bytes: Gradio parses "5.0mb" as an error, so never format a float into a unit string
     app.launch(server_name=host, server_port=port, allowed_paths=allowed, auth=auth or None,
                auth_message="Chapter 9 image library: log in (serve --auth / --auth-file)" if auth else None,
                max_file_size=int(max_upload_mb * 1024 * 1024), prevent_thread_lock=not block, quiet=False,
-               footer_links=["api"], css=CSS, show_error=False, enable_monitoring=False)
+               footer_links=["api"], css=CSS, show_error=False, enable_monitoring=False,
+               i18n=words.translations())
     return app
