@@ -24,7 +24,7 @@ from ..filters import Filters
 from ..search import LibrarySearch, SearchRequest, Term
 from ..store import is_uri
 from ..thumbnails import FOLDER, SIZE, content_key, ensure_thumbnail, thumbnail_path
-from .i18n import say
+from .i18n import WORDS, say
 
 BROWSER_FORMATS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".avif", ".svg"}
 FULL_SIDE = 2048  # long edge of the JPEG rendition of formats a browser cannot show (HEIC, TIFF)
@@ -187,7 +187,8 @@ class WebLibrary:
         request's language; values as the search gave them)."""
         parts = [say(f"{result['strategy']} · {result['search']} search over {result['library_size']} images · "
                      f"{result['ms']} ms",
-                     f"{result['strategy']} · 在 {result['library_size']} 张图片中做 {result['search']} 搜索 · "
+                     f"{result['strategy']} · 在 {result['library_size']} 张图片中做"
+                     f"{WORDS.get(result['search'], ('', ' ' + result['search'] + ' '))[1]}搜索 · "
                      f"{result['ms']} ms")]
         if result.get("refreshed"):
             parts.append(say("the index changed since the last search: reopened", "索引在上次搜索后有变化：已重新打开"))
