@@ -144,3 +144,55 @@ def test_messages_follow_the_page_or_the_browser(chinese_app):
     assert "分数" in detail[0] and "打开原图" in detail[0]
     items, note, hits = call(auto.text_search, "a red circle", "auto", 3, request=FakeRequest("en"))
     assert "search over" in note and not CJK.search(note)
+
+
+def test_a_chinese_browser_gets_the_chinese_page(index, tmp_path):
+    """``serve`` (``--lang auto``, the default) in a headless Chromium whose language is zh-CN: tabs, labels, the
+    header and a search's note in Chinese, the model table still there; the screenshot is kept for a look
+    (``CH09_UI_ZH_SCREENSHOT``)."""
+    import os
+    import socket
+    from pathlib import Path
+
+    from headless import launch, require_chromium
+    from playwright.sync_api import sync_playwright
+
+    from chapter09.capstone.serve import serve
+
+    require_chromium()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = serve(index, port=port, settings=Settings("toy"), block=False)
+    try:
+        with sync_playwright() as p:
+            browser = launch(p)
+            page = browser.new_page(locale="zh-CN", viewport={"width": 1280, "height": 1000})
+            page.goto(f"http://127.0.0.1:{port}", timeout=60_000)
+            page.wait_for_function("document.querySelector('#toy-banner') && "
+                                   "document.querySelector('#toy-banner').innerText.includes('玩具世界')",
+                                   timeout=60_000)
+            table = page.locator("#model-table").inner_text()
+            assert all(role in table for role in ROLES) and "玩具孪生" in table
+            body = page.inner_text("body")
+            for shown in ("检索", "描述", "匹配", "查询（中文或英文）", "中文查询策略", "筛选（作用于上面的每一种检索）"):
+                assert shown in body, shown
+            assert "Find similar" not in body and "Results (click one)" not in body
+            page.locator("#query textarea, #query input").first.fill("红色圆形")
+            page.locator("#search-button").click()
+            page.wait_for_function("document.querySelector('#search-note') && "
+                                   "document.querySelector('#search-note').innerText.includes('张图片中做')",
+                                   timeout=60_000)
+            page.locator("#results img").first.wait_for(timeout=30_000)
+            shot = Path(os.environ.get("CH09_UI_ZH_SCREENSHOT", tmp_path / "ui-zh.png"))
+            page.screenshot(path=str(shot), full_page=True)
+            assert shot.stat().st_size > 10_000
+            # the Chinese is drawn with a font that has it: a CJK glyph is about square, as wide as tall
+            width = page.evaluate("""() => { const s = document.createElement('span'); s.textContent = '检索检索检索';
+                                     s.style.cssText = 'font-size: 20px; position: absolute; display: inline-block; white-space: nowrap';
+                                     document.body.appendChild(s);
+                                     const w = s.getBoundingClientRect().width; s.remove(); return w; }""")
+            assert 100 <= width <= 140, width
+            browser.close()
+    finally:
+        app.close()
