@@ -84,3 +84,18 @@ def test_the_chinese_edition_is_chinese_prose():
     assert cjk_share(chinese) > 0.7   # measured 0.81: names (LanceDB, FAISS) and flags stay in Latin letters
     untranslated = [p[:80] for p in prose_paragraphs(chinese) if len(LATIN.findall(p)) > 40 and not CJK.search(p)]
     assert not untranslated, untranslated
+
+
+def test_the_chinese_faq_answers_every_english_question_with_the_same_names():
+    """chapter09's FAQ in both editions: every flag, variable, command and file the English answers name is in the
+    Chinese answers too (an answer missing from one edition, or one naming another flag, fails)."""
+    chapter = CAPSTONE.parent
+    english = (chapter / "README.md").read_text(encoding="utf-8")
+    chinese = (chapter / "README.zh-CN.md").read_text(encoding="utf-8")
+    english_faq = english[english.index("## FAQ"):english.index("## Glossary")]
+    chinese_faq = chinese[chinese.index("## 常见问题"):chinese.index("## 术语表")]
+    spans = re.compile(r"`([^`\n]+)`")
+    named = set(spans.findall(english_faq))
+    assert len(named) > 20 and re.findall(r"^\*\*", english_faq, re.M)
+    assert named <= set(spans.findall(chinese_faq)), sorted(named - set(spans.findall(chinese_faq)))
+    assert len(re.findall(r"^\*\*", chinese_faq, re.M)) >= len(re.findall(r"^\*\*", english_faq, re.M))
