@@ -142,6 +142,8 @@ def test_messages_follow_the_page_or_the_browser(chinese_app):
     assert encoded.strip() == "a red circle"
     detail = call(chinese.select_hit, hits, gr.SelectData(None, {"index": 0, "value": None}), request=FakeRequest())
     assert "分数" in detail[0] and "打开原图" in detail[0]
+    items, note, hits = call(chinese.text_search, "红色圆形", "auto", 3, "images", request=FakeRequest())
+    assert "筛选：文件夹 images -> 12 张图片中有 12 张符合（精确）" in note, note
     items, note, hits = call(auto.text_search, "a red circle", "auto", 3, request=FakeRequest("en"))
     assert "search over" in note and not CJK.search(note)
 

@@ -31,6 +31,13 @@ WORDS: dict[str, tuple[str, str]] = {
                    "要用真实模型，请加 --models real 运行"),
     "images_searched": ("{images} images · {mode} search", "{images} 张图片 · {mode}搜索"),
     "exact": ("exact", "精确"), "ann": ("ann", "近似（IVF-SQ8）"),
+    "exact over the matching rows": ("exact over the matching rows", "在匹配的行上精确搜索"),
+    "captions": ("captions", "描述"),
+    # the filters as a search reports them (``Filters.to_json``'s keys)
+    "filter folder": ("folder", "文件夹"), "filter taken_after": ("taken_after", "拍摄不早于"),
+    "filter taken_before": ("taken_before", "拍摄早于"), "filter camera": ("camera", "相机"),
+    "filter types": ("types", "文件类型"), "filter min_size": ("min_size", "短边至少"),
+    "filter min_width": ("min_width", "宽度至少"), "filter min_height": ("min_height", "高度至少"),
     "role": ("role", "角色"), "weights": ("weights", "权重"), "class": ("class", "类"), "location": ("location", "位置"),
     "toy twin": ("toy twin", "玩具孪生"), "real": ("real", "真实模型"), "unavailable": ("unavailable", "不可用"),
     "tab_search": ("Search 检索", "检索"), "tab_caption": ("Caption 描述", "描述"), "tab_match": ("Match 匹配", "匹配"),

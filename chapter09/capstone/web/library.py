@@ -202,11 +202,16 @@ class WebLibrary:
                 if result.get("query_kind") == "hybrid" else " (BM25)"
             parts.append(say("caption text: ", "描述文字：") + result["caption_text"] + how)
         if "filters" in result:
-            how = result["filter_search"] + (f", nprobe {result['filter_nprobe']}" if result.get("filter_nprobe")
-                                             else "")
+            nprobe = f", nprobe {result['filter_nprobe']}" if result.get("filter_nprobe") else ""
+            how = result["filter_search"]
+            how_zh = WORDS.get(how, (how, how))[1] + nprobe
             said = "; ".join(f"{k} {','.join(v) if isinstance(v, list) else v}" for k, v in result["filters"].items())
-            parts.append(say(f"filter: {said} -> {result['matching']} of {result['library_size']} images match ({how})",
-                             f"筛选：{said} -> {result['library_size']} 张图片中有 {result['matching']} 张符合（{how}）"))
+            said_zh = "；".join(f"{WORDS.get('filter ' + k, (k, k))[1]} {','.join(v) if isinstance(v, list) else v}"
+                               for k, v in result["filters"].items())
+            parts.append(say(f"filter: {said} -> {result['matching']} of {result['library_size']} images match "
+                             f"({how + nprobe})",
+                             f"筛选：{said_zh} -> {result['library_size']} 张图片中有 {result['matching']} 张符合"
+                             f"（{how_zh}）"))
         return " · ".join(parts + [say("note: ", "说明：") + n for n in result.get("notes", ())] +
                           [say("warning: ", "警告：") + w for w in warnings])
 
