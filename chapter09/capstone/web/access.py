@@ -11,6 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 from ...errors import UsageError
+from .i18n import say
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 AUTH_ENV = "CH09_SERVE_AUTH"
@@ -105,11 +106,15 @@ class ClientLimiter:
         with self._lock:
             wait = self._take_token(who)
             if wait:
-                raise gr.Error(f"slow down: this client ({who}) is sending more than {self.rate:g} requests a "
-                               f"second (at most {self.burst} at once); try again in {max(wait, 0.1):.1f} s")
+                seconds = f"{max(wait, 0.1):.1f}"
+                raise gr.Error(say(f"slow down: this client ({who}) is sending more than {self.rate:g} requests a "
+                                   f"second (at most {self.burst} at once); try again in {seconds} s",
+                                   f"请慢一点：这个客户端（{who}）每秒发送的请求超过 {self.rate:g} 个"
+                                   f"（一次最多 {self.burst} 个）；请 {seconds} 秒后再试"))
             if self.running[who] >= self.limit:
-                raise gr.Error(f"slow down: this client ({who}) already has {self.limit} searches running; "
-                               "wait for them to finish")
+                raise gr.Error(say(f"slow down: this client ({who}) already has {self.limit} searches running; "
+                                   "wait for them to finish",
+                                   f"请慢一点：这个客户端（{who}）已有 {self.limit} 个搜索在运行；请等它们完成"))
             self.running[who] += 1
         try:
             yield
