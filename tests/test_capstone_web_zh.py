@@ -191,7 +191,8 @@ def test_a_chinese_browser_gets_the_chinese_page(index, tmp_path):
             assert shot.stat().st_size > 10_000
             # the Chinese is drawn with a font that has it: a CJK glyph is about square, as wide as tall
             width = page.evaluate("""() => { const s = document.createElement('span'); s.textContent = '检索检索检索';
-                                     s.style.cssText = 'font-size: 20px; position: absolute; display: inline-block; white-space: nowrap';
+                                     s.style.cssText = 'font-size: 20px; position: absolute;'
+                                         + 'display: inline-block; white-space: nowrap';
                                      document.body.appendChild(s);
                                      const w = s.getBoundingClientRect().width; s.remove(); return w; }""")
             assert 100 <= width <= 140, width

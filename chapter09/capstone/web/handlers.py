@@ -81,7 +81,8 @@ class Handlers:
         k = checked_k(k)
         path = checked_hit(self.library.root, relative)
         return self.searched(request, (folder, taken_after, taken_before, camera, types, min_size),
-                             lambda filters: self.library.by_image(path, k, filters), say(f" · similar to {relative}", f" · 与 {relative} 相似"))
+                             lambda filters: self.library.by_image(path, k, filters),
+                             say(f" · similar to {relative}", f" · 与 {relative} 相似"))
 
     def combined_search(self, text, image,
                         term1_kind, term1_sign, term1_value, term1_image, term1_weight,

@@ -173,7 +173,8 @@ def _combined_builder(words: PageWords) -> tuple:
                                 label=words("sign"), elem_id=f"term{number}-sign", scale=1)
                 value = gr.Textbox(label=words("term_value"), elem_id=f"term{number}-value", scale=3)
                 upload = image_input(label=words("image"), elem_id=f"term{number}-image", height=120, scale=1)
-                weight = weight_input(f"term {number}", label=words("weight"), elem_id=f"term{number}-weight", scale=1, min_width=70)
+                weight = weight_input(f"term {number}", label=words("weight"),
+                                      elem_id=f"term{number}-weight", scale=1, min_width=70)
                 use = gr.Button(words("use_hit"), elem_id=f"term{number}-use-hit", scale=1, size="sm")
             term_inputs += [kind, sign, value, upload, weight]
             uses.append((use, kind, value))
