@@ -11,8 +11,6 @@ from chapter09.capstone.index.summary import IndexSummary
 from chapter09.capstone.queries import QueryError, check_query, pick_strategy, route_reason
 from chapter09.exercises import i18n
 
-pytestmark = pytest.mark.unit
-
 # Names that stay as they are in Chinese text: strategies, models, metrics, units, values the code prints.
 NAMES = {"auto", "clip", "translate", "multilingual", "chinese_clip", "CLIP", "Chinese-CLIP", "opus-mt", "ANN",
          "IVF-SQ8", "nprobe", "recall@10", "BLEU-4", "CIDEr-D", "ray", "actor", "local", "R@1", "R@5", "R@10",
@@ -113,3 +111,21 @@ def test_one_helper_picks_the_language(monkeypatch):
     assert i18n.t("cat", "猫") == "猫" and i18n.t("cat") == "cat" and i18n.t("cat", "猫", "en") == "cat"
     monkeypatch.setenv("CH09_LANG", "fr")  # a language the chapter does not speak: English (entry points refuse it)
     assert i18n.t("cat", "猫") == "cat"
+
+
+@pytest.mark.e2e  # a whole command: eval on six toy images (~15 s)
+def test_the_command_line_speaks_chinese_with_lang_zh_and_refuses_a_language_it_lacks(tmp_path, capsys,
+                                                                                       monkeypatch):
+    from chapter09.capstone.__main__ import main
+    from chapter09.toyworld import write_dataset
+
+    library = write_dataset(tmp_path / "lib", n=6, seed=83, split="heldout")
+    monkeypatch.delenv("CH09_LANG", raising=False)
+    assert main(["eval", "--dataset", str(library), "--models", "toy", "--lang", "zh"]) == 0
+    report = capsys.readouterr().out.strip().splitlines()
+    assert report[0].endswith("6 张图片，24 条文本") and "文本->图像 R@1" in report[1], report
+    assert all(not english_words(line) for line in report), report
+    monkeypatch.setenv("CH09_LANG", "fr")
+    with pytest.raises(SystemExit) as refused:
+        main(["eval", "--dataset", str(library), "--models", "toy"])
+    assert refused.value.code == 2 and "CH09_LANG='fr'" in capsys.readouterr().err
