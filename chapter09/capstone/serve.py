@@ -1,5 +1,6 @@
 """The web UI: search by text or example image, caption, image-text match, in Gradio. This module starts it;
-its parts are in ``web/`` (``access``, ``checks``, ``library``, ``handlers``, ``components``, ``page``).
+its parts are in ``web/`` (``access``, ``checks``, ``library``, ``handlers``, ``components``, ``i18n``, ``page``).
+``--lang en|zh|auto`` picks the page's language (``auto``: each browser's; ``web/i18n.py``).
 
 What it shows, and why:
 
