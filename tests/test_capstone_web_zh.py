@@ -104,6 +104,7 @@ def test_the_chinese_page_has_no_english_label_and_still_shows_its_models(chines
     assert sum(len(shown) for shown in texts.values()) > 50  # the walk read the page at all
     tabs = [block.label for block in app.blocks.values() if type(block).__name__ == "Tab"]
     assert tabs == ["检索", "描述", "匹配"]
+    assert app.title == "第 9 章综合项目：图片库"  # the browser tab's title
 
 
 def test_the_page_built_auto_carries_keys_the_browser_resolves(index):
@@ -115,6 +116,9 @@ def test_the_page_built_auto_carries_keys_the_browser_resolves(index):
     assert set(translations["en"]) == set(translations["zh-CN"]) == set(WORDS)
     labels = [block.label for block in app.blocks.values() if type(block).__name__ == "Tab"]
     assert [label.key for label in labels] == ["tab_search", "tab_caption", "tab_match"]  # gr.I18n keys
+    # where no browser resolves the words (the login page, the window title): both languages
+    assert words.plain("login") == f"{WORDS['login'][0]} / {WORDS['login'][1]}"
+    assert PageWords("zh").plain("login") == WORDS["login"][1]
 
 
 def call(handler, *args, **kwargs):

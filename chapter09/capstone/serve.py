@@ -72,7 +72,7 @@ def serve(index_dir, host: str = "127.0.0.1", port: int = 7860, settings: Settin
     allowed = [str(library.root), *map(str, library.thumbnail_folders())]  # absolute, as Gradio requires
     # max_file_size in bytes: Gradio parses "5.0mb" as an error, so never format a float into a unit string
     app.launch(server_name=host, server_port=port, allowed_paths=allowed, auth=auth or None,
-               auth_message="Chapter 9 image library: log in (serve --auth / --auth-file)" if auth else None,
+               auth_message=words.plain("login") if auth else None,
                max_file_size=int(max_upload_mb * 1024 * 1024), prevent_thread_lock=not block, quiet=False,
                footer_links=["api"], css=CSS, show_error=False, enable_monitoring=False,
                i18n=words.translations())

@@ -24,6 +24,8 @@ BROWSER_CHINESE = ("zh", "zh-CN", "zh-SG", "zh-TW", "zh-HK", "zh-Hans", "zh-Hant
 # alone. Proper names (CLIP, model ids, file types, strategy names) stay as they are in both.
 WORDS: dict[str, tuple[str, str]] = {
     "title": ("Chapter 9 capstone: image library", "第 9 章综合项目：图片库"),
+    "login": ("Chapter 9 image library: log in (serve --auth / --auth-file)",
+              "第 9 章图片库：请登录（serve --auth / --auth-file）"),
     "heading": ("Image library search and captioning · 图片库检索与描述", "图片库检索与描述"),
     "toy_banner": ("TOY WORLD: tiny models trained on synthetic shapes; results on real photos are meaningless; "
                    "run with --models real",
@@ -161,6 +163,14 @@ class PageWords:
     def translations(self):
         """The ``gr.I18n`` for ``launch(i18n=...)`` (None for a page in one language)."""
         return self._i18n
+
+    def plain(self, key: str) -> str:
+        """``key``'s words where no browser resolves them (the login page, the window title): the page's language,
+        both for ``auto``."""
+        if self.lang != "auto":
+            return word(key, self.lang)
+        english, chinese = WORDS[key]
+        return f"{english} / {chinese}"
 
     def speaking(self, lang: str | None = None):
         """The block in which messages are said in ``lang`` (default: the page's; ``auto``: both)."""

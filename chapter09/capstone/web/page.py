@@ -82,7 +82,7 @@ def build_app(index_dir, settings: Settings | None = None, max_upload_mb: float 
     def header(lang: str) -> str:
         return header_html(rows, library.root, len(library.searcher.store), search_mode, lang)
 
-    title = word("title", "en" if words.lang == "auto" else words.lang)
+    title = words.plain("title")
     with gr.Blocks(title=title, analytics_enabled=False) as app, words.speaking():
         shown = gr.HTML(header("en" if words.lang == "auto" else words.lang), elem_id="header")
         with gr.Tab(words("tab_search")):
