@@ -23,6 +23,7 @@ from pathlib import Path
 
 from . import config
 from .cli import add_lang_option, add_model_options
+from .exercises import i18n
 from .models import Settings, announce_toy_world, in_notebook
 
 # tqdm.auto warns in a Jupyter kernel without ipywidgets ("IProgress not found") and then prints plain
@@ -59,12 +60,17 @@ class Lesson:
     def t(self, en, zh=None):
         """A short text (a label, a header, a figure title) in the lesson's language; ``zh`` None: the English.
         Any pair of values works the same way (``lesson.t(None, TABLE_HEADERS_ZH)``: headers only in Chinese)."""
-        return zh if self.lang == "zh" and zh is not None else en
+        return i18n.t(en, zh, self.lang)
 
     @staticmethod
     def ljust(text: str, width: int) -> str:
         """``text`` padded to ``width`` terminal columns (a Chinese character takes two), for aligned tables."""
         return text + " " * max(0, width - _columns(text))
+
+    @staticmethod
+    def rjust(text: str, width: int) -> str:
+        """``text`` right-aligned in ``width`` terminal columns (a Chinese character takes two)."""
+        return " " * max(0, width - _columns(text)) + text
 
     def say(self, text: str, zh: str | None = None) -> None:
         """Narrate a step in plain words (wrapped like a paragraph), in the lesson's language."""

@@ -6,8 +6,9 @@ import json
 import sys
 from pathlib import Path
 
-from ..cli import add_model_options, run_cli
+from ..cli import add_lang_option, add_model_options, run_cli
 from ..errors import UsageError
+from ..exercises.i18n import resolve, speaking
 from ..models import Settings
 
 _RESULT_STREAM = []  # where results go: stdout, even while chatter is sent to stderr for --json
@@ -69,7 +70,7 @@ def search_request(searcher, args):
 
 
 def cmd_search(args) -> int:
-    from .queries import QueryError
+    from .queries import QueryError, route_reason
     from .search import LibrarySearch
 
     searcher = LibrarySearch(args.index, Settings.from_args(args), mode=args.search)
@@ -86,6 +87,8 @@ def cmd_search(args) -> int:
                 if result.ann_recall_at_10 is not None else "")]
     if len(result.terms) > 1:
         lines.append("  terms: " + " ".join(f"{t['weight']:+g}*{t['kind']}:{t['value']}" for t in result.terms))
+    if result.query and result.query_kind in ("text", "hybrid"):  # why this route: in $CH09_LANG
+        lines.append("  " + route_reason(args.strategy, result.query))
     if result.encoded_text and result.encoded_text != result.query:
         lines.append(f"  query encoded as: {result.encoded_text}")
     if result.caption_text:
@@ -198,7 +201,7 @@ def cmd_serve(args) -> int:
         raise UsageError("--no-auth and a login (--auth, --auth-file or $CH09_SERVE_AUTH) contradict each other: "
                          "give one of them")
     serve(args.index, host=args.host, port=args.port, settings=Settings.from_args(args),
-          max_upload_mb=args.max_upload_mb, auth=logins, no_auth=args.no_auth)
+          max_upload_mb=args.max_upload_mb, auth=logins, no_auth=args.no_auth, lang=args.lang)
     return 0
 
 
@@ -258,9 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(function=function)
         return p
 
-    _index_flags(command("index", "index (or update) a folder of images", cmd_index))
-    _search_flags(command("search", "search an index by text (English/Chinese), images, both combined, or caption text",
-                          cmd_search))
+    _index_flags(_speaks(command("index", "index (or update) a folder of images", cmd_index)))
+    _search_flags(_speaks(command("search", "search an index by text (English/Chinese), images, both combined, or "
+                                  "caption text", cmd_search)))
     _caption_flags(command("caption", "caption images in English and Chinese (or every image of an index)",
                            cmd_caption))
     p = command("match", "image-text match scores", cmd_match)
@@ -272,12 +275,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--index", required=True)
     p.add_argument("--threshold", type=float, default=NEAR_DUPLICATE_COSINE,
                    help=f"cosine for near duplicates (default {NEAR_DUPLICATE_COSINE})")
-    _eval_flags(command("eval", "Recall@1/5/10 (or --captions: BLEU-4, CIDEr-D) on a data set", cmd_eval))
+    _eval_flags(_speaks(command("eval", "Recall@1/5/10 (or --captions: BLEU-4, CIDEr-D) on a data set", cmd_eval)))
     _finetune_flags(command("finetune", "contrastive fine-tuning of CLIP on a data set", cmd_finetune))
     _serve_flags(command("serve", "web UI (Gradio)", cmd_serve))
     _bench_flags(command("bench", "speed: the indexer per precision against the model alone and the naive loop; "
                          "fidelity; store; exact vs ANN search; start-up; captioning", cmd_bench))
     return parser
+
+
+def _speaks(p):
+    """The lessons' --lang en|zh on a command whose report is written in words (default: $CH09_LANG, else en);
+    ``caption`` and ``serve`` keep their own --lang (the captions' languages, the page's)."""
+    add_lang_option(p)
+    p.set_defaults(speaks=True)
+    return p
 
 
 def _index_flags(p) -> None:
@@ -391,6 +402,8 @@ def _serve_flags(p) -> None:
                    help="default loopback only; another (0.0.0.0: every network) needs a login or --no-auth")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--max-upload-mb", type=float, default=20)
+    p.add_argument("--lang", choices=("en", "zh", "auto"), default="auto",
+                   help="the page's language: en, zh, or auto (each browser's own; default)")
     p.add_argument("--auth", action="append", default=[], metavar="USER:PASSWORD",
                    help="a login for the page and the API (repeatable); the password shows in `ps` and shell "
                         "history: prefer --auth-file or $CH09_SERVE_AUTH=USER:PASSWORD[,USER:PASSWORD]")
@@ -426,12 +439,21 @@ def _bench_flags(p) -> None:
 def main(argv=None) -> int:
     import contextlib
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    lang = None
+    if getattr(args, "speaks", False):  # --lang, else $CH09_LANG, else en; a $CH09_LANG it does not speak is refused
+        try:
+            lang = resolve(args.lang)
+        except ValueError as error:
+            parser.error(str(error))
     _RESULT_STREAM.append(sys.stdout)
     try:
         # with --json (or --paths-only), stdout carries the result alone: model banners and notes go to stderr
         quiet = getattr(args, "json", False) or getattr(args, "paths_only", False)
-        with contextlib.redirect_stdout(sys.stderr) if quiet else contextlib.nullcontext():
+        # --lang zh (index, search, eval): the report's words, through the helper the lessons use
+        with contextlib.redirect_stdout(sys.stderr) if quiet else contextlib.nullcontext(), \
+                speaking(lang) if lang else contextlib.nullcontext():
             return run_cli(lambda: args.function(args))
     finally:
         _RESULT_STREAM.pop()

@@ -35,8 +35,10 @@ from PIL import Image
 
 from ..clip import clip_encoder
 from ..errors import UsageError
+from ..exercises.i18n import t
 from ..images import BadImageError, as_rgb, load_image, to_rgb
 from ..language import has_chinese
+from ..lesson import Lesson
 from ..models import ModelUnavailableError, Settings
 from ..retrieval import recall_both_ways
 from .describe import caption_images, caption_route
@@ -324,51 +326,62 @@ def compare_strategies(data: PairedData, strategies="all", settings: Settings | 
     return report
 
 
-def _heading(report: dict, what: str) -> str:
-    line = f"{report['dataset']}: {report['images']} images, {what}"
-    if report.get("missing"):
-        shown = report.get("missing_examples", [])[:3]
-        more = f" and {report['missing'] - len(shown)} more" if report["missing"] > len(shown) else ""
-        line += (f"\n  MISSING: {report['missing']} listed image(s) not found, skipped with their captions: "
-                 f"{', '.join(shown)}{more}")
-    if report.get("unreadable"):
-        shown = report.get("unreadable_examples", [])[:3]
-        more = f" and {report['unreadable'] - len(shown)} more" if report["unreadable"] > len(shown) else ""
-        line += (f"\n  UNREADABLE: {report['unreadable']} listed image(s) could not be decoded, skipped with their "
-                 f"captions: {', '.join(shown)}{more}")
+def _heading(report: dict, what: str, lang: str | None = None) -> str:
+    line = t(f"{report['dataset']}: {report['images']} images, {what}",
+             f"{report['dataset']}：{report['images']} 张图片，{what}", lang)
+    for kind, en, zh in (("missing", "MISSING: {n} listed image(s) not found, skipped with their captions",
+                          "缺失：列出的 {n} 张图片找不到，已连同其描述跳过"),
+                         ("unreadable", "UNREADABLE: {n} listed image(s) could not be decoded, skipped with their "
+                          "captions", "无法读取：列出的 {n} 张图片无法解码，已连同其描述跳过")):
+        if report.get(kind):
+            shown = report.get(f"{kind}_examples", [])[:3]
+            hidden = report[kind] - len(shown)
+            more = t(f" and {hidden} more", f" 等，另有 {hidden} 张", lang) if hidden > 0 else ""
+            line += "\n  " + t(en, zh, lang).format(n=report[kind]) + t(": ", "：", lang) + ", ".join(shown) + more
     return line
 
 
-def format_comparison(report: dict) -> str:
-    lines = [_heading(report, f"{report['texts']} texts"),
-             f"  {'strategy':<13} {'lang':<4} {'text->image R@1':>15} {'R@5':>6} {'R@10':>6} | "
-             f"{'image->text R@1':>15} {'R@5':>6} {'R@10':>6}"]
+def format_comparison(report: dict, lang: str | None = None) -> str:
+    """Every strategy's recall both ways, one line per (strategy, language); ``lang``: the words' language (None:
+    ``$CH09_LANG``, else English)."""
+    def cell(en: str, zh: str, width: int, align=Lesson.rjust) -> str:
+        return align(t(en, zh, lang), width)
+
+    lines = [_heading(report, t(f"{report['texts']} texts", f"{report['texts']} 条文本", lang), lang),
+             f"  {cell('strategy', '策略', 13, Lesson.ljust)} {cell('lang', '语言', 4, Lesson.ljust)} "
+             f"{cell('text->image R@1', '文本->图像 R@1', 15)} {'R@5':>6} {'R@10':>6} | "
+             f"{cell('image->text R@1', '图像->文本 R@1', 15)} {'R@5':>6} {'R@10':>6}"]
     for name, result in report["strategies"].items():
         if "error" in result:
-            lines.append(f"  {name:<13} unavailable: {result['error'][:120]}")
+            lines.append(f"  {name:<13} {t('unavailable', '不可用', lang)}{t(': ', '：', lang)}{result['error'][:120]}")
             continue
-        for lang in ("zh", "en"):
-            if lang in result:
-                t2i, i2t = result[lang]["text_to_image"], result[lang]["image_to_text"]
-                lines.append(f"  {name:<13} {lang:<4} {t2i['R@1']:>15.3f} {t2i['R@5']:>6.3f} {t2i['R@10']:>6.3f} | "
+        for code in ("zh", "en"):
+            if code in result:
+                t2i, i2t = result[code]["text_to_image"], result[code]["image_to_text"]
+                lines.append(f"  {name:<13} {code:<4} {t2i['R@1']:>15.3f} {t2i['R@5']:>6.3f} {t2i['R@10']:>6.3f} | "
                              f"{i2t['R@1']:>15.3f} {i2t['R@5']:>6.3f} {i2t['R@10']:>6.3f}")
     return "\n".join(lines)
 
 
-def format_retrieval(report: dict) -> str:
-    lines = [_heading(report, f"{report['texts']} texts")]
-    for lang, r in report["languages"].items():
+def format_retrieval(report: dict, lang: str | None = None) -> str:
+    lines = [_heading(report, t(f"{report['texts']} texts", f"{report['texts']} 条文本", lang), lang)]
+    for code, r in report["languages"].items():
         t2i, i2t = r["text_to_image"], r["image_to_text"]
-        lines.append(f"  [{lang}] strategy {r['strategy']:<12} text->image R@1 {t2i['R@1']:.3f} R@5 {t2i['R@5']:.3f} "
-                     f"R@10 {t2i['R@10']:.3f} | image->text R@1 {i2t['R@1']:.3f} R@5 {i2t['R@5']:.3f} "
-                     f"R@10 {i2t['R@10']:.3f}  ({r['queries']} queries)")
+        lines.append(t(f"  [{code}] strategy {r['strategy']:<12} text->image R@1 {t2i['R@1']:.3f} R@5 {t2i['R@5']:.3f} "
+                       f"R@10 {t2i['R@10']:.3f} | image->text R@1 {i2t['R@1']:.3f} R@5 {i2t['R@5']:.3f} "
+                       f"R@10 {i2t['R@10']:.3f}  ({r['queries']} queries)",
+                       f"  [{code}] 策略 {r['strategy']:<12} 文本->图像 R@1 {t2i['R@1']:.3f} R@5 {t2i['R@5']:.3f} "
+                       f"R@10 {t2i['R@10']:.3f} | 图像->文本 R@1 {i2t['R@1']:.3f} R@5 {i2t['R@5']:.3f} "
+                       f"R@10 {i2t['R@10']:.3f}  （{r['queries']} 个查询）", lang))
     return "\n".join(lines)
 
 
-def format_captions(report: dict) -> str:
-    return "\n".join([_heading(report, f"captioned by route {report.get('route', '-')}")] + [
-        f"  [{lang}] BLEU-4 {r['BLEU-4']:.2f}  CIDEr-D {r['CIDEr-D']:.3f}  ({r['images']} images)"
-        for lang, r in report["languages"].items()])
+def format_captions(report: dict, lang: str | None = None) -> str:
+    route = report.get("route", "-")
+    return "\n".join([_heading(report, t(f"captioned by route {route}", f"描述路线 {route}", lang), lang)] + [
+        t(f"  [{code}] BLEU-4 {r['BLEU-4']:.2f}  CIDEr-D {r['CIDEr-D']:.3f}  ({r['images']} images)",
+          f"  [{code}] BLEU-4 {r['BLEU-4']:.2f}  CIDEr-D {r['CIDEr-D']:.3f}  （{r['images']} 张图片）", lang)
+        for code, r in report["languages"].items()])
 
 
 # ----------------------------------------------------------------------------- caption metrics

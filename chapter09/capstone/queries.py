@@ -27,6 +27,7 @@ import numpy as np
 
 from ..clip import clip_encoder
 from ..errors import ChapterError
+from ..exercises.i18n import t
 from ..language import has_chinese
 from ..models import Settings, announce, cached, pick_device, resolve
 from ..retrieval import l2_normalize
@@ -115,14 +116,42 @@ BY_NAME = {strategy.name: strategy for strategy in (
 STRATEGIES = ("auto", *BY_NAME)
 
 
+# What each strategy does with a query, in words (English, Chinese): the route reason a search shows.
+ROUTES = {
+    "clip": ("CLIP's own text tower (it learnt English only)", "CLIP 自己的文本塔（它只学过英文）"),
+    "translate": ("opus-mt translates Chinese to English, then CLIP's text tower reads it",
+                  "先用 opus-mt 把中文译成英文，再交给 CLIP 的文本塔"),
+    "multilingual": ("a multilingual text encoder distilled into CLIP's image space",
+                     "一个蒸馏到 CLIP 图像空间的多语言文本编码器"),
+    "chinese_clip": ("Chinese-CLIP's text tower, against its own image vectors",
+                     "Chinese-CLIP 的文本塔，与它自己的图像向量比较"),
+}
+
+
+def route_reason(requested: str, text: str, lang: str | None = None) -> str:
+    """Why ``text`` takes the route it takes under ``requested`` (a strategy or ``auto``), in ``lang`` (None:
+    ``$CH09_LANG``, else English): one line for the search's output."""
+    used = pick_strategy(requested, text).name
+    chinese = has_chinese(text)
+    route = t(*ROUTES[used], lang)
+    if requested == "auto":
+        return t(f"auto picked {used} for {'a Chinese' if chinese else 'an English'} query: {route}",
+                 f"auto 为{'中文' if chinese else '英文'}查询选择了 {used}：{route}", lang)
+    warning = t("; a Chinese query through it is near chance", "；用它读中文查询接近随机", lang) \
+        if used == "clip" and chinese else ""
+    return t(f"{used}, as --strategy asked: {route}{warning}", f"{used}（按 --strategy 指定）：{route}{warning}", lang)
+
+
 def check_query(text: str, warn=None) -> str:
     """Strip; refuse empty queries; cut over-long ones with a warning (never crash)."""
     warn = warn or _default_warn
     text = (text or "").strip()
     if not text:
-        raise QueryError("the query is empty: type a few words, e.g. \"a red circle\" or \"红色圆形\"")
+        raise QueryError(t("the query is empty: type a few words, e.g. \"a red circle\" or \"红色圆形\"",
+                           "查询是空的：请输入几个词，例如 \"a red circle\" 或 \"红色圆形\""))
     if len(text) > MAX_QUERY_CHARS:
-        warn(f"query of {len(text)} characters cut to the first {MAX_QUERY_CHARS}")
+        warn(t(f"query of {len(text)} characters cut to the first {MAX_QUERY_CHARS}",
+               f"查询有 {len(text)} 个字符，只保留前 {MAX_QUERY_CHARS} 个"))
         text = text[:MAX_QUERY_CHARS]
     return text
 
@@ -135,7 +164,8 @@ def auto_strategy(lang: str) -> str:
 
 def pick_strategy(strategy: str, text: str, settings: Settings | None = None) -> Strategy:
     if strategy not in STRATEGIES:
-        raise QueryError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+        raise QueryError(t(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}",
+                           f"未知的策略 {strategy!r}；请从 {', '.join(STRATEGIES)} 中选择一个"))
     if strategy == "auto":
         strategy = auto_strategy("zh" if has_chinese(text) else "en")
     return BY_NAME[strategy]

@@ -1,5 +1,6 @@
 """The web UI: search by text or example image, caption, image-text match, in Gradio. This module starts it;
-its parts are in ``web/`` (``access``, ``checks``, ``library``, ``handlers``, ``components``, ``page``).
+its parts are in ``web/`` (``access``, ``checks``, ``library``, ``handlers``, ``components``, ``i18n``, ``page``).
+``--lang en|zh|auto`` picks the page's language (``auto``: each browser's; ``web/i18n.py``).
 
 What it shows, and why:
 
@@ -48,30 +49,36 @@ served as it is: thumbnails it lacks are made in a per-user cache folder instead
 from ..models import Settings
 from .store import Store
 from .web.access import LOOPBACK, check_exposure, parse_logins
+from .web.i18n import checked_lang
 
 __all__ = ["parse_logins", "serve"]
 
 
 def serve(index_dir, host: str = "127.0.0.1", port: int = 7860, settings: Settings | None = None,
           max_upload_mb: float = 20, block: bool = True, auth: list[tuple[str, str]] | None = None,
-          no_auth: bool = False):
+          no_auth: bool = False, lang: str = "auto"):
     """Serve the UI; ``auth``: (user, password) logins, required for a host other than loopback unless
-    ``no_auth``. Raises UsageError before loading anything when the exposure is refused."""
+    ``no_auth``; ``lang``: the page's language (en, zh, or auto: each browser's). Raises UsageError before
+    loading anything when the exposure is refused or ``lang`` is not one of those."""
+    checked_lang(lang)
     if host not in LOOPBACK:
         check_exposure(host, auth or [], no_auth, Store.open(index_dir).library)
     from .web.access import PER_CLIENT, ClientLimiter
     from .web.api import build_api, gradio_session_user, mount  # FastAPI and Gradio: imported only to serve
+    from .web.i18n import PageWords
     from .web.page import CSS, QUEUE_SIZE, SEARCH_CONCURRENCY, build_app
 
+    words = PageWords(lang)
     limiter = ClientLimiter(PER_CLIENT)  # one for the page and the JSON API: a client cannot double its share
-    app, library = build_app(index_dir, settings, max_upload_mb, limiter)
+    app, library = build_app(index_dir, settings, max_upload_mb, words, limiter)
     app.queue(default_concurrency_limit=SEARCH_CONCURRENCY, max_size=QUEUE_SIZE)
     allowed = [str(library.root), *map(str, library.thumbnail_folders())]  # absolute, as Gradio requires
     # max_file_size in bytes: Gradio parses "5.0mb" as an error, so never format a float into a unit string
     app.launch(server_name=host, server_port=port, allowed_paths=allowed, auth=auth or None,
-               auth_message="Chapter 9 image library: log in (serve --auth / --auth-file)" if auth else None,
+               auth_message=words.plain("login") if auth else None,
                max_file_size=int(max_upload_mb * 1024 * 1024), prevent_thread_lock=True, quiet=False,
-               footer_links=["api"], css=CSS, show_error=False, enable_monitoring=False)
+               footer_links=["api"], css=CSS, show_error=False, enable_monitoring=False,
+               i18n=words.translations())
     # the JSON API at /api, on the server Gradio just started (its routes are looked up per request)
     mount(app.server_app, build_api(library, limiter, auth or (), gradio_session_user(app.server_app)))
     print(f"[serve] JSON API: {app.local_url.rstrip('/')}/api/search?text=...  (docs: /api/docs)")

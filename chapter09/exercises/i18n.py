@@ -17,9 +17,11 @@ without the other fails; after changing both, record it with ``python -m chapter
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import os
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -39,6 +41,35 @@ def resolve(flag: str | None = None) -> str:
         if value == lang or value.startswith(lang + "-") or value.startswith(lang + "."):
             return lang
     raise ValueError(f"{ENV}={value!r}: choose one of {', '.join(LANGS)} / 请选择 {' 或 '.join(LANGS)}")
+
+
+# The language of the work at hand where one caller decides it for what it calls (the web UI: each request's);
+# None: ``resolve()``. A context variable, so two requests served at once each keep their own.
+SPEAKING: ContextVar[str | None] = ContextVar("chapter09_speaking", default=None)
+
+
+@contextlib.contextmanager
+def speaking(lang: str):
+    """Inside the block, ``t`` without a ``lang`` speaks ``lang`` (``en`` or ``zh``)."""
+    token = SPEAKING.set(lang)
+    try:
+        yield
+    finally:
+        SPEAKING.reset(token)
+
+
+def t(en, zh=None, lang: str | None = None):
+    """One text of an (English, Chinese) pair in ``lang`` (None: the ``speaking`` block's, else ``resolve()``, so
+    ``$CH09_LANG``; a value it does not know reads as English here: the entry points refuse it); ``zh`` None: the
+    English. The lessons (``Lesson.t``), the capstone's messages and its web UI all pick their language here."""
+    if lang is None:
+        lang = SPEAKING.get()
+    if lang is None:
+        try:
+            lang = resolve()
+        except ValueError:
+            lang = DEFAULT
+    return zh if lang == "zh" and zh is not None else en
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """The web UI in parts: ``access`` (logins, exposure, per-client limits), ``checks`` (every input's check and the
 one-line messages), ``library`` (the UI's view of an index: searches, thumbnails, hits, uploads), ``handlers``
 (one method per API endpoint, each through one wrapper), ``components`` (Gradio inputs that refuse odd API values
-with a message) and ``page`` (the layout and its wiring). ``capstone/serve.py`` starts it."""
+with a message), ``i18n`` (the page's words in English and Chinese, and each request's language) and ``page`` (the
+layout and its wiring). ``capstone/serve.py`` starts it."""
 import os
 
 # Private photos: no usage reports, no version checks. Set here, before any module of this package imports Gradio.

@@ -11,6 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 from ...errors import UsageError
+from .i18n import say
 
 
 class SlowDown(UsageError):
@@ -124,12 +125,16 @@ class ClientLimiter:
         with self._lock:
             wait = self._take_token(who)
             if wait:
-                raise SlowDown(f"slow down: this client ({who}) is sending more than {self.rate:g} requests a "
-                               f"second (at most {self.burst} at once); try again in {max(wait, 0.1):.1f} s",
-                               retry_after=max(wait, 0.1))
+                seconds = f"{max(wait, 0.1):.1f}"
+                raise SlowDown(say(f"slow down: this client ({who}) is sending more than {self.rate:g} requests a "
+                                   f"second (at most {self.burst} at once); try again in {seconds} s",
+                                   f"请慢一点：这个客户端（{who}）每秒发送的请求超过 {self.rate:g} 个"
+                                   f"（一次最多 {self.burst} 个）；请 {seconds} 秒后再试"), retry_after=max(wait, 0.1))
             if self.running[who] >= self.limit:
-                raise SlowDown(f"slow down: this client ({who}) already has {self.limit} searches running; "
-                               "wait for them to finish", retry_after=1.0)
+                raise SlowDown(say(f"slow down: this client ({who}) already has {self.limit} searches running; "
+                                   "wait for them to finish",
+                                   f"请慢一点：这个客户端（{who}）已有 {self.limit} 个搜索在运行；请等它们完成"),
+                               retry_after=1.0)
             self.running[who] += 1
         try:
             yield

@@ -13,6 +13,7 @@ import contextlib
 
 import gradio as gr
 
+from ...exercises.i18n import SPEAKING
 from ..search import SearchRequest, Term
 from .access import PER_CLIENT, ClientLimiter
 from .checks import (
@@ -24,14 +25,21 @@ from .checks import (
     combined_terms,
     error_messages,
 )
+from .i18n import request_lang, say
 from .library import WebLibrary
 
 
 class Handlers:
     """The web UI's event functions over one ``WebLibrary``, each one client's slot at a time."""
 
-    def __init__(self, library: WebLibrary, per_client: ClientLimiter | None = None):
+    def __init__(self, library: WebLibrary, per_client: ClientLimiter | None = None, lang: str = "auto"):
         self.library, self.per_client = library, per_client or ClientLimiter(PER_CLIENT)
+        self.lang = lang  # the page's: en, zh, or auto (each request in its browser's language)
+
+    def speak(self, request) -> None:
+        """Every message of this event (checks, the library's, the project's errors) in the request's language:
+        the event runs in a context of its own, so this holds for it alone."""
+        SPEAKING.set(request_lang(self.lang, request))
 
     # ---- the one wrapper
     @contextlib.contextmanager
@@ -55,22 +63,26 @@ class Handlers:
     # ---- searches
     def text_search(self, query, strategy, k, folder=None, taken_after=None, taken_before=None, camera=None,
                     types=None, min_size=None, request: gr.Request = None):
+        self.speak(request)
         query, k, strategy = checked_query(query), checked_k(k), checked_strategy(strategy)
         return self.searched(request, (folder, taken_after, taken_before, camera, types, min_size),
                              lambda filters: self.library.by_text(query, strategy, k, filters))
 
     def image_search(self, image_path, k, folder=None, taken_after=None, taken_before=None, camera=None, types=None,
                      min_size=None, request: gr.Request = None):
+        self.speak(request)
         k = checked_k(k)
         return self.searched(request, (folder, taken_after, taken_before, camera, types, min_size),
                              lambda filters: self.library.by_image(self.library.upload(image_path), k, filters))
 
     def find_similar(self, relative, k, folder=None, taken_after=None, taken_before=None, camera=None, types=None,
                      min_size=None, request: gr.Request = None):
+        self.speak(request)
         k = checked_k(k)
         path = checked_hit(self.library.root, relative)
         return self.searched(request, (folder, taken_after, taken_before, camera, types, min_size),
-                             lambda filters: self.library.by_image(path, k, filters), f" · similar to {relative}")
+                             lambda filters: self.library.by_image(path, k, filters),
+                             say(f" · similar to {relative}", f" · 与 {relative} 相似"))
 
     def combined_search(self, text, image,
                         term1_kind, term1_sign, term1_value, term1_image, term1_weight,
@@ -80,6 +92,7 @@ class Handlers:
                         min_size=None, request: gr.Request = None):
         """The combined-query builder: its API takes each of the three term rows' five fields by name
         (``term1_kind`` ... ``term3_weight``), as the page's inputs are wired; they are read as rows here."""
+        self.speak(request)
         k, strategy = checked_k(k), checked_strategy(strategy)
         term_rows = [(term1_kind, term1_sign, term1_value, term1_image, term1_weight),
                      (term2_kind, term2_sign, term2_value, term2_image, term2_weight),
@@ -90,43 +103,49 @@ class Handlers:
 
     def caption_text_search(self, caption_text, hybrid, query, strategy, k, folder=None, taken_after=None,
                             taken_before=None, camera=None, types=None, min_size=None, request: gr.Request = None):
+        self.speak(request)
         caption_text, k, strategy = checked_query(caption_text), checked_k(k), checked_strategy(strategy)
         terms = []
         if hybrid:
             if not isinstance(query, str) or not query.strip():
-                raise gr.Error("hybrid fuses the captions' words with the Query box's search: type a query too, "
-                               "or untick hybrid")
+                raise gr.Error(say("hybrid fuses the captions' words with the Query box's search: type a query too, "
+                                   "or untick hybrid", "混合检索会把描述文字与查询框的检索融合：请同时输入查询，或取消勾选“混合”"))
             terms = [Term("text", checked_query(query))]
         return self.searched(request, (folder, taken_after, taken_before, camera, types, min_size),
                              lambda filters: self.library.search(SearchRequest(terms, k, strategy, filters,
                                                                                caption_text, bool(hybrid))))
 
     # ---- the selected hit
-    def select_hit(self, hits, event: gr.SelectData):
+    def select_hit(self, hits, event: gr.SelectData, request: gr.Request = None):
+        self.speak(request)
         if not hits or event.index is None or event.index >= len(hits):
             return "", ""
         hit = hits[event.index]
         return self.library.detail_html(hit), hit["file"]
 
-    @staticmethod
-    def use_hit(relative):
+    def use_hit(self, relative, request: gr.Request = None):
+        self.speak(request)
         if not isinstance(relative, str) or not relative:
-            raise gr.Error("pick a result first (click a thumbnail), then use it as a term")
+            raise gr.Error(say("pick a result first (click a thumbnail), then use it as a term",
+                               "请先选一个结果（点击一张缩略图），再把它用作一项"))
         return "this hit", relative
 
     # ---- captions and match
     def caption(self, image_path, request: gr.Request):
+        self.speak(request)
         with self.guarded(request):
             captions = self.library.caption(self.library.upload(image_path))
         return captions["en"], captions["zh"]
 
     def caption_hit(self, relative, request: gr.Request):
+        self.speak(request)
         path = checked_hit(self.library.root, relative)
         with self.guarded(request):
             captions = self.library.caption_file(path)
         return captions["en"], captions["zh"]
 
     def match(self, image_path, texts, request: gr.Request):
+        self.speak(request)
         lines = checked_match_lines(texts)
         with self.guarded(request):
             return self.library.match(self.library.upload(image_path), lines)

@@ -26,6 +26,7 @@ from ..records import Hit, SearchResult
 from ..search import LibrarySearch, SearchRequest, Term
 from ..store import is_uri
 from ..thumbnails import FOLDER, SIZE, content_key, ensure_thumbnail, thumbnail_path
+from .i18n import WORDS, say
 
 BROWSER_FORMATS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".avif", ".svg"}
 FULL_SIDE = 2048  # long edge of the JPEG rendition of formats a browser cannot show (HEIC, TIFF)
@@ -183,41 +184,60 @@ class WebLibrary:
         return items, out
 
     def note(self, result: SearchResult, warnings=()) -> str:
-        """One line under the gallery: how it was searched, what the terms were, what the filter kept."""
-        note = f"{result.strategy} · {result.search} search over {result.library_size} images · {result.ms} ms"
-        if result.refreshed:
-            note += " · the index changed since the last search: reopened"
-        if result.encoded_text and result.encoded_text != result.query:
-            note += f" · query encoded as: {result.encoded_text}"
-        if len(result.terms) > 1:
-            note += " · terms: " + " ".join(f"{t['weight']:+g}×{t['kind']}:{t['value']}" for t in result.terms)
-        if result.caption_text:
-            note += f" · caption text: {result.caption_text}" + (
-                " (fused with the query by reciprocal rank)" if result.query_kind == "hybrid" else " (BM25)")
-        if result.filters is not None:
-            said = "; ".join(f"{k} {','.join(v) if isinstance(v, list) else v}" for k, v in result.filters.items())
-            note += (f" · filter: {said} -> "
-                     f"{result.matching} of {result.library_size} images match ({result.filter_how})")
-        return " · ".join([note] + [f"note: {n}" for n in result.notes] + [f"warning: {w}" for w in warnings])
+        """One line under the gallery: how it was searched, what the terms were, what the filter kept (in the
+        request's language; values as the search gave them)."""
+        parts = [say(f"{result['strategy']} · {result['search']} search over {result['library_size']} images · "
+                     f"{result['ms']} ms",
+                     f"{result['strategy']} · 在 {result['library_size']} 张图片中做"
+                     f"{WORDS.get(result['search'], ('', ' ' + result['search'] + ' '))[1]}搜索 · "
+                     f"{result['ms']} ms")]
+        if result.get("refreshed"):
+            parts.append(say("the index changed since the last search: reopened", "索引在上次搜索后有变化：已重新打开"))
+        if result.get("encoded_text") and result["encoded_text"] != result.get("query"):
+            parts.append(say("query encoded as: ", "实际编码的查询：") + result["encoded_text"])
+        if len(result.get("terms", ())) > 1:
+            parts.append(say("terms: ", "搜索项：")
+                         + " ".join(f"{t['weight']:+g}×{t['kind']}:{t['value']}" for t in result["terms"]))
+        if result.get("caption_text"):
+            how = say(" (fused with the query by reciprocal rank)", "（与查询按倒数排名融合）") \
+                if result.get("query_kind") == "hybrid" else " (BM25)"
+            parts.append(say("caption text: ", "描述文字：") + result["caption_text"] + how)
+        if "filters" in result:
+            nprobe = f", nprobe {result['filter_nprobe']}" if result.get("filter_nprobe") else ""
+            how = result["filter_search"]
+            how_zh = WORDS.get(how, (how, how))[1] + nprobe
+            said = "; ".join(f"{k} {','.join(v) if isinstance(v, list) else v}" for k, v in result["filters"].items())
+            said_zh = "；".join(f"{WORDS.get('filter ' + k, (k, k))[1]} {','.join(v) if isinstance(v, list) else v}"
+                               for k, v in result["filters"].items())
+            parts.append(say(f"filter: {said} -> {result['matching']} of {result['library_size']} images match "
+                             f"({how + nprobe})",
+                             f"筛选：{said_zh} -> {result['library_size']} 张图片中有 {result['matching']} 张符合"
+                             f"（{how_zh}）"))
+        return " · ".join(parts + [say("note: ", "说明：") + n for n in result.get("notes", ())] +
+                          [say("warning: ", "警告：") + w for w in warnings])
 
     def detail_html(self, hit: dict) -> str:
         path = inside(self.root, hit["file"])
         if path is None:
-            return "<p>this file is no longer in the library</p>"
+            return f"<p>{say('this file is no longer in the library', '这个文件已不在图库中')}</p>"
         url = file_url(self.viewable(path))
         original = file_url(path)
         caps = []
-        for lang, label in (("en", "English"), ("zh", "中文")):
+        for lang, label in (("en", say("English", "英文")), ("zh", "中文")):
             if hit.get(f"caption_{lang}"):
                 caps.append(f"<div><b>{label}:</b> {html.escape(hit[f'caption_{lang}'])}</div>")
-        captions = "".join(caps) or "<div><i>no stored captions (add them with <code>caption --index</code>, " \
-                                    "or press Caption this)</i></div>"
+        captions = "".join(caps) or "<div><i>" + say(
+            "no stored captions (add them with <code>caption --index</code>, or press Caption this)",
+            "没有已存储的描述（可用 <code>caption --index</code> 生成，或按“为它生成描述”）") + "</i></div>"
+        original_link = say(f' · <a href="{original}" download>original file</a>',
+                            f' · <a href="{original}" download>原始文件</a>') if url != original else ""
         return (f'<a id="full-image-link" href="{url}" target="_blank" rel="noopener">'
                 f'<img id="full-image" src="{url}" alt="{html.escape(hit["file"])}"></a>'
-                f"<div><b>#{hit['rank']}</b> · score {hit['score']:.3f} · <code>{html.escape(hit['file'])}</code></div>"
+                f"<div><b>#{hit['rank']}</b> · {say('score', '分数')} {hit['score']:.3f} · "
+                f"<code>{html.escape(hit['file'])}</code></div>"
                 f'<div class="captions">{captions}</div>'
-                f'<div><a href="{url}" target="_blank" rel="noopener">open the full image ↗</a>'
-                + (f' · <a href="{original}" download>original file</a>' if url != original else "") + "</div>")
+                f'<div><a href="{url}" target="_blank" rel="noopener">{say("open the full image", "打开原图")} ↗</a>'
+                + original_link + "</div>")
 
     # ---- uploads
     def upload(self, path):
@@ -226,16 +246,20 @@ class WebLibrary:
         import gradio as gr
 
         if path is None:
-            raise gr.Error("upload an image first")
+            raise gr.Error(say("upload an image first", "请先上传一张图片"))
         path = Path(path)
         size = path.stat().st_size
         if size > self.max_upload_bytes:
-            raise gr.Error(f"{path.name} is {size / 1024 / 1024:.1f} MB, over this server's upload limit of "
-                           f"{self.max_upload_mb:g} MB (serve --max-upload-mb)")
+            megabytes = f"{size / 1024 / 1024:.1f}"
+            raise gr.Error(say(f"{path.name} is {megabytes} MB, over this server's upload limit of "
+                               f"{self.max_upload_mb:g} MB (serve --max-upload-mb)",
+                               f"{path.name} 有 {megabytes} MB，超过了本服务器 {self.max_upload_mb:g} MB 的上传上限"
+                               "（serve --max-upload-mb）"))
         try:
             return load_image(path)
         except BadImageError as error:
-            raise gr.Error(f"not an image this server can read: {str(error).replace(str(path) + ': ', '')}") from None
+            why = str(error).replace(str(path) + ": ", "")
+            raise gr.Error(say(f"not an image this server can read: {why}", f"不是本服务器能读取的图片：{why}")) from None
 
     def caption(self, image) -> dict:
         """English and Chinese captions of ``image``, one generation at a time."""

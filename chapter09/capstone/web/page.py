@@ -13,10 +13,10 @@ from ..queries import STRATEGIES
 from .checks import SIGNS, TERM_KINDS, TERM_ROWS
 from .components import image_input, k_input, tolerant, weight_input
 from .handlers import Handlers
+from .i18n import WORDS, PageWords, request_lang, word
 from .library import WebLibrary
 
-TOY_BANNER = ("TOY WORLD: tiny models trained on synthetic shapes; results on real photos are meaningless; "
-              "run with --models real")
+TOY_BANNER = WORDS["toy_banner"][0]
 ROLES = ("clip", "chinese_clip", "multilingual_text", "translator_zh_en", "translator_en_zh", "captioner")
 SEARCH_CONCURRENCY = 8  # searches answered at once (the rest queue)
 QUEUE_SIZE = 64  # requests waiting at most; beyond it Gradio answers that the queue is full
@@ -51,60 +51,76 @@ def model_rows(settings: Settings) -> list[dict]:
     return rows
 
 
-def header_html(rows: list[dict], root: Path, images: int, search_mode: str) -> str:
+def header_html(rows: list[dict], root: Path, images: int, search_mode: str, lang: str = "en") -> str:
+    """The banner (toy twins), the title, the library and the model table, in ``lang`` (model names as they are)."""
     toy = any(row["weights"] == "toy twin" for row in rows)
-    banner = f'<div id="toy-banner">⚠ {html.escape(TOY_BANNER)}</div>' if toy else ""
+    banner = f'<div id="toy-banner">⚠ {html.escape(word("toy_banner", lang))}</div>' if toy else ""
     cells = "".join(
         f"<tr><td>{row['role']}</td><td class=\"{'toy' if row['weights'] == 'toy twin' else 'real'}\">"
-        f"{html.escape(row['weights'])}</td><td>{html.escape(row['class'])}</td>"
+        f"{html.escape(word(row['weights'], lang))}</td><td>{html.escape(row['class'])}</td>"
         f"<td class=\"loc\">{html.escape(row['location'])}</td></tr>" for row in rows)
-    return (f"{banner}<h2>Image library search and captioning · 图片库检索与描述</h2>"
-            f"<div><code>{html.escape(str(root))}</code> · {images} images · {search_mode} search</div>"
-            f"<div id=\"model-table\"><table><thead><tr><th>role</th><th>weights</th><th>class</th>"
-            f"<th>location</th></tr></thead><tbody>{cells}</tbody></table></div>")
+    heads = "".join(f"<th>{word(key, lang)}</th>" for key in ("role", "weights", "class", "location"))
+    mode = word(search_mode, lang) if search_mode in WORDS else search_mode  # exact or ann
+    return (f"{banner}<h2>{html.escape(word('heading', lang))}</h2>"
+            f"<div><code>{html.escape(str(root))}</code> · "
+            f"{word('images_searched', lang, images=images, mode=mode)}</div>"
+            f"<div id=\"model-table\"><table><thead><tr>{heads}</tr></thead><tbody>{cells}</tbody></table></div>")
 
 
 
-def build_app(index_dir, settings: Settings | None = None, max_upload_mb: float = 20, limiter=None):
-    """The Gradio app and its ``WebLibrary``; ``limiter``: the per-client limits (``access.ClientLimiter``) when
-    shared with the JSON API."""
+def build_app(index_dir, settings: Settings | None = None, max_upload_mb: float = 20,
+              lang: str | PageWords = "auto", limiter=None):
+    """The Gradio app and its ``WebLibrary``, its words in ``lang`` (``en``, ``zh``, or ``auto``: the browser's,
+    whose ``PageWords.translations()`` must go to ``launch(i18n=...)``); ``limiter``: the per-client limits
+    (``access.ClientLimiter``) when shared with the JSON API."""
+    words = lang if isinstance(lang, PageWords) else PageWords(lang)
     library = WebLibrary(index_dir, settings or Settings(), max_upload_mb)
     clip_encoder("clip", library.settings)  # loaded (and announced) before the first request
-    handlers = Handlers(library, limiter)
+    handlers = Handlers(library, limiter, lang=words.lang)
     search_mode = next(iter(library.searcher.searchers.values())).mode  # the first role's (clip's) search
-    with gr.Blocks(title="Chapter 9 capstone: image library", analytics_enabled=False) as app:
-        gr.HTML(header_html(model_rows(library.settings), library.root, len(library.searcher.store), search_mode),
-                elem_id="header")
-        with gr.Tab("Search 检索"):
-            search_tab(handlers, library)
-        with gr.Tab("Caption 描述"):
-            caption_tab(handlers)
-        with gr.Tab("Match 匹配"):
-            match_tab(handlers)
+    rows = model_rows(library.settings)
+
+    def header(lang: str) -> str:
+        return header_html(rows, library.root, len(library.searcher.store), search_mode, lang)
+
+    title = words.plain("title")
+    with gr.Blocks(title=title, analytics_enabled=False) as app, words.speaking():
+        shown = gr.HTML(header("en" if words.lang == "auto" else words.lang), elem_id="header")
+        with gr.Tab(words("tab_search")):
+            search_tab(handlers, library, words)
+        with gr.Tab(words("tab_caption")):
+            caption_tab(handlers, words)
+        with gr.Tab(words("tab_match")):
+            match_tab(handlers, words)
+        if words.lang == "auto":  # the header is the server's HTML: written again in the browser's language
+            def localised_header(request: gr.Request):
+                return header(request_lang("auto", request))
+
+            app.load(localised_header, None, shown, **PAGE_ONLY)
     return app, library
 
 
-def search_tab(handlers: Handlers, library: WebLibrary) -> None:
+def search_tab(handlers: Handlers, library: WebLibrary, words: PageWords) -> None:
     """The search tab: the query box, example image, combined builder, caption text and filters above the
     results and the selected hit's detail; each search wired to its handler under its API name."""
-    query, strategy, k, go, example, go_image = _query_row()
-    base_text, base_image, term_inputs, uses, go_combined = _combined_builder()
-    caption_query, hybrid, go_caption = _caption_text_row()
-    filter_inputs = _filters_panel(library.top_folders())
+    query, strategy, k, go, example, go_image = _query_row(words)
+    base_text, base_image, term_inputs, uses, go_combined = _combined_builder(words)
+    caption_query, hybrid, go_caption = _caption_text_row(words)
+    filter_inputs = _filters_panel(library.top_folders(), words)
     note = gr.Markdown(elem_id="search-note")
     with gr.Row():
         with gr.Column(scale=3):
             # fit_columns off: Gradio would otherwise stretch one or two hits to the gallery's width
-            results = gr.Gallery(label="Results (click one)", columns=4, height="auto", fit_columns=False,
+            results = gr.Gallery(label=words("results"), columns=4, height="auto", fit_columns=False,
                                  allow_preview=False, object_fit="contain", elem_id="results")
         with gr.Column(scale=2):
             detail = gr.HTML(elem_id="hit-detail")
-            selected = gr.Textbox(label="selected", elem_id="selected-path", interactive=False, visible=False)
+            selected = gr.Textbox(label=words("selected"), elem_id="selected-path", interactive=False, visible=False)
             with gr.Row():
-                similar = gr.Button("Find similar", elem_id="similar-button")
-                caption_this = gr.Button("Caption this", elem_id="caption-hit-button")
-            hit_en = gr.Textbox(label="caption (English)", elem_id="hit-caption-en")
-            hit_zh = gr.Textbox(label="描述 (中文)", elem_id="hit-caption-zh")
+                similar = gr.Button(words("find_similar"), elem_id="similar-button")
+                caption_this = gr.Button(words("caption_this"), elem_id="caption-hit-button")
+            hit_en = gr.Textbox(label=words("caption_en"), elem_id="hit-caption-en")
+            hit_zh = gr.Textbox(label=words("caption_zh"), elem_id="hit-caption-zh")
     hits = gr.JSON(visible=False)
     outputs = [results, note, hits]
     gr.on([go.click, query.submit], handlers.text_search, [query, strategy, k, *filter_inputs], outputs,
@@ -126,94 +142,94 @@ def search_tab(handlers: Handlers, library: WebLibrary) -> None:
     caption_this.click(handlers.caption_hit, [selected], [hit_en, hit_zh], api_name="caption_hit", **CAPTION)
 
 
-def _query_row() -> tuple:
+def _query_row(words: PageWords) -> tuple:
     with gr.Row():
-        query = gr.Textbox(label="Query (English or Chinese 中文)", elem_id="query", scale=4,
-                           placeholder="a red circle at the top left / 左上方的红色圆形")
-        strategy = gr.Dropdown(list(STRATEGIES), value="auto", label="Chinese query strategy", scale=1)
-        k = k_input(scale=1)
+        query = gr.Textbox(label=words("query"), elem_id="query", scale=4,
+                           placeholder=words("query_placeholder"))
+        strategy = gr.Dropdown(list(STRATEGIES), value="auto", label=words("strategy"), scale=1)
+        k = k_input(label=words("k"), scale=1)
     with gr.Row():
-        go = gr.Button("Search", variant="primary", elem_id="search-button")
-    with gr.Accordion("…or search by an example image", open=False):
+        go = gr.Button(words("search"), variant="primary", elem_id="search-button")
+    with gr.Accordion(words("by_example"), open=False):
         with gr.Row():
-            example = image_input(label="Example image", elem_id="example-image", height=200)
-            go_image = gr.Button("Find images like this", elem_id="image-search-button")
+            example = image_input(label=words("example_image"), elem_id="example-image", height=200)
+            go_image = gr.Button(words("find_like"), elem_id="image-search-button")
     return query, strategy, k, go, example, go_image
 
 
-def _combined_builder() -> tuple:
+def _combined_builder(words: PageWords) -> tuple:
     """A base text and/or image, then ``TERM_ROWS`` rows of (kind, add/subtract, value, image, weight); each row's
     "use the selected hit" button is wired by the caller, once the selected hit's field exists."""
-    with gr.Accordion("…or combine: a text and/or an image, plus terms to add or subtract 组合检索",
-                      open=False, elem_id="combined"):
+    with gr.Accordion(words("combine"), open=False, elem_id="combined"):
         with gr.Row():
-            base_text = gr.Textbox(label="text (2:text weighs it twice)", elem_id="combined-text", scale=3,
-                                   placeholder="a dog on a beach / 海滩上的狗")
-            base_image = image_input(label="and/or an image", elem_id="combined-image", height=120, scale=1)
+            base_text = gr.Textbox(label=words("base_text"), elem_id="combined-text", scale=3,
+                                   placeholder=words("base_text_placeholder"))
+            base_image = image_input(label=words("base_image"), elem_id="combined-image", height=120, scale=1)
         term_inputs, uses = [], []
         for number in range(1, TERM_ROWS + 1):
             with gr.Row(elem_id=f"term{number}", equal_height=True):
-                kind = gr.Radio(list(TERM_KINDS), value="text", label=f"term {number}",
+                kind = gr.Radio(words.choices(TERM_KINDS), value="text", label=words(f"term {number}"),
                                 elem_id=f"term{number}-kind", scale=2)
-                sign = gr.Radio(list(SIGNS), value="add" if number == 1 else "subtract",
-                                label="add or subtract", elem_id=f"term{number}-sign", scale=1)
-                value = gr.Textbox(label="text, or the hit's path", elem_id=f"term{number}-value", scale=3)
-                upload = image_input(label="image", elem_id=f"term{number}-image", height=120, scale=1)
-                weight = weight_input(f"term {number}", elem_id=f"term{number}-weight", scale=1, min_width=70)
-                use = gr.Button("use the selected hit", elem_id=f"term{number}-use-hit", scale=1, size="sm")
+                sign = gr.Radio(words.choices(SIGNS), value="add" if number == 1 else "subtract",
+                                label=words("sign"), elem_id=f"term{number}-sign", scale=1)
+                value = gr.Textbox(label=words("term_value"), elem_id=f"term{number}-value", scale=3)
+                upload = image_input(label=words("image"), elem_id=f"term{number}-image", height=120, scale=1)
+                weight = weight_input(f"term {number}", label=words("weight"),
+                                      elem_id=f"term{number}-weight", scale=1, min_width=70)
+                use = gr.Button(words("use_hit"), elem_id=f"term{number}-use-hit", scale=1, size="sm")
             term_inputs += [kind, sign, value, upload, weight]
             uses.append((use, kind, value))
-        go_combined = gr.Button("Search the combination", variant="primary", elem_id="combined-button")
+        go_combined = gr.Button(words("search_combination"), variant="primary", elem_id="combined-button")
     return base_text, base_image, term_inputs, uses, go_combined
 
 
-def _caption_text_row() -> tuple:
-    with gr.Accordion("…or search the captions' words 按描述文字检索 (English or 中文)", open=False,
+def _caption_text_row(words: PageWords) -> tuple:
+    with gr.Accordion(words("caption_words"), open=False,
                       elem_id="caption-search"):
         with gr.Row():
-            caption_query = gr.Textbox(label="words the stored captions contain (caption --index)",
-                                       elem_id="caption-text", scale=4, placeholder="zebra / 斑马")
-            hybrid = gr.Checkbox(label="hybrid: fuse with the Query box's search by reciprocal rank",
+            caption_query = gr.Textbox(label=words("caption_text"), elem_id="caption-text", scale=4,
+                                       placeholder=words("caption_text_placeholder"))
+            hybrid = gr.Checkbox(label=words("hybrid"),
                                  value=False, elem_id="caption-hybrid", scale=2)
-            go_caption = gr.Button("Search the captions", elem_id="caption-text-button", scale=1)
+            go_caption = gr.Button(words("search_captions"), elem_id="caption-text-button", scale=1)
     return caption_query, hybrid, go_caption
 
 
-def _filters_panel(top_folders: list[str]) -> list:
+def _filters_panel(top_folders: list[str], words: PageWords) -> list:
     """The six filter fields every search takes last (folder, dates, camera, file types, shorter side)."""
-    with gr.Accordion("Filters 筛选 (every search above)", open=False, elem_id="filters"):
+    with gr.Accordion(words("filters"), open=False, elem_id="filters"):
         with gr.Row():
-            folder = gr.Dropdown([("(whole library)", ""), *[(f, f) for f in top_folders]],
-                                 value="", allow_custom_value=True, label="folder (or type a sub-folder)",
+            folder = gr.Dropdown([(words("whole_library"), ""), *[(f, f) for f in top_folders]],
+                                 value="", allow_custom_value=True, label=words("folder"),
                                  elem_id="filter-folder")
-            taken_after = gr.Textbox(label="taken on or after (ISO date)", placeholder="2024-05-01",
+            taken_after = gr.Textbox(label=words("taken_after"), placeholder="2024-05-01",
                                      elem_id="filter-after")
-            taken_before = gr.Textbox(label="taken before (ISO date)", placeholder="2024-06-01",
+            taken_before = gr.Textbox(label=words("taken_before"), placeholder="2024-06-01",
                                       elem_id="filter-before")
-            camera = gr.Textbox(label="camera (part of make or model)", placeholder="canon / iphone 12",
+            camera = gr.Textbox(label=words("camera"), placeholder="canon / iphone 12",
                                 elem_id="filter-camera")
         with gr.Row():
-            types = tolerant(gr.CheckboxGroup(list(FORMATS), value=[], label="file types (none ticked: all)",
-                                              elem_id="filter-types", scale=3), "file types", empty=[])
-            min_size = tolerant(gr.Number(value=0, precision=0, minimum=0, label="shorter side at least (px)",
-                                          elem_id="filter-min-size", scale=1), "shorter side at least (px)")
+            types = tolerant(gr.CheckboxGroup(list(FORMATS), value=[], label=words("types"),
+                                              elem_id="filter-types", scale=3), "types", empty=[])
+            min_size = tolerant(gr.Number(value=0, precision=0, minimum=0, label=words("min_size"),
+                                          elem_id="filter-min-size", scale=1), "min_size")
     return [folder, taken_after, taken_before, camera, types, min_size]
 
 
-def caption_tab(handlers: Handlers) -> None:
+def caption_tab(handlers: Handlers, words: PageWords) -> None:
     with gr.Row():
-        image = image_input(label="Image", elem_id="caption-image")
+        image = image_input(label=words("image_upload"), elem_id="caption-image")
         with gr.Column():
-            go = gr.Button("Caption", variant="primary", elem_id="caption-button")
-            english, chinese = gr.Textbox(label="English"), gr.Textbox(label="中文")
+            go = gr.Button(words("caption"), variant="primary", elem_id="caption-button")
+            english, chinese = gr.Textbox(label=words("english")), gr.Textbox(label=words("chinese"))
     go.click(handlers.caption, [image], [english, chinese], api_name="caption", **CAPTION)
 
 
-def match_tab(handlers: Handlers) -> None:
+def match_tab(handlers: Handlers, words: PageWords) -> None:
     with gr.Row():
-        image = image_input(label="Image", elem_id="match-image")
+        image = image_input(label=words("image_upload"), elem_id="match-image")
         with gr.Column():
-            texts = gr.Textbox(lines=4, label="Captions, one per line (English or 中文)")
-            go = gr.Button("Score", variant="primary")
-            scores = gr.Label(label="cosine similarity")
+            texts = gr.Textbox(lines=4, label=words("match_texts"))
+            go = gr.Button(words("score"), variant="primary")
+            scores = gr.Label(label=words("cosine"))
     go.click(handlers.match, [image, texts], [scores], api_name="match", **SEARCH)
