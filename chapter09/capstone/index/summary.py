@@ -24,6 +24,8 @@ class IndexSummary:
     excluded_paths: list[str] = field(default_factory=list)  # the first EXCLUDED_LISTED of them (folders end in /)
     metadata_filled: int = 0  # unchanged rows from before the metadata columns, filled from a header read
     metadata_s: float = 0.0
+    placed: int = 0  # GPS positions named (city, region, country) in this run, all in one lookup
+    places_s: float = 0.0
     failed: list[dict] = field(default_factory=list)  # {"path", "reason", "retried"}: retried False = known
     skipped: list[dict] = field(default_factory=list)  # not an image type (captions.jsonl...), or not a regular file
     notes: list[str] = field(default_factory=list)
@@ -53,6 +55,8 @@ class IndexSummary:
         if self.metadata_filled:
             lines.append(f"  capture date, camera and format filled for {self.metadata_filled} images indexed before "
                          f"they were stored ({self.metadata_s:.1f} s: headers read, nothing encoded)")
+        if self.placed:
+            lines.append(f"  places named for {self.placed} GPS positions ({self.places_s:.1f} s, offline GeoNames)")
         lines += [f"  note: {note}" for note in self.notes]
         if self.ray:
             r = self.ray
