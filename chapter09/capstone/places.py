@@ -171,27 +171,33 @@ def parse_near(value) -> tuple[float, float, float] | None:
     return lat, lon, km
 
 
+def _named(column, wanted: str) -> np.ndarray:
+    """True where the arrow string ``column`` holds a name equal to ``wanted`` after ``normalise_place``; each
+    distinct name is compared once (a million rows hold a few thousand places)."""
+    import pyarrow.compute as pc
+
+    encoded = pc.dictionary_encode(column)
+    names = encoded.dictionary.to_pylist()
+    same = np.array([normalise_place(n) == wanted for n in names] + [False], bool)  # the last: null rows
+    return same[pc.fill_null(encoded.indices, len(names)).to_numpy(zero_copy_only=False)]
+
+
 def place_mask(name: str, place, place_zh, admin, country) -> np.ndarray:
-    """True where the city (English or Chinese), the region or the country is called ``name`` (arrays of
-    strings or None, one per row; compared after ``normalise_place``)."""
-    wanted = normalise_place(name)
-    code = country_code(name)
-    known: dict = {}
+    """True where the city (English or Chinese), the region or the country is called ``name`` (arrow string
+    arrays, one row each; names compared after ``normalise_place``, a country by its name or ISO code)."""
+    import pyarrow.compute as pc
 
-    def same(value) -> bool:
-        if value is None:
-            return False
-        if value not in known:
-            known[value] = normalise_place(value) == wanted
-        return known[value]
-
-    return np.array([same(p) or same(z) or same(a) or (code is not None and c == code)
-                     for p, z, a, c in zip(place, place_zh, admin, country)], dtype=bool)
+    wanted, code = normalise_place(name), country_code(name)
+    keep = _named(place, wanted) | _named(place_zh, wanted) | _named(admin, wanted)
+    if code is not None:
+        keep |= np.asarray(pc.fill_null(pc.equal(country, code), False).to_numpy(zero_copy_only=False), bool)
+    return keep
 
 
 def near_mask(lat, lon, near: tuple[float, float, float]) -> np.ndarray:
-    """True where (lat, lon) lies within ``near``'s km of its point (rows without a position: False)."""
-    lat = np.asarray([np.nan if v is None else v for v in lat], float)
-    lon = np.asarray([np.nan if v is None else v for v in lon], float)
+    """True where (lat, lon) (arrow float arrays) lies within ``near``'s km of its point; rows without a
+    position (null, or NaN: none in the file) are False."""
+    lat = np.asarray(lat.to_numpy(zero_copy_only=False), float)
+    lon = np.asarray(lon.to_numpy(zero_copy_only=False), float)
     with np.errstate(invalid="ignore"):
         return np.asarray(haversine_km(lat, lon, near[0], near[1]) <= near[2], bool)

@@ -18,6 +18,7 @@ One entry point, ``LibrarySearch.search``, serves the command line, the web UI a
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,7 @@ from .store import META_TABLE, Store, open_vectors
 from .vectors import vectors_of
 
 HYBRID_DEPTH = 100  # candidates each ranking hands to the reciprocal-rank fusion
+PLACE_FIELDS = ("lat", "lon", "place", "place_zh", "admin", "country")  # stored column -> what a hit shows
 IMAGE_SUFFIXES = {s for suffixes in SUFFIXES.values() for s in suffixes}
 
 
@@ -47,6 +49,20 @@ class Hit:
     score: float
     captions: dict = field(default_factory=dict)  # {"en": ..., "zh": ...} once `caption --index` ran
     indexed: dict = field(default_factory=dict)  # the file as the index saw it: sha1, size, mtime_ns
+    place: dict = field(default_factory=dict)  # {"name", "name_zh", "admin", "country"} from its EXIF GPS position
+    lat: float | None = None  # the EXIF GPS position (None: the photo has none, or the index does not store it)
+    lon: float | None = None
+
+
+def _place_hit(hit: Hit, row: dict) -> None:
+    """Moves the position and place columns of ``row`` onto ``hit`` (NaN, '' and null: nothing known)."""
+    values = {name: row.pop(name, None) for name in PLACE_FIELDS}
+    position = (values["lat"], values["lon"])
+    if all(isinstance(v, float) and math.isfinite(v) for v in position):
+        hit.lat, hit.lon = position
+    names = {"name": values["place"], "name_zh": values["place_zh"], "admin": values["admin"],
+             "country": values["country"]}
+    hit.place = {key: value for key, value in names.items() if value}
 
 
 @dataclass(frozen=True)
@@ -304,10 +320,13 @@ class LibrarySearch:
         hits = [Hit(rank + 1, searcher.path(i), score) for rank, (i, score) in enumerate(ranked)]
         captions = self.store.captions([h.path for h in hits]) if hits else {}
         # a vector index's ids are offsets into the table version it was opened at, which this store reads
-        rows = self.store.images(role).rows_at([i for i, _ in ranked], ("path", "sha1", "size", "mtime_ns"))
+        table = self.store.images(role)
+        located = all(name in table.table.schema.names for name in PLACE_FIELDS)  # an old index: no positions
+        rows = table.rows_at([i for i, _ in ranked], ("path", "sha1", "size", "mtime_ns", *(PLACE_FIELDS * located)))
         for hit, row in zip(hits, rows):
             hit.captions = captions.get(hit.path, {})
             if row is not None and row.pop("path") == hit.path:
+                _place_hit(hit, row)
                 hit.indexed = row
         return hits
 
