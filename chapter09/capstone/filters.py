@@ -151,6 +151,8 @@ class Filters:
         for key in ("taken_after", "taken_before"):
             if key in out:
                 out[key] = _iso(out[key])
+        if self.near:  # as the flag takes it: LAT,LON,KM
+            out["near"] = ",".join(f"{v:g}" for v in self.near)
         return out
 
     def describe(self) -> str:

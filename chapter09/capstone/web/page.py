@@ -179,7 +179,8 @@ def _caption_text_row() -> tuple:
 
 
 def _filters_panel(top_folders: list[str]) -> list:
-    """The six filter fields every search takes last (folder, dates, camera, file types, shorter side)."""
+    """The eight filter fields every search takes last (folder, dates, camera, file types, shorter side, place,
+    near)."""
     with gr.Accordion("Filters 筛选 (every search above)", open=False, elem_id="filters"):
         with gr.Row():
             folder = gr.Dropdown([("(whole library)", ""), *[(f, f) for f in top_folders]],
@@ -196,7 +197,12 @@ def _filters_panel(top_folders: list[str]) -> list:
                                               elem_id="filter-types", scale=3), "file types", empty=[])
             min_size = tolerant(gr.Number(value=0, precision=0, minimum=0, label="shorter side at least (px)",
                                           elem_id="filter-min-size", scale=1), "shorter side at least (px)")
-    return [folder, taken_after, taken_before, camera, types, min_size]
+        with gr.Row():
+            place = gr.Textbox(label="place 地点 (city, region or country, English or 中文; EXIF GPS)",
+                               placeholder="Hangzhou / 杭州 / France", elem_id="filter-place")
+            near = gr.Textbox(label="near: LAT,LON,KM (within KM km)", placeholder="30.27,120.15,50",
+                              elem_id="filter-near")
+    return [folder, taken_after, taken_before, camera, types, min_size, place, near]
 
 
 def caption_tab(handlers: Handlers) -> None:
