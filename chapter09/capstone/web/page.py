@@ -12,6 +12,8 @@ from ..filters import FORMATS
 from ..queries import STRATEGIES
 from .checks import SIGNS, TERM_KINDS, TERM_ROWS
 from .components import image_input, k_input, tolerant, weight_input
+from .duplicates import CSS as DUPLICATES_CSS
+from .duplicates import duplicates_tab
 from .handlers import Handlers
 from .library import WebLibrary
 
@@ -35,7 +37,7 @@ CSS = """
 #model-table td.loc { font-family: monospace; font-size: 0.9em; word-break: break-all; }
 #hit-detail img { max-width: 100%; max-height: 420px; border-radius: 6px; }
 #hit-detail .captions { margin-top: 6px; }
-"""
+""" + DUPLICATES_CSS
 
 
 def model_rows(settings: Settings) -> list[dict]:
@@ -80,6 +82,8 @@ def build_app(index_dir, settings: Settings | None = None, max_upload_mb: float 
             caption_tab(handlers)
         with gr.Tab("Match 匹配"):
             match_tab(handlers)
+        with gr.Tab("Duplicates 重复"):
+            duplicates_tab(library, handlers)
     return app, library
 
 
