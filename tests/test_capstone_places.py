@@ -140,6 +140,7 @@ def test_index_reads_positions_and_names_them_in_one_lookup(indexed):
     summary, rows = indexed["summary"], stored(indexed["index"])
     assert summary.added == len(POSITIONS) + 3 and not summary.failed  # malformed GPS: indexed anyway
     assert len(indexed["calls"]) == 1 and len(indexed["calls"][0]) == len(POSITIONS) == summary.placed
+    print(f"index run {summary.seconds:.1f} s, of which naming {summary.placed} positions {summary.places_s:.1f} s")
     for name, (lat, lon) in POSITIONS.items():
         assert math.isclose(rows[name]["lat"], lat, abs_tol=1e-5) and math.isclose(rows[name]["lon"], lon, abs_tol=1e-5)
     named = {name: (row["place"], row["place_zh"], row["country"]) for name, row in rows.items() if row["place"]}
