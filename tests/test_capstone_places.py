@@ -170,6 +170,24 @@ def test_place_and_near_filters_return_exactly_the_photos_taken_there(indexed):
     assert found(indexed, place="France") == {"paris.jpg"} == found(indexed, place="巴黎")
     assert found(indexed, place="Paris", folder="trip") == set()  # with the other filters
     assert found(indexed, place="Nowhere Town") == set()
+    searcher = LibrarySearch(indexed["index"], Settings("toy"))
+    typo = searcher.search([Term("text", "a photo")], 5, filters=Filters.parse(place="Hangzhuo"))
+    assert typo["hits"] == [] and any("called 'Hangzhuo'" in n and "Hangzhou (2)" in n for n in typo["notes"])
+    known = searcher.search([Term("text", "a photo")], 5, filters=Filters.parse(place="Beijing"))
+    assert not any("called" in n for n in known.get("notes", ()))
+
+
+@pytest.mark.unit
+def test_positions_cross_rays_columns_as_floats():
+    from chapter09.capstone.index.decode import items_as_columns, items_from_columns
+    from chapter09.capstone.index.metadata import NO_METADATA
+
+    items = [{"path": "a.jpg", "ok": True, "reason": "", "width": 4, "height": 3, "size": 9, "mtime_ns": 1,
+              "sha1": "x", **NO_METADATA, "lat": 30.2587, "lon": -120.1315},
+             {"path": "b.jpg", "ok": True, "reason": "", "width": 4, "height": 3, "size": 9, "mtime_ns": 1,
+              "sha1": "y", **NO_METADATA}]
+    back = items_from_columns(items_as_columns(items))
+    assert (back[0]["lat"], back[0]["lon"]) == (30.2587, -120.1315) and math.isnan(back[1]["lat"])
 
 
 def test_cli_search_takes_place_and_shows_it_on_the_hit(indexed, capsys):

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..errors import UsageError
-from .places import near_mask, parse_near, parse_place, place_mask
+from .places import near_mask, parse_near, parse_place, place_mask, unknown_place_note
 from .tables import METADATA_COLUMNS
 
 # Pillow's format names (lower-cased), as the indexer stores them, and the suffixes that mean each
@@ -31,6 +31,7 @@ SUFFIXES = {"jpeg": (".jpg", ".jpeg", ".jpe", ".jfif"), "png": (".png",), "webp"
 FORMATS = tuple(SUFFIXES)
 ALIASES = {"jpg": "jpeg", "jpe": "jpeg", "jfif": "jpeg", "heic": "heif", "hif": "heif", "tif": "tiff"}
 BASE_COLUMNS = ("path", "mtime_ns", "width", "height")
+PLACE_NAMES = ("place", "place_zh", "admin", "country")  # what --place compares (``places.place_mask``)
 FILTERED_METADATA = tuple(c for c in METADATA_COLUMNS if c != "taken_from")  # the metadata a filter reads
 
 
@@ -225,6 +226,9 @@ class Metadata:
         if (filters.place or filters.near) and "lat" in self.columns and not np.isfinite(
                 self.column("lat").to_numpy(zero_copy_only=False).astype(float)).any():
             notes.append("no photo in this index has a GPS position (EXIF): the place filters match none")
+        elif filters.place and "place" in self.columns:
+            unknown = unknown_place_note(filters.place, *(self.column(n) for n in PLACE_NAMES))
+            notes += [unknown] if unknown else []
         return notes
 
     def mask(self, filters: Filters) -> np.ndarray:
@@ -275,7 +279,7 @@ class Metadata:
 
     def _place_mask(self, filters: Filters) -> np.ndarray:
         """``--place`` and ``--near`` over the stored positions and place names (``places``)."""
-        needed = ("lat", "lon", "place", "place_zh", "admin", "country")
+        needed = ("lat", "lon", *PLACE_NAMES)
         if any(name not in self.columns for name in needed):
             flag = "--place" if filters.place else "--near"
             raise UsageError(f"{flag} needs the photos' GPS positions, which this index does not store: re-run "

@@ -194,6 +194,23 @@ def place_mask(name: str, place, place_zh, admin, country) -> np.ndarray:
     return keep
 
 
+def unknown_place_note(name: str, place, place_zh, admin, country, shown: int = 8) -> str | None:
+    """A note when no stored city, region or country is called ``name`` (a typo, or a place no photo was taken
+    in): the places the index holds most photos of; None when the name is known."""
+    import pyarrow.compute as pc
+
+    wanted, code = normalise_place(name), country_code(name)
+    if code is not None and pc.any(pc.equal(country, code)).as_py():
+        return None
+    for column in (place, place_zh, admin):
+        if any(normalise_place(n) == wanted for n in pc.unique(column).to_pylist() if n):
+            return None
+    counts = sorted(((c["counts"], c["values"]) for c in pc.value_counts(place).to_pylist() if c["values"]),
+                    reverse=True)
+    held = ", ".join(f"{value} ({count})" for count, value in counts[:shown]) or "none"
+    return f"no photo here was taken in a place called {name!r}; the places this index holds most photos of: {held}"
+
+
 def near_mask(lat, lon, near: tuple[float, float, float]) -> np.ndarray:
     """True where (lat, lon) (arrow float arrays) lies within ``near``'s km of its point; rows without a
     position (null, or NaN: none in the file) are False."""
