@@ -280,3 +280,49 @@ def test_the_page_builds_with_the_duplicates_tab_and_the_place_filters(duplicate
     explained = next(c["props"]["value"] for c in config["components"]
                      if c.get("props", {}).get("elem_id") == "duplicates-explained")
     assert "Nothing is deleted" in explained and "0.97" in explained
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_served_duplicates_tab_and_place_filter_in_the_browser_and_api(duplicated, indexed, tmp_path):
+    """The Duplicates tab in headless Chromium: both panels filled, every thumbnail loaded from the server; the
+    /duplicates API answers the same groups; the place filter through /text_search on the places index."""
+    from gradio_client import Client
+    from headless import launch, require_chromium
+    from playwright.sync_api import sync_playwright
+
+    from chapter09.capstone.serve import serve
+    from tests.test_capstone_serve import free_port
+
+    require_chromium()
+    port = free_port()
+    app = serve(duplicated["index"], port=port, settings=Settings("toy"), block=False)
+    places_port = free_port()
+    places_app = serve(indexed["index"], port=places_port, settings=Settings("toy"), block=False)
+    try:
+        _, _, groups = Client(f"http://127.0.0.1:{port}", verbose=False).predict(0.97, api_name="/duplicates")
+        first, second = duplicated["names"][:2]
+        assert [g["paths"] for g in groups["exact_groups"]] == [sorted(["copy.png", first])]
+        assert [g["paths"] for g in groups["near_groups"]] == [sorted([second, "recompressed.jpg"])]
+        _, note, hits = Client(f"http://127.0.0.1:{places_port}", verbose=False).predict(
+            "a photo", "auto", 10, place="杭州", api_name="/text_search")
+        assert {h["file"] for h in hits} == {"west_lake.jpg", "trip/hz_station.jpg"} and "place 杭州" in note
+        assert all(h["place"]["name_zh"] == "杭州" and h["lat"] is not None for h in hits)
+        with sync_playwright() as p:
+            browser = launch(p)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"http://127.0.0.1:{port}", timeout=60_000)
+            page.get_by_role("tab", name="Duplicates 重复").click()
+            assert "Nothing is deleted" in page.locator("#duplicates-explained").inner_text()
+            page.locator("#duplicates-button").click()
+            page.locator("#duplicates-near img").first.wait_for(timeout=60_000)
+            page.wait_for_function("() => [...document.querySelectorAll('#duplicates-exact img, #duplicates-near img')]"
+                                   ".every(i => i.complete && i.naturalWidth > 0)", timeout=30_000)
+            assert page.locator("#duplicates-exact img").count() == 2
+            assert page.locator("#duplicates-near img").count() == 2
+            assert "recompressed.jpg" in page.locator("#duplicates-near").inner_text()
+            page.screenshot(path=str(tmp_path / "ui_duplicates.png"), full_page=True)
+            browser.close()
+    finally:
+        app.close()
+        places_app.close()
