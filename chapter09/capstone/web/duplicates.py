@@ -91,7 +91,7 @@ class DuplicatesView:
     def panel(self, groups: list[dict], title: str, describe) -> str:
         if not groups:
             return f"<h4>{html.escape(title)}</h4><p>none found</p>"
-        parts = [f"<h4>{html.escape(title)}: {len(groups)} groups</h4>"]
+        parts = [f"<h4>{html.escape(title)}: {len(groups)} group{'' if len(groups) == 1 else 's'}</h4>"]
         for number, group in enumerate(groups[:SHOWN_GROUPS], 1):
             cells = "".join(self.cell(path) for path in group["paths"])
             parts.append(f'<div class="dup-group"><div><b>{number}.</b> {html.escape(describe(group))}</div>'
