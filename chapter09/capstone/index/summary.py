@@ -53,7 +53,8 @@ class IndexSummary:
                          + (f"; {self.excluded_removed} indexed images in them removed from the index"
                             if self.excluded_removed else ""))
         if self.metadata_filled:
-            lines.append(f"  capture date, camera and format filled for {self.metadata_filled} images indexed before "
+            lines.append(f"  capture date, camera, format and GPS position filled for {self.metadata_filled} images "
+                         f"indexed before "
                          f"they were stored ({self.metadata_s:.1f} s: headers read, nothing encoded)")
         if self.placed:
             lines.append(f"  places named for {self.placed} GPS positions ({self.places_s:.1f} s, offline GeoNames)")
