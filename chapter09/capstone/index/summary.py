@@ -54,8 +54,7 @@ class IndexSummary:
                             if self.excluded_removed else ""))
         if self.metadata_filled:
             lines.append(f"  capture date, camera, format and GPS position filled for {self.metadata_filled} images "
-                         f"indexed before "
-                         f"they were stored ({self.metadata_s:.1f} s: headers read, nothing encoded)")
+                         f"indexed before they were stored ({self.metadata_s:.1f} s: headers read, nothing encoded)")
         if self.placed:
             lines.append(f"  places named for {self.placed} GPS positions ({self.places_s:.1f} s, offline GeoNames)")
         lines += [f"  note: {note}" for note in self.notes]
