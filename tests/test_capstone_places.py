@@ -177,6 +177,18 @@ def test_place_and_near_filters_return_exactly_the_photos_taken_there(indexed):
     assert not any("called" in n for n in known.get("notes", ()))
 
 
+def test_a_position_is_named_by_the_prominent_city_nearby_and_none_at_sea():
+    from chapter09.capstone.places import NOWHERE, locate
+
+    at_sea, passy, west_lake = locate([(0.0, -30.0), (48.87, 2.29), (30.27, 120.15)])
+    assert at_sea == {"place": NOWHERE, "place_zh": None, "admin": None, "country": None}
+    assert (passy["place"], passy["country"]) == ("Paris", "FR") and west_lake["place_zh"] == "杭州"
+    import reverse_geocoder  # its nearest entries: the next town and a township
+
+    nearest = reverse_geocoder.search([(48.87, 2.29), (30.27, 120.15)], mode=1, verbose=False)
+    assert [n["name"] for n in nearest] == ["Levallois-Perret", "Mishixiang"]
+
+
 @pytest.mark.unit
 def test_positions_cross_rays_columns_as_floats():
     from chapter09.capstone.index.decode import items_as_columns, items_from_columns
