@@ -19,6 +19,8 @@ from chapter09.capstone.indexer import build_index
 from chapter09.capstone.places import haversine_km, parse_near
 from chapter09.capstone.search import LibrarySearch, Term
 from chapter09.capstone.store import Store
+from chapter09.capstone.tables import PLACE_COLUMNS as NAME_COLUMNS
+from chapter09.capstone.tables import POSITION_COLUMNS
 from chapter09.errors import UsageError
 from chapter09.models import Settings
 
@@ -28,7 +30,7 @@ GPS_IFD = 0x8825
 POSITIONS = {"west_lake.jpg": (30.2587, 120.1315), "trip/hz_station.jpg": (30.2910, 120.2130),
              "trip/beijing.jpg": (39.9042, 116.4074), "trip/shanghai.jpg": (31.2304, 121.4737),
              "paris.jpg": (48.8566, 2.3522)}
-PLACE_COLUMNS = ("lat", "lon", "place", "place_zh", "admin", "country")
+PLACE_COLUMNS = (*POSITION_COLUMNS, *NAME_COLUMNS)  # as stored
 
 
 def dms(degrees: float) -> tuple:

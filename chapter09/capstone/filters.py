@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import UsageError
 from .places import near_mask, parse_near, parse_place, place_mask, unknown_place_note
-from .tables import METADATA_COLUMNS
+from .tables import METADATA_COLUMNS, PLACE_COLUMNS, POSITION_COLUMNS
 
 # Pillow's format names (lower-cased), as the indexer stores them, and the suffixes that mean each
 SUFFIXES = {"jpeg": (".jpg", ".jpeg", ".jpe", ".jfif"), "png": (".png",), "webp": (".webp",),
@@ -31,7 +31,6 @@ SUFFIXES = {"jpeg": (".jpg", ".jpeg", ".jpe", ".jfif"), "png": (".png",), "webp"
 FORMATS = tuple(SUFFIXES)
 ALIASES = {"jpg": "jpeg", "jpe": "jpeg", "jfif": "jpeg", "heic": "heif", "hif": "heif", "tif": "tiff"}
 BASE_COLUMNS = ("path", "mtime_ns", "width", "height")
-PLACE_NAMES = ("place", "place_zh", "admin", "country")  # what --place compares (``places.place_mask``)
 FILTERED_METADATA = tuple(c for c in METADATA_COLUMNS if c != "taken_from")  # the metadata a filter reads
 
 
@@ -227,7 +226,7 @@ class Metadata:
                 self.column("lat").to_numpy(zero_copy_only=False).astype(float)).any():
             notes.append("no photo in this index has a GPS position (EXIF): the place filters match none")
         elif filters.place and "place" in self.columns:
-            unknown = unknown_place_note(filters.place, *(self.column(n) for n in PLACE_NAMES))
+            unknown = unknown_place_note(filters.place, *(self.column(n) for n in PLACE_COLUMNS))
             notes += [unknown] if unknown else []
         return notes
 
@@ -276,17 +275,16 @@ class Metadata:
                 keep = pc.and_(keep, pc.fill_null(pc.greater_equal(column, bound), False))
         return np.asarray(pc.fill_null(keep, False).to_numpy(zero_copy_only=False), dtype=bool)
 
-
     def _place_mask(self, filters: Filters) -> np.ndarray:
         """``--place`` and ``--near`` over the stored positions and place names (``places``)."""
-        needed = ("lat", "lon", *PLACE_NAMES)
+        needed = (*POSITION_COLUMNS, *PLACE_COLUMNS)
         if any(name not in self.columns for name in needed):
             flag = "--place" if filters.place else "--near"
             raise UsageError(f"{flag} needs the photos' GPS positions, which this index does not store: re-run "
                              "`index` on the library (it reads them from EXIF), then search again")
         keep = np.ones(self.table.num_rows, bool)
         if filters.place:
-            keep &= place_mask(filters.place, *(self.column(n) for n in needed[2:]))
+            keep &= place_mask(filters.place, *(self.column(n) for n in PLACE_COLUMNS))
         if filters.near:
             keep &= near_mask(self.column("lat"), self.column("lon"), filters.near)
         return keep

@@ -35,10 +35,11 @@ from .filters import SUFFIXES, Filters, Metadata, keep_paths
 from .library_precision import query_settings
 from .queries import QueryError, check_query, compose, encode_planned, parse_weighted, plan_query
 from .store import META_TABLE, Store, open_vectors
+from .tables import PLACE_COLUMNS, POSITION_COLUMNS
 from .vectors import vectors_of
 
 HYBRID_DEPTH = 100  # candidates each ranking hands to the reciprocal-rank fusion
-PLACE_FIELDS = ("lat", "lon", "place", "place_zh", "admin", "country")  # stored column -> what a hit shows
+PLACE_FIELDS = (*POSITION_COLUMNS, *PLACE_COLUMNS)  # the stored columns a hit shows as place, lat, lon
 IMAGE_SUFFIXES = {s for suffixes in SUFFIXES.values() for s in suffixes}
 
 

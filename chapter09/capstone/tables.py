@@ -71,8 +71,10 @@ class EncoderIdentity:
 # ----------------------------------------------------------------------------- schemas
 # Read from the file at index time (``indexer.photo_metadata``); tables made before them get them as nulls
 # when opened for writing, filled the next time ``index`` runs (a header read, no encode).
-METADATA_COLUMNS = ("taken_s", "taken_from", "camera_make", "camera_model", "format",
-                    "lat", "lon", "place", "place_zh", "admin", "country")
+POSITION_COLUMNS = ("lat", "lon")  # the EXIF GPS position
+PLACE_COLUMNS = ("place", "place_zh", "admin", "country")  # its name, looked up once per run (``index.places``)
+METADATA_COLUMNS = ("taken_s", "taken_from", "camera_make", "camera_model", "format", *POSITION_COLUMNS,
+                    *PLACE_COLUMNS)
 
 
 def metadata_fields():

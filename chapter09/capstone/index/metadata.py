@@ -9,7 +9,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from ..tables import METADATA_COLUMNS
+from ..tables import METADATA_COLUMNS, PLACE_COLUMNS, POSITION_COLUMNS
 
 EXIF_IFD, EXIF_MAKE, EXIF_MODEL, EXIF_ORIENTATION = 0x8769, 0x010F, 0x0110, 0x0112
 EXIF_DATETIME_ORIGINAL, EXIF_DATETIME_DIGITIZED = 0x9003, 0x9004
@@ -18,7 +18,6 @@ NO_POSITION = float("nan")  # lat/lon of a photo read without a GPS position (nu
 _EXIF_TIME = re.compile(r"\s*(\d{4})[:-](\d{2})[:-](\d{2})[ T](\d{2}):(\d{2}):(\d{2})")
 NO_METADATA = {"taken_s": 0, "taken_from": "", "camera_make": "", "camera_model": "", "format": "",
                "lat": NO_POSITION, "lon": NO_POSITION}
-PLACE_METADATA = ("place", "place_zh", "admin", "country")  # named per run from lat/lon, null until then
 TEXT_METADATA = ("taken_from", "camera_make", "camera_model", "format")  # '' for unknown while decoded, null stored
 STORED_METADATA = (*METADATA_COLUMNS, "width", "height")  # what a photo's header fills in an images table
 
@@ -119,6 +118,6 @@ def metadata_row(item: dict) -> dict:
     read = bool(item.get("taken_from"))
     return {"taken_s": int(item.get("taken_s") or 0) if read else None,
             **{key: (item.get(key) or None) for key in TEXT_METADATA},
-            **{key: float(item.get(key, NO_POSITION)) if read else None for key in ("lat", "lon")},
-            **dict.fromkeys(PLACE_METADATA)}
+            **{key: float(item.get(key, NO_POSITION)) if read else None for key in POSITION_COLUMNS},
+            **dict.fromkeys(PLACE_COLUMNS)}
 

@@ -9,7 +9,7 @@ import pyarrow as pa
 
 from ..places import locate
 from ..store import Store
-from .metadata import PLACE_METADATA
+from ..tables import PLACE_COLUMNS
 from .summary import IndexSummary
 
 
@@ -40,7 +40,7 @@ def fill_places(store: Store, tables: dict, summary: IndexSummary) -> None:
         for start in range(0, len(paths), store.commit_rows):
             rows = table.rows_of(paths[start:start + store.commit_rows])
             order = rows.column("path").to_pylist()
-            for name in PLACE_METADATA:
+            for name in PLACE_COLUMNS:
                 values = [named[wanted[role][p]][name] for p in order]
                 rows = rows.set_column(rows.schema.get_field_index(name), name,
                                        pa.array(values, table.schema.field(name).type))
