@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..errors import UsageError
-from .places import near_mask, parse_near, parse_place, place_mask, unknown_place_note
+from .places import PlaceNames, near_mask, parse_near, parse_place
 from .tables import METADATA_COLUMNS, PLACE_COLUMNS, POSITION_COLUMNS
 
 # Pillow's format names (lower-cased), as the indexer stores them, and the suffixes that mean each
@@ -184,6 +184,7 @@ class Metadata:
         self.table = table if isinstance(table, pa.Table) else pa.table(table)
         self.columns = set(self.table.column_names)
         self._ids: dict[str, int] | None = None
+        self._place_names: PlaceNames | None = None
 
     @classmethod
     def read(cls, image_table) -> "Metadata":
@@ -226,7 +227,7 @@ class Metadata:
                 self.column("lat").to_numpy(zero_copy_only=False).astype(float)).any():
             notes.append("no photo in this index has a GPS position (EXIF): the place filters match none")
         elif filters.place and "place" in self.columns:
-            unknown = unknown_place_note(filters.place, *(self.column(n) for n in PLACE_COLUMNS))
+            unknown = self.place_names().unknown_note(filters.place)
             notes += [unknown] if unknown else []
         return notes
 
@@ -275,6 +276,12 @@ class Metadata:
                 keep = pc.and_(keep, pc.fill_null(pc.greater_equal(column, bound), False))
         return np.asarray(pc.fill_null(keep, False).to_numpy(zero_copy_only=False), dtype=bool)
 
+    def place_names(self) -> PlaceNames:
+        """The stored place names, encoded once for this table version (``places.PlaceNames``)."""
+        if self._place_names is None:
+            self._place_names = PlaceNames(*(self.column(n) for n in PLACE_COLUMNS))
+        return self._place_names
+
     def _place_mask(self, filters: Filters) -> np.ndarray:
         """``--place`` and ``--near`` over the stored positions and place names (``places``)."""
         needed = (*POSITION_COLUMNS, *PLACE_COLUMNS)
@@ -284,7 +291,7 @@ class Metadata:
                              "`index` on the library (it reads them from EXIF), then search again")
         keep = np.ones(self.table.num_rows, bool)
         if filters.place:
-            keep &= place_mask(filters.place, *(self.column(n) for n in PLACE_COLUMNS))
+            keep &= self.place_names().mask(filters.place)
         if filters.near:
             keep &= near_mask(self.column("lat"), self.column("lon"), filters.near)
         return keep

@@ -11,7 +11,7 @@ and no place yet). Two offline GeoNames tables answer, both loaded on the first 
   is the one with the largest population / (1 + km)^2 among the nearest few within ``CITY_RADIUS_KM``, and its
   Chinese name (``place_zh``) is its shortest alternate name written in Chinese characters, where it has one.
 
-``place_query`` and ``near_mask`` are what ``filters`` evaluates: ``--place NAME`` (a city, region or country
+``PlaceNames`` and ``near_mask`` are what ``filters`` evaluates: ``--place NAME`` (a city, region or country
 name, English or Chinese, case-insensitive) and ``--near LAT,LON,KM`` (great-circle distance).
 """
 from __future__ import annotations
@@ -171,44 +171,48 @@ def parse_near(value) -> tuple[float, float, float] | None:
     return lat, lon, km
 
 
-def _named(column, wanted: str) -> np.ndarray:
-    """True where the arrow string ``column`` holds a name equal to ``wanted`` after ``normalise_place``; each
-    distinct name is compared once (a million rows hold a few thousand places)."""
-    import pyarrow.compute as pc
+class PlaceNames:
+    """The stored place names of one table version, for ``--place``: each of the city, Chinese city and region
+    columns dictionary-encoded with its distinct names normalised once (a million rows hold a few thousand
+    places), so a search compares a few thousand names, not a million rows. Built on the first ``--place``
+    search of a table version and kept with its ``filters.Metadata``."""
 
-    encoded = pc.dictionary_encode(column)
-    names = encoded.dictionary.to_pylist()
-    same = np.array([normalise_place(n) == wanted for n in names] + [False], bool)  # the last: null rows
-    return same[pc.fill_null(encoded.indices, len(names)).to_numpy(zero_copy_only=False)]
+    def __init__(self, place, place_zh, admin, country):
+        import pyarrow.compute as pc
 
+        self.columns = []
+        for column in (place, place_zh, admin):
+            encoded = pc.dictionary_encode(column)
+            names = encoded.dictionary.to_pylist()
+            normalised = np.array([normalise_place(n) for n in names] + [""], dtype=object)  # the last: null rows
+            indices = pc.fill_null(encoded.indices, len(names)).to_numpy(zero_copy_only=False)
+            self.columns.append((normalised, indices))
+        self.country = np.asarray(pc.fill_null(country, "").to_numpy(zero_copy_only=False), dtype=object)
+        counts = pc.value_counts(place).to_pylist()
+        self.common = sorted(((c["counts"], c["values"]) for c in counts if c["values"]), reverse=True)
 
-def place_mask(name: str, place, place_zh, admin, country) -> np.ndarray:
-    """True where the city (English or Chinese), the region or the country is called ``name`` (arrow string
-    arrays, one row each; names compared after ``normalise_place``, a country by its name or ISO code)."""
-    import pyarrow.compute as pc
+    def mask(self, name: str) -> np.ndarray:
+        """True where the city (English or Chinese), the region or the country is called ``name`` (compared
+        after ``normalise_place``; a country by its name or ISO code)."""
+        wanted, code = normalise_place(name), country_code(name)
+        keep = np.zeros(len(self.country), bool)
+        for normalised, indices in self.columns:
+            same = normalised == wanted
+            if same.any():
+                keep |= same[indices]
+        if code is not None:
+            keep |= self.country == code
+        return keep
 
-    wanted, code = normalise_place(name), country_code(name)
-    keep = _named(place, wanted) | _named(place_zh, wanted) | _named(admin, wanted)
-    if code is not None:
-        keep |= np.asarray(pc.fill_null(pc.equal(country, code), False).to_numpy(zero_copy_only=False), bool)
-    return keep
-
-
-def unknown_place_note(name: str, place, place_zh, admin, country, shown: int = 8) -> str | None:
-    """A note when no stored city, region or country is called ``name`` (a typo, or a place no photo was taken
-    in): the places the index holds most photos of; None when the name is known."""
-    import pyarrow.compute as pc
-
-    wanted, code = normalise_place(name), country_code(name)
-    if code is not None and pc.any(pc.equal(country, code)).as_py():
-        return None
-    for column in (place, place_zh, admin):
-        if any(normalise_place(n) == wanted for n in pc.unique(column).to_pylist() if n):
+    def unknown_note(self, name: str, shown: int = 8) -> str | None:
+        """A note when no stored city, region or country is called ``name`` (a typo, or a place no photo was
+        taken in): the places the index holds most photos of; None when the name is known."""
+        wanted, code = normalise_place(name), country_code(name)
+        if any((normalised == wanted).any() for normalised, _ in self.columns) or (
+                code is not None and (self.country == code).any()):
             return None
-    counts = sorted(((c["counts"], c["values"]) for c in pc.value_counts(place).to_pylist() if c["values"]),
-                    reverse=True)
-    held = ", ".join(f"{value} ({count})" for count, value in counts[:shown]) or "none"
-    return f"no photo here was taken in a place called {name!r}; the places this index holds most photos of: {held}"
+        held = ", ".join(f"{value} ({count})" for count, value in self.common[:shown]) or "none"
+        return f"no photo here was taken in a place called {name!r}; the places this index holds most photos of: {held}"
 
 
 def near_mask(lat, lon, near: tuple[float, float, float]) -> np.ndarray:
