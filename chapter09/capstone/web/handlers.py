@@ -1,6 +1,6 @@
 """One method per API endpoint of the web UI (``/text_search``, ``/image_search``, ``/find_similar``,
-``/combined_search``, ``/caption_text_search``, ``/caption``, ``/caption_hit``, ``/match``) and the page's own
-events. Each checks its inputs (``checks``), then runs through ``guarded``, the one wrapper that gives it the
+``/combined_search``, ``/caption_text_search``, ``/caption``, ``/caption_hit``, ``/match``; ``/duplicates`` is
+``duplicates.DuplicatesView``'s) and the page's own events. Each checks its inputs (``checks``), then runs through ``guarded``, the one wrapper that gives it the
 client's rate-limit slot and turns the project's errors into the page's one-line message; searches also get their
 filters parsed there and their answer formatted by ``answer``. Every search is ``WebLibrary.search``.
 
