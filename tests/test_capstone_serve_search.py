@@ -87,8 +87,9 @@ def test_every_search_api_takes_the_filters_and_answers_as_the_library_does(serv
     assert {"/combined_search", "/caption_text_search"} <= set(endpoints)
     for name in ("/text_search", "/image_search", "/find_similar", "/combined_search", "/caption_text_search"):
         names = [p["parameter_name"] for p in endpoints[name]["parameters"]]
-        assert names[-6:] == ["folder", "taken_after", "taken_before", "camera", "types", "min_size"], name
-        assert all(p["parameter_has_default"] for p in endpoints[name]["parameters"][-6:]), name
+        assert names[-8:] == ["folder", "taken_after", "taken_before", "camera", "types", "min_size", "place",
+                              "near"], name
+        assert all(p["parameter_has_default"] for p in endpoints[name]["parameters"][-8:]), name
     # text search, folder filter: every hit in the folder, the note says what the filter kept
     _, note, hits = client.predict("a red circle", "auto", 10, "trip", api_name="/text_search")
     assert len(hits) == 10 and all(h["file"].startswith("trip/") for h in hits)

@@ -65,7 +65,7 @@ def search_request(searcher, args):
     terms += [searcher.term(raw) for raw in args.add or ()]
     terms += [searcher.term(raw, -1.0) for raw in args.subtract or ()]
     filters = Filters.parse(args.folder, args.taken_after, args.taken_before, args.camera, args.type, args.min_size,
-                            args.min_width, args.min_height, library=searcher.store.library)
+                            args.min_width, args.min_height, args.place, args.near, library=searcher.store.library)
     return SearchRequest(tuple(terms), args.k, args.strategy, filters, args.caption_text, args.hybrid)
 
 
@@ -100,7 +100,8 @@ def cmd_search(args) -> int:
                      f"{result.matching} of {result.library_size} images match ({result.filter_how})")
     lines += [f"  note: {note}" for note in result.notes]
     for h in result.hits:
-        lines.append(f"  {h.rank:>3}. {h.score:.3f}  {searcher.store.absolute(h.path)}")
+        lines.append(f"  {h.rank:>3}. {h.score:.3f}  {searcher.store.absolute(h.path)}"
+                     + (f"  @ {_place_text(h)}" if h.place or h.lat is not None else ""))
         lines += [f"         [{lang}] {text}" for lang, text in h.captions.items()]
     _print(result.to_json(), args.json, "\n".join(lines))
     return 0
@@ -325,6 +326,15 @@ def _index_flags(p) -> None:
                         "file-system events are unavailable; 0: none)")
 
 
+def _place_text(hit: dict) -> str:
+    """Where a hit was taken, for the text output: 'Hangzhou 杭州, Zhejiang Sheng, CN (30.2741, 120.1551)'."""
+    place = hit.get("place") or {}
+    city = " ".join(v for v in (place.get("name"), place.get("name_zh")) if v)
+    named = ", ".join(v for v in (city, place.get("admin"), place.get("country")) if v)
+    position = f"({hit['lat']:.4f}, {hit['lon']:.4f})" if hit.get("lat") is not None else ""
+    return " ".join(v for v in (named, position) if v)
+
+
 def _search_flags(p) -> None:
     from .queries import STRATEGIES
 
@@ -345,6 +355,10 @@ def _search_flags(p) -> None:
     p.add_argument("--min-size", type=_positive_int, metavar="PX", help="shorter side at least PX pixels")
     p.add_argument("--min-width", type=_positive_int, metavar="PX")
     p.add_argument("--min-height", type=_positive_int, metavar="PX")
+    p.add_argument("--place", metavar="NAME", help="taken in this city, region or country (English or Chinese, "
+                   "e.g. Hangzhou, 杭州, Zhejiang, France; from the photos' EXIF GPS)")
+    p.add_argument("--near", metavar="LAT,LON,KM", help="taken within KM kilometres of LAT,LON (EXIF GPS), "
+                   "e.g. 30.27,120.15,50")
     p.add_argument("--paths-only", action="store_true", help="print one absolute path a line, nothing else")
     p.add_argument("--k", type=_positive_int, default=10)
     p.add_argument("--strategy", choices=STRATEGIES, default="auto",

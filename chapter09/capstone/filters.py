@@ -1,4 +1,4 @@
-"""Search filters: folder, capture date, camera, file type, pixel size, evaluated to a mask over a table's rows.
+"""Search filters: folder, capture date, camera, file type, pixel size, place, evaluated to a mask over a table's rows.
 
 A ``Filters`` is what the user asked for (checked and normalised once, by ``Filters.parse``); a
 ``Metadata`` is the columns of one images table at one version, read once and cached by the searcher
@@ -10,7 +10,8 @@ Columns (``tables.image_schema``): ``path``, ``mtime_ns``, ``width``, ``height``
 ``taken_s``, ``taken_from``, ``camera_make``, ``camera_model``, ``format`` come with the metadata the
 indexer stores. A table without them (an index built before) is still filtered: the date falls back to
 the file's modification time, the type to the path's suffix (also per row, where a re-index has not
-filled the column yet); camera filters need those columns and say so.
+filled the column yet); camera filters need those columns and say so, as do the place filters (``--place``,
+``--near``: ``lat``, ``lon``, ``place``, ``place_zh``, ``admin``, ``country``, see ``places``).
 """
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ import numpy as np
 
 from ..errors import UsageError
 from ..images import FORMAT_SUFFIXES
-from .tables import METADATA_COLUMNS
+from .places import PlaceNames, near_mask, parse_near, parse_place
+from .tables import METADATA_COLUMNS, PLACE_COLUMNS, POSITION_COLUMNS
 
 SUFFIXES = FORMAT_SUFFIXES  # format name -> its suffixes: owned by images (what the index walks), named here too
 FORMATS = tuple(SUFFIXES)
@@ -105,7 +107,8 @@ class Filters:
     """What a search is restricted to; every field None (or empty) means no restriction.
 
     ``taken_after`` is inclusive, ``taken_before`` exclusive (seconds since the epoch, UTC wall-clock);
-    ``min_size`` is the shorter side in pixels; ``camera`` a case-insensitive substring of make or model.
+    ``min_size`` is the shorter side in pixels; ``camera`` a case-insensitive substring of make or model;
+    ``place`` a city, region or country name (English or Chinese, ``places.place_mask``); ``near`` (lat, lon, km).
     """
 
     folder: str | None = None
@@ -116,10 +119,12 @@ class Filters:
     min_size: int | None = None
     min_width: int | None = None
     min_height: int | None = None
+    place: str | None = None
+    near: tuple[float, float, float] | None = None
 
     @classmethod
     def parse(cls, folder=None, taken_after=None, taken_before=None, camera=None, types=None, min_size=None,
-              min_width=None, min_height=None, library=None) -> "Filters":
+              min_width=None, min_height=None, place=None, near=None, library=None) -> "Filters":
         """From what a user typed (CLI flags, the web UI's fields, the API's arguments); refuses bad values with
         a message naming the flag."""
         after = _epoch(taken_after, "--taken-after") if taken_after not in (None, "") else None
@@ -132,7 +137,7 @@ class Filters:
             raise UsageError("--camera: give a short part of the camera's make or model (e.g. canon, iphone 12)")
         return cls(normalise_folder(folder, library), after, before, camera, parse_types(types),
                    _pixels(min_size, "--min-size"), _pixels(min_width, "--min-width"),
-                   _pixels(min_height, "--min-height"))
+                   _pixels(min_height, "--min-height"), parse_place(place), parse_near(near))
 
     @property
     def active(self) -> bool:
@@ -144,6 +149,8 @@ class Filters:
         for key in ("taken_after", "taken_before"):
             if key in out:
                 out[key] = _iso(out[key])
+        if self.near:  # as the flag takes it: LAT,LON,KM
+            out["near"] = ",".join(f"{v:g}" for v in self.near)
         return out
 
     def describe(self) -> str:
@@ -159,6 +166,10 @@ class Filters:
         for label, value in (("shorter side", self.min_size), ("width", self.min_width), ("height", self.min_height)):
             if value:
                 parts.append(f"{label} >= {value} px")
+        if self.place:
+            parts.append(f"place {self.place}")
+        if self.near:
+            parts.append(f"within {self.near[2]:g} km of {self.near[0]:g},{self.near[1]:g}")
         return "; ".join(parts) or "no filter"
 
 
@@ -171,6 +182,7 @@ class Metadata:
         self.table = table if isinstance(table, pa.Table) else pa.table(table)
         self.columns = set(self.table.column_names)
         self._ids: dict[str, int] | None = None
+        self._place_names: PlaceNames | None = None
 
     @classmethod
     def read(cls, image_table) -> "Metadata":
@@ -209,6 +221,12 @@ class Metadata:
                          "times (re-run `index` to store EXIF dates)")
         if filters.types and not self.has("format"):
             notes.append("this index stores no file formats yet: the type filter reads the file names' suffixes")
+        if (filters.place or filters.near) and "lat" in self.columns and not np.isfinite(
+                self.column("lat").to_numpy(zero_copy_only=False).astype(float)).any():
+            notes.append("no photo in this index has a GPS position (EXIF): the place filters match none")
+        elif filters.place and "place" in self.columns:
+            unknown = self.place_names().unknown_note(filters.place)
+            notes += [unknown] if unknown else []
         return notes
 
     def mask(self, filters: Filters) -> np.ndarray:
@@ -247,12 +265,34 @@ class Metadata:
                 by_format = pc.is_in(fmt, value_set=pa.array(list(filters.types)))
                 by_suffix = pc.if_else(pc.is_null(fmt), by_suffix, by_format)
             keep = pc.and_(keep, by_suffix)
+        if filters.place or filters.near:
+            keep = pc.and_(keep, pa.array(self._place_mask(filters)))
         width, height = self.column("width"), self.column("height")
         for column, bound in ((width, filters.min_width), (height, filters.min_height),
                               (width, filters.min_size), (height, filters.min_size)):
             if bound:
                 keep = pc.and_(keep, pc.fill_null(pc.greater_equal(column, bound), False))
         return np.asarray(pc.fill_null(keep, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+    def place_names(self) -> PlaceNames:
+        """The stored place names, encoded once for this table version (``places.PlaceNames``)."""
+        if self._place_names is None:
+            self._place_names = PlaceNames(*(self.column(n) for n in PLACE_COLUMNS))
+        return self._place_names
+
+    def _place_mask(self, filters: Filters) -> np.ndarray:
+        """``--place`` and ``--near`` over the stored positions and place names (``places``)."""
+        needed = (*POSITION_COLUMNS, *PLACE_COLUMNS)
+        if any(name not in self.columns for name in needed):
+            flag = "--place" if filters.place else "--near"
+            raise UsageError(f"{flag} needs the photos' GPS positions, which this index does not store: re-run "
+                             "`index` on the library (it reads them from EXIF), then search again")
+        keep = np.ones(self.table.num_rows, bool)
+        if filters.place:
+            keep &= self.place_names().mask(filters.place)
+        if filters.near:
+            keep &= near_mask(self.column("lat"), self.column("lon"), filters.near)
+        return keep
 
 
 def _suffix(path):

@@ -30,6 +30,7 @@ from ..models import Settings
 from .errors import file_system_error
 from .index.decode import decode_one
 from .index.engines import encoder_identity, run_local, run_ray
+from .index.places import fill_places
 from .index.plan import apply_reuse, fill_metadata, plan_run
 from .index.summary import IndexSummary
 from .index.walk import is_excluded
@@ -131,8 +132,9 @@ def _build(root: Path, index_dir, encoders: dict, options: IndexOptions, log, pr
             summary.notes.append(f"{reused} images' vectors kept from the precision check (not encoded again)")
         encode_s = _encode(root, plan, encoders, writer, options)
         writer.commit()
+        fill_places(store, tables, summary)  # after every row is written: one lookup for the whole run
         if plan.todo or reused or any(plan.removed.values()) or gone or plan.reuse or summary.metadata_filled \
-                or store.written:
+                or summary.placed or store.written:
             store.finish()  # compaction + old versions deleted: the index stays the size of a fresh one
         if options.build_ann:
             _build_ann(store, tables, summary, log)

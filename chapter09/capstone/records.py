@@ -80,6 +80,9 @@ class Hit(_Record):
     score: float
     captions: dict = field(default_factory=dict)
     indexed: dict = field(default_factory=dict)
+    place: dict | None = optional()  # {"name", "name_zh", "admin", "country"} named from its EXIF GPS position
+    lat: float | None = optional()  # the EXIF GPS position (left out: the photo has none, or the index stores none)
+    lon: float | None = optional()
 
 
 @dataclass(frozen=True, kw_only=True)

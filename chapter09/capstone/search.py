@@ -18,6 +18,7 @@ One entry point, ``LibrarySearch.search``, serves the command line, the web UI a
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,9 +36,23 @@ from .library_precision import query_settings
 from .queries import QueryError, check_query, compose, encode_planned, parse_weighted, plan_query
 from .records import Hit, SearchResult
 from .store import META_TABLE, Store, open_vectors
+from .tables import PLACE_COLUMNS, POSITION_COLUMNS
 from .vectors import vectors_of
 
 HYBRID_DEPTH = 100  # candidates each ranking hands to the reciprocal-rank fusion
+PLACE_FIELDS = (*POSITION_COLUMNS, *PLACE_COLUMNS)  # the stored columns a hit shows as place, lat, lon
+
+
+def place_of(row: dict) -> dict:
+    """Pops the position and place columns off ``row``: the hit's ``place`` ({"name", "name_zh", "admin",
+    "country"}), ``lat`` and ``lon`` (None where nothing is known: NaN, '' and null alike)."""
+    values = {name: row.pop(name, None) for name in PLACE_FIELDS}
+    position = (values["lat"], values["lon"])
+    known = all(isinstance(v, float) and math.isfinite(v) for v in position)
+    names = {"name": values["place"], "name_zh": values["place_zh"], "admin": values["admin"],
+             "country": values["country"]}
+    names = {key: value for key, value in names.items() if value}
+    return {"place": names or None, "lat": position[0] if known else None, "lon": position[1] if known else None}
 
 
 @dataclass(frozen=True)
@@ -299,13 +314,17 @@ class LibrarySearch:
         searcher = self.searchers[role]
         paths = [searcher.path(i) for i, _ in ranked]
         captions = self.store.captions(paths) if paths else {}
+        table = self.store.images(role)
+        located = all(name in table.table.schema.names for name in PLACE_FIELDS)  # an old index: no positions
         # a vector index's ids are offsets into the table version it was opened at, which this store reads
-        rows = self.store.images(role).rows_at([i for i, _ in ranked], ("path", "sha1", "size", "mtime_ns"))
+        rows = table.rows_at([i for i, _ in ranked], ("path", "sha1", "size", "mtime_ns", *(PLACE_FIELDS * located)))
         hits = []
         for rank, ((_, score), path, row) in enumerate(zip(ranked, paths, rows)):
             row = dict(row or {})
-            indexed = row if row.pop("path", None) == path else {}  # the row read is the hit's: its file state
-            hits.append(Hit(rank + 1, path, score, captions.get(path, {}), indexed))
+            where = place_of(row)
+            if row.pop("path", None) != path:  # the row read is not the hit's: no file state, no place
+                row, where = {}, {}
+            hits.append(Hit(rank + 1, path, score, captions.get(path, {}), row, **where))
         return hits
 
     def run(self, request: SearchRequest, warn=None) -> SearchResult:

@@ -20,10 +20,12 @@ What it shows, and why:
   shorter side) applied to every search; a caption-text box, alone or fused with the query box's
   search by reciprocal rank (hybrid). The searcher reopens what ``index`` changed before each
   search (``LibrarySearch.refresh``, a few ms), so ``serve`` needs no restart for new photos.
+* **Duplicates** (``web/duplicates.py``): exact copies (SHA-1) beside near copies (cosine at least a
+  threshold the page sets, explained there), found by ``dedup.find_duplicates``; nothing is deleted.
 * **A stable API.** Every action has one explicit name -- ``/text_search``, ``/image_search``,
   ``/find_similar``, ``/combined_search``, ``/caption_text_search``, ``/caption``, ``/caption_hit``,
-  ``/match`` -- callable with ``gradio_client`` (``Client(url).predict(..., api_name="/text_search")``);
-  every search takes the six filters last, each optional, so calls written before them still work.
+  ``/match``, ``/duplicates`` -- callable with ``gradio_client`` (``Client(url).predict(..., api_name="/text_search")``);
+  every search takes the eight filters last, each optional, so calls written before them still work.
   The search endpoints return the gallery, a note and the hits as JSON (rank, score, ``file``: the
   path in the library, captions; not ``path``, which gradio_client takes for a file to download).
 * **Concurrency.** ``SEARCH_CONCURRENCY`` search requests are served at once; inside the

@@ -71,16 +71,24 @@ class EncoderIdentity:
 # ----------------------------------------------------------------------------- schemas
 # Read from the file at index time (``indexer.photo_metadata``); tables made before them get them as nulls
 # when opened for writing, filled the next time ``index`` runs (a header read, no encode).
-METADATA_COLUMNS = ("taken_s", "taken_from", "camera_make", "camera_model", "format")
+POSITION_COLUMNS = ("lat", "lon")  # the EXIF GPS position
+PLACE_COLUMNS = ("place", "place_zh", "admin", "country")  # its name, looked up once per run (``index.places``)
+METADATA_COLUMNS = ("taken_s", "taken_from", "camera_make", "camera_model", "format", *POSITION_COLUMNS,
+                    *PLACE_COLUMNS)
 
 
 def metadata_fields():
     """taken_s: capture time (EXIF DateTimeOriginal read as UTC wall-clock, else the file's mtime), seconds since
-    the epoch; taken_from: 'exif' | 'file'; camera make/model (null when unknown); Pillow's format, lower-cased."""
+    the epoch; taken_from: 'exif' | 'file'; camera make/model (null when unknown); Pillow's format, lower-cased;
+    lat/lon: the EXIF GPS position in degrees (NaN: the file has none; null: not read for one yet); place (the
+    city, English; '' when nothing is named near the position), place_zh (its Chinese name), admin (the region),
+    country (ISO code): named from lat/lon once per run (``index.places``), null until then."""
     import pyarrow as pa
 
     return [pa.field("taken_s", pa.int64()), pa.field("taken_from", pa.string()), pa.field("camera_make", pa.string()),
-            pa.field("camera_model", pa.string()), pa.field("format", pa.string())]
+            pa.field("camera_model", pa.string()), pa.field("format", pa.string()),
+            pa.field("lat", pa.float64()), pa.field("lon", pa.float64()), pa.field("place", pa.string()),
+            pa.field("place_zh", pa.string()), pa.field("admin", pa.string()), pa.field("country", pa.string())]
 
 
 def image_schema(dim: int):
@@ -234,11 +242,15 @@ class ImageTable:
 
     def catalog(self) -> dict[str, tuple]:
         """path -> (size, mtime_ns, sha1, has_metadata) of every row: the indexer's view of what the table holds
-        (sha1 recognises moved and copied files; has_metadata False: a row from before the metadata columns)."""
-        columns = ["path", "size", "mtime_ns", "sha1"] + (["taken_s"] if self.has_metadata else [])
+        (sha1 recognises moved and copied files; has_metadata False: a row from before the metadata columns, or
+        read before the GPS position was: lat null)."""
+        import pyarrow.compute as pc
+
+        columns = ["path", "size", "mtime_ns", "sha1"] + (["taken_s", "lat"] if self.has_metadata else [])
         out = {}
         for batch in self.scan(columns):
-            filled = batch.column("taken_s").is_valid().to_pylist() if self.has_metadata else [False] * batch.num_rows
+            filled = pc.and_(batch.column("taken_s").is_valid(), batch.column("lat").is_valid()).to_pylist() \
+                if self.has_metadata else [False] * batch.num_rows
             out.update(zip(batch.column("path").to_pylist(),
                            zip(batch.column("size").to_pylist(), batch.column("mtime_ns").to_pylist(),
                                batch.column("sha1").to_pylist(), filled)))

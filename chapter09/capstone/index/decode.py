@@ -102,6 +102,7 @@ def decode_loader(root: Path, todo: list[str], encoders: dict, batch_size: int, 
 # A decoded item crosses Ray as columns (one numpy array per field): these, pixels apart.
 ITEM_COLUMNS = ("path", "ok", "reason", "width", "height", "size", "mtime_ns", "sha1", *NO_METADATA)
 TEXT_COLUMNS = ("path", "reason", "sha1", "taken_from", "camera_make", "camera_model", "format")
+FLOAT_COLUMNS = ("lat", "lon")
 
 
 def items_as_columns(items: list[dict]) -> dict:
@@ -113,6 +114,7 @@ def items_as_columns(items: list[dict]) -> dict:
 def items_from_columns(batch: dict) -> list[dict]:
     """``items_as_columns`` read back: one dict per row, as ``decode_one`` made it (pixels left out)."""
     def value(key, column):
-        return str(column) if key in TEXT_COLUMNS else bool(column) if key == "ok" else int(column)
+        return str(column) if key in TEXT_COLUMNS else bool(column) if key == "ok" else \
+            float(column) if key in FLOAT_COLUMNS else int(column)
 
     return [{key: value(key, batch[key][j]) for key in ITEM_COLUMNS} for j in range(len(batch["path"]))]

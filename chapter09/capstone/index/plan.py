@@ -135,7 +135,8 @@ def apply_reuse(root: Path, store: Store, tables: dict, plan: Plan, failures: di
                     STORED_METADATA}
             for j, path in enumerate(chunk):
                 mtime_ns = plan.reuse[path][4]
-                if meta["taken_from"][j] is None:  # the source row predates the metadata: read this file's header
+                if meta["taken_from"][j] is None or meta["lat"][j] is None:  # the source predates the metadata
+                    # (or the GPS columns): read this file's header
                     found = header_metadata(root / path, mtime_ns)
                     if found:
                         for name in meta:
@@ -189,7 +190,7 @@ def fill_metadata(root: Path, store: Store, tables: dict, plan: Plan, summary: I
             continue
         for table in tables.values():
             rows = table.rows_of(sorted(found))
-            rows = rows.filter(pc.is_null(rows.column("taken_from")))
+            rows = rows.filter(pc.or_(pc.is_null(rows.column("taken_from")), pc.is_null(rows.column("lat"))))
             if not rows.num_rows:
                 continue
             order = rows.column("path").to_pylist()

@@ -26,6 +26,8 @@ class IndexSummary:
     excluded_paths: list[str] = field(default_factory=list)  # the first EXCLUDED_LISTED of them (folders end in /)
     metadata_filled: int = 0  # unchanged rows from before the metadata columns, filled from a header read
     metadata_s: float = 0.0
+    placed: int = 0  # GPS positions named (city, region, country) in this run, all in one lookup
+    places_s: float = 0.0
     failed: list[dict] = field(default_factory=list)  # {"path", "reason", "retried"}: retried False = known
     skipped: list[dict] = field(default_factory=list)  # not an image type (captions.jsonl...), or not a regular file
     notes: list[str] = field(default_factory=list)
@@ -73,10 +75,13 @@ class IndexSummary:
                 + (f"；其中 {self.excluded_removed} 张已索引的图片已从索引中删除" if self.excluded_removed else "")))
         if self.metadata_filled:
             lines.append(say(
-                f"  capture date, camera and format filled for {self.metadata_filled} images indexed before "
-                f"they were stored ({self.metadata_s:.1f} s: headers read, nothing encoded)",
-                f"  为 {self.metadata_filled} 张在存储这些列之前索引的图片补上了拍摄日期、相机和格式"
+                f"  capture date, camera, format and GPS position filled for {self.metadata_filled} images indexed "
+                f"before they were stored ({self.metadata_s:.1f} s: headers read, nothing encoded)",
+                f"  为 {self.metadata_filled} 张在存储这些列之前索引的图片补上了拍摄日期、相机、格式和 GPS 位置"
                 f"（{self.metadata_s:.1f} 秒：只读文件头，不重新编码）"))
+        if self.placed:
+            lines.append(say(f"  places named for {self.placed} GPS positions ({self.places_s:.1f} s, offline GeoNames)",
+                             f"  为 {self.placed} 个 GPS 位置查到了地名（{self.places_s:.1f} 秒，离线 GeoNames 数据）"))
         lines += [say(f"  note: {note}", f"  说明：{note}") for note in self.notes]
         if self.ray:
             r = self.ray

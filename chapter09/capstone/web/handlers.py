@@ -1,13 +1,13 @@
 """One method per API endpoint of the web UI (``/text_search``, ``/image_search``, ``/find_similar``,
-``/combined_search``, ``/caption_text_search``, ``/caption``, ``/caption_hit``, ``/match``) and the page's own
-events. Each checks its inputs (``checks``), then runs through ``guarded``, the one wrapper that gives it the
+``/combined_search``, ``/caption_text_search``, ``/caption``, ``/caption_hit``, ``/match``; ``/duplicates`` is
+``duplicates.DuplicatesView``'s) and the page's own events. Each checks its inputs (``checks``), then runs through ``guarded``, the one wrapper that gives it the
 client's rate-limit slot and turns the project's errors into the page's one-line message; searches also get their
 filters parsed there and their answer formatted by ``answer``. Every search is ``WebLibrary.search``.
 
-Every search takes the Filters panel's six fields last, with defaults (no filter), so the API's older calls (three
-or two arguments) still work. Every event takes the request (Gradio passes it; the API does not see it): one
-client, a few slots. The parameter names are the API's: Gradio reads them (and the annotations) at run time, so
-this module has no ``from __future__ import annotations``.
+Every search takes the Filters panel's eight fields last (place and near after the first six), with defaults (no
+filter), so the API's older calls (three or two arguments) still work. Every event takes the request (Gradio
+passes it; the API does not see it): one client, a few slots. The parameter names are the API's: Gradio reads
+them (and the annotations) at run time, so this module has no ``from __future__ import annotations``.
 """
 import contextlib
 
@@ -49,7 +49,7 @@ class Handlers:
             yield
 
     def searched(self, request, filter_fields, search, suffix=""):
-        """A search through ``guarded``: the six filter fields parsed first, then ``search(filters)`` (which
+        """A search through ``guarded``: the filter fields parsed first, then ``search(filters)`` (which
         returns ``WebLibrary.search``'s result and warnings), answered as gallery, note and hits."""
         with self.guarded(request):
             filters = self.library.filters(*filter_fields)
@@ -62,25 +62,25 @@ class Handlers:
 
     # ---- searches
     def text_search(self, query, strategy, k, folder=None, taken_after=None, taken_before=None, camera=None,
-                    types=None, min_size=None, request: gr.Request = None):
+                    types=None, min_size=None, place=None, near=None, request: gr.Request = None):
         self.speak(request)
         query, k, strategy = checked_query(query), checked_k(k), checked_strategy(strategy)
-        return self.searched(request, (folder, taken_after, taken_before, camera, types, min_size),
+        return self.searched(request, (folder, taken_after, taken_before, camera, types, min_size, place, near),
                              lambda filters: self.library.by_text(query, strategy, k, filters))
 
     def image_search(self, image_path, k, folder=None, taken_after=None, taken_before=None, camera=None, types=None,
-                     min_size=None, request: gr.Request = None):
+                     min_size=None, place=None, near=None, request: gr.Request = None):
         self.speak(request)
         k = checked_k(k)
-        return self.searched(request, (folder, taken_after, taken_before, camera, types, min_size),
+        return self.searched(request, (folder, taken_after, taken_before, camera, types, min_size, place, near),
                              lambda filters: self.library.by_image(self.library.upload(image_path), k, filters))
 
     def find_similar(self, relative, k, folder=None, taken_after=None, taken_before=None, camera=None, types=None,
-                     min_size=None, request: gr.Request = None):
+                     min_size=None, place=None, near=None, request: gr.Request = None):
         self.speak(request)
         k = checked_k(k)
         path = checked_hit(self.library.root, relative)
-        return self.searched(request, (folder, taken_after, taken_before, camera, types, min_size),
+        return self.searched(request, (folder, taken_after, taken_before, camera, types, min_size, place, near),
                              lambda filters: self.library.by_image(path, k, filters),
                              say(f" · similar to {relative}", f" · 与 {relative} 相似"))
 
@@ -89,7 +89,7 @@ class Handlers:
                         term2_kind, term2_sign, term2_value, term2_image, term2_weight,
                         term3_kind, term3_sign, term3_value, term3_image, term3_weight,
                         strategy, k, folder=None, taken_after=None, taken_before=None, camera=None, types=None,
-                        min_size=None, request: gr.Request = None):
+                        min_size=None, place=None, near=None, request: gr.Request = None):
         """The combined-query builder: its API takes each of the three term rows' five fields by name
         (``term1_kind`` ... ``term3_weight``), as the page's inputs are wired; they are read as rows here."""
         self.speak(request)
@@ -97,12 +97,13 @@ class Handlers:
         term_rows = [(term1_kind, term1_sign, term1_value, term1_image, term1_weight),
                      (term2_kind, term2_sign, term2_value, term2_image, term2_weight),
                      (term3_kind, term3_sign, term3_value, term3_image, term3_weight)]
-        return self.searched(request, (folder, taken_after, taken_before, camera, types, min_size),
+        return self.searched(request, (folder, taken_after, taken_before, camera, types, min_size, place, near),
                              lambda filters: self.library.search(SearchRequest(
                                  combined_terms(self.library, text, image, term_rows), k, strategy, filters)))
 
     def caption_text_search(self, caption_text, hybrid, query, strategy, k, folder=None, taken_after=None,
-                            taken_before=None, camera=None, types=None, min_size=None, request: gr.Request = None):
+                            taken_before=None, camera=None, types=None, min_size=None, place=None, near=None,
+                            request: gr.Request = None):
         self.speak(request)
         caption_text, k, strategy = checked_query(caption_text), checked_k(k), checked_strategy(strategy)
         terms = []
@@ -111,7 +112,7 @@ class Handlers:
                 raise gr.Error(say("hybrid fuses the captions' words with the Query box's search: type a query too, "
                                    "or untick hybrid", "混合检索会把描述文字与查询框的检索融合：请同时输入查询，或取消勾选“混合”"))
             terms = [Term("text", checked_query(query))]
-        return self.searched(request, (folder, taken_after, taken_before, camera, types, min_size),
+        return self.searched(request, (folder, taken_after, taken_before, camera, types, min_size, place, near),
                              lambda filters: self.library.search(SearchRequest(terms, k, strategy, filters,
                                                                                caption_text, bool(hybrid))))
 

@@ -72,6 +72,17 @@ def writable(folder: Path) -> bool:
 
 
 
+def place_html(hit: dict) -> str:
+    """Where the hit was taken (its EXIF GPS position and the place named for it), or nothing."""
+    place = hit.get("place") or {}
+    names = ", ".join(v for v in (" ".join(v for v in (place.get("name"), place.get("name_zh")) if v),
+                                  place.get("admin"), place.get("country")) if v)
+    if hit.get("lat") is None and not names:
+        return ""
+    position = f" ({hit['lat']:.5f}, {hit['lon']:.5f})" if hit.get("lat") is not None else ""
+    return f'<div class="place"><b>taken at 拍摄地:</b> {html.escape(names or "(unnamed)")}{position}</div>'
+
+
 class WebLibrary:
     """The UI's view of an index: searches, thumbnails, stored captions; safe to call from many threads."""
 
@@ -127,10 +138,12 @@ class WebLibrary:
             return path
 
     # ---- searches
-    def filters(self, folder=None, taken_after=None, taken_before=None, camera=None, types=None, min_size=None):
+    def filters(self, folder=None, taken_after=None, taken_before=None, camera=None, types=None, min_size=None,
+                place=None, near=None):
         """The Filters panel's fields (or the API's filter arguments) as ``Filters``; raises UsageError with a
         message naming the field for a bad value."""
-        return Filters.parse(folder, taken_after, taken_before, camera, types, min_size, library=str(self.root))
+        return Filters.parse(folder, taken_after, taken_before, camera, types, min_size, place=place, near=near,
+                             library=str(self.root))
 
     def top_folders(self, limit: int = 200) -> list[str]:
         """The library's top folders (for the folder filter's choices), from the paths the index holds."""
@@ -175,7 +188,8 @@ class WebLibrary:
                 continue
             caps = captions.get(hit.path, {})
             row = {"rank": hit.rank, "score": round(float(hit.score), 4), "file": hit.path,
-                   "caption_en": caps.get("en"), "caption_zh": caps.get("zh")}
+                   "caption_en": caps.get("en"), "caption_zh": caps.get("zh"),
+                   "place": hit.place or {}, "lat": hit.lat, "lon": hit.lon}
             label = f"{hit.rank}. {hit.score:.3f}  {Path(hit.path).name}"  # the full path: in the detail
             if caps.get("en") or caps.get("zh"):
                 label += "\n" + " / ".join(c for c in (caps.get("en"), caps.get("zh")) if c)
@@ -235,7 +249,7 @@ class WebLibrary:
                 f'<img id="full-image" src="{url}" alt="{html.escape(hit["file"])}"></a>'
                 f"<div><b>#{hit['rank']}</b> · {say('score', '分数')} {hit['score']:.3f} · "
                 f"<code>{html.escape(hit['file'])}</code></div>"
-                f'<div class="captions">{captions}</div>'
+                f'<div class="captions">{captions}</div>{place_html(hit)}'
                 f'<div><a href="{url}" target="_blank" rel="noopener">{say("open the full image", "打开原图")} ↗</a>'
                 + original_link + "</div>")
 

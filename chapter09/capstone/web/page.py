@@ -12,6 +12,8 @@ from ..filters import FORMATS
 from ..queries import STRATEGIES
 from .checks import SIGNS, TERM_KINDS, TERM_ROWS
 from .components import image_input, k_input, tolerant, weight_input
+from .duplicates import CSS as DUPLICATES_CSS
+from .duplicates import duplicates_tab
 from .handlers import Handlers
 from .i18n import WORDS, PageWords, request_lang, word
 from .library import WebLibrary
@@ -35,7 +37,7 @@ CSS = """
 #model-table td.loc { font-family: monospace; font-size: 0.9em; word-break: break-all; }
 #hit-detail img { max-width: 100%; max-height: 420px; border-radius: 6px; }
 #hit-detail .captions { margin-top: 6px; }
-"""
+""" + DUPLICATES_CSS
 
 
 def model_rows(settings: Settings) -> list[dict]:
@@ -92,6 +94,8 @@ def build_app(index_dir, settings: Settings | None = None, max_upload_mb: float 
             caption_tab(handlers, words)
         with gr.Tab(words("tab_match")):
             match_tab(handlers, words)
+        with gr.Tab(words("tab_duplicates")):
+            duplicates_tab(library, handlers)
         if words.lang == "auto":  # the header is the server's HTML: written again in the browser's language
             def localised_header(request: gr.Request):
                 return header(request_lang("auto", request))
@@ -196,7 +200,8 @@ def _caption_text_row(words: PageWords) -> tuple:
 
 
 def _filters_panel(top_folders: list[str], words: PageWords) -> list:
-    """The six filter fields every search takes last (folder, dates, camera, file types, shorter side)."""
+    """The eight filter fields every search takes last (folder, dates, camera, file types, shorter
+    side, place, near)."""
     with gr.Accordion(words("filters"), open=False, elem_id="filters"):
         with gr.Row():
             folder = gr.Dropdown([(words("whole_library"), ""), *[(f, f) for f in top_folders]],
@@ -213,7 +218,10 @@ def _filters_panel(top_folders: list[str], words: PageWords) -> list:
                                               elem_id="filter-types", scale=3), "types", empty=[])
             min_size = tolerant(gr.Number(value=0, precision=0, minimum=0, label=words("min_size"),
                                           elem_id="filter-min-size", scale=1), "min_size")
-    return [folder, taken_after, taken_before, camera, types, min_size]
+        with gr.Row():
+            place = gr.Textbox(label=words("place"), placeholder="Hangzhou / 杭州 / France", elem_id="filter-place")
+            near = gr.Textbox(label=words("near"), placeholder="30.27,120.15,50", elem_id="filter-near")
+    return [folder, taken_after, taken_before, camera, types, min_size, place, near]
 
 
 def caption_tab(handlers: Handlers, words: PageWords) -> None:
