@@ -212,8 +212,8 @@ def resolve_chosen_clip(name: str, spec: ModelSpec, mode: str) -> ResolvedModel:
 def resolve(role: str, mode: str | Settings | None = None, local_dir: str | os.PathLike | None = None) -> ResolvedModel:
     """Decide, quickly, which weights serve ``role`` (see the module docstring)."""
     spec = model_spec(role)
-    if role == "clip" and isinstance(mode, Settings) and mode.clip_model and local_dir is None:
-        return resolve_chosen_clip(mode.clip_model, spec, mode.mode)
+    if role == "clip" and isinstance(mode, Settings) and mode.clip_model:  # local_dir: where a driver found it
+        return resolve_chosen_clip(str(local_dir or mode.clip_model), spec, mode.mode)
     mode = models_mode(mode.mode if isinstance(mode, Settings) else mode)
     if mode == "toy":
         return ResolvedModel(role, spec, str(toy_location(spec)), "toy", chosen=True)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..clip import clip_encoder
+from ..config import model_spec
 from ..errors import ChapterError
 from ..language import has_chinese
 from ..models import Settings, announce, cached, pick_device, resolve
@@ -138,6 +139,10 @@ def pick_strategy(strategy: str, text: str, settings: Settings | None = None) ->
         raise QueryError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
     if strategy == "auto":
         strategy = auto_strategy("zh" if has_chinese(text) else "en")
+    if strategy == "multilingual" and settings is not None and settings.clip_model:
+        # the student was distilled into the default CLIP's space: its vectors mean nothing to another model's
+        raise QueryError(f"--strategy multilingual reads texts into {model_spec('clip').hub_id}'s "
+                         f"space, not {settings.clip_model}'s: use --strategy translate or clip")
     return BY_NAME[strategy]
 
 
