@@ -181,3 +181,21 @@ def test_index_and_search_with_siglip_through_the_command_line(tiny, tmp_path, c
     assert code == 2 and str(siglip.resolve()) in err and str(tiny["CLIPModel"].resolve()) in err
     code, _result, err = _search(capsys, index, "--models", "toy")
     assert code == 2 and "--clip-model" in err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model_class", ["SiglipModel", "AltCLIPModel"])
+def test_onnx_runtime_fp32_agrees_with_torch(tiny, model_class, monkeypatch, tmp_path):
+    """A chosen checkpoint is not a toy, so fp32 on a CPU runs on ONNX Runtime (``onnx_runtime.fp32_runtime``):
+    the exported towers must give torch's vectors for the families the CLIP export was not written for."""
+    pytest.importorskip("onnxruntime")
+    monkeypatch.delenv("CH09_FP32_RUNTIME")
+    monkeypatch.setenv("CH09_CACHE", str(tmp_path))
+    ort = ClipEncoder("clip", chosen(tiny[model_class]))
+    assert ort.runtime == "onnxruntime"
+    monkeypatch.setenv("CH09_FP32_RUNTIME", "torch")
+    reference = ClipEncoder("clip", chosen(tiny[model_class]))
+    assert reference.runtime == "torch"
+    for ours, theirs in ((ort.encode_images(scenes()), reference.encode_images(scenes())),
+                         (ort.encode_texts(TEXTS), reference.encode_texts(TEXTS))):
+        assert np.min(np.sum(ours * theirs, axis=1)) > 0.9999
