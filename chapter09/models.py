@@ -9,7 +9,9 @@ client's retries:
 4. otherwise (mode ``auto``) the toy twin, announced in one line per process (``announce``).
 
 Mode ``real`` never falls back: it raises ``ModelUnavailableError`` saying how
-to get the weights. Mode ``toy`` always takes the twin.
+to get the weights. Mode ``toy`` always takes the twin. Role ``clip`` with ``Settings.clip_model``
+(``--clip-model``) is the checkpoint named there: a folder, else the cache, else the hub, never a twin
+(``resolve_chosen_clip``).
 
 The choices a user makes about models (mode, device, dtype, precision) travel as one
 ``Settings``, resolved once at the entry point; loaded models are shared through one

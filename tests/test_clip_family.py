@@ -14,6 +14,7 @@ import torch
 import transformers as tf
 from PIL import Image
 
+from chapter09.capstone.__main__ import build_parser
 from chapter09.capstone.__main__ import main as capstone
 from chapter09.capstone.store import Store
 from chapter09.clip import ClipEncoder
@@ -135,6 +136,14 @@ def test_chinese_clip_processor_squashes_rather_than_crops():
     assert pixels.shape[-2:] == (224, 224)
     assert pixels[0, :, :10].mean() > pixels[2, :, :10].mean()  # red over blue at the left edge
     assert pixels[2, :, -10:].mean() > pixels[0, :, -10:].mean()  # and blue at the right
+
+
+@pytest.mark.parametrize("argv", [["index", "lib", "--index", "idx"], ["search", "--index", "idx"],
+                                  ["serve", "--index", "idx"], ["match", "photo.jpg", "a dog"]])
+def test_clip_model_flag_reaches_settings(argv):
+    args = build_parser().parse_args([*argv, "--clip-model", "google/siglip-base-patch16-224"])
+    assert Settings.from_args(args).clip_model == "google/siglip-base-patch16-224"
+    assert Settings.from_args(build_parser().parse_args(argv)).clip_model is None
 
 
 def test_refusals_say_what_to_do(tmp_path):
