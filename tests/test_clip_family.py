@@ -16,7 +16,9 @@ from PIL import Image
 
 from chapter09.capstone.__main__ import build_parser
 from chapter09.capstone.__main__ import main as capstone
+from chapter09.capstone.index_model import IndexModelMismatchError, index_clip_settings
 from chapter09.capstone.store import Store
+from chapter09.capstone.tables import EncoderIdentity
 from chapter09.clip import ClipEncoder
 from chapter09.clip_family import SIGLIP_CONTEXT, family_of
 from chapter09.config import TOY_MODELS_DIR
@@ -208,3 +210,27 @@ def test_onnx_runtime_fp32_agrees_with_torch(tiny, model_class, monkeypatch, tmp
     for ours, theirs in ((ort.encode_images(scenes()), reference.encode_images(scenes())),
                          (ort.encode_texts(TEXTS), reference.encode_texts(TEXTS))):
         assert np.min(np.sum(ours * theirs, axis=1)) > 0.9999
+
+
+class _Store:
+    """What ``index_clip_settings`` reads of a store: its roles and the clip table's identity."""
+
+    def __init__(self, identity):
+        self.location, self.roles, self._identity = "/tmp/idx", ["clip"], identity
+
+    def identity(self, role):
+        return self._identity
+
+
+def test_index_model_rule_without_a_command_line(tiny, tmp_path):
+    default = Settings("auto", device="cpu")
+    built_default = EncoderIdentity("clip", "/some/default/clip", "fp32", 512)
+    assert index_clip_settings(_Store(built_default), default) is default  # nothing chosen: resolved as before
+    siglip = str(tiny["SiglipModel"].resolve())
+    built_chosen = EncoderIdentity("clip", siglip, "fp32", WIDTH, chosen=True)
+    assert index_clip_settings(_Store(built_chosen), default).clip_model == siglip
+    with pytest.raises(IndexModelMismatchError, match="/some/default/clip"):
+        index_clip_settings(_Store(built_default), chosen(tiny["SiglipModel"]))
+    gone = EncoderIdentity("clip", str(tmp_path / "deleted"), "fp32", WIDTH, chosen=True)
+    with pytest.raises(IndexModelMismatchError, match="no longer there"):
+        index_clip_settings(_Store(gone), default)

@@ -7,6 +7,8 @@ images of the other would rank at random without any error.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..models import Settings, resolve
 from .errors import StoreError
 
@@ -27,6 +29,10 @@ def index_clip_settings(store, settings: Settings) -> Settings:
             raise IndexModelMismatchError(
                 f"index {store.location} was built with --clip-model {recorded.location}; --models toy cannot read "
                 "its vectors: search it with --models auto (or real)")
+        if Path(recorded.location).is_absolute() and not Path(recorded.location).is_dir():
+            raise IndexModelMismatchError(
+                f"index {store.location} was built with --clip-model {recorded.location}, which is no longer there: "
+                "put the checkpoint back, or re-run `index` with another --clip-model (a table of its own)")
         return settings.with_(clip_model=recorded.location)
     asked = resolve("clip", settings).location
     if asked != recorded.location:
