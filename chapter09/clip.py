@@ -7,13 +7,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .clip_family import ClipFamily, embedding_dim, family_of, match_probabilities
 from .images import as_rgb
 from .model_outputs import feature_tensor
 from .models import ResolvedModel, Settings, announce, cached, pick_device, quiet_loading, resolve
 from .onnx_runtime import fp32_runtime
 from .precision import apply_precision, input_dtype, numeric_format, precision_identity
 
-CHINESE_CLIP_CONTEXT = 52  # Chinese-CLIP trained on 52 tokens (cn_clip's tokenize), though its BERT has 512 positions
 BERT_MAX_WORD_CHARS = 200  # cn_clip (as Google's BERT) splits words of up to 200 characters; transformers stops at 100
 
 
@@ -89,28 +89,34 @@ def _as_is(text: str) -> str:
     return text
 
 
-def reference_text_rules(model_config, tokenizer, is_toy: bool):
+def _lowercased(text: str) -> str:
+    return text.lower()
+
+
+def reference_text_rules(model_config, tokenizer, is_toy: bool, family: ClipFamily | None = None):
     """(context length, text cleaner) that make the tokenizer give the ids the real checkpoint was trained on.
 
     Checked against the projects' own tokenizers in tests/test_real_tokenizers.py: a real ``clip``
     checkpoint gets OpenAI's cleaning and 77 tokens; Chinese-CLIP 52 tokens and cn_clip's long-word
-    rule. The toy twins' tokenizers were trained on raw text and keep it.
+    rule; SigLIP lowercased text (``clip_family``). The toy twins' tokenizers were trained on raw text and keep it.
     """
-    context = model_config.text_config.max_position_embeddings
+    family = family or family_of(model_config)
+    context = family.text_context(model_config)
     if model_config.model_type == "chinese_clip":
         wordpiece = getattr(getattr(tokenizer, "backend_tokenizer", None), "model", None)
         if hasattr(wordpiece, "max_input_chars_per_word"):
             wordpiece.max_input_chars_per_word = BERT_MAX_WORD_CHARS
-        return min(context, CHINESE_CLIP_CONTEXT), _as_is
+        return context, _as_is
     if model_config.model_type == "clip" and not is_toy:
         return context, openai_clean
-    return context, _as_is
+    return context, _lowercased if family.lowercase else _as_is
 
 
 class ClipEncoder:
     """Encode images and texts into CLIP's shared space as L2-normalised float32 arrays.
 
-    Works for ``CLIPModel`` and ``ChineseCLIPModel`` checkpoints, real or toy.
+    Works for ``CLIPModel``, ``ChineseCLIPModel``, ``AltCLIPModel`` and ``SiglipModel`` checkpoints, real or toy;
+    what differs between them (text context and padding, embedding width, scores) is ``clip_family``'s.
     """
 
     def __init__(self, role: str = "clip", settings: Settings | None = None, local_dir=None,
@@ -128,6 +134,7 @@ class ClipEncoder:
         with quiet_loading():
             self.processor = AutoProcessor.from_pretrained(self.resolved.location)
             self.model = AutoModel.from_pretrained(self.resolved.location, dtype=self.dtype).to(self.device).eval()
+        self.family = family_of(self.model.config, self.resolved.location)  # before any work: refuse early
         self.torch_model = self.model  # what other precisions derive from (``at_precision``)
         self.runtime = "torch"
         if numeric.convert:
@@ -136,8 +143,8 @@ class ClipEncoder:
             self.model = apply_precision(self.model, numeric.precision, self.device, self.runtime)
             self.dtype = input_dtype(numeric.precision)
         self.precision = numeric.precision
-        self.max_text_tokens, self._clean_text = reference_text_rules(self.model.config, self.processor.tokenizer,
-                                                                      self.resolved.is_toy)
+        self.max_text_tokens, self._clean_text = reference_text_rules(self.torch_model.config, self.processor.tokenizer,
+                                                                      self.resolved.is_toy, self.family)
         self._torch = torch
 
     def at_precision(self, precision: str, runtime: str | None = None) -> "ClipEncoder":
@@ -163,7 +170,16 @@ class ClipEncoder:
 
     @property
     def dim(self) -> int:
-        return self.model.config.projection_dim
+        return embedding_dim(self.torch_model.config)
+
+    def match_scores(self, image_vectors: np.ndarray, text_vectors: np.ndarray) -> np.ndarray:
+        """(images x texts) probabilities from this encoder's unit vectors, as the model was trained to give them:
+        a softmax over each image's candidate texts (CLIP, Chinese-CLIP, AltCLIP) or an independent sigmoid per
+        pair (SigLIP), see ``clip_family.match_probabilities``."""
+        cosines = np.atleast_2d(image_vectors) @ np.atleast_2d(text_vectors).T
+        bias = getattr(self.torch_model, "logit_bias", None)
+        return match_probabilities(self.family, cosines, float(self.torch_model.logit_scale.float().item()),
+                                   float(bias.float().item()) if bias is not None else 0.0)
 
     @property
     def precision_id(self) -> str:
@@ -208,8 +224,8 @@ class ClipEncoder:
         return self._to_numpy(out, normalize)
 
     def tokenize(self, texts: Sequence[str]):
-        return self.processor.tokenizer([self._clean_text(text) for text in texts], padding=True, truncation=True,
-                                        max_length=self.max_text_tokens, return_tensors="pt")
+        return self.processor.tokenizer([self._clean_text(text) for text in texts], padding=self.family.padding,
+                                        truncation=True, max_length=self.max_text_tokens, return_tensors="pt")
 
     def encode_texts(self, texts: Sequence[str], batch_size: int = 256, normalize: bool = True) -> np.ndarray:
         chunks = []

@@ -9,7 +9,9 @@ client's retries:
 4. otherwise (mode ``auto``) the toy twin, announced in one line per process (``announce``).
 
 Mode ``real`` never falls back: it raises ``ModelUnavailableError`` saying how
-to get the weights. Mode ``toy`` always takes the twin.
+to get the weights. Mode ``toy`` always takes the twin. Role ``clip`` with ``Settings.clip_model``
+(``--clip-model``) is the checkpoint named there: a folder, else the cache, else the hub, never a twin
+(``resolve_chosen_clip``).
 
 The choices a user makes about models (mode, device, dtype, precision) travel as one
 ``Settings``, resolved once at the entry point; loaded models are shared through one
@@ -53,22 +55,32 @@ class Settings:
 
     ``mode``: auto | real | toy (None: ``$CH09_MODELS``, else auto). ``device``/``dtype``: None picks
     the best for the machine (``pick_device``/``pick_dtype``). ``precision``: the capstone encoders'
-    fp32 | bf16 | int8 | auto (None: the dtype decides).
+    fp32 | bf16 | int8 | auto (None: the dtype decides). ``clip_model``: a CLIP-family checkpoint (hub id or
+    save_pretrained folder) that serves role ``clip`` instead of the registry's (``--clip-model``; None: the
+    registry's); the toy world has no twin of an arbitrary checkpoint, so ``--models toy`` refuses it.
     """
 
     mode: str | None = None
     device: str | None = None
     dtype: str | None = None
     precision: str | None = None
+    clip_model: str | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "mode", models_mode(self.mode))
+        if self.clip_model is not None:
+            if not str(self.clip_model).strip():
+                raise UsageError("--clip-model is empty: give a hub id (e.g. google/siglip-base-patch16-224) or "
+                                 "a folder made by save_pretrained()")
+            if self.mode == "toy":
+                raise UsageError(f"--clip-model {self.clip_model} needs real weights, and --models toy (or "
+                                 f"{config.ENV_MODELS}=toy) asks for the toy twins: drop one of the two")
 
     @classmethod
     def from_args(cls, args) -> "Settings":
-        """From an argparse namespace with --models/--device/--dtype (and --precision where offered)."""
+        """From an argparse namespace with --models/--device/--dtype (and --precision, --clip-model where offered)."""
         return cls(getattr(args, "models", None), getattr(args, "device", None), getattr(args, "dtype", None),
-                   getattr(args, "precision", None))
+                   getattr(args, "precision", None), getattr(args, "clip_model", None))
 
     def with_(self, **changes) -> "Settings":
         return replace(self, **changes)
@@ -170,9 +182,40 @@ def toy_location(spec: ModelSpec) -> Path:
     return path
 
 
+def _looks_like_folder(name: str) -> bool:
+    """A name meant as a path (absolute, ./, ../, ~, nested) rather than a hub id (``owner/name``)."""
+    return name.startswith(("/", ".", "~")) or name.count("/") > 1 or "\\" in name
+
+
+def resolve_chosen_clip(name: str, spec: ModelSpec, mode: str) -> ResolvedModel:
+    """Role ``clip`` served by the checkpoint ``--clip-model`` names: a folder, else the HF cache, else the hub.
+
+    Never a toy fallback: the user asked for these weights, so a miss says what to do instead."""
+    if mode == "toy":  # Settings refuses this pair already; kept for callers passing a bare mode
+        raise UsageError(f"--clip-model {name} cannot be used with --models toy")
+    chosen = replace(spec, hub_id=name, model_class="CLIP-family (from its config.json)", params="")
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return ResolvedModel("clip", replace(chosen, hub_id=str(path.resolve())), str(path.resolve()), "local-dir")
+    if _looks_like_folder(name):
+        raise ModelUnavailableError(f"--clip-model {name}: no such folder. Give a folder made by save_pretrained() "
+                                    "or a hub id such as openai/clip-vit-large-patch14.", "clip", spec.has_twin)
+    snapshot = cached_snapshot(name)
+    if snapshot:
+        return ResolvedModel("clip", chosen, snapshot, "cache")
+    if hub_reachable():
+        return ResolvedModel("clip", chosen, name, "hub")
+    raise ModelUnavailableError(
+        f"--clip-model {name} is neither a folder, nor in the local Hugging Face cache, and the hub is not "
+        f"reachable. Download it on a machine with internet (`hf download {name}`) and copy the cache, or save it "
+        "with save_pretrained() and pass that folder.", "clip", spec.has_twin)
+
+
 def resolve(role: str, mode: str | Settings | None = None, local_dir: str | os.PathLike | None = None) -> ResolvedModel:
     """Decide, quickly, which weights serve ``role`` (see the module docstring)."""
     spec = model_spec(role)
+    if role == "clip" and isinstance(mode, Settings) and mode.clip_model:  # local_dir: where a driver found it
+        return resolve_chosen_clip(str(local_dir or mode.clip_model), spec, mode.mode)
     mode = models_mode(mode.mode if isinstance(mode, Settings) else mode)
     if mode == "toy":
         return ResolvedModel(role, spec, str(toy_location(spec)), "toy", chosen=True)

@@ -139,7 +139,7 @@ def cmd_match(args) -> int:
 
     rows = match_scores(args.image, args.texts, args.strategy, Settings.from_args(args))
     result = {"image": args.image, "scores": rows}
-    _print(result, args.json, "\n".join(f"  {r['score']:+.3f}  {r['text']}" + (
+    _print(result, args.json, "\n".join(f"  {r['score']:+.3f}  p={r['probability']:.3f}  {r['text']}" + (
         f"   (read as: {r['encoded_text']})" if r["encoded_text"] != r["text"] else "")
         for r in sorted(rows, key=lambda r: -r["score"])))
     return 0
@@ -221,6 +221,10 @@ def _precision_option(parser, help_text: str) -> None:
     parser.add_argument("--precision", choices=PRECISION_CHOICES, default=None, help=help_text)
 
 
+def _clip_model_option(parser, help_text: str) -> None:
+    parser.add_argument("--clip-model", default=None, metavar="HUB_ID_OR_FOLDER", help=help_text)
+
+
 def _positive_int(value: str) -> int:
     number = int(value)
     if number < 1:
@@ -271,6 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("image")
     p.add_argument("texts", nargs="+")
     p.add_argument("--strategy", choices=STRATEGIES, default="auto", help="how Chinese texts are read (as search)")
+    _clip_model_option(p, "a CLIP-family checkpoint (hub id or save_pretrained folder) instead of the default; "
+                          "SigLIP's probabilities are independent sigmoids, the others' a softmax over the texts")
 
     p = command("dedup", "exact and near duplicates in an index", cmd_dedup)
     p.add_argument("--index", required=True)
@@ -296,6 +302,9 @@ def _index_flags(p) -> None:
     p.add_argument("library")
     p.add_argument("--index", required=True, help="folder for the index")
     p.add_argument("--chinese-clip", action="store_true", help="also store Chinese-CLIP image vectors")
+    _clip_model_option(p, "a CLIP-family checkpoint for the clip vectors instead of the default: a hub id or a "
+                          "save_pretrained folder of CLIPModel, SiglipModel, ChineseCLIPModel or AltCLIPModel "
+                          "(README: Choosing a model); its vectors get a table of their own")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--workers", type=int, default=None, help="decoding processes (default: up to 2)")
     p.add_argument("--no-progress", action="store_true")
@@ -365,6 +374,8 @@ def _search_flags(p) -> None:
                    help="for Chinese queries: translate, multilingual, chinese_clip or clip (default auto)")
     p.add_argument("--search", choices=("auto", "exact", "ann"), default="auto")
     _precision_option(p, "precision of the query encoder (auto: the one the index was built with)")
+    _clip_model_option(p, "the CLIP-family checkpoint that reads queries (default: the one the index was built "
+                          "with; another one is refused, naming both)")
 
 
 def _caption_flags(p) -> None:
@@ -425,6 +436,8 @@ def _serve_flags(p) -> None:
     p.add_argument("--no-auth", action="store_true",
                    help="serve a non-loopback --host without a login (anyone who reaches it sees every photo)")
     _precision_option(p, "precision of the query encoder (auto: the one the index was built with)")
+    _clip_model_option(p, "the CLIP-family checkpoint that reads queries (default: the one the index was built "
+                          "with; another one is refused, naming both)")
 
 
 def _bench_flags(p) -> None:

@@ -8,7 +8,8 @@ Captions take one of two routes, chosen by the captioner checkpoint itself:
   opus-mt (``translator_en_zh``) translates it; Chinese never costs a second captioning pass.
 
 Match scores are cosine similarities in the space a query strategy uses (``encode_query``),
-so a Chinese text is scored the way ``search`` would read it.
+so a Chinese text is scored the way ``search`` would read it; each row's ``probability`` is the model's own
+(``ClipEncoder.match_scores``: a softmax over the texts read in one space, or SigLIP's sigmoid per pair).
 """
 from __future__ import annotations
 
@@ -48,16 +49,24 @@ def caption_images(images: Sequence, langs: str | Sequence[str] = ("en", "zh"), 
 
 def match_scores(image, texts: Sequence[str], strategy: str = "auto", settings: Settings | None = None,
                  warn=None) -> list[dict]:
-    """Cosine similarity of ``image`` with each text, read by the same strategies as ``search``."""
+    """Cosine similarity (``score``) and the model's probability of ``image`` with each text, read by the same
+    strategies as ``search``."""
     if not texts:
         raise QueryError("give at least one text to score against the image")
     image = as_rgb(image)
     image_vectors: dict[str, np.ndarray] = {}
+    text_vectors: dict[str, list[tuple[int, np.ndarray]]] = {}  # role -> (row, vector): one softmax per space
     rows = []
     for text in texts:
         vector, used, role, encoded = encode_query(text, strategy, settings, warn)
         if role not in image_vectors:
             image_vectors[role] = clip_encoder(role, settings).encode_images([image])[0]
+        text_vectors.setdefault(role, []).append((len(rows), vector))
         rows.append({"text": text, "score": float(vector @ image_vectors[role]), "strategy": used,
                      "encoded_text": encoded})
+    for role, scored in text_vectors.items():
+        probabilities = clip_encoder(role, settings).match_scores(image_vectors[role],
+                                                                  np.stack([vector for _row, vector in scored]))[0]
+        for (row, _vector), probability in zip(scored, probabilities):
+            rows[row]["probability"] = float(probability)
     return rows

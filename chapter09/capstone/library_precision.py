@@ -48,6 +48,7 @@ from ..translation import translator
 from . import verdict_cache
 from .index.decode import decode_one
 from .index.walk import walk_library
+from .index_model import index_clip_settings
 from .precision_sidecar import CAPTION_SIDECAR, INDEX_SIDECAR, find_verdict, read_verdicts, record_verdict
 from .store import Store, held_precision, is_uri, local_side_folder
 
@@ -364,10 +365,12 @@ def index_precision(args_precision: str | None, settings, library, index_dir, ro
 def query_settings(index, settings):
     """Settings for the text side of ``search``/``serve``: with --precision auto (or none), the precision the
     index's images were encoded at, read from its table identity, so queries and images match what was
-    measured. ``index``: an index folder or an open ``store.Store``."""
+    measured; and the CLIP checkpoint the index was built with (``index_model``). ``index``: an index folder or an
+    open ``store.Store``."""
+    store = index if isinstance(index, Store) else Store.open(index)
+    settings = index_clip_settings(store, settings)
     if settings.precision not in (None, "auto"):
         return settings
-    store = index if isinstance(index, Store) else Store.open(index)
     held = store.identity(store.roles[0]).base_precision if store.roles else None
     return settings.with_(precision=held) if held in PRECISIONS else settings
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..clip import clip_encoder
+from ..config import model_spec
 from ..errors import ChapterError
 from ..exercises.i18n import t
 from ..language import has_chinese
@@ -168,6 +169,10 @@ def pick_strategy(strategy: str, text: str, settings: Settings | None = None) ->
                            f"未知的策略 {strategy!r}；请从 {', '.join(STRATEGIES)} 中选择一个"))
     if strategy == "auto":
         strategy = auto_strategy("zh" if has_chinese(text) else "en")
+    if strategy == "multilingual" and settings is not None and settings.clip_model:
+        # the student was distilled into the default CLIP's space: its vectors mean nothing to another model's
+        raise QueryError(f"--strategy multilingual reads texts into {model_spec('clip').hub_id}'s "
+                         f"space, not {settings.clip_model}'s: use --strategy translate or clip")
     return BY_NAME[strategy]
 
 

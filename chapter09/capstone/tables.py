@@ -40,6 +40,7 @@ class EncoderIdentity:
     precision: str
     dim: int
     table_name: str = field(default="", compare=False)  # set for a migrated table adopted by a later run
+    chosen: bool = field(default=False, compare=False)  # the checkpoint came from --clip-model: search reads with it
 
     @property
     def key(self) -> str:
@@ -59,13 +60,14 @@ class EncoderIdentity:
         return f"{self.location} at {self.precision}, {self.dim}-d"
 
     def to_json(self) -> dict:
+        chosen = {"chosen": True} if self.chosen else {}  # absent by default: older indexes' meta stays as it was
         return {"role": self.role, "location": self.location, "precision": self.precision, "dim": self.dim,
-                "table": self.table}
+                "table": self.table, **chosen}
 
     @staticmethod
     def from_json(data: dict) -> "EncoderIdentity":
         return EncoderIdentity(data["role"], data["location"], data["precision"], int(data["dim"]),
-                               data.get("table", ""))
+                               data.get("table", ""), bool(data.get("chosen", False)))
 
 
 # ----------------------------------------------------------------------------- schemas

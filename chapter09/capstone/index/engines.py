@@ -43,8 +43,11 @@ DECODE_MEMORY = 512 << 20  # bytes a Ray decode task reserves beside its batch's
 
 
 def encoder_identity(role: str, encoder) -> EncoderIdentity:
-    """The identity under which ``encoder``'s vectors are stored: checkpoint location + precision."""
-    return EncoderIdentity(role, str(encoder.resolved.location), encoder.precision_id, int(encoder.dim))
+    """The identity under which ``encoder``'s vectors are stored: checkpoint location + precision (and whether
+    ``--clip-model`` chose the checkpoint, so ``search`` reads queries with it: ``index_model``)."""
+    chosen = role == "clip" and bool(getattr(encoder.settings, "clip_model", None))
+    return EncoderIdentity(role, str(encoder.resolved.location), encoder.precision_id, int(encoder.dim),
+                           chosen=chosen)
 
 
 def encode_needed(encoders: dict, ok, roles, pixels_of) -> dict[str, np.ndarray]:
