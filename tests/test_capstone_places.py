@@ -340,3 +340,21 @@ def test_served_duplicates_tab_and_place_filter_in_the_browser_and_api(duplicate
     finally:
         app.close()
         places_app.close()
+
+
+def test_the_json_api_takes_place_and_near_as_the_command_line_does(indexed):
+    from fastapi.testclient import TestClient
+
+    from chapter09.capstone.web.access import ClientLimiter
+    from chapter09.capstone.web.api import build_api
+    from chapter09.capstone.web.library import WebLibrary
+
+    library = WebLibrary(indexed["index"], Settings("toy"), max_upload_mb=1)
+    client = TestClient(build_api(library, ClientLimiter(100, rate=1000, burst=1000), (), None), root_path="/api")
+    for params, expected in (({"place": "杭州"}, found(indexed, place="杭州")),
+                             ({"near": "30.27,120.15,200"}, found(indexed, near="30.27,120.15,200"))):
+        answer = client.get("/api/search", params={"text": "a photo", "k": 20, **params})
+        assert answer.status_code == 200 and {hit["path"] for hit in answer.json()["hits"]} == expected
+        assert all(hit["place"]["country"] == "CN" for hit in answer.json()["hits"])
+    refused = client.get("/api/search", params={"text": "a photo", "near": "30.27,120.15"})
+    assert refused.status_code == 400 and "--near" in refused.json()["error"]

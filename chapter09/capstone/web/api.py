@@ -77,9 +77,11 @@ class SearchQuery:
     min_size: int | None = None
     min_width: int | None = None
     min_height: int | None = None
+    place: str | None = None
+    near: str | None = None
 
     def __post_init__(self):
-        for name in ("text", "image", "caption_text"):
+        for name in ("text", "image", "caption_text", "place", "near"):
             _check_text(name, getattr(self, name))
         for name in ("add", "subtract"):
             object.__setattr__(self, name, tuple(getattr(self, name) or ()))
@@ -104,10 +106,12 @@ def search_query(text: str | None = None,
                  taken_before: str | None = None, camera: str | None = None,
                  type: Annotated[str | None, Query(description="a comma list: jpeg,png,webp,heif,...")] = None,
                  min_size: Annotated[int | None, Query(ge=1)] = None, min_width: Annotated[int | None, Query(ge=1)] = None,
-                 min_height: Annotated[int | None, Query(ge=1)] = None) -> SearchQuery:
+                 min_height: Annotated[int | None, Query(ge=1)] = None,
+                 place: Annotated[str | None, Query(description="a city, region or country (English or 中文)")] = None,
+                 near: Annotated[str | None, Query(description="LAT,LON,KM: within KM km")] = None) -> SearchQuery:
     """The query string as a ``SearchQuery`` (FastAPI reads these parameters, and documents them)."""
     return SearchQuery(text, image, tuple(add or ()), tuple(subtract or ()), caption_text, hybrid, k, strategy, folder,
-                       taken_after, taken_before, camera, type, min_size, min_width, min_height)
+                       taken_after, taken_before, camera, type, min_size, min_width, min_height, place, near)
 
 
 def search_request(library: WebLibrary, query: SearchQuery, upload=None) -> SearchRequest:
@@ -129,7 +133,8 @@ def search_request(library: WebLibrary, query: SearchQuery, upload=None) -> Sear
     terms += [indexed_or_text(library, raw) for raw in query.add]
     terms += [indexed_or_text(library, raw, -1.0) for raw in query.subtract]
     filters = Filters.parse(query.folder, query.taken_after, query.taken_before, query.camera, query.type,
-                            query.min_size, query.min_width, query.min_height, library=str(library.root))
+                            query.min_size, query.min_width, query.min_height, query.place, query.near,
+                            library=str(library.root))
     return SearchRequest(tuple(terms), query.k, query.strategy, filters, query.caption_text, query.hybrid)
 
 
