@@ -14,7 +14,7 @@ from chapter09.exercises import i18n
 # Names that stay as they are in Chinese text: strategies, models, metrics, units, values the code prints.
 NAMES = {"auto", "clip", "translate", "multilingual", "chinese_clip", "CLIP", "Chinese-CLIP", "opus-mt", "ANN",
          "IVF-SQ8", "nprobe", "recall@10", "BLEU-4", "CIDEr-D", "ray", "actor", "local", "R@1", "R@5", "R@10",
-         "strategy", "GPU", "CPU", "toy", "direct", "jpg", "png", "tmp", "lib", "idx"}
+         "strategy", "GPU", "CPU", "GPS", "GeoNames", "toy", "direct", "jpg", "png", "tmp", "lib", "idx"}
 WORD = re.compile(r"[A-Za-z][A-Za-z@\-0-9_]*")
 
 
