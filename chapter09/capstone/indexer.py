@@ -25,6 +25,7 @@ from .index.plan import apply_reuse, fill_metadata, plan_run
 from .index.summary import IndexSummary
 from .index.walk import is_excluded
 from .index.writer import RowWriter, write_sample_rows
+from .ocr_index import ocr_table, run_ocr
 from .options import IndexOptions
 from .store import Store, ann_for, is_uri
 from .vectors import ANN_THRESHOLD
@@ -33,14 +34,15 @@ __all__ = ["build_index", "decode_one", "IndexOptions", "IndexSummary"]  # decod
 
 
 def build_index(library: str | Path, index_dir: str | Path, encoders: dict, options: IndexOptions | None = None,
-                *, log=None, precomputed: dict | None = None, **option_values) -> IndexSummary:
+                *, log=None, precomputed: dict | None = None, ocr_reader=None, **option_values) -> IndexSummary:
     """Bring ``index_dir`` up to date with ``library``; ``encoders``: role -> ClipEncoder.
 
     ``options`` (``IndexOptions``), or the same as keywords (``batch_size=8, workers=0, engine="ray"``).
     ``precomputed``: rows already encoded by these encoders (the precision check's sample, ``write_sample_rows``),
     written as they are. Indexed rows the exclude patterns now match are removed. Files whose bytes the index
     holds (moved, renamed, copied, touched) take the held vectors and captions instead of being encoded
-    (``index.plan.recognise``).
+    (``index.plan.recognise``). ``options.ocr``: then the text in the photos is read (``ocr_index.run_ocr``) by
+    ``ocr_reader`` (default: this process's RapidOCR reader).
     """
     if options is None:
         options = IndexOptions.of(**option_values)
@@ -64,6 +66,7 @@ def build_index(library: str | Path, index_dir: str | Path, encoders: dict, opti
         for role, paths in plan.removed.items():
             tables[role].delete(paths)
         store.drop_captions(set().union(*plan.removed.values()))
+        ocr_table(store).delete(set().union(*plan.removed.values()))  # an ocr pass re-points moved files' rows
         gone = [p for p in failures if not (root / p).is_file() or is_excluded(p, options.patterns)]
         store.drop_failures(gone)
         if options.fill_metadata:
@@ -74,6 +77,8 @@ def build_index(library: str | Path, index_dir: str | Path, encoders: dict, opti
             summary.notes.append(f"{reused} images' vectors kept from the precision check (not encoded again)")
         encode_s = _encode(root, plan, encoders, writer, options)
         writer.commit()
+        if options.ocr:
+            summary.ocr = _read_text(root, store, ocr_reader, options)
         if plan.todo or reused or any(plan.removed.values()) or gone or plan.reuse or summary.metadata_filled \
                 or store.written:
             store.finish()  # compaction + old versions deleted: the index stays the size of a fresh one
@@ -112,6 +117,15 @@ def _encode(root: Path, plan, encoders: dict, writer: RowWriter, options: IndexO
     finally:
         bar.close()
     return time.time() - started
+
+
+def _read_text(root: Path, store: Store, reader, options: IndexOptions) -> dict:
+    """``--ocr``: the text of the photos that lack it read here (the local engine, whatever ``--engine`` indexed)."""
+    if reader is None:
+        from .ocr import ocr_reader
+
+        reader = ocr_reader()
+    return run_ocr(store, root, reader, commit_s=options.checkpoint_s, progress=options.progress).to_json()
 
 
 def _build_ann(store: Store, tables: dict, summary: IndexSummary, log) -> None:

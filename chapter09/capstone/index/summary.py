@@ -32,6 +32,7 @@ class IndexSummary:
     startup_s: float = 0.0  # ray: joining or starting Ray
     ray: dict = field(default_factory=dict)  # ray: the cluster and where decoding and encoding ran (_run_ray)
     ann: dict = field(default_factory=dict)  # role -> {"nprobe", "recall_at_10", "build_s"} when built
+    ocr: dict = field(default_factory=dict)  # with --ocr: ocr_index.OcrSummary's JSON form
 
     def to_json(self) -> dict:
         # new/changed: issue 19's names for added/updated (kept for existing readers)
@@ -62,6 +63,10 @@ class IndexSummary:
         for role, ann in self.ann.items():
             lines.append(f"  {role}: ANN index (IVF-SQ8) built in {ann['build_s']} s, nprobe {ann['nprobe']}, "
                          f"recall@10 vs exact {ann['recall_at_10']:.3f}")
+        if self.ocr:
+            from ..ocr_index import OcrSummary
+
+            lines.append(OcrSummary(**self.ocr).text())
         lines += [f"  SKIPPED {entry['path']}: {entry['reason']}" for entry in self.skipped
                   if not entry["reason"].startswith("not an image file type")]
         for failure in self.failed:

@@ -1,0 +1,145 @@
+"""``index --ocr``: the text in every indexed photo, read once per file content, kept in the ``ocr`` table.
+
+The pass runs after the images are indexed (same run, same write lock), so it sees the library as the index
+now holds it:
+
+1. **plan** (``plan_ocr``): indexed files whose bytes (sha1) the ``ocr`` table has not read with this reader;
+   rows of paths the index no longer holds are dropped;
+2. **reuse**: a planned file whose bytes were read under another path (moved, renamed, copied) takes that row's
+   text and boxes, read again never;
+3. **read** the rest one image at a time (RapidOCR runs its own threads; ``ocr.OcrReader``), rows committed at
+   least every ``commit_s`` seconds, so a killed run loses at most that and the next run goes on from there
+   (resumable, like ``caption --index``);
+4. **index**: LanceDB full-text indexes over the text (``ocr_text``), built or updated before the lock is freed.
+
+A row: ``path``, ``sha1``, ``reader`` (``rapidocr``, or a test's reader: another reader's rows are read again),
+``text`` (the lines as read, one a line), ``text_simplified`` (the same with Traditional Chinese in Simplified:
+what the Chinese full-text index covers) and ``lines`` (JSON: text, box, score per line).
+Engines: local only (this process); ``--engine ray`` indexes on Ray and then reads text here.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..chinese import to_simplified
+from ..errors import ChapterError
+from ..images import load_image
+from .tables import PathTable
+
+OCR_TABLE = "ocr"
+OCR_COLUMNS = ("path", "sha1", "reader", "text", "text_simplified", "lines")
+
+
+def ocr_schema():
+    import pyarrow as pa
+
+    return pa.schema([(name, pa.string()) for name in OCR_COLUMNS])
+
+
+def ocr_table(store) -> PathTable:
+    return PathTable(store, OCR_TABLE, ocr_schema())
+
+
+@dataclass
+class OcrSummary:
+    reader: str = ""
+    total: int = 0  # indexed images
+    read: int = 0  # images read now
+    reused: int = 0  # moved or copied files: an earlier reading of the same bytes kept
+    already: int = 0  # read before, unchanged
+    with_text: int = 0  # of the images read now: those where text was found
+    removed: int = 0  # rows of paths no longer indexed
+    failed: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+    images_per_s: float = 0.0  # images read / seconds reading (model loading left out)
+    commits: int = 0
+
+    def to_json(self) -> dict:
+        return dict(self.__dict__)
+
+    def text(self) -> str:
+        line = (f"  ocr ({self.reader}): {self.read} images read now ({self.with_text} with text; "
+                f"{self.images_per_s:.2f} images/s), {self.reused} reused from moved or copied files, "
+                f"{self.already} already read, {len(self.failed)} failed, of {self.total} ({self.seconds:.1f} s)")
+        return "\n".join([line] + [f"  OCR FAILED {f['path']}: {f['reason']}" for f in self.failed])
+
+
+def ocr_rows(store, paths: list[str] | None = None) -> dict[str, dict]:
+    """path -> the stored OCR row (every column) for ``paths``, or all rows."""
+    return {row["path"]: row for row in ocr_table(store).rows(paths)}
+
+
+def plan_ocr(records: list[dict], stored: dict[str, dict], reader_name: str) -> tuple[list[dict], list[str]]:
+    """(records to read or reuse: their bytes lack a reading by ``reader_name``, stored paths no longer indexed)."""
+    indexed = {r["path"] for r in records}
+    todo = [r for r in records if (row := stored.get(r["path"])) is None or row["sha1"] != r["sha1"]
+            or row["reader"] != reader_name]
+    return todo, [path for path in stored if path not in indexed]
+
+
+def row_of(record: dict, reader_name: str, lines) -> dict:
+    text = "\n".join(line.text for line in lines)
+    return {"path": record["path"], "sha1": record["sha1"], "reader": reader_name, "text": text,
+            "text_simplified": to_simplified(text), "lines": json.dumps([line.to_json() for line in lines],
+                                                                        ensure_ascii=False)}
+
+
+def run_ocr(store, root: Path, reader, *, commit_s: float = 20.0, progress: bool = False,
+            stop_after: int | None = None) -> OcrSummary:
+    """Read the text of every indexed image that lacks it (``store`` open for writing; ``root`` its library)."""
+    from tqdm import tqdm
+
+    from . import ocr_text
+
+    started = time.time()
+    summary = OcrSummary(reader=reader.name)
+    records = store.images(store.roles[0]).records(("path", "sha1"))
+    table = ocr_table(store)
+    stored = ocr_rows(store)
+    todo, gone = plan_ocr(records, stored, reader.name)
+    summary.total, summary.already, summary.removed = len(records), len(records) - len(todo), len(gone)
+    table.delete(gone)
+    by_sha1 = {row["sha1"]: row for row in stored.values() if row["reader"] == reader.name}
+    pending = []
+    for record in todo:  # moved, renamed, copied: the bytes were read already
+        if record["sha1"] in by_sha1:
+            pending.append({**by_sha1[record["sha1"]], "path": record["path"]})
+    summary.reused = len(pending)
+    table.upsert(pending)
+    todo = [r for r in todo if r["sha1"] not in by_sha1]
+    pending, last_commit, reading = [], time.time(), 0.0
+    bar = tqdm(total=len(todo), unit="img", disable=not progress or not todo, file=sys.stderr, desc="reading text")
+    try:
+        for record in todo:
+            t = time.perf_counter()
+            try:
+                lines = reader.read(load_image(root / record["path"]))
+            except (ChapterError, OSError) as error:  # a file changed or broke since it was indexed: said, kept
+                summary.failed.append({"path": record["path"], "reason": str(error)})
+                continue
+            finally:
+                reading += time.perf_counter() - t
+                bar.update(1)
+            pending.append(row_of(record, reader.name, lines))
+            summary.read += 1
+            summary.with_text += bool(lines)
+            stopping = stop_after is not None and summary.read >= stop_after
+            if time.time() - last_commit > commit_s or stopping:
+                table.upsert(pending)
+                pending, last_commit, summary.commits = [], time.time(), summary.commits + 1
+            if stopping:
+                raise KeyboardInterrupt(f"stopped after reading {summary.read} images (stop_after)")
+    finally:
+        bar.close()
+        if pending:
+            table.upsert(pending)
+            summary.commits += 1
+    if summary.read or summary.reused or gone:
+        ocr_text.refresh_index(store)
+    summary.images_per_s = round(summary.read / max(reading, 1e-9), 3) if summary.read else 0.0
+    summary.seconds = round(time.time() - started, 2)
+    return summary

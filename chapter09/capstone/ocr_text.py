@@ -1,0 +1,119 @@
+"""Full-text search over the text read in photos (``index --ocr``), English words and Chinese alike.
+
+The same approach as the captions' (``caption_text``): LanceDB full-text (BM25) indexes, one per column because
+each language needs its own tokenizer, with ``caption_text.CONFIG``'s settings: the ``text`` column as English
+words (folded, stemmed, stop words out), the ``text_simplified`` column (Traditional Chinese written in Simplified)
+as character 1- and 2-grams. A query is looked up by its script (``caption_text.query_langs``), Traditional
+characters read as Simplified (``chinese.to_simplified``). The OCR pass builds and updates the indexes under the
+write lock (``refresh_index``); an index without them (a pass cut short before its end) is answered by a scan in
+Python with the same BM25, with a note.
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter
+from datetime import timedelta
+
+from ..chinese import to_simplified
+from ..errors import UsageError
+from .caption_text import _CJK, CONFIG, query_langs, scan_ranking, tokens
+from .errors import log
+from .ocr_index import OCR_TABLE, ocr_rows
+from .tables import quiet_lance
+
+COLUMNS = {"en": "text", "zh": "text_simplified"}
+INDEX_NAMES = {"en": "ocr_text_en", "zh": "ocr_text_zh"}
+_DETAIL_NAMES = {"ngram_min_length": "min_ngram_length", "ngram_max_length": "max_ngram_length"}
+_noted: set[str] = set()
+
+
+def _table(store):
+    return store._open_table(OCR_TABLE)
+
+
+def index_ok(table) -> bool:
+    """Whether both full-text indexes exist over the right columns with our settings."""
+    found = {i.name: i for i in table.list_indices()}
+    for lang, name in INDEX_NAMES.items():
+        index = found.get(name)
+        details = (index.index_details or {}) if index is not None else {}
+        if index is None or list(index.columns) != [COLUMNS[lang]] or \
+                any(details.get(_DETAIL_NAMES.get(k, k)) != v for k, v in CONFIG[lang].items()):
+            return False
+    return True
+
+
+def refresh_index(store) -> None:
+    """Create the missing full-text indexes, fold new rows into them, compact (``store`` holds the write lock)."""
+    table = _table(store)
+    if table is None or table.count_rows() == 0:
+        return
+    with store.writing("indexing the text read in photos"), quiet_lance():
+        if not index_ok(table):
+            for lang, column in COLUMNS.items():
+                table.create_fts_index(column, replace=True, name=INDEX_NAMES[lang], **CONFIG[lang])
+        table.optimize(cleanup_older_than=timedelta(0), delete_unverified=True)
+
+
+def ocr_ranking(store, text: str, limit: int) -> list[tuple[str, float]]:
+    """Indexed paths whose photos' text matches ``text``, best first, with BM25 relevance summed over the languages
+    the query is written in; [] when no text was read or nothing matches."""
+    if not isinstance(text, str) or not text.strip():
+        raise UsageError("the text to look for in photos is empty; give a word or phrase, e.g. \"exit\" or \"出口\"")
+    if not isinstance(limit, int) or limit < 1:
+        raise UsageError(f"limit must be a positive whole number, not {limit!r}")
+    text = to_simplified(text)
+    langs = query_langs(text)
+    table = _table(store)
+    if not langs or table is None or table.count_rows() == 0:
+        return []
+    if not index_ok(table):
+        if store.location not in _noted:
+            _noted.add(store.location)
+            log(f"ocr text: index {store.location} has no full-text index of its photos' text yet; scanning "
+                f"{table.count_rows():,} rows instead (same matches, slower). `index --ocr` builds it")
+        rows = ocr_rows(store)
+        return scan_ranking({p: {"en": r["text"], "zh": r["text_simplified"]} for p, r in rows.items()},
+                            text, limit, langs)
+    from lancedb.query import MatchQuery
+
+    scores: Counter = Counter()
+    for lang in langs:
+        with quiet_lance():
+            found = table.search(MatchQuery(text, COLUMNS[lang]), query_type="fts").select(["path", "_score"]) \
+                .limit(limit).to_arrow()
+        scores.update(dict(zip(found.column("path").to_pylist(), found.column("_score").to_pylist())))
+    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:limit]
+
+
+def matched_words(query: str, text: str) -> list[str]:
+    """The words of ``query`` that ``text`` (a photo's text) holds: English words compared as the index does
+    (folded, plurals stemmed), Chinese runs as substrings, else their two-character pieces; both read as Simplified."""
+    query, text = to_simplified(query), to_simplified(text or "")
+    have_en = set(tokens(text, "en"))
+    folded = text.lower()
+    found = []
+    for word in re.findall(r"[^\W_]+", query):
+        for run in re.split(r"([\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+)", word):
+            if not run:
+                continue
+            if _CJK.match(run):
+                pieces = [run] if run in folded else [run[i:i + 2] for i in range(len(run) - 1)
+                                                      if run[i:i + 2] in folded]
+                found += pieces
+            elif set(tokens(run, "en")) & have_en:
+                found.append(run)
+    return list(dict.fromkeys(found))
+
+
+def hit_fields(store, paths: list[str], query: str | None) -> dict[str, dict]:
+    """path -> {"ocr_text", "ocr_match"?} for hits: the text read in the photo and the query's words it holds."""
+    rows = ocr_rows(store, paths) if paths and _table(store) is not None else {}
+    out = {}
+    for path, row in rows.items():
+        if not row["text"]:  # read, no text found: nothing to show
+            continue
+        out[path] = {"ocr_text": row["text"]}
+        if query:
+            out[path]["ocr_match"] = matched_words(query, row["text"])
+    return out
