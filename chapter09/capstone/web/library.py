@@ -174,6 +174,8 @@ class WebLibrary:
             caps = captions.get(hit["path"], {})
             row = {"rank": hit["rank"], "score": round(float(hit["score"]), 4), "file": hit["path"],
                    "caption_en": caps.get("en"), "caption_zh": caps.get("zh")}
+            if hit.get("ocr_text"):  # after index --ocr: the text read in the photo, and the query's words in it
+                row.update(ocr_text=hit["ocr_text"], ocr_match=hit.get("ocr_match", []))
             label = f"{hit['rank']}. {hit['score']:.3f}  {Path(hit['path']).name}"  # the full path: in the detail
             if caps.get("en") or caps.get("zh"):
                 label += "\n" + " / ".join(c for c in (caps.get("en"), caps.get("zh")) if c)
@@ -194,6 +196,10 @@ class WebLibrary:
         if result.get("caption_text"):
             note += f" · caption text: {result['caption_text']}" + (
                 " (fused with the query by reciprocal rank)" if result.get("query_kind") == "hybrid" else " (BM25)")
+        if result.get("ocr_text"):
+            note += f" · text in photos: {result['ocr_text']}" + (
+                " (fused by reciprocal rank)" if result.get("query_kind") == "hybrid" or result.get("caption_text")
+                else " (BM25)")
         if "filters" in result:
             how = result["filter_search"] + (f", nprobe {result['filter_nprobe']}" if result.get("filter_nprobe")
                                              else "")
@@ -215,6 +221,10 @@ class WebLibrary:
                 caps.append(f"<div><b>{label}:</b> {html.escape(hit[f'caption_{lang}'])}</div>")
         captions = "".join(caps) or "<div><i>no stored captions (add them with <code>caption --index</code>, " \
                                     "or press Caption this)</i></div>"
+        if hit.get("ocr_text"):
+            matched = f" (matched: {html.escape(', '.join(hit['ocr_match']))})" if hit.get("ocr_match") else ""
+            captions += (f'<div class="ocr-text"><b>text in the photo:</b> '
+                         f"{html.escape(' | '.join(hit['ocr_text'].splitlines()))}{matched}</div>")
         return (f'<a id="full-image-link" href="{url}" target="_blank" rel="noopener">'
                 f'<img id="full-image" src="{url}" alt="{html.escape(hit["file"])}"></a>'
                 f"<div><b>#{hit['rank']}</b> · score {hit['score']:.3f} · <code>{html.escape(hit['file'])}</code></div>"
