@@ -25,7 +25,7 @@ from .index.plan import apply_reuse, fill_metadata, plan_run
 from .index.summary import IndexSummary
 from .index.walk import is_excluded
 from .index.writer import RowWriter, write_sample_rows
-from .ocr_index import ocr_table, run_ocr
+from .ocr_index import carry_moved, ocr_table, run_ocr
 from .options import IndexOptions
 from .store import Store, ann_for, is_uri
 from .vectors import ANN_THRESHOLD
@@ -63,6 +63,7 @@ def build_index(library: str | Path, index_dir: str | Path, encoders: dict, opti
         plan = plan_run(root, tables, failures, summary, None if is_uri(index_dir) else Path(index_dir),
                         options.patterns)
         apply_reuse(root, store, tables, plan, failures, summary)  # before the deletes: a moved row is never lost
+        carry_moved(store, plan.reuse)  # the text read in a moved photo moves with it
         for role, paths in plan.removed.items():
             tables[role].delete(paths)
         store.drop_captions(set().union(*plan.removed.values()))

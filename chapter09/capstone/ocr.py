@@ -92,7 +92,7 @@ class FixedReader:
     name = "fixed"
 
     def __init__(self, texts: dict[tuple[int, int, int], list[str]]):
-        self.texts = texts
+        self.texts = dict(texts)
         self.calls = 0
 
     def read(self, image) -> list[OcrLine]:

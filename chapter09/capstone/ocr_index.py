@@ -73,6 +73,20 @@ def ocr_rows(store, paths: list[str] | None = None) -> dict[str, dict]:
     return {row["path"]: row for row in ocr_table(store).rows(paths)}
 
 
+def carry_moved(store, reuse: dict) -> int:
+    """``index``'s moved, renamed, copied and touched files (``plan.reuse``: path -> (source, kind, sha1, ...)) take
+    their source's reading of the same bytes, with or without ``--ocr`` (before the source's row is deleted);
+    returns how many rows were carried."""
+    moved = {path: (source, sha1) for path, (source, _, sha1, *_) in reuse.items() if source != path}
+    if not moved:
+        return 0
+    held = ocr_rows(store, sorted({source for source, _ in moved.values()}))
+    carry = [{**held[source], "path": path} for path, (source, sha1) in moved.items()
+             if source in held and held[source]["sha1"] == sha1]
+    ocr_table(store).upsert(carry)
+    return len(carry)
+
+
 def plan_ocr(records: list[dict], stored: dict[str, dict], reader_name: str) -> tuple[list[dict], list[str]]:
     """(records to read or reuse: their bytes lack a reading by ``reader_name``, stored paths no longer indexed)."""
     indexed = {r["path"] for r in records}
