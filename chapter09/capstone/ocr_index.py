@@ -13,13 +13,14 @@ now holds it:
 4. **index**: LanceDB full-text indexes over the text (``ocr_text``), built or updated before the lock is freed.
 
 A row: ``path``, ``sha1``, ``reader`` (``rapidocr``, or a test's reader: another reader's rows are read again),
-``text`` (the lines as read, one a line), ``text_simplified`` (the same with Traditional Chinese in Simplified:
-what the Chinese full-text index covers) and ``lines`` (JSON: text, box, score per line).
+``text`` (the lines as read, one a line: what a hit shows), ``text_en`` and ``text_zh`` (the same as the English and
+the Chinese full-text indexes read it, ``searchable``) and ``lines`` (JSON: text, box, score per line).
 Engines: local only (this process); ``--engine ray`` indexes on Ray and then reads text here.
 """
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -31,7 +32,14 @@ from ..images import load_image
 from .tables import PathTable
 
 OCR_TABLE = "ocr"
-OCR_COLUMNS = ("path", "sha1", "reader", "text", "text_simplified", "lines")
+OCR_COLUMNS = ("path", "sha1", "reader", "text", "text_en", "text_zh", "lines")
+_LETTERS_DIGITS = re.compile(r"(?<=[^\W\d_])(?=\d)|(?<=\d)(?=[^\W\d_])")
+
+
+def searchable(text: str) -> str:
+    """``text`` as the full-text indexes and the queries read it: Traditional Chinese in Simplified, and letters
+    apart from digits (the recogniser often joins a receipt's item to its price: "Water69.29" is "water" "69.29")."""
+    return _LETTERS_DIGITS.sub(" ", to_simplified(text or ""))
 
 
 def ocr_schema():
@@ -98,7 +106,7 @@ def plan_ocr(records: list[dict], stored: dict[str, dict], reader_name: str) -> 
 def row_of(record: dict, reader_name: str, lines) -> dict:
     text = "\n".join(line.text for line in lines)
     return {"path": record["path"], "sha1": record["sha1"], "reader": reader_name, "text": text,
-            "text_simplified": to_simplified(text), "lines": json.dumps([line.to_json() for line in lines],
+            "text_en": searchable(text), "text_zh": searchable(text), "lines": json.dumps([line.to_json() for line in lines],
                                                                         ensure_ascii=False)}
 
 

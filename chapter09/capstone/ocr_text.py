@@ -2,9 +2,9 @@
 
 The same approach as the captions' (``caption_text``): LanceDB full-text (BM25) indexes, one per column because
 each language needs its own tokenizer, with ``caption_text.CONFIG``'s settings: the ``text`` column as English
-words (folded, stemmed, stop words out), the ``text_simplified`` column (Traditional Chinese written in Simplified)
-as character 1- and 2-grams. A query is looked up by its script (``caption_text.query_langs``), Traditional
-characters read as Simplified (``chinese.to_simplified``). The OCR pass builds and updates the indexes under the
+words (folded, stemmed, stop words out) over ``text_en``, character 1- and 2-grams over ``text_zh``; both columns
+and every query are read through ``ocr_index.searchable`` (Traditional Chinese as Simplified, letters apart from
+digits). A query is looked up by its script (``caption_text.query_langs``). The OCR pass builds and updates the indexes under the
 write lock (``refresh_index``); an index without them (a pass cut short before its end) is answered by a scan in
 Python with the same BM25, with a note.
 """
@@ -14,14 +14,13 @@ import re
 from collections import Counter
 from datetime import timedelta
 
-from ..chinese import to_simplified
 from ..errors import UsageError
 from .caption_text import _CJK, CONFIG, query_langs, scan_ranking, tokens
 from .errors import log
-from .ocr_index import OCR_TABLE, ocr_rows
+from .ocr_index import OCR_TABLE, ocr_rows, searchable
 from .tables import quiet_lance
 
-COLUMNS = {"en": "text", "zh": "text_simplified"}
+COLUMNS = {"en": "text_en", "zh": "text_zh"}
 INDEX_NAMES = {"en": "ocr_text_en", "zh": "ocr_text_zh"}
 _DETAIL_NAMES = {"ngram_min_length": "min_ngram_length", "ngram_max_length": "max_ngram_length"}
 _noted: set[str] = set()
@@ -62,7 +61,7 @@ def ocr_ranking(store, text: str, limit: int) -> list[tuple[str, float]]:
         raise UsageError("the text to look for in photos is empty; give a word or phrase, e.g. \"exit\" or \"出口\"")
     if not isinstance(limit, int) or limit < 1:
         raise UsageError(f"limit must be a positive whole number, not {limit!r}")
-    text = to_simplified(text)
+    text = searchable(text)
     langs = query_langs(text)
     table = _table(store)
     if not langs or table is None or table.count_rows() == 0:
@@ -73,7 +72,7 @@ def ocr_ranking(store, text: str, limit: int) -> list[tuple[str, float]]:
             log(f"ocr text: index {store.location} has no full-text index of its photos' text yet; scanning "
                 f"{table.count_rows():,} rows instead (same matches, slower). `index --ocr` builds it")
         rows = ocr_rows(store)
-        return scan_ranking({p: {"en": r["text"], "zh": r["text_simplified"]} for p, r in rows.items()},
+        return scan_ranking({p: {"en": r["text_en"], "zh": r["text_zh"]} for p, r in rows.items()},
                             text, limit, langs)
     from lancedb.query import MatchQuery
 
@@ -88,8 +87,9 @@ def ocr_ranking(store, text: str, limit: int) -> list[tuple[str, float]]:
 
 def matched_words(query: str, text: str) -> list[str]:
     """The words of ``query`` that ``text`` (a photo's text) holds: English words compared as the index does
-    (folded, plurals stemmed), Chinese runs as substrings, else their two-character pieces; both read as Simplified."""
-    query, text = to_simplified(query), to_simplified(text or "")
+    (folded, plurals stemmed, letters apart from digits), Chinese runs as substrings, else their two-character
+    pieces; both read as Simplified."""
+    query, text = searchable(query), searchable(text)
     have_en = set(tokens(text, "en"))
     folded = text.lower()
     found = []
