@@ -208,3 +208,21 @@ def test_rapidocr_reads_rendered_english_and_chinese_words(tmp_path):
 def test_to_simplified():
     assert to_simplified("紅色圓形") == "红色圆形" and to_simplified("營業時間 9AM") == "营业时间 9AM"
     assert to_simplified("红色圆形") == "红色圆形" and to_simplified("a red circle") == "a red circle"
+
+
+def test_the_web_ui_searches_the_photos_text_alone_and_hybrid(library, encoders):
+    from chapter09.capstone.web.handlers import Handlers
+    from chapter09.capstone.web.library import WebLibrary
+
+    root, idx = library
+    index(root, idx, encoders, FixedReader(WRITTEN))
+    web = WebLibrary(idx, Settings("toy"))
+    handlers = Handlers(web)
+    items, note, hits = handlers.ocr_text_search("營業", False, "", "auto", 5)
+    assert [h["file"] for h in hits] == ["signs/p2.png"] and hits[0]["ocr_match"] == ["营业"]
+    assert "text in photos: 營業 (BM25)" in note and len(items) == 1
+    assert "text in the photo:</b> 营业时间 9AM-6PM (matched: 营业)" in web.detail_html(hits[0])
+    _, note, hits = handlers.ocr_text_search("coffee", True, "a green circle", "auto", 3)
+    assert hits[0]["file"] == "signs/p1.png" and "(fused by reciprocal rank)" in note
+    with pytest.raises(Exception, match="type a query too"):
+        handlers.ocr_text_search("coffee", True, "", "auto", 3)
