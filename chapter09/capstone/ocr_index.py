@@ -86,7 +86,7 @@ def carry_moved(store, reuse: dict) -> int:
     their source's reading of the same bytes, with or without ``--ocr`` (before the source's row is deleted);
     returns how many rows were carried."""
     moved = {path: (source, sha1) for path, (source, _, sha1, *_) in reuse.items() if source != path}
-    if not moved:
+    if not moved or store._open_table(OCR_TABLE) is None:  # no text read in this index yet: nothing to carry
         return 0
     held = ocr_rows(store, sorted({source for source, _ in moved.values()}))
     carry = [{**held[source], "path": path} for path, (source, sha1) in moved.items()
