@@ -20,7 +20,7 @@ What it shows, and why:
   search by reciprocal rank (hybrid). The searcher reopens what ``index`` changed before each
   search (``LibrarySearch.refresh``, a few ms), so ``serve`` needs no restart for new photos.
 * **A stable API.** Every action has one explicit name -- ``/text_search``, ``/image_search``,
-  ``/find_similar``, ``/combined_search``, ``/caption_text_search``, ``/caption``, ``/caption_hit``,
+  ``/find_similar``, ``/combined_search``, ``/caption_text_search``, ``/ocr_text_search``, ``/caption``, ``/caption_hit``,
   ``/match`` -- callable with ``gradio_client`` (``Client(url).predict(..., api_name="/text_search")``);
   every search takes the six filters last, each optional, so calls written before them still work.
   The search endpoints return the gallery, a note and the hits as JSON (rank, score, ``file``: the
