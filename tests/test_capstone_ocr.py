@@ -17,6 +17,7 @@ from chapter09.capstone.ocr import FixedReader
 from chapter09.capstone.ocr_index import ocr_rows
 from chapter09.capstone.queries import QueryError
 from chapter09.capstone.search import LibrarySearch, Term
+from chapter09.capstone.store import Store
 from chapter09.chinese import to_simplified
 from chapter09.clip import clip_encoder
 from chapter09.models import Settings
@@ -226,3 +227,20 @@ def test_the_web_ui_searches_the_photos_text_alone_and_hybrid(library, encoders)
     assert hits[0]["file"] == "signs/p1.png" and "(fused by reciprocal rank)" in note
     with pytest.raises(Exception, match="type a query too"):
         handlers.ocr_text_search("coffee", True, "", "auto", 3)
+
+
+@pytest.mark.slow
+def test_index_ocr_on_the_ray_engine_reads_what_the_local_engine_reads(library, encoders):
+    pytest.importorskip("ray")
+    root, idx = library
+    reader = FixedReader(WRITTEN)
+    summary = index(root, idx, encoders, reader, engine="ray")
+    assert summary.engine == "ray" and summary.ocr["read"] == 8 and summary.ocr["with_text"] == 4
+    assert reader.calls == 0  # every image was read by the actors' copies, none here
+    local = index(root, idx.parent / "local", encoders, FixedReader(WRITTEN))
+    with Store.open(idx) as on_ray, Store.open(idx.parent / "local") as here:
+        assert {p: r["text"] for p, r in ocr_rows(on_ray).items()} == {p: r["text"] for p, r in ocr_rows(here).items()}
+    assert local.ocr["read"] == 8
+    again = index(root, idx, encoders, FixedReader(WRITTEN), engine="ray")  # nothing left: no Ray started
+    assert again.ocr["read"] == 0 and again.ocr["already"] == 8
+    assert found(LibrarySearch(idx, Settings("toy")), "咖啡") == [("signs/p1.png", ["咖啡"])]

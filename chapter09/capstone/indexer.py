@@ -121,12 +121,10 @@ def _encode(root: Path, plan, encoders: dict, writer: RowWriter, options: IndexO
 
 
 def _read_text(root: Path, store: Store, reader, options: IndexOptions) -> dict:
-    """``--ocr``: the text of the photos that lack it read here (the local engine, whatever ``--engine`` indexed)."""
-    if reader is None:
-        from .ocr import ocr_reader
-
-        reader = ocr_reader()
-    return run_ocr(store, root, reader, commit_s=options.checkpoint_s, progress=options.progress).to_json()
+    """``--ocr``: the text of the photos that lack it, read on the engine that indexed them (``reader`` None:
+    RapidOCR, here or in each Ray actor)."""
+    return run_ocr(store, root, reader, commit_s=options.checkpoint_s, progress=options.progress,
+                   engine=options.engine).to_json()
 
 
 def _build_ann(store: Store, tables: dict, summary: IndexSummary, log) -> None:

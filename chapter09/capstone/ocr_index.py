@@ -15,7 +15,7 @@ now holds it:
 A row: ``path``, ``sha1``, ``reader`` (``rapidocr``, or a test's reader: another reader's rows are read again),
 ``text`` (the lines as read, one a line: what a hit shows), ``text_en`` and ``text_zh`` (the same as the English and
 the Chinese full-text indexes read it, ``searchable``) and ``lines`` (JSON: text, box, score per line).
-Engines: local only (this process); ``--engine ray`` indexes on Ray and then reads text here.
+Engines: local (this process, one image at a time) or ``ray`` (OCR actors on the cluster, ``ocr_ray``).
 """
 from __future__ import annotations
 
@@ -110,22 +110,32 @@ def row_of(record: dict, reader_name: str, lines) -> dict:
                                                                         ensure_ascii=False)}
 
 
+def local_readings(root: Path, records: list[dict], reader):
+    """(record, lines, reason) per record, read here one after another (reason: why it could not be read)."""
+    for record in records:
+        try:
+            yield record, reader.read(load_image(root / record["path"])), ""
+        except (ChapterError, OSError) as error:  # a file changed or broke since it was indexed: said, kept
+            yield record, [], str(error)
+
+
 def run_ocr(store, root: Path, reader, *, commit_s: float = 20.0, progress: bool = False,
-            stop_after: int | None = None) -> OcrSummary:
-    """Read the text of every indexed image that lacks it (``store`` open for writing; ``root`` its library)."""
+            stop_after: int | None = None, engine=None) -> OcrSummary:
+    """Read the text of every indexed image that lacks it (``store`` open for writing; ``root`` its library).
+    ``engine`` (``options.EngineOptions``): ``ray`` reads on a Ray cluster (``reader`` None: RapidOCR there)."""
     from tqdm import tqdm
 
     from . import ocr_text
 
     started = time.time()
-    summary = OcrSummary(reader=reader.name)
+    summary = OcrSummary(reader=reader.name if reader is not None else "rapidocr")
     records = store.images(store.roles[0]).records(("path", "sha1"))
     table = ocr_table(store)
     stored = ocr_rows(store)
-    todo, gone = plan_ocr(records, stored, reader.name)
+    todo, gone = plan_ocr(records, stored, summary.reader)
     summary.total, summary.already, summary.removed = len(records), len(records) - len(todo), len(gone)
     table.delete(gone)
-    by_sha1 = {row["sha1"]: row for row in stored.values() if row["reader"] == reader.name}
+    by_sha1 = {row["sha1"]: row for row in stored.values() if row["reader"] == summary.reader}
     pending = []
     for record in todo:  # moved, renamed, copied: the bytes were read already
         if record["sha1"] in by_sha1:
@@ -133,20 +143,26 @@ def run_ocr(store, root: Path, reader, *, commit_s: float = 20.0, progress: bool
     summary.reused = len(pending)
     table.upsert(pending)
     todo = [r for r in todo if r["sha1"] not in by_sha1]
-    pending, last_commit, reading = [], time.time(), 0.0
+    pending, last_commit = [], time.time()
     bar = tqdm(total=len(todo), unit="img", disable=not progress or not todo, file=sys.stderr, desc="reading text")
+    if engine is not None and engine.engine == "ray" and todo:
+        from .ocr_ray import ray_readings
+
+        readings = ray_readings(root, todo, reader, engine)
+    else:
+        if reader is None:
+            from .ocr import ocr_reader
+
+            reader = ocr_reader()
+        readings = local_readings(root, todo, reader)
+    reading_from = time.perf_counter()  # images/s: from the first read on (model loading in the first one)
     try:
-        for record in todo:
-            t = time.perf_counter()
-            try:
-                lines = reader.read(load_image(root / record["path"]))
-            except (ChapterError, OSError) as error:  # a file changed or broke since it was indexed: said, kept
-                summary.failed.append({"path": record["path"], "reason": str(error)})
+        for record, lines, reason in readings:
+            bar.update(1)
+            if reason:
+                summary.failed.append({"path": record["path"], "reason": reason})
                 continue
-            finally:
-                reading += time.perf_counter() - t
-                bar.update(1)
-            pending.append(row_of(record, reader.name, lines))
+            pending.append(row_of(record, summary.reader, lines))
             summary.read += 1
             summary.with_text += bool(lines)
             stopping = stop_after is not None and summary.read >= stop_after
@@ -162,6 +178,7 @@ def run_ocr(store, root: Path, reader, *, commit_s: float = 20.0, progress: bool
             summary.commits += 1
     if summary.read or summary.reused or gone:
         ocr_text.refresh_index(store)
+    reading = time.perf_counter() - reading_from
     summary.images_per_s = round(summary.read / max(reading, 1e-9), 3) if summary.read else 0.0
     summary.seconds = round(time.time() - started, 2)
     return summary
