@@ -92,6 +92,10 @@ def carry_moved(store, reuse: dict) -> int:
     carry = [{**held[source], "path": path} for path, (source, sha1) in moved.items()
              if source in held and held[source]["sha1"] == sha1]
     ocr_table(store).upsert(carry)
+    if carry:
+        from . import ocr_text
+
+        ocr_text.refresh_index(store)  # folded in and compacted now, as after an OCR pass
     return len(carry)
 
 

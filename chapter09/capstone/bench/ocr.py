@@ -14,7 +14,8 @@ images twice with the toy CLIP, without and with ``--ocr`` (the real RapidOCR mo
   ``ocr_text.matched_words`` compares: case-folded, Traditional read as Simplified), per language and layout;
 * ``search_recall``: for each pair, the word as an ``--ocr-text`` query: is the image among the first ``k`` results
   after the other images that hold the same word (they rank alike; the depth is ``k`` + their number)?
-* ``ocr_images_per_s`` (reading alone) and ``ocr_share``: the OCR pass's seconds over the ``--ocr`` run's.
+* ``ocr_images_per_s`` (images read over the seconds from the first read to the last, the reader loaded before)
+  and ``ocr_share``: the OCR pass's seconds over the ``--ocr`` run's.
 
 The CPU line comes first, as in the other bench parts. The toy CLIP encodes far faster than a real CLIP, so
 ``ocr_share`` is an upper bound for a real index.
