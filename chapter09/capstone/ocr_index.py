@@ -24,12 +24,14 @@ import re
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from ..chinese import to_simplified
 from ..errors import ChapterError
 from ..images import load_image
-from .tables import PathTable
+from .caption_text import CONFIG
+from .tables import PathTable, quiet_lance
 
 OCR_TABLE = "ocr"
 OCR_COLUMNS = ("path", "sha1", "reader", "text", "text_en", "text_zh", "lines")
@@ -50,6 +52,41 @@ def ocr_schema():
 
 def ocr_table(store) -> PathTable:
     return PathTable(store, OCR_TABLE, ocr_schema())
+
+
+# ----------------------------------------------------------------------------- its full-text indexes (ocr_text searches)
+COLUMNS = {"en": "text_en", "zh": "text_zh"}
+INDEX_NAMES = {"en": "ocr_text_en", "zh": "ocr_text_zh"}
+_DETAIL_NAMES = {"ngram_min_length": "min_ngram_length", "ngram_max_length": "max_ngram_length"}
+
+
+def open_ocr_table(store):
+    """The ocr LanceDB table, or None before any text was read in this index."""
+    return store._open_table(OCR_TABLE)
+
+
+def index_ok(table) -> bool:
+    """Whether both full-text indexes exist over the right columns with our settings."""
+    found = {i.name: i for i in table.list_indices()}
+    for lang, name in INDEX_NAMES.items():
+        index = found.get(name)
+        details = (index.index_details or {}) if index is not None else {}
+        if index is None or list(index.columns) != [COLUMNS[lang]] or \
+                any(details.get(_DETAIL_NAMES.get(k, k)) != v for k, v in CONFIG[lang].items()):
+            return False
+    return True
+
+
+def refresh_index(store) -> None:
+    """Create the missing full-text indexes, fold new rows into them, compact (``store`` holds the write lock)."""
+    table = open_ocr_table(store)
+    if table is None or table.count_rows() == 0:
+        return
+    with store.writing("indexing the text read in photos"), quiet_lance():
+        if not index_ok(table):
+            for lang, column in COLUMNS.items():
+                table.create_fts_index(column, replace=True, name=INDEX_NAMES[lang], **CONFIG[lang])
+        table.optimize(cleanup_older_than=timedelta(0), delete_unverified=True)
 
 
 @dataclass
@@ -93,9 +130,7 @@ def carry_moved(store, reuse: dict) -> int:
              if source in held and held[source]["sha1"] == sha1]
     ocr_table(store).upsert(carry)
     if carry:
-        from . import ocr_text
-
-        ocr_text.refresh_index(store)  # folded in and compacted now, as after an OCR pass
+        refresh_index(store)  # folded in and compacted now, as after an OCR pass
     return len(carry)
 
 
@@ -128,8 +163,6 @@ def run_ocr(store, root: Path, reader, *, commit_s: float = 20.0, progress: bool
     """Read the text of every indexed image that lacks it (``store`` open for writing; ``root`` its library).
     ``engine`` (``options.EngineOptions``): ``ray`` reads on a Ray cluster (``reader`` None: RapidOCR there)."""
     from tqdm import tqdm
-
-    from . import ocr_text
 
     started = time.time()
     summary = OcrSummary(reader=reader.name if reader is not None else "rapidocr")
@@ -181,7 +214,7 @@ def run_ocr(store, root: Path, reader, *, commit_s: float = 20.0, progress: bool
             table.upsert(pending)
             summary.commits += 1
     if summary.read or summary.reused or gone:
-        ocr_text.refresh_index(store)
+        refresh_index(store)
     reading = time.perf_counter() - reading_from
     summary.images_per_s = round(summary.read / max(reading, 1e-9), 3) if summary.read else 0.0
     summary.seconds = round(time.time() - started, 2)

@@ -1,57 +1,25 @@
 """Full-text search over the text read in photos (``index --ocr``), English words and Chinese alike.
 
 The same approach as the captions' (``caption_text``): LanceDB full-text (BM25) indexes, one per column because
-each language needs its own tokenizer, with ``caption_text.CONFIG``'s settings: the ``text`` column as English
-words (folded, stemmed, stop words out) over ``text_en``, character 1- and 2-grams over ``text_zh``; both columns
-and every query are read through ``ocr_index.searchable`` (Traditional Chinese as Simplified, letters apart from
-digits). A query is looked up by its script (``caption_text.query_langs``). The OCR pass builds and updates the indexes under the
-write lock (``refresh_index``); an index without them (a pass cut short before its end) is answered by a scan in
+each language needs its own tokenizer, with ``caption_text.CONFIG``'s settings: English words (folded, stemmed,
+stop words out) over ``text_en``, character 1- and 2-grams over ``text_zh``; both columns and every query are read
+through ``ocr_index.searchable`` (Traditional Chinese as Simplified, letters apart from digits). A query is looked
+up by its script (``caption_text.query_langs``). The OCR pass builds and updates the indexes under the write lock
+(``ocr_index.refresh_index``); an index without them (a pass cut short before its end) is answered by a scan in
 Python with the same BM25, with a note.
 """
 from __future__ import annotations
 
 import re
 from collections import Counter
-from datetime import timedelta
 
 from ..errors import UsageError
-from .caption_text import _CJK, CONFIG, query_langs, scan_ranking, tokens
+from .caption_text import _CJK, query_langs, scan_ranking, tokens
 from .errors import log
-from .ocr_index import OCR_TABLE, ocr_rows, searchable
+from .ocr_index import COLUMNS, index_ok, ocr_rows, open_ocr_table, searchable
 from .tables import quiet_lance
 
-COLUMNS = {"en": "text_en", "zh": "text_zh"}
-INDEX_NAMES = {"en": "ocr_text_en", "zh": "ocr_text_zh"}
-_DETAIL_NAMES = {"ngram_min_length": "min_ngram_length", "ngram_max_length": "max_ngram_length"}
 _noted: set[str] = set()
-
-
-def _table(store):
-    return store._open_table(OCR_TABLE)
-
-
-def index_ok(table) -> bool:
-    """Whether both full-text indexes exist over the right columns with our settings."""
-    found = {i.name: i for i in table.list_indices()}
-    for lang, name in INDEX_NAMES.items():
-        index = found.get(name)
-        details = (index.index_details or {}) if index is not None else {}
-        if index is None or list(index.columns) != [COLUMNS[lang]] or \
-                any(details.get(_DETAIL_NAMES.get(k, k)) != v for k, v in CONFIG[lang].items()):
-            return False
-    return True
-
-
-def refresh_index(store) -> None:
-    """Create the missing full-text indexes, fold new rows into them, compact (``store`` holds the write lock)."""
-    table = _table(store)
-    if table is None or table.count_rows() == 0:
-        return
-    with store.writing("indexing the text read in photos"), quiet_lance():
-        if not index_ok(table):
-            for lang, column in COLUMNS.items():
-                table.create_fts_index(column, replace=True, name=INDEX_NAMES[lang], **CONFIG[lang])
-        table.optimize(cleanup_older_than=timedelta(0), delete_unverified=True)
 
 
 def ocr_ranking(store, text: str, limit: int) -> list[tuple[str, float]]:
@@ -63,7 +31,7 @@ def ocr_ranking(store, text: str, limit: int) -> list[tuple[str, float]]:
         raise UsageError(f"limit must be a positive whole number, not {limit!r}")
     text = searchable(text)
     langs = query_langs(text)
-    table = _table(store)
+    table = open_ocr_table(store)
     if not langs or table is None or table.count_rows() == 0:
         return []
     if not index_ok(table):
@@ -108,7 +76,7 @@ def matched_words(query: str, text: str) -> list[str]:
 
 def hit_fields(store, paths: list[str], query: str | None) -> dict[str, dict]:
     """path -> {"ocr_text", "ocr_match"?} for hits: the text read in the photo and the query's words it holds."""
-    rows = ocr_rows(store, paths) if paths and _table(store) is not None else {}
+    rows = ocr_rows(store, paths) if paths and open_ocr_table(store) is not None else {}
     out = {}
     for path, row in rows.items():
         if not row["text"]:  # read, no text found: nothing to show
