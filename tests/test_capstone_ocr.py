@@ -244,3 +244,18 @@ def test_index_ocr_on_the_ray_engine_reads_what_the_local_engine_reads(library, 
     again = index(root, idx, encoders, FixedReader(WRITTEN), engine="ray")  # nothing left: no Ray started
     assert again.ocr["read"] == 0 and again.ocr["already"] == 8
     assert found(LibrarySearch(idx, Settings("toy")), "咖啡") == [("signs/p1.png", ["咖啡"])]
+
+
+@pytest.mark.slow
+def test_the_ocr_bench_runs_end_to_end_on_a_few_images(tmp_path, capsys):
+    from chapter09.capstone.bench import ocr as bench
+
+    if bench.cjk_font() is None:
+        pytest.skip("no CJK font on this machine (fonts-wqy-microhei: the chromium apt line installs it)")
+    assert bench.main(["--images", "6", "--json", "--workdir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    report = json.loads(out[out.index("{"):])
+    assert report["images"] == 6 and report["pairs"] >= 6 and report["ocr_threads"] >= 1
+    assert set(report["read_recall"]) >= {"all", "en", "sign", "receipt", "screenshot"}
+    assert report["read_recall"]["all"] >= 0.7 and report["search_recall"]["all"] >= 0.7  # 0.90 and 0.95 measured
+    assert 0 < report["ocr_share"] <= 1 and report["index_with_ocr_s"] > report["ocr_s"] > 0
