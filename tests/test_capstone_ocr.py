@@ -257,5 +257,5 @@ def test_the_ocr_bench_runs_end_to_end_on_a_few_images(tmp_path, capsys):
     report = json.loads(out[out.index("{"):])
     assert report["images"] == 6 and report["pairs"] >= 6 and report["ocr_threads"] >= 1
     assert set(report["read_recall"]) >= {"all", "en", "sign", "receipt", "screenshot"}
-    assert report["read_recall"]["all"] >= 0.7 and report["search_recall"]["all"] >= 0.7  # 0.90 and 0.95 measured
+    assert report["read_recall"]["all"] >= 0.7 and report["search_recall"]["all"] >= 0.7  # 0.89 and 0.95 in one run
     assert 0 < report["ocr_share"] <= 1 and report["index_with_ocr_s"] > report["ocr_s"] > 0
