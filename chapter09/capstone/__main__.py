@@ -357,7 +357,8 @@ def _search_flags(p) -> None:
                    help="search the text read in the photos (after `index --ocr`), English or Chinese; with "
                         "--hybrid fused with the vector query")
     p.add_argument("--hybrid", action="store_true",
-                   help="fuse the vector query and the caption text (default: the --text) by reciprocal rank")
+                   help="fuse the vector query and the caption text (default: the --text) or --ocr-text by "
+                        "reciprocal rank")
     p.add_argument("--folder", help="only images under this folder of the library (relative, or absolute inside it)")
     p.add_argument("--taken-after", metavar="DATE", help="taken on or after DATE (ISO, e.g. 2024-05-01)")
     p.add_argument("--taken-before", metavar="DATE", help="taken before DATE (ISO; that day excluded)")
