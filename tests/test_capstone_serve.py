@@ -75,7 +75,7 @@ def client(server):
 def test_every_action_has_one_stable_api_name(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert sorted(endpoints) == ["/caption", "/caption_hit", "/caption_text_search", "/combined_search",
-                                 "/duplicates", "/find_similar", "/image_search", "/match", "/text_search"]
+                                 "/duplicates", "/find_similar", "/image_search", "/match", "/ocr_text_search", "/text_search"]
 
 
 def test_search_returns_thumbnails_scores_paths_and_hit_actions_need_no_upload(server, client):

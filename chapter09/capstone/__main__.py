@@ -66,7 +66,8 @@ def search_request(searcher, args):
     terms += [searcher.term(raw, -1.0) for raw in args.subtract or ()]
     filters = Filters.parse(args.folder, args.taken_after, args.taken_before, args.camera, args.type, args.min_size,
                             args.min_width, args.min_height, args.place, args.near, library=searcher.store.library)
-    return SearchRequest(tuple(terms), args.k, args.strategy, filters, args.caption_text, args.hybrid)
+    return SearchRequest(tuple(terms), args.k, args.strategy, filters, args.caption_text, args.hybrid,
+                         ocr_text=args.ocr_text)
 
 
 def cmd_search(args) -> int:
@@ -95,6 +96,10 @@ def cmd_search(args) -> int:
         lines.append(f"  caption text: {result.caption_text}" + (
             " (fused with the vector ranking by reciprocal rank; scores are RRF)" if result.query_kind == "hybrid"
             else " (scores are BM25)"))
+    if result.ocr_text:
+        lines.append(f"  text in photos: {result.ocr_text}" + (
+            " (fused by reciprocal rank; scores are RRF)" if result.query_kind == "hybrid" or result.caption_text
+            else " (scores are BM25)"))
     if result.filters is not None:
         lines.append(f"  filter: {'; '.join(f'{k} {v}' for k, v in result.filters.items())} -> "
                      f"{result.matching} of {result.library_size} images match ({result.filter_how})")
@@ -103,6 +108,9 @@ def cmd_search(args) -> int:
         lines.append(f"  {h.rank:>3}. {h.score:.3f}  {searcher.store.absolute(h.path)}"
                      + (f"  @ {_place_text(h)}" if h.place or h.lat is not None else ""))
         lines += [f"         [{lang}] {text}" for lang, text in h.captions.items()]
+        if h.ocr_text:
+            lines.append(f"         [text] {' | '.join(h.ocr_text.splitlines())[:200]}"
+                         + (f"  (matched: {', '.join(h.ocr_match)})" if h.ocr_match else ""))
     _print(result.to_json(), args.json, "\n".join(lines))
     return 0
 
@@ -325,6 +333,9 @@ def _index_flags(p) -> None:
                         "it matches are removed from the index")
     p.add_argument("--no-default-excludes", action="store_true",
                    help=f"also index the folders left out by default: {', '.join(DEFAULT_EXCLUDES)}")
+    p.add_argument("--ocr", action="store_true",
+                   help="also read the text in each new or changed photo (RapidOCR, English and Chinese), for "
+                        "`search --ocr-text`; resumable, each file's bytes read once")
     p.add_argument("--watch", action="store_true",
                    help="after indexing, keep watching the library and index what is added, changed, moved or "
                         "deleted (batched; the lock is held only while a batch writes); Ctrl-C stops")
@@ -354,8 +365,12 @@ def _search_flags(p) -> None:
                    help="add a term: [WEIGHT:]TEXT, IMAGE_FILE or INDEXED_PATH (repeatable)")
     p.add_argument("--subtract", action="append", metavar="TERM", help="subtract a term, as --add (repeatable)")
     p.add_argument("--caption-text", default=None, help="search the stored captions' words (English or Chinese)")
+    p.add_argument("--ocr-text", default=None, metavar="WORDS",
+                   help="search the text read in the photos (after `index --ocr`), English or Chinese; with "
+                        "--hybrid fused with the vector query")
     p.add_argument("--hybrid", action="store_true",
-                   help="fuse the vector query and the caption text (default: the --text) by reciprocal rank")
+                   help="fuse the vector query and the caption text (default: the --text) or --ocr-text by "
+                        "reciprocal rank")
     p.add_argument("--folder", help="only images under this folder of the library (relative, or absolute inside it)")
     p.add_argument("--taken-after", metavar="DATE", help="taken on or after DATE (ISO, e.g. 2024-05-01)")
     p.add_argument("--taken-before", metavar="DATE", help="taken before DATE (ISO; that day excluded)")

@@ -29,6 +29,7 @@ import re
 import unicodedata
 from collections import Counter
 
+from ..chinese import to_simplified
 from ..errors import UsageError
 from .errors import IndexLockedError, StoreError, log
 from .locations import is_uri
@@ -166,6 +167,7 @@ def caption_ranking(store, text: str, limit: int, lang: str | None = None) -> li
         raise UsageError("the caption text to search for is empty; give a word or phrase, e.g. \"red circle\"")
     if not isinstance(limit, int) or limit < 1:
         raise UsageError(f"limit must be a positive whole number, not {limit!r}")
+    text = to_simplified(text)  # the captions are Simplified: 「紅色」 finds what 「红色」 finds
     langs = query_langs(text, lang)
     table = store.captions_table()
     if not langs or table is None or table.count_rows() == 0:
@@ -219,6 +221,7 @@ def tokens(text: str | None, lang: str) -> list[str]:
     text = _fold(text)
     if lang == "en":
         return [_stem(w) for w in re.findall(r"[^\W_]+", text) if w not in STOP_WORDS]
+    text = to_simplified(text)
     return list(text) + [text[i:i + 2] for i in range(len(text) - 1)]
 
 

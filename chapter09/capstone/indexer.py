@@ -36,6 +36,7 @@ from .index.summary import IndexSummary
 from .index.walk import is_excluded
 from .index.writer import RowWriter, write_sample_rows
 from .library_precision import index_precision, read_sidecar, write_sidecar
+from .ocr_index import carry_moved, ocr_table, run_ocr
 from .options import IndexOptions
 from .store import Store, ann_for, is_uri
 from .vectors import ANN_THRESHOLD
@@ -72,7 +73,7 @@ def decide_precision(library, index_dir, settings: Settings | None = None, roles
 
 def build_index(library: str | Path, index_dir: str | Path, encoders: dict | None = None,
                 options: IndexOptions | None = None, *, settings: Settings | None = None, roles=("clip",),
-                precision: str | None = None, log=None, precomputed: dict | None = None,
+                precision: str | None = None, log=None, precomputed: dict | None = None, ocr_reader=None,
                 **option_values) -> IndexSummary:
     """Bring ``index_dir`` up to date with ``library``; ``encoders``: role -> ClipEncoder, or None with
     ``settings``, ``roles`` and ``precision`` (auto, fp32, bf16, int8): decided here (``decide_precision``: the
@@ -82,7 +83,8 @@ def build_index(library: str | Path, index_dir: str | Path, encoders: dict | Non
     ``precomputed``: rows already encoded by these encoders (the precision check's sample, ``write_sample_rows``),
     written as they are. Indexed rows the exclude patterns now match are removed. Files whose bytes the index
     holds (moved, renamed, copied, touched) take the held vectors and captions instead of being encoded
-    (``index.plan.recognise``).
+    (``index.plan.recognise``). ``options.ocr``: then the text in the photos is read (``ocr_index.run_ocr``) by
+    ``ocr_reader`` (default: this process's RapidOCR reader).
     """
     if options is None:
         options = IndexOptions.of(**option_values)
@@ -103,12 +105,13 @@ def build_index(library: str | Path, index_dir: str | Path, encoders: dict | Non
         encoders, precomputed = decision.encoders, decision.sample_rows
     if not encoders:
         raise ValueError("no encoders: pass at least {'clip': ClipEncoder}")
-    summary = _build(root, index_dir, encoders, options, log, precomputed)
+    summary = _build(root, index_dir, encoders, options, log, precomputed, ocr_reader)
     summary.precision = decision.report if decision is not None else None
     return summary
 
 
-def _build(root: Path, index_dir, encoders: dict, options: IndexOptions, log, precomputed) -> IndexSummary:
+def _build(root: Path, index_dir, encoders: dict, options: IndexOptions, log, precomputed,
+           ocr_reader=None) -> IndexSummary:
     started = time.time()
     summary = IndexSummary(str(root), str(index_dir), options.engine.engine, excludes=list(options.patterns))
     with Store.open(index_dir, library=root, write=True, wait_s=options.wait_s,
@@ -119,9 +122,11 @@ def _build(root: Path, index_dir, encoders: dict, options: IndexOptions, log, pr
         plan = plan_run(root, tables, failures, summary, None if is_uri(index_dir) else Path(index_dir),
                         options.patterns)
         apply_reuse(root, store, tables, plan, failures, summary)  # before the deletes: a moved row is never lost
+        carry_moved(store, plan.reuse)  # the text read in a moved photo moves with it
         for role, paths in plan.removed.items():
             tables[role].delete(paths)
         store.drop_captions(set().union(*plan.removed.values()))
+        ocr_table(store).delete(set().union(*plan.removed.values()))  # an ocr pass re-points moved files' rows
         gone = [p for p in failures if not (root / p).is_file() or is_excluded(p, options.patterns)]
         store.drop_failures(gone)
         if options.fill_metadata:
@@ -133,6 +138,8 @@ def _build(root: Path, index_dir, encoders: dict, options: IndexOptions, log, pr
         encode_s = _encode(root, plan, encoders, writer, options)
         writer.commit()
         fill_places(store, tables, summary)  # after every row is written: one lookup for the whole run
+        if options.ocr:
+            summary.ocr = _read_text(root, store, ocr_reader, options)
         if plan.todo or reused or any(plan.removed.values()) or gone or plan.reuse or summary.metadata_filled \
                 or summary.placed or store.written:
             store.finish()  # compaction + old versions deleted: the index stays the size of a fresh one
@@ -187,6 +194,13 @@ def _encode(root: Path, plan, encoders: dict, writer: RowWriter, options: IndexO
     finally:
         bar.close()
     return time.time() - started
+
+
+def _read_text(root: Path, store: Store, reader, options: IndexOptions) -> dict:
+    """``--ocr``: the text of the photos that lack it, read on the engine that indexed them (``reader`` None:
+    RapidOCR, here or in each Ray actor)."""
+    return run_ocr(store, root, reader, commit_s=options.checkpoint_s, progress=options.progress,
+                   engine=options.engine).to_json()
 
 
 def _build_ann(store: Store, tables: dict, summary: IndexSummary, log) -> None:

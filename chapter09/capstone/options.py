@@ -75,7 +75,8 @@ class IndexOptions:
     ``build_ann``: build the IVF index at the end when the table is large enough for ``search`` to use one (so
     ``serve`` opens ready). ``excludes``: globs of folders and files to leave out (``index.walk.is_excluded``),
     beside ``DEFAULT_EXCLUDES`` unless ``default_excludes`` is False. ``fill_metadata``: rows indexed before the
-    metadata columns get them from a header read.
+    metadata columns get them from a header read. ``ocr``: also read the text in every new or changed photo
+    (``ocr_index``).
     """
 
     batch_size: int = 64
@@ -89,6 +90,7 @@ class IndexOptions:
     excludes: tuple[str, ...] = ()
     default_excludes: bool = True
     fill_metadata: bool = True
+    ocr: bool = False
     engine: EngineOptions = field(default_factory=EngineOptions)
 
     def __post_init__(self):
@@ -119,7 +121,7 @@ class IndexOptions:
         """The ``index`` command line's options."""
         return cls(batch_size=args.batch_size, workers=args.workers, progress=not args.no_progress,
                    wait_s=args.wait, excludes=tuple(args.exclude), default_excludes=not args.no_default_excludes,
-                   engine=EngineOptions.from_args(args))
+                   ocr=getattr(args, "ocr", False), engine=EngineOptions.from_args(args))
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..chinese import to_simplified
 from ..clip import clip_encoder
 from ..config import model_spec
 from ..errors import ChapterError
@@ -92,7 +93,9 @@ class Strategy:
 
     def encode(self, texts: list[str], settings: Settings | None, warn=None) -> tuple[np.ndarray, list[str]]:
         """(unit vectors, the texts actually encoded: Chinese ones translated for ``translate``). ``warn``: told
-        when a text is longer than the text encoder reads."""
+        when a text is longer than the text encoder reads. Traditional Chinese is read as Simplified, as the
+        Chinese models learnt it (``chinese.to_simplified``)."""
+        texts = [to_simplified(text) for text in texts]
         if self.translates:
             chinese = [i for i, text in enumerate(texts) if has_chinese(text)]
             english = translator("zh_en", settings).translate([texts[i] for i in chinese]) if chinese else []

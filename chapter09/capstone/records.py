@@ -83,6 +83,8 @@ class Hit(_Record):
     place: dict | None = optional()  # {"name", "name_zh", "admin", "country"} named from its EXIF GPS position
     lat: float | None = optional()  # the EXIF GPS position (left out: the photo has none, or the index stores none)
     lon: float | None = optional()
+    ocr_text: str | None = optional()  # after `index --ocr`: the text read in the photo (left out: none read)
+    ocr_match: tuple[str, ...] | None = optional()  # with --ocr-text: the query's words that text holds
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,6 +103,7 @@ class SearchResult(_Record):
     encoded_text: str | None = optional()
     encoded_texts: tuple[str, ...] = optional(empty=True, default=())  # several text terms
     caption_text: str | None = optional()
+    ocr_text: str | None = optional()  # --ocr-text: words searched in the text read in the photos
     filters: dict | None = optional()  # Filters.to_json(), when a filter is active
     matching: int | None = optional(with_field="filters")  # rows the filter keeps
     filter_search: str | None = optional(with_field="filters")  # how the filtered top-k was found

@@ -15,6 +15,9 @@ One entry point, ``LibrarySearch.search``, serves the command line, the web UI a
   the top-k among the matching rows, never a post-filter of the unfiltered top-k.
 * **Caption text** (``caption_text.caption_ranking``): alone, or fused with the vector ranking by
   reciprocal-rank fusion (``hybrid``); filters apply to it too.
+* **Text in photos** (``ocr_text.ocr_ranking``, after ``index --ocr``): the same, over the words read in the
+  photos; caption text and photo text together are fused by reciprocal rank too. A hit shows the photo's text
+  (``ocr_text``) and which query words it holds (``ocr_match``).
 """
 from __future__ import annotations
 
@@ -33,6 +36,7 @@ from .caption_text import caption_ranking, rrf_fuse
 from .errors import StoreError
 from .filters import Filters, Metadata, keep_paths
 from .library_precision import query_settings
+from .ocr_text import hit_fields, ocr_ranking
 from .queries import QueryError, check_query, compose, encode_planned, parse_weighted, plan_query
 from .records import Hit, SearchResult
 from .store import META_TABLE, Store, open_vectors
@@ -82,6 +86,7 @@ class SearchRequest:
     filters: Filters | None = None
     caption_text: str | None = None
     hybrid: bool = False
+    ocr_text: str | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "terms", tuple(self.terms))
@@ -208,28 +213,32 @@ class LibrarySearch:
 
     # ---- the searches
     def search(self, terms: list[Term], k: int = 10, strategy: str = "auto", filters: Filters | None = None,
-               caption_text: str | None = None, hybrid: bool = False, warn=None) -> SearchResult:
+               caption_text: str | None = None, hybrid: bool = False, warn=None,
+               ocr_text: str | None = None) -> SearchResult:
         """The top ``k`` for ``terms`` (summed in the encoder's space) among the rows ``filters`` keep, or for
-        ``caption_text`` alone, or both fused by reciprocal-rank fusion (``hybrid``)."""
+        ``caption_text`` and/or ``ocr_text`` (words in the photos) alone, or all fused by reciprocal rank (``hybrid``)."""
         filters = filters or Filters()
         terms = [t for t in terms if t.weight != 0]
         texts = [t for t in terms if t.kind == "text"]
         if caption_text is not None and not str(caption_text).strip():
             caption_text = None
+        if ocr_text is not None:
+            ocr_text = check_query(ocr_text, warn) if str(ocr_text).strip() else None
         if hybrid and not terms:
             raise QueryError("hybrid fuses a vector query with caption text: give a text or image query too")
-        if hybrid and caption_text is None:
+        if hybrid and caption_text is None and ocr_text is None:
             positive = [t for t in texts if t.weight > 0]
             if not positive:
                 raise QueryError("hybrid needs caption text: give --caption-text, or a text query to read as it")
             caption_text = positive[0].value
         if caption_text is not None:
             caption_text = check_query(caption_text, warn)
-        if not terms and caption_text is None:
+        words = caption_text is not None or ocr_text is not None
+        if not terms and not words:
             raise QueryError("nothing to search for: give a text, an image, terms to add, or caption text")
-        if terms and caption_text is not None and not hybrid:
-            raise QueryError("a vector query and caption text together: ask for --hybrid (the web UI: tick hybrid) "
-                             "to fuse them, or give only one of them")
+        if terms and words and not hybrid:
+            raise QueryError(f"a vector query and {'caption' if caption_text is not None else 'photo (OCR)'} text "
+                             "together: ask for --hybrid (the web UI: tick hybrid) to fuse them, or give only one")
         plans = [plan_query(t.value, strategy, self.query_settings, warn) for t in texts]  # models load first
         roles = {plan.strategy.role for plan in plans}
         if len(roles) > 1:
@@ -258,12 +267,13 @@ class LibrarySearch:
         query = compose(vectors, [t.weight for t in terms]) if terms else None
         searcher = self.searchers[role]
         notes, facts, mask, metadata = [], None, None, None
-        if filters.active or caption_text is not None:
+        if filters.active or words:
             metadata = self.metadata(role)
         if filters.active:
             mask = metadata.mask(filters)
             notes += metadata.notes(filters)
-        depth = max(k, HYBRID_DEPTH) if hybrid else k
+        fusing = hybrid or (caption_text is not None and ocr_text is not None)
+        depth = max(k, HYBRID_DEPTH) if fusing else k
         ranked: list[tuple[int, float]] = []
         if query is not None:
             if mask is None:
@@ -271,25 +281,24 @@ class LibrarySearch:
             else:
                 scores, ids, facts = searcher.search_filtered(query, depth, mask, fetch=self._fetch(role))
             ranked = [(int(i), float(s)) for s, i in zip(scores[0], ids[0]) if i >= 0]
-        if caption_text is not None:
-            by_caption = self._caption_ranking(caption_text, depth, metadata, mask)
-            if hybrid:
-                ids = metadata.ids()
-                fused = rrf_fuse([[searcher.path(i) for i, _ in ranked], [p for p, _ in by_caption]])
-                ranked = [(ids[p], s) for p, s in fused[:k]]
-            else:
-                ranked = [(metadata.ids()[p], s) for p, s in by_caption[:k]]
-        hits = self._hits(role, ranked[:k])
-        kind = ("hybrid" if hybrid else "caption text") if caption_text is not None else \
+        if words:
+            ranked = self._word_ranked(ranked if query is not None else None, caption_text, ocr_text, depth, k,
+                                       metadata, mask, searcher)
+        hits = self._hits(role, ranked[:k], ocr_text)
+        word_kind = " + ".join(name for name, given in (("caption text", caption_text), ("ocr text", ocr_text))
+                               if given is not None)
+        kind = ("hybrid" if hybrid else word_kind) if words else \
             ("text" if len(terms) == 1 and texts else "image" if len(terms) == 1 else "combined")
         extra = {"strategy": (used[0] if used else "image") if kind in ("text", "image", "combined", "hybrid")
-                 else "caption text", "query_kind": kind, "terms": [t.to_json() for t in terms]}
+                 else word_kind, "query_kind": kind, "terms": [t.to_json() for t in terms]}
         if len(texts) == 1 and len(terms) == 1:
             extra.update(query=texts[0].value, encoded_text=encoded[0])
         elif encoded:
             extra["encoded_texts"] = encoded
         if caption_text is not None:
             extra["caption_text"] = caption_text
+        if ocr_text is not None:
+            extra["ocr_text"] = ocr_text
         if filters.active:
             extra.update(filters=filters.to_json(), matching=int(mask.sum()),
                          filter_search=facts["how"] if facts else "captions",
@@ -298,19 +307,33 @@ class LibrarySearch:
             extra["notes"] = notes
         return self._result(hits, started, role, **extra)
 
-    def _caption_ranking(self, text: str, want: int, metadata: Metadata, mask) -> list[tuple[str, float]]:
-        """Caption hits among the indexed rows the filter keeps; the caption search is asked for more until
-        ``want`` remain or it has no more (so a filter never leaves fewer than it could)."""
+    def _word_ranked(self, vector_ranked, caption_text, ocr_text, depth: int, k: int, metadata: Metadata, mask,
+                     searcher) -> list[tuple[int, float]]:
+        """(row id, score) best first by the words asked for: one ranking's BM25 scores, or the RRF of the vector
+        ranking (when given: hybrid) and each word ranking."""
+        ids = metadata.ids()
+        rankings = [self._caption_ranking(text, depth, metadata, mask, rank)
+                    for text, rank in ((caption_text, caption_ranking), (ocr_text, ocr_ranking)) if text is not None]
+        if vector_ranked is None and len(rankings) == 1:
+            return [(ids[p], s) for p, s in rankings[0][:k]]
+        paths = ([[searcher.path(i) for i, _ in vector_ranked]] if vector_ranked is not None else []) + \
+            [[p for p, _ in ranking] for ranking in rankings]
+        return [(ids[p], s) for p, s in rrf_fuse(paths)[:k]]
+
+    def _caption_ranking(self, text: str, want: int, metadata: Metadata, mask,
+                         rank=caption_ranking) -> list[tuple[str, float]]:
+        """Caption hits (or ``rank``'s: ``ocr_ranking``) among the indexed rows the filter keeps; the search is asked
+        for more until ``want`` remain or it has no more (so a filter never leaves fewer than it could)."""
         limit = max(2 * want, 50)
         while True:
-            found = caption_ranking(self.store, text, limit)
+            found = rank(self.store, text, limit)
             score = dict(found)
             kept = keep_paths(metadata, mask, [p for p, _ in found])
             if len(kept) >= want or len(found) < limit or limit >= len(metadata):
                 return [(p, score[p]) for p in kept]
             limit *= 4
 
-    def _hits(self, role: str, ranked: list[tuple[int, float]]) -> list[Hit]:
+    def _hits(self, role: str, ranked: list[tuple[int, float]], ocr_text: str | None = None) -> list[Hit]:
         searcher = self.searchers[role]
         paths = [searcher.path(i) for i, _ in ranked]
         captions = self.store.captions(paths) if paths else {}
@@ -318,19 +341,21 @@ class LibrarySearch:
         located = all(name in table.table.schema.names for name in PLACE_FIELDS)  # an old index: no positions
         # a vector index's ids are offsets into the table version it was opened at, which this store reads
         rows = table.rows_at([i for i, _ in ranked], ("path", "sha1", "size", "mtime_ns", *(PLACE_FIELDS * located)))
+        read = hit_fields(self.store, paths, ocr_text)  # the text in the photos, after `index --ocr`
         hits = []
         for rank, ((_, score), path, row) in enumerate(zip(ranked, paths, rows)):
             row = dict(row or {})
             where = place_of(row)
             if row.pop("path", None) != path:  # the row read is not the hit's: no file state, no place
                 row, where = {}, {}
-            hits.append(Hit(rank + 1, path, score, captions.get(path, {}), row, **where))
+            hits.append(Hit(rank + 1, path, score, captions.get(path, {}), row, **where, **read.get(path, {})))
         return hits
 
     def run(self, request: SearchRequest, warn=None) -> SearchResult:
         """The search ``request`` asks for; ``warn`` gets what the caller should show."""
         return self.search(list(request.terms), request.k, request.strategy, request.filters,
-                           caption_text=request.caption_text, hybrid=request.hybrid, warn=warn)
+                           caption_text=request.caption_text, hybrid=request.hybrid, warn=warn,
+                           ocr_text=request.ocr_text)
 
     def by_text(self, text: str, k: int = 10, strategy: str = "auto", warn=None,
                 filters: Filters | None = None) -> SearchResult:

@@ -23,7 +23,8 @@ What it shows, and why:
 * **Duplicates** (``web/duplicates.py``): exact copies (SHA-1) beside near copies (cosine at least a
   threshold the page sets, explained there), found by ``dedup.find_duplicates``; nothing is deleted.
 * **A stable API.** Every action has one explicit name -- ``/text_search``, ``/image_search``,
-  ``/find_similar``, ``/combined_search``, ``/caption_text_search``, ``/caption``, ``/caption_hit``,
+  ``/find_similar``, ``/combined_search``, ``/caption_text_search``, ``/ocr_text_search``,
+  ``/caption``, ``/caption_hit``,
   ``/match``, ``/duplicates`` -- callable with ``gradio_client`` (``Client(url).predict(..., api_name="/text_search")``);
   every search takes the eight filters last, each optional, so calls written before them still work.
   The search endpoints return the gallery, a note and the hits as JSON (rank, score, ``file``: the

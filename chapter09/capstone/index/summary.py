@@ -37,6 +37,7 @@ class IndexSummary:
     ray: dict = field(default_factory=dict)  # ray: the cluster and where decoding and encoding ran (_run_ray)
     ann: dict = field(default_factory=dict)  # role -> {"nprobe", "recall_at_10", "build_s"} when built
     precision: dict | None = None  # what build_index decided when it chose the precision (indexer.decide_precision)
+    ocr: dict = field(default_factory=dict)  # with --ocr: ocr_index.OcrSummary's JSON form
 
     def to_json(self) -> dict:
         # new/changed: issue 19's names for added/updated (kept for existing readers); precision last, when decided
@@ -98,6 +99,10 @@ class IndexSummary:
                 f"recall@10 vs exact {ann['recall_at_10']:.3f}",
                 f"  {role}：ANN 索引（IVF-SQ8）构建用时 {ann['build_s']} 秒，nprobe {ann['nprobe']}，"
                 f"相对精确搜索的 recall@10 {ann['recall_at_10']:.3f}"))
+        if self.ocr:
+            from ..ocr_index import OcrSummary
+
+            lines.append(OcrSummary(**self.ocr).text())
         lines += [say(f"  SKIPPED {entry['path']}: {entry['reason']}", f"  已跳过 {entry['path']}：{entry['reason']}")
                   for entry in self.skipped if not entry["reason"].startswith("not an image file type")]
         for failure in self.failed:

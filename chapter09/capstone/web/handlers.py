@@ -1,5 +1,5 @@
 """One method per API endpoint of the web UI (``/text_search``, ``/image_search``, ``/find_similar``,
-``/combined_search``, ``/caption_text_search``, ``/caption``, ``/caption_hit``, ``/match``; ``/duplicates`` is
+``/combined_search``, ``/caption_text_search``, ``/ocr_text_search``, ``/caption``, ``/caption_hit``, ``/match``; ``/duplicates`` is
 ``duplicates.DuplicatesView``'s) and the page's own events. Each checks its inputs (``checks``), then runs through ``guarded``, the one wrapper that gives it the
 client's rate-limit slot and turns the project's errors into the page's one-line message; searches also get their
 filters parsed there and their answer formatted by ``answer``. Every search is ``WebLibrary.search``.
@@ -115,6 +115,20 @@ class Handlers:
         return self.searched(request, (folder, taken_after, taken_before, camera, types, min_size, place, near),
                              lambda filters: self.library.search(SearchRequest(terms, k, strategy, filters,
                                                                                caption_text, bool(hybrid))))
+
+    def ocr_text_search(self, ocr_text, hybrid, query, strategy, k, folder=None, taken_after=None,
+                        taken_before=None, camera=None, types=None, min_size=None, request: gr.Request = None):
+        """The words read in the photos (``index --ocr``), alone or fused with the Query box's search."""
+        ocr_text, k, strategy = checked_query(ocr_text), checked_k(k), checked_strategy(strategy)
+        terms = []
+        if hybrid:
+            if not isinstance(query, str) or not query.strip():
+                raise gr.Error("hybrid fuses the photos' text with the Query box's search: type a query too, "
+                               "or untick hybrid")
+            terms = [Term("text", checked_query(query))]
+        return self.searched(request, (folder, taken_after, taken_before, camera, types, min_size),
+                             lambda filters: self.library.search(SearchRequest(terms, k, strategy, filters,
+                                                                               hybrid=bool(hybrid), ocr_text=ocr_text)))
 
     # ---- the selected hit
     def select_hit(self, hits, event: gr.SelectData, request: gr.Request = None):

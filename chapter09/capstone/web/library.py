@@ -190,6 +190,8 @@ class WebLibrary:
             row = {"rank": hit.rank, "score": round(float(hit.score), 4), "file": hit.path,
                    "caption_en": caps.get("en"), "caption_zh": caps.get("zh"),
                    "place": hit.place or {}, "lat": hit.lat, "lon": hit.lon}
+            if hit.ocr_text:  # after index --ocr: the text read in the photo, and the query's words in it
+                row.update(ocr_text=hit.ocr_text, ocr_match=list(hit.ocr_match or ()))
             label = f"{hit.rank}. {hit.score:.3f}  {Path(hit.path).name}"  # the full path: in the detail
             if caps.get("en") or caps.get("zh"):
                 label += "\n" + " / ".join(c for c in (caps.get("en"), caps.get("zh")) if c)
@@ -216,6 +218,10 @@ class WebLibrary:
             how = say(" (fused with the query by reciprocal rank)", "（与查询按倒数排名融合）") \
                 if result.get("query_kind") == "hybrid" else " (BM25)"
             parts.append(say("caption text: ", "描述文字：") + result["caption_text"] + how)
+        if result.get("ocr_text"):
+            how = say(" (fused by reciprocal rank)", "（按倒数排名融合）") \
+                if result.get("query_kind") == "hybrid" or result.get("caption_text") else " (BM25)"
+            parts.append(say("text in photos: ", "图中文字：") + result["ocr_text"] + how)
         if "filters" in result:
             nprobe = f", nprobe {result['filter_nprobe']}" if result.get("filter_nprobe") else ""
             how = result["filter_search"]
@@ -245,6 +251,11 @@ class WebLibrary:
             "没有已存储的描述（可用 <code>caption --index</code> 生成，或按“为它生成描述”）") + "</i></div>"
         original_link = say(f' · <a href="{original}" download>original file</a>',
                             f' · <a href="{original}" download>原始文件</a>') if url != original else ""
+        if hit.get("ocr_text"):
+            matched = say(" (matched: ", "（匹配：") + html.escape(", ".join(hit["ocr_match"])) + say(")", "）") \
+                if hit.get("ocr_match") else ""
+            captions += (f'<div class="ocr-text"><b>{say("text in the photo:", "图中文字：")}</b> '
+                         f"{html.escape(' | '.join(hit['ocr_text'].splitlines()))}{matched}</div>")
         return (f'<a id="full-image-link" href="{url}" target="_blank" rel="noopener">'
                 f'<img id="full-image" src="{url}" alt="{html.escape(hit["file"])}"></a>'
                 f"<div><b>#{hit['rank']}</b> · {say('score', '分数')} {hit['score']:.3f} · "

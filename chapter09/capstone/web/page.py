@@ -110,6 +110,7 @@ def search_tab(handlers: Handlers, library: WebLibrary, words: PageWords) -> Non
     query, strategy, k, go, example, go_image = _query_row(words)
     base_text, base_image, term_inputs, uses, go_combined = _combined_builder(words)
     caption_query, hybrid, go_caption = _caption_text_row(words)
+    ocr_query, ocr_hybrid, go_ocr = _ocr_text_row(words)
     filter_inputs = _filters_panel(library.top_folders(), words)
     note = gr.Markdown(elem_id="search-note")
     with gr.Row():
@@ -137,6 +138,8 @@ def search_tab(handlers: Handlers, library: WebLibrary, words: PageWords) -> Non
     gr.on([go_caption.click, caption_query.submit], handlers.caption_text_search,
           [caption_query, hybrid, query, strategy, k, *filter_inputs], outputs,
           api_name="caption_text_search", **SEARCH)
+    gr.on([go_ocr.click, ocr_query.submit], handlers.ocr_text_search,
+          [ocr_query, ocr_hybrid, query, strategy, k, *filter_inputs], outputs, api_name="ocr_text_search", **SEARCH)
     results.select(handlers.select_hit, [hits], [detail, selected], **PAGE_ONLY)
     # new results: the panel must not keep describing a hit of the previous search
     # (in the browser, at once: no round trip that a quick click on a new hit could overtake)
@@ -197,6 +200,15 @@ def _caption_text_row(words: PageWords) -> tuple:
                                  value=False, elem_id="caption-hybrid", scale=2)
             go_caption = gr.Button(words("search_captions"), elem_id="caption-text-button", scale=1)
     return caption_query, hybrid, go_caption
+
+
+def _ocr_text_row(words: PageWords) -> tuple:
+    with gr.Accordion(words("ocr_row"), open=False, elem_id="ocr-search"):
+        with gr.Row():
+            ocr_query = gr.Textbox(label=words("ocr_text"), elem_id="ocr-text", scale=4, placeholder="exit / 出口")
+            hybrid = gr.Checkbox(label=words("ocr_hybrid"), value=False, elem_id="ocr-hybrid", scale=2)
+            go_ocr = gr.Button(words("ocr_go"), elem_id="ocr-text-button", scale=1)
+    return ocr_query, hybrid, go_ocr
 
 
 def _filters_panel(top_folders: list[str], words: PageWords) -> list:
