@@ -129,3 +129,27 @@ def test_the_command_line_speaks_chinese_with_lang_zh_and_refuses_a_language_it_
     with pytest.raises(SystemExit) as refused:
         main(["eval", "--dataset", str(library), "--models", "toy"])
     assert refused.value.code == 2 and "CH09_LANG='fr'" in capsys.readouterr().err
+
+
+def test_search_output_in_chinese_has_no_english_prose():
+    from types import SimpleNamespace
+
+    from chapter09.capstone.__main__ import _search_lines
+    from chapter09.capstone.records import Hit, SearchResult
+    from chapter09.exercises.i18n import speaking
+
+    result = SearchResult(strategy="translate", query_kind="text", terms=({"kind": "text", "value": "红色圆形",
+                                                                           "weight": 1.0},),
+                          query="红色圆形", encoded_text="a red circle", ocr_text=None,
+                          filters={"folder": "2024"}, matching=3, filter_search="exact over the matching rows",
+                          filter_nprobe=None, search="exact", library_size=10, ms=1.5,
+                          hits=(Hit(1, "trip/a.jpg", 0.91, {"zh": "红色圆形"}, {}, ocr_text="出口", ocr_match=("出口",)),))
+    searcher = SimpleNamespace(store=SimpleNamespace(absolute=lambda path: "/photos/" + path))
+    with speaking("zh"):
+        lines = _search_lines(result, searcher, "auto")
+    with speaking("en"):
+        english = _search_lines(result, searcher, "auto")
+    assert len(lines) == len(english) and "1.5" in lines[0] and "/photos/trip/a.jpg" in lines[-3]
+    for line in lines:
+        prose = line.replace("a red circle", "")  # what the encoder read is data, shown as it is
+        assert not english_words(prose), line

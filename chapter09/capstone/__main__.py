@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..cli import add_lang_option, add_model_options, run_cli
 from ..errors import UsageError
-from ..exercises.i18n import resolve, speaking
+from ..exercises.i18n import resolve, speaking, t
 from ..models import Settings
 
 _RESULT_STREAM = []  # where results go: stdout, even while chatter is sent to stderr for --json
@@ -71,7 +71,7 @@ def search_request(searcher, args):
 
 
 def cmd_search(args) -> int:
-    from .queries import QueryError, route_reason
+    from .queries import QueryError
     from .search import LibrarySearch
 
     searcher = LibrarySearch(args.index, Settings.from_args(args), mode=args.search)
@@ -83,36 +83,59 @@ def cmd_search(args) -> int:
     if args.paths_only:  # for pipes: one absolute path a line, nothing else on stdout
         _print(None, False, "\n".join(str(searcher.store.absolute(h.path)) for h in result.hits))
         return 0
-    lines = [f"{result.strategy} search ({result.search}, {result.library_size} images, {result.ms} ms)"
-             + (f", IVF nprobe {result.ann_nprobe}, ANN recall@10 vs exact {result.ann_recall_at_10:.3f}"
-                if result.ann_recall_at_10 is not None else "")]
+    lines = _search_lines(result, searcher, args.strategy)
+    _print(result.to_json(), args.json, "\n".join(lines))
+    return 0
+
+
+def _zh(word: str) -> str:
+    """A search's own word (exact, ann, how a filter searched) in Chinese, from the web UI's table."""
+    from .web.i18n import WORDS
+
+    return WORDS.get(word, (word, word))[1]
+
+
+def _search_lines(result, searcher, strategy: str) -> list[str]:
+    """``search``'s text output (in the run's language: ``--lang`` / ``$CH09_LANG``); ``--json`` prints the record."""
+    from .queries import route_reason
+
+    ann = (t(f", IVF nprobe {result.ann_nprobe}, ANN recall@10 vs exact {result.ann_recall_at_10:.3f}",
+             f"，IVF nprobe {result.ann_nprobe}，ANN 相对精确搜索的 recall@10 {result.ann_recall_at_10:.3f}")
+           if result.ann_recall_at_10 is not None else "")
+    lines = [t(f"{result.strategy} search ({result.search}, {result.library_size} images, {result.ms} ms)",
+               f"{result.strategy} 检索（{_zh(result.search)}，{result.library_size} 张图片，{result.ms} ms）") + ann]
     if len(result.terms) > 1:
-        lines.append("  terms: " + " ".join(f"{t['weight']:+g}*{t['kind']}:{t['value']}" for t in result.terms))
-    if result.query and result.query_kind in ("text", "hybrid"):  # why this route: in $CH09_LANG
-        lines.append("  " + route_reason(args.strategy, result.query))
+        lines.append(t("  terms: ", "  搜索项：")
+                     + " ".join(f"{x['weight']:+g}*{x['kind']}:{x['value']}" for x in result.terms))
+    if result.query and result.query_kind in ("text", "hybrid"):  # why this route
+        lines.append("  " + route_reason(strategy, result.query))
     if result.encoded_text and result.encoded_text != result.query:
-        lines.append(f"  query encoded as: {result.encoded_text}")
+        lines.append(t("  query encoded as: ", "  实际编码的查询：") + result.encoded_text)
+    fused = result.query_kind == "hybrid"
     if result.caption_text:
-        lines.append(f"  caption text: {result.caption_text}" + (
-            " (fused with the vector ranking by reciprocal rank; scores are RRF)" if result.query_kind == "hybrid"
-            else " (scores are BM25)"))
+        lines.append(t(f"  caption text: {result.caption_text}", f"  描述文字：{result.caption_text}") + (
+            t(" (fused with the vector ranking by reciprocal rank; scores are RRF)", "（与向量排名按倒数排名融合；分数是 RRF）")
+            if fused else t(" (scores are BM25)", "（分数是 BM25）")))
     if result.ocr_text:
-        lines.append(f"  text in photos: {result.ocr_text}" + (
-            " (fused by reciprocal rank; scores are RRF)" if result.query_kind == "hybrid" or result.caption_text
-            else " (scores are BM25)"))
+        lines.append(t(f"  text in photos: {result.ocr_text}", f"  图中文字：{result.ocr_text}") + (
+            t(" (fused by reciprocal rank; scores are RRF)", "（按倒数排名融合；分数是 RRF）")
+            if fused or result.caption_text else t(" (scores are BM25)", "（分数是 BM25）")))
     if result.filters is not None:
-        lines.append(f"  filter: {'; '.join(f'{k} {v}' for k, v in result.filters.items())} -> "
-                     f"{result.matching} of {result.library_size} images match ({result.filter_how})")
-    lines += [f"  note: {note}" for note in result.notes]
+        said = "; ".join(f"{k} {v}" for k, v in result.filters.items())
+        said_zh = "；".join(f"{_zh('filter ' + k)} {v}" for k, v in result.filters.items())
+        lines.append(t(f"  filter: {said} -> {result.matching} of {result.library_size} images match "
+                       f"({result.filter_how})",
+                       f"  筛选：{said_zh} -> {result.library_size} 张图片中有 {result.matching} 张符合（{_zh(result.filter_how)}）"))
+    lines += [t(f"  note: {note}", f"  说明：{note}") for note in result.notes]
     for h in result.hits:
         lines.append(f"  {h.rank:>3}. {h.score:.3f}  {searcher.store.absolute(h.path)}"
                      + (f"  @ {_place_text(h)}" if h.place or h.lat is not None else ""))
         lines += [f"         [{lang}] {text}" for lang, text in h.captions.items()]
         if h.ocr_text:
-            lines.append(f"         [text] {' | '.join(h.ocr_text.splitlines())[:200]}"
-                         + (f"  (matched: {', '.join(h.ocr_match)})" if h.ocr_match else ""))
-    _print(result.to_json(), args.json, "\n".join(lines))
-    return 0
+            lines.append(f"         [{t('text', '文字')}] {' | '.join(h.ocr_text.splitlines())[:200]}"
+                         + (t("  (matched: ", "  （匹配：") + ", ".join(h.ocr_match) + t(")", "）")
+                            if h.ocr_match else ""))
+    return lines
 
 
 def cmd_caption(args) -> int:
