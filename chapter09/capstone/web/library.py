@@ -210,18 +210,20 @@ class WebLibrary:
         if result.get("refreshed"):
             parts.append(say("the index changed since the last search: reopened", "索引在上次搜索后有变化：已重新打开"))
         if result.get("encoded_text") and result["encoded_text"] != result.get("query"):
-            parts.append(say("query encoded as: ", "实际编码的查询：") + result["encoded_text"])
+            parts.append(say(f"query encoded as: {result['encoded_text']}", f"实际编码的查询：{result['encoded_text']}"))
         if len(result.get("terms", ())) > 1:
-            parts.append(say("terms: ", "搜索项：")
-                         + " ".join(f"{t['weight']:+g}×{t['kind']}:{t['value']}" for t in result["terms"]))
+            terms = " ".join(f"{t['weight']:+g}×{t['kind']}:{t['value']}" for t in result["terms"])
+            parts.append(say(f"terms: {terms}", f"搜索项：{terms}"))
         if result.get("caption_text"):
-            how = say(" (fused with the query by reciprocal rank)", "（与查询按倒数排名融合）") \
-                if result.get("query_kind") == "hybrid" else " (BM25)"
-            parts.append(say("caption text: ", "描述文字：") + result["caption_text"] + how)
+            fused = result.get("query_kind") == "hybrid"
+            text = result["caption_text"]
+            parts.append(say(f"caption text: {text}" + (" (fused with the query by reciprocal rank)" if fused else " (BM25)"),
+                             f"描述文字：{text}" + ("（与查询按倒数排名融合）" if fused else "（BM25）")))
         if result.get("ocr_text"):
-            how = say(" (fused by reciprocal rank)", "（按倒数排名融合）") \
-                if result.get("query_kind") == "hybrid" or result.get("caption_text") else " (BM25)"
-            parts.append(say("text in photos: ", "图中文字：") + result["ocr_text"] + how)
+            fused = result.get("query_kind") == "hybrid" or bool(result.get("caption_text"))
+            text = result["ocr_text"]
+            parts.append(say(f"text in photos: {text}" + (" (fused by reciprocal rank)" if fused else " (BM25)"),
+                             f"图中文字：{text}" + ("（按倒数排名融合）" if fused else "（BM25）")))
         if "filters" in result:
             nprobe = f", nprobe {result['filter_nprobe']}" if result.get("filter_nprobe") else ""
             how = result["filter_search"]
@@ -233,8 +235,8 @@ class WebLibrary:
                              f"({how + nprobe})",
                              f"筛选：{said_zh} -> {result['library_size']} 张图片中有 {result['matching']} 张符合"
                              f"（{how_zh}）"))
-        return " · ".join(parts + [say("note: ", "说明：") + n for n in result.get("notes", ())] +
-                          [say("warning: ", "警告：") + w for w in warnings])
+        return " · ".join(parts + [say(f"note: {n}", f"说明：{n}") for n in result.get("notes", ())] +
+                          [say(f"warning: {w}", f"警告：{w}") for w in warnings])
 
     def detail_html(self, hit: dict) -> str:
         path = inside(self.root, hit["file"])
@@ -252,8 +254,8 @@ class WebLibrary:
         original_link = say(f' · <a href="{original}" download>original file</a>',
                             f' · <a href="{original}" download>原始文件</a>') if url != original else ""
         if hit.get("ocr_text"):
-            matched = say(" (matched: ", "（匹配：") + html.escape(", ".join(hit["ocr_match"])) + say(")", "）") \
-                if hit.get("ocr_match") else ""
+            words = html.escape(", ".join(hit["ocr_match"])) if hit.get("ocr_match") else ""
+            matched = say(f" (matched: {words})", f"（匹配：{words}）") if words else ""
             captions += (f'<div class="ocr-text"><b>{say("text in the photo:", "图中文字：")}</b> '
                          f"{html.escape(' | '.join(hit['ocr_text'].splitlines()))}{matched}</div>")
         return (f'<a id="full-image-link" href="{url}" target="_blank" rel="noopener">'
