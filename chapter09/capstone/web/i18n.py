@@ -56,6 +56,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "ocr_text": ("words written in the photos (index --ocr)", "照片里写的文字（需先运行 index --ocr）"),
     "ocr_hybrid": ("hybrid: fuse with the Query box's search by reciprocal rank", "混合：与查询框的检索按倒数排名融合"),
     "ocr_go": ("Search the photos' text", "检索图中文字"),
+    "ocr_placeholder": ("exit / 出口", "出口 / 营业时间"),
     "filter ocr_text": ("ocr_text", "图中文字"),
     "query": ("Query (English or Chinese 中文)", "查询（中文或英文）"),
     "query_placeholder": ("a red circle at the top left / 左上方的红色圆形", "左上方的红色圆形"),

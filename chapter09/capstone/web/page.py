@@ -205,7 +205,7 @@ def _caption_text_row(words: PageWords) -> tuple:
 def _ocr_text_row(words: PageWords) -> tuple:
     with gr.Accordion(words("ocr_row"), open=False, elem_id="ocr-search"):
         with gr.Row():
-            ocr_query = gr.Textbox(label=words("ocr_text"), elem_id="ocr-text", scale=4, placeholder="exit / 出口")
+            ocr_query = gr.Textbox(label=words("ocr_text"), elem_id="ocr-text", scale=4, placeholder=words("ocr_placeholder"))
             hybrid = gr.Checkbox(label=words("ocr_hybrid"), value=False, elem_id="ocr-hybrid", scale=2)
             go_ocr = gr.Button(words("ocr_go"), elem_id="ocr-text-button", scale=1)
     return ocr_query, hybrid, go_ocr
