@@ -293,7 +293,11 @@ def test_the_page_builds_with_the_duplicates_tab_and_the_place_filters(duplicate
     assert {"duplicates", "text_search"} <= names
     explained = next(c["props"]["value"] for c in config["components"]
                      if c.get("props", {}).get("elem_id") == "duplicates-explained")
-    assert "Nothing is deleted" in explained and "0.97" in explained
+    assert "duplicates_explained" in explained  # a gr.I18n key each browser resolves (serve --lang auto)
+    from chapter09.capstone.web.i18n import WORDS
+
+    english, chinese = WORDS["duplicates_explained"]
+    assert "Nothing is deleted" in english and "0.97" in english and "不会删除任何文件" in chinese and "0.97" in chinese
 
 
 @pytest.mark.slow

@@ -90,7 +90,8 @@ def test_every_word_has_its_chinese():
 def test_the_chinese_page_has_no_english_label_and_still_shows_its_models(chinese_app):
     app, library = chinese_app
     names = {*STRATEGIES, *FORMATS, *library.top_folders(), "ISO", "IVF-SQ8", "caption", "index", "models", "real",
-             "canon", "iphone"}  # camera makes, typed as the photos' EXIF spells them
+             "canon", "iphone",  # camera makes, typed as the photos' EXIF spells them
+             "CLIP", "EXIF", "GPS"}  # a model family and the photo tags a place comes from: names
     header = next(block for block in app.blocks.values() if getattr(block, "elem_id", None) == "header").value
     table = re.search(r"<tbody>(.*)</tbody>", header).group(1)
     # the model table: every role, real or toy, its class and where it lives (names, left as they are)
@@ -103,7 +104,7 @@ def test_the_chinese_page_has_no_english_label_and_still_shows_its_models(chines
     assert not any(left.values()), left
     assert sum(len(shown) for shown in texts.values()) > 50  # the walk read the page at all
     tabs = [block.label for block in app.blocks.values() if type(block).__name__ == "Tab"]
-    assert tabs == ["检索", "描述", "匹配"]
+    assert tabs == ["检索", "描述", "匹配", "重复"]
     assert app.title == "第 9 章综合项目：图片库"  # the browser tab's title
 
 
@@ -115,7 +116,7 @@ def test_the_page_built_auto_carries_keys_the_browser_resolves(index):
     translations = words.translations().translations_dict
     assert set(translations["en"]) == set(translations["zh-CN"]) == set(WORDS)
     labels = [block.label for block in app.blocks.values() if type(block).__name__ == "Tab"]
-    assert [label.key for label in labels] == ["tab_search", "tab_caption", "tab_match"]  # gr.I18n keys
+    assert [label.key for label in labels] == ["tab_search", "tab_caption", "tab_match", "tab_duplicates"]  # gr.I18n keys
     # where no browser resolves the words (the login page, the window title): both languages
     assert words.plain("login") == f"{WORDS['login'][0]} / {WORDS['login'][1]}"
     assert PageWords("zh").plain("login") == WORDS["login"][1]
@@ -203,3 +204,22 @@ def test_a_chinese_browser_gets_the_chinese_page(index, tmp_path):
             browser.close()
     finally:
         app.close()
+
+
+def test_the_duplicates_panels_follow_the_page_or_the_browser(chinese_app):
+    from chapter09.capstone.web.duplicates import DuplicatesView
+    from chapter09.capstone.web.handlers import Handlers
+
+    _, library = chinese_app
+    chinese = DuplicatesView(library, Handlers(library, lang="zh"))
+    exact, near, found = call(chinese.duplicates, 0.97, request=FakeRequest())
+    for panel in (exact, near):
+        shown = re.sub(r"<[^>]+>", " ", panel)
+        assert CJK.search(shown) and not english_left(shown, set(library.top_folders())), shown
+    assert "完全相同的副本" in exact and "近似副本（余弦 ≥ 0.97）" in near
+    auto = DuplicatesView(library, Handlers(library, lang="auto"))
+    exact, near, again = call(auto.duplicates, 0.97, request=FakeRequest("en-US,en;q=0.9"))
+    assert "exact copies" in exact and "near copies (cosine ≥ 0.97)" in near and not CJK.search(exact + near)
+    assert again == found  # the groups themselves do not depend on the language
+    with pytest.raises(gr.Error, match="threshold"):
+        call(chinese.duplicates, "lots", request=FakeRequest())

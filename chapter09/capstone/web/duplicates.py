@@ -12,18 +12,13 @@ import gradio as gr
 
 from ...errors import UsageError
 from ..dedup import NEAR_DUPLICATE_COSINE, find_duplicates
+from .i18n import PageWords, say
 from .library import WebLibrary, file_url, inside
 
 SHOWN_GROUPS = 60  # groups drawn per panel (all of them are in the JSON)
 THRESHOLD_RANGE = (0.80, 1.0)  # below 0.8 the toy and real CLIPs call different scenes of one kind "near"
 DUPLICATES = {"concurrency_limit": 1, "concurrency_id": "duplicates"}  # a pass over every vector: one at a time
 
-EXPLAINED = f"""**Exact copies** have the same bytes (the SHA-1 the index stores). **Near copies** are images whose
-CLIP vectors have a cosine similarity of at least the threshold: {NEAR_DUPLICATE_COSINE} (the default) catches
-resized and re-compressed copies of one photo; lower it to also group burst shots and edits (and, lower still,
-different photos of one scene); 1.0 keeps only identical vectors. Nothing is deleted here: remove the copies you do
-not want yourself, then run `index` again. 完全相同的副本按 SHA-1 分组；近似副本按 CLIP 向量的余弦相似度（不低于阈值）分组。
-此页只显示，不删除任何文件。"""
 
 
 def near_groups(pairs: list[dict]) -> list[dict]:
@@ -79,31 +74,39 @@ class DuplicatesView:
                 "near_groups": near_groups(found["near_pairs"])}
 
     def duplicates(self, threshold=NEAR_DUPLICATE_COSINE, request: gr.Request = None):
-        """The exact panel's HTML, the near panel's HTML, and the groups as JSON."""
+        """The exact panel's HTML, the near panel's HTML, and the groups as JSON, in the request's language."""
+        self.handlers.speak(request)
         with self.handlers.guarded(request):  # the client's slot; the project's errors as the page's message
             found = self.groups(checked_threshold(threshold))
-        exact = self.panel(found["exact_groups"], "exact copies 完全相同",
-                           lambda g: f"{len(g['paths'])} files, identical bytes")
-        near = self.panel(found["near_groups"], f"near copies 近似 (cosine ≥ {found['threshold']:g})",
-                          lambda g: f"{len(g['paths'])} files, cosine {g['loosest']:.3f} to {g['closest']:.3f}")
+        cosine = f"{found['threshold']:g}"
+        exact = self.panel(found["exact_groups"], say("exact copies", "完全相同的副本"),
+                           lambda g: say(f"{len(g['paths'])} files, identical bytes",
+                                         f"{len(g['paths'])} 个文件，字节完全相同"))
+        near = self.panel(found["near_groups"], say(f"near copies (cosine ≥ {cosine})", f"近似副本（余弦 ≥ {cosine}）"),
+                          lambda g: say(f"{len(g['paths'])} files, cosine {g['loosest']:.3f} to {g['closest']:.3f}",
+                                        f"{len(g['paths'])} 个文件，余弦 {g['loosest']:.3f} 到 {g['closest']:.3f}"))
         return exact, near, found
 
     def panel(self, groups: list[dict], title: str, describe) -> str:
         if not groups:
-            return f"<h4>{html.escape(title)}</h4><p>none found</p>"
-        parts = [f"<h4>{html.escape(title)}: {len(groups)} group{'' if len(groups) == 1 else 's'}</h4>"]
+            return f"<h4>{html.escape(title)}</h4><p>{html.escape(say('none found', '未找到'))}</p>"
+        counted = say(f"{title}: {len(groups)} group{'' if len(groups) == 1 else 's'}", f"{title}：{len(groups)} 组")
+        parts = [f"<h4>{html.escape(counted)}</h4>"]
         for number, group in enumerate(groups[:SHOWN_GROUPS], 1):
             cells = "".join(self.cell(path) for path in group["paths"])
             parts.append(f'<div class="dup-group"><div><b>{number}.</b> {html.escape(describe(group))}</div>'
                          f'<div class="dup-row">{cells}</div></div>')
         if len(groups) > SHOWN_GROUPS:
-            parts.append(f"<p>… and {len(groups) - SHOWN_GROUPS} more groups (all of them in the API's JSON)</p>")
+            more = len(groups) - SHOWN_GROUPS
+            said = say(f"… and {more} more groups (all of them in the API's JSON)", f"……另有 {more} 组（全部在 API 的 JSON 里）")
+            parts.append(f"<p>{html.escape(said)}</p>")
         return "".join(parts)
 
     def cell(self, relative: str) -> str:
         path = inside(self.library.root, relative)
         thumb = self.library.thumbnail(path) if path is not None else None
-        image = f'<img src="{file_url(thumb)}" alt="{html.escape(relative)}">' if thumb else "<i>(gone)</i>"
+        gone = f"<i>{html.escape(say('(gone)', '（已不存在）'))}</i>"
+        image = f'<img src="{file_url(thumb)}" alt="{html.escape(relative)}">' if thumb else gone
         if path is not None:  # the thumbnail opens the file itself
             image = f'<a href="{file_url(path)}" target="_blank" rel="noopener">{image}</a>'
         return f'<figure class="dup-cell">{image}<figcaption>{html.escape(relative)}</figcaption></figure>'
@@ -117,14 +120,15 @@ CSS = """
 """
 
 
-def duplicates_tab(library: WebLibrary, handlers) -> None:
-    """The tab's layout and wiring: the explanation, the threshold, the two panels side by side."""
+def duplicates_tab(library: WebLibrary, handlers, words: PageWords) -> None:
+    """The tab's layout and wiring, in the page's ``words``: the explanation, the threshold, the two panels side by
+    side."""
     view = DuplicatesView(library, handlers)
-    gr.Markdown(EXPLAINED, elem_id="duplicates-explained")
+    gr.Markdown(words("duplicates_explained"), elem_id="duplicates-explained")
     with gr.Row():
         threshold = gr.Slider(*THRESHOLD_RANGE, value=NEAR_DUPLICATE_COSINE, step=0.005,
-                              label="near-copy threshold (cosine) 近似阈值", elem_id="duplicates-threshold", scale=3)
-        go = gr.Button("Find duplicates 查找重复", variant="primary", elem_id="duplicates-button", scale=1)
+                              label=words("duplicates_threshold"), elem_id="duplicates-threshold", scale=3)
+        go = gr.Button(words("find_duplicates"), variant="primary", elem_id="duplicates-button", scale=1)
     with gr.Row():
         exact = gr.HTML(elem_id="duplicates-exact")
         near = gr.HTML(elem_id="duplicates-near")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from ...errors import UsageError
 from ...exercises.i18n import SPEAKING, speaking, t
+from ..dedup import NEAR_DUPLICATE_COSINE
 
 LANGS = ("en", "zh", "auto")
 BROWSER_CHINESE = ("zh", "zh-CN", "zh-SG", "zh-TW", "zh-HK", "zh-Hans", "zh-Hant")  # gr.I18n locales read as zh
@@ -97,6 +98,23 @@ WORDS: dict[str, tuple[str, str]] = {
     "place": ("place 地点 (city, region or country, English or 中文; EXIF GPS)",
               "地点（城市、地区或国家，中文或英文；来自 EXIF GPS）"),
     "near": ("near: LAT,LON,KM (within KM km)", "附近：纬度,经度,公里数（KM 公里以内）"),
+    "place_placeholder": ("Hangzhou / 杭州 / France", "杭州 / 北京 / 巴黎"),
+    "near_placeholder": ("30.27,120.15,50", "30.27,120.15,50（纬度,经度,公里）"),
+    # the Duplicates tab (web/duplicates.py); the default threshold is dedup's, written in as a number because
+    # a browser-resolved key (serve --lang auto) takes no fields
+    "duplicates_explained": (
+        "**Exact copies** have the same bytes (the SHA-1 the index stores). **Near copies** are images whose CLIP "
+        "vectors have a cosine similarity of at least the threshold: "
+        f"{NEAR_DUPLICATE_COSINE} (the default) catches resized and re-compressed copies of one photo; lower it to "
+        "also group burst shots and edits (and, lower still, different photos of one scene); 1.0 keeps only "
+        "identical vectors. Nothing is deleted here: remove the copies you do not want yourself, then run `index` "
+        "again. 完全相同的副本按 SHA-1 分组；近似副本按 CLIP 向量的余弦相似度（不低于阈值）分组。此页只显示，不删除任何文件。",
+        "**完全相同的副本**字节完全一样（索引中存储的哈希值相同）。**近似副本**是 CLIP 向量余弦相似度不低于阈值的图片："
+        f"默认值 {NEAR_DUPLICATE_COSINE} 能找出同一张照片缩放或重新压缩后的副本；调低阈值，连拍和修图也会归为一组"
+        "（再低一些，同一场景的不同照片也会）；1.0 只保留向量完全相同的图片。这里不会删除任何文件：请自己删除不想要的副本，"
+        "然后重新运行 `index`。"),
+    "duplicates_threshold": ("near-copy threshold (cosine) 近似阈值", "近似副本阈值（余弦相似度）"),
+    "find_duplicates": ("Find duplicates 查找重复", "查找重复"),
     "image_upload": ("Image", "图片"),
     "caption": ("Caption", "生成描述"),
     "english": ("English", "英文"), "chinese": ("中文", "中文"),

@@ -95,7 +95,7 @@ def build_app(index_dir, settings: Settings | None = None, max_upload_mb: float 
         with gr.Tab(words("tab_match")):
             match_tab(handlers, words)
         with gr.Tab(words("tab_duplicates")):
-            duplicates_tab(library, handlers)
+            duplicates_tab(library, handlers, words)
         if words.lang == "auto":  # the header is the server's HTML: written again in the browser's language
             def localised_header(request: gr.Request):
                 return header(request_lang("auto", request))
@@ -231,8 +231,8 @@ def _filters_panel(top_folders: list[str], words: PageWords) -> list:
             min_size = tolerant(gr.Number(value=0, precision=0, minimum=0, label=words("min_size"),
                                           elem_id="filter-min-size", scale=1), "min_size")
         with gr.Row():
-            place = gr.Textbox(label=words("place"), placeholder="Hangzhou / 杭州 / France", elem_id="filter-place")
-            near = gr.Textbox(label=words("near"), placeholder="30.27,120.15,50", elem_id="filter-near")
+            place = gr.Textbox(label=words("place"), placeholder=words("place_placeholder"), elem_id="filter-place")
+            near = gr.Textbox(label=words("near"), placeholder=words("near_placeholder"), elem_id="filter-near")
     return [folder, taken_after, taken_before, camera, types, min_size, place, near]
 
 
