@@ -160,3 +160,15 @@ def real_chinese_clip(real_chinese_clip_dir):
 
     return ClipEncoder("chinese_clip", Settings(mode="real", device="cpu", dtype="float32"),
                        local_dir=real_chinese_clip_dir)
+
+
+@pytest.fixture(autouse=True)
+def _no_language_left_spoken():
+    """Each test starts with no language being spoken (``exercises.i18n.SPEAKING``): a web handler called directly
+    sets the request's language in the test's own context (Gradio runs each event in a context of its own), which
+    would otherwise carry into the next test of the same worker."""
+    from chapter09.exercises.i18n import SPEAKING
+
+    token = SPEAKING.set(None)
+    yield
+    SPEAKING.reset(token)

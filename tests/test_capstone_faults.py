@@ -264,12 +264,12 @@ def test_an_unreadable_photo_fails_alone_and_is_tried_again_once_readable(tmp_pa
 
 def test_index_says_a_full_disk_while_recording_the_precision_in_one_line(tmp_path, monkeypatch, capsys):
     from chapter09.capstone import __main__ as cli
-    from chapter09.capstone import library_precision
+    from chapter09.capstone import indexer
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "idx" / ".precision-x.json"))
 
-    monkeypatch.setattr(library_precision, "index_precision", full)
+    monkeypatch.setattr(indexer, "index_precision", full)  # where the use case (decide_precision) calls it
     assert cli.main(["index", str(tmp_path), "--index", str(tmp_path / "idx"), "--models", "toy"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: the disk holding index {tmp_path / 'idx'} is full "
