@@ -67,7 +67,8 @@ def test_encoding_rows_are_measured_and_consistent(report):
         assert encoding["cpu_efficiency_vs_limit"][p] == pytest.approx(
             (run["model_only_cpu_ms_per_image"] + decoded["cpu_ms_per_image"]) / spent, rel=0.03)
         assert decoded["images"] == 12 and decoded["img_s"] == decode and decoded["cpu_ms_per_image"] > 0
-        assert report["speed_up"][p] == pytest.approx(pipeline / naive, rel=0.02)
+        # speed_up is rounded to 0.01: on a slow run (0.15x) that alone is 3 % of it
+        assert report["speed_up"][p] == pytest.approx(pipeline / naive, rel=0.02, abs=0.006)
         assert encoding["pipeline_runs"][p]["encoded"] == 12  # build_index stored every photo
         run = encoding["pipeline_runs"][p]
         assert 0 < run["worker_startup_share"] and run["batches"] == 3
