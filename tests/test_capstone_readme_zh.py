@@ -6,57 +6,11 @@ the ``python -m chapter09...`` commands quoted inline in the prose."""
 import re
 from pathlib import Path
 
+from readme_editions import cjk_share, command_lines, heading_levels, untranslated
+
 CAPSTONE = Path(__file__).resolve().parents[1] / "chapter09" / "capstone"
 ENGLISH = CAPSTONE / "README.md"
 CHINESE = CAPSTONE / "README.zh-CN.md"
-
-CJK = re.compile(r"[\u4e00-\u9fff]")
-LATIN = re.compile(r"[A-Za-z]")
-INLINE_COMMAND = re.compile(r"`(python -m chapter09[^`]*)`")
-
-
-def code_blocks(text: str) -> list[list[str]]:
-    """Indented (4+ spaces) runs of lines that follow a blank line: markdown's code blocks in these READMEs."""
-    lines = text.split("\n")
-    found, index = [], 0
-    while index < len(lines):
-        starts_block = lines[index].startswith("    ") and lines[index].strip()
-        if starts_block and (index == 0 or not lines[index - 1].strip()):
-            end = index
-            while end < len(lines) and (lines[end].startswith("    ") or not lines[end].strip()):
-                end += 1
-            found.append([line for line in lines[index:end] if line.strip()])
-            index = end
-        else:
-            index += 1
-    return found
-
-
-def command_lines(text: str) -> list[str]:
-    """Each code-block line with its trailing comment cut (comments may be translated), plus inline commands."""
-    lines = [re.sub(r"\s+#.*$", "", line).strip() for block in code_blocks(text) for line in block]
-    return [line for line in lines if line] + sorted(INLINE_COMMAND.findall(text))
-
-
-def headings(text: str) -> list[str]:
-    return [line.split(" ", 1)[0] for line in text.split("\n") if line.startswith("#")]
-
-
-def prose_paragraphs(text: str) -> list[str]:
-    """Paragraphs outside code blocks and tables, with inline code removed."""
-    paragraphs = []
-    for paragraph in re.split(r"\n\s*\n", text):
-        kept = [line for line in paragraph.split("\n") if not line.startswith("    ") and not line.startswith("|")]
-        stripped = re.sub(r"`[^`]*`", "", "\n".join(kept)).strip()
-        if stripped:
-            paragraphs.append(stripped)
-    return paragraphs
-
-
-def cjk_share(text: str) -> float:
-    chinese = sum(len(CJK.findall(p)) for p in prose_paragraphs(text))
-    latin = sum(len(LATIN.findall(p)) for p in prose_paragraphs(text))
-    return chinese / max(1, chinese + latin)
 
 
 def test_the_chinese_readme_exists_and_each_links_the_other():
@@ -75,17 +29,17 @@ def test_the_same_commands_in_both_editions():
 
 
 def test_the_same_sections_in_both_editions():
-    english = headings(ENGLISH.read_text(encoding="utf-8"))
+    english = heading_levels(ENGLISH.read_text(encoding="utf-8"))
     assert len(english) >= 8
-    assert headings(CHINESE.read_text(encoding="utf-8")) == english, "the Chinese README's headings, by level"
+    assert heading_levels(CHINESE.read_text(encoding="utf-8")) == english, "the Chinese README's headings, by level"
 
 
 def test_the_chinese_edition_is_chinese_prose():
     english, chinese = ENGLISH.read_text(encoding="utf-8"), CHINESE.read_text(encoding="utf-8")
     assert cjk_share(english) < 0.01  # the measure tells the two apart
     assert cjk_share(chinese) > 0.7   # measured 0.81: names (LanceDB, FAISS) and flags stay in Latin letters
-    untranslated = [p[:80] for p in prose_paragraphs(chinese) if len(LATIN.findall(p)) > 40 and not CJK.search(p)]
-    assert not untranslated, untranslated
+    left = untranslated(chinese)
+    assert not left, left
 
 
 def test_the_chinese_faq_answers_every_english_question_with_the_same_names():
