@@ -231,6 +231,16 @@ def test_the_web_ui_searches_the_photos_text_alone_and_hybrid(library, encoders)
     with pytest.raises(Exception, match="type a query too"):
         handlers.ocr_text_search("coffee", True, "", "auto", 3)
 
+    from fastapi.testclient import TestClient
+
+    from chapter09.capstone.web.access import ClientLimiter
+    from chapter09.capstone.web.api import build_api
+
+    api = TestClient(build_api(web, ClientLimiter(100, rate=1000, burst=1000), (), None), root_path="/api")
+    answer = api.get("/api/search", params={"ocr_text": "營業", "k": 5}).json()  # the JSON API: the same search
+    assert [h["path"] for h in answer["hits"]] == ["signs/p2.png"] and answer["hits"][0]["ocr_match"] == ["营业"]
+    assert answer["query_kind"] == "ocr text"
+
 
 @pytest.mark.slow
 def test_index_ocr_on_the_ray_engine_reads_what_the_local_engine_reads(library, encoders):

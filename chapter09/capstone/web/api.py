@@ -79,9 +79,10 @@ class SearchQuery:
     min_height: int | None = None
     place: str | None = None
     near: str | None = None
+    ocr_text: str | None = None
 
     def __post_init__(self):
-        for name in ("text", "image", "caption_text", "place", "near"):
+        for name in ("text", "image", "caption_text", "place", "near", "ocr_text"):
             _check_text(name, getattr(self, name))
         for name in ("add", "subtract"):
             object.__setattr__(self, name, tuple(getattr(self, name) or ()))
@@ -108,10 +109,13 @@ def search_query(text: str | None = None,
                  min_size: Annotated[int | None, Query(ge=1)] = None, min_width: Annotated[int | None, Query(ge=1)] = None,
                  min_height: Annotated[int | None, Query(ge=1)] = None,
                  place: Annotated[str | None, Query(description="a city, region or country (English or 中文)")] = None,
-                 near: Annotated[str | None, Query(description="LAT,LON,KM: within KM km")] = None) -> SearchQuery:
+                 near: Annotated[str | None, Query(description="LAT,LON,KM: within KM km")] = None,
+                 ocr_text: Annotated[str | None, Query(description="words written in the photos (index --ocr)")] = None,
+                 ) -> SearchQuery:
     """The query string as a ``SearchQuery`` (FastAPI reads these parameters, and documents them)."""
     return SearchQuery(text, image, tuple(add or ()), tuple(subtract or ()), caption_text, hybrid, k, strategy, folder,
-                       taken_after, taken_before, camera, type, min_size, min_width, min_height, place, near)
+                       taken_after, taken_before, camera, type, min_size, min_width, min_height, place, near,
+                       ocr_text)
 
 
 def search_request(library: WebLibrary, query: SearchQuery, upload=None) -> SearchRequest:
@@ -135,7 +139,8 @@ def search_request(library: WebLibrary, query: SearchQuery, upload=None) -> Sear
     filters = Filters.parse(query.folder, query.taken_after, query.taken_before, query.camera, query.type,
                             query.min_size, query.min_width, query.min_height, query.place, query.near,
                             library=str(library.root))
-    return SearchRequest(tuple(terms), query.k, query.strategy, filters, query.caption_text, query.hybrid)
+    return SearchRequest(tuple(terms), query.k, query.strategy, filters, query.caption_text, query.hybrid,
+                         ocr_text=query.ocr_text)
 
 
 def indexed_or_text(library: WebLibrary, raw: str, sign: float = 1.0) -> Term:
