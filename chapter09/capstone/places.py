@@ -22,6 +22,7 @@ import re
 
 import numpy as np
 
+from ..chinese import to_simplified
 from ..errors import UsageError
 
 EARTH_RADIUS_KM = 6371.0088  # the mean radius (IUGG)
@@ -31,7 +32,6 @@ REGION_RADIUS_KM = 100.0  # further from any place of 1,000 people (at sea): no 
 NOWHERE = ""  # the stored place of a position with nothing named within REGION_RADIUS_KM (null: not looked up)
 MAX_PLACE_QUERY = 100
 _HAN = re.compile(r"^[\u3400-\u4dbf\u4e00-\u9fff]{2,}$")  # two or more Chinese characters (no kana, no Latin)
-_ANY_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
 _HAN_SUFFIXES = ("特别行政区", "自治区", "市", "省", "县", "区")  # 杭州市 is 杭州: the query may leave them out
 _LATIN_SUFFIXES = (" sheng", " shi", " city")  # GeoNames' "Zhejiang Sheng", "Beijing Shi": "Zhejiang" finds it
 
@@ -50,23 +50,11 @@ def haversine_km(lat, lon, lat0: float, lon0: float) -> np.ndarray:
     return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
 
 
-@functools.lru_cache(maxsize=1)
-def _to_simplified():
-    import opencc
-
-    return opencc.OpenCC("t2s").convert
-
-
-def simplified(text: str) -> str:
-    """``text`` in simplified characters (紐約 -> 纽约; GeoNames mixes both); text without Chinese as it is."""
-    return _to_simplified()(text) if _ANY_HAN.search(text) else text
-
-
 def chinese_name(alternate_names) -> str | None:
     """The first alternate name written only in Chinese characters, two or more (上海 before 沪, the
     abbreviation), in simplified characters; None if there is none."""
     name = next((n for n in alternate_names or () if _HAN.match(n)), None)
-    return simplified(name) if name else None
+    return to_simplified(name) if name else None
 
 
 @functools.lru_cache(maxsize=1)
@@ -121,7 +109,7 @@ def locate(points: list[tuple[float, float]]) -> list[dict]:
 def normalise_place(name) -> str:
     """A place name as the filter compares it: trimmed, case-folded, simplified characters, without 市/省 or
     ' Sheng'/' Shi'."""
-    text = simplified(" ".join(str(name).split()).casefold())
+    text = to_simplified(" ".join(str(name).split()).casefold())
     for suffix in _HAN_SUFFIXES + _LATIN_SUFFIXES:
         if text.endswith(suffix) and len(text) > len(suffix):
             return text[: -len(suffix)]
