@@ -30,6 +30,8 @@ FORMAT_SUFFIXES = {"jpeg": (".jpg", ".jpeg", ".jpe", ".jfif"), "png": (".png",),
                    "tiff": (".tif", ".tiff"), "bmp": (".bmp",)}
 HEIF_SUFFIXES = set(FORMAT_SUFFIXES["heif"])
 IMAGE_SUFFIXES = {suffix for suffixes in FORMAT_SUFFIXES.values() for suffix in suffixes}
+# Videos the index samples frames of (``capstone.video``, decoded with PyAV): the common containers
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".webm", ".mkv")
 
 # Refuse images above this many pixels (PIL's own default bomb limit is ~179 M, which
 # decodes into ~0.5 GB of RAM; 100 M pixels is still a 10000 x 10000 photo).

@@ -98,6 +98,7 @@ def _zh(word: str) -> str:
 def _search_lines(result, searcher, strategy: str) -> list[str]:
     """``search``'s text output (in the run's language: ``--lang`` / ``$CH09_LANG``); ``--json`` prints the record."""
     from .queries import route_reason
+    from .video import clock, unit_of
 
     ann = (t(f", IVF nprobe {result.ann_nprobe}, ANN recall@10 vs exact {result.ann_recall_at_10:.3f}",
              f"，IVF nprobe {result.ann_nprobe}，ANN 相对精确搜索的 recall@10 {result.ann_recall_at_10:.3f}")
@@ -128,7 +129,9 @@ def _search_lines(result, searcher, strategy: str) -> list[str]:
                        f"  筛选：{said_zh} -> {result.library_size} 张图片中有 {result.matching} 张符合（{_zh(result.filter_how)}）"))
     lines += [t(f"  note: {note}", f"  说明：{note}") for note in result.notes]
     for h in result.hits:
-        lines.append(f"  {h.rank:>3}. {h.score:.3f}  {searcher.store.absolute(h.path)}"
+        shown = searcher.store.absolute(h.path) if h.time_s is None else \
+            f"{searcher.store.absolute(unit_of(h.path))} @ {clock(h.time_s)}"  # a video's frame: the moment
+        lines.append(f"  {h.rank:>3}. {h.score:.3f}  {shown}"
                      + (f"  @ {_place_text(h)}" if h.place or h.lat is not None else ""))
         lines += [f"         [{lang}] {text}" for lang, text in h.captions.items()]
         if h.ocr_text:
@@ -359,6 +362,13 @@ def _index_flags(p) -> None:
     p.add_argument("--ocr", action="store_true",
                    help="also read the text in each new or changed photo (RapidOCR, English and Chinese), for "
                         "`search --ocr-text`; resumable, each file's bytes read once")
+    p.add_argument("--video-every", type=float, default=2.0, metavar="SECONDS",
+                   help="videos (mp4, mov, webm, mkv): index a frame every SECONDS (default 2)")
+    p.add_argument("--video-scene", type=float, default=20.0, metavar="DIFF",
+                   help="videos: also a frame where the picture differs from the last one taken by more than DIFF "
+                        "(mean absolute grey difference, 0-255; default 20)")
+    p.add_argument("--video-max-frames", type=int, default=100, metavar="N",
+                   help="videos: at most N frames each (a longer video's interval is stretched; default 100)")
     p.add_argument("--watch", action="store_true",
                    help="after indexing, keep watching the library and index what is added, changed, moved or "
                         "deleted (batched; the lock is held only while a batch writes); Ctrl-C stops")

@@ -21,13 +21,15 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..errors import UsageError
-from ..images import FORMAT_SUFFIXES
+from ..images import FORMAT_SUFFIXES, VIDEO_SUFFIXES
 from .places import PlaceNames, near_mask, parse_near, parse_place
 from .tables import METADATA_COLUMNS, PLACE_COLUMNS, POSITION_COLUMNS
 
-SUFFIXES = FORMAT_SUFFIXES  # format name -> its suffixes: owned by images (what the index walks), named here too
+# format name -> its suffixes: owned by images (what the index walks), named here too; a video's frames are "video"
+SUFFIXES = {**FORMAT_SUFFIXES, "video": VIDEO_SUFFIXES}
 FORMATS = tuple(SUFFIXES)
-ALIASES = {"jpg": "jpeg", "jpe": "jpeg", "jfif": "jpeg", "heic": "heif", "hif": "heif", "tif": "tiff"}
+ALIASES = {"jpg": "jpeg", "jpe": "jpeg", "jfif": "jpeg", "heic": "heif", "hif": "heif", "tif": "tiff",
+           **{suffix.lstrip("."): "video" for suffix in VIDEO_SUFFIXES}}
 BASE_COLUMNS = ("path", "mtime_ns", "width", "height")
 FILTERED_METADATA = tuple(c for c in METADATA_COLUMNS if c != "taken_from")  # the metadata a filter reads
 
@@ -84,7 +86,8 @@ def parse_types(types) -> tuple[str, ...]:
         name = ALIASES.get(name, name)
         if name not in SUFFIXES:
             raise UsageError(f"--type {item!r}: not a file type the index holds; use a comma list of "
-                             f"{', '.join(FORMATS)} (jpg, heic and tif are read as jpeg, heif and tiff)")
+                             f"{', '.join(FORMATS)} (jpg, heic and tif are read as jpeg, heif and tiff; mp4, mov, "
+                            "webm and mkv as video)")
         if name not in out:
             out.append(name)
     return tuple(out)
@@ -296,10 +299,11 @@ class Metadata:
 
 
 def _suffix(path):
-    """'.jpg' of 'a/b.JPG' per row ('' when there is none), as an arrow string array."""
+    """'.jpg' of 'a/b.JPG' per row ('' when there is none; a video frame's key: its video's), as an arrow string
+    array."""
     import pyarrow.compute as pc
 
-    return pc.struct_field(pc.extract_regex(path, r"(?P<suffix>\.[^./]*)$"), "suffix")
+    return pc.struct_field(pc.extract_regex(path, r"(?P<suffix>\.[^./#]*)(?:#t=[0-9.]+)?$"), "suffix")
 
 
 def keep_paths(metadata: Metadata, mask: np.ndarray | None, paths: list[str]) -> list[str]:

@@ -188,9 +188,9 @@ def _encode(root: Path, plan, encoders: dict, writer: RowWriter, options: IndexO
     started = time.time()
     try:
         if plan.todo and engine.engine == "local":
-            run_local(root, plan, encoders, writer, options.batch_size, options.workers, bar)
+            run_local(root, plan, encoders, writer, options.batch_size, options.workers, bar, options.video)
         elif plan.todo:
-            run_ray(root, plan, encoders, writer, options.batch_size, bar, engine)
+            run_ray(root, plan, encoders, writer, options.batch_size, bar, engine, options.video)
     finally:
         bar.close()
     return time.time() - started

@@ -19,6 +19,7 @@ from ..language import LANGS
 from .engines import ENGINES
 from .index.walk import exclude_patterns
 from .store import COMMIT_ROWS
+from .video import VideoSampling
 
 
 def _at_least(value, least: float, flag: str, what: str = "") -> None:
@@ -76,7 +77,7 @@ class IndexOptions:
     ``serve`` opens ready). ``excludes``: globs of folders and files to leave out (``index.walk.is_excluded``),
     beside ``DEFAULT_EXCLUDES`` unless ``default_excludes`` is False. ``fill_metadata``: rows indexed before the
     metadata columns get them from a header read. ``ocr``: also read the text in every new or changed photo
-    (``ocr_index``).
+    (``ocr_index``). ``video``: which frames of a video are indexed (``video.VideoSampling``).
     """
 
     batch_size: int = 64
@@ -92,6 +93,7 @@ class IndexOptions:
     fill_metadata: bool = True
     ocr: bool = False
     engine: EngineOptions = field(default_factory=EngineOptions)
+    video: VideoSampling = field(default_factory=VideoSampling)
 
     def __post_init__(self):
         _at_least(self.batch_size, 1, "--batch-size")
@@ -121,7 +123,10 @@ class IndexOptions:
         """The ``index`` command line's options."""
         return cls(batch_size=args.batch_size, workers=args.workers, progress=not args.no_progress,
                    wait_s=args.wait, excludes=tuple(args.exclude), default_excludes=not args.no_default_excludes,
-                   ocr=getattr(args, "ocr", False), engine=EngineOptions.from_args(args))
+                   ocr=getattr(args, "ocr", False), engine=EngineOptions.from_args(args),
+                   video=VideoSampling(*(getattr(args, name) for name in ("video_every", "video_scene",
+                                                                            "video_max_frames")))
+                   if hasattr(args, "video_every") else VideoSampling())
 
 
 @dataclass(frozen=True)

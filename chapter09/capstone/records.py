@@ -85,6 +85,7 @@ class Hit(_Record):
     lon: float | None = optional()
     ocr_text: str | None = optional()  # after `index --ocr`: the text read in the photo (left out: none read)
     ocr_match: tuple[str, ...] | None = optional()  # with --ocr-text: the query's words that text holds
+    time_s: float | None = optional()  # a video's frame: its moment in seconds (``path`` is ``video#t=SECONDS``)
 
 
 @dataclass(frozen=True, kw_only=True)

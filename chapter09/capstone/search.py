@@ -42,6 +42,7 @@ from .records import Hit, SearchResult
 from .store import META_TABLE, Store, open_vectors
 from .tables import PLACE_COLUMNS, POSITION_COLUMNS
 from .vectors import vectors_of
+from .video import split_key
 
 HYBRID_DEPTH = 100  # candidates each ranking hands to the reciprocal-rank fusion
 PLACE_FIELDS = (*POSITION_COLUMNS, *PLACE_COLUMNS)  # the stored columns a hit shows as place, lat, lon
@@ -348,7 +349,8 @@ class LibrarySearch:
             where = place_of(row)
             if row.pop("path", None) != path:  # the row read is not the hit's: no file state, no place
                 row, where = {}, {}
-            hits.append(Hit(rank + 1, path, score, captions.get(path, {}), row, **where, **read.get(path, {})))
+            hits.append(Hit(rank + 1, path, score, captions.get(path, {}), row, **where, **read.get(path, {}),
+                            time_s=split_key(path)[1]))
         return hits
 
     def run(self, request: SearchRequest, warn=None) -> SearchResult:

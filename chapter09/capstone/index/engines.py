@@ -24,9 +24,10 @@ from ..engines.ray_cluster import (
 )
 from ..options import EngineOptions
 from ..store import EncoderIdentity
+from ..video import VideoSampling, unit_of
 from .decode import (
+    decode_file,
     decode_loader,
-    decode_one,
     items_as_columns,
     items_from_columns,
     normalisation_of,
@@ -68,12 +69,13 @@ def encode_needed(encoders: dict, ok, roles, pixels_of) -> dict[str, np.ndarray]
 
 # ----------------------------------------------------------------------------- local
 def run_local(root: Path, plan: Plan, encoders: dict, writer: RowWriter, batch_size: int, workers: int | None,
-              bar) -> None:
-    for items in decode_loader(root, plan.todo, encoders, batch_size, workers):
-        vectors = encode_needed(encoders, [item["ok"] for item in items], [plan.needs[item["path"]] for item in items],
+              bar, sampling: VideoSampling | None = None) -> None:
+    for items in decode_loader(root, plan.todo, encoders, batch_size, workers, sampling):
+        vectors = encode_needed(encoders, [item["ok"] for item in items],
+                                [plan.needs[unit_of(item["path"])] for item in items],
                                 lambda role, chosen: np.stack([np.asarray(items[j]["pixels"][role]) for j in chosen]))
         writer.write(items, vectors)
-        bar.update(len(items))
+        bar.update(len({unit_of(item["path"]) for item in items}))  # files, a video's frames counted once
 
 
 # ----------------------------------------------------------------------------- ray
@@ -84,11 +86,17 @@ def encoder_specs(encoders: dict) -> dict:
             for role, enc in encoders.items()}
 
 
-def decode_block(batch: dict, root: str, preprocessors: dict, min_side: int) -> dict:
-    """Ray task: decode one block of files; pixel arrays are zeros for failures (columns must be rectangular)."""
-    items = [decode_one(Path(root), str(p), preprocessors, min_side, uint8=True) for p in batch["path"]]
+def decode_block(batch: dict, root: str, preprocessors: dict, min_side: int,
+                 sampling: VideoSampling | None = None) -> dict:
+    """Ray task: decode one block of files (a video: a row per sampled frame, its file's roles on each); pixel
+    arrays are zeros for failures (columns must be rectangular)."""
+    items, roles = [], []
+    for path, needed in zip(batch["path"], batch["roles"]):
+        decoded = decode_file(Path(root), str(path), preprocessors, min_side, uint8=True, sampling=sampling)
+        items.extend(decoded)
+        roles.extend([needed] * len(decoded))
     out = items_as_columns(items)
-    out["roles"] = batch["roles"]
+    out["roles"] = np.array(roles, dtype=object)
     out["decode_node"], out["decode_worker"] = worker_location(len(items))
     for role in preprocessors:
         first = next((np.asarray(item["pixels"][role]) for item in items if item["ok"]), np.zeros(0, np.uint8))
@@ -140,7 +148,7 @@ def encoding_pool(resources: dict, actors: int | None, gpus_per_actor: float, cp
 
 
 def run_ray(root: Path, plan: Plan, encoders: dict, writer: RowWriter, batch_size: int, bar,
-            engine: EngineOptions) -> None:
+            engine: EngineOptions, sampling: VideoSampling | None = None) -> None:
     actors, gpus_per_actor, cpus_per_actor = engine.actors, engine.gpus_per_actor, engine.cpus_per_actor
     t = time.time()
     ray, started = start_ray(engine.ray_address)
@@ -166,7 +174,8 @@ def run_ray(root: Path, plan: Plan, encoders: dict, writer: RowWriter, batch_siz
         pixels = batch_size * sum(3 * enc.image_side ** 2 for enc in encoders.values())  # uint8 (decode_block)
         ds = ds.map_batches(decode_block, batch_size=batch_size, batch_format="numpy", num_cpus=1,
                             memory=pixels + DECODE_MEMORY,
-                            fn_kwargs={"root": str(root), "preprocessors": preprocessors, "min_side": min_side})
+                            fn_kwargs={"root": str(root), "preprocessors": preprocessors, "min_side": min_side,
+                                       "sampling": sampling})
         ds = ds.map_batches(EncodeActor, batch_size=batch_size, batch_format="numpy",
                             compute=ray.data.ActorPoolStrategy(min_size=smallest, max_size=largest),
                             fn_constructor_kwargs={"specs": encoder_specs(encoders),
@@ -201,7 +210,7 @@ def run_ray(root: Path, plan: Plan, encoders: dict, writer: RowWriter, batch_siz
                 "decode_workers": len(seen["decode_worker"]), "decode_nodes": len(seen["decode_node"]),
                 "decoded_inside_actors": len(seen["decode_worker"] & seen["encode_worker"]),
                 "write_s": round(write_s, 3), "wait_s": round(wait_s, 3)}
-            bar.update(len(items))
+            bar.update(len({unit_of(item["path"]) for item in items}))
     finally:
         if started:
             ray.shutdown()

@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 
 from ...images import IMAGE_SUFFIXES, file_sha1
 from ..store import Store
+from ..video import frame_key, is_video, split_key, unit_of
 from .metadata import STORED_METADATA, header_metadata, metadata_row
 from .summary import IndexSummary
 from .walk import EXCLUDED_LISTED, is_excluded, walk_library
@@ -27,15 +28,30 @@ class Plan:
     backfill: list[str] = field(default_factory=list)  # unchanged paths whose rows lack the metadata columns
 
 
+def file_catalogs(catalogs: dict) -> tuple[dict, dict]:
+    """The tables' catalogs (role -> row key -> entry) by file: role -> file -> its entry (a video's first frame
+    row's: every frame row carries the video file's size, time and sha1), and role -> video -> its frame keys."""
+    files, frames = {}, {}
+    for role, catalog in catalogs.items():
+        files[role], frames[role] = {}, {}
+        for key, entry in catalog.items():
+            file, time_s = split_key(key)
+            files[role].setdefault(file, entry)
+            if time_s is not None:
+                frames[role].setdefault(file, []).append(key)
+    return files, frames
+
+
 def plan_run(root: Path, tables: dict, failures: dict, summary: IndexSummary, index_dir=None, patterns=()) -> Plan:
-    catalogs = {role: table.catalog() for role, table in tables.items()}
+    """What this run does, file by file (a video is one unit, its frame rows planned together: ``file_catalogs``)."""
+    catalogs, frames = file_catalogs({role: table.catalog() for role, table in tables.items()})
     todo, needs, updated, backfill, sizes = [], {}, set(), [], {}
     on_disk, excluded = set(), []
     # an index inside its library is not photos; entries that are not regular files are skipped unopened
     for relative_path in walk_library(root, exclude=index_dir, skipped=summary.skipped, patterns=patterns,
                                       excluded=excluded):
         relative = str(relative_path)
-        if relative_path.suffix.lower() not in IMAGE_SUFFIXES:
+        if relative_path.suffix.lower() not in IMAGE_SUFFIXES and not is_video(relative_path):
             on_disk.add(relative)
             summary.skipped.append({"path": relative,
                                     "reason": f"not an image file type ({relative_path.suffix or 'no suffix'})"})
@@ -64,11 +80,16 @@ def plan_run(root: Path, tables: dict, failures: dict, summary: IndexSummary, in
             updated.add(relative)
     summary.excluded, summary.excluded_paths = len(excluded), excluded[:EXCLUDED_LISTED]
     removed = {role: set(catalog) - on_disk for role, catalog in catalogs.items()}
-    plan = Plan(todo, needs, updated, {role: sorted(paths) for role, paths in removed.items()}, backfill=backfill)
+    plan = Plan(todo, needs, updated, {}, backfill=backfill)
     recognise(root, plan, catalogs, sizes, on_disk, summary)
     gone = set().union(*removed.values()) if removed else set()
-    moved_from = {source for source, kind, *_ in plan.reuse.values() if kind == "moved"}
+    moved_from = {unit_of(source) for source, kind, *_ in plan.reuse.values() if kind == "moved"}
     summary.removed = len(gone - moved_from)
+    resampled = [path for path in plan.todo if path in updated and is_video(path)]  # their old frames go first
+    plan.removed = {role: sorted([key for file in removed[role] for key in frames[role].get(file, [file])] +
+                                 [key for video in resampled for key in frames[role].get(video, ())])
+                    for role in catalogs}
+    frames_reused(plan, frames)
     summary.excluded_removed = sum(1 for path in gone - moved_from if is_excluded(path, patterns))
     return plan
 
@@ -114,6 +135,18 @@ def recognise(root: Path, plan: Plan, catalogs: dict, sizes: dict, on_disk: set,
         plan.reuse[path] = (source, kind, sha1, *sizes[path])
     if plan.reuse:
         plan.todo = [path for path in plan.todo if path not in plan.reuse]
+
+
+def frames_reused(plan: Plan, frames: dict) -> None:
+    """A reused video (moved, copied, touched) as its frames: each of the source's frame rows re-keyed to the
+    video's new path (``plan.reuse`` and ``plan.needs`` per frame key), so ``apply_reuse`` copies rows, never
+    decoding the video."""
+    for path in [path for path in plan.reuse if is_video(path)]:
+        source, kind, *state = plan.reuse.pop(path)
+        roles = plan.needs[path]
+        for key in frames[roles[0]].get(source, ()):
+            new = frame_key(path, split_key(key)[1])
+            plan.reuse[new], plan.needs[new] = (key, kind, *state), roles
 
 
 def apply_reuse(root: Path, store: Store, tables: dict, plan: Plan, failures: dict, summary: IndexSummary) -> None:
@@ -163,9 +196,8 @@ def apply_reuse(root: Path, store: Store, tables: dict, plan: Plan, failures: di
             stale.append(path)  # this path held other bytes before, and their captions
     store.drop_captions(stale)
     store.put_captions(carry)
-    store.drop_failures([path for path in paths if path in failures])
-    for path in paths:
-        kind = plan.reuse[path][1]
+    store.drop_failures(sorted({unit_of(path) for path in paths} & set(failures)))
+    for kind in {unit_of(path): plan.reuse[path][1] for path in paths}.values():  # a video's frames: one file
         setattr(summary, kind, getattr(summary, kind) + 1)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..store import Store
+from ..video import unit_of
 from .metadata import metadata_row
 from .plan import Plan
 from .summary import IndexSummary
@@ -22,11 +23,13 @@ class RowWriter:
         self.checkpoint_s, self.stop_after, self.known_failures = checkpoint_s, stop_after, known_failures
         self.last_commit, self.encoded, self.cleared = time.time(), 0, []
         self.changed: dict[str, str] = {}  # updated path -> its new sha1 (captions of the old bytes go)
+        self.counted: set[str] = set()  # videos already counted (a video's frames are one file, maybe several batches)
 
     def write(self, items: list[dict], vectors: dict[str, np.ndarray]) -> None:
         """``items``: decoded items (``ok``/``reason``...); ``vectors[role]``: one row per item (ignored if not needed)."""
         for role, table in self.tables.items():
-            chosen = [j for j, item in enumerate(items) if item["ok"] and role in self.plan.needs[item["path"]]]
+            chosen = [j for j, item in enumerate(items)
+                      if item["ok"] and role in self.plan.needs[unit_of(item["path"])]]
             if chosen:
                 meta = [metadata_row(items[j]) for j in chosen]
                 table.put({"path": [items[j]["path"] for j in chosen], "size": [items[j]["size"] for j in chosen],
@@ -36,15 +39,20 @@ class RowWriter:
                            **{name: [m[name] for m in meta] for name in meta[0]}})
         failed = []
         for item in items:
+            file = unit_of(item["path"])
             if item["ok"]:
-                if item["path"] in self.known_failures:
-                    self.cleared.append(item["path"])
-                if item["path"] in self.plan.updated:
+                self.encoded += 1  # rows: a video's frames each
+                if file in self.counted:
+                    continue
+                if file != item["path"]:
+                    self.counted.add(file)
+                if file in self.known_failures:
+                    self.cleared.append(file)
+                if file in self.plan.updated:
                     self.summary.updated += 1
                     self.changed[item["path"]] = item["sha1"]
                 else:
                     self.summary.added += 1
-                self.encoded += 1
             else:
                 if not item.get("retry"):  # a broken file waits until it changes; an unreadable one is retried
                     failed.append({"path": item["path"], "size": item["size"], "mtime_ns": item["mtime_ns"],
