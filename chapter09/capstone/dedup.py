@@ -4,6 +4,10 @@ Read from the store: exact groups from the ``sha1`` column; near pairs by search
 ``neighbours`` nearest images with the index's own vector search (exact for small libraries, the
 cached IVF index above ``vectors.ANN_THRESHOLD``), streamed in blocks, so a million images never make
 a million-by-million matrix. A photo with more near copies than ``neighbours`` lists its closest ones.
+
+A video counts as one file: exact groups list the video's path (its frame rows share its sha1), and frames of
+one video are never near copies of each other (a still shot is not a duplicate); frames of two different videos
+are compared like photos.
 """
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from collections import defaultdict
 
 from ..errors import UsageError
 from .store import Store, open_vectors
+from .video import unit_of
 
 NEAR_DUPLICATE_COSINE = 0.97  # resized or re-compressed copies of one photo score above this with CLIP
 NEIGHBOURS = 10
@@ -23,9 +28,9 @@ def find_duplicates(index, threshold: float = NEAR_DUPLICATE_COSINE, role: str =
         raise UsageError(f"the cosine threshold must be between -1 and 1, not {threshold}")
     store = index if isinstance(index, Store) else Store.open(index)
     table = store.images(role)
-    by_hash = defaultdict(list)
+    by_hash = defaultdict(set)
     for record in table.records(("path", "sha1")):
-        by_hash[record["sha1"]].append(record["path"])
+        by_hash[record["sha1"]].add(unit_of(record["path"]))  # a video's frames: the video, once
     exact = sorted(sorted(paths) for paths in by_hash.values() if len(paths) > 1)
     exact_pairs = {frozenset((a, b)) for group in exact for a in group for b in group if a != b}
     searcher = open_vectors(store, role)
@@ -39,7 +44,7 @@ def find_duplicates(index, threshold: float = NEAR_DUPLICATE_COSINE, role: str =
                     continue
                 b = searcher.path(i)
                 pair = frozenset((a, b))
-                if a == b or pair in seen or pair in exact_pairs:
+                if unit_of(a) == unit_of(b) or pair in seen or frozenset((unit_of(a), unit_of(b))) in exact_pairs:
                     continue
                 seen.add(pair)
                 first, second = sorted((a, b))

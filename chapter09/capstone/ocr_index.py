@@ -29,9 +29,9 @@ from pathlib import Path
 
 from ..chinese import to_simplified
 from ..errors import ChapterError
-from ..images import load_image
 from .caption_text import CONFIG
 from .tables import PathTable, quiet_lance
+from .video import row_image
 
 OCR_TABLE = "ocr"
 OCR_COLUMNS = ("path", "sha1", "reader", "text", "text_en", "text_zh", "lines")
@@ -153,7 +153,7 @@ def local_readings(root: Path, records: list[dict], reader):
     """(record, lines, reason) per record, read here one after another (reason: why it could not be read)."""
     for record in records:
         try:
-            yield record, reader.read(load_image(root / record["path"])), ""
+            yield record, reader.read(row_image(root, record["path"])), ""
         except (ChapterError, OSError) as error:  # a file changed or broke since it was indexed: said, kept
             yield record, [], str(error)
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ChapterError
-from ..images import load_image
 from .engines.ray_cluster import actor_count, ray_batches, start_ray, whole_pools_first
 from .ocr import OcrLine
+from .video import row_image
 
 CPUS_PER_ACTOR = 2
 
@@ -35,7 +35,7 @@ class _OcrActor:
         lines, reasons = [], []
         for path in batch["path"]:
             try:
-                found = self.reader.read(load_image(self.root / str(path)))
+                found = self.reader.read(row_image(self.root, str(path)))
                 lines.append(json.dumps([line.to_json() for line in found], ensure_ascii=False))
                 reasons.append("")
             except (ChapterError, OSError) as error:  # said, as the local engine says it

@@ -6,7 +6,8 @@ content hash (sha1), computed once per process for a given path, size and modifi
 (or taken from an index row passed as ``record`` while the file still matches it), so an
 edited photo gets a new thumbnail rather than the stale one, and a copy of a photo shares
 its thumbnail. Written atomically (temporary file, then rename), so two requests making the
-same thumbnail at once both end with a whole file.
+same thumbnail at once both end with a whole file. A video's thumbnail is the frame at a moment
+(``time_s``, default its first frame), decoded with PyAV and keyed by the video's sha1 and that moment.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 from ..images import file_sha1, load_image
+from .video import is_video, read_frame
 
 SIZE = 256
 QUALITY = 85
@@ -43,14 +45,21 @@ def thumbnail_path(index_dir: str | Path, source: Path, key: str, size: int = SI
     return Path(index_dir) / FOLDER / f"{key}-{size}-{stem}.jpg"
 
 
+def frame_content_key(path: Path, record: dict | None = None, time_s: float | None = None) -> str:
+    """``content_key``, and for a video the moment its frame is shown at (a thumbnail per frame)."""
+    key = content_key(path, record)
+    return f"{key}-t{time_s or 0.0:.2f}" if is_video(path) else key
+
+
 def ensure_thumbnail(index_dir: str | Path, source: str | Path, record: dict | None = None,
-                     size: int = SIZE) -> Path:
-    """The cached thumbnail of ``source`` (made now if missing); raises BadImageError for a bad file."""
+                     size: int = SIZE, time_s: float | None = None) -> Path:
+    """The cached thumbnail of ``source`` (a video: of its frame at ``time_s``; made now if missing); raises
+    BadImageError for a bad file."""
     source = Path(source)
-    target = thumbnail_path(index_dir, source, content_key(source, record), size)
+    target = thumbnail_path(index_dir, source, frame_content_key(source, record, time_s), size)
     if target.exists():
         return target
-    image = load_image(source, min_side=size)
+    image = read_frame(source, time_s or 0.0, size) if is_video(source) else load_image(source, min_side=size)
     image.thumbnail((size, size))
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(prefix=".thumb-", suffix=".jpg", dir=target.parent)

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UsageError
-from ..images import MAX_PIXELS, VIDEO_SUFFIXES, BadImageError
+from ..images import MAX_PIXELS, VIDEO_SUFFIXES, BadImageError, load_image
 
 SCENE_SIDE = 32  # the grey thumbnail two frames are compared at
 SCENE_MIN_GAP_S = 0.5  # a scene change closer than this to the last frame taken is not taken
@@ -194,6 +194,12 @@ def read_frame(path: str | Path, time_s: float, short_side: int = 0):
         raise BadImageError(f"{path}: corrupt or truncated video ({_why(error)})") from None
     finally:
         container.close()
+
+
+def row_image(root: Path, key: str):
+    """The image an index row was encoded from: a photo's file, or a video frame's frame (``read_frame``)."""
+    file, time_s = split_key(key)
+    return load_image(Path(root) / key) if time_s is None else read_frame(Path(root) / file, time_s)
 
 
 def video_metadata(path: str | Path, mtime_ns: int) -> dict:

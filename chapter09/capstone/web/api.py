@@ -37,6 +37,7 @@ from ..filters import Filters
 from ..queries import STRATEGIES, parse_weighted
 from ..search import IMAGE_SUFFIXES, SearchRequest, Term
 from ..thumbnails import content_key
+from ..video import split_key
 from .access import ClientLimiter, SlowDown
 from .checks import MAX_K, MAX_QUERY_CHARS, MAX_WEIGHT
 from .library import WebLibrary, inside
@@ -166,7 +167,8 @@ def answer(result, warnings: list[str], root_path: str) -> dict:
         where = quote(hit["path"])
         version = (hit.get("indexed") or {}).get("sha1")
         hit["thumbnail"] = f"{root_path}/thumbnail/{where}" + (f"?v={version}" if version else "")
-        hit["original"] = f"{root_path}/original/{where}"
+        file, time_s = split_key(hit["path"])  # a video's frame: the video, played from that moment
+        hit["original"] = f"{root_path}/original/{quote(file)}" + (f"#t={time_s:.2f}" if time_s is not None else "")
     out["warnings"] = list(warnings)
     return out
 
@@ -242,15 +244,17 @@ class Api:
         return path
 
     def thumbnail(self, request: Request, relative: str, version: str | None) -> Response:
-        path = self.library_file(relative)
-        thumb = self.library.thumbnail(path)
+        file, time_s = split_key(relative)  # a video's frame: that frame's thumbnail
+        path = self.library_file(file)
+        thumb = self.library.thumbnail(path, time_s=time_s)
         if thumb is None:
             raise ApiError(404, f"{relative[:200]}: not an image this server can read")
         fixed = version is not None and version == content_key(path)
         return file_answer(request, thumb, THUMBNAIL_CACHE if fixed else REVALIDATE, "image/jpeg")
 
     def original(self, request: Request, relative: str) -> Response:
-        return file_answer(request, self.library.viewable(self.library_file(relative)), REVALIDATE)
+        """The file (a video's frame key: the video), Range requests answered (206) so a player can seek."""
+        return file_answer(request, self.library.viewable(self.library_file(split_key(relative)[0])), REVALIDATE)
 
     def upload(self, image: UploadFile):
         """The uploaded file as an RGB image (413 over the upload limit, 400 if it is no image)."""

@@ -15,6 +15,7 @@ import gradio as gr
 
 from ...exercises.i18n import SPEAKING
 from ..search import SearchRequest, Term
+from ..video import split_key
 from .access import PER_CLIENT, ClientLimiter
 from .checks import (
     checked_hit,
@@ -154,9 +155,10 @@ class Handlers:
 
     def caption_hit(self, relative, request: gr.Request):
         self.speak(request)
-        path = checked_hit(self.library.root, relative)
+        file, time_s = split_key(relative) if isinstance(relative, str) else (relative, None)
+        path = checked_hit(self.library.root, file)
         with self.guarded(request):
-            captions = self.library.caption_file(path)
+            captions = self.library.caption_file(path, time_s)
         return captions["en"], captions["zh"]
 
     def match(self, image_path, texts, request: gr.Request):

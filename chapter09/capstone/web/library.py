@@ -25,7 +25,8 @@ from ..filters import Filters
 from ..records import Hit, SearchResult
 from ..search import LibrarySearch, SearchRequest, Term
 from ..store import is_uri
-from ..thumbnails import FOLDER, SIZE, content_key, ensure_thumbnail, thumbnail_path
+from ..thumbnails import FOLDER, SIZE, ensure_thumbnail, frame_content_key, thumbnail_path
+from ..video import clock, is_video, read_frame, split_key
 from .i18n import WORDS, say
 
 BROWSER_FORMATS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".avif", ".svg"}
@@ -40,6 +41,13 @@ def inside(root: Path, relative: str) -> Path | None:
         return path if path.is_relative_to(root) and path.is_file() else None
     except (OSError, ValueError, TypeError):
         return None
+
+
+def located(root: Path, key: str) -> tuple[Path, float | None] | None:
+    """(the library file, the moment of a video's frame or None) a row key names, or None as ``inside``."""
+    file, time_s = split_key(key)
+    path = inside(root, file)
+    return None if path is None else (path, time_s)
 
 
 def file_url(path: Path) -> str:
@@ -108,29 +116,31 @@ class WebLibrary:
         """Folders the thumbnails come from (Gradio's allowed paths)."""
         return sorted({self.index_dir / FOLDER, self.thumb_home / FOLDER})
 
-    def _thumb(self, path: Path, indexed: dict | None = None, size: int | None = None) -> Path:
+    def _thumb(self, path: Path, indexed: dict | None = None, size: int | None = None,
+               time_s: float | None = None) -> Path:
         size = size or SIZE
         if self.thumb_home != self.index_dir:  # a read-only index: use the thumbnails it already holds
-            held = thumbnail_path(self.index_dir, path, content_key(path, indexed), size)
+            held = thumbnail_path(self.index_dir, path, frame_content_key(path, indexed, time_s), size)
             if held.is_file():
                 return held
-        return ensure_thumbnail(self.thumb_home, path, indexed, size=size)
+        return ensure_thumbnail(self.thumb_home, path, indexed, size=size, time_s=time_s)
 
     def stored_captions(self, hits: list[Hit]) -> dict[str, dict]:
         """path -> {"en": ..., "zh": ...}: the captions the index stores (``caption --index``), which the
         searcher puts on every hit."""
         return {hit.path: hit.captions for hit in hits}
 
-    def thumbnail(self, path: Path, indexed: dict | None = None) -> Path | None:
-        """The hit's cached thumbnail, keyed by the sha1 the index stored (``indexed``) while the file is unchanged."""
+    def thumbnail(self, path: Path, indexed: dict | None = None, time_s: float | None = None) -> Path | None:
+        """The hit's cached thumbnail, keyed by the sha1 the index stored (``indexed``) while the file is unchanged
+        (a video's: its frame at ``time_s``)."""
         try:
-            return self._thumb(path, indexed)
+            return self._thumb(path, indexed, time_s=time_s)
         except (BadImageError, OSError):
             return None
 
     def viewable(self, path: Path) -> Path:
-        """The file itself if a browser shows its format, else a cached large JPEG rendition."""
-        if path.suffix.lower() in BROWSER_FORMATS:
+        """The file itself if a browser shows its format (or plays it: a video), else a cached large JPEG rendition."""
+        if path.suffix.lower() in BROWSER_FORMATS or is_video(path):
             return path
         try:
             return self._thumb(path, size=FULL_SIDE)
@@ -177,13 +187,13 @@ class WebLibrary:
         """Gallery items (thumbnail, label) and the hits as JSON rows, captions included."""
         rows = []
         for hit in result.hits:
-            path = inside(self.root, hit.path)
-            if path is not None:
-                rows.append((path, hit))
+            found = located(self.root, hit.path)
+            if found is not None:
+                rows.append((found[0], hit))
         captions = self.stored_captions([hit for _, hit in rows])
         items, out = [], []
         for path, hit in rows:
-            thumb = self.thumbnail(path, hit.indexed)
+            thumb = self.thumbnail(path, hit.indexed, hit.time_s)
             if thumb is None:
                 continue
             caps = captions.get(hit.path, {})
@@ -192,7 +202,10 @@ class WebLibrary:
                    "place": hit.place or {}, "lat": hit.lat, "lon": hit.lon}
             if hit.ocr_text:  # after index --ocr: the text read in the photo, and the query's words in it
                 row.update(ocr_text=hit.ocr_text, ocr_match=list(hit.ocr_match or ()))
-            label = f"{hit.rank}. {hit.score:.3f}  {Path(hit.path).name}"  # the full path: in the detail
+            if hit.time_s is not None:  # a video's frame: the moment, and the player starts there
+                row["time_s"] = hit.time_s
+            label = f"{hit.rank}. {hit.score:.3f}  {path.name}"  # the full path: in the detail
+            label += f" @ {clock(hit.time_s)}" if hit.time_s is not None else ""
             if caps.get("en") or caps.get("zh"):
                 label += "\n" + " / ".join(c for c in (caps.get("en"), caps.get("zh")) if c)
             items.append((str(thumb), label))
@@ -239,9 +252,10 @@ class WebLibrary:
                           [say(f"warning: {w}", f"警告：{w}") for w in warnings])
 
     def detail_html(self, hit: dict) -> str:
-        path = inside(self.root, hit["file"])
-        if path is None:
+        found = located(self.root, hit["file"])
+        if found is None:
             return f"<p>{say('this file is no longer in the library', '这个文件已不在图库中')}</p>"
+        path, time_s = found
         url = file_url(self.viewable(path))
         original = file_url(path)
         caps = []
@@ -258,8 +272,13 @@ class WebLibrary:
             matched = say(f" (matched: {words})", f"（匹配：{words}）") if words else ""
             captions += (f'<div class="ocr-text"><b>{say("text in the photo:", "图中文字：")}</b> '
                          f"{html.escape(' | '.join(hit['ocr_text'].splitlines()))}{matched}</div>")
-        return (f'<a id="full-image-link" href="{url}" target="_blank" rel="noopener">'
-                f'<img id="full-image" src="{url}" alt="{html.escape(hit["file"])}"></a>'
+        shown = (f'<a id="full-image-link" href="{url}" target="_blank" rel="noopener">'
+                 f'<img id="full-image" src="{url}" alt="{html.escape(hit["file"])}"></a>')
+        if time_s is not None:  # a video plays from the frame's moment (a media fragment: the browser seeks)
+            url = f"{url}#t={time_s:.2f}"
+            shown = (f'<video id="full-video" src="{url}" controls preload="metadata"></video>'
+                     f'<div class="video-time">{say("at", "时间")} {clock(time_s)} ({time_s:.2f} s)</div>')
+        return (shown +
                 f"<div><b>#{hit['rank']}</b> · {say('score', '分数')} {hit['score']:.3f} · "
                 f"<code>{html.escape(hit['file'])}</code></div>"
                 f'<div class="captions">{captions}</div>{place_html(hit)}'
@@ -300,7 +319,8 @@ class WebLibrary:
             scored = match_scores(image, texts, "auto", self.settings)
         return {row["text"]: row["score"] for row in scored}
 
-    def caption_file(self, path: Path) -> dict:
-        """``caption`` of a library file (a hit); BadImageError says why it cannot be read."""
-        return self.caption(load_image(path))
+    def caption_file(self, path: Path, time_s: float | None = None) -> dict:
+        """``caption`` of a library file (a hit; a video's frame at ``time_s``); BadImageError says why it cannot
+        be read."""
+        return self.caption(read_frame(path, time_s or 0.0) if is_video(path) else load_image(path))
 
