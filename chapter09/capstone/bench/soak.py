@@ -32,6 +32,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import math
 import os
 import random
 import statistics
@@ -280,10 +281,11 @@ def summarise(shared: _Shared, samples: list, wall: float, options: SoakOptions,
                        "p50_ms": _ms([s for status, s in mine if status], 0.5),
                        "p99_ms": _ms([s for status, s in mine if status], 0.99)}
     windows = []
-    count = max(1, int(-(-options.seconds // options.window_s)))  # a request is sent only before the deadline
+    count = max(1, math.ceil(round(options.seconds / options.window_s, 6)))  # a request is sent only before the deadline
     for w in range(count):
         start, end = w * options.window_s, min(options.seconds, (w + 1) * options.window_s)
-        inside = [s for at, _, status, s in records if start <= at < end and status is not None]
+        last = w == count - 1  # it also takes a request sent a moment after the deadline was checked
+        inside = [s for at, _, status, s in records if start <= at and (at < end or last) and status is not None]
         windows.append({"from_s": round(start, 1), "to_s": round(end, 1), "requests": len(inside),
                         "requests_per_s": round(len(inside) / max(end - start, 1e-9), 1),
                         "p50_ms": _ms(inside, 0.5), "p99_ms": _ms(inside, 0.99)})
