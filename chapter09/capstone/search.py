@@ -339,7 +339,8 @@ class LibrarySearch:
         paths = [searcher.path(i) for i, _ in ranked]
         captions = self.store.captions(paths) if paths else {}
         table = self.store.images(role)
-        located = all(name in table.table.schema.names for name in PLACE_FIELDS)  # an old index: no positions
+        columns = set(table.table.schema.names)  # read once: each schema read is a round trip into LanceDB
+        located = all(name in columns for name in PLACE_FIELDS)  # an old index: no positions
         # a vector index's ids are offsets into the table version it was opened at, which this store reads
         rows = table.rows_at([i for i, _ in ranked], ("path", "sha1", "size", "mtime_ns", *(PLACE_FIELDS * located)))
         read = hit_fields(self.store, paths, ocr_text)  # the text in the photos, after `index --ocr`

@@ -95,11 +95,18 @@ def make_thumbnails(library: Path, index: Path) -> float:
     return time.perf_counter() - started
 
 
-def start_server(index: Path, port: int, log_path: Path) -> subprocess.Popen:
-    log = open(log_path, "w")
-    process = subprocess.Popen([sys.executable, "-m", "chapter09.capstone", "serve", "--index", str(index),
-                                "--models", "toy", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
+def start_server(index: Path, port: int, log_path: Path, logins=()) -> subprocess.Popen:
+    """``serve --models toy`` in a child process, once its page answers; ``logins``: (user, password) pairs it
+    is started with (``$CH09_SERVE_AUTH``)."""
     import urllib.request
+
+    from ..web.access import AUTH_ENV
+
+    log = open(log_path, "w")
+    env = {**os.environ, AUTH_ENV: ",".join(f"{user}:{password}" for user, password in logins)} if logins else None
+    process = subprocess.Popen([sys.executable, "-m", "chapter09.capstone", "serve", "--index", str(index),
+                                "--models", "toy", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT,
+                               env=env)
 
     deadline = time.time() + 180
     while time.time() < deadline:
@@ -109,6 +116,10 @@ def start_server(index: Path, port: int, log_path: Path) -> subprocess.Popen:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as response:
                 if response.status == 200:
                     return process
+        except urllib.error.HTTPError as error:  # behind a login the page answers 401 (or sends to /login)
+            if error.code in (401, 403):
+                return process
+            time.sleep(0.5)
         except OSError:
             time.sleep(0.5)
     process.terminate()
@@ -364,6 +375,32 @@ def alternate(url: str, pool: list[str], k: int, rounds: int) -> dict:
 CALLERS = {"json": JsonCaller, "http": HttpCaller, "gradio_client": GradioClientCaller}
 
 
+def soak_report(n: int, workdir: Path | None, options, log=print) -> dict:
+    """The soak (``bench/soak.py``, ``SoakOptions``) on a toy index of ``n`` images served by ``serve --models toy``
+    in a child process, its thumbnails made first; with ``options.logins`` the server gets one login per client."""
+    from .soak import format_soak, run_soak, soak_logins
+
+    workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="bench_soak_"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    log(f"[soak] library and index of {n} images in {workdir} ...")
+    library, index = prepare(workdir, n)
+    english, chinese = queries(library, "en"), queries(library, "zh")
+    logins = soak_logins(options.clients) if options.logins else None
+    port = _free_port()
+    server = start_server(index, port, workdir / "serve.log", logins or ())
+    try:
+        thumbnails_s = make_thumbnails(library, index)
+        log(f"[soak] {options.clients} clients for {options.seconds:g} s against {index} ...")
+        report = run_soak(f"http://127.0.0.1:{port}", server.pid, english, chinese, options, logins)
+    finally:
+        stop_process(server, 20)
+    from ... import cpu
+
+    report.update(images=n, thumbnails_made_s=round(thumbnails_s, 1), cpus=os.cpu_count(), machine=cpu.describe())
+    log(f"{n}-image toy index on {report['machine']}\n" + format_soak(report))
+    return report
+
+
 def run(args) -> dict:
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="bench_web_"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -456,9 +493,17 @@ def main(argv=None) -> int:
     parser.add_argument("--page-searches", type=int, default=20, help="searches the --page part times")
     parser.add_argument("--alternate", type=int, default=0, metavar="N",
                         help="then N searches per language through the JSON API and Gradio's route, taking turns")
+    parser.add_argument("--soak", type=float, default=0, metavar="SECONDS",
+                        help="instead of the timings: the soak, --clients clients for SECONDS (600: issue 34's), "
+                             "with the server's memory sampled (bench/soak.py)")
+    parser.add_argument("--soak-logins", action="store_true",
+                        help="the soak logs each client in as its own user, so the per-client limiter is on")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     import contextlib
+
+    if args.soak:
+        return soak_main(args)
 
     # with --json, stdout carries the JSON alone: model banners and notes go to stderr
     with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
@@ -466,6 +511,24 @@ def main(argv=None) -> int:
     print(json.dumps(report, indent=2, ensure_ascii=False) if args.json else format_report(report))
     met = all(all(run["targets"].values()) for run in report["runs"]) and report.get("page", {}).get("target_met", 1)
     return 0 if met else 1
+
+
+def soak_main(args) -> int:
+    """``--soak``: the soak's figures (text, or JSON with --json); 0 when every request was answered and none
+    failed (the limiter's 429s are not failures)."""
+    from ...errors import ChapterError
+    from .soak import SoakOptions
+
+    try:
+        options = SoakOptions(seconds=args.soak, clients=args.clients, k=args.k, logins=args.soak_logins)
+    except ChapterError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    log = (lambda message: print(message, file=sys.stderr)) if args.json else print
+    report = soak_report(args.n, args.workdir, options, log)
+    if args.json:
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+    return 0 if report["unanswered"] == 0 and report["errors"] == 0 else 1
 
 
 if __name__ == "__main__":

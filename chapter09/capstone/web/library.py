@@ -4,6 +4,7 @@ many threads. Gradio is imported only by ``upload``, whose refusals are the page
 project's errors, which ``checks.error_messages`` turns into them."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import html
 import os
@@ -29,6 +30,11 @@ from ..thumbnails import FOLDER, SIZE, ensure_thumbnail, frame_content_key, thum
 from ..video import clock, is_video, read_frame, split_key
 from .i18n import WORDS, say
 
+# torch intra-op threads for a search's forward pass (the query's encoding): a query is one short text, whose
+# pass a second thread barely shortens, and when the server's other requests (HTTP, JSON, thumbnails) and other
+# programs keep the cores busy, that second thread waits for a core at every layer: measured on the 2-core
+# machine with its cores busy, a toy text query took 2-3 ms with one thread and 180 ms with two.
+SEARCH_TORCH_THREADS = 1
 BROWSER_FORMATS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".avif", ".svg"}
 FULL_SIDE = 2048  # long edge of the JPEG rendition of formats a browser cannot show (HEIC, TIFF)
 
@@ -48,6 +54,23 @@ def located(root: Path, key: str) -> tuple[Path, float | None] | None:
     file, time_s = split_key(key)
     path = inside(root, file)
     return None if path is None else (path, time_s)
+
+
+@contextlib.contextmanager
+def torch_threads(count: int):
+    """The calling thread's torch intra-op threads set to ``count`` while the block runs, then put back (torch
+    keeps the count per thread, so the page's captioning in another thread keeps its own)."""
+    import torch
+
+    before = torch.get_num_threads()
+    if before == count:
+        yield
+        return
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def file_url(path: Path) -> str:
@@ -170,7 +193,7 @@ class WebLibrary:
         --watch`` adding rows), so ``serve`` needs no restart. Both under the search lock: a refresh swaps the
         searchers a concurrent search would be reading."""
         warnings: list[str] = []
-        with self._search_lock:
+        with self._search_lock, torch_threads(SEARCH_TORCH_THREADS):
             started = time.perf_counter()
             refreshed = self.searcher.refresh()
             refresh_ms = 1000 * (time.perf_counter() - started)
@@ -315,7 +338,7 @@ class WebLibrary:
     def match(self, image, texts: list[str]) -> dict[str, float]:
         """text -> cosine with ``image``, the texts read as search reads them (under the search lock: the text
         tokenizers are not thread-safe)."""
-        with self._search_lock:
+        with self._search_lock, torch_threads(SEARCH_TORCH_THREADS):
             scored = match_scores(image, texts, "auto", self.settings)
         return {row["text"]: row["score"] for row in scored}
 
