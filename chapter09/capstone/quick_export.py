@@ -161,7 +161,7 @@ def write_snapshot(searcher, model_flags: dict) -> Path | None:
                            for strategy in STRATEGIES for lang in ("en", "zh")},
                 "announcement": announcement(encoder.resolved)}
         meta = json.loads(json.dumps(meta))  # as it will be read back
-        _verify(Snapshot(work, meta), encoder)
+        _verify(Snapshot(work, meta).load(), encoder)
         (work / "meta.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
         if index_stamp(index_dir) != stamp:  # written while `index` changed it: leave it unpublished
             return None

@@ -99,6 +99,7 @@ class Snapshot:
 
     def __init__(self, folder: Path, meta: dict):
         self.folder, self.meta = folder, meta
+        self._loaded = None  # (tokenizer, text tower session), made by ``load``
 
     def absolute(self, relative: str) -> Path:
         return Path(self.meta["library"]) / relative  # as store.Store.absolute
@@ -112,30 +113,44 @@ class Snapshot:
         return (bool(text) and len(text) <= MAX_QUERY_CHARS and not weighted and not has_chinese(text)
                 and strategy in STRATEGIES and exact)
 
-    def _tokens(self, text: str) -> tuple[np.ndarray, np.ndarray, int]:
-        """(input ids, attention mask, tokens before truncation) as ``ClipEncoder.tokenize`` gives them."""
-        from tokenizers import Tokenizer
+    def _reading(self, tokenizer, reading: bool):
+        """``tokenizer`` as ``ClipEncoder.tokenize`` reads a query (truncated, padded where the family pads to its
+        context), or (``reading`` False) as queries' truncation warning counts the raw text: neither."""
+        tokenizer.no_truncation()
+        tokenizer.no_padding()
+        if reading:
+            tokenizer.enable_truncation(self.meta["max_tokens"])
+            if self.meta["pad_to"] is not None:  # SigLIP: padding="max_length"
+                tokenizer.enable_padding(length=self.meta["pad_to"], pad_id=self.meta["pad_id"],
+                                         pad_token=self.meta["pad_token"])
+        return tokenizer
 
-        tokenizer = Tokenizer.from_file(str(self.folder / "tokenizer.json"))  # saved without padding or truncation
-        count = len(tokenizer.encode(text).ids)  # the raw text, as queries' truncation warning counts it
-        tokenizer.enable_truncation(self.meta["max_tokens"])
-        if self.meta["pad_to"] is not None:  # a family padded to its context (SigLIP): padding="max_length"
-            tokenizer.enable_padding(length=self.meta["pad_to"], pad_id=self.meta["pad_id"],
-                                     pad_token=self.meta["pad_token"])
-        encoding = tokenizer.encode(CLEANERS[self.meta["clean"]](text))
-        return (np.asarray([encoding.ids], np.int64), np.asarray([encoding.attention_mask], np.int64), count)
-
-    def encode(self, text: str) -> tuple[np.ndarray, int]:
-        """(unit query vector, tokens in the raw text) through the saved text tower."""
+    def _session(self):
         import onnxruntime
 
-        ids, mask, count = self._tokens(text)
         options = onnxruntime.SessionOptions()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL  # saved optimised
         options.log_severity_level = 3
-        session = onnxruntime.InferenceSession(str(self.folder / "text.onnx"), options,
-                                               providers=["CPUExecutionProvider"])
-        features = session.run(None, {"input_ids": ids, "attention_mask": mask})[0][0].astype(np.float32)
+        return onnxruntime.InferenceSession(str(self.folder / "text.onnx"), options, providers=["CPUExecutionProvider"])
+
+    def load(self) -> "Snapshot":
+        """Opens the tokenizer and the text tower (the full search, too, loads its models before its clock starts)."""
+        from tokenizers import Tokenizer
+
+        self._loaded = (Tokenizer.from_file(str(self.folder / "tokenizer.json")), self._session())
+        return self
+
+    def _tokens(self, text: str) -> tuple[np.ndarray, np.ndarray, int]:
+        """(input ids, attention mask, tokens in the raw text before truncation)."""
+        tokenizer = self._loaded[0]
+        count = len(self._reading(tokenizer, False).encode(text).ids)
+        encoding = self._reading(tokenizer, True).encode(CLEANERS[self.meta["clean"]](text))
+        return np.asarray([encoding.ids], np.int64), np.asarray([encoding.attention_mask], np.int64), count
+
+    def encode(self, text: str) -> tuple[np.ndarray, int]:
+        """(unit query vector, tokens in the raw text) through the saved text tower."""
+        ids, mask, count = self._tokens(text)
+        features = self._loaded[1].run(None, {"input_ids": ids, "attention_mask": mask})[0][0].astype(np.float32)
         unit = features / max(float(np.linalg.norm(features)), 1e-12)  # as ClipEncoder, then queries.compose
         total = unit / max(float(np.linalg.norm(unit)), 1e-12)
         return (total / float(np.linalg.norm(total))).astype(np.float32), count
@@ -160,6 +175,7 @@ class Snapshot:
     def search(self, text: str, k: int, strategy: str, lang: str) -> QuickAnswer:
         """The answer the full ``search --text TEXT --k K --strategy STRATEGY`` gives (check ``answers`` first)."""
         text = text.strip()
+        self.load()
         started = time.perf_counter()
         query, count = self.encode(text)
         hits = self.hits(self.top(query, k))
