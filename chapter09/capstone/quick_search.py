@@ -159,7 +159,8 @@ class Snapshot:
         """(row, cosine) best first over the stored float16 vectors, as the exact FAISS index scores them."""
         vectors = np.load(self.folder / "vectors.npy", mmap_mode="r")
         scores = np.asarray(vectors, np.float32) @ query
-        order = np.argsort(-scores, kind="stable")[:min(k, len(scores))]
+        # best first; equal scores (a copy of a photo) with the later row first, as FAISS's result heap orders them
+        order = np.lexsort((-np.arange(len(scores)), -scores))[:min(k, len(scores))]
         return [(int(i), float(scores[i])) for i in order]
 
     def hits(self, ranked: list[tuple[int, float]]) -> list[Hit]:
