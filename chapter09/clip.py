@@ -13,6 +13,9 @@ from .model_outputs import feature_tensor
 from .models import ResolvedModel, Settings, announce, cached, pick_device, quiet_loading, resolve
 from .onnx_runtime import fp32_runtime
 from .precision import apply_precision, input_dtype, numeric_format, precision_identity
+from .text_clean import as_is as _as_is
+from .text_clean import lowercased as _lowercased
+from .text_clean import openai_clean
 
 BERT_MAX_WORD_CHARS = 200  # cn_clip (as Google's BERT) splits words of up to 200 characters; transformers stops at 100
 
@@ -68,29 +71,6 @@ def end_of_text_positions(input_ids, eos_token_id: int):
     if eos_token_id == 2:
         return ids.argmax(dim=-1)
     return (ids == eos_token_id).int().argmax(dim=-1)
-
-
-def openai_clean(text: str) -> str:
-    """OpenAI CLIP's text cleaning before its BPE: ``ftfy.fix_text``, HTML entities unescaped (twice), stripped.
-
-    transformers' CLIPTokenizer leaves it out, so without it curly quotes, full-width forms ("，", "１２３"),
-    ligatures and "&amp;" reach the real CLIP as other ids than it was trained on.
-    """
-    import html
-
-    try:
-        import ftfy
-    except ImportError:  # pragma: no cover - ftfy is in requirements.txt
-        ftfy = None
-    return html.unescape(html.unescape(ftfy.fix_text(text) if ftfy else text)).strip()
-
-
-def _as_is(text: str) -> str:
-    return text
-
-
-def _lowercased(text: str) -> str:
-    return text.lower()
 
 
 def reference_text_rules(model_config, tokenizer, is_toy: bool, family: ClipFamily | None = None):

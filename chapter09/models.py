@@ -284,6 +284,14 @@ def announce_toy_world(roles, stream=None, lang: str = "en") -> None:
     print(line, file=stream or sys.stdout)
 
 
+def announcement(resolved: ResolvedModel, notebook: bool = False) -> str | None:
+    """The line ``announce`` prints for ``resolved`` first in a process (None: none), e.g. for the capstone's quick
+    search, which prints what the full search would without resolving the model again."""
+    if not resolved.is_toy:
+        return f"[models] {resolved.role}: {resolved.spec.hub_id} from {resolved.source} ({resolved.location})"
+    return None if resolved.chosen and not notebook else toy_line([resolved.role], notebook)
+
+
 def announce(resolved: ResolvedModel, stream=None) -> None:
     """Say once per role which real weights are in use; for toy twins, one line per process at most, and none
     in a terminal after an explicit choice of the toy world (``--models toy`` or CH09_MODELS=toy)."""
@@ -293,8 +301,7 @@ def announce(resolved: ResolvedModel, stream=None) -> None:
         return
     _announced.add(key)
     if not resolved.is_toy:
-        print(f"[models] {resolved.role}: {resolved.spec.hub_id} from {resolved.source} ({resolved.location})",
-              file=stream)
+        print(announcement(resolved), file=stream)
         return
     notebook = in_notebook()
     if _toy_said or (resolved.chosen and not notebook):

@@ -215,6 +215,11 @@ class OrtSessions:
         self._text_file, self._threads, self._text_session = text_file, threads, None
 
     @property
+    def text_file(self) -> Path:
+        """The text tower's ONNX file (the capstone's quick search runs it without torch)."""
+        return self._text_file
+
+    @property
     def text_session(self):
         """Made on the first text: `index` encodes images only, and a session costs about a second to build."""
         if self._text_session is None:

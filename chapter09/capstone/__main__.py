@@ -85,6 +85,81 @@ def cmd_search(args) -> int:
         return 0
     lines = _search_lines(result, searcher, args.strategy)
     _print(result.to_json(), args.json, "\n".join(lines))
+    _leave_quick_snapshot(searcher, args)
+    return 0
+
+
+_FILTER_FLAGS = ("folder", "taken_after", "taken_before", "camera", "type", "min_size", "min_width", "min_height",
+                 "place", "near")
+
+
+def _leave_quick_snapshot(searcher, args) -> None:
+    """After a full search of the kind the quick search answers, its snapshot for the next cold one."""
+    from . import quick_search
+
+    flags = {name: getattr(args, name) for name in quick_search.MODEL_FLAGS}
+    plain = args.image is None and not args.add and not args.subtract and args.caption_text is None \
+        and args.ocr_text is None and not args.hybrid and not args.paths_only \
+        and all(getattr(args, name) is None for name in _FILTER_FLAGS)
+    if not plain or args.text is None or not quick_search.enabled():
+        return
+    from .quick_export import write_snapshot
+
+    try:
+        write_snapshot(searcher, flags)
+    except Exception as error:  # the search has answered: a snapshot not written costs the next one speed only
+        print(f"[search] note: no quick snapshot written ({type(error).__name__}: {error})", file=sys.stderr)
+
+
+class _Refusing(argparse.ArgumentParser):
+    def error(self, message):  # the full parser says what is wrong: this one only declines
+        raise ValueError(message)
+
+
+def _quick_parser() -> argparse.ArgumentParser:
+    """The ``search`` flags the quick search honours (``quick_search``); any other sends it to the full search."""
+    parser = _Refusing(add_help=False, exit_on_error=False)
+    add_model_options(parser)
+    add_lang_option(parser)
+    _precision_option(parser, "")
+    _clip_model_option(parser, "")
+    parser.add_argument("--index")
+    parser.add_argument("--text")
+    parser.add_argument("--k", type=_positive_int, default=10)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--strategy", default="auto")
+    parser.add_argument("--search", default="auto")
+    return parser
+
+
+def _quick_search(argv: list[str]) -> int | None:
+    """A plain text ``search`` answered from the index's quick snapshot, without torch (``quick_search``); None
+    when it cannot answer exactly as the full search would (other flags, a stale or missing snapshot...)."""
+    from . import quick_search
+
+    if not argv or argv[0] != "search" or not quick_search.enabled():
+        return None
+    try:
+        args, rest = _quick_parser().parse_known_args(argv[1:])
+        lang = resolve(args.lang)
+    except (ValueError, argparse.ArgumentError):
+        return None
+    if rest or args.index is None or args.text is None:
+        return None
+    snapshot = quick_search.open_snapshot(args.index, {name: getattr(args, name) for name in quick_search.MODEL_FLAGS})
+    if snapshot is None or not snapshot.answers(args.text, args.strategy, args.search):
+        return None
+    try:
+        answer = snapshot.search(args.text, args.k, args.strategy, lang)
+    except Exception:  # a snapshot replaced while read, a file ONNX Runtime refuses: the full search answers
+        return None
+    if answer.announcement:
+        print(answer.announcement, file=sys.stderr if args.json else sys.stdout)
+    for warning in answer.warnings:
+        print(f"[search] warning: {warning}", file=sys.stderr)
+    with speaking(lang):
+        lines = _search_lines(answer.result, None, args.strategy, route=answer.route, absolute=snapshot.absolute)
+    _print(answer.result.to_json(), args.json, "\n".join(lines))
     return 0
 
 
@@ -95,11 +170,12 @@ def _zh(word: str) -> str:
     return WORDS.get(word, (word, word))[1]
 
 
-def _search_lines(result, searcher, strategy: str) -> list[str]:
-    """``search``'s text output (in the run's language: ``--lang`` / ``$CH09_LANG``); ``--json`` prints the record."""
-    from .queries import route_reason
-    from .video import clock, unit_of
+def _search_lines(result, searcher, strategy: str, route: str | None = None, absolute=None) -> list[str]:
+    """``search``'s text output (in the run's language: ``--lang`` / ``$CH09_LANG``); ``--json`` prints the record.
+    The quick search gives the ``route`` line and ``absolute`` (library path -> file) instead of a ``searcher``."""
+    from .video import clock, unit_of  # here, not at the top: the quick search's imports stay light
 
+    absolute = absolute or searcher.store.absolute
     ann = (t(f", IVF nprobe {result.ann_nprobe}, ANN recall@10 vs exact {result.ann_recall_at_10:.3f}",
              f"，IVF nprobe {result.ann_nprobe}，ANN 相对精确搜索的 recall@10 {result.ann_recall_at_10:.3f}")
            if result.ann_recall_at_10 is not None else "")
@@ -109,7 +185,11 @@ def _search_lines(result, searcher, strategy: str) -> list[str]:
         lines.append(t("  terms: ", "  搜索项：")
                      + " ".join(f"{x['weight']:+g}*{x['kind']}:{x['value']}" for x in result.terms))
     if result.query and result.query_kind in ("text", "hybrid"):  # why this route
-        lines.append("  " + route_reason(strategy, result.query))
+        if route is None:
+            from .queries import route_reason
+
+            route = route_reason(strategy, result.query)
+        lines.append("  " + route)
     if result.encoded_text and result.encoded_text != result.query:
         lines.append(t("  query encoded as: ", "  实际编码的查询：") + result.encoded_text)
     fused = result.query_kind == "hybrid"
@@ -129,8 +209,8 @@ def _search_lines(result, searcher, strategy: str) -> list[str]:
                        f"  筛选：{said_zh} -> {result.library_size} 张图片中有 {result.matching} 张符合（{_zh(result.filter_how)}）"))
     lines += [t(f"  note: {note}", f"  说明：{note}") for note in result.notes]
     for h in result.hits:
-        shown = searcher.store.absolute(h.path) if h.time_s is None else \
-            f"{searcher.store.absolute(unit_of(h.path))} @ {clock(h.time_s)}"  # a video's frame: the moment
+        shown = absolute(h.path) if h.time_s is None else \
+            f"{absolute(unit_of(h.path))} @ {clock(h.time_s)}"  # a video's frame: the moment
         lines.append(f"  {h.rank:>3}. {h.score:.3f}  {shown}"
                      + (f"  @ {_place_text(h)}" if h.place or h.lat is not None else ""))
         lines += [f"         [{lang}] {text}" for lang, text in h.captions.items()]
@@ -514,6 +594,9 @@ def _bench_flags(p) -> None:
 def main(argv=None) -> int:
     import contextlib
 
+    quick = _quick_search(sys.argv[1:] if argv is None else list(argv))
+    if quick is not None:
+        return quick
     parser = build_parser()
     args = parser.parse_args(argv)
     lang = None

@@ -63,10 +63,13 @@ def _default_warn(message: str) -> None:
     print(f"[search] warning: {message}", file=sys.stderr)
 
 
+TRUNCATION_WARNING = "query is {tokens} tokens; the text encoder reads only the first {limit}"  # quick search too
+
+
 def _warn_truncation(encoder, text: str, warn) -> None:
     n = len(encoder.processor.tokenizer(text)["input_ids"])
     if n > encoder.max_text_tokens:
-        warn(f"query is {n} tokens; the text encoder reads only the first {encoder.max_text_tokens}")
+        warn(TRUNCATION_WARNING.format(tokens=n, limit=encoder.max_text_tokens))
 
 
 @dataclass(frozen=True)

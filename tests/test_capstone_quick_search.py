@@ -1,0 +1,139 @@
+"""The cold quick search (issue 34): a plain text ``search`` answered from INDEX/quick without torch, printing what
+the full search prints; a stale, corrupt or missing snapshot falls back to the full search with no error."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from chapter09.capstone import quick_search
+from chapter09.capstone.__main__ import main
+
+pytestmark = pytest.mark.unit
+
+REPO = Path(__file__).resolve().parents[1]
+FLAGS = ["--models", "toy", "--device", "cpu"]
+SCORE_TOLERANCE = 1e-4  # the saved tower is ONNX Runtime's export of the toy's torch fp32: rounding differs
+
+
+@pytest.fixture(scope="module")
+def toy_index(tmp_path_factory):
+    from chapter09.toyworld import write_dataset
+
+    work = tmp_path_factory.mktemp("quick")
+    library = write_dataset(work / "lib", n=16, seed=7, split="heldout")
+    index = work / "index"
+    assert main(["index", str(library), "--index", str(index), "--precision", "fp32", "--no-progress",
+                 *FLAGS]) == 0
+    return library, index
+
+
+def _search(capsys, index, *extra, quick: bool = True) -> str:
+    os.environ[quick_search.ENV_QUICK] = "1" if quick else "0"
+    try:
+        capsys.readouterr()
+        assert main(["search", "--index", str(index), *extra, *FLAGS]) == 0
+        return capsys.readouterr().out
+    finally:
+        os.environ.pop(quick_search.ENV_QUICK, None)
+
+
+def _same_json(full: str, quick: str) -> None:
+    """Equal JSON but for the timing (ms) and scores within float rounding, ranks and paths equal."""
+    a, b = json.loads(full), json.loads(quick)
+    a_hits, b_hits = a.pop("hits"), b.pop("hits")
+    a.pop("ms"), b.pop("ms")
+    assert a == b
+    assert [h["path"] for h in a_hits] == [h["path"] for h in b_hits]
+    for x, y in zip(a_hits, b_hits):
+        assert abs(x.pop("score") - y.pop("score")) < SCORE_TOLERANCE
+        assert x == y
+
+
+def _without_ms(text: str) -> list[str]:
+    return [re.sub(r"[0-9.]+ ms", "(ms)", line) for line in text.splitlines()]
+
+
+def test_quick_output_equals_full_output(toy_index, capsys):
+    _, index = toy_index
+    shutil.rmtree(index / quick_search.FOLDER, ignore_errors=True)
+    full_json = _search(capsys, index, "--text", "a red circle", "--json", "--k", "5", quick=False)
+    assert quick_search.snapshot_folder(index) is None  # turned off: nothing written either
+    _search(capsys, index, "--text", "a red circle")  # no snapshot yet: the full search answers and writes it
+    assert quick_search.snapshot_folder(index) is not None
+    snapshot = quick_search.open_snapshot(index, _flags())
+    assert snapshot is not None and snapshot.meta["rows"] == 16
+    _same_json(full_json, _search(capsys, index, "--text", "a red circle", "--json", "--k", "5"))
+    for extra in ([], ["--lang", "zh"], ["--strategy", "clip", "--k", "3"]):
+        full = _search(capsys, index, "--text", "a blue square", *extra, quick=False)
+        assert _without_ms(_search(capsys, index, "--text", "a blue square", *extra)) == _without_ms(full)
+
+
+def test_quick_path_imports_no_torch(toy_index, capsys):
+    _, index = toy_index
+    _search(capsys, index, "--text", "a green triangle")  # a fresh snapshot
+    probe = ("import runpy, sys; sys.argv = ['capstone'] + sys.argv[1:]\n"
+             "try:\n    runpy.run_module('chapter09.capstone', run_name='__main__')\nexcept SystemExit as e:\n"
+             "    code = e.code\n"
+             "print('HEAVY', sorted({m.split('.')[0] for m in sys.modules} & "
+             "{'torch', 'transformers', 'lancedb', 'pyarrow', 'faiss'}), code)")
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    out = subprocess.run([sys.executable, "-c", probe, "search", "--index", str(index), "--text", "a green triangle",
+                          *FLAGS], capture_output=True, text=True, env=env, timeout=120, cwd=REPO)
+    assert out.stdout.strip().splitlines()[-1] == "HEAVY [] 0", out.stderr[-2000:]
+    full = _search(capsys, index, "--text", "a green triangle", quick=False)
+    assert _without_ms("\n".join(out.stdout.strip().splitlines()[:-1])) == _without_ms(full.strip())
+
+
+def test_stale_snapshot_falls_back_and_is_rewritten(toy_index, capsys):
+    library, index = toy_index
+    _search(capsys, index, "--text", "a red circle")
+    before = quick_search.snapshot_folder(index)
+    source = sorted((library / "images").iterdir())[0]
+    shutil.copy(source, library / "images" / "added_copy.png")
+    assert main(["index", str(library), "--index", str(index), "--precision", "fp32", "--no-progress", *FLAGS]) == 0
+    assert quick_search.open_snapshot(index, _flags()) is None  # the index changed after the export
+    answered = json.loads(_search(capsys, index, "--text", "a red circle", "--json", "--k", "17"))
+    assert answered["library_size"] == 17 and len(answered["hits"]) == 17
+    assert quick_search.snapshot_folder(index) not in (None, before)  # the full search wrote a fresh one
+    _same_json(_search(capsys, index, "--text", "a red circle", "--json", "--k", "17", quick=False),
+               _search(capsys, index, "--text", "a red circle", "--json", "--k", "17"))
+
+
+def _flags() -> dict:
+    return {**dict.fromkeys(quick_search.MODEL_FLAGS), "models": "toy", "device": "cpu"}
+
+
+@pytest.mark.parametrize("damage", ["meta", "tower", "pointer"])
+def test_corrupt_or_missing_snapshot_falls_back(toy_index, capsys, damage):
+    _, index = toy_index
+    _search(capsys, index, "--text", "a red circle")
+    folder = quick_search.snapshot_folder(index)
+    assert quick_search.open_snapshot(index, _flags()) is not None
+    if damage == "meta":
+        (folder / "meta.json").write_text("{not json", encoding="utf-8")
+    elif damage == "tower":
+        (folder / "text.onnx").write_bytes(b"\x00garbage")
+    else:
+        (index / quick_search.FOLDER / quick_search.POINTER).unlink()
+    full = _search(capsys, index, "--text", "a red circle", "--json", quick=False)
+    _same_json(full, _search(capsys, index, "--text", "a red circle", "--json"))
+
+
+def test_queries_it_does_not_answer(toy_index):
+    _, index = toy_index
+    snapshot = quick_search.open_snapshot(index, _flags())
+    if snapshot is None:
+        pytest.skip("no snapshot left by the tests before")
+    assert snapshot.answers("a red circle", "auto", "auto")
+    assert not snapshot.answers("红色圆形", "auto", "auto")  # Chinese routes through translation
+    assert not snapshot.answers("2:a red circle", "auto", "auto")  # a weight
+    assert not snapshot.answers("a red circle", "translate", "auto")
+    assert not snapshot.answers("a red circle", "auto", "ann")
+    assert not snapshot.answers("   ", "auto", "auto")
