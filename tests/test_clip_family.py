@@ -234,3 +234,24 @@ def test_index_model_rule_without_a_command_line(tiny, tmp_path):
     gone = EncoderIdentity("clip", str(tmp_path / "deleted"), "fp32", WIDTH, chosen=True)
     with pytest.raises(IndexModelMismatchError, match="no longer there"):
         index_clip_settings(_Store(gone), default)
+
+
+@pytest.mark.slow
+def test_a_chosen_model_indexes_the_same_on_the_ray_engine(tiny, tmp_path, capsys):
+    """``--clip-model`` on Ray: the actors load the chosen SigLIP checkpoint, so the rows equal the local engine's."""
+    library = write_dataset(tmp_path / "library", n=6, seed=5, split="heldout")
+    siglip = str(tiny["SiglipModel"])
+    vectors = {}
+    for engine in ("local", "ray"):
+        index = tmp_path / f"index-{engine}"
+        assert capstone(["index", str(library), "--index", str(index), "--clip-model", siglip, "--precision", "fp32",
+                         "--workers", "0", "--no-progress", "--json", "--models", "auto", "--engine", engine,
+                         *(["--actors", "1"] if engine == "ray" else [])]) == 0
+        assert json.loads(capsys.readouterr().out)["added"] == 6
+        store = Store.open(index)
+        assert store.identity("clip").location == str(tiny["SiglipModel"].resolve())
+        rows = store.images("clip").table.to_arrow().to_pylist()
+        vectors[engine] = {row["path"]: np.asarray(row["vector"], np.float32) for row in rows}
+    assert vectors["ray"].keys() == vectors["local"].keys()
+    for path, vector in vectors["local"].items():
+        assert float(vector @ vectors["ray"][path]) > 0.999, path
