@@ -17,12 +17,12 @@ import os
 import re
 import shutil
 
-from chapter09.capstone.caption_text import rrf_fuse, scan_ranking
+from chapter09.capstone.caption.text_search import rrf_fuse, scan_ranking
 from chapter09.capstone.evaluate import compare_strategies, format_comparison, load_dataset
-from chapter09.capstone.filters import Filters
-from chapter09.capstone.indexer import build_index
-from chapter09.capstone.search import LibrarySearch
-from chapter09.capstone.vectors import ANN_THRESHOLD
+from chapter09.capstone.index.build import build_index
+from chapter09.capstone.search.filters import Filters
+from chapter09.capstone.search.library_search import LibrarySearch
+from chapter09.capstone.store.vectors import ANN_THRESHOLD
 from chapter09.clip import clip_encoder
 from chapter09.lesson import start
 from chapter09.toyworld import load_scenes, read_jsonl, write_dataset
@@ -66,14 +66,14 @@ scenes = {f"{folder}/{name}": scene for folder in ("plain", "hard")
 # %% [markdown]
 # ## 2. Search in English and in Chinese
 # `LibrarySearch.by_text` turns a query into a vector and returns the nearest images. A Chinese
-# query can take four routes (`chapter09/capstone/queries.py`): `clip` (CLIP's own text tower,
+# query can take four routes (`chapter09/capstone/search/queries.py`): `clip` (CLIP's own text tower,
 # which learnt English only), `translate` (opus-mt to English, then CLIP), `multilingual` (a
 # text encoder distilled into CLIP's space, 9.3) and `chinese_clip` (a CLIP trained on Chinese
 # pairs, with its own image vectors).
 
 # %% [markdown] lang="zh"
 # ## 2. 用英文和中文检索
-# `LibrarySearch.by_text` 把查询变成向量，返回离它最近的那些图像。中文查询可以走四条路线（`chapter09/capstone/queries.py`）：`clip`（CLIP 自己的文本塔，只学过英文）；`translate`（先用 opus-mt 译成英文，再交给 CLIP）；`multilingual`（一个蒸馏到 CLIP 向量空间里的文本编码器，见 9.3）；`chinese_clip`（在中文图文对上训练的 CLIP，有自己的一套图像向量）。
+# `LibrarySearch.by_text` 把查询变成向量，返回离它最近的那些图像。中文查询可以走四条路线（`chapter09/capstone/search/queries.py`）：`clip`（CLIP 自己的文本塔，只学过英文）；`translate`（先用 opus-mt 译成英文，再交给 CLIP）；`multilingual`（一个蒸馏到 CLIP 向量空间里的文本编码器，见 9.3）；`chinese_clip`（在中文图文对上训练的 CLIP，有自己的一套图像向量）。
 
 # %%
 target = sorted(p for p in scenes if p.startswith("plain/"))[7]
@@ -159,7 +159,7 @@ hundredths from one library to the next: a difference that small is not a rankin
 
 # %% [markdown]
 # ## 4. Filters: the top-k among the rows that match
-# A filter (folder, date, camera, file type, size: `chapter09/capstone/filters.py`) becomes a
+# A filter (folder, date, camera, file type, size: `chapter09/capstone/search/filters.py`) becomes a
 # boolean mask over the table's rows, and the vector search looks for the top-k *among the
 # rows the mask keeps*. Filtering the unfiltered top-k afterwards ("post-filtering") returns
 # fewer results than asked for, often none. Ask for `hard/` photos, then for the four taken
@@ -167,7 +167,7 @@ hundredths from one library to the next: a difference that small is not a rankin
 
 # %% [markdown] lang="zh"
 # ## 4. 过滤：在符合条件的行中取 top-k
-# 过滤条件（文件夹、日期、相机、文件类型、尺寸：`chapter09/capstone/filters.py`）会变成表中各行上的一个布尔掩码，向量检索在*掩码保留下来的行中*找 top-k。如果先取不带过滤的 top-k、事后再筛（"后过滤"），返回的结果会比要求的少，常常一个不剩。下面沿用第 2 步的查询（它描述的是 `plain/` 里的一张照片），先要 `hard/` 里的照片，再要其中 2025 年拍的那四张：
+# 过滤条件（文件夹、日期、相机、文件类型、尺寸：`chapter09/capstone/search/filters.py`）会变成表中各行上的一个布尔掩码，向量检索在*掩码保留下来的行中*找 top-k。如果先取不带过滤的 top-k、事后再筛（"后过滤"），返回的结果会比要求的少，常常一个不剩。下面沿用第 2 步的查询（它描述的是 `plain/` 里的一张照片），先要 `hard/` 里的照片，再要其中 2025 年拍的那四张：
 
 # %%
 unfiltered = [h["path"] for h in searcher.by_text(query_en, K)["hits"]]
@@ -200,7 +200,7 @@ under a mask.""",
 # %% [markdown]
 # ## 5. Exact and approximate search
 # Below a size threshold the capstone compares the query with every stored vector (exact).
-# Above it, an IVF index (FAISS, `chapter09/capstone/vectors.py`) first sorts the vectors
+# Above it, an IVF index (FAISS, `chapter09/capstone/store/vectors.py`) first sorts the vectors
 # into cells around k-means centroids, then compares the query only with the vectors in the
 # `nprobe` cells nearest to it, stored as 8-bit codes (SQ8). It is faster on a large library
 # and may miss a true neighbour. The index tunes `nprobe` until its recall@10 against exact
@@ -210,7 +210,7 @@ under a mask.""",
 
 # %% [markdown] lang="zh"
 # ## 5. 精确检索与近似检索
-# 图库小于某个规模时，综合项目把查询与存储的每一个向量逐一比较（精确检索）。超过这个规模，就改用 IVF 索引（FAISS，`chapter09/capstone/vectors.py`）：先用 k-means 把向量分进围绕各个质心的单元，查询时只与离它最近的 `nprobe` 个单元里的向量比较，这些向量以 8 位编码（SQ8）存储。在大图库上它更快，但可能漏掉真正的近邻。索引会逐步调整 `nprobe`，直到它相对精确检索的 recall@10 达到目标值。这里我们在小图库上强制启用它，测量同一个量：每张照片用一条英文查询，看精确检索的前 10 名里有多大比例也出现在近似检索的结果中。
+# 图库小于某个规模时，综合项目把查询与存储的每一个向量逐一比较（精确检索）。超过这个规模，就改用 IVF 索引（FAISS，`chapter09/capstone/store/vectors.py`）：先用 k-means 把向量分进围绕各个质心的单元，查询时只与离它最近的 `nprobe` 个单元里的向量比较，这些向量以 8 位编码（SQ8）存储。在大图库上它更快，但可能漏掉真正的近邻。索引会逐步调整 `nprobe`，直到它相对精确检索的 recall@10 达到目标值。这里我们在小图库上强制启用它，测量同一个量：每张照片用一条英文查询，看精确检索的前 10 名里有多大比例也出现在近似检索的结果中。
 
 # %%
 exact, approximate = LibrarySearch(index_dir, settings, mode="exact"), LibrarySearch(index_dir, settings, mode="ann")

@@ -1,5 +1,5 @@
 """How a CLIP-family text tower's texts are cleaned before its tokenizer, in a module of its own (stdlib only), so
-the capstone's quick search (``capstone/quick_search.py``) cleans a query as ``clip.ClipEncoder`` does without
+the capstone's quick search (``capstone/search/quick.py``) cleans a query as ``clip.ClipEncoder`` does without
 importing what the encoder needs. ``clip.reference_text_rules`` decides which cleaner a checkpoint gets."""
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(_name, "1")
 # Each test's index measures its own precision verdict unless a test turns the user-wide cache on itself
-# (chapter09/capstone/verdict_cache.py): a verdict left by another test would change what is measured.
+# (chapter09/capstone/precision/verdicts.py): a verdict left by another test would change what is measured.
 os.environ.setdefault("CH09_PRECISION_CACHE", "0")
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # run_all_sections.py, and test helpers (real_artifacts) by name
 

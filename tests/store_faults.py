@@ -10,7 +10,7 @@ def writer_script(commit_rows: int, pace_s: float = 0.0) -> str:
     it took a stale lock over), ``pace_s`` between rows so that a kill lands mid-run."""
     return textwrap.dedent(f"""
         import sys, time, numpy as np
-        from chapter09.capstone.store import EncoderIdentity, Store
+        from chapter09.capstone.store.database import EncoderIdentity, Store
         index, total = sys.argv[1], int(sys.argv[2])
         identity = EncoderIdentity("clip", "/models/clip-toy", "bf16", 16)
         with Store.open(index, library=sys.argv[3], write=True, commit_rows={commit_rows}) as store:
@@ -35,7 +35,7 @@ def writer_script(commit_rows: int, pace_s: float = 0.0) -> str:
 
 def refuse_lock_file(monkeypatch, index) -> None:
     """The kernel refusing to create ``index``'s lock file, as on a read-only mount (the tests run as root)."""
-    from chapter09.capstone import lock
+    from chapter09.capstone.store import lock
 
     real_open = os.open
 

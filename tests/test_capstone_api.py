@@ -24,8 +24,8 @@ CAPTIONS = {"trip": ("a zebra by the sea", "海边的斑马"), "home": ("a zebra
 def indexed(tmp_path_factory):
     from PIL import Image
 
-    from chapter09.capstone.indexer import build_index
-    from chapter09.capstone.store import Store
+    from chapter09.capstone.index.build import build_index
+    from chapter09.capstone.store.database import Store
     from chapter09.clip import clip_encoder
     from chapter09.images import file_sha1
     from chapter09.toyworld import load_scenes, write_dataset
@@ -226,7 +226,7 @@ def test_one_client_sending_too_fast_is_told_to_slow_down(web_library):
 def test_serve_mounts_the_api_beside_the_page_behind_its_login(indexed, tmp_path):
     import httpx
 
-    from chapter09.capstone.serve import serve
+    from chapter09.capstone.web.serve import serve
     from tests.test_capstone_serve import free_port
 
     port = free_port()

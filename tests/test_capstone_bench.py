@@ -358,7 +358,7 @@ def test_captioning_stand_in_tokenizer_without_cn_clip(tmp_path, monkeypatch):
 def test_writer_ceiling_commits_every_row_it_times(tmp_path):
     """The engines table's writer ceiling is rows really committed through index's own writer (readable after)."""
     from chapter09.capstone.bench.engines import writer_limit
-    from chapter09.capstone.store import Store
+    from chapter09.capstone.store.database import Store
 
     out = writer_limit(tmp_path, rows=1000, dim=16, batch=32)
     assert out["rows"] == 1000 and out["rows_s"] == pytest.approx(1000 / out["seconds"], rel=0.2)

@@ -4,9 +4,9 @@ the index kept current as captions come and go, a read-only index answered by a 
 import pytest
 from store_faults import refuse_lock_file
 
-from chapter09.capstone import caption_text as ct
-from chapter09.capstone.lock import IndexLock
-from chapter09.capstone.store import Store
+from chapter09.capstone.caption import text_search as ct
+from chapter09.capstone.store.database import Store
+from chapter09.capstone.store.lock import IndexLock
 from chapter09.errors import UsageError
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from chapter09.capstone.store import Store
+from chapter09.capstone.store.database import Store
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,8 +33,9 @@ ROOT = Path(__file__).resolve().parents[1]
 _CHILD = textwrap.dedent("""
     import json, os, sys, time
     import numpy as np
-    from chapter09.capstone import store as store_module, tables
-    from chapter09.capstone.store import EncoderIdentity, Store
+    from chapter09.capstone.store import database as store_module
+    from chapter09.capstone.store import tables
+    from chapter09.capstone.store.database import EncoderIdentity, Store
 
     events = os.fdopen(int(os.environ["CRASH_EVENTS_FD"]), "w", buffering=1)
 
@@ -107,15 +108,15 @@ _CHILD = textwrap.dedent("""
     elif mode in ("real-index", "real-caption"):  # the commands' own code, toy models, small commits
         from chapter09.models import Settings
         if mode == "real-index":
-            from chapter09.capstone.indexer import build_index
+            from chapter09.capstone.index.build import build_index
             from chapter09.clip import clip_encoder
             build_index(library, index, {"clip": clip_encoder("clip", Settings("toy"))}, batch_size=8, workers=0,
                         progress=False, commit_rows=16, build_ann=False)
         else:
             try:
-                from chapter09.capstone.caption_index import caption_index
+                from chapter09.capstone.caption.run import caption_index
             except ImportError:  # before it moved out of the indexer
-                from chapter09.capstone.indexer import caption_index
+                from chapter09.capstone.index.build import caption_index
             caption_index(index, "en,zh", Settings("toy"), batch_size=4, commit_s=0, progress=False)
     say("exit")
 """)
@@ -127,7 +128,7 @@ _CHILD = textwrap.dedent("""
 _ZYGOTE = textwrap.dedent("""
     import json, os, sys, threading, traceback
     import asyncio, numpy, pandas, pyarrow, pyarrow.compute, pydantic, tqdm, lance_namespace
-    import chapter09.capstone.store
+    import chapter09.capstone.store.database
     assert "lancedb" not in sys.modules and threading.active_count() == 1, "the zygote must hold no threads"
     say = threading.Lock()
 

@@ -65,7 +65,7 @@ def test_english_captioner_route_translates_its_own_caption(red_circle, tmp_path
     import torch
     from transformers import BertTokenizer, BlipForConditionalGeneration, BlipProcessor
 
-    from chapter09.capstone import describe
+    from chapter09.capstone.caption import describe
     from chapter09.models import clear_cache
     from chapter09.toyworld.train_blip import blip_image_processor, tiny_blip_config
     from chapter09.translation import translator

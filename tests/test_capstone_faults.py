@@ -19,7 +19,7 @@ import pytest
 from store_faults import refuse_lock_file
 
 from chapter09.capstone.errors import IndexFullError, IndexReadOnlyError
-from chapter09.capstone.store import EncoderIdentity, Store
+from chapter09.capstone.store.database import EncoderIdentity, Store
 
 pytestmark = [pytest.mark.unit, pytest.mark.filterwarnings("ignore::UserWarning")]
 
@@ -127,7 +127,7 @@ def test_the_walk_skips_pipes_sockets_devices_and_symlink_loops_without_opening_
 
 
 def test_index_finishes_beside_a_named_pipe_and_reports_it(tmp_path):
-    from chapter09.capstone.indexer import build_index
+    from chapter09.capstone.index.build import build_index
     from chapter09.clip import clip_encoder
     from chapter09.models import Settings
     from chapter09.toyworld import write_dataset
@@ -237,7 +237,7 @@ def test_a_read_only_index_is_searched_and_refuses_writes_with_a_message(small_d
 
 
 def test_an_unreadable_photo_fails_alone_and_is_tried_again_once_readable(tmp_path, monkeypatch):
-    from chapter09.capstone import indexer
+    from chapter09.capstone.index import build as indexer
     from chapter09.capstone.index import decode
     from chapter09.clip import clip_encoder
     from chapter09.models import Settings
@@ -264,7 +264,7 @@ def test_an_unreadable_photo_fails_alone_and_is_tried_again_once_readable(tmp_pa
 
 def test_index_says_a_full_disk_while_recording_the_precision_in_one_line(tmp_path, monkeypatch, capsys):
     from chapter09.capstone import __main__ as cli
-    from chapter09.capstone import indexer
+    from chapter09.capstone.index import build as indexer
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "idx" / ".precision-x.json"))

@@ -193,9 +193,9 @@ def test_heic_and_avif_photos_are_indexed_searched_and_captioned_like_jpeg(small
     """One JPEG, one HEIC (stored sideways with an EXIF orientation tag) and one AVIF in a library."""
     from PIL import Image
 
-    from chapter09.capstone.describe import caption_images
-    from chapter09.capstone.indexer import build_index
-    from chapter09.capstone.search import LibrarySearch
+    from chapter09.capstone.caption.describe import caption_images
+    from chapter09.capstone.index.build import build_index
+    from chapter09.capstone.search.library_search import LibrarySearch
     from chapter09.clip import clip_encoder
     from chapter09.images import load_image
     from chapter09.toyworld import load_scenes

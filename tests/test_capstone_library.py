@@ -22,7 +22,7 @@ def library(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def index(library, tmp_path_factory):
-    from chapter09.capstone.indexer import build_index
+    from chapter09.capstone.index.build import build_index
     from chapter09.clip import clip_encoder
 
     index_dir = tmp_path_factory.mktemp("index")
@@ -39,7 +39,7 @@ def run_json(capsys, *argv):
 
 def snapshot(index, role="clip"):
     """(paths, float32 vectors) of ``role``'s table read whole: enough for the few hundred images here."""
-    from chapter09.capstone.store import Store
+    from chapter09.capstone.store.database import Store
 
     paths, vectors = Store.open(index).images(role).vectors()
     return Snapshot(paths, vectors.astype(np.float32))
@@ -68,7 +68,7 @@ def test_second_index_run_is_incremental(library, index, capsys):
 
 
 def test_text_search_finds_the_described_image(library, index):
-    from chapter09.capstone.search import LibrarySearch
+    from chapter09.capstone.search.library_search import LibrarySearch
     from chapter09.toyworld import load_scenes
 
     scenes = load_scenes(library)
@@ -81,7 +81,7 @@ def test_text_search_finds_the_described_image(library, index):
 
 
 def test_image_search_finds_source_of_resized_jpeg(library, index, tmp_path):
-    from chapter09.capstone.search import LibrarySearch
+    from chapter09.capstone.search.library_search import LibrarySearch
 
     searcher = LibrarySearch(index, Settings("toy"))
     for i in (3, 141, 592):
@@ -92,8 +92,8 @@ def test_image_search_finds_source_of_resized_jpeg(library, index, tmp_path):
 
 
 def test_search_rejects_empty_and_truncates_long_queries(index, capsys):
-    from chapter09.capstone.queries import QueryError
-    from chapter09.capstone.search import LibrarySearch
+    from chapter09.capstone.search.library_search import LibrarySearch
+    from chapter09.capstone.search.queries import QueryError
 
     searcher = LibrarySearch(index, Settings("toy"))
     with pytest.raises(QueryError, match="empty"):
@@ -105,7 +105,7 @@ def test_search_rejects_empty_and_truncates_long_queries(index, capsys):
 
 
 def test_interrupted_index_resumes_without_duplicates(library, tmp_path):
-    from chapter09.capstone.indexer import build_index
+    from chapter09.capstone.index.build import build_index
     from chapter09.clip import clip_encoder
 
     small = tmp_path / "lib"
@@ -133,7 +133,7 @@ def _png_chunk(kind, data):
 
 
 def test_bad_files_are_reported_and_good_ones_indexed(library, tmp_path):
-    from chapter09.capstone.indexer import build_index
+    from chapter09.capstone.index.build import build_index
     from chapter09.clip import clip_encoder
 
     folder = tmp_path / "messy"
@@ -171,7 +171,7 @@ def test_bad_files_are_reported_and_good_ones_indexed(library, tmp_path):
 
 
 def test_dedup_separates_exact_from_near(library, tmp_path, capsys):
-    from chapter09.capstone.indexer import build_index
+    from chapter09.capstone.index.build import build_index
     from chapter09.clip import clip_encoder
 
     folder = tmp_path / "dups"
@@ -191,8 +191,8 @@ def test_dedup_separates_exact_from_near(library, tmp_path, capsys):
 
 
 def test_ann_search_matches_exact_and_is_cached(library, index, monkeypatch):
-    from chapter09.capstone import vectors as vectors_module
-    from chapter09.capstone.search import LibrarySearch
+    from chapter09.capstone.search.library_search import LibrarySearch
+    from chapter09.capstone.store import vectors as vectors_module
     from chapter09.toyworld import load_scenes
 
     scenes = load_scenes(library)
@@ -219,8 +219,8 @@ def test_ann_search_matches_exact_and_is_cached(library, index, monkeypatch):
 def test_filtered_ann_search_returns_the_matching_top_k(library, index, monkeypatch):
     """A filter on an IVF index: few matching rows are searched exactly (their stored vectors read back), many
     through IVF restricted to them; either way k matching rows come back, close to exact filtered search."""
-    from chapter09.capstone import vectors as vectors_module
-    from chapter09.capstone.search import LibrarySearch
+    from chapter09.capstone.search.library_search import LibrarySearch
+    from chapter09.capstone.store import vectors as vectors_module
     from chapter09.toyworld import load_scenes
 
     scenes = load_scenes(library)
@@ -247,8 +247,8 @@ def test_filtered_ann_search_returns_the_matching_top_k(library, index, monkeypa
 
 
 def test_caption_index_captions_each_image_once_and_search_returns_the_captions(library, tmp_path, capsys):
-    from chapter09.capstone.caption_index import caption_index
-    from chapter09.capstone.indexer import build_index
+    from chapter09.capstone.caption.run import caption_index
+    from chapter09.capstone.index.build import build_index
     from chapter09.clip import clip_encoder
 
     folder = tmp_path / "lib"

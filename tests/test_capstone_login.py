@@ -16,8 +16,8 @@ LOGIN = ("ann", "correct horse 7")
 @pytest.fixture(scope="module")
 def guarded(tmp_path_factory):
     from chapter09.capstone.__main__ import build_parser
-    from chapter09.capstone.indexer import build_index
-    from chapter09.capstone.serve import parse_logins, serve
+    from chapter09.capstone.index.build import build_index
+    from chapter09.capstone.web.serve import parse_logins, serve
     from chapter09.clip import clip_encoder
     from chapter09.toyworld import load_scenes, write_dataset
     from tests.test_capstone_serve import free_port

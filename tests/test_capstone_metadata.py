@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from chapter09.capstone.index.build import build_index
 from chapter09.capstone.index.metadata import exif_time
-from chapter09.capstone.indexer import build_index
-from chapter09.capstone.store import Store
-from chapter09.capstone.tables import METADATA_COLUMNS
+from chapter09.capstone.store.database import Store
+from chapter09.capstone.store.tables import METADATA_COLUMNS
 from chapter09.models import Settings
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from chapter09.capstone.index.build import build_index
 from chapter09.capstone.index.walk import DEFAULT_EXCLUDES, is_excluded
-from chapter09.capstone.indexer import build_index
-from chapter09.capstone.store import Store
+from chapter09.capstone.store.database import Store
 from chapter09.models import Settings
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")

@@ -11,13 +11,13 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from chapter09.capstone.__main__ import main as capstone
-from chapter09.capstone.caption_text import rrf_fuse
-from chapter09.capstone.indexer import build_index
-from chapter09.capstone.ocr import FixedReader
-from chapter09.capstone.ocr_index import ocr_rows
-from chapter09.capstone.queries import QueryError
-from chapter09.capstone.search import LibrarySearch, Term
-from chapter09.capstone.store import Store
+from chapter09.capstone.caption.text_search import rrf_fuse
+from chapter09.capstone.index.build import build_index
+from chapter09.capstone.ocr.reader import FixedReader
+from chapter09.capstone.ocr.run import ocr_rows
+from chapter09.capstone.search.library_search import LibrarySearch, Term
+from chapter09.capstone.search.queries import QueryError
+from chapter09.capstone.store.database import Store
 from chapter09.chinese import to_simplified
 from chapter09.clip import clip_encoder
 from chapter09.models import Settings
@@ -110,8 +110,8 @@ def test_ocr_pass_resumes_after_a_stop_and_hybrid_is_the_rrf_of_both_rankings(li
     root, idx = library
     build_index(root, idx, encoders, workers=0, progress=False)  # indexed first, text read later
     reader = FixedReader(WRITTEN)
-    from chapter09.capstone.ocr_index import run_ocr
-    from chapter09.capstone.store import Store
+    from chapter09.capstone.ocr.run import run_ocr
+    from chapter09.capstone.store.database import Store
 
     with Store.open(idx, library=root, write=True) as store, pytest.raises(KeyboardInterrupt):
         run_ocr(store, root, reader, stop_after=3)
@@ -145,7 +145,7 @@ def test_search_ocr_text_on_the_command_line(library, encoders, capsys):
 @pytest.fixture(scope="module")
 def toy_index(tmp_path_factory):
     """12 toy scenes indexed with both encoders, and a Simplified caption on one of them."""
-    from chapter09.capstone.store import Store
+    from chapter09.capstone.store.database import Store
     from chapter09.toyworld import write_dataset
 
     library = write_dataset(tmp_path_factory.mktemp("toy"), n=12, seed=7, split="heldout")
@@ -160,7 +160,7 @@ def toy_index(tmp_path_factory):
 
 
 def test_traditional_chinese_queries_find_what_simplified_ones_find(toy_index, monkeypatch):
-    import chapter09.capstone.queries as queries
+    import chapter09.capstone.search.queries as queries
 
     idx, captioned = toy_index
     searcher = LibrarySearch(idx, Settings("toy"))
@@ -185,8 +185,8 @@ def test_rapidocr_reads_rendered_english_and_chinese_words(tmp_path):
     """The real models: words rendered with a Latin and a CJK font are read and found by their query words (1.4 s
     here on an idle 2-core machine, 10-15 s while other jobs loaded it: default tier)."""
     from chapter09.capstone.bench.ocr import cjk_font
-    from chapter09.capstone.ocr import OcrReader
-    from chapter09.capstone.ocr_text import matched_words
+    from chapter09.capstone.ocr.reader import OcrReader
+    from chapter09.capstone.ocr.text_search import matched_words
 
     font = cjk_font()
     if font is None:

@@ -23,9 +23,9 @@ def toy_source(tmp_path_factory):
 def test_a_jfif_and_a_jpe_file_are_indexed_filtered_as_jpeg_and_found(toy_source, tmp_path):
     from PIL import Image
 
-    from chapter09.capstone.filters import Filters
-    from chapter09.capstone.indexer import build_index
-    from chapter09.capstone.search import LibrarySearch
+    from chapter09.capstone.index.build import build_index
+    from chapter09.capstone.search.filters import Filters
+    from chapter09.capstone.search.library_search import LibrarySearch
     from chapter09.clip import clip_encoder
     from chapter09.images import FORMAT_SUFFIXES, IMAGE_SUFFIXES
 
@@ -53,9 +53,9 @@ def test_a_jfif_and_a_jpe_file_are_indexed_filtered_as_jpeg_and_found(toy_source
 @pytest.mark.unit
 def test_only_locations_decides_what_a_uri_is(tmp_path):
     import chapter09.capstone as capstone
-    from chapter09.capstone import store
-    from chapter09.capstone.locations import is_uri
-    from chapter09.capstone.lock import IndexLock, ObjectStoreLock, lock_for
+    from chapter09.capstone.store import database as store
+    from chapter09.capstone.store.locations import is_uri
+    from chapter09.capstone.store.lock import IndexLock, ObjectStoreLock, lock_for
 
     assert is_uri("s3://bucket/index") and is_uri("memory://x") and not is_uri(tmp_path / "index")
     assert store.is_uri is is_uri  # still importable from the store, the same function
@@ -69,8 +69,8 @@ def test_only_locations_decides_what_a_uri_is(tmp_path):
 
 # ----------------------------------------------------------------------------- the precision sidecars
 def test_an_old_flat_precision_json_still_reads_and_is_rewritten_in_the_one_format(tmp_path):
-    from chapter09.capstone import library_precision
-    from chapter09.capstone.precision_sidecar import FORMAT, read_verdicts
+    from chapter09.capstone.precision import library as library_precision
+    from chapter09.capstone.precision.sidecar import FORMAT, read_verdicts
     from chapter09.cpu import describe
 
     index = tmp_path / "index"
@@ -91,8 +91,8 @@ def test_an_old_flat_precision_json_still_reads_and_is_rewritten_in_the_one_form
 
 
 def test_an_old_captions_precision_json_still_reads_and_both_sidecars_share_one_format(tmp_path):
-    from chapter09.capstone import precision_sidecar
-    from chapter09.capstone.library_precision import pick_caption_precision, write_sidecar
+    from chapter09.capstone.precision import sidecar as precision_sidecar
+    from chapter09.capstone.precision.library import pick_caption_precision, write_sidecar
     from chapter09.captioning import captioner
     from chapter09.cpu import cpu_name, flags
 
@@ -130,8 +130,8 @@ def test_an_old_captions_precision_json_still_reads_and_both_sidecars_share_one_
 
 # ----------------------------------------------------------------------------- who decides an index's precision
 def test_build_index_from_python_decides_and_records_its_precision(toy_source, tmp_path):
-    from chapter09.capstone.indexer import build_index
-    from chapter09.capstone.library_precision import read_sidecar, recorded_precision
+    from chapter09.capstone.index.build import build_index
+    from chapter09.capstone.precision.library import read_sidecar, recorded_precision
     from chapter09.clip import clip_encoder
     from chapter09.cpu import describe
 

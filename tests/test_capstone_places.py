@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 from PIL import Image, TiffImagePlugin
 
-from chapter09.capstone.filters import Filters
 from chapter09.capstone.index import places as index_places
+from chapter09.capstone.index.build import build_index
 from chapter09.capstone.index.metadata import gps_position
-from chapter09.capstone.indexer import build_index
-from chapter09.capstone.places import haversine_km, parse_near
-from chapter09.capstone.search import LibrarySearch, Term
-from chapter09.capstone.store import Store
-from chapter09.capstone.tables import PLACE_COLUMNS as NAME_COLUMNS
-from chapter09.capstone.tables import POSITION_COLUMNS
+from chapter09.capstone.search.filters import Filters
+from chapter09.capstone.search.library_search import LibrarySearch, Term
+from chapter09.capstone.search.places import haversine_km, parse_near
+from chapter09.capstone.store.database import Store
+from chapter09.capstone.store.tables import PLACE_COLUMNS as NAME_COLUMNS
+from chapter09.capstone.store.tables import POSITION_COLUMNS
 from chapter09.errors import UsageError
 from chapter09.models import Settings
 
@@ -180,7 +180,7 @@ def test_place_and_near_filters_return_exactly_the_photos_taken_there(indexed):
 
 
 def test_a_position_is_named_by_the_prominent_city_nearby_and_none_at_sea():
-    from chapter09.capstone.places import NOWHERE, locate
+    from chapter09.capstone.search.places import NOWHERE, locate
 
     at_sea, passy, west_lake = locate([(0.0, -30.0), (48.87, 2.29), (30.27, 120.15)])
     assert at_sea == {"place": NOWHERE, "place_zh": None, "admin": None, "country": None}
@@ -309,7 +309,7 @@ def test_served_duplicates_tab_and_place_filter_in_the_browser_and_api(duplicate
     from headless import launch, require_chromium
     from playwright.sync_api import sync_playwright
 
-    from chapter09.capstone.serve import serve
+    from chapter09.capstone.web.serve import serve
     from tests.test_capstone_serve import free_port
 
     require_chromium()

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from chapter09.capstone import quick_search
 from chapter09.capstone.__main__ import main
+from chapter09.capstone.search import quick as quick_search
 
 pytestmark = pytest.mark.unit
 

@@ -23,14 +23,14 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.filterwarnings("ign
 
 
 def _rows(index):
-    from chapter09.capstone.store import Store
+    from chapter09.capstone.store.database import Store
 
     paths, vectors = Store.open(index).images("clip").vectors()
     return list(paths), vectors.astype(np.float32)
 
 
 def test_a_worker_node_lost_mid_run_loses_and_duplicates_no_row(tmp_path, monkeypatch):
-    import chapter09.capstone.indexer as indexer
+    import chapter09.capstone.index.build as indexer
     from chapter09.capstone.bench.engines import local_cluster
     from chapter09.capstone.index.writer import RowWriter
     from chapter09.clip import clip_encoder
@@ -111,8 +111,8 @@ def test_a_killed_ray_driver_resumes_from_its_last_commit(tmp_path):
     from pathlib import Path
 
     from chapter09.capstone.bench.engines import local_cluster
-    from chapter09.capstone.indexer import build_index
-    from chapter09.capstone.store import Store
+    from chapter09.capstone.index.build import build_index
+    from chapter09.capstone.store.database import Store
     from chapter09.clip import clip_encoder
     from chapter09.toyworld import write_dataset
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from chapter09.capstone.records import Hit, SearchResult
+from chapter09.capstone.search.records import Hit, SearchResult
 
 
 def _result(**changes) -> SearchResult:
@@ -51,8 +51,8 @@ def test_the_records_read_like_the_dicts_they_replace():
 
 def test_a_search_returns_records_whose_json_is_what_search_json_prints(tmp_path, capsys):
     from chapter09.capstone.__main__ import main as capstone
-    from chapter09.capstone.indexer import build_index
-    from chapter09.capstone.search import LibrarySearch
+    from chapter09.capstone.index.build import build_index
+    from chapter09.capstone.search.library_search import LibrarySearch
     from chapter09.clip import clip_encoder
     from chapter09.models import Settings
     from chapter09.toyworld import write_dataset

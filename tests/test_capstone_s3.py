@@ -57,11 +57,11 @@ def keys(s3, prefix):
 def test_index_search_and_serve_an_s3_index_equal_to_a_local_one(s3, tmp_path, monkeypatch):
     from gradio_client import Client
 
-    from chapter09.capstone.indexer import build_index
-    from chapter09.capstone.library_precision import read_sidecar, sidecar_folder, write_sidecar
-    from chapter09.capstone.search import LibrarySearch
-    from chapter09.capstone.serve import serve
-    from chapter09.capstone.store import Store
+    from chapter09.capstone.index.build import build_index
+    from chapter09.capstone.precision.library import read_sidecar, sidecar_folder, write_sidecar
+    from chapter09.capstone.search.library_search import LibrarySearch
+    from chapter09.capstone.store.database import Store
+    from chapter09.capstone.web.serve import serve
     from chapter09.clip import clip_encoder
     from chapter09.toyworld import load_scenes, write_dataset
 
@@ -112,7 +112,7 @@ def test_index_search_and_serve_an_s3_index_equal_to_a_local_one(s3, tmp_path, m
 
 _HOLDER = textwrap.dedent("""
     import sys
-    from chapter09.capstone.store import Store
+    from chapter09.capstone.store.database import Store
     with Store.open(sys.argv[1], library=sys.argv[2], write=True):
         print("locked", flush=True)
         sys.stdin.readline()
@@ -129,7 +129,7 @@ def test_a_second_writer_on_s3_is_refused_or_waits_and_readers_are_not_blocked(s
     import threading
 
     from chapter09.capstone.errors import IndexLockedError
-    from chapter09.capstone.store import Store
+    from chapter09.capstone.store.database import Store
 
     uri = f"s3://{BUCKET}/second_writer"
     with Store.open(uri, library=tmp_path, write=True):
@@ -142,8 +142,8 @@ def test_a_second_writer_on_s3_is_refused_or_waits_and_readers_are_not_blocked(s
             Store.open(uri, write=True)
         Store.open(uri).failures()  # a reader takes no lock
         # `index` is refused before it measures a precision (which costs two encoding passes over a sample)
-        from chapter09.capstone import library_precision
         from chapter09.capstone.__main__ import main as capstone
+        from chapter09.capstone.precision import library as library_precision
 
         def measured(*_, **__):
             raise AssertionError("index measured a precision before taking the lock")
@@ -162,7 +162,7 @@ def test_a_second_writer_on_s3_is_refused_or_waits_and_readers_are_not_blocked(s
 
 
 def test_kill_9_of_an_s3_writer_keeps_its_commits_and_the_next_run_takes_the_lock_over(s3, tmp_path):
-    from chapter09.capstone.store import Store
+    from chapter09.capstone.store.database import Store
 
     uri, total = f"s3://{BUCKET}/killed", 120
     script = tmp_path / "writer.py"
@@ -199,8 +199,8 @@ def test_a_lock_left_on_another_machine_is_honoured_until_its_lease_lapses_and_a
     import numpy as np
 
     from chapter09.capstone.errors import IndexLockedError
-    from chapter09.capstone.lock import ObjectStoreLock
-    from chapter09.capstone.store import EncoderIdentity, Store
+    from chapter09.capstone.store.database import EncoderIdentity, Store
+    from chapter09.capstone.store.lock import ObjectStoreLock
 
     uri = f"s3://{BUCKET}/elsewhere"
     with Store.open(uri, library=tmp_path, write=True):
@@ -230,7 +230,7 @@ def test_a_lock_left_on_another_machine_is_honoured_until_its_lease_lapses_and_a
 
 
 def test_s3_setup_errors_say_what_to_do(s3, tmp_path):
-    from chapter09.capstone.store import Store
+    from chapter09.capstone.store.database import Store
     from chapter09.errors import SetupError
 
     with pytest.raises(SetupError, match=r"bucket no-such-bucket does not exist at http://127\.0\.0\.1:\d+.*create it"):

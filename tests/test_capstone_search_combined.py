@@ -21,8 +21,8 @@ def toy(tmp_path_factory):
     """60 toy scenes: 20 in trip/ as JPEG with new dates, 10 of those upscaled to 256 px; the rest PNG."""
     from PIL import Image
 
-    from chapter09.capstone.indexer import build_index
-    from chapter09.capstone.search import LibrarySearch
+    from chapter09.capstone.index.build import build_index
+    from chapter09.capstone.search.library_search import LibrarySearch
     from chapter09.clip import clip_encoder
     from chapter09.toyworld import load_scenes, write_dataset
 
@@ -82,7 +82,7 @@ def same_ranking(hits, expected):
 
 
 def test_a_combined_query_equals_the_brute_force_sum(toy):
-    from chapter09.capstone.search import Term
+    from chapter09.capstone.search.library_search import Term
 
     searcher, scenes = toy["searcher"], toy["scenes"]
     name = "home/" + sorted(p for p in scenes if p.startswith("home/"))[0].split("/")[1]
@@ -115,7 +115,7 @@ def test_an_image_file_term_is_encoded_and_an_indexed_one_is_read(toy, tmp_path)
     found = searcher.search([term], k=3)["hits"]
     assert found[0]["path"] == name and found[0]["score"] > 0.99
     assert searcher.term("-1:a red circle").kind == "text"
-    from chapter09.capstone.queries import QueryError
+    from chapter09.capstone.search.queries import QueryError
 
     with pytest.raises(QueryError, match="no such file here"):
         searcher.term("holiday/missing.jpg")
@@ -125,7 +125,7 @@ def test_an_image_file_term_is_encoded_and_an_indexed_one_is_read(toy, tmp_path)
 
 def test_chinese_clip_text_with_image_terms_searches_the_chinese_clip_vectors(toy):
     """Image terms are read in the role of the text terms: Chinese-CLIP's stored vectors for an indexed path."""
-    from chapter09.capstone.search import Term
+    from chapter09.capstone.search.library_search import Term
 
     searcher, scenes = toy["searcher"], toy["scenes"]
     name = sorted(scenes)[30]
@@ -139,8 +139,8 @@ def test_chinese_clip_text_with_image_terms_searches_the_chinese_clip_vectors(to
 def test_filters_return_the_true_top_k_among_matching_rows(toy):
     from PIL import Image
 
-    from chapter09.capstone.filters import Filters
-    from chapter09.capstone.search import Term
+    from chapter09.capstone.search.filters import Filters
+    from chapter09.capstone.search.library_search import Term
 
     searcher, library = toy["searcher"], toy["library"]
 
@@ -168,7 +168,7 @@ def test_filters_return_the_true_top_k_among_matching_rows(toy):
     # the toy photos carry no EXIF: their capture time is the file's, and no camera is stored
     assert searcher.metadata("clip").has("taken_s") and "notes" not in searcher.search(
         [Term("text", "a red circle")], k=3, filters=cases[5][0])
-    from chapter09.capstone.filters import Metadata
+    from chapter09.capstone.search.filters import Metadata
     from chapter09.errors import UsageError
 
     with pytest.raises(UsageError, match="re-run `index`"):
@@ -201,9 +201,9 @@ def test_the_cli_filters_and_paths_only(toy, capsys):
 
 
 def test_caption_text_alone_and_hybrid_with_filters(toy):
-    from chapter09.capstone.filters import Filters
-    from chapter09.capstone.search import LibrarySearch, Term
-    from chapter09.capstone.store import Store
+    from chapter09.capstone.search.filters import Filters
+    from chapter09.capstone.search.library_search import LibrarySearch, Term
+    from chapter09.capstone.store.database import Store
     from chapter09.images import file_sha1
 
     library, index = toy["library"], toy["index"]
@@ -221,15 +221,15 @@ def test_caption_text_alone_and_hybrid_with_filters(toy):
     assert [h["path"] for h in only_trip["hits"]] == [p for p in captioned if p.startswith("trip/")]
     hybrid = searcher.search([Term("text", "a zebra")], k=5, caption_text="zebra", hybrid=True)
     assert set(captioned) <= {h["path"] for h in hybrid["hits"][:2]} and hybrid["query_kind"] == "hybrid"
-    from chapter09.capstone.queries import QueryError
+    from chapter09.capstone.search.queries import QueryError
 
     with pytest.raises(QueryError, match="--hybrid"):
         searcher.search([Term("text", "a zebra")], k=5, caption_text="zebra")
 
 
 def test_refresh_finds_rows_added_after_the_search_opened(toy, tmp_path):
-    from chapter09.capstone.indexer import build_index
-    from chapter09.capstone.search import LibrarySearch, Term
+    from chapter09.capstone.index.build import build_index
+    from chapter09.capstone.search.library_search import LibrarySearch, Term
     from chapter09.clip import clip_encoder
     from chapter09.toyworld import write_dataset
 

@@ -30,10 +30,10 @@ def server(tmp_path_factory):
     from PIL import Image
 
     from chapter09.capstone.__main__ import build_parser
-    from chapter09.capstone.indexer import build_index
-    from chapter09.capstone.serve import serve
-    from chapter09.capstone.store import Store
-    from chapter09.capstone.thumbnails import file_sha1
+    from chapter09.capstone.index.build import build_index
+    from chapter09.capstone.store.database import Store
+    from chapter09.capstone.web.serve import serve
+    from chapter09.capstone.web.thumbnails import file_sha1
     from chapter09.clip import clip_encoder
     from chapter09.toyworld import load_scenes, write_dataset
 
@@ -151,7 +151,7 @@ def test_a_non_image_upload_is_refused_with_a_clear_message(client, tmp_path):
 def test_thumbnails_are_made_once_and_follow_the_content(tmp_path):
     from PIL import Image
 
-    from chapter09.capstone.thumbnails import ensure_thumbnail
+    from chapter09.capstone.web.thumbnails import ensure_thumbnail
 
     photo = tmp_path / "photo.png"
     Image.new("RGB", (800, 400), "red").save(photo)
@@ -269,7 +269,7 @@ def test_the_banner_shows_whenever_any_role_is_a_toy_twin():
 def test_binds_to_loopback_by_default():
     import inspect
 
-    from chapter09.capstone.serve import serve
+    from chapter09.capstone.web.serve import serve
 
     assert inspect.signature(serve).parameters["host"].default == "127.0.0.1"
 
@@ -389,8 +389,8 @@ def test_one_client_sending_too_many_requests_a_second_is_told_to_slow_down():
 
 
 def test_a_network_host_needs_a_login_unless_no_auth_says_so(server, capsys, tmp_path):
-    from chapter09.capstone.serve import serve
     from chapter09.capstone.web.access import check_exposure, parse_logins
+    from chapter09.capstone.web.serve import serve
     from chapter09.errors import UsageError
 
     with pytest.raises(UsageError, match=r"serve --host 0.0.0.0 would show every photo in .* add a login"):
@@ -415,7 +415,7 @@ def test_a_login_guards_the_page_and_the_api_a_burst_leaves_others_served_and_no
     import httpx
     from gradio_client import Client
 
-    from chapter09.capstone import serve as serve_module
+    from chapter09.capstone.web import serve as serve_module
     from chapter09.capstone.web.library import WebLibrary
 
     # every name looked up and every address connected to, from building the app to the last search

@@ -22,10 +22,10 @@ NO_FILTER = ("", "", "", "", [], 0)
 def served(tmp_path_factory):
     from PIL import Image
 
-    from chapter09.capstone.indexer import build_index
-    from chapter09.capstone.search import LibrarySearch
-    from chapter09.capstone.serve import serve
-    from chapter09.capstone.store import Store
+    from chapter09.capstone.index.build import build_index
+    from chapter09.capstone.search.library_search import LibrarySearch
+    from chapter09.capstone.store.database import Store
+    from chapter09.capstone.web.serve import serve
     from chapter09.clip import clip_encoder
     from chapter09.images import file_sha1
     from chapter09.toyworld import load_scenes, write_dataset
@@ -64,7 +64,7 @@ def client(served):
 
 def reference(served, terms, k, **filters):
     """What ``LibrarySearch.search`` answers for these terms and filters: the paths, in order."""
-    from chapter09.capstone.filters import Filters
+    from chapter09.capstone.search.filters import Filters
 
     searcher = served["searcher"]
     searcher.refresh()
@@ -81,7 +81,7 @@ def rows(*terms):
 
 
 def test_every_search_api_takes_the_filters_and_answers_as_the_library_does(served, client):
-    from chapter09.capstone.search import Term
+    from chapter09.capstone.search.library_search import Term
 
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert {"/combined_search", "/caption_text_search"} <= set(endpoints)
@@ -161,7 +161,7 @@ def wait_note(page, *parts):
 def test_the_page_drives_filters_the_builder_and_caption_search(served, tmp_path):
     from playwright.sync_api import sync_playwright
 
-    from chapter09.capstone.search import Term
+    from chapter09.capstone.search.library_search import Term
     from chapter09.capstone.web.page import TOY_BANNER
 
     require_chromium()
@@ -228,7 +228,7 @@ def test_the_page_drives_filters_the_builder_and_caption_search(served, tmp_path
 
 def test_serve_finds_photos_indexed_after_it_started(served, client):
     """`index` run again beside a running `serve` (as `index --watch` does): the next search reopens the index."""
-    from chapter09.capstone.indexer import build_index
+    from chapter09.capstone.index.build import build_index
     from chapter09.toyworld import write_dataset
 
     extra = write_dataset(served["library"].parent / "filters_extra", n=3, seed=4344, split="heldout")

@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.filterwarnings("ignore::UserWarning")
 
 @pytest.fixture(scope="module")
 def toy_index(tmp_path_factory):
-    from chapter09.capstone.indexer import build_index
+    from chapter09.capstone.index.build import build_index
     from chapter09.clip import clip_encoder
     from chapter09.toyworld import read_jsonl, write_dataset
 
@@ -27,7 +27,7 @@ def toy_index(tmp_path_factory):
 
 def test_a_short_soak_answers_every_request_and_samples_the_memory(toy_index):
     from chapter09.capstone.bench.soak import MIX, SoakOptions, format_soak, run_soak
-    from chapter09.capstone.serve import serve
+    from chapter09.capstone.web.serve import serve
     from tests.test_capstone_serve import free_port
 
     index, english, chinese = toy_index

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from store_faults import writer_script
 
-from chapter09.capstone import vectors as vectors_module
 from chapter09.capstone.errors import IndexLockedError, StoreError
-from chapter09.capstone.store import EncoderIdentity, Store, open_vectors
+from chapter09.capstone.store import vectors as vectors_module
+from chapter09.capstone.store.database import EncoderIdentity, Store, open_vectors
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -95,7 +95,7 @@ def test_kill_9_mid_run_keeps_committed_rows_and_the_next_run_finishes(tmp_path)
 
 _COMPACTER = textwrap.dedent("""
     import sys, numpy as np
-    from chapter09.capstone.store import EncoderIdentity, Store
+    from chapter09.capstone.store.database import EncoderIdentity, Store
     identity = EncoderIdentity("clip", "/models/clip-toy", "bf16", 16)
     with Store.open(sys.argv[1], library=sys.argv[2], write=True, commit_rows=4) as store:
         table = store.images(identity)
@@ -142,7 +142,7 @@ def test_kill_9_during_compaction_keeps_every_committed_row(tmp_path):
 
 _HOLDER = textwrap.dedent("""
     import sys
-    from chapter09.capstone.store import Store
+    from chapter09.capstone.store.database import Store
     with Store.open(sys.argv[1], library=sys.argv[2], write=True):
         print("locked", flush=True)
         sys.stdin.readline()

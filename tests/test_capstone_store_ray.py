@@ -39,7 +39,7 @@ def cluster():
 
 
 def _table(index):
-    from chapter09.capstone.store import Store
+    from chapter09.capstone.store.database import Store
 
     store = Store.open(index)
     paths, vectors = store.images("clip").vectors()
@@ -66,8 +66,8 @@ def test_encoding_pool_uses_the_clusters_cpus_or_one_actor_per_gpus_per_actor():
 
 def test_ray_engine_on_a_two_node_cluster_matches_local_engine(library, cluster, tmp_path, capsys):
     from chapter09.capstone.__main__ import main as capstone
-    from chapter09.capstone.indexer import IndexSummary, build_index
-    from chapter09.capstone.search import LibrarySearch
+    from chapter09.capstone.index.build import IndexSummary, build_index
+    from chapter09.capstone.search.library_search import LibrarySearch
     from chapter09.clip import clip_encoder
     from chapter09.toyworld import load_scenes
 
@@ -127,7 +127,7 @@ def test_ray_engine_on_a_two_node_cluster_matches_local_engine(library, cluster,
 
 
 def test_caption_pool_gives_every_cpu_to_captioners_or_a_share_to_translators():
-    from chapter09.capstone.caption_ray import caption_pool
+    from chapter09.capstone.caption.ray_engine import caption_pool
     from chapter09.errors import SetupError, UsageError
 
     assert caption_pool({"CPU": 4}, None, False) == (4, 0)  # no decode stage: every CPU captions
@@ -146,9 +146,9 @@ def test_caption_index_on_ray_cluster_gives_the_local_captions(cluster, tmp_path
     left on both nodes, and every caption (and the failure of a file changed since indexing) equals the local run's."""
     import shutil
 
-    from chapter09.capstone.caption_index import caption_index
-    from chapter09.capstone.indexer import build_index
-    from chapter09.capstone.store import Store
+    from chapter09.capstone.caption.run import caption_index
+    from chapter09.capstone.index.build import build_index
+    from chapter09.capstone.store.database import Store
     from chapter09.clip import clip_encoder
     from chapter09.toyworld import write_dataset
 

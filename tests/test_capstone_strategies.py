@@ -63,9 +63,9 @@ def test_the_hard_split_tells_the_strategies_apart(capsys, tmp_path):
 
 
 def test_search_by_each_strategy_finds_the_described_image(chinese_library, tmp_path):
-    from chapter09.capstone.indexer import build_index
-    from chapter09.capstone.queries import QueryError
-    from chapter09.capstone.search import LibrarySearch
+    from chapter09.capstone.index.build import build_index
+    from chapter09.capstone.search.library_search import LibrarySearch
+    from chapter09.capstone.search.queries import QueryError
     from chapter09.clip import clip_encoder
     from chapter09.toyworld import load_scenes
 

@@ -10,7 +10,7 @@ import shutil
 import numpy as np
 import pytest
 
-from chapter09.capstone.video import VideoSampling, clock, frame_key, sample_frames, split_key, unit_of
+from chapter09.capstone.index.video import VideoSampling, clock, frame_key, sample_frames, split_key, unit_of
 from chapter09.errors import UsageError
 from chapter09.models import Settings
 from chapter09.toyworld.scenes import Scene, ToyObject
@@ -79,7 +79,7 @@ def toy_clip():
 
 
 def index(library, index_dir, encoders, **options):
-    from chapter09.capstone.indexer import build_index
+    from chapter09.capstone.index.build import build_index
 
     return build_index(library, index_dir, encoders, progress=False, workers=0, **options)
 
@@ -93,7 +93,7 @@ def indexed(tmp_path_factory, toy_clip):
 
 
 def rows(index_dir) -> dict:
-    from chapter09.capstone.store import Store
+    from chapter09.capstone.store.database import Store
 
     with Store.open(index_dir) as store:
         return {row["path"]: row for row in store.images("clip").records(("path", "sha1", "format", "width"))}
@@ -135,7 +135,7 @@ def test_frames_are_sampled_every_n_seconds_at_scene_changes_and_capped(tmp_path
 
 @pytest.mark.unit
 def test_a_frame_too_large_is_refused_before_decoding(tmp_path, monkeypatch):
-    from chapter09.capstone import video
+    from chapter09.capstone.index import video
     from chapter09.capstone.index.decode import decode_file
 
     make_video(tmp_path / "big.mp4")
@@ -191,7 +191,7 @@ def test_unchanged_videos_are_not_decoded_moved_ones_re_keyed_changed_ones_re_sa
     first = index(library, idx, toy_clip)
     assert first.added == 2 and sorted(opened) == ["a.mp4", "copy.mp4"]
 
-    from chapter09.capstone.dedup import find_duplicates
+    from chapter09.capstone.search.dedup import find_duplicates
 
     found = find_duplicates(idx)
     assert found["exact_groups"] == [["a.mp4", "copy.mp4"]]  # a video once, not once per frame
@@ -254,7 +254,7 @@ def test_the_web_ui_shows_the_frame_and_plays_from_its_moment(indexed):
 
 def test_frames_are_read_for_captions_and_text(indexed):
     from chapter09.capstone.index.decode import decode_one
-    from chapter09.capstone.video import row_image
+    from chapter09.capstone.index.video import row_image
 
     image = row_image(indexed["library"], "clips/circle.mp4#t=4.00")
     assert image.size == (128, 128) and np.asarray(image)[64, 64, 0] > 150  # the circle's red, mid-frame
@@ -267,7 +267,7 @@ def test_the_ray_engine_indexes_a_videos_frames_as_the_local_engine_does(indexed
     pytest.importorskip("ray")
     on_ray = index(indexed["library"], tmp_path / "ray", toy_clip, engine="ray")
     assert on_ray.engine == "ray" and on_ray.added == 4 and {f["path"] for f in on_ray.failed} == set(BROKEN)
-    from chapter09.capstone.store import Store
+    from chapter09.capstone.store.database import Store
 
     with Store.open(tmp_path / "ray") as ray_store, Store.open(indexed["index"]) as local_store:
         ray_rows = {r["path"]: r["vector"] for r in ray_store.images("clip").records(("path", "vector"))}

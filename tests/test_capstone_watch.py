@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from chapter09.capstone.lock import IndexLock
-from chapter09.capstone.store import Store
+from chapter09.capstone.store.database import Store
+from chapter09.capstone.store.lock import IndexLock
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 

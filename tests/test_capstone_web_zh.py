@@ -8,8 +8,8 @@ import re
 import gradio as gr
 import pytest
 
-from chapter09.capstone.filters import FORMATS
-from chapter09.capstone.queries import STRATEGIES
+from chapter09.capstone.search.filters import FORMATS
+from chapter09.capstone.search.queries import STRATEGIES
 from chapter09.capstone.web.i18n import WORDS, PageWords, browser_lang, checked_lang
 from chapter09.errors import UsageError
 from chapter09.models import Settings
@@ -22,7 +22,7 @@ ROLES = ("clip", "chinese_clip", "multilingual_text", "translator_zh_en", "trans
 
 @pytest.fixture(scope="module")
 def index(tmp_path_factory):
-    from chapter09.capstone.indexer import build_index
+    from chapter09.capstone.index.build import build_index
     from chapter09.clip import clip_encoder
     from chapter09.toyworld import write_dataset
 
@@ -164,7 +164,7 @@ def test_a_chinese_browser_gets_the_chinese_page(index, tmp_path):
     from headless import launch, require_chromium
     from playwright.sync_api import sync_playwright
 
-    from chapter09.capstone.serve import serve
+    from chapter09.capstone.web.serve import serve
 
     require_chromium()
     with socket.socket() as probe:

@@ -8,7 +8,7 @@ import pytest
 
 from chapter09.capstone.evaluate import format_captions, format_comparison, format_retrieval
 from chapter09.capstone.index.summary import IndexSummary
-from chapter09.capstone.queries import QueryError, check_query, pick_strategy, route_reason
+from chapter09.capstone.search.queries import QueryError, check_query, pick_strategy, route_reason
 from chapter09.exercises import i18n
 
 # Names that stay as they are in Chinese text: strategies, models, metrics, units, values the code prints.
@@ -135,7 +135,7 @@ def test_search_output_in_chinese_has_no_english_prose():
     from types import SimpleNamespace
 
     from chapter09.capstone.__main__ import _search_lines
-    from chapter09.capstone.records import Hit, SearchResult
+    from chapter09.capstone.search.records import Hit, SearchResult
     from chapter09.exercises.i18n import speaking
 
     result = SearchResult(strategy="translate", query_kind="text", terms=({"kind": "text", "value": "红色圆形",

@@ -16,9 +16,9 @@ from PIL import Image
 
 from chapter09.capstone.__main__ import build_parser
 from chapter09.capstone.__main__ import main as capstone
-from chapter09.capstone.index_model import IndexModelMismatchError, index_clip_settings
-from chapter09.capstone.store import Store
-from chapter09.capstone.tables import EncoderIdentity
+from chapter09.capstone.search.index_model import IndexModelMismatchError, index_clip_settings
+from chapter09.capstone.store.database import Store
+from chapter09.capstone.store.tables import EncoderIdentity
 from chapter09.clip import ClipEncoder
 from chapter09.clip_family import SIGLIP_CONTEXT, family_of
 from chapter09.config import TOY_MODELS_DIR

@@ -26,15 +26,15 @@ def own_cache(tmp_path, monkeypatch):
 
 
 def _images(library) -> list[str]:
-    from chapter09.capstone.library_precision import library_images
+    from chapter09.capstone.precision.library import library_images
 
     return [str(p.relative_to(library)) for p in library_images(library)]
 
 
 def test_sample_vectors_become_rows_and_the_rest_is_encoded_once(library, tmp_path):
-    from chapter09.capstone.indexer import build_index
-    from chapter09.capstone.library_precision import pick_for_index
-    from chapter09.capstone.store import Store
+    from chapter09.capstone.index.build import build_index
+    from chapter09.capstone.precision.library import pick_for_index
+    from chapter09.capstone.store.database import Store
     from chapter09.clip import clip_encoder
     from chapter09.models import clear_cache
 
@@ -62,7 +62,7 @@ def test_sample_vectors_become_rows_and_the_rest_is_encoded_once(library, tmp_pa
     assert any("8 images' vectors kept" in note for note in summary.notes)
 
     # the kept rows are the vectors indexing would have made: encode the sample again the indexer's way
-    from chapter09.capstone.indexer import decode_one
+    from chapter09.capstone.index.build import decode_one
 
     store = Store.open(index)
     stored = {r["path"]: np.asarray(r["vector"], np.float32) for r in store.images("clip").records(("path", "vector"))}
@@ -77,8 +77,8 @@ def test_changed_file_after_the_check_is_encoded_not_taken_from_the_sample(libra
     import os
     import shutil
 
-    from chapter09.capstone.indexer import build_index
-    from chapter09.capstone.library_precision import pick_for_index
+    from chapter09.capstone.index.build import build_index
+    from chapter09.capstone.precision.library import pick_for_index
     from chapter09.clip import clip_encoder
 
     lib = shutil.copytree(library, tmp_path / "lib")
@@ -92,7 +92,7 @@ def test_changed_file_after_the_check_is_encoded_not_taken_from_the_sample(libra
 
 
 def test_a_recorded_verdict_is_not_measured_again_but_another_cpu_re_measures(library, tmp_path, monkeypatch):
-    from chapter09.capstone import library_precision
+    from chapter09.capstone.precision import library as library_precision
     from chapter09.cpu import describe
 
     settings, index = Settings(mode="toy", device="cpu"), tmp_path / "index"
@@ -121,7 +121,8 @@ def test_a_recorded_verdict_is_not_measured_again_but_another_cpu_re_measures(li
 def test_a_new_index_reuses_the_verdict_remembered_for_these_models_and_this_cpu(library, tmp_path, monkeypatch):
     """The user cache (verdict_cache): a second new index on this machine is not measured again; another CPU,
     another bar, or the cache turned off re-measures."""
-    from chapter09.capstone import library_precision, verdict_cache
+    from chapter09.capstone.precision import library as library_precision
+    from chapter09.capstone.precision import verdicts as verdict_cache
     from chapter09.fidelity import FIDELITY_BAR, FidelityBar
 
     monkeypatch.setenv(verdict_cache.ENV_SWITCH, "1")

@@ -130,8 +130,8 @@ def test_topk_agreement_counts_shared_results():
 
 # ----------------------------------------------------------------------------- the query cache
 def test_query_cache_hit_costs_no_forward_pass(monkeypatch):
-    from chapter09.capstone import queries
-    from chapter09.capstone.query_cache import QueryCache
+    from chapter09.capstone.search import queries
+    from chapter09.capstone.search.query_cache import QueryCache
     from chapter09.clip import clip_encoder
 
     settings = Settings(mode="toy", device="cpu", precision="int8")
@@ -160,8 +160,8 @@ def test_query_cache_hit_costs_no_forward_pass(monkeypatch):
 
 
 def test_query_cache_replays_warnings_and_evicts_least_recent():
-    from chapter09.capstone import queries
-    from chapter09.capstone.query_cache import QueryCache
+    from chapter09.capstone.search import queries
+    from chapter09.capstone.search.query_cache import QueryCache
 
     settings = Settings(mode="toy", device="cpu", precision="int8")
     cache = QueryCache(maxsize=2)
@@ -179,7 +179,7 @@ def test_query_cache_replays_warnings_and_evicts_least_recent():
 # ----------------------------------------------------------------------------- index and search
 def test_index_records_the_precision_and_search_follows_it(tmp_path, capsys):
     from chapter09.capstone.__main__ import main as capstone
-    from chapter09.capstone.library_precision import query_settings, read_sidecar
+    from chapter09.capstone.precision.library import query_settings, read_sidecar
     from chapter09.toyworld import write_dataset
 
     library = write_dataset(tmp_path / "library", n=40, seed=config.TOY_HELDOUT_SEED + HELDOUT_OFFSET + 1,

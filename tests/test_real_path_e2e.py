@@ -88,7 +88,7 @@ def index(real_env, library, tmp_path_factory):
 
 def test_index_runs_announces_both_local_checkpoints_and_stores_512_d_vectors(index, real_clip_dir,
                                                                             real_chinese_clip_dir):
-    from chapter09.capstone.store import Store
+    from chapter09.capstone.store.database import Store
 
     assert index["code"] == 0, index["err"][-2000:]
     said = index["out"] + index["err"]
@@ -154,7 +154,7 @@ def test_search_time_excludes_the_first_model_load(index, real_env, monkeypatch)
     """Every model a query needs is loaded before the clock starts: the printed time is the search and
     the query's encoding (on this architecture a first load counted in made a 9-image search read
     3,889 ms). Checked by the order of events, not by a stopwatch."""
-    import chapter09.capstone.search as search_module
+    import chapter09.capstone.search.library_search as search_module
     from chapter09.clip import ClipEncoder
 
     events = []
@@ -186,7 +186,7 @@ def test_search_time_excludes_the_first_model_load(index, real_env, monkeypatch)
 def test_serve_starts_on_loopback_answers_a_chinese_search_and_stops(index, real_env):
     from gradio_client import Client
 
-    from chapter09.capstone.serve import serve
+    from chapter09.capstone.web.serve import serve
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

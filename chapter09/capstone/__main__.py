@@ -20,10 +20,10 @@ def _print(data, as_json: bool, text: str) -> None:
 
 
 def cmd_index(args) -> int:
-    from .indexer import build_index, decide_precision
-    from .lock import lock_for
+    from .index.build import build_index, decide_precision
     from .options import IndexOptions
-    from .store import is_uri
+    from .store.database import is_uri
+    from .store.lock import lock_for
 
     options = IndexOptions.from_args(args)  # a bad flag is refused before anything is opened or measured
     # refuse (or wait) before measuring anything: a folder's flock, an object store's conditional-put lock
@@ -33,7 +33,7 @@ def cmd_index(args) -> int:
     roles = ["clip"] + (["chinese_clip"] if args.chinese_clip else [])
     decision = decide_precision(args.library, args.index, Settings.from_args(args), roles, args.precision)
     if args.watch:
-        from .watch import print_batch, watch_library
+        from .index.watch import print_batch, watch_library
 
         stream = _RESULT_STREAM[-1] if _RESULT_STREAM else sys.stdout
         watch_library(args.library, args.index, decision.encoders, options, debounce_s=args.debounce_s,
@@ -49,9 +49,9 @@ def cmd_index(args) -> int:
 def search_request(searcher, args):
     """The ``SearchRequest`` the ``search`` flags ask for: terms (``--text``, ``--image``, ``--add``,
     ``--subtract``), filters, caption text, hybrid."""
-    from .filters import Filters
-    from .queries import QueryError, parse_weighted
-    from .search import SearchRequest, Term
+    from .search.filters import Filters
+    from .search.library_search import SearchRequest, Term
+    from .search.queries import QueryError, parse_weighted
 
     terms = []
     if args.text is not None:
@@ -71,8 +71,8 @@ def search_request(searcher, args):
 
 
 def cmd_search(args) -> int:
-    from .queries import QueryError
-    from .search import LibrarySearch
+    from .search.library_search import LibrarySearch
+    from .search.queries import QueryError
 
     searcher = LibrarySearch(args.index, Settings.from_args(args), mode=args.search)
     try:
@@ -95,7 +95,7 @@ _FILTER_FLAGS = ("folder", "taken_after", "taken_before", "camera", "type", "min
 
 def _leave_quick_snapshot(searcher, args) -> None:
     """After a full search of the kind the quick search answers, its snapshot for the next cold one."""
-    from . import quick_search
+    from .search import quick as quick_search
 
     flags = {name: getattr(args, name) for name in quick_search.MODEL_FLAGS}
     plain = args.image is None and not args.add and not args.subtract and args.caption_text is None \
@@ -103,7 +103,7 @@ def _leave_quick_snapshot(searcher, args) -> None:
         and all(getattr(args, name) is None for name in _FILTER_FLAGS)
     if not plain or args.text is None or not quick_search.enabled():
         return
-    from .quick_export import write_snapshot
+    from .search.quick_export import write_snapshot
 
     try:
         write_snapshot(searcher, flags)
@@ -135,7 +135,7 @@ def _quick_parser() -> argparse.ArgumentParser:
 def _quick_search(argv: list[str]) -> int | None:
     """A plain text ``search`` answered from the index's quick snapshot, without torch (``quick_search``); None
     when it cannot answer exactly as the full search would (other flags, a stale or missing snapshot...)."""
-    from . import quick_search
+    from .search import quick as quick_search
 
     if not argv or argv[0] != "search" or not quick_search.enabled():
         return None
@@ -173,7 +173,7 @@ def _zh(word: str) -> str:
 def _search_lines(result, searcher, strategy: str, route: str | None = None, absolute=None) -> list[str]:
     """``search``'s text output (in the run's language: ``--lang`` / ``$CH09_LANG``); ``--json`` prints the record.
     The quick search gives the ``route`` line and ``absolute`` (library path -> file) instead of a ``searcher``."""
-    from .video import clock, unit_of  # here, not at the top: the quick search's imports stay light
+    from .index.video import clock, unit_of  # here, not at the top: the quick search's imports stay light
 
     absolute = absolute or searcher.store.absolute
     ann = (t(f", IVF nprobe {result.ann_nprobe}, ANN recall@10 vs exact {result.ann_recall_at_10:.3f}",
@@ -186,7 +186,7 @@ def _search_lines(result, searcher, strategy: str, route: str | None = None, abs
                      + " ".join(f"{x['weight']:+g}*{x['kind']}:{x['value']}" for x in result.terms))
     if result.query and result.query_kind in ("text", "hybrid"):  # why this route
         if route is None:
-            from .queries import route_reason
+            from .search.queries import route_reason
 
             route = route_reason(strategy, result.query)
         lines.append("  " + route)
@@ -223,11 +223,11 @@ def _search_lines(result, searcher, strategy: str, route: str | None = None, abs
 
 def cmd_caption(args) -> int:
     from ..images import load_image
-    from .describe import caption_images, caption_route
+    from .caption.describe import caption_images, caption_route
     from .options import parse_langs
 
     if args.index:
-        from .caption_index import caption_index
+        from .caption.run import caption_index
         from .options import CaptionOptions
 
         if args.images:
@@ -249,7 +249,7 @@ def cmd_caption(args) -> int:
 
 
 def cmd_match(args) -> int:
-    from .describe import match_scores
+    from .caption.describe import match_scores
 
     rows = match_scores(args.image, args.texts, args.strategy, Settings.from_args(args))
     result = {"image": args.image, "scores": rows}
@@ -260,7 +260,7 @@ def cmd_match(args) -> int:
 
 
 def cmd_dedup(args) -> int:
-    from .dedup import find_duplicates
+    from .search.dedup import find_duplicates
 
     result = find_duplicates(args.index, args.threshold)
     lines = [f"exact duplicates (same bytes): {len(result['exact_groups'])} groups"]
@@ -309,7 +309,7 @@ def cmd_finetune(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from .serve import parse_logins, serve
+    from .web.serve import parse_logins, serve
 
     logins = parse_logins(args.auth, args.auth_file)
     if args.no_auth and logins:
@@ -347,7 +347,7 @@ def _positive_int(value: str) -> int:
 
 
 def _strategy_list(value: str) -> str:
-    from .queries import STRATEGIES
+    from .search.queries import STRATEGIES
 
     names = [v.strip() for v in value.split(",") if v.strip()]
     if value != "all" and (not names or any(n not in STRATEGIES for n in names)):
@@ -366,8 +366,8 @@ def _engine_options(p, engine_help: str, actors_help: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .dedup import NEAR_DUPLICATE_COSINE
-    from .queries import STRATEGIES
+    from .search.dedup import NEAR_DUPLICATE_COSINE
+    from .search.queries import STRATEGIES
 
     parser = argparse.ArgumentParser(prog="python -m chapter09.capstone",
                                      description="Bilingual captioning and image-library retrieval.")
@@ -469,7 +469,7 @@ def _place_text(hit: dict) -> str:
 
 
 def _search_flags(p) -> None:
-    from .queries import STRATEGIES
+    from .search.queries import STRATEGIES
 
     p.add_argument("--index", required=True)
     p.add_argument("--text", help="[WEIGHT:]TEXT, English or Chinese (e.g. \"2:a dog on a beach\")")

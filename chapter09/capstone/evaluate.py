@@ -41,8 +41,8 @@ from ..language import has_chinese
 from ..lesson import Lesson
 from ..models import ModelUnavailableError, Settings
 from ..retrieval import recall_both_ways
-from .describe import caption_images, caption_route
-from .queries import BY_NAME, auto_strategy, encode_texts
+from .caption.describe import caption_images, caption_route
+from .search.queries import BY_NAME, auto_strategy, encode_texts
 
 
 @dataclass

@@ -17,9 +17,9 @@ from ..captioning import check_caption_precision, check_captioner
 from ..errors import UsageError
 from ..language import LANGS
 from .engines import ENGINES
+from .index.video import VideoSampling
 from .index.walk import exclude_patterns
-from .store import COMMIT_ROWS
-from .video import VideoSampling
+from .store.database import COMMIT_ROWS
 
 
 def _at_least(value, least: float, flag: str, what: str = "") -> None:

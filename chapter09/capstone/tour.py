@@ -11,7 +11,7 @@ import shutil
 from PIL import Image
 
 from chapter09 import lesson as lessons
-from chapter09.capstone.describe import caption_images, caption_route, match_scores
+from chapter09.capstone.caption.describe import caption_images, caption_route, match_scores
 from chapter09.capstone.evaluate import (
     compare_strategies,
     evaluate_retrieval,
@@ -19,8 +19,8 @@ from chapter09.capstone.evaluate import (
     format_retrieval,
     load_dataset,
 )
-from chapter09.capstone.indexer import build_index
-from chapter09.capstone.search import LibrarySearch
+from chapter09.capstone.index.build import build_index
+from chapter09.capstone.search.library_search import LibrarySearch
 from chapter09.clip import clip_encoder
 from chapter09.models import ModelUnavailableError
 from chapter09.toyworld import load_scenes, write_dataset

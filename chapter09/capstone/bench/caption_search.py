@@ -66,10 +66,10 @@ def measure(scenes: int = 600, seed: int = 31337, folder: str | Path | None = No
     from ...clip import clip_encoder
     from ...models import Settings
     from ...toyworld import load_scenes, write_dataset
-    from ..caption_index import caption_index
-    from ..caption_text import caption_ranking, rrf_fuse
-    from ..indexer import build_index
-    from ..search import LibrarySearch
+    from ..caption.run import caption_index
+    from ..caption.text_search import caption_ranking, rrf_fuse
+    from ..index.build import build_index
+    from ..search.library_search import LibrarySearch
 
     tmp = None
     if folder is None:

@@ -176,7 +176,7 @@ def make_index(photos: Path, index_dir: Path) -> None:
     quality)."""
     from ...clip import clip_encoder
     from ...models import Settings
-    from ..indexer import build_index
+    from ..index.build import build_index
 
     with contextlib.redirect_stdout(open(os.devnull, "w")):  # the toy banner: the captioners here are not toys
         build_index(photos, index_dir, {"clip": clip_encoder("clip", Settings("toy", device="cpu"))}, workers=0,
@@ -201,7 +201,7 @@ def end_to_end(template: Path, work: Path, captioner, batch_size: int, tokens: i
                langs: str = "en", translator=None) -> dict:
     """``caption_index`` on a fresh copy of ``template`` with the ready ``captioner``: images/s from the first
     batch on (models already loaded), and where the time went."""
-    from ..caption_index import caption_index
+    from ..caption.run import caption_index
 
     index = work / f"index-{captioner.name}-{captioner.precision}-w{workers}-{langs.replace(',', '')}"
     shutil.rmtree(index, ignore_errors=True)

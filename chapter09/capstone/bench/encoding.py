@@ -106,7 +106,7 @@ def pipeline(library: Path, index_dir: Path, encoder, batch_size: int) -> tuple[
     """Images/s of ``build_index`` end to end on a fresh index folder (what ``index`` runs), and where the
     time went: before the first forward (start-up, walk, worker start, first batch decoded), between the
     first and last forward (steady state), inside forwards, and after the last one (commit, compaction)."""
-    from ..indexer import build_index
+    from ..index.build import build_index
 
     shutil.rmtree(index_dir, ignore_errors=True)
     timed = _Timed(encoder)
@@ -161,7 +161,7 @@ def worker_startup_s(workers: int = 2, repeats: int = 3) -> float:
 
 
 def text_queries() -> list[str]:
-    from ..library_precision import DEFAULT_QUERIES
+    from ..precision.library import DEFAULT_QUERIES
 
     return list(DEFAULT_QUERIES)
 
@@ -176,7 +176,7 @@ def encoding_report(images: int = 512, batch_size: int = 64, naive_images: int |
     from ... import cpu
     from ...measure import text_latency_ms
     from ...precision import unavailable_reason
-    from ..library_precision import measure_library
+    from ..precision.library import measure_library
 
     naive_images = naive_images or max(2, min(images, 64))
     tmp = Path(tempfile.mkdtemp(prefix="ch09-bench-"))
@@ -209,7 +209,8 @@ def encoding_report(images: int = 512, batch_size: int = 64, naive_images: int |
         fp32 = encoders["fp32"]
         import lancedb  # noqa: F401  (the store's first import costs ~1 s once per process: not indexing speed)
 
-        from .. import indexer, store  # noqa: F401
+        from ..index import build as indexer  # noqa: F401
+        from ..store import database as store  # noqa: F401
 
         naive_loop(fp32, paths[:2])  # warm-up
         naive = naive_loop(fp32, paths[:naive_images])

@@ -86,7 +86,7 @@ def local_cluster(nodes: int = 2, cpus: int = 2, attempts: int = 2, log=print):
 
 
 def _on_cluster(library, index, encoder, batch_size: int, nodes: int, cpus_per_node: int, log=print) -> dict:
-    from ..indexer import build_index
+    from ..index.build import build_index
 
     t = time.perf_counter()
     head, _ = local_cluster(nodes, cpus_per_node, log=log)
@@ -117,8 +117,8 @@ def writer_limit(folder, rows: int = WRITER_ROWS, dim: int = 512, batch: int = W
     from ..index.plan import Plan
     from ..index.summary import IndexSummary
     from ..index.writer import RowWriter
-    from ..store import Store
-    from ..tables import EncoderIdentity
+    from ..store.database import Store
+    from ..store.tables import EncoderIdentity
 
     rng = np.random.default_rng(seed)
     paths = [f"album-{i // 1000:04d}/photo-{i:07d}.jpg" for i in range(rows)]
@@ -186,7 +186,7 @@ def engines_report(library, model_folder, precision: str = "bf16", work=None, ba
     """
     import tempfile
 
-    from ..indexer import build_index
+    from ..index.build import build_index
     from .synthetic import load_encoder
 
     work = Path(work or tempfile.mkdtemp(prefix="ch09-bench-engines-"))

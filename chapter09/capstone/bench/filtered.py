@@ -80,7 +80,7 @@ def masks(labels: np.ndarray, seed: int, clusters: int = 1000) -> dict[str, np.n
 
 
 def exact_filtered(vectors: np.ndarray, queries: np.ndarray, mask: np.ndarray, k: int = K) -> np.ndarray:
-    from ..vectors import exact_topk
+    from ..store.vectors import exact_topk
 
     ids = np.flatnonzero(mask)
     _, order = exact_topk(vectors[ids].astype(np.float32), queries, min(k, len(ids)))
@@ -90,7 +90,7 @@ def exact_filtered(vectors: np.ndarray, queries: np.ndarray, mask: np.ndarray, k
 def run(rows: int = 1_000_000, dim: int = 512, queries: int = 100, seed: int = 0, log=print) -> dict:
     """Build and tune the IVF-SQ8 index over ``rows`` clustered vectors, then per filter: recall@10 of the
     filtered search against exact filtered search, p50/p95 per query, the nprobe and how it searched."""
-    from ..vectors import ANN_THRESHOLD, build_ann, recall_against
+    from ..store.vectors import ANN_THRESHOLD, build_ann, recall_against
 
     started = time.perf_counter()
     vectors, labels, mixture = clustered_rows(rows, dim, seed)

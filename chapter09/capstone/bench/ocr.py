@@ -132,10 +132,10 @@ def make_images(folder: Path, n: int, seed: int) -> list[dict]:
 def measure(rendered: list[dict], library: Path, workdir: Path, k: int) -> dict:
     from ...clip import clip_encoder
     from ...models import Settings
-    from ..indexer import build_index
-    from ..ocr_index import ocr_rows
-    from ..ocr_text import matched_words, ocr_ranking
-    from ..store import Store
+    from ..index.build import build_index
+    from ..ocr.run import ocr_rows
+    from ..ocr.text_search import matched_words, ocr_ranking
+    from ..store.database import Store
 
     encoders = {"clip": clip_encoder("clip", Settings("toy"))}
     t = time.time()
@@ -164,7 +164,7 @@ def measure(rendered: list[dict], library: Path, workdir: Path, k: int) -> dict:
             "search_recall": {key: round(sum(v) / len(v), 3) for key, v in sorted(found.items())},
             "ocr_images_per_s": summary.ocr["images_per_s"], "ocr_s": summary.ocr["seconds"],
             "index_without_ocr_s": round(plain_s, 2), "index_with_ocr_s": round(ocr_run_s, 2),
-            "ocr_share": round(share, 3), "ocr_threads": __import__("chapter09.capstone.ocr", fromlist=["x"])
+            "ocr_share": round(share, 3), "ocr_threads": __import__("chapter09.capstone.ocr.reader", fromlist=["x"])
             .default_threads(), "misread": [(item["path"], w[1], rows[item["path"]]["text"]) for item in rendered
                                              for w in item["words"] if w[2] not in matched_words(
                                                  w[2], rows[item["path"]]["text"])][:15]}

@@ -53,7 +53,9 @@ t0 = time.perf_counter()
 phases = {}
 import chapter09.capstone.__main__ as cli
 from chapter09 import clip as clip_module
-from chapter09.capstone import indexer, library_precision, store
+from chapter09.capstone.index import build as indexer
+from chapter09.capstone.precision import library as library_precision
+from chapter09.capstone.store import database as store
 import torch, transformers, lancedb  # what a run imports anyway, counted as imports
 phases["imports_s"] = time.perf_counter() - t0
 

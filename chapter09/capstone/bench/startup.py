@@ -24,8 +24,8 @@ _PROBE = r"""
 import json, sys, time
 t0 = time.perf_counter()
 from chapter09.models import Settings
-from chapter09.capstone.library_precision import query_settings
-from chapter09.capstone.search import LibrarySearch
+from chapter09.capstone.precision.library import query_settings
+from chapter09.capstone.search.library_search import LibrarySearch
 from chapter09.clip import clip_encoder
 import torch  # noqa: F401  (imported by the capstone anyway: counted in imports)
 t1 = time.perf_counter()
@@ -174,7 +174,7 @@ def serve_startup(index_dir: str, folder: str, timeout: float = 300) -> dict:
 
 
 def startup_report(report: dict, log) -> dict:
-    from ..library_precision import write_sidecar
+    from ..precision.library import write_sidecar
 
     folder, index, auto = report["_folder"], report["_index"], report["auto"]["precision"]
     # what `index --precision auto` would have recorded, so search/serve open at the same precision

@@ -75,7 +75,7 @@ def prepare(workdir: Path, n: int) -> tuple[Path, Path]:
     from ...clip import clip_encoder
     from ...models import Settings
     from ...toyworld import write_dataset
-    from ..indexer import build_index
+    from ..index.build import build_index
 
     library, index = workdir / "library", workdir / "index"
     if not (library / "captions.jsonl").exists() or len(list((library / "images").glob("*"))) != n:
@@ -87,7 +87,7 @@ def prepare(workdir: Path, n: int) -> tuple[Path, Path]:
 
 
 def make_thumbnails(library: Path, index: Path) -> float:
-    from ..thumbnails import ensure_thumbnail
+    from ..web.thumbnails import ensure_thumbnail
 
     started = time.perf_counter()
     for path in sorted((library / "images").iterdir()):

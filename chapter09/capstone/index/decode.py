@@ -11,8 +11,8 @@ import numpy as np
 
 from ...images import BadImageError, file_sha1, load_image
 from ..engines.local import worker_batches
-from ..video import VideoSampling, frame_key, is_video, read_frame, sample_frames, split_key, video_metadata
 from .metadata import NO_METADATA, photo_metadata
+from .video import VideoSampling, frame_key, is_video, read_frame, sample_frames, split_key, video_metadata
 from .walk import file_kind
 
 

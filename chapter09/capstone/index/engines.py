@@ -23,8 +23,7 @@ from ..engines.ray_cluster import (
     worker_location,
 )
 from ..options import EngineOptions
-from ..store import EncoderIdentity
-from ..video import VideoSampling, unit_of
+from ..store.database import EncoderIdentity
 from .decode import (
     decode_file,
     decode_loader,
@@ -35,6 +34,7 @@ from .decode import (
     preprocessors_of,
 )
 from .plan import Plan
+from .video import VideoSampling, unit_of
 from .writer import RowWriter
 
 RAY_BLOCK_FILES = 256  # files per Ray block: one decode task reads a block

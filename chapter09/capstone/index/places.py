@@ -7,9 +7,9 @@ import time
 import numpy as np
 import pyarrow as pa
 
-from ..places import locate
-from ..store import Store
-from ..tables import PLACE_COLUMNS
+from ..search.places import locate
+from ..store.database import Store
+from ..store.tables import PLACE_COLUMNS
 from .summary import IndexSummary
 
 

@@ -11,10 +11,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ...images import IMAGE_SUFFIXES, file_sha1
-from ..store import Store
-from ..video import frame_key, is_video, split_key, unit_of
+from ..store.database import Store
 from .metadata import STORED_METADATA, header_metadata, metadata_row
 from .summary import IndexSummary
+from .video import frame_key, is_video, split_key, unit_of
 from .walk import EXCLUDED_LISTED, is_excluded, walk_library
 
 

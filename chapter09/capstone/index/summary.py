@@ -100,7 +100,7 @@ class IndexSummary:
                 f"  {role}：ANN 索引（IVF-SQ8）构建用时 {ann['build_s']} 秒，nprobe {ann['nprobe']}，"
                 f"相对精确搜索的 recall@10 {ann['recall_at_10']:.3f}"))
         if self.ocr:
-            from ..ocr_index import OcrSummary
+            from ..ocr.run import OcrSummary
 
             lines.append(OcrSummary(**self.ocr).text())
         lines += [say(f"  SKIPPED {entry['path']}: {entry['reason']}", f"  已跳过 {entry['path']}：{entry['reason']}")

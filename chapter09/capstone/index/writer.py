@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..store import Store
-from ..video import unit_of
+from ..store.database import Store
 from .metadata import metadata_row
 from .plan import Plan
 from .summary import IndexSummary
+from .video import unit_of
 
 
 class RowWriter:

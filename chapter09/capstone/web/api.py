@@ -33,14 +33,14 @@ from starlette.routing import Mount
 from ...errors import ChapterError
 from ...images import BadImageError, load_image
 from ..errors import StoreError
-from ..filters import Filters
-from ..queries import STRATEGIES, parse_weighted
-from ..search import IMAGE_SUFFIXES, SearchRequest, Term
-from ..thumbnails import content_key
-from ..video import split_key
+from ..index.video import split_key
+from ..search.filters import Filters
+from ..search.library_search import IMAGE_SUFFIXES, SearchRequest, Term
+from ..search.queries import STRATEGIES, parse_weighted
 from .access import ClientLimiter, SlowDown
 from .checks import MAX_K, MAX_QUERY_CHARS, MAX_WEIGHT
 from .library import WebLibrary, inside
+from .thumbnails import content_key
 
 PREFIX = "/api"
 MAX_TERMS = 10  # add + subtract terms one search takes

@@ -9,8 +9,8 @@ import math
 import gradio as gr
 
 from ...errors import ChapterError
-from ..queries import STRATEGIES, parse_weighted
-from ..search import Term
+from ..search.library_search import Term
+from ..search.queries import STRATEGIES, parse_weighted
 from .i18n import say, word
 from .library import WebLibrary, inside
 

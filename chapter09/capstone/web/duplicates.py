@@ -11,7 +11,7 @@ import html
 import gradio as gr
 
 from ...errors import UsageError
-from ..dedup import NEAR_DUPLICATE_COSINE, find_duplicates
+from ..search.dedup import NEAR_DUPLICATE_COSINE, find_duplicates
 from .i18n import PageWords, say
 from .library import WebLibrary, file_url, inside
 

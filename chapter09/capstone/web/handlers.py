@@ -14,8 +14,8 @@ import contextlib
 import gradio as gr
 
 from ...exercises.i18n import SPEAKING
-from ..search import SearchRequest, Term
-from ..video import split_key
+from ..index.video import split_key
+from ..search.library_search import SearchRequest, Term
 from .access import PER_CLIENT, ClientLimiter
 from .checks import (
     checked_hit,

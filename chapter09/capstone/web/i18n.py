@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from ...errors import UsageError
 from ...exercises.i18n import SPEAKING, speaking, t
-from ..dedup import NEAR_DUPLICATE_COSINE
+from ..search.dedup import NEAR_DUPLICATE_COSINE
 
 LANGS = ("en", "zh", "auto")
 BROWSER_CHINESE = ("zh", "zh-CN", "zh-SG", "zh-TW", "zh-HK", "zh-Hans", "zh-Hant")  # gr.I18n locales read as zh

@@ -21,14 +21,14 @@ import pyarrow.compute as pc
 
 from ...images import BadImageError, load_image
 from ...models import Settings
-from ..describe import caption_images, match_scores
-from ..filters import Filters
-from ..records import Hit, SearchResult
-from ..search import LibrarySearch, SearchRequest, Term
-from ..store import is_uri
-from ..thumbnails import FOLDER, SIZE, ensure_thumbnail, frame_content_key, thumbnail_path
-from ..video import clock, is_video, read_frame, split_key
+from ..caption.describe import caption_images, match_scores
+from ..index.video import clock, is_video, read_frame, split_key
+from ..search.filters import Filters
+from ..search.library_search import LibrarySearch, SearchRequest, Term
+from ..search.records import Hit, SearchResult
+from ..store.database import is_uri
 from .i18n import WORDS, say
+from .thumbnails import FOLDER, SIZE, ensure_thumbnail, frame_content_key, thumbnail_path
 
 # torch intra-op threads for a search's forward pass (the query's encoding): a query is one short text, whose
 # pass a second thread barely shortens, and when the server's other requests (HTTP, JSON, thumbnails) and other

@@ -8,8 +8,8 @@ import gradio as gr
 
 from ...clip import clip_encoder
 from ...models import ModelUnavailableError, Settings, resolve
-from ..filters import FORMATS
-from ..queries import STRATEGIES
+from ..search.filters import FORMATS
+from ..search.queries import STRATEGIES
 from .checks import SIGNS, TERM_KINDS, TERM_ROWS
 from .components import image_input, k_input, tolerant, weight_input
 from .duplicates import CSS as DUPLICATES_CSS

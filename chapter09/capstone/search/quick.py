@@ -1,0 +1,218 @@
+"""A cold text search from the command line without torch (issue 34): the index's quick snapshot.
+
+A plain ``search --text TEXT`` pays, cold, for importing torch, transformers and LanceDB, for opening the index
+and for loading the whole CLIP model, to run one text through one tower. The first full search of an index
+(``quick_export.write_snapshot``) leaves in ``INDEX/quick/`` what such a query needs, and the next cold one reads
+only that, importing numpy, ONNX Runtime, ``tokenizers`` and the standard library:
+
+* ``text.onnx``: the text tower the full search runs (ONNX Runtime fp32 or int8, as the index's precision;
+  torch fp32 exported to ONNX), saved already optimised so a session opens fast;
+* ``tokenizer.json``: the fast tokenizer with the model's padding, and ``meta.json`` its length and text cleaner;
+* ``vectors.npy``: the image vectors as stored (float16), memory-mapped; ``rows.jsonl``: each row's hit as
+  ``search --json`` prints it (rank and score aside), read by byte offset (``offsets.npy``) for the k hits only;
+* ``meta.json``: the stamp that makes a snapshot stale (``index_stamp``: every table's versions and every other
+  file of the index; the checkpoint folder's files; the ``CH09_``/``HF_`` environment; the model flags), and
+  what the full search prints around the hits (the route line, the model's banner).
+
+A snapshot is used only when all of that still holds and the query is one it can answer exactly as the full
+search would: one English text (no weight, no Chinese: those route through translation or Chinese-CLIP, which
+the full search runs), ``--strategy`` auto or clip, ``--k``, ``--json``, ``--lang``, exact search (an index below
+``vectors.ANN_THRESHOLD`` rows, or ``--search exact``). Anything else, and any snapshot that is missing, stale or
+unreadable, takes the full search, silently. ``CH09_QUICK_SEARCH=0`` turns both the reading and the writing off.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ...language import has_chinese
+from ...text_clean import CLEANERS
+from .records import Hit, SearchResult
+
+ENV_QUICK = "CH09_QUICK_SEARCH"
+FOLDER = "quick"  # INDEX/quick/: current.json names the live snapshot folder beside it
+POINTER = "current.json"
+FORMAT = 1
+MAX_QUERY_CHARS = 1000  # as queries.MAX_QUERY_CHARS: a longer query is cut with a warning by the full search
+STRATEGIES = ("auto", "clip")  # the --strategy values whose English queries read CLIP's own text tower
+MODEL_FLAGS = ("models", "device", "dtype", "precision", "clip_model")  # search flags that pick the query model
+_ENV_PREFIXES = ("CH09_", "HF_", "TRANSFORMERS_")
+_ENV_IGNORED = (ENV_QUICK, "CH09_LANG")  # the language changes the words printed, which the snapshot holds in both
+
+
+def enabled() -> bool:
+    return os.environ.get(ENV_QUICK, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def _files_stamp(folder: Path) -> list:
+    return sorted([str(path.relative_to(folder)), path.stat().st_size, path.stat().st_mtime_ns]
+                  for path in folder.rglob("*") if path.is_file())
+
+
+def index_stamp(index_dir) -> dict:
+    """What changes whenever the index does: each LanceDB table's version manifests (every write adds one), and
+    the size and mtime of every other file (the precision sidecar, ANN caches); the snapshot and dot files aside."""
+    stamp = {}
+    for entry in sorted(os.scandir(index_dir), key=lambda e: e.name):
+        if entry.name == FOLDER or entry.name.startswith("."):
+            continue
+        versions = Path(entry.path) / "_versions"
+        if versions.is_dir():
+            stamp[entry.name] = sorted(name for name in os.listdir(versions) if name.endswith(".manifest"))
+        elif entry.is_dir():
+            stamp[entry.name] = _files_stamp(Path(entry.path))
+        else:
+            stamp[entry.name] = [entry.stat().st_size, entry.stat().st_mtime_ns]
+    return stamp
+
+
+def environment_stamp() -> dict:
+    """The environment variables that may change which model reads a query (or where it is found)."""
+    return {key: value for key, value in sorted(os.environ.items())
+            if key.startswith(_ENV_PREFIXES) and key not in _ENV_IGNORED}
+
+
+def checkpoint_stamp(location: str) -> list:
+    """The checkpoint folder's files (re-saved weights make the snapshot stale); a hub id stands for itself."""
+    folder = Path(location)
+    return _files_stamp(folder) if folder.is_dir() else [location]
+
+
+@dataclass(frozen=True)
+class QuickAnswer:
+    """A search answered from the snapshot: the record ``search`` prints, the warnings the full search would
+    give, the route line it would print, and the model banner it would print first (None: none)."""
+
+    result: SearchResult
+    warnings: tuple[str, ...]
+    route: str
+    announcement: str | None
+
+
+class Snapshot:
+    """One index's quick snapshot, checked fresh when opened (``open_snapshot``)."""
+
+    def __init__(self, folder: Path, meta: dict):
+        self.folder, self.meta = folder, meta
+        self._loaded = None  # (tokenizer, text tower session), made by ``load``
+
+    def absolute(self, relative: str) -> Path:
+        return Path(self.meta["library"]) / relative  # as store.Store.absolute
+
+    def answers(self, text: str, strategy: str, search: str) -> bool:
+        """True if the full search would read ``text`` as this snapshot does: one English text through CLIP's own
+        tower, searched exactly."""
+        text = (text or "").strip()
+        exact = search == "exact" or (search == "auto" and self.meta["auto_search"] == "exact")
+        weighted = ":" in text  # "2:a dog" is a weight for queries.parse_weighted: the full search reads it
+        return (bool(text) and len(text) <= MAX_QUERY_CHARS and not weighted and not has_chinese(text)
+                and strategy in STRATEGIES and exact)
+
+    def _reading(self, tokenizer, reading: bool):
+        """``tokenizer`` as ``ClipEncoder.tokenize`` reads a query (truncated, padded where the family pads to its
+        context), or (``reading`` False) as queries' truncation warning counts the raw text: neither."""
+        tokenizer.no_truncation()
+        tokenizer.no_padding()
+        if reading:
+            tokenizer.enable_truncation(self.meta["max_tokens"])
+            if self.meta["pad_to"] is not None:  # SigLIP: padding="max_length"
+                tokenizer.enable_padding(length=self.meta["pad_to"], pad_id=self.meta["pad_id"],
+                                         pad_token=self.meta["pad_token"])
+        return tokenizer
+
+    def _session(self):
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL  # saved optimised
+        options.log_severity_level = 3
+        return onnxruntime.InferenceSession(str(self.folder / "text.onnx"), options, providers=["CPUExecutionProvider"])
+
+    def load(self) -> "Snapshot":
+        """Opens the tokenizer and the text tower (the full search, too, loads its models before its clock starts)."""
+        from tokenizers import Tokenizer
+
+        self._loaded = (Tokenizer.from_file(str(self.folder / "tokenizer.json")), self._session())
+        return self
+
+    def _tokens(self, text: str) -> tuple[np.ndarray, np.ndarray, int]:
+        """(input ids, attention mask, tokens in the raw text before truncation)."""
+        tokenizer = self._loaded[0]
+        count = len(self._reading(tokenizer, False).encode(text).ids)
+        encoding = self._reading(tokenizer, True).encode(CLEANERS[self.meta["clean"]](text))
+        return np.asarray([encoding.ids], np.int64), np.asarray([encoding.attention_mask], np.int64), count
+
+    def encode(self, text: str) -> tuple[np.ndarray, int]:
+        """(unit query vector, tokens in the raw text) through the saved text tower."""
+        ids, mask, count = self._tokens(text)
+        features = self._loaded[1].run(None, {"input_ids": ids, "attention_mask": mask})[0][0].astype(np.float32)
+        unit = features / max(float(np.linalg.norm(features)), 1e-12)  # as ClipEncoder, then queries.compose
+        total = unit / max(float(np.linalg.norm(unit)), 1e-12)
+        return (total / float(np.linalg.norm(total))).astype(np.float32), count
+
+    def top(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """(row, cosine) best first over the stored float16 vectors, as the exact FAISS index scores them."""
+        vectors = np.load(self.folder / "vectors.npy", mmap_mode="r")
+        scores = np.asarray(vectors, np.float32) @ query
+        # best first; equal scores (a copy of a photo) with the later row first, as FAISS's result heap orders them
+        order = np.lexsort((-np.arange(len(scores)), -scores))[:min(k, len(scores))]
+        return [(int(i), float(scores[i])) for i in order]
+
+    def hits(self, ranked: list[tuple[int, float]]) -> list[Hit]:
+        offsets = np.load(self.folder / "offsets.npy")
+        hits = []
+        with open(self.folder / "rows.jsonl", "rb") as rows:
+            for rank, (row, score) in enumerate(ranked, 1):
+                rows.seek(int(offsets[row]))
+                fields = json.loads(rows.read(int(offsets[row + 1] - offsets[row])))
+                hits.append(Hit(**{**fields, "rank": rank, "score": score}))
+        return hits
+
+    def search(self, text: str, k: int, strategy: str, lang: str) -> QuickAnswer:
+        """The answer the full ``search --text TEXT --k K --strategy STRATEGY`` gives (check ``answers`` first)."""
+        text = text.strip()
+        self.load()
+        started = time.perf_counter()
+        query, count = self.encode(text)
+        hits = self.hits(self.top(query, k))
+        result = SearchResult(strategy="clip", query_kind="text", terms=({"kind": "text", "value": text,
+                                                                          "weight": 1.0},),
+                              query=text, encoded_text=text, search="exact", ann_nprobe=None, ann_recall_at_10=None,
+                              library_size=self.meta["rows"], ms=round(1000 * (time.perf_counter() - started), 1),
+                              hits=hits)
+        warnings = (self.meta["truncation_warning"].format(tokens=count, limit=self.meta["max_tokens"]),) \
+            if count > self.meta["max_tokens"] else ()
+        return QuickAnswer(result, warnings, self.meta["routes"][f"{strategy}|{lang}"], self.meta["announcement"])
+
+
+def snapshot_folder(index_dir) -> Path | None:
+    """The live snapshot folder of ``index_dir`` (None: none)."""
+    quick = Path(index_dir) / FOLDER
+    try:
+        name = json.loads((quick / POINTER).read_text(encoding="utf-8"))["folder"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return quick / name if isinstance(name, str) and "/" not in name and name not in ("", ".", "..") else None
+
+
+def open_snapshot(index_dir, model_flags: dict) -> Snapshot | None:
+    """The snapshot of ``index_dir`` if it is fresh for these model flags, else None (missing, stale, unreadable)."""
+    try:
+        if not enabled() or not Path(index_dir).is_dir():
+            return None
+        folder = snapshot_folder(index_dir)
+        if folder is None:
+            return None
+        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+        fresh = (meta.get("format") == FORMAT and meta.get("model_flags") == model_flags
+                 and meta.get("environment") == environment_stamp()
+                 and meta.get("index") == json.loads(json.dumps(index_stamp(index_dir)))
+                 and meta.get("checkpoint") == json.loads(json.dumps(checkpoint_stamp(meta.get("location", "")))))
+        return Snapshot(folder, meta) if fresh else None
+    except (OSError, ValueError, TypeError, KeyError):  # a corrupt snapshot is no snapshot: the full search answers
+        return None
