@@ -8,24 +8,41 @@ Not a test (no ``test_`` prefix): it takes a minute or two on the toy models. It
 Chinese-CLIP, a second run with nothing to do, int8 into another index, an excluded folder, a broken and a
 non-image file), every search strategy, each filter, combined terms, image search (a file and an indexed path),
 caption text alone and hybrid, paths-only, captioning an index and single files, match, eval (retrieval, every
-strategy, captions), dedup, and the error cases (exit code and message).
+strategy, captions), dedup, ``index --watch`` (a file added, one changed, one deleted: each batch's report and the
+rows afterwards), ``serve``'s JSON API over HTTP (searches, an upload, thumbnails, originals, refusals), and the
+error cases (exit code and message).
+
+It uses only what a user has: the command line (``__main__.main`` in process, or ``python -m chapter09.capstone``
+for the long-running ``index --watch`` and ``serve``) and HTTP, never a module path, so the same script runs on a
+tree before and after modules move. ``tests/compare_sessions.py OLD_TREE NEW_TREE`` runs it on both and diffs.
 """
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import math
 import os
+import queue
 import re
 import shutil
+import signal
+import socket
+import subprocess
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 TIMING_KEYS = re.compile(r"(^|_)(ms|s|seconds|per_s)$|_ms$|_s$|^images_per_s$|^refreshed$|^commits$")  # commits: on time
 DAY = 86_400
 BASE = 1_700_000_000
+# A thumbnail's ETag is "SIZE-MTIME_NS-NAME" of the cached JPEG, made when first asked for: its time is the run's.
+THUMBNAIL_ETAG_TIME = re.compile(r'^(W/)?"([0-9a-f]+)-[0-9a-f]+-([0-9a-f]+)"$')
+# A watch batch's counts: a batch in which none is non-zero changed nothing (see watch_steps).
+WATCH_COUNTS = ("added", "updated", "moved", "copied", "touched", "removed")
 
 
 def make_library(work: Path) -> tuple[Path, Path]:
@@ -157,6 +174,185 @@ def session(work: Path) -> list[dict]:
     step("eval", "--dataset", work / "nothing")
     step("dedup", "--index", work / "nowhere")
     step("match", work / "missing.jpg", "a red circle")
+    steps += watch_steps(work, library, paths)
+    steps += api_steps(work, fp32, image, paths)
+    return steps
+
+
+def child_env() -> dict:
+    """The environment of ``python -m chapter09.capstone`` children: the tree under test first on the path."""
+    import chapter09
+
+    tree = str(Path(chapter09.__file__).resolve().parents[1])
+    python_path = os.pathsep.join(p for p in (tree, os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "PYTHONPATH": python_path, "CH09_MODELS": "toy", "PYTHONWARNINGS": "ignore"}
+
+
+def start_cli(argv: list) -> tuple[subprocess.Popen, queue.Queue, list]:
+    """``python -m chapter09.capstone ARGV`` in a child: (the child, its stdout lines as they come, its stderr)."""
+    child = subprocess.Popen([sys.executable, "-m", "chapter09.capstone", *map(str, argv), "--models", "toy"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env())
+    lines, stderr = queue.Queue(), []
+    threading.Thread(target=lambda: [lines.put(line) for line in child.stdout], daemon=True).start()
+    threading.Thread(target=lambda: stderr.extend(child.stderr), daemon=True).start()
+    return child, lines, stderr
+
+
+def stop_cli(child: subprocess.Popen, stderr: list) -> int:
+    """Ctrl-C (SIGINT) and the exit code; killed if it has not stopped within 30 s."""
+    if child.poll() is None:
+        child.send_signal(signal.SIGINT)
+    try:
+        return child.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+        raise RuntimeError(f"{child.args[3:5]} ignored Ctrl-C for 30 s; stderr: {''.join(stderr)[-2000:]}") from None
+
+
+def toy_photo(path: Path, seed: int, when: int) -> None:
+    """A small random image written beside the library, dated, then renamed in: one file-system event."""
+    import numpy as np
+    from PIL import Image
+
+    staging = path.parent.parent / f"staging-{path.name}"
+    pixels = np.random.default_rng(seed).integers(0, 255, (48, 48, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(staging)
+    os.utime(staging, (when, when))
+    os.replace(staging, path)
+
+
+def watch_steps(work: Path, library: Path, paths: dict) -> list[dict]:
+    """``index --watch`` on a copy of the library's trip folder: add a file, change one, delete one.
+
+    Each change is one event (made beside the folder and renamed in) and waits for its batch before the next, so
+    the batches do not depend on timing. Recorded: every batch's report with a non-zero count (a quiet batch,
+    nothing changed, can come from an event landing either side of the debounce: timing, not behaviour; its
+    number goes too, since quiet ones would shift it), the exit code and whether it said it stopped, and the
+    index's rows afterwards (``search --json``, every row)."""
+    watched, index = work / "watched" / "lib", work / "watched" / "idx"
+    shutil.copytree(library / "trip", watched)
+    argv = ["index", watched, "--index", index, "--watch", "--json", "--precision", "fp32", "--workers", "0",
+            "--no-progress", "--debounce-s", "0.5", "--rescan-s", "0"]
+    child, lines, stderr = start_cli(argv)
+    reports: list[dict] = []
+
+    def wait_for(count: str, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                report = json.loads(lines.get(timeout=1.0))
+            except queue.Empty:
+                if child.poll() is not None:
+                    break
+                continue
+            if any(report.get(key) for key in WATCH_COUNTS):
+                reports.append({k: v for k, v in report.items() if k != "batch"})
+            if report.get(count):
+                return
+        raise RuntimeError(f"index --watch: no batch with {count} within {timeout:g} s; "
+                           f"stderr: {''.join(stderr)[-2000:]}")
+
+    first = sorted(watched.iterdir())
+    try:
+        wait_for("added", timeout=300)  # the start: the first full run
+        deadline = time.monotonic() + 60
+        while not any("watching" in line for line in stderr) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        toy_photo(watched / "added.png", seed=1, when=BASE + 5 * DAY)
+        wait_for("added")
+        toy_photo(first[0], seed=2, when=BASE + 6 * DAY)  # other bytes, another date, same name
+        wait_for("updated")
+        first[1].unlink()
+        wait_for("removed")
+    finally:
+        code = stop_cli(child, stderr)
+    watch = {"argv": normalise(list(map(str, argv)), paths), "code": code, "out": normalise(reports, paths),
+             "errors": ["stopping" if any("stopping" in line for line in stderr) else "no 'stopping' said"]}
+    rows = run(["search", "--index", str(index), "--text", "a red circle", "--k", "50", "--json"], paths)
+    return [watch, rows]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def answer(response, paths: dict) -> dict:
+    """An HTTP answer as the session records it: status, the headers a client relies on, the JSON or the bytes."""
+    headers = {key: response.headers[key] for key in ("content-type", "cache-control", "etag")
+               if key in response.headers}
+    if "etag" in headers and response.request.url.path.startswith("/api/thumbnail/"):
+        headers["etag"] = THUMBNAIL_ETAG_TIME.sub(r'\1"\2-<mtime>-\3"', headers["etag"])
+    if headers.get("content-type", "").startswith("application/json"):
+        body = normalise(response.json(), paths)
+    else:
+        body = {"bytes": len(response.content), "sha1": hashlib.sha1(response.content).hexdigest()}
+    return {"status": response.status_code, "headers": headers, "body": body}
+
+
+def api_steps(work: Path, index: Path, upload: str, paths: dict) -> list[dict]:
+    """``serve`` on a free loopback port, and its JSON API asked what the README's table lists."""
+    import httpx
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    paths = {**paths, url: "<server>"}
+    child, _, stderr = start_cli(["serve", "--index", index, "--port", port, "--lang", "en"])
+    steps = []
+    try:
+        with httpx.Client(base_url=url, timeout=120) as http:
+            deadline = time.monotonic() + 300
+            while True:  # started: the API answers (the models load first)
+                try:
+                    http.get("/api/search", params={"text": "warm up", "k": 1})
+                    break
+                except httpx.TransportError:
+                    if child.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(f"serve did not start; stderr: {''.join(stderr)[-2000:]}") from None
+                    time.sleep(0.5)
+
+            def ask(method: str, route: str, **request):
+                response = http.request(method, route, **request)
+                record = {"argv": [method, route, normalise({k: v for k, v in request.items() if k != "files"},
+                                                            paths)], "code": response.status_code,
+                          "out": answer(response, paths), "errors": []}
+                steps.append(record)
+                return response
+
+            for params in ({"text": "a red circle", "k": 5},
+                           {"text": "红色圆形", "k": 6, "strategy": "translate"},
+                           {"text": "a red circle", "strategy": "chinese_clip", "k": 4},
+                           {"text": "a green triangle", "folder": "trip", "k": 8},
+                           {"text": "a blue square", "type": "png,jpeg", "taken_after": "2023-12-01"},
+                           {"text": "a blue square", "min_width": 200, "k": 20},
+                           {"image": "home/copy.png", "k": 3},
+                           {"text": "2:a red circle", "add": ["home/copy.png", "a blue square"],
+                            "subtract": ["0.5:a green triangle"], "k": 7, "folder": "home"},
+                           {"caption_text": "circle", "k": 5},
+                           {"caption_text": "圆形", "k": 5},
+                           {"text": "a red circle", "hybrid": "true", "k": 5}):
+                found = ask("GET", "/api/search", params=params)
+            with open(upload, "rb") as image:
+                ask("POST", "/api/search/image", params={"k": 6, "folder": "home"},
+                    files={"image": ("upload.png", image.read(), "image/png")})
+            ask("POST", "/api/search/image", files={"image": ("notes.png", b"not an image at all", "image/png")})
+            hit = found.json()["hits"][0]
+            thumbnail = ask("GET", hit["thumbnail"])
+            ask("GET", hit["thumbnail"], headers={"If-None-Match": thumbnail.headers.get("etag", "")})
+            ask("GET", f"/api/thumbnail/{hit['path']}")
+            original = ask("GET", hit["original"])
+            ask("GET", hit["original"], headers={"If-None-Match": original.headers.get("etag", "")})
+            for params in ({"text": ""}, {"text": "a red circle", "k": 0}, {"text": "x" * 501}, {},
+                           {"text": "a red circle", "taken_after": "yesterday"}, {"image": "home/missing.png"},
+                           {"text": "a red circle", "strategy": "guess"}):
+                ask("GET", "/api/search", params=params)
+            for route in ("/api/thumbnail/home/missing.png", "/api/original/%2e%2e/%2e%2e/etc/passwd", "/api/nowhere"):
+                ask("GET", route)
+    finally:
+        code = stop_cli(child, stderr)
+    steps.append({"argv": ["serve", "stopped by Ctrl-C"], "code": code, "out": "", "errors": []})
     return steps
 
 
