@@ -10,7 +10,8 @@ non-image file), every search strategy, each filter, combined terms, image searc
 caption text alone and hybrid, paths-only, captioning an index and single files, match, eval (retrieval, every
 strategy, captions), dedup, ``index --watch`` (a file added, one changed, one deleted: each batch's report and the
 rows afterwards), ``serve``'s JSON API over HTTP (searches, an upload, thumbnails, originals, refusals), and the
-error cases (exit code and message).
+error cases (exit code and message). Each run starts with empty caches (``$CH09_CACHE``, ``$XDG_CACHE_HOME`` in its
+temporary folder), so a run never finds what an earlier one remembered.
 
 It uses only what a user has: the command line (``__main__.main`` in process, or ``python -m chapter09.capstone``
 for the long-running ``index --watch`` and ``serve``) and HTTP, never a module path, so the same script runs on a
@@ -362,6 +363,10 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     os.environ.setdefault("CH09_MODELS", "toy")
     with tempfile.TemporaryDirectory(prefix="ch09-session-") as work:
+        # Caches of this machine (ONNX exports, remembered precision verdicts, serve's thumbnails) in the session's
+        # folder: every run starts from none, else a second run reports "remembered" where the first "measured".
+        os.environ["CH09_CACHE"] = str(Path(work) / "cache")
+        os.environ["XDG_CACHE_HOME"] = str(Path(work) / "xdg-cache")
         steps = session(Path(work))
     text = json.dumps(steps, indent=1, ensure_ascii=False, sort_keys=True)
     if argv:
