@@ -305,14 +305,17 @@ def api_steps(work: Path, index: Path, upload: str, paths: dict) -> list[dict]:
     try:
         with httpx.Client(base_url=url, timeout=120) as http:
             deadline = time.monotonic() + 300
-            while True:  # started: the API answers (the models load first)
+            # Started once the API answers a search: the models load first, and /api is mounted only after
+            # Gradio's server runs (web/serve.py), so for a moment the port answers 404 {"detail": "Not Found"}.
+            while True:
                 try:
-                    http.get("/api/search", params={"text": "warm up", "k": 1})
-                    break
+                    if http.get("/api/search", params={"text": "warm up", "k": 1}).status_code == 200:
+                        break
                 except httpx.TransportError:
-                    if child.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(f"serve did not start; stderr: {''.join(stderr)[-2000:]}") from None
-                    time.sleep(0.5)
+                    pass
+                if child.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"serve did not start; stderr: {''.join(stderr)[-2000:]}")
+                time.sleep(0.5)
 
             def ask(method: str, route: str, **request):
                 response = http.request(method, route, **request)
