@@ -6,7 +6,8 @@ Proof that a refactoring changed nothing a user sees: run it on two trees and di
 
 Not a test (no ``test_`` prefix): it takes a minute or two on the toy models. It covers indexing (fp32 with
 Chinese-CLIP, a second run with nothing to do, int8 into another index, an excluded folder, a broken and a
-non-image file), every search strategy, each filter, combined terms, image search (a file and an indexed path),
+non-image file; cameras and GPS positions in EXIF), every search strategy, each filter (places too), exact and
+ANN search, an int8 query encoder, combined terms, image search (a file and an indexed path),
 caption text alone and hybrid, paths-only, captioning an index and single files, match, eval (retrieval, every
 strategy, captions), dedup, ``index --watch`` (a file added, one changed, one deleted: each batch's report and the
 rows afterwards), ``serve``'s JSON API over HTTP (searches, an upload, thumbnails, originals, refusals), and the
@@ -43,6 +44,9 @@ BASE = 1_700_000_000
 # A thumbnail's ETag is "SIZE-MTIME_NS-NAME" of the cached JPEG, made when first asked for: its time is the run's.
 THUMBNAIL_ETAG_TIME = re.compile(r'^(W/)?"([0-9a-f]+)-[0-9a-f]+-([0-9a-f]+)"$')
 # A watch batch's counts: a batch in which none is non-zero changed nothing (see watch_steps).
+# The first trip photos' cameras and places: Hangzhou's West Lake, Beijing, Paris.
+PLACES = (("Canon", "EOS R6", 30.2587, 120.1315), ("Canon", "EOS 5D", 39.9042, 116.4074),
+          ("SONY", "ILCE-7M3", 48.8566, 2.3522))
 WATCH_COUNTS = ("added", "updated", "moved", "copied", "touched", "removed")
 
 
@@ -59,7 +63,8 @@ def make_library(work: Path) -> tuple[Path, Path]:
         (library / folder).mkdir(parents=True, exist_ok=True)
         if i < 12:
             target = library / folder / f"{image_path.stem}.jpg"
-            Image.open(image_path).convert("RGB").resize((256, 256) if i < 6 else (128, 128)).save(target, quality=95)
+            picture = Image.open(image_path).convert("RGB").resize((256, 256) if i < 6 else (128, 128))
+            picture.save(target, quality=95, **({"exif": camera_exif(*PLACES[i])} if i < len(PLACES) else {}))
         else:
             target = library / folder / image_path.name
             shutil.copy(image_path, target)
@@ -74,6 +79,21 @@ def make_library(work: Path) -> tuple[Path, Path]:
         if path.is_file() and not BASE <= path.stat().st_mtime < BASE + 60 * DAY:  # not dated above: a fixed date
             os.utime(path, (BASE, BASE))
     return library, source
+
+
+def camera_exif(make: str, model: str, lat: float, lon: float) -> bytes:
+    """EXIF naming the camera and the GPS position (degrees, minutes, seconds), for --camera, --place, --near."""
+    from PIL import Image
+
+    def dms(degrees: float) -> tuple:
+        degrees = abs(degrees)
+        whole, minutes = int(degrees), int((degrees - int(degrees)) * 60)
+        return float(whole), float(minutes), round((degrees - whole - minutes / 60) * 3600, 4)
+
+    exif = Image.Exif()
+    exif.update({0x010F: make, 0x0110: model})
+    exif.get_ifd(0x8825).update({1: "N" if lat >= 0 else "S", 2: dms(lat), 3: "E" if lon >= 0 else "W", 4: dms(lon)})
+    return exif.tobytes()
 
 
 def normalise(value, paths: dict[str, str]):
@@ -135,13 +155,16 @@ def session(work: Path) -> list[dict]:
     step("search", "--index", int8, "--text", "a blue square", "--json")
     for flag, value in (("--folder", "trip"), ("--taken-after", "2023-12-01"), ("--taken-before", "2023-12-01"),
                         ("--camera", "canon"), ("--type", "png"), ("--min-size", "200"), ("--min-width", "200"),
-                        ("--min-height", "100")):
+                        ("--min-height", "100"), ("--place", "Hangzhou"), ("--place", "杭州"),
+                        ("--place", "France"), ("--near", "39.9,116.4,50"), ("--camera", "sony")):
         step("search", *idx, "--text", "a green triangle", flag, value, "--json")
     step("search", *idx, "--text", "2:a red circle", "--add", "a blue square", "--subtract", "a green triangle",
          "--json")
     step("search", *idx, "--image", image, "--json")
     step("search", *idx, "--image", "home/copy.png", "--k", "3", "--json")
     step("search", *idx, "--text", "a red circle", "--add", "home/copy.png", "--search", "exact", "--json")
+    step("search", *idx, "--text", "a red circle", "--search", "ann", "--json")
+    step("search", *idx, "--text", "a red circle", "--precision", "int8", "--k", "5", "--json")
     step("search", *idx, "--text", "a red circle", "--paths-only")
     step("search", *idx, "--text", "a red circle", "--k", "3")
     step("caption", "--index", fp32, "--lang", "en,zh", "--precision", "fp32", "--no-progress", "--json")
@@ -163,6 +186,8 @@ def session(work: Path) -> list[dict]:
     step("search", *idx, "--text", "a red circle", "--taken-after", "yesterday")
     step("search", *idx, "--text", "a red circle", "--type", "docx")
     step("search", *idx, "--text", "a red circle", "--folder", "../elsewhere")
+    step("search", *idx, "--text", "a red circle", "--near", "91,0,5")
+    step("search", *idx, "--text", "a red circle", "--place", "x" * 101)
     step("search", *idx)
     step("index", library, "--index", work / "idx-bad", "--batch-size", "0", "--precision", "fp32", "--no-progress")
     step("index", work / "no-library", "--index", work / "idx-bad", "--precision", "fp32", "--no-progress")
@@ -333,6 +358,8 @@ def api_steps(work: Path, index: Path, upload: str, paths: dict) -> list[dict]:
                            {"text": "a green triangle", "folder": "trip", "k": 8},
                            {"text": "a blue square", "type": "png,jpeg", "taken_after": "2023-12-01"},
                            {"text": "a blue square", "min_width": 200, "k": 20},
+                           {"text": "a blue square", "place": "杭州", "camera": "canon"},
+                           {"text": "a blue square", "near": "39.9,116.4,50", "taken_before": "2024-01-01"},
                            {"image": "home/copy.png", "k": 3},
                            {"text": "2:a red circle", "add": ["home/copy.png", "a blue square"],
                             "subtract": ["0.5:a green triangle"], "k": 7, "folder": "home"},
