@@ -35,6 +35,7 @@ from ..options import CaptionOptions
 from ..precision.library import pick_caption_precision
 from ..store.database import Store
 from .batch import CaptionBatch, CaptionDecoded, caption_decoded
+from .ray_engine import caption_batches
 
 AUTO_SAMPLE = 8  # images captioned at fp32 and each candidate precision by --precision auto
 
@@ -109,10 +110,7 @@ def engine_for(name: str) -> Callable[..., Iterator[CaptionBatch]]:
     checked by ``EngineOptions``.)"""
     if name == "local":
         return local_engine
-    if name == "ray":
-        # imported only when asked for; a missing Ray is reported by start_ray, with the install command
-        from .ray_engine import caption_batches
-
+    if name == "ray":  # a missing Ray is reported by start_ray, with the install command
         return caption_batches
     raise UsageError(f"--engine must be one of {', '.join(ENGINES)}, not {name!r}")  # unreachable via EngineOptions
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...clip import ClipEncoder
 from ...errors import SetupError
 from ..engines.ray_cluster import (
     actor_count,
@@ -112,8 +113,6 @@ class EncodeActor:
     """Ray actor: one copy of each encoder; pixel batches in, unit vectors out; torch threads = the CPUs Ray gave it."""
 
     def __init__(self, specs: dict, identities: dict, normalisations: dict, actors_per_node: int):
-        from ...clip import ClipEncoder
-
         self.threads = threads_from_ray(actors_per_node)
         self.normalisations = normalisations
         self.encoders = {}

@@ -24,6 +24,7 @@ import numpy as np
 
 from ...errors import UsageError
 from ...images import MAX_PIXELS, VIDEO_SUFFIXES, BadImageError, load_image
+from .metadata import NO_METADATA
 
 SCENE_SIDE = 32  # the grey thumbnail two frames are compared at
 SCENE_MIN_GAP_S = 0.5  # a scene change closer than this to the last frame taken is not taken
@@ -206,8 +207,6 @@ def video_metadata(path: str | Path, mtime_ns: int) -> dict:
     """What the index stores about a video beside each frame's vector (the keys ``index.metadata.photo_metadata``
     gives a photo): its frame size, format ``video``, and the time it was recorded (the container's
     ``creation_time``, else the file's mtime; ``taken_from`` says which). No position, no camera (rarely tagged)."""
-    from .metadata import NO_METADATA
-
     container, stream = _open(Path(path))
     try:
         created = container.metadata.get("creation_time") or stream.metadata.get("creation_time")

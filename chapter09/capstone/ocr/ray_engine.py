@@ -17,7 +17,7 @@ import numpy as np
 from ...errors import ChapterError
 from ..engines.ray_cluster import actor_count, ray_batches, start_ray, whole_pools_first
 from ..index.video import row_image
-from .reader import OcrLine
+from .reader import OcrLine, OcrReader
 
 CPUS_PER_ACTOR = 2
 
@@ -25,8 +25,6 @@ CPUS_PER_ACTOR = 2
 class _OcrActor:
     def __init__(self, root: str, reader=None):
         import ray
-
-        from .reader import OcrReader
 
         cpus = max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1)))
         self.root, self.reader = Path(root), reader if reader is not None else OcrReader(threads=cpus)

@@ -32,6 +32,8 @@ from ...errors import ChapterError
 from ..caption.text_search import CONFIG
 from ..index.video import row_image
 from ..store.tables import PathTable, quiet_lance
+from .ray_engine import ray_readings
+from .reader import ocr_reader
 
 OCR_TABLE = "ocr"
 OCR_COLUMNS = ("path", "sha1", "reader", "text", "text_en", "text_zh", "lines")
@@ -183,13 +185,9 @@ def run_ocr(store, root: Path, reader, *, commit_s: float = 20.0, progress: bool
     pending, last_commit = [], time.time()
     bar = tqdm(total=len(todo), unit="img", disable=not progress or not todo, file=sys.stderr, desc="reading text")
     if engine is not None and engine.engine == "ray" and todo:
-        from .ray_engine import ray_readings
-
         readings = ray_readings(root, todo, reader, engine)
     else:
         if reader is None:
-            from .reader import ocr_reader
-
             reader = ocr_reader()
         readings = local_readings(root, todo, reader)
     reading_from = time.perf_counter()  # images/s: from the first read on (model loading in the first one)
