@@ -17,7 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ...clip import clip_encoder
+from ...models import announcement
+from ...onnx_runtime import export_fp32, fp32_folder
 from ...text_clean import cleaner_name
+from ..store.vectors import ANN_THRESHOLD
+from .queries import TRUNCATION_WARNING, route_reason
 from .quick import (
     FOLDER,
     FORMAT,
@@ -41,9 +46,7 @@ def _text_tower(encoder) -> Path | None:
     if text_file is not None:
         return Path(text_file)
     if encoder.precision == "fp32" and encoder.runtime == "torch" and encoder.device == "cpu":
-        from ...onnx_runtime import export_fp32, fp32_folder  # checked against torch when exported
-
-        return export_fp32(encoder.torch_model, fp32_folder(encoder.torch_model))[1]
+        return export_fp32(encoder.torch_model, fp32_folder(encoder.torch_model))[1]  # checked against torch
     return None
 
 
@@ -129,11 +132,6 @@ def _publish(quick: Path, work: Path) -> Path:
 def write_snapshot(searcher, model_flags: dict) -> Path | None:
     """Writes ``searcher``'s index's quick snapshot unless a fresh one is there; returns the new folder, or None
     (already fresh, disabled, not a local folder, no clip vectors, or a text tower ONNX Runtime cannot run)."""
-    from ...clip import clip_encoder
-    from ...models import announcement
-    from ..store.vectors import ANN_THRESHOLD
-    from .queries import TRUNCATION_WARNING, route_reason
-
     index_dir = searcher.location
     if not enabled() or not isinstance(index_dir, (str, Path)) or not Path(index_dir).is_dir() \
             or "clip" not in searcher.searchers or open_snapshot(index_dir, model_flags) is not None:
