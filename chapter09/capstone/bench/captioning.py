@@ -34,6 +34,18 @@ import shutil
 import time
 from pathlib import Path
 
+from ... import config, cpu, translation
+from ...caption_fidelity import compare
+from ...captioning import CAPTION_PRECISIONS, Captioner
+from ...clip import clip_encoder
+from ...errors import UsageError
+from ...models import ResolvedModel, Settings, quiet_loading
+from ...precision import unavailable_reason
+from ...translation import Translator
+from ..caption.run import caption_index
+from ..index.build import build_index
+from .synthetic import PHOTO_SIZE, make_photos
+
 CAPTIONERS = ("blip", "vit-gpt2")
 ARCHITECTURES = {
     "blip": "BlipForConditionalGeneration(BlipConfig()): blip-image-captioning-base's architecture, 384 px",
@@ -51,8 +63,6 @@ def _stand_in_vocab() -> Path:
     """Chinese-CLIP's real WordPiece vocabulary (cn-clip's wheel) when installed, else the toy Chinese-CLIP twin's,
     which ships in this package: the tokenizer only turns ids into text, so either serves the timing."""
     import importlib.util
-
-    from ... import config
 
     spec = importlib.util.find_spec("cn_clip")
     if spec is not None and spec.origin:
@@ -93,8 +103,6 @@ def architecture_parts(name: str, folder: Path, seed: int = 0, tiny: bool = Fals
         ViTModel,
     )
 
-    from ...models import quiet_loading
-
     tokenizer = _stand_in_tokenizer(folder / "tokenizer")
     torch.manual_seed(seed)
     with quiet_loading():
@@ -121,9 +129,6 @@ def architecture_parts(name: str, folder: Path, seed: int = 0, tiny: bool = Fals
 
 def at_precision(name: str, parts, precision: str):
     """A ``Captioner`` around a copy of the fp32 model at ``precision`` (fp32: the model itself)."""
-    from ...captioning import Captioner
-    from ...models import Settings
-
     model, processor, tokenizer = parts
     model = model if precision == "fp32" else copy.deepcopy(model)  # int8 and bf16 convert in place
     return Captioner(Settings(mode="auto", device="cpu"), name=name, precision=precision,
@@ -134,10 +139,6 @@ def random_translator(folder: Path, tokens: int, seed: int = 0, tiny: bool = Fal
     """A ``Translator`` on opus-mt-en-zh's architecture with random weights, forced to ``tokens`` new tokens."""
     import torch
     from transformers import MarianConfig, MarianMTModel
-
-    from ... import config
-    from ...models import ResolvedModel, quiet_loading
-    from ...translation import Translator
 
     _stand_in_tokenizer(folder)
     torch.manual_seed(seed)
@@ -160,8 +161,6 @@ def random_translator(folder: Path, tokens: int, seed: int = 0, tiny: bool = Fal
 @contextlib.contextmanager
 def _translating_with(translator):
     """``translation.translator("en_zh", ...)``, which ``caption_batch`` asks per batch, answers ``translator``."""
-    from ... import translation
-
     real = translation.translator
     translation.translator = lambda direction, settings=None: translator if direction == "en_zh" else real(
         direction, settings)
@@ -174,10 +173,6 @@ def _translating_with(translator):
 def make_index(photos: Path, index_dir: Path) -> None:
     """An index of ``photos`` (the toy CLIP encodes them: ``caption --index`` needs indexed images, not CLIP's
     quality)."""
-    from ...clip import clip_encoder
-    from ...models import Settings
-    from ..index.build import build_index
-
     with contextlib.redirect_stdout(open(os.devnull, "w")):  # the toy banner: the captioners here are not toys
         build_index(photos, index_dir, {"clip": clip_encoder("clip", Settings("toy", device="cpu"))}, workers=0,
                     progress=False, build_ann=False)
@@ -201,8 +196,6 @@ def end_to_end(template: Path, work: Path, captioner, batch_size: int, tokens: i
                langs: str = "en", translator=None) -> dict:
     """``caption_index`` on a fresh copy of ``template`` with the ready ``captioner``: images/s from the first
     batch on (models already loaded), and where the time went."""
-    from ..caption.run import caption_index
-
     index = work / f"index-{captioner.name}-{captioner.precision}-w{workers}-{langs.replace(',', '')}"
     shutil.rmtree(index, ignore_errors=True)
     shutil.copytree(template, index)
@@ -227,13 +220,6 @@ def captioning_report(images: int = 8, batch_sizes=(1, 4), batch_size: int = 4, 
     ``tiny``: shrunken architectures (tests of the report's structure only); ``decode_workers``: the workers of the
     "decode workers on" rows (tests pass 0 to skip their start-up)."""
     import tempfile
-
-    from ... import cpu
-    from ...caption_fidelity import compare
-    from ...captioning import CAPTION_PRECISIONS
-    from ...errors import UsageError
-    from ...precision import unavailable_reason
-    from .synthetic import PHOTO_SIZE, make_photos
 
     unknown = sorted(set(captioners) - set(CAPTIONERS))
     if unknown:

@@ -23,6 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ...images import load_image
+from ..index.decode import decode_loader
+
 # A decoder replaces Pillow's draft (what the indexer uses) only if it gives the same pixels and is at least this
 # much faster with preprocessing: below it the gain is within one run's noise on a shared machine, and not
 # worth a dependency.
@@ -39,8 +42,6 @@ def _cpu_children_s() -> float:
 def decode_only(library: Path, encoder, batch_size: int, workers: int | None = None) -> dict:
     """Images/s of the indexer's decode workers alone on every photo of ``library`` (worker start-up included,
     as in a pipeline run), and their CPU time per image."""
-    from ..index.decode import decode_loader
-
     root = Path(library).resolve()
     todo = sorted(str(p.relative_to(root)) for p in root.rglob("*.jpg"))
     cpu_before = _cpu_children_s()
@@ -74,14 +75,10 @@ def _draft_size(path: Path, min_side: int) -> tuple[tuple[int, int], tuple[int, 
 
 
 def _pillow_draft(path: Path, min_side: int):
-    from ...images import load_image
-
     return load_image(path, min_side=min_side)
 
 
 def _pillow_full(path: Path, min_side: int):
-    from ...images import load_image
-
     return load_image(path)
 
 

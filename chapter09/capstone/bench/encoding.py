@@ -40,9 +40,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from ...fidelity import choose_precision, format_fidelity
-from ...precision import PRECISIONS
-from .decoding import compare_decoders, decode_only, limit_img_s
+from ... import config, cpu
+from ...clip import ClipEncoder
+from ...fidelity import Fidelity, choose_precision, fidelity_rows, format_fidelity
+from ...models import Settings
+from ...precision import PRECISIONS, unavailable_reason
+from ...toyworld import generate_scenes
+from ..index.build import build_index
+from ..precision.library import DEFAULT_QUERIES, measure_library
+from .decoding import compare_decoders, decode_only, format_decoders, limit_img_s
 from .synthetic import PHOTO_SIZE, load_encoder, make_photos, vit_b32_folder
 
 TARGETS = {"efficiency_vs_limit": 0.9, "int8_over_bf16": 1.3, "speed_up": 5.0}
@@ -106,8 +112,6 @@ def pipeline(library: Path, index_dir: Path, encoder, batch_size: int) -> tuple[
     """Images/s of ``build_index`` end to end on a fresh index folder (what ``index`` runs), and where the
     time went: before the first forward (start-up, walk, worker start, first batch decoded), between the
     first and last forward (steady state), inside forwards, and after the last one (commit, compaction)."""
-    from ..index.build import build_index
-
     shutil.rmtree(index_dir, ignore_errors=True)
     timed = _Timed(encoder)
     cpu_self, cpu_children = _cpu_seconds()
@@ -161,8 +165,6 @@ def worker_startup_s(workers: int = 2, repeats: int = 3) -> float:
 
 
 def text_queries() -> list[str]:
-    from ..precision.library import DEFAULT_QUERIES
-
     return list(DEFAULT_QUERIES)
 
 
@@ -173,10 +175,7 @@ def encoding_report(images: int = 512, batch_size: int = 64, naive_images: int |
     """Every encoding row of the bench, measured in this one run (see the module docstring)."""
     import torch
 
-    from ... import cpu
-    from ...measure import text_latency_ms
-    from ...precision import unavailable_reason
-    from ..precision.library import measure_library
+    from ...measure import text_latency_ms  # heavy: chapter09.measure imports torch
 
     naive_images = naive_images or max(2, min(images, 64))
     tmp = Path(tempfile.mkdtemp(prefix="ch09-bench-"))
@@ -207,10 +206,8 @@ def encoding_report(images: int = 512, batch_size: int = 64, naive_images: int |
             report["load_s"][precision] = round(time.perf_counter() - t, 2)
 
         fp32 = encoders["fp32"]
-        import lancedb  # noqa: F401  (the store's first import costs ~1 s once per process: not indexing speed)
-
-        from ..index import build as indexer  # noqa: F401
-        from ..store import database as store  # noqa: F401
+        # the store's first import costs ~1 s once per process: not indexing speed (index.build: imported at the top)
+        import lancedb  # noqa: F401
 
         naive_loop(fp32, paths[:2])  # warm-up
         naive = naive_loop(fp32, paths[:naive_images])
@@ -265,7 +262,7 @@ def encoding_report(images: int = 512, batch_size: int = 64, naive_images: int |
                                               rounds=3 if len(sample) >= 24 else 1)
         report["text_p50_ms"] = {p: row["p50_ms"] for p, row in report["text_query_ms"].items()}
         if torch_int8_row and "int8" in encoders:  # why int8 runs on ONNX Runtime: torch's own int8, same batches
-            from ...measure import torch_int8
+            from ...measure import torch_int8  # heavy: chapter09.measure imports torch
 
             variant = copy.copy(fp32)
             variant.model = torch_int8(fp32.torch_model)  # fp32.model may be an ONNX Runtime session
@@ -301,12 +298,6 @@ def encoding_report(images: int = 512, batch_size: int = 64, naive_images: int |
 def trained_fidelity(precisions, batch_size: int, n: int = 256) -> tuple[dict, str]:
     """Fidelity on a *trained* CLIP: the toy twin on held-out toy scenes and their captions (random weights
     map the bench photos to near-identical vectors, whose rankings are near-ties)."""
-    from ... import config
-    from ...clip import ClipEncoder
-    from ...fidelity import fidelity_rows
-    from ...models import Settings
-    from ...toyworld import generate_scenes
-
     reference = ClipEncoder("clip", Settings(mode="toy", device="cpu", precision="fp32"))
     scenes = generate_scenes(n, config.TOY_HELDOUT_SEED + 13, split="heldout")
     pixels = reference.processor.image_processor(images=[s.render() for s in scenes], return_tensors="pt")
@@ -318,8 +309,6 @@ def trained_fidelity(precisions, batch_size: int, n: int = 256) -> tuple[dict, s
 def precision_ratio(rates: dict, numerator: str, denominator: str) -> dict:
     """``rates[numerator] / rates[denominator]``, or not applicable with the reason: a ratio that needs a
     precision this CPU cannot run fast (bf16 without native bf16) is never reported as a number, 0 or NaN."""
-    from ...precision import unavailable_reason
-
     for precision in (numerator, denominator):
         reason = unavailable_reason(precision, "cpu")
         if reason:
@@ -354,8 +343,6 @@ def _ratio_text(ratio: dict) -> str:
 
 
 def format_encoding(report: dict) -> str:
-    from .decoding import format_decoders
-
     lines = [f"encoding {report['images']} photos ({report['photo_size']}, {report['photo_mb']} MB each) with "
              f"{report['model']}, batch {report['batch_size']}, {report['torch_threads']} threads",
              f"  CPU: {report['cpu']}",
@@ -396,7 +383,6 @@ def format_encoding(report: dict) -> str:
                      f"(the model alone: {r['model_only_cpu_ms_per_image']:.1f} ms): decoding is "
                      f"{r['decode_cpu_share']:.0%} of the CPU the run used")
     lines.append(format_decoders(report["decoders"]))
-    from ...fidelity import Fidelity
 
     for key, sample, reason in (("fidelity", "fidelity_sample", "reason"),
                                 ("fidelity_trained", "fidelity_trained_sample", "trained_reason")):

@@ -34,6 +34,12 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 from ... import cpu
+from ...clip import clip_encoder
+from ...models import Settings
+from ..index.build import build_index
+from ..ocr.run import ocr_rows
+from ..ocr.text_search import matched_words, ocr_ranking
+from ..store.database import Store
 
 LATIN_FONTS = [f"/usr/share/fonts/truetype/dejavu/{name}.ttf" for name in ("DejaVuSans-Bold", "DejaVuSerif",
                                                                           "DejaVuSansMono")]
@@ -130,13 +136,6 @@ def make_images(folder: Path, n: int, seed: int) -> list[dict]:
 
 
 def measure(rendered: list[dict], library: Path, workdir: Path, k: int) -> dict:
-    from ...clip import clip_encoder
-    from ...models import Settings
-    from ..index.build import build_index
-    from ..ocr.run import ocr_rows
-    from ..ocr.text_search import matched_words, ocr_ranking
-    from ..store.database import Store
-
     encoders = {"clip": clip_encoder("clip", Settings("toy"))}
     t = time.time()
     build_index(library, workdir / "plain", encoders, workers=0, progress=False)

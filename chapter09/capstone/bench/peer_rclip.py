@@ -32,6 +32,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from ... import cpu
+from ...clip import ClipEncoder
+from ...model_outputs import feature_tensor
+from ...models import Settings
+from .synthetic import make_photos, vit_b32_folder
+
 RCLIP_SUBDIR = "ViT-B-32-256-datacomp_s34b_b86k"
 DEFAULT_RCLIP_PYTHON = "/tmp/rclip-venv/bin/python"
 TARGET = 2.0  # ours with --precision auto at >= 2x rclip's images/s, whole process
@@ -94,8 +100,6 @@ def export_rclip_models(checkpoint: Path, datadir: Path) -> None:
 
     import torch
     from transformers import CLIPModel
-
-    from ...model_outputs import feature_tensor
 
     model = CLIPModel.from_pretrained(checkpoint).eval()
     folder = datadir / RCLIP_SUBDIR
@@ -170,9 +174,6 @@ def model_alone(checkpoint: Path, cache: Path, batch: int = 32) -> dict:
     import numpy as np
     import torch
 
-    from ...clip import ClipEncoder
-    from ...models import Settings
-
     os.environ["CH09_CACHE"] = str(cache)
     ort = ClipEncoder("clip", Settings(mode="auto", device="cpu", precision="fp32"), local_dir=checkpoint)
     variants = {"torch fp32": ort.at_precision("fp32", runtime="torch"), "onnxruntime fp32": ort,
@@ -191,9 +192,6 @@ def model_alone(checkpoint: Path, cache: Path, batch: int = 32) -> dict:
 
 
 def main(argv=None) -> int:
-    from ... import cpu
-    from .synthetic import make_photos, vit_b32_folder
-
     parser = argparse.ArgumentParser(prog="python -m chapter09.capstone.bench.peer_rclip", description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=512)
     parser.add_argument("--rclip-python", default=DEFAULT_RCLIP_PYTHON,

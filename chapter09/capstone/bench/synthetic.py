@@ -12,6 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ... import config
+from ...clip import ClipEncoder
+from ...models import Settings, quiet_loading
+
 PHOTO_SIZE = (1600, 1200)
 
 
@@ -93,15 +97,12 @@ def vit_b32_folder(folder: Path, seed: int = 0) -> tuple[Path, str]:
     import torch
     from transformers import AutoTokenizer, CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
 
-    from ... import config
-
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer = _clip_bpe_tokenizer(folder / "bpe")
     which = "OpenAI CLIP BPE (open-clip-torch's vocabulary)"
     if tokenizer is None:
         tokenizer = AutoTokenizer.from_pretrained(config.TOY_MODELS_DIR / "clip")
         which = "the toy CLIP's BPE (open-clip-torch not installed): query lengths differ from real CLIP's"
-    from ...models import quiet_loading
 
     torch.manual_seed(seed)
     with quiet_loading():  # no progress bar for one shard
@@ -112,7 +113,4 @@ def vit_b32_folder(folder: Path, seed: int = 0) -> tuple[Path, str]:
 
 
 def load_encoder(folder: Path, precision: str):
-    from ...clip import ClipEncoder
-    from ...models import Settings
-
     return ClipEncoder("clip", Settings(mode="auto", device="cpu", precision=precision), local_dir=folder)
