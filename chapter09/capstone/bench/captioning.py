@@ -31,6 +31,7 @@ import contextlib
 import copy
 import os
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -219,8 +220,6 @@ def captioning_report(images: int = 8, batch_sizes=(1, 4), batch_size: int = 4, 
     """Build the photos, the index and the models, run every row (module docstring); the report as a dict.
     ``tiny``: shrunken architectures (tests of the report's structure only); ``decode_workers``: the workers of the
     "decode workers on" rows (tests pass 0 to skip their start-up)."""
-    import tempfile
-
     unknown = sorted(set(captioners) - set(CAPTIONERS))
     if unknown:
         raise UsageError(f"--captioners: {', '.join(unknown)} unknown; use a comma list of {', '.join(CAPTIONERS)}")
@@ -244,59 +243,9 @@ def captioning_report(images: int = 8, batch_sizes=(1, 4), batch_size: int = 4, 
                    "parameters_m": round(sum(p.numel() for p in parts[0].parameters()) / 1e6, 1),
                    "precisions": {}, "skipped": {}}
             report["captioners"][name] = row
-            reference_ids, reference = None, None
-            for precision in CAPTION_PRECISIONS:
-                reason = unavailable_reason(precision, "cpu", int8_runtime="torch")
-                if reason:
-                    row["skipped"][precision] = reason
-                    log(f"  {name} {precision}: not run ({reason})")
-                    continue
-                captioner = at_precision(name, parts, precision)
-                row["image_side"] = captioner.image_side
-                captioner.generate_ids(_warm_pixels(captioner), "en", max_new_tokens=2)  # first-call set-up untimed
-                measured = {"model_only": {}, "end_to_end": {}}
-                for size in sizes:
-                    measured["model_only"][str(size)] = model_only(captioner, size, tokens)
-                ids = measured["model_only"][str(sizes[-1])]["_ids"]
-                if precision == "fp32":
-                    reference_ids, reference = ids, captioner
-                else:
-                    token, exact = compare(reference, [reference_ids], captioner, [ids])
-                    measured["agreement_with_fp32"] = {"token": round(token, 4), "exact": round(exact, 4),
-                                                       "images": sizes[-1]}
-                for run in measured["model_only"].values():
-                    run.pop("_ids")
-                measured["end_to_end"]["workers"] = end_to_end(work / "template", work, captioner, batch_size,
-                                                               tokens, workers=decode_workers)
-                ceiling = measured["model_only"][str(batch_size)]["img_s"]
-                measured["end_to_end_over_model_only"] = round(measured["end_to_end"]["workers"]["img_s"] / ceiling, 3)
-                row["precisions"][precision] = measured
-                log(f"  {name} {precision}: model alone " + ", ".join(
-                    f"b{s} {r['img_s']:.3f}" for s, r in measured["model_only"].items())
-                    + f" img/s; caption --index b{batch_size} {measured['end_to_end']['workers']['img_s']:.3f} img/s "
-                    f"({measured['end_to_end_over_model_only']:.2f} of the model alone); load {_load()}")
-                if precision != "fp32":
-                    del captioner  # one copy of the weights at a time beside fp32
-            fastest = max(row["precisions"], key=lambda p: row["precisions"][p]["model_only"][str(batch_size)]["img_s"])
-            row["fastest"] = fastest
-            captioner = at_precision(name, parts, fastest)
-            row["precisions"][fastest]["end_to_end"]["no_workers"] = end_to_end(
-                work / "template", work, captioner, batch_size, tokens, workers=0)
-            row["workers_over_no_workers"] = round(row["precisions"][fastest]["end_to_end"]["workers"]["img_s"]
-                                                   / row["precisions"][fastest]["end_to_end"]["no_workers"]["img_s"], 3)
-            fp32 = row["precisions"]["fp32"]["model_only"][str(batch_size)]["img_s"]
-            row["fastest_over_fp32"] = round(row["precisions"][fastest]["model_only"][str(batch_size)]["img_s"] / fp32, 3)
-            translator = translator or random_translator(work / "translator", tokens, tiny=tiny)
-            split = end_to_end(work / "template", work, captioner, batch_size, tokens, workers=decode_workers, langs="en,zh",
-                               translator=translator)
-            split["precision"] = fastest
-            split["translate_share"] = round(split["translate_s"] / max(split["generate_s"] + split["translate_s"],
-                                                                        1e-9), 3)
-            row["caption_translate"] = split
-            log(f"  {name} {fastest}: no decode workers {row['precisions'][fastest]['end_to_end']['no_workers']['img_s']:.3f}"
-                f" img/s; caption+translate generate {split['generate_s']:.1f} s, translate {split['translate_s']:.1f} s"
-                f" ({split['translate_share']:.0%}); load {_load()}")
-            del parts, captioner
+            _precision_rows(row, name, parts, work, sizes, batch_size, tokens, decode_workers, log)
+            translator = _fastest_rows(row, name, parts, work, batch_size, tokens, decode_workers, translator, tiny, log)
+            del parts
         report["ratios"] = _ratios(report)
     finally:
         if own_work:
@@ -304,6 +253,72 @@ def captioning_report(images: int = 8, batch_sizes=(1, 4), batch_size: int = 4, 
     report["load_after"] = _load()
     report["seconds"] = round(time.time() - started, 1)
     return report
+
+
+def _precision_rows(row: dict, name: str, parts, work: Path, sizes: list[int], batch_size: int, tokens: int,
+                    decode_workers: int, log) -> None:
+    """Each precision of captioner ``name``: the model alone per batch size, its greedy captions' agreement with
+    fp32's, and ``caption --index`` end to end with decode workers (into ``row``)."""
+    reference_ids, reference = None, None
+    for precision in CAPTION_PRECISIONS:
+        reason = unavailable_reason(precision, "cpu", int8_runtime="torch")
+        if reason:
+            row["skipped"][precision] = reason
+            log(f"  {name} {precision}: not run ({reason})")
+            continue
+        captioner = at_precision(name, parts, precision)
+        row["image_side"] = captioner.image_side
+        captioner.generate_ids(_warm_pixels(captioner), "en", max_new_tokens=2)  # first-call set-up untimed
+        measured = {"model_only": {}, "end_to_end": {}}
+        for size in sizes:
+            measured["model_only"][str(size)] = model_only(captioner, size, tokens)
+        ids = measured["model_only"][str(sizes[-1])]["_ids"]
+        if precision == "fp32":
+            reference_ids, reference = ids, captioner
+        else:
+            token, exact = compare(reference, [reference_ids], captioner, [ids])
+            measured["agreement_with_fp32"] = {"token": round(token, 4), "exact": round(exact, 4),
+                                               "images": sizes[-1]}
+        for run in measured["model_only"].values():
+            run.pop("_ids")
+        measured["end_to_end"]["workers"] = end_to_end(work / "template", work, captioner, batch_size,
+                                                       tokens, workers=decode_workers)
+        ceiling = measured["model_only"][str(batch_size)]["img_s"]
+        measured["end_to_end_over_model_only"] = round(measured["end_to_end"]["workers"]["img_s"] / ceiling, 3)
+        row["precisions"][precision] = measured
+        log(f"  {name} {precision}: model alone " + ", ".join(
+            f"b{s} {r['img_s']:.3f}" for s, r in measured["model_only"].items())
+            + f" img/s; caption --index b{batch_size} {measured['end_to_end']['workers']['img_s']:.3f} img/s "
+            f"({measured['end_to_end_over_model_only']:.2f} of the model alone); load {_load()}")
+        if precision != "fp32":
+            del captioner  # one copy of the weights at a time beside fp32
+
+
+def _fastest_rows(row: dict, name: str, parts, work: Path, batch_size: int, tokens: int, decode_workers: int,
+                  translator, tiny: bool, log):
+    """The fastest precision of captioner ``name`` again: end to end without decode workers, and captioning plus
+    translating to Chinese (generate and translate time apart) (into ``row``); returns the translator (``None``
+    given: made here, once)."""
+    fastest = max(row["precisions"], key=lambda p: row["precisions"][p]["model_only"][str(batch_size)]["img_s"])
+    row["fastest"] = fastest
+    captioner = at_precision(name, parts, fastest)
+    row["precisions"][fastest]["end_to_end"]["no_workers"] = end_to_end(
+        work / "template", work, captioner, batch_size, tokens, workers=0)
+    row["workers_over_no_workers"] = round(row["precisions"][fastest]["end_to_end"]["workers"]["img_s"]
+                                           / row["precisions"][fastest]["end_to_end"]["no_workers"]["img_s"], 3)
+    fp32 = row["precisions"]["fp32"]["model_only"][str(batch_size)]["img_s"]
+    row["fastest_over_fp32"] = round(row["precisions"][fastest]["model_only"][str(batch_size)]["img_s"] / fp32, 3)
+    translator = translator or random_translator(work / "translator", tokens, tiny=tiny)
+    split = end_to_end(work / "template", work, captioner, batch_size, tokens, workers=decode_workers, langs="en,zh",
+                       translator=translator)
+    split["precision"] = fastest
+    split["translate_share"] = round(split["translate_s"] / max(split["generate_s"] + split["translate_s"],
+                                                                1e-9), 3)
+    row["caption_translate"] = split
+    log(f"  {name} {fastest}: no decode workers {row['precisions'][fastest]['end_to_end']['no_workers']['img_s']:.3f}"
+        f" img/s; caption+translate generate {split['generate_s']:.1f} s, translate {split['translate_s']:.1f} s"
+        f" ({split['translate_share']:.0%}); load {_load()}")
+    return translator
 
 
 def _warm_pixels(captioner):
