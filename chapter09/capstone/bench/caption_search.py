@@ -30,6 +30,7 @@ import shutil
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 from ...clip import clip_encoder
@@ -69,8 +70,6 @@ def measure(scenes: int = 600, seed: int = 31337, folder: str | Path | None = No
             kinds=KINDS, log=print) -> dict:
     """Build the toy library, index and captions in ``folder`` (a temporary one if None) and measure the
     query ``kinds`` in both languages."""
-    import warnings
-
     tmp = None
     if folder is None:
         tmp = folder = tempfile.mkdtemp(prefix="ch09-caption-search-")

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import importlib.util
 import os
 import shutil
 import tempfile
@@ -63,8 +64,6 @@ def _load() -> list[float]:
 def _stand_in_vocab() -> Path:
     """Chinese-CLIP's real WordPiece vocabulary (cn-clip's wheel) when installed, else the toy Chinese-CLIP twin's,
     which ships in this package: the tokenizer only turns ids into text, so either serves the timing."""
-    import importlib.util
-
     spec = importlib.util.find_spec("cn_clip")
     if spec is not None and spec.origin:
         real = Path(spec.origin).parent / "clip" / "vocab.txt"
@@ -76,7 +75,7 @@ def _stand_in_vocab() -> Path:
 def _stand_in_tokenizer(folder: Path):
     """A BERT WordPiece tokenizer (``_stand_in_vocab``): unknown ids decode to [UNK] instead of failing, which
     random weights need."""
-    from transformers import BertTokenizer
+    from transformers import BertTokenizer  # heavy: transformers
 
     folder.mkdir(parents=True, exist_ok=True)
     # Marian's generate refuses token_type_ids, which BERT tokenizers return by default
@@ -91,7 +90,7 @@ _TINY_VISION = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads"
 
 def architecture_parts(name: str, folder: Path, seed: int = 0, tiny: bool = False):
     """(fp32 model with random weights, image processor, tokenizer) for captioner ``name``."""
-    import torch
+    import torch  # heavy: torch, transformers
     from transformers import (
         BlipConfig,
         BlipForConditionalGeneration,
@@ -138,7 +137,7 @@ def at_precision(name: str, parts, precision: str):
 
 def random_translator(folder: Path, tokens: int, seed: int = 0, tiny: bool = False):
     """A ``Translator`` on opus-mt-en-zh's architecture with random weights, forced to ``tokens`` new tokens."""
-    import torch
+    import torch  # heavy: torch, transformers
     from transformers import MarianConfig, MarianMTModel
 
     _stand_in_tokenizer(folder)
@@ -181,7 +180,7 @@ def make_index(photos: Path, index_dir: Path) -> None:
 
 def model_only(captioner, batch_size: int, tokens: int) -> dict:
     """Images/s of one ``generate_ids`` call on ``batch_size`` ready random tensors, and the ids it wrote."""
-    import torch
+    import torch  # heavy: torch
 
     side = captioner.image_side
     pixels = torch.randn(batch_size, 3, side, side, generator=torch.Generator().manual_seed(batch_size))
@@ -322,7 +321,7 @@ def _fastest_rows(row: dict, name: str, parts, work: Path, batch_size: int, toke
 
 
 def _warm_pixels(captioner):
-    import torch
+    import torch  # heavy: torch
 
     return torch.zeros(1, 3, captioner.image_side, captioner.image_side)
 

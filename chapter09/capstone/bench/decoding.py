@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from ...images import load_image
 from ..index.decode import decode_loader
@@ -33,7 +34,7 @@ KEEP_SPEED_UP = 1.1
 
 
 def _cpu_children_s() -> float:
-    import resource
+    import resource  # POSIX only: resource
 
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -65,8 +66,6 @@ def limit_img_s(model_only_img_s: float, decode_only_img_s: float) -> float:
 # ----------------------------------------------------------------------------- decoders side by side
 def _draft_size(path: Path, min_side: int) -> tuple[tuple[int, int], tuple[int, int], int]:
     """(full size, the size Pillow's draft decodes to, the scale denominator) for a JPEG: header only."""
-    from PIL import Image
-
     with Image.open(path) as image:
         full = image.size
         image.draft("RGB", (min_side, min_side))
@@ -83,8 +82,7 @@ def _pillow_full(path: Path, min_side: int):
 
 
 def _simplejpeg():
-    import simplejpeg
-    from PIL import Image
+    import simplejpeg  # optional: simplejpeg
 
     def decode(path: Path, min_side: int):
         _full, (width, height), _scale = _draft_size(path, min_side)
@@ -95,8 +93,7 @@ def _simplejpeg():
 
 
 def _turbojpeg():
-    import turbojpeg
-    from PIL import Image
+    import turbojpeg  # optional: turbojpeg
 
     codec = turbojpeg.TurboJPEG()  # raises when the libturbojpeg shared library is missing or too old
 

@@ -40,6 +40,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from PIL import Image
+
 from ... import config, cpu
 from ...clip import ClipEncoder
 from ...fidelity import Fidelity, choose_precision, fidelity_rows, format_fidelity
@@ -58,8 +60,7 @@ TARGETS = {"efficiency_vs_limit": 0.9, "int8_over_bf16": 1.3, "speed_up": 5.0}
 # ----------------------------------------------------------------------------- timed rows
 def naive_loop(encoder, paths) -> float:
     """Images/s of the per-image fp32 loop: full decode, preprocess, one forward each."""
-    import torch
-    from PIL import Image
+    import torch  # heavy: torch
 
     processor = encoder.processor.image_processor
     started = time.perf_counter()
@@ -75,7 +76,7 @@ def model_only(encoder, batch_size: int, batches: int, cpu: dict | None = None) 
     """Images/s of forwards alone on preprocessed batches of ``batch_size`` (one untimed warm-up batch), from
     the fastest of ``batches`` timed batches: a ceiling, and other processes on a shared machine only ever
     slow a batch down. ``cpu``, if given, receives the CPU seconds per image and the mean img/s of all batches."""
-    import torch
+    import torch  # heavy: torch
 
     side = encoder.image_side
     pixels = torch.randn(batch_size, 3, side, side, generator=torch.Generator().manual_seed(0))
@@ -137,7 +138,7 @@ def pipeline(library: Path, index_dir: Path, encoder, batch_size: int) -> tuple[
 
 
 def _cpu_seconds() -> tuple[float, float]:
-    import resource
+    import resource  # POSIX only: resource
 
     me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return me.ru_utime + me.ru_stime, children.ru_utime + children.ru_stime
@@ -154,7 +155,7 @@ class _Nothing:
 def worker_startup_s(workers: int = 2, repeats: int = 3) -> float:
     """Seconds from creating a DataLoader with ``workers`` processes to its first item (from this process,
     with the models loaded, as ``build_index`` forks them)."""
-    from torch.utils.data import DataLoader
+    from torch.utils.data import DataLoader  # heavy: torch
 
     times = []
     for _ in range(repeats):

@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
+import tempfile
 import time
 from pathlib import Path
 
@@ -70,7 +72,7 @@ def local_cluster(nodes: int = 2, cpus: int = 2, attempts: int = 2, log=print):
     busy with other work that is sometimes too short, so a start that timed out is retried from scratch (up to
     ``attempts`` in all); any other error, or the last time-out, is raised as it is.
     """
-    from ray.cluster_utils import Cluster
+    from ray.cluster_utils import Cluster  # heavy: ray
 
     for attempt in range(1, attempts + 1):
         cluster, before = Cluster(), _descendants()
@@ -185,8 +187,6 @@ def engines_report(library, model_folder, precision: str = "bf16", work=None, ba
     time writing (``write_s``) and waiting for the next batch (``wait_s``); ``writer`` is the writer's own
     ceiling on ``writer_rows`` ready rows (``writer_limit``; 0 skips it).
     """
-    import tempfile
-
     work = Path(work or tempfile.mkdtemp(prefix="ch09-bench-engines-"))
     encoder = load_encoder(Path(model_folder), precision)
     out = {"precision": precision, "batch_size": batch_size, "cpu_count": os.cpu_count()}
@@ -215,9 +215,6 @@ def engines_report(library, model_folder, precision: str = "bf16", work=None, ba
 
 
 def main(argv=None) -> int:
-    import shutil
-    import tempfile
-
     parser = argparse.ArgumentParser(prog="python -m chapter09.capstone.bench.engines", description=__doc__.split("\n")[0])
     parser.add_argument("--photos", type=int, default=96, help="photo-sized JPEGs to index (default 96)")
     parser.add_argument("--precision", default="bf16", choices=("fp32", "bf16", "int8"))

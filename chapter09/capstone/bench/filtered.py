@@ -52,7 +52,7 @@ class ArraySource:
         return f"{self.name}:{len(self)}"
 
     def vector_batches(self):
-        import pyarrow as pa
+        import pyarrow as pa  # heavy: pyarrow
 
         for start in range(0, len(self), self.batch):
             end = min(len(self), start + self.batch)

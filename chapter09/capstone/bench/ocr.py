@@ -31,6 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from opencc import OpenCC
 from PIL import Image, ImageDraw, ImageFont
 
 from ... import cpu
@@ -64,8 +65,6 @@ def cjk_font() -> str | None:
 
 def _words(rng: random.Random, n_en: int, n_zh: int) -> list[tuple[str, str, str]]:
     """(lang, as written, as searched) for n_en English words and n_zh Chinese phrases (some written Traditional)."""
-    from opencc import OpenCC
-
     to_traditional = OpenCC("s2t")
     out = [("en", w.upper() if rng.random() < 0.5 else w.capitalize(), w) for w in rng.sample(ENGLISH, n_en)]
     for phrase in rng.sample(CHINESE, n_zh):

@@ -23,6 +23,7 @@ runtimes' vectors. Prints the table and the CPU's features; ``--json`` writes th
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -30,7 +31,10 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
+
+import numpy as np
 
 from ... import cpu
 from ...clip import ClipEncoder
@@ -95,10 +99,7 @@ def load() -> float:
 def export_rclip_models(checkpoint: Path, datadir: Path) -> None:
     """Our checkpoint's two towers in rclip's layout (visual.onnx: pixels -> embedding; textual.onnx: 77 token
     ids -> embedding), and OpenAI's BPE file as its tokenizer."""
-    import importlib.util
-    import warnings
-
-    import torch
+    import torch  # heavy: torch, transformers
     from transformers import CLIPModel
 
     model = CLIPModel.from_pretrained(checkpoint).eval()
@@ -171,8 +172,7 @@ def time_ours(photos: Path, checkpoint: Path, cache: Path, work: Path, name: str
 
 def model_alone(checkpoint: Path, cache: Path, batch: int = 32) -> dict:
     """torch fp32, ONNX Runtime fp32 and int8 on the same ready tensors, alternated twice (best of two)."""
-    import numpy as np
-    import torch
+    import torch  # heavy: torch
 
     os.environ["CH09_CACHE"] = str(cache)
     ort = ClipEncoder("clip", Settings(mode="auto", device="cpu", precision="fp32"), local_dir=checkpoint)

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 from ... import config
@@ -126,9 +128,6 @@ def cold_search(index_dir: str, folder: str, rclip_python: str | None = None, ph
 def serve_startup(index_dir: str, folder: str, timeout: float = 300) -> dict:
     """``serve`` in a fresh process: seconds until the web UI answers HTTP, and until the first text search
     answers through it (Gradio's HTTP API, as the page calls it)."""
-    import socket
-    import urllib.request
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -154,7 +153,7 @@ def serve_startup(index_dir: str, folder: str, timeout: float = 300) -> dict:
         up = time.perf_counter() - started
         first = None
         try:
-            from gradio_client import Client
+            from gradio_client import Client  # heavy: gradio_client
 
             client = Client(url, verbose=False, download_files=False)
             client.predict("a dog on the beach", "clip", 10, api_name="/text_search")

@@ -82,7 +82,7 @@ class VideoSampling:
 
 def _open(path: Path):
     """(container, its first video stream), or BadImageError saying why the file is no usable video."""
-    import av
+    import av  # heavy: av
 
     if path.stat().st_size == 0:
         raise BadImageError(f"{path}: empty file (0 bytes)")
@@ -136,7 +136,7 @@ def _duration(container, stream) -> float | None:
 def sample_frames(path: str | Path, sampling: VideoSampling, short_side: int = 0):
     """The sampled frames of the video at ``path`` as (time in seconds, RGB PIL image with its short side at most
     ``short_side``), in time order; BadImageError (with the reason) for a file that is no usable video."""
-    import av
+    import av  # heavy: av
 
     path = Path(path)
     container, stream = _open(path)
@@ -176,7 +176,7 @@ def sample_frames(path: str | Path, sampling: VideoSampling, short_side: int = 0
 def read_frame(path: str | Path, time_s: float, short_side: int = 0):
     """The frame of the video at ``path`` shown at ``time_s`` (the first frame at or after it, else the last one
     before), as an RGB PIL image with its short side at most ``short_side``: a hit's thumbnail, caption, text."""
-    import av
+    import av  # heavy: av
 
     path = Path(path)
     container, stream = _open(path)

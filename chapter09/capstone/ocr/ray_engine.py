@@ -24,7 +24,7 @@ CPUS_PER_ACTOR = 2
 
 class _OcrActor:
     def __init__(self, root: str, reader=None):
-        import ray
+        import ray  # heavy: ray
 
         cpus = max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1)))
         self.root, self.reader = Path(root), reader if reader is not None else OcrReader(threads=cpus)
@@ -48,7 +48,7 @@ def ray_readings(root: Path, records: list[dict], reader, engine):
     actor (None: each builds RapidOCR's). ``engine``: ``options.EngineOptions``."""
     ray, started = start_ray(engine.ray_address)
     try:
-        import ray.data
+        import ray.data  # heavy: ray
 
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False

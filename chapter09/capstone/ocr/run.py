@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+from tqdm import tqdm
+
 from ...chinese import to_simplified
 from ...errors import ChapterError
 from ..caption.text_search import CONFIG
@@ -47,7 +49,7 @@ def searchable(text: str) -> str:
 
 
 def ocr_schema():
-    import pyarrow as pa
+    import pyarrow as pa  # heavy: pyarrow
 
     return pa.schema([(name, pa.string()) for name in OCR_COLUMNS])
 
@@ -164,8 +166,6 @@ def run_ocr(store, root: Path, reader, *, commit_s: float = 20.0, progress: bool
             stop_after: int | None = None, engine=None) -> OcrSummary:
     """Read the text of every indexed image that lacks it (``store`` open for writing; ``root`` its library).
     ``engine`` (``options.EngineOptions``): ``ray`` reads on a Ray cluster (``reader`` None: RapidOCR there)."""
-    from tqdm import tqdm
-
     started = time.time()
     summary = OcrSummary(reader=reader.name if reader is not None else "rapidocr")
     records = store.images(store.roles[0]).records(("path", "sha1"))

@@ -120,14 +120,14 @@ def decode_sample(root: Path, paths: list[Path], preprocessors: dict, min_side: 
 
 
 def _stack(items: list[dict], role: str):
-    import torch
+    import torch  # heavy: torch
 
     return torch.stack([torch.from_numpy(np.asarray(item["pixels"][role])) for item in items])
 
 
 def sample_pixels(paths: list[Path], encoder):
     """Decode and preprocess ``paths`` the way indexing does (draft JPEG decode); unreadable files are skipped."""
-    import torch
+    import torch  # heavy: torch
 
 
     processor, tensors = encoder.processor.image_processor, []

@@ -16,6 +16,7 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+from tokenizers import Tokenizer
 
 from ...clip import clip_encoder
 from ...models import announcement
@@ -53,8 +54,6 @@ def _text_tower(encoder) -> Path | None:
 def _tokenizer_meta(encoder, work: Path) -> dict | None:
     """Saves the fast tokenizer without padding or truncation (the quick search sets them per query, as
     ``ClipEncoder.tokenize`` asks for them); None when the encoder's tokenizer or cleaner is not one it can copy."""
-    from tokenizers import Tokenizer
-
     tokenizer = encoder.processor.tokenizer
     backend = getattr(tokenizer, "backend_tokenizer", None)
     clean = cleaner_name(encoder._clean_text)
@@ -72,7 +71,7 @@ def _tokenizer_meta(encoder, work: Path) -> dict | None:
 
 def _save_text_tower(source: Path, target: Path) -> None:
     """``source`` optimised once (extended graph optimisations) into ``target``, which then opens without them."""
-    import onnxruntime
+    import onnxruntime  # heavy: onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
