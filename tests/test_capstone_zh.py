@@ -134,7 +134,7 @@ def test_the_command_line_speaks_chinese_with_lang_zh_and_refuses_a_language_it_
 def test_search_output_in_chinese_has_no_english_prose():
     from types import SimpleNamespace
 
-    from chapter09.capstone.__main__ import _search_lines
+    from chapter09.capstone.cli_text import search_lines
     from chapter09.capstone.search.records import Hit, SearchResult
     from chapter09.exercises.i18n import speaking
 
@@ -146,9 +146,9 @@ def test_search_output_in_chinese_has_no_english_prose():
                           hits=(Hit(1, "trip/a.jpg", 0.91, {"zh": "红色圆形"}, {}, ocr_text="出口", ocr_match=("出口",)),))
     searcher = SimpleNamespace(store=SimpleNamespace(absolute=lambda path: "/photos/" + path))
     with speaking("zh"):
-        lines = _search_lines(result, searcher, "auto")
+        lines = search_lines(result, searcher, "auto")
     with speaking("en"):
-        english = _search_lines(result, searcher, "auto")
+        english = search_lines(result, searcher, "auto")
     assert len(lines) == len(english) and "1.5" in lines[0] and "/photos/trip/a.jpg" in lines[-3]
     for line in lines:
         prose = line.replace("a red circle", "")  # what the encoder read is data, shown as it is

@@ -1,15 +1,23 @@
-"""python -m chapter09.capstone {index,search,caption,match,dedup,eval,finetune,serve,bench} --help"""
+"""python -m chapter09.capstone {index,search,caption,match,dedup,eval,finetune,serve,bench} --help
+
+Imports of the package's own modules stay inside the functions here on purpose: each ``cmd_*`` imports what its
+command needs, and the full parser's builders what only they use, so ``--help`` and the quick search
+(``_quick_search``: no torch, transformers or lancedb) load nothing another command needs."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
 
 from ..cli import add_lang_option, add_model_options, run_cli
 from ..errors import UsageError
-from ..exercises.i18n import resolve, speaking, t
+from ..exercises.i18n import resolve, speaking
 from ..models import Settings
+from ..precision import PRECISION_CHOICES
+from .cli_text import dedup_lines, match_lines, search_lines
+from .search import quick as quick_search
 
 _RESULT_STREAM = []  # where results go: stdout, even while chatter is sent to stderr for --json
 
@@ -83,7 +91,7 @@ def cmd_search(args) -> int:
     if args.paths_only:  # for pipes: one absolute path a line, nothing else on stdout
         _print(None, False, "\n".join(str(searcher.store.absolute(h.path)) for h in result.hits))
         return 0
-    lines = _search_lines(result, searcher, args.strategy)
+    lines = search_lines(result, searcher, args.strategy)
     _print(result.to_json(), args.json, "\n".join(lines))
     _leave_quick_snapshot(searcher, args)
     return 0
@@ -95,8 +103,6 @@ _FILTER_FLAGS = ("folder", "taken_after", "taken_before", "camera", "type", "min
 
 def _leave_quick_snapshot(searcher, args) -> None:
     """After a full search of the kind the quick search answers, its snapshot for the next cold one."""
-    from .search import quick as quick_search
-
     flags = {name: getattr(args, name) for name in quick_search.MODEL_FLAGS}
     plain = args.image is None and not args.add and not args.subtract and args.caption_text is None \
         and args.ocr_text is None and not args.hybrid and not args.paths_only \
@@ -135,8 +141,6 @@ def _quick_parser() -> argparse.ArgumentParser:
 def _quick_search(argv: list[str]) -> int | None:
     """A plain text ``search`` answered from the index's quick snapshot, without torch (``quick_search``); None
     when it cannot answer exactly as the full search would (other flags, a stale or missing snapshot...)."""
-    from .search import quick as quick_search
-
     if not argv or argv[0] != "search" or not quick_search.enabled():
         return None
     try:
@@ -158,67 +162,9 @@ def _quick_search(argv: list[str]) -> int | None:
     for warning in answer.warnings:
         print(f"[search] warning: {warning}", file=sys.stderr)
     with speaking(lang):
-        lines = _search_lines(answer.result, None, args.strategy, route=answer.route, absolute=snapshot.absolute)
+        lines = search_lines(answer.result, None, args.strategy, route=answer.route, absolute=snapshot.absolute)
     _print(answer.result.to_json(), args.json, "\n".join(lines))
     return 0
-
-
-def _zh(word: str) -> str:
-    """A search's own word (exact, ann, how a filter searched) in Chinese, from the web UI's table."""
-    from .web.i18n import WORDS
-
-    return WORDS.get(word, (word, word))[1]
-
-
-def _search_lines(result, searcher, strategy: str, route: str | None = None, absolute=None) -> list[str]:
-    """``search``'s text output (in the run's language: ``--lang`` / ``$CH09_LANG``); ``--json`` prints the record.
-    The quick search gives the ``route`` line and ``absolute`` (library path -> file) instead of a ``searcher``."""
-    from .index.video import clock, unit_of  # here, not at the top: the quick search's imports stay light
-
-    absolute = absolute or searcher.store.absolute
-    ann = (t(f", IVF nprobe {result.ann_nprobe}, ANN recall@10 vs exact {result.ann_recall_at_10:.3f}",
-             f"，IVF nprobe {result.ann_nprobe}，ANN 相对精确搜索的 recall@10 {result.ann_recall_at_10:.3f}")
-           if result.ann_recall_at_10 is not None else "")
-    lines = [t(f"{result.strategy} search ({result.search}, {result.library_size} images, {result.ms} ms)",
-               f"{result.strategy} 检索（{_zh(result.search)}，{result.library_size} 张图片，{result.ms} ms）") + ann]
-    if len(result.terms) > 1:
-        lines.append(t("  terms: ", "  搜索项：")
-                     + " ".join(f"{x['weight']:+g}*{x['kind']}:{x['value']}" for x in result.terms))
-    if result.query and result.query_kind in ("text", "hybrid"):  # why this route
-        if route is None:
-            from .search.queries import route_reason
-
-            route = route_reason(strategy, result.query)
-        lines.append("  " + route)
-    if result.encoded_text and result.encoded_text != result.query:
-        lines.append(t("  query encoded as: ", "  实际编码的查询：") + result.encoded_text)
-    fused = result.query_kind == "hybrid"
-    if result.caption_text:
-        lines.append(t(f"  caption text: {result.caption_text}", f"  描述文字：{result.caption_text}") + (
-            t(" (fused with the vector ranking by reciprocal rank; scores are RRF)", "（与向量排名按倒数排名融合；分数是 RRF）")
-            if fused else t(" (scores are BM25)", "（分数是 BM25）")))
-    if result.ocr_text:
-        lines.append(t(f"  text in photos: {result.ocr_text}", f"  图中文字：{result.ocr_text}") + (
-            t(" (fused by reciprocal rank; scores are RRF)", "（按倒数排名融合；分数是 RRF）")
-            if fused or result.caption_text else t(" (scores are BM25)", "（分数是 BM25）")))
-    if result.filters is not None:
-        said = "; ".join(f"{k} {v}" for k, v in result.filters.items())
-        said_zh = "；".join(f"{_zh('filter ' + k)} {v}" for k, v in result.filters.items())
-        lines.append(t(f"  filter: {said} -> {result.matching} of {result.library_size} images match "
-                       f"({result.filter_how})",
-                       f"  筛选：{said_zh} -> {result.library_size} 张图片中有 {result.matching} 张符合（{_zh(result.filter_how)}）"))
-    lines += [t(f"  note: {note}", f"  说明：{note}") for note in result.notes]
-    for h in result.hits:
-        shown = absolute(h.path) if h.time_s is None else \
-            f"{absolute(unit_of(h.path))} @ {clock(h.time_s)}"  # a video's frame: the moment
-        lines.append(f"  {h.rank:>3}. {h.score:.3f}  {shown}"
-                     + (f"  @ {_place_text(h)}" if h.place or h.lat is not None else ""))
-        lines += [f"         [{lang}] {text}" for lang, text in h.captions.items()]
-        if h.ocr_text:
-            lines.append(f"         [{t('text', '文字')}] {' | '.join(h.ocr_text.splitlines())[:200]}"
-                         + (t("  (matched: ", "  （匹配：") + ", ".join(h.ocr_match) + t(")", "）")
-                            if h.ocr_match else ""))
-    return lines
 
 
 def cmd_caption(args) -> int:
@@ -253,9 +199,7 @@ def cmd_match(args) -> int:
 
     rows = match_scores(args.image, args.texts, args.strategy, Settings.from_args(args))
     result = {"image": args.image, "scores": rows}
-    _print(result, args.json, "\n".join(f"  {r['score']:+.3f}  p={r['probability']:.3f}  {r['text']}" + (
-        f"   (read as: {r['encoded_text']})" if r["encoded_text"] != r["text"] else "")
-        for r in sorted(rows, key=lambda r: -r["score"])))
+    _print(result, args.json, "\n".join(match_lines(rows)))
     return 0
 
 
@@ -263,11 +207,7 @@ def cmd_dedup(args) -> int:
     from .search.dedup import find_duplicates
 
     result = find_duplicates(args.index, args.threshold)
-    lines = [f"exact duplicates (same bytes): {len(result['exact_groups'])} groups"]
-    lines += ["  " + "  ==  ".join(group) for group in result["exact_groups"]]
-    lines.append(f"near duplicates (cosine >= {result['threshold']}): {len(result['near_pairs'])} pairs")
-    lines += [f"  {p['cosine']:.4f}  {p['a']}  ~  {p['b']}" for p in result["near_pairs"][:50]]
-    _print(result, args.json, "\n".join(lines))
+    _print(result, args.json, "\n".join(dedup_lines(result)))
     return 0
 
 
@@ -330,8 +270,6 @@ def cmd_bench(args) -> int:
 
 
 def _precision_option(parser, help_text: str) -> None:
-    from ..precision import PRECISION_CHOICES
-
     parser.add_argument("--precision", choices=PRECISION_CHOICES, default=None, help=help_text)
 
 
@@ -459,15 +397,6 @@ def _index_flags(p) -> None:
                         "file-system events are unavailable; 0: none)")
 
 
-def _place_text(hit: dict) -> str:
-    """Where a hit was taken, for the text output: 'Hangzhou 杭州, Zhejiang Sheng, CN (30.2741, 120.1551)'."""
-    place = hit.get("place") or {}
-    city = " ".join(v for v in (place.get("name"), place.get("name_zh")) if v)
-    named = ", ".join(v for v in (city, place.get("admin"), place.get("country")) if v)
-    position = f"({hit['lat']:.4f}, {hit['lon']:.4f})" if hit.get("lat") is not None else ""
-    return " ".join(v for v in (named, position) if v)
-
-
 def _search_flags(p) -> None:
     from .search.queries import STRATEGIES
 
@@ -592,8 +521,6 @@ def _bench_flags(p) -> None:
 
 
 def main(argv=None) -> int:
-    import contextlib
-
     quick = _quick_search(sys.argv[1:] if argv is None else list(argv))
     if quick is not None:
         return quick

@@ -25,6 +25,7 @@ import io
 import json
 import math
 import re
+import time
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
@@ -308,8 +309,6 @@ COMPARED_STRATEGIES = tuple(BY_NAME)  # every strategy, in the order the report 
 
 def compare_strategies(data: PairedData, strategies="all", settings: Settings | None = None) -> dict:
     """Every query strategy on the same data set; a strategy whose model is missing is reported, not fatal."""
-    import time
-
 
     names = COMPARED_STRATEGIES if strategies == "all" else [s.strip() for s in strategies.split(",") if s.strip()]
     report = {"dataset": data.name, "images": len(data.images), "texts": len(data.texts),
@@ -387,7 +386,7 @@ def format_captions(report: dict, lang: str | None = None) -> str:
 # ----------------------------------------------------------------------------- caption metrics
 def bleu4(hypotheses: list[str], references: list[list[str]], lang: str) -> float:
     """Corpus BLEU-4 (sacrebleu; Chinese is tokenised per character, as in the WMT zh tracks)."""
-    import sacrebleu
+    import sacrebleu  # heavy: sacrebleu
 
     n_refs = max(len(r) for r in references)
     padded = [[refs[i] if i < len(refs) else refs[0] for refs in references] for i in range(n_refs)]
@@ -456,7 +455,7 @@ def cider_d(hypotheses: list[str], references: list[list[str]], lang: str, sigma
 
 def cider_d_reference(hypotheses: list[str], references: list[list[str]], lang: str) -> float:
     """pycocoevalcap's CIDEr-D on the same tokens (its PTB tokenizer is skipped: it needs Java)."""
-    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.cider.cider import Cider  # heavy: pycocoevalcap
 
     gts = {i: [" ".join(tokens_for_metrics(r, lang)) for r in refs] for i, refs in enumerate(references)}
     res = {i: [" ".join(tokens_for_metrics(h, lang))] for i, h in enumerate(hypotheses)}

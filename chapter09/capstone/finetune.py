@@ -46,7 +46,7 @@ def finetune(dataset, out_dir, val=None, steps: int = 200, lr: float = 5e-5, bat
              seed: int = 0, log=print) -> dict:
     """Fine-tune CLIP on ``dataset`` and save it to ``out_dir``; trains in fp32 unless ``settings.dtype`` says
     otherwise (optimiser states in bf16 lose the small updates fine-tuning makes)."""
-    import torch
+    import torch  # heavy: torch
 
 
     settings = settings or Settings()

@@ -30,7 +30,16 @@ import shutil
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
+
+from ...clip import clip_encoder
+from ...models import Settings
+from ...toyworld import load_scenes, write_dataset
+from ..caption.run import caption_index
+from ..caption.text_search import caption_ranking, rrf_fuse
+from ..index.build import build_index
+from ..search.library_search import LibrarySearch
 
 KINDS = ("caption", "paraphrase", "object")
 METHODS = ("vector", "caption", "hybrid")
@@ -61,16 +70,6 @@ def measure(scenes: int = 600, seed: int = 31337, folder: str | Path | None = No
             kinds=KINDS, log=print) -> dict:
     """Build the toy library, index and captions in ``folder`` (a temporary one if None) and measure the
     query ``kinds`` in both languages."""
-    import warnings
-
-    from ...clip import clip_encoder
-    from ...models import Settings
-    from ...toyworld import load_scenes, write_dataset
-    from ..caption.run import caption_index
-    from ..caption.text_search import caption_ranking, rrf_fuse
-    from ..index.build import build_index
-    from ..search.library_search import LibrarySearch
-
     tmp = None
     if folder is None:
         tmp = folder = tempfile.mkdtemp(prefix="ch09-caption-search-")

@@ -29,10 +29,24 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import importlib.util
 import os
 import shutil
+import tempfile
 import time
 from pathlib import Path
+
+from ... import config, cpu, translation
+from ...caption_fidelity import compare
+from ...captioning import CAPTION_PRECISIONS, Captioner
+from ...clip import clip_encoder
+from ...errors import UsageError
+from ...models import ResolvedModel, Settings, quiet_loading
+from ...precision import unavailable_reason
+from ...translation import Translator
+from ..caption.run import caption_index
+from ..index.build import build_index
+from .synthetic import PHOTO_SIZE, make_photos
 
 CAPTIONERS = ("blip", "vit-gpt2")
 ARCHITECTURES = {
@@ -50,10 +64,6 @@ def _load() -> list[float]:
 def _stand_in_vocab() -> Path:
     """Chinese-CLIP's real WordPiece vocabulary (cn-clip's wheel) when installed, else the toy Chinese-CLIP twin's,
     which ships in this package: the tokenizer only turns ids into text, so either serves the timing."""
-    import importlib.util
-
-    from ... import config
-
     spec = importlib.util.find_spec("cn_clip")
     if spec is not None and spec.origin:
         real = Path(spec.origin).parent / "clip" / "vocab.txt"
@@ -65,7 +75,7 @@ def _stand_in_vocab() -> Path:
 def _stand_in_tokenizer(folder: Path):
     """A BERT WordPiece tokenizer (``_stand_in_vocab``): unknown ids decode to [UNK] instead of failing, which
     random weights need."""
-    from transformers import BertTokenizer
+    from transformers import BertTokenizer  # heavy: transformers
 
     folder.mkdir(parents=True, exist_ok=True)
     # Marian's generate refuses token_type_ids, which BERT tokenizers return by default
@@ -80,7 +90,7 @@ _TINY_VISION = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads"
 
 def architecture_parts(name: str, folder: Path, seed: int = 0, tiny: bool = False):
     """(fp32 model with random weights, image processor, tokenizer) for captioner ``name``."""
-    import torch
+    import torch  # heavy: torch, transformers
     from transformers import (
         BlipConfig,
         BlipForConditionalGeneration,
@@ -92,8 +102,6 @@ def architecture_parts(name: str, folder: Path, seed: int = 0, tiny: bool = Fals
         ViTImageProcessor,
         ViTModel,
     )
-
-    from ...models import quiet_loading
 
     tokenizer = _stand_in_tokenizer(folder / "tokenizer")
     torch.manual_seed(seed)
@@ -121,9 +129,6 @@ def architecture_parts(name: str, folder: Path, seed: int = 0, tiny: bool = Fals
 
 def at_precision(name: str, parts, precision: str):
     """A ``Captioner`` around a copy of the fp32 model at ``precision`` (fp32: the model itself)."""
-    from ...captioning import Captioner
-    from ...models import Settings
-
     model, processor, tokenizer = parts
     model = model if precision == "fp32" else copy.deepcopy(model)  # int8 and bf16 convert in place
     return Captioner(Settings(mode="auto", device="cpu"), name=name, precision=precision,
@@ -132,12 +137,8 @@ def at_precision(name: str, parts, precision: str):
 
 def random_translator(folder: Path, tokens: int, seed: int = 0, tiny: bool = False):
     """A ``Translator`` on opus-mt-en-zh's architecture with random weights, forced to ``tokens`` new tokens."""
-    import torch
+    import torch  # heavy: torch, transformers
     from transformers import MarianConfig, MarianMTModel
-
-    from ... import config
-    from ...models import ResolvedModel, quiet_loading
-    from ...translation import Translator
 
     _stand_in_tokenizer(folder)
     torch.manual_seed(seed)
@@ -160,8 +161,6 @@ def random_translator(folder: Path, tokens: int, seed: int = 0, tiny: bool = Fal
 @contextlib.contextmanager
 def _translating_with(translator):
     """``translation.translator("en_zh", ...)``, which ``caption_batch`` asks per batch, answers ``translator``."""
-    from ... import translation
-
     real = translation.translator
     translation.translator = lambda direction, settings=None: translator if direction == "en_zh" else real(
         direction, settings)
@@ -174,10 +173,6 @@ def _translating_with(translator):
 def make_index(photos: Path, index_dir: Path) -> None:
     """An index of ``photos`` (the toy CLIP encodes them: ``caption --index`` needs indexed images, not CLIP's
     quality)."""
-    from ...clip import clip_encoder
-    from ...models import Settings
-    from ..index.build import build_index
-
     with contextlib.redirect_stdout(open(os.devnull, "w")):  # the toy banner: the captioners here are not toys
         build_index(photos, index_dir, {"clip": clip_encoder("clip", Settings("toy", device="cpu"))}, workers=0,
                     progress=False, build_ann=False)
@@ -185,7 +180,7 @@ def make_index(photos: Path, index_dir: Path) -> None:
 
 def model_only(captioner, batch_size: int, tokens: int) -> dict:
     """Images/s of one ``generate_ids`` call on ``batch_size`` ready random tensors, and the ids it wrote."""
-    import torch
+    import torch  # heavy: torch
 
     side = captioner.image_side
     pixels = torch.randn(batch_size, 3, side, side, generator=torch.Generator().manual_seed(batch_size))
@@ -201,8 +196,6 @@ def end_to_end(template: Path, work: Path, captioner, batch_size: int, tokens: i
                langs: str = "en", translator=None) -> dict:
     """``caption_index`` on a fresh copy of ``template`` with the ready ``captioner``: images/s from the first
     batch on (models already loaded), and where the time went."""
-    from ..caption.run import caption_index
-
     index = work / f"index-{captioner.name}-{captioner.precision}-w{workers}-{langs.replace(',', '')}"
     shutil.rmtree(index, ignore_errors=True)
     shutil.copytree(template, index)
@@ -226,15 +219,6 @@ def captioning_report(images: int = 8, batch_sizes=(1, 4), batch_size: int = 4, 
     """Build the photos, the index and the models, run every row (module docstring); the report as a dict.
     ``tiny``: shrunken architectures (tests of the report's structure only); ``decode_workers``: the workers of the
     "decode workers on" rows (tests pass 0 to skip their start-up)."""
-    import tempfile
-
-    from ... import cpu
-    from ...caption_fidelity import compare
-    from ...captioning import CAPTION_PRECISIONS
-    from ...errors import UsageError
-    from ...precision import unavailable_reason
-    from .synthetic import PHOTO_SIZE, make_photos
-
     unknown = sorted(set(captioners) - set(CAPTIONERS))
     if unknown:
         raise UsageError(f"--captioners: {', '.join(unknown)} unknown; use a comma list of {', '.join(CAPTIONERS)}")
@@ -258,59 +242,9 @@ def captioning_report(images: int = 8, batch_sizes=(1, 4), batch_size: int = 4, 
                    "parameters_m": round(sum(p.numel() for p in parts[0].parameters()) / 1e6, 1),
                    "precisions": {}, "skipped": {}}
             report["captioners"][name] = row
-            reference_ids, reference = None, None
-            for precision in CAPTION_PRECISIONS:
-                reason = unavailable_reason(precision, "cpu", int8_runtime="torch")
-                if reason:
-                    row["skipped"][precision] = reason
-                    log(f"  {name} {precision}: not run ({reason})")
-                    continue
-                captioner = at_precision(name, parts, precision)
-                row["image_side"] = captioner.image_side
-                captioner.generate_ids(_warm_pixels(captioner), "en", max_new_tokens=2)  # first-call set-up untimed
-                measured = {"model_only": {}, "end_to_end": {}}
-                for size in sizes:
-                    measured["model_only"][str(size)] = model_only(captioner, size, tokens)
-                ids = measured["model_only"][str(sizes[-1])]["_ids"]
-                if precision == "fp32":
-                    reference_ids, reference = ids, captioner
-                else:
-                    token, exact = compare(reference, [reference_ids], captioner, [ids])
-                    measured["agreement_with_fp32"] = {"token": round(token, 4), "exact": round(exact, 4),
-                                                       "images": sizes[-1]}
-                for run in measured["model_only"].values():
-                    run.pop("_ids")
-                measured["end_to_end"]["workers"] = end_to_end(work / "template", work, captioner, batch_size,
-                                                               tokens, workers=decode_workers)
-                ceiling = measured["model_only"][str(batch_size)]["img_s"]
-                measured["end_to_end_over_model_only"] = round(measured["end_to_end"]["workers"]["img_s"] / ceiling, 3)
-                row["precisions"][precision] = measured
-                log(f"  {name} {precision}: model alone " + ", ".join(
-                    f"b{s} {r['img_s']:.3f}" for s, r in measured["model_only"].items())
-                    + f" img/s; caption --index b{batch_size} {measured['end_to_end']['workers']['img_s']:.3f} img/s "
-                    f"({measured['end_to_end_over_model_only']:.2f} of the model alone); load {_load()}")
-                if precision != "fp32":
-                    del captioner  # one copy of the weights at a time beside fp32
-            fastest = max(row["precisions"], key=lambda p: row["precisions"][p]["model_only"][str(batch_size)]["img_s"])
-            row["fastest"] = fastest
-            captioner = at_precision(name, parts, fastest)
-            row["precisions"][fastest]["end_to_end"]["no_workers"] = end_to_end(
-                work / "template", work, captioner, batch_size, tokens, workers=0)
-            row["workers_over_no_workers"] = round(row["precisions"][fastest]["end_to_end"]["workers"]["img_s"]
-                                                   / row["precisions"][fastest]["end_to_end"]["no_workers"]["img_s"], 3)
-            fp32 = row["precisions"]["fp32"]["model_only"][str(batch_size)]["img_s"]
-            row["fastest_over_fp32"] = round(row["precisions"][fastest]["model_only"][str(batch_size)]["img_s"] / fp32, 3)
-            translator = translator or random_translator(work / "translator", tokens, tiny=tiny)
-            split = end_to_end(work / "template", work, captioner, batch_size, tokens, workers=decode_workers, langs="en,zh",
-                               translator=translator)
-            split["precision"] = fastest
-            split["translate_share"] = round(split["translate_s"] / max(split["generate_s"] + split["translate_s"],
-                                                                        1e-9), 3)
-            row["caption_translate"] = split
-            log(f"  {name} {fastest}: no decode workers {row['precisions'][fastest]['end_to_end']['no_workers']['img_s']:.3f}"
-                f" img/s; caption+translate generate {split['generate_s']:.1f} s, translate {split['translate_s']:.1f} s"
-                f" ({split['translate_share']:.0%}); load {_load()}")
-            del parts, captioner
+            _precision_rows(row, name, parts, work, sizes, batch_size, tokens, decode_workers, log)
+            translator = _fastest_rows(row, name, parts, work, batch_size, tokens, decode_workers, translator, tiny, log)
+            del parts
         report["ratios"] = _ratios(report)
     finally:
         if own_work:
@@ -320,8 +254,74 @@ def captioning_report(images: int = 8, batch_sizes=(1, 4), batch_size: int = 4, 
     return report
 
 
+def _precision_rows(row: dict, name: str, parts, work: Path, sizes: list[int], batch_size: int, tokens: int,
+                    decode_workers: int, log) -> None:
+    """Each precision of captioner ``name``: the model alone per batch size, its greedy captions' agreement with
+    fp32's, and ``caption --index`` end to end with decode workers (into ``row``)."""
+    reference_ids, reference = None, None
+    for precision in CAPTION_PRECISIONS:
+        reason = unavailable_reason(precision, "cpu", int8_runtime="torch")
+        if reason:
+            row["skipped"][precision] = reason
+            log(f"  {name} {precision}: not run ({reason})")
+            continue
+        captioner = at_precision(name, parts, precision)
+        row["image_side"] = captioner.image_side
+        captioner.generate_ids(_warm_pixels(captioner), "en", max_new_tokens=2)  # first-call set-up untimed
+        measured = {"model_only": {}, "end_to_end": {}}
+        for size in sizes:
+            measured["model_only"][str(size)] = model_only(captioner, size, tokens)
+        ids = measured["model_only"][str(sizes[-1])]["_ids"]
+        if precision == "fp32":
+            reference_ids, reference = ids, captioner
+        else:
+            token, exact = compare(reference, [reference_ids], captioner, [ids])
+            measured["agreement_with_fp32"] = {"token": round(token, 4), "exact": round(exact, 4),
+                                               "images": sizes[-1]}
+        for run in measured["model_only"].values():
+            run.pop("_ids")
+        measured["end_to_end"]["workers"] = end_to_end(work / "template", work, captioner, batch_size,
+                                                       tokens, workers=decode_workers)
+        ceiling = measured["model_only"][str(batch_size)]["img_s"]
+        measured["end_to_end_over_model_only"] = round(measured["end_to_end"]["workers"]["img_s"] / ceiling, 3)
+        row["precisions"][precision] = measured
+        log(f"  {name} {precision}: model alone " + ", ".join(
+            f"b{s} {r['img_s']:.3f}" for s, r in measured["model_only"].items())
+            + f" img/s; caption --index b{batch_size} {measured['end_to_end']['workers']['img_s']:.3f} img/s "
+            f"({measured['end_to_end_over_model_only']:.2f} of the model alone); load {_load()}")
+        if precision != "fp32":
+            del captioner  # one copy of the weights at a time beside fp32
+
+
+def _fastest_rows(row: dict, name: str, parts, work: Path, batch_size: int, tokens: int, decode_workers: int,
+                  translator, tiny: bool, log):
+    """The fastest precision of captioner ``name`` again: end to end without decode workers, and captioning plus
+    translating to Chinese (generate and translate time apart) (into ``row``); returns the translator (``None``
+    given: made here, once)."""
+    fastest = max(row["precisions"], key=lambda p: row["precisions"][p]["model_only"][str(batch_size)]["img_s"])
+    row["fastest"] = fastest
+    captioner = at_precision(name, parts, fastest)
+    row["precisions"][fastest]["end_to_end"]["no_workers"] = end_to_end(
+        work / "template", work, captioner, batch_size, tokens, workers=0)
+    row["workers_over_no_workers"] = round(row["precisions"][fastest]["end_to_end"]["workers"]["img_s"]
+                                           / row["precisions"][fastest]["end_to_end"]["no_workers"]["img_s"], 3)
+    fp32 = row["precisions"]["fp32"]["model_only"][str(batch_size)]["img_s"]
+    row["fastest_over_fp32"] = round(row["precisions"][fastest]["model_only"][str(batch_size)]["img_s"] / fp32, 3)
+    translator = translator or random_translator(work / "translator", tokens, tiny=tiny)
+    split = end_to_end(work / "template", work, captioner, batch_size, tokens, workers=decode_workers, langs="en,zh",
+                       translator=translator)
+    split["precision"] = fastest
+    split["translate_share"] = round(split["translate_s"] / max(split["generate_s"] + split["translate_s"],
+                                                                1e-9), 3)
+    row["caption_translate"] = split
+    log(f"  {name} {fastest}: no decode workers {row['precisions'][fastest]['end_to_end']['no_workers']['img_s']:.3f}"
+        f" img/s; caption+translate generate {split['generate_s']:.1f} s, translate {split['translate_s']:.1f} s"
+        f" ({split['translate_share']:.0%}); load {_load()}")
+    return translator
+
+
 def _warm_pixels(captioner):
-    import torch
+    import torch  # heavy: torch
 
     return torch.zeros(1, 3, captioner.image_side, captioner.image_side)
 

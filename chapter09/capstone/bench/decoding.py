@@ -22,6 +22,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
+
+from ...images import load_image
+from ..index.decode import decode_loader
 
 # A decoder replaces Pillow's draft (what the indexer uses) only if it gives the same pixels and is at least this
 # much faster with preprocessing: below it the gain is within one run's noise on a shared machine, and not
@@ -30,7 +34,7 @@ KEEP_SPEED_UP = 1.1
 
 
 def _cpu_children_s() -> float:
-    import resource
+    import resource  # POSIX only: resource
 
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -39,8 +43,6 @@ def _cpu_children_s() -> float:
 def decode_only(library: Path, encoder, batch_size: int, workers: int | None = None) -> dict:
     """Images/s of the indexer's decode workers alone on every photo of ``library`` (worker start-up included,
     as in a pipeline run), and their CPU time per image."""
-    from ..index.decode import decode_loader
-
     root = Path(library).resolve()
     todo = sorted(str(p.relative_to(root)) for p in root.rglob("*.jpg"))
     cpu_before = _cpu_children_s()
@@ -64,8 +66,6 @@ def limit_img_s(model_only_img_s: float, decode_only_img_s: float) -> float:
 # ----------------------------------------------------------------------------- decoders side by side
 def _draft_size(path: Path, min_side: int) -> tuple[tuple[int, int], tuple[int, int], int]:
     """(full size, the size Pillow's draft decodes to, the scale denominator) for a JPEG: header only."""
-    from PIL import Image
-
     with Image.open(path) as image:
         full = image.size
         image.draft("RGB", (min_side, min_side))
@@ -74,20 +74,15 @@ def _draft_size(path: Path, min_side: int) -> tuple[tuple[int, int], tuple[int, 
 
 
 def _pillow_draft(path: Path, min_side: int):
-    from ...images import load_image
-
     return load_image(path, min_side=min_side)
 
 
 def _pillow_full(path: Path, min_side: int):
-    from ...images import load_image
-
     return load_image(path)
 
 
 def _simplejpeg():
-    import simplejpeg
-    from PIL import Image
+    import simplejpeg  # optional: simplejpeg
 
     def decode(path: Path, min_side: int):
         _full, (width, height), _scale = _draft_size(path, min_side)
@@ -98,8 +93,7 @@ def _simplejpeg():
 
 
 def _turbojpeg():
-    import turbojpeg
-    from PIL import Image
+    import turbojpeg  # optional: turbojpeg
 
     codec = turbojpeg.TurboJPEG()  # raises when the libturbojpeg shared library is missing or too old
 

@@ -40,9 +40,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from ...fidelity import choose_precision, format_fidelity
-from ...precision import PRECISIONS
-from .decoding import compare_decoders, decode_only, limit_img_s
+from PIL import Image
+
+from ... import config, cpu
+from ...clip import ClipEncoder
+from ...fidelity import Fidelity, choose_precision, fidelity_rows, format_fidelity
+from ...models import Settings
+from ...precision import PRECISIONS, unavailable_reason
+from ...toyworld import generate_scenes
+from ..index.build import build_index
+from ..precision.library import DEFAULT_QUERIES, measure_library
+from .decoding import compare_decoders, decode_only, format_decoders, limit_img_s
 from .synthetic import PHOTO_SIZE, load_encoder, make_photos, vit_b32_folder
 
 TARGETS = {"efficiency_vs_limit": 0.9, "int8_over_bf16": 1.3, "speed_up": 5.0}
@@ -52,8 +60,7 @@ TARGETS = {"efficiency_vs_limit": 0.9, "int8_over_bf16": 1.3, "speed_up": 5.0}
 # ----------------------------------------------------------------------------- timed rows
 def naive_loop(encoder, paths) -> float:
     """Images/s of the per-image fp32 loop: full decode, preprocess, one forward each."""
-    import torch
-    from PIL import Image
+    import torch  # heavy: torch
 
     processor = encoder.processor.image_processor
     started = time.perf_counter()
@@ -69,7 +76,7 @@ def model_only(encoder, batch_size: int, batches: int, cpu: dict | None = None) 
     """Images/s of forwards alone on preprocessed batches of ``batch_size`` (one untimed warm-up batch), from
     the fastest of ``batches`` timed batches: a ceiling, and other processes on a shared machine only ever
     slow a batch down. ``cpu``, if given, receives the CPU seconds per image and the mean img/s of all batches."""
-    import torch
+    import torch  # heavy: torch
 
     side = encoder.image_side
     pixels = torch.randn(batch_size, 3, side, side, generator=torch.Generator().manual_seed(0))
@@ -106,8 +113,6 @@ def pipeline(library: Path, index_dir: Path, encoder, batch_size: int) -> tuple[
     """Images/s of ``build_index`` end to end on a fresh index folder (what ``index`` runs), and where the
     time went: before the first forward (start-up, walk, worker start, first batch decoded), between the
     first and last forward (steady state), inside forwards, and after the last one (commit, compaction)."""
-    from ..index.build import build_index
-
     shutil.rmtree(index_dir, ignore_errors=True)
     timed = _Timed(encoder)
     cpu_self, cpu_children = _cpu_seconds()
@@ -133,7 +138,7 @@ def pipeline(library: Path, index_dir: Path, encoder, batch_size: int) -> tuple[
 
 
 def _cpu_seconds() -> tuple[float, float]:
-    import resource
+    import resource  # POSIX only: resource
 
     me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return me.ru_utime + me.ru_stime, children.ru_utime + children.ru_stime
@@ -150,7 +155,7 @@ class _Nothing:
 def worker_startup_s(workers: int = 2, repeats: int = 3) -> float:
     """Seconds from creating a DataLoader with ``workers`` processes to its first item (from this process,
     with the models loaded, as ``build_index`` forks them)."""
-    from torch.utils.data import DataLoader
+    from torch.utils.data import DataLoader  # heavy: torch
 
     times = []
     for _ in range(repeats):
@@ -161,8 +166,6 @@ def worker_startup_s(workers: int = 2, repeats: int = 3) -> float:
 
 
 def text_queries() -> list[str]:
-    from ..precision.library import DEFAULT_QUERIES
-
     return list(DEFAULT_QUERIES)
 
 
@@ -171,12 +174,7 @@ def encoding_report(images: int = 512, batch_size: int = 64, naive_images: int |
                     precisions=PRECISIONS, fidelity_images: int = 256, torch_int8_row: bool = True,
                     log=print) -> dict:
     """Every encoding row of the bench, measured in this one run (see the module docstring)."""
-    import torch
-
-    from ... import cpu
-    from ...measure import text_latency_ms
-    from ...precision import unavailable_reason
-    from ..precision.library import measure_library
+    import torch  # heavy: torch
 
     naive_images = naive_images or max(2, min(images, 64))
     tmp = Path(tempfile.mkdtemp(prefix="ch09-bench-"))
@@ -187,30 +185,11 @@ def encoding_report(images: int = 512, batch_size: int = 64, naive_images: int |
         folder, tokenizer = vit_b32_folder(tmp / "vit-b-32")
         setup_s = time.perf_counter() - started
         log(f"  ({images} photos and the ViT-B/32 folder made in {setup_s:.1f} s; timing starts now)")
-        report = {"images": images, "photo_size": f"{PHOTO_SIZE[0]}x{PHOTO_SIZE[1]} JPEG",
-                  "photo_mb": round(sum(p.stat().st_size for p in paths) / len(paths) / 2**20, 2),
-                  "batch_size": batch_size, "model": "ViT-B/32 (CLIPConfig() defaults, random weights)",
-                  "tokenizer": tokenizer, "torch_threads": torch.get_num_threads(),
-                  "cpu": cpu.describe(), "pipeline_img_s": {}, "model_only_img_s": {}, "decode_only_img_s": {},
-                  "limit_img_s": {}, "efficiency_vs_limit": {}, "cpu_efficiency_vs_limit": {},
-                  "pipeline_over_model_only": {}, "speed_up": {},
-                  "pipeline_runs": {}, "decode_runs": {}, "text_query_ms": {}, "load_s": {}, "skipped": {}}
-        encoders = {}
-        for precision in precisions:
-            reason = unavailable_reason(precision, "cpu")
-            if reason:
-                log(f"  {precision}: skipped ({reason})")
-                report["skipped"][precision] = reason
-                continue
-            t = time.perf_counter()
-            encoders[precision] = load_encoder(folder, precision)
-            report["load_s"][precision] = round(time.perf_counter() - t, 2)
-
+        report = _empty_report(images, paths, batch_size, tokenizer, torch.get_num_threads())
+        encoders = _load_encoders(folder, precisions, report, log)
         fp32 = encoders["fp32"]
-        import lancedb  # noqa: F401  (the store's first import costs ~1 s once per process: not indexing speed)
-
-        from ..index import build as indexer  # noqa: F401
-        from ..store import database as store  # noqa: F401
+        # the store's first import costs ~1 s once per process: not indexing speed (index.build: imported at the top)
+        import lancedb  # noqa: F401
 
         naive_loop(fp32, paths[:2])  # warm-up
         naive = naive_loop(fp32, paths[:naive_images])
@@ -220,44 +199,8 @@ def encoding_report(images: int = 512, batch_size: int = 64, naive_images: int |
         report["worker_startup_s"] = round(worker_startup_s(), 3)
         batches = max(2, min(4, images // batch_size))
         for precision, encoder in encoders.items():
-            # decoding alone and the model alone bracket the pipeline run, once before it and once after: on a
-            # shared machine the faster of each pair is the least disturbed, and the spread shows the disturbance
-            load_before = round(os.getloadavg()[0], 2)
-            before_cpu, after_cpu = {}, {}
-            decodes = [decode_only(library, encoder, batch_size)]
-            models = [(model_only(encoder, batch_size, batches, before_cpu), before_cpu)]
-            rate, run = pipeline(library, tmp / f"index-{precision}", encoder, batch_size)
-            decodes.append(decode_only(library, encoder, batch_size))
-            models.append((model_only(encoder, batch_size, batches, after_cpu), after_cpu))
-            decoded = max(decodes, key=lambda row: row["img_s"])
-            ceiling, model_cpu = max(models, key=lambda pair: pair[0])
-            run["bracket_spread"] = {"decode": round(min(d["img_s"] for d in decodes) / decoded["img_s"], 3),
-                                     "model": round(min(m for m, _cpu in models) / ceiling, 3)}
-            limit = limit_img_s(ceiling, decoded["img_s"])
-            run["model_only_cpu_ms_per_image"] = model_cpu["cpu_ms_per_image"]
-            run["model_only_mean_img_s"] = model_cpu["mean_img_s"]
-            run["load_average"] = [load_before, round(os.getloadavg()[0], 2)]  # 1-minute, around the five rows
-            run["cpu_ms_per_image"] = {"main": round(1000 * run["cpu_main_s"] / run["encoded"], 2),
-                                       "decode": round(1000 * run["cpu_decode_s"] / run["encoded"], 2)}
-            report["pipeline_img_s"][precision] = round(rate, 2)
-            report["model_only_img_s"][precision] = round(ceiling, 2)
-            report["decode_only_img_s"][precision] = decoded["img_s"]
-            report["decode_runs"][precision] = decoded
-            report["limit_img_s"][precision] = round(limit, 2)
-            report["efficiency_vs_limit"][precision] = round(rate / limit, 3)
-            report["pipeline_over_model_only"][precision] = round(rate / ceiling, 3)
-            # the same limit in CPU time, which other processes on a shared machine barely move: the CPU the
-            # model alone and the decode workers alone spend per image, over what the pipeline spent
-            alone_ms = model_cpu["cpu_ms_per_image"] + decoded["cpu_ms_per_image"]
-            spent_ms = 1000 * (run["cpu_main_s"] + run["cpu_decode_s"]) / run["encoded"]
-            report["cpu_efficiency_vs_limit"][precision] = round(alone_ms / spent_ms, 3)
-            report["speed_up"][precision] = round(rate / naive, 2)
-            run["worker_startup_share"] = round(report["worker_startup_s"] / run["seconds"], 3)
-            report["pipeline_runs"][precision] = run
-            report["text_query_ms"][precision] = text_latency_ms(encoder, text_queries())
-            log(f"  pipeline {precision:<5} (build_index)  {rate:7.2f} img/s | model alone {ceiling:7.2f} | "
-                f"decoding alone {decoded['img_s']:7.2f} | limit {limit:7.2f} | vs limit {rate / limit:5.3f} | "
-                f"{rate / naive:5.2f}x naive | text query p50 {report['text_query_ms'][precision]['p50_ms']:.1f} ms")
+            _pipeline_rows(report, precision, encoder, library, tmp / f"index-{precision}", batch_size, batches,
+                           naive, log)
         for key, rows in (("int8_over_bf16", "pipeline_img_s"), ("int8_over_bf16_model_only", "model_only_img_s")):
             report[key] = precision_ratio(report[rows], "int8", "bf16")
         sample = paths[:min(len(paths), 48)]
@@ -265,28 +208,14 @@ def encoding_report(images: int = 512, batch_size: int = 64, naive_images: int |
                                               rounds=3 if len(sample) >= 24 else 1)
         report["text_p50_ms"] = {p: row["p50_ms"] for p, row in report["text_query_ms"].items()}
         if torch_int8_row and "int8" in encoders:  # why int8 runs on ONNX Runtime: torch's own int8, same batches
-            from ...measure import torch_int8
+            from ...measure import torch_int8  # heavy: chapter09.measure imports torch
 
             variant = copy.copy(fp32)
             variant.model = torch_int8(fp32.torch_model)  # fp32.model may be an ONNX Runtime session
             report["torch_int8_model_only_img_s"] = round(model_only(variant, batch_size, batches), 2)
             del variant
 
-        rows, where = measure_library(library, fp32, [p for p in encoders if p != "fp32"],
-                                      sample=min(fidelity_images, images), batch_size=batch_size)
-        choice = choose_precision("auto", rows)
-        report["fidelity"] = {p: row.to_json() for p, row in rows.items()}
-        report["fidelity_sample"] = f"{where}; ViT-B/32 with random weights"
-        log(f"  fidelity against fp32 ({report['fidelity_sample']}):\n{format_fidelity(rows)}")
-        log(f"  {choice.reason}")
-        trained, trained_where = trained_fidelity([p for p in encoders if p != "fp32"], batch_size)
-        trained_choice = choose_precision("auto", trained)
-        report["fidelity_trained"] = {p: row.to_json() for p, row in trained.items()}
-        report["fidelity_trained_sample"] = trained_where
-        log(f"  fidelity against fp32 on a trained model ({trained_where}):\n{format_fidelity(trained)}")
-        log(f"  {trained_choice.reason}")
-        report["auto"] = {"precision": choice.precision, "reason": choice.reason,
-                          "trained_precision": trained_choice.precision, "trained_reason": trained_choice.reason}
+        choice = _fidelity_rows(report, library, fp32, encoders, min(fidelity_images, images), batch_size, log)
         report["targets"] = _targets(report)
         report["_folder"] = str(folder)  # kept for the start-up probes, dropped before returning
         report["_library"] = str(library)
@@ -298,15 +227,103 @@ def encoding_report(images: int = 512, batch_size: int = 64, naive_images: int |
         raise
 
 
+def _empty_report(images: int, paths: list[Path], batch_size: int, tokenizer: str, torch_threads: int) -> dict:
+    """The encoding report before anything is timed: the set-up, and an empty table per measured row."""
+    return {"images": images, "photo_size": f"{PHOTO_SIZE[0]}x{PHOTO_SIZE[1]} JPEG",
+            "photo_mb": round(sum(p.stat().st_size for p in paths) / len(paths) / 2**20, 2),
+            "batch_size": batch_size, "model": "ViT-B/32 (CLIPConfig() defaults, random weights)",
+            "tokenizer": tokenizer, "torch_threads": torch_threads,
+            "cpu": cpu.describe(), "pipeline_img_s": {}, "model_only_img_s": {}, "decode_only_img_s": {},
+            "limit_img_s": {}, "efficiency_vs_limit": {}, "cpu_efficiency_vs_limit": {},
+            "pipeline_over_model_only": {}, "speed_up": {},
+            "pipeline_runs": {}, "decode_runs": {}, "text_query_ms": {}, "load_s": {}, "skipped": {}}
+
+
+def _load_encoders(folder: Path, precisions, report: dict, log) -> dict:
+    """The ViT-B/32 encoder at each precision this CPU runs (the others are noted under ``skipped``)."""
+    encoders = {}
+    for precision in precisions:
+        reason = unavailable_reason(precision, "cpu")
+        if reason:
+            log(f"  {precision}: skipped ({reason})")
+            report["skipped"][precision] = reason
+            continue
+        t = time.perf_counter()
+        encoders[precision] = load_encoder(folder, precision)
+        report["load_s"][precision] = round(time.perf_counter() - t, 2)
+    return encoders
+
+
+def _pipeline_rows(report: dict, precision: str, encoder, library: Path, index_dir: Path, batch_size: int,
+                   batches: int, naive: float, log) -> None:
+    """One precision's rows: the pipeline (``build_index``) bracketed by decoding alone and the model alone, the
+    limit those two set, the CPU spent, and the text query latency."""
+    from ...measure import text_latency_ms  # heavy: chapter09.measure imports torch
+
+    # decoding alone and the model alone bracket the pipeline run, once before it and once after: on a
+    # shared machine the faster of each pair is the least disturbed, and the spread shows the disturbance
+    load_before = round(os.getloadavg()[0], 2)
+    before_cpu, after_cpu = {}, {}
+    decodes = [decode_only(library, encoder, batch_size)]
+    models = [(model_only(encoder, batch_size, batches, before_cpu), before_cpu)]
+    rate, run = pipeline(library, index_dir, encoder, batch_size)
+    decodes.append(decode_only(library, encoder, batch_size))
+    models.append((model_only(encoder, batch_size, batches, after_cpu), after_cpu))
+    decoded = max(decodes, key=lambda row: row["img_s"])
+    ceiling, model_cpu = max(models, key=lambda pair: pair[0])
+    run["bracket_spread"] = {"decode": round(min(d["img_s"] for d in decodes) / decoded["img_s"], 3),
+                             "model": round(min(m for m, _cpu in models) / ceiling, 3)}
+    limit = limit_img_s(ceiling, decoded["img_s"])
+    run["model_only_cpu_ms_per_image"] = model_cpu["cpu_ms_per_image"]
+    run["model_only_mean_img_s"] = model_cpu["mean_img_s"]
+    run["load_average"] = [load_before, round(os.getloadavg()[0], 2)]  # 1-minute, around the five rows
+    run["cpu_ms_per_image"] = {"main": round(1000 * run["cpu_main_s"] / run["encoded"], 2),
+                               "decode": round(1000 * run["cpu_decode_s"] / run["encoded"], 2)}
+    report["pipeline_img_s"][precision] = round(rate, 2)
+    report["model_only_img_s"][precision] = round(ceiling, 2)
+    report["decode_only_img_s"][precision] = decoded["img_s"]
+    report["decode_runs"][precision] = decoded
+    report["limit_img_s"][precision] = round(limit, 2)
+    report["efficiency_vs_limit"][precision] = round(rate / limit, 3)
+    report["pipeline_over_model_only"][precision] = round(rate / ceiling, 3)
+    # the same limit in CPU time, which other processes on a shared machine barely move: the CPU the
+    # model alone and the decode workers alone spend per image, over what the pipeline spent
+    alone_ms = model_cpu["cpu_ms_per_image"] + decoded["cpu_ms_per_image"]
+    spent_ms = 1000 * (run["cpu_main_s"] + run["cpu_decode_s"]) / run["encoded"]
+    report["cpu_efficiency_vs_limit"][precision] = round(alone_ms / spent_ms, 3)
+    report["speed_up"][precision] = round(rate / naive, 2)
+    run["worker_startup_share"] = round(report["worker_startup_s"] / run["seconds"], 3)
+    report["pipeline_runs"][precision] = run
+    report["text_query_ms"][precision] = text_latency_ms(encoder, text_queries())
+    log(f"  pipeline {precision:<5} (build_index)  {rate:7.2f} img/s | model alone {ceiling:7.2f} | "
+        f"decoding alone {decoded['img_s']:7.2f} | limit {limit:7.2f} | vs limit {rate / limit:5.3f} | "
+        f"{rate / naive:5.2f}x naive | text query p50 {report['text_query_ms'][precision]['p50_ms']:.1f} ms")
+
+
+def _fidelity_rows(report: dict, library: Path, fp32, encoders: dict, sample: int, batch_size: int, log):
+    """Fidelity against fp32 on the bench photos (random weights) and on a trained model, and the precision
+    ``--precision auto`` picks from each; returns the bench photos' pick."""
+    rows, where = measure_library(library, fp32, [p for p in encoders if p != "fp32"], sample=sample,
+                                  batch_size=batch_size)
+    choice = choose_precision("auto", rows)
+    report["fidelity"] = {p: row.to_json() for p, row in rows.items()}
+    report["fidelity_sample"] = f"{where}; ViT-B/32 with random weights"
+    log(f"  fidelity against fp32 ({report['fidelity_sample']}):\n{format_fidelity(rows)}")
+    log(f"  {choice.reason}")
+    trained, trained_where = trained_fidelity([p for p in encoders if p != "fp32"], batch_size)
+    trained_choice = choose_precision("auto", trained)
+    report["fidelity_trained"] = {p: row.to_json() for p, row in trained.items()}
+    report["fidelity_trained_sample"] = trained_where
+    log(f"  fidelity against fp32 on a trained model ({trained_where}):\n{format_fidelity(trained)}")
+    log(f"  {trained_choice.reason}")
+    report["auto"] = {"precision": choice.precision, "reason": choice.reason,
+                      "trained_precision": trained_choice.precision, "trained_reason": trained_choice.reason}
+    return choice
+
+
 def trained_fidelity(precisions, batch_size: int, n: int = 256) -> tuple[dict, str]:
     """Fidelity on a *trained* CLIP: the toy twin on held-out toy scenes and their captions (random weights
     map the bench photos to near-identical vectors, whose rankings are near-ties)."""
-    from ... import config
-    from ...clip import ClipEncoder
-    from ...fidelity import fidelity_rows
-    from ...models import Settings
-    from ...toyworld import generate_scenes
-
     reference = ClipEncoder("clip", Settings(mode="toy", device="cpu", precision="fp32"))
     scenes = generate_scenes(n, config.TOY_HELDOUT_SEED + 13, split="heldout")
     pixels = reference.processor.image_processor(images=[s.render() for s in scenes], return_tensors="pt")
@@ -318,8 +335,6 @@ def trained_fidelity(precisions, batch_size: int, n: int = 256) -> tuple[dict, s
 def precision_ratio(rates: dict, numerator: str, denominator: str) -> dict:
     """``rates[numerator] / rates[denominator]``, or not applicable with the reason: a ratio that needs a
     precision this CPU cannot run fast (bf16 without native bf16) is never reported as a number, 0 or NaN."""
-    from ...precision import unavailable_reason
-
     for precision in (numerator, denominator):
         reason = unavailable_reason(precision, "cpu")
         if reason:
@@ -354,8 +369,6 @@ def _ratio_text(ratio: dict) -> str:
 
 
 def format_encoding(report: dict) -> str:
-    from .decoding import format_decoders
-
     lines = [f"encoding {report['images']} photos ({report['photo_size']}, {report['photo_mb']} MB each) with "
              f"{report['model']}, batch {report['batch_size']}, {report['torch_threads']} threads",
              f"  CPU: {report['cpu']}",
@@ -396,7 +409,6 @@ def format_encoding(report: dict) -> str:
                      f"(the model alone: {r['model_only_cpu_ms_per_image']:.1f} ms): decoding is "
                      f"{r['decode_cpu_share']:.0%} of the CPU the run used")
     lines.append(format_decoders(report["decoders"]))
-    from ...fidelity import Fidelity
 
     for key, sample, reason in (("fidelity", "fidelity_sample", "reason"),
                                 ("fidelity_trained", "fidelity_trained_sample", "trained_reason")):

@@ -11,11 +11,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+from ... import cpu
+from ..index.build import build_index
+from ..index.plan import Plan
+from ..index.summary import IndexSummary
+from ..index.writer import RowWriter
+from ..store.database import Store
+from ..store.tables import EncoderIdentity
+from .synthetic import load_encoder, make_photos, vit_b32_folder
 
 CLUSTER_NODES = (1, 2, 3)  # worker nodes per cluster row; the head runs nothing (0 CPUs), as in the tests
 CPUS_PER_NODE = 2  # the CPUs each worker node declares to Ray (one encoding actor per 1.33 of them, the rest decode)
@@ -61,7 +72,7 @@ def local_cluster(nodes: int = 2, cpus: int = 2, attempts: int = 2, log=print):
     busy with other work that is sometimes too short, so a start that timed out is retried from scratch (up to
     ``attempts`` in all); any other error, or the last time-out, is raised as it is.
     """
-    from ray.cluster_utils import Cluster
+    from ray.cluster_utils import Cluster  # heavy: ray
 
     for attempt in range(1, attempts + 1):
         cluster, before = Cluster(), _descendants()
@@ -86,8 +97,6 @@ def local_cluster(nodes: int = 2, cpus: int = 2, attempts: int = 2, log=print):
 
 
 def _on_cluster(library, index, encoder, batch_size: int, nodes: int, cpus_per_node: int, log=print) -> dict:
-    from ..index.build import build_index
-
     t = time.perf_counter()
     head, _ = local_cluster(nodes, cpus_per_node, log=log)
     try:
@@ -113,12 +122,6 @@ def writer_limit(folder, rows: int = WRITER_ROWS, dim: int = 512, batch: int = W
     A Ray run's ``write_s`` counts only its own batches' writes; this is the rate a whole cluster's
     throughput cannot pass with one writer."""
     import lancedb  # noqa: F401  (imported before the clock starts: a run has it loaded already)
-
-    from ..index.plan import Plan
-    from ..index.summary import IndexSummary
-    from ..index.writer import RowWriter
-    from ..store.database import Store
-    from ..store.tables import EncoderIdentity
 
     rng = np.random.default_rng(seed)
     paths = [f"album-{i // 1000:04d}/photo-{i:07d}.jpg" for i in range(rows)]
@@ -184,11 +187,6 @@ def engines_report(library, model_folder, precision: str = "bf16", work=None, ba
     time writing (``write_s``) and waiting for the next batch (``wait_s``); ``writer`` is the writer's own
     ceiling on ``writer_rows`` ready rows (``writer_limit``; 0 skips it).
     """
-    import tempfile
-
-    from ..index.build import build_index
-    from .synthetic import load_encoder
-
     work = Path(work or tempfile.mkdtemp(prefix="ch09-bench-engines-"))
     encoder = load_encoder(Path(model_folder), precision)
     out = {"precision": precision, "batch_size": batch_size, "cpu_count": os.cpu_count()}
@@ -217,12 +215,6 @@ def engines_report(library, model_folder, precision: str = "bf16", work=None, ba
 
 
 def main(argv=None) -> int:
-    import shutil
-    import tempfile
-
-    from ... import cpu
-    from .synthetic import make_photos, vit_b32_folder
-
     parser = argparse.ArgumentParser(prog="python -m chapter09.capstone.bench.engines", description=__doc__.split("\n")[0])
     parser.add_argument("--photos", type=int, default=96, help="photo-sized JPEGs to index (default 96)")
     parser.add_argument("--precision", default="bf16", choices=("fp32", "bf16", "int8"))

@@ -25,6 +25,10 @@ import time
 
 import numpy as np
 
+from ... import cpu
+from ..store.vectors import ANN_THRESHOLD, build_ann, exact_topk, recall_against
+from .synthetic import ClusteredVectors
+
 K = 10
 TARGET_RECALL = 0.95
 
@@ -48,7 +52,7 @@ class ArraySource:
         return f"{self.name}:{len(self)}"
 
     def vector_batches(self):
-        import pyarrow as pa
+        import pyarrow as pa  # heavy: pyarrow
 
         for start in range(0, len(self), self.batch):
             end = min(len(self), start + self.batch)
@@ -57,8 +61,6 @@ class ArraySource:
 
 def clustered_rows(rows: int, dim: int, seed: int, clusters: int = 1000, block: int = 100_000):
     """(float16 unit vectors, cluster of each row): ``ClusteredVectors``' mixture, keeping the labels."""
-    from .synthetic import ClusteredVectors
-
     mixture = ClusteredVectors(dim, clusters=clusters, seed=seed)
     vectors, labels = np.empty((rows, dim), np.float16), np.empty(rows, np.int32)
     rng = np.random.default_rng(seed + 1)
@@ -80,8 +82,6 @@ def masks(labels: np.ndarray, seed: int, clusters: int = 1000) -> dict[str, np.n
 
 
 def exact_filtered(vectors: np.ndarray, queries: np.ndarray, mask: np.ndarray, k: int = K) -> np.ndarray:
-    from ..store.vectors import exact_topk
-
     ids = np.flatnonzero(mask)
     _, order = exact_topk(vectors[ids].astype(np.float32), queries, min(k, len(ids)))
     return ids[order]
@@ -90,8 +90,6 @@ def exact_filtered(vectors: np.ndarray, queries: np.ndarray, mask: np.ndarray, k
 def run(rows: int = 1_000_000, dim: int = 512, queries: int = 100, seed: int = 0, log=print) -> dict:
     """Build and tune the IVF-SQ8 index over ``rows`` clustered vectors, then per filter: recall@10 of the
     filtered search against exact filtered search, p50/p95 per query, the nprobe and how it searched."""
-    from ..store.vectors import ANN_THRESHOLD, build_ann, recall_against
-
     started = time.perf_counter()
     vectors, labels, mixture = clustered_rows(rows, dim, seed)
     made_s = time.perf_counter() - started
@@ -130,8 +128,6 @@ def run(rows: int = 1_000_000, dim: int = 512, queries: int = 100, seed: int = 0
 
 
 def main(argv=None) -> int:
-    from ... import cpu
-
     parser = argparse.ArgumentParser(prog="python -m chapter09.capstone.bench.filtered", description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--queries", type=int, default=100)

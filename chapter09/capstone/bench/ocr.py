@@ -31,9 +31,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from opencc import OpenCC
 from PIL import Image, ImageDraw, ImageFont
 
 from ... import cpu
+from ...clip import clip_encoder
+from ...models import Settings
+from ..index.build import build_index
+from ..ocr.run import ocr_rows
+from ..ocr.text_search import matched_words, ocr_ranking
+from ..store.database import Store
 
 LATIN_FONTS = [f"/usr/share/fonts/truetype/dejavu/{name}.ttf" for name in ("DejaVuSans-Bold", "DejaVuSerif",
                                                                           "DejaVuSansMono")]
@@ -58,8 +65,6 @@ def cjk_font() -> str | None:
 
 def _words(rng: random.Random, n_en: int, n_zh: int) -> list[tuple[str, str, str]]:
     """(lang, as written, as searched) for n_en English words and n_zh Chinese phrases (some written Traditional)."""
-    from opencc import OpenCC
-
     to_traditional = OpenCC("s2t")
     out = [("en", w.upper() if rng.random() < 0.5 else w.capitalize(), w) for w in rng.sample(ENGLISH, n_en)]
     for phrase in rng.sample(CHINESE, n_zh):
@@ -130,13 +135,6 @@ def make_images(folder: Path, n: int, seed: int) -> list[dict]:
 
 
 def measure(rendered: list[dict], library: Path, workdir: Path, k: int) -> dict:
-    from ...clip import clip_encoder
-    from ...models import Settings
-    from ..index.build import build_index
-    from ..ocr.run import ocr_rows
-    from ..ocr.text_search import matched_words, ocr_ranking
-    from ..store.database import Store
-
     encoders = {"clip": clip_encoder("clip", Settings("toy"))}
     t = time.time()
     build_index(library, workdir / "plain", encoders, workers=0, progress=False)

@@ -23,6 +23,7 @@ runtimes' vectors. Prints the table and the CPU's features; ``--json`` writes th
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -30,7 +31,16 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
+
+import numpy as np
+
+from ... import cpu
+from ...clip import ClipEncoder
+from ...model_outputs import feature_tensor
+from ...models import Settings
+from .synthetic import make_photos, vit_b32_folder
 
 RCLIP_SUBDIR = "ViT-B-32-256-datacomp_s34b_b86k"
 DEFAULT_RCLIP_PYTHON = "/tmp/rclip-venv/bin/python"
@@ -89,13 +99,8 @@ def load() -> float:
 def export_rclip_models(checkpoint: Path, datadir: Path) -> None:
     """Our checkpoint's two towers in rclip's layout (visual.onnx: pixels -> embedding; textual.onnx: 77 token
     ids -> embedding), and OpenAI's BPE file as its tokenizer."""
-    import importlib.util
-    import warnings
-
-    import torch
+    import torch  # heavy: torch, transformers
     from transformers import CLIPModel
-
-    from ...model_outputs import feature_tensor
 
     model = CLIPModel.from_pretrained(checkpoint).eval()
     folder = datadir / RCLIP_SUBDIR
@@ -167,11 +172,7 @@ def time_ours(photos: Path, checkpoint: Path, cache: Path, work: Path, name: str
 
 def model_alone(checkpoint: Path, cache: Path, batch: int = 32) -> dict:
     """torch fp32, ONNX Runtime fp32 and int8 on the same ready tensors, alternated twice (best of two)."""
-    import numpy as np
-    import torch
-
-    from ...clip import ClipEncoder
-    from ...models import Settings
+    import torch  # heavy: torch
 
     os.environ["CH09_CACHE"] = str(cache)
     ort = ClipEncoder("clip", Settings(mode="auto", device="cpu", precision="fp32"), local_dir=checkpoint)
@@ -191,9 +192,6 @@ def model_alone(checkpoint: Path, cache: Path, batch: int = 32) -> dict:
 
 
 def main(argv=None) -> int:
-    from ... import cpu
-    from .synthetic import make_photos, vit_b32_folder
-
     parser = argparse.ArgumentParser(prog="python -m chapter09.capstone.bench.peer_rclip", description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=512)
     parser.add_argument("--rclip-python", default=DEFAULT_RCLIP_PYTHON,

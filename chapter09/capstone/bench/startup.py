@@ -12,13 +12,18 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
+from ... import config
 from ...cli import stop_process
+from ..precision.library import write_sidecar
+from .peer_rclip import DEFAULT_RCLIP_PYTHON, RCLIP_RUN, export_rclip_models
 
 _PROBE = r"""
 import json, sys, time
@@ -43,8 +48,6 @@ print(json.dumps({"imports_s": t1 - t0, "index_open_s": t2 - t1, "model_load_s":
 
 
 def _probe_env(folder: str) -> dict:
-    from ... import config
-
     env = dict(os.environ)
     env[config.ENV_MODEL_DIR_PREFIX + "CLIP"] = folder
     env["PYTHONPATH"] = str(config.REPO_DIR) + os.pathsep + env.get("PYTHONPATH", "")
@@ -55,8 +58,6 @@ def _probe_env(folder: str) -> dict:
 def search_startup(index_dir: str, folder: str, precision: str | None = None, timeout: float = 300) -> dict:
     """A fresh process: imports, index opening, model loading, first query, timed separately; and the
     ``search`` command's own wall clock from launch to printed answer."""
-    from ... import config
-
     env = _probe_env(folder)
     out = subprocess.run([sys.executable, "-c", _PROBE, index_dir, precision or "-"], env=env, capture_output=True,
                          text=True, timeout=timeout, cwd=config.REPO_DIR)
@@ -93,8 +94,6 @@ def _median_wall(command: list[str], env: dict, cwd, runs: int = COLD_RUNS, time
 def rclip_cold(python: str, photos: Path, checkpoint: Path, work: Path, runs: int = COLD_RUNS) -> float:
     """rclip's ``-n`` (no re-indexing) query on ``photos``, median whole-process wall time, after one run that
     indexes them with ``checkpoint`` exported to its layout (``peer_rclip``)."""
-    from .peer_rclip import RCLIP_RUN, export_rclip_models
-
     datadir = work / "rclip-cold"
     if not (datadir / "tokenizer").is_dir():
         export_rclip_models(checkpoint, datadir)
@@ -108,8 +107,6 @@ def rclip_cold(python: str, photos: Path, checkpoint: Path, work: Path, runs: in
 def cold_search(index_dir: str, folder: str, rclip_python: str | None = None, photos: str | None = None,
                 work: str | None = None) -> dict:
     """Whole-process wall time of a cold ``search --json``: with the quick snapshot, without it, and rclip's."""
-    from ... import config
-
     env = _probe_env(folder)
     command = [sys.executable, "-m", "chapter09.capstone", "search", "--index", index_dir, "--text", COLD_QUERY,
                "--models", "auto", "--device", "cpu", "--json"]
@@ -131,11 +128,6 @@ def cold_search(index_dir: str, folder: str, rclip_python: str | None = None, ph
 def serve_startup(index_dir: str, folder: str, timeout: float = 300) -> dict:
     """``serve`` in a fresh process: seconds until the web UI answers HTTP, and until the first text search
     answers through it (Gradio's HTTP API, as the page calls it)."""
-    import socket
-    import urllib.request
-
-    from ... import config
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -161,7 +153,7 @@ def serve_startup(index_dir: str, folder: str, timeout: float = 300) -> dict:
         up = time.perf_counter() - started
         first = None
         try:
-            from gradio_client import Client
+            from gradio_client import Client  # heavy: gradio_client
 
             client = Client(url, verbose=False, download_files=False)
             client.predict("a dog on the beach", "clip", 10, api_name="/text_search")
@@ -174,8 +166,6 @@ def serve_startup(index_dir: str, folder: str, timeout: float = 300) -> dict:
 
 
 def startup_report(report: dict, log) -> dict:
-    from ..precision.library import write_sidecar
-
     folder, index, auto = report["_folder"], report["_index"], report["auto"]["precision"]
     # what `index --precision auto` would have recorded, so search/serve open at the same precision
     write_sidecar(index, {"precision": auto, "reason": report["auto"]["reason"], "locations": {"clip": folder}})
@@ -190,8 +180,6 @@ def startup_report(report: dict, log) -> dict:
         out["search"] = {"error": f"{type(error).__name__}: {str(error)[-300:]}"}
         log(f"  search start-up not measured: {out['search']['error']}")
     try:
-        from .peer_rclip import DEFAULT_RCLIP_PYTHON
-
         out["cold_search"] = c = cold_search(index, folder, os.environ.get("CH09_RCLIP_PYTHON", DEFAULT_RCLIP_PYTHON),
                                              report.get("_library"))
         log(f"  cold `search --json`, whole process, median of {c['runs']}: quick snapshot {c['quick_s']} s, "

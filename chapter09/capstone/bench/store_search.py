@@ -34,14 +34,16 @@ from pathlib import Path
 
 import numpy as np
 
+from ..store.database import EncoderIdentity, Store, open_vectors
+from ..store.vectors import ANN_THRESHOLD, build_ann, exact_topk, recall_against, save_ann
+from .synthetic import ClusteredVectors
+
 INDEXER_BATCH = 64  # images per encoded batch in the indexer: the size of each put()
 WINDOW = 50_000  # rows in the "first" and "last" windows of the append benchmark
 ROLE = "clip"
 
 
 def _identity(dim: int):
-    from ..store.database import EncoderIdentity
-
     return EncoderIdentity(ROLE, "bench/synthetic-clustered", "float16-synthetic", dim)
 
 
@@ -68,9 +70,6 @@ def peak_rss_mb() -> float:
 def fill_store(folder: Path, rows: int, dim: int = 512, seed: int = 0, batch: int = INDEXER_BATCH,
                library: str = "/bench-library") -> dict:
     """Append ``rows`` rows in ``batch``-row puts; the timed part is the store API only."""
-    from ..store.database import Store
-    from .synthetic import ClusteredVectors
-
     mixture = ClusteredVectors(dim, seed=seed)
     windows = {"first": (0, min(WINDOW, rows)), "last": (max(0, rows - WINDOW), rows)}
     spent = {name: 0.0 for name in windows}
@@ -132,8 +131,6 @@ def _child(argv: list[str]) -> dict:
 
 def _search_child(index: str, mode: str, queries: str, out_ids: str) -> dict:
     """In the child: open the index as `search` does, answer each query alone, report times and RSS."""
-    from ..store.database import Store, open_vectors
-
     t = time.perf_counter()
     store = Store.open(index)
     searcher = open_vectors(store, ROLE, mode)
@@ -158,9 +155,6 @@ def _fill_child(index: str, rows: int, dim: int, seed: int) -> dict:
 
 def _ann_child(index: str) -> dict:
     """Build and cache the ANN index as `index` does at the end of a run (timed, in its own process)."""
-    from ..store.database import Store
-    from ..store.vectors import build_ann, save_ann
-
     store = Store.open(index)
     t = time.perf_counter()
     table = store.images(ROLE)
@@ -172,9 +166,6 @@ def _ann_child(index: str) -> dict:
 
 def fp16_storage_agreement(n: int = 20_000, dim: int = 512, queries: int = 100, seed: int = 5) -> float:
     """recall@10 of exact search on float16-rounded vectors against exact search on the float32 originals."""
-    from ..store.vectors import exact_topk, recall_against
-    from .synthetic import ClusteredVectors
-
     mixture = ClusteredVectors(dim, seed=seed)
     vectors, q = mixture.sample(n), mixture.sample(queries)
     _, truth = exact_topk(vectors, q, 10)
@@ -185,9 +176,6 @@ def fp16_storage_agreement(n: int = 20_000, dim: int = 512, queries: int = 100, 
 def run(folder: Path, append_rows: int = 1_000_000, sizes=(10_000, 100_000, 1_000_000), queries: int = 100,
         dim: int = 512, log=print) -> dict:
     """The store half of ``bench``: ``{"store": {...}, "store_search": [...], ...}`` (see the module doc)."""
-    from ..store.vectors import ANN_THRESHOLD
-    from .synthetic import ClusteredVectors
-
     folder = Path(folder)
     report: dict = {"machine_load": os.getloadavg()}
     stores: dict[int, Path] = {}
@@ -229,7 +217,6 @@ def run(folder: Path, append_rows: int = 1_000_000, sizes=(10_000, 100_000, 1_00
         build = _child(["_ann", str(stores[n])])
         exact = _child(["_search", str(stores[n]), "exact", str(qfile), str(folder / f"exact_{n}.npy")])
         ann = _child(["_search", str(stores[n]), "ann", str(qfile), str(folder / f"ann_{n}.npy")])
-        from ..store.vectors import recall_against
 
         recall = recall_against(np.load(folder / f"ann_{n}.npy"), np.load(folder / f"exact_{n}.npy"))
         row = {"vectors": n, "exact": exact, "ann": {**ann, **build, "recall_at_10": round(recall, 3)},

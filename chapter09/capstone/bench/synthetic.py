@@ -6,11 +6,17 @@ real ones would (fidelity, which does depend on weights, is measured on the trai
 """
 from __future__ import annotations
 
+import gzip
 import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
+
+from ... import config
+from ...clip import ClipEncoder
+from ...models import Settings, quiet_loading
 
 PHOTO_SIZE = (1600, 1200)
 
@@ -40,8 +46,6 @@ class ClusteredVectors:
 def make_photos(folder: Path, n: int, size=PHOTO_SIZE, seed: int = 0) -> list[Path]:
     """Photo-sized JPEGs: smooth colour gradients plus sensor-like noise, so they compress (and decode)
     like photos rather than like flat colour. One noise bank, shifted per photo, keeps this fast."""
-    from PIL import Image
-
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     width, height = size
@@ -66,15 +70,13 @@ def _clip_bpe_tokenizer(folder: Path):
     The standard conversion: 256 byte symbols, the same with ``</w>``, one entry per merge (lines
     1..48,894), then ``<|startoftext|>`` and ``<|endoftext|>``.
     """
-    import gzip
-
     spec = importlib.util.find_spec("open_clip")
     if spec is None or not spec.origin:
         return None
     bpe = Path(spec.origin).parent / "bpe_simple_vocab_16e6.txt.gz"
     if not bpe.exists():
         return None
-    from transformers import CLIPTokenizer
+    from transformers import CLIPTokenizer  # heavy: transformers
 
     printable = [*range(ord("!"), ord("~") + 1), *range(0xA1, 0xAD), *range(0xAE, 0x100)]
     rest = [b for b in range(256) if b not in printable]
@@ -90,10 +92,8 @@ def _clip_bpe_tokenizer(folder: Path):
 
 def vit_b32_folder(folder: Path, seed: int = 0) -> tuple[Path, str]:
     """A save_pretrained folder with the ViT-B/32 architecture (random weights) and a processor."""
-    import torch
+    import torch  # heavy: torch, transformers
     from transformers import AutoTokenizer, CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
-
-    from ... import config
 
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer = _clip_bpe_tokenizer(folder / "bpe")
@@ -101,7 +101,6 @@ def vit_b32_folder(folder: Path, seed: int = 0) -> tuple[Path, str]:
     if tokenizer is None:
         tokenizer = AutoTokenizer.from_pretrained(config.TOY_MODELS_DIR / "clip")
         which = "the toy CLIP's BPE (open-clip-torch not installed): query lengths differ from real CLIP's"
-    from ...models import quiet_loading
 
     torch.manual_seed(seed)
     with quiet_loading():  # no progress bar for one shard
@@ -112,7 +111,4 @@ def vit_b32_folder(folder: Path, seed: int = 0) -> tuple[Path, str]:
 
 
 def load_encoder(folder: Path, precision: str):
-    from ...clip import ClipEncoder
-    from ...models import Settings
-
     return ClipEncoder("clip", Settings(mode="auto", device="cpu", precision=precision), local_dir=folder)

@@ -46,7 +46,7 @@ class CaptionDecoded:
 def caption_decoded(items: list[dict], captioner, langs: list[str], settings, generation: dict) -> CaptionBatch:
     """Captions for one batch of decoded items: the captioner once per batch (per language if it is bilingual),
     the translator once per batch for Chinese."""
-    import torch
+    import torch  # heavy: torch
 
     ok = [item for item in items if item["ok"]]
     failed = [{"path": item["record"]["path"], "reason": item["reason"]} for item in items if not item["ok"]]

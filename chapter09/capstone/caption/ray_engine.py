@@ -127,7 +127,7 @@ def caption_batches(root, records: list[dict], captioner, settings, options: Cap
     ray, started = start_ray(engine.ray_address)
     where["startup_s"] = round(time.time() - t, 2)
     try:
-        import ray.data
+        import ray.data  # heavy: ray
 
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False

@@ -28,6 +28,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tqdm import tqdm
+
 from ...errors import UsageError
 from ..engines import ENGINES
 from ..engines.local import worker_batches
@@ -35,6 +37,7 @@ from ..options import CaptionOptions
 from ..precision.library import pick_caption_precision
 from ..store.database import Store
 from .batch import CaptionBatch, CaptionDecoded, caption_decoded
+from .ray_engine import caption_batches
 
 AUTO_SAMPLE = 8  # images captioned at fp32 and each candidate precision by --precision auto
 
@@ -109,10 +112,7 @@ def engine_for(name: str) -> Callable[..., Iterator[CaptionBatch]]:
     checked by ``EngineOptions``.)"""
     if name == "local":
         return local_engine
-    if name == "ray":
-        # imported only when asked for; a missing Ray is reported by start_ray, with the install command
-        from .ray_engine import caption_batches
-
+    if name == "ray":  # a missing Ray is reported by start_ray, with the install command
         return caption_batches
     raise UsageError(f"--engine must be one of {', '.join(ENGINES)}, not {name!r}")  # unreachable via EngineOptions
 
@@ -171,8 +171,6 @@ def _caption_and_write(store: Store, todo: list[dict], model, settings, options:
     """``todo`` captioned on the engine asked for, the captions written as batches come back: committed before
     waiting for one more batch could take the time since the last commit past ``options.commit_s``, so a killed
     run loses at most that much; ``options.stop_after`` stops (as an interrupted run) once that many are done."""
-    from tqdm import tqdm
-
     # the bar starts once the models are loaded, and tqdm's average over the whole bar (smoothing=0) gives the
     # time left: an honest estimate for batches that all cost about the same
     bar = tqdm(total=len(todo), unit="img", disable=not options.progress or not todo, file=sys.stderr,

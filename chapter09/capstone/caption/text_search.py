@@ -182,7 +182,7 @@ def caption_ranking(store, text: str, limit: int, lang: str | None = None) -> li
 
 
 def _native(table, text: str, column: str, limit: int) -> dict[str, float]:
-    from lancedb.query import MatchQuery
+    from lancedb.query import MatchQuery  # heavy: lancedb
 
 
     with quiet_lance():

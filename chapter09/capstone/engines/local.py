@@ -24,7 +24,7 @@ def default_workers(items: int, batch_size: int) -> int:
 def worker_batches(dataset, batch_size: int, workers: int | None, preprocessors: dict):
     """Batches (lists) of ``dataset``'s items, decoded in ``workers`` processes (None: ``default_workers``; 0: here).
     ``preprocessors``: the image processors the workers use, preloaded by the fork server."""
-    from torch.utils.data import DataLoader
+    from torch.utils.data import DataLoader  # heavy: torch
 
     workers = default_workers(len(dataset), batch_size) if workers is None else workers
     context = decode_context(preprocessors, type(dataset).__module__) if workers else None

@@ -16,7 +16,7 @@ ACTOR_START_S = 600  # how long a pool's actors may take to start (an autoscaler
 def start_ray(address: str | None = None, num_cpus: int | None = None):
     """Join ``address`` (or $RAY_ADDRESS), else start a local Ray; returns (ray, started_here)."""
     try:
-        import ray
+        import ray  # heavy: ray
     except ImportError as error:
         raise SetupError("--engine ray needs Ray: pip install -r requirements-scale.txt") from error
     if ray.is_initialized():
@@ -39,7 +39,7 @@ def whole_pools_first(context) -> None:
 
 def ray_batches(ds, pool: str):
     """``ds``'s batches as its blocks come back (numpy); a pool that could not start in time says what to do."""
-    import ray
+    import ray  # heavy: ray
 
     try:
         yield from ds.iter_batches(batch_size=None, batch_format="numpy")
@@ -76,7 +76,7 @@ def actor_count(resources: dict, actors: int | None, gpus_per_actor: float, cpus
 
 def worker_location(n: int) -> tuple:
     """Columns naming the Ray node and worker process that ran this batch (the summaries count them)."""
-    import ray
+    import ray  # heavy: ray
 
     context = ray.get_runtime_context()
     return np.array([context.get_node_id()] * n, dtype=object), np.array([context.get_worker_id()] * n, dtype=object)
@@ -93,7 +93,7 @@ def actor_threads(assigned_cpus: float, node_cpus: float, actors_on_node: int | 
 
 def threads_from_ray(actors_on_node: int | None = None) -> int:
     """Set this actor's torch threads (``actor_threads``) and return the count."""
-    import ray
+    import ray  # heavy: ray, torch
     import torch
 
     context = ray.get_runtime_context()

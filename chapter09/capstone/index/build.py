@@ -25,6 +25,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tqdm import tqdm
+
 from ...clip import clip_encoder
 from ...models import Settings
 from ..errors import file_system_error
@@ -180,8 +182,6 @@ def _open_tables(store: Store, encoders: dict, summary: IndexSummary, log) -> di
 
 def _encode(root: Path, plan, encoders: dict, writer: RowWriter, options: IndexOptions) -> float:
     """Decode and encode ``plan.todo`` on the engine asked for, the rows written as they come; the seconds it took."""
-    from tqdm import tqdm
-
     engine = options.engine
     bar = tqdm(total=len(plan.todo), unit="img", disable=not options.progress or not plan.todo, file=sys.stderr,
                desc=f"indexing ({engine.engine})")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...clip import ClipEncoder
 from ...errors import SetupError
 from ..engines.ray_cluster import (
     actor_count,
@@ -55,7 +56,7 @@ def encode_needed(encoders: dict, ok, roles, pixels_of) -> dict[str, np.ndarray]
     """One batch's vectors, role -> (items, dim): each role's encoder runs once over the items that decoded
     (``ok[j]``) and whose table needs that role (``role in roles[j]``); the other rows stay zero (the writer
     skips them). ``pixels_of(role, chosen)``: those items' pixels as one float32 array."""
-    import torch
+    import torch  # heavy: torch
 
     vectors = {}
     for role, encoder in encoders.items():
@@ -112,8 +113,6 @@ class EncodeActor:
     """Ray actor: one copy of each encoder; pixel batches in, unit vectors out; torch threads = the CPUs Ray gave it."""
 
     def __init__(self, specs: dict, identities: dict, normalisations: dict, actors_per_node: int):
-        from ...clip import ClipEncoder
-
         self.threads = threads_from_ray(actors_per_node)
         self.normalisations = normalisations
         self.encoders = {}
@@ -154,7 +153,7 @@ def run_ray(root: Path, plan: Plan, encoders: dict, writer: RowWriter, batch_siz
     ray, started = start_ray(engine.ray_address)
     writer.summary.startup_s = round(time.time() - t, 2)
     try:
-        import ray.data
+        import ray.data  # heavy: ray
 
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ...exercises.i18n import t
+from ..ocr.run import OcrSummary
 
 
 @dataclass
@@ -100,8 +101,6 @@ class IndexSummary:
                 f"  {role}：ANN 索引（IVF-SQ8）构建用时 {ann['build_s']} 秒，nprobe {ann['nprobe']}，"
                 f"相对精确搜索的 recall@10 {ann['recall_at_10']:.3f}"))
         if self.ocr:
-            from ..ocr.run import OcrSummary
-
             lines.append(OcrSummary(**self.ocr).text())
         lines += [say(f"  SKIPPED {entry['path']}: {entry['reason']}", f"  已跳过 {entry['path']}：{entry['reason']}")
                   for entry in self.skipped if not entry["reason"].startswith("not an image file type")]

@@ -24,6 +24,7 @@ import numpy as np
 
 from ...errors import UsageError
 from ...images import MAX_PIXELS, VIDEO_SUFFIXES, BadImageError, load_image
+from .metadata import NO_METADATA
 
 SCENE_SIDE = 32  # the grey thumbnail two frames are compared at
 SCENE_MIN_GAP_S = 0.5  # a scene change closer than this to the last frame taken is not taken
@@ -81,7 +82,7 @@ class VideoSampling:
 
 def _open(path: Path):
     """(container, its first video stream), or BadImageError saying why the file is no usable video."""
-    import av
+    import av  # heavy: av
 
     if path.stat().st_size == 0:
         raise BadImageError(f"{path}: empty file (0 bytes)")
@@ -135,7 +136,7 @@ def _duration(container, stream) -> float | None:
 def sample_frames(path: str | Path, sampling: VideoSampling, short_side: int = 0):
     """The sampled frames of the video at ``path`` as (time in seconds, RGB PIL image with its short side at most
     ``short_side``), in time order; BadImageError (with the reason) for a file that is no usable video."""
-    import av
+    import av  # heavy: av
 
     path = Path(path)
     container, stream = _open(path)
@@ -175,7 +176,7 @@ def sample_frames(path: str | Path, sampling: VideoSampling, short_side: int = 0
 def read_frame(path: str | Path, time_s: float, short_side: int = 0):
     """The frame of the video at ``path`` shown at ``time_s`` (the first frame at or after it, else the last one
     before), as an RGB PIL image with its short side at most ``short_side``: a hit's thumbnail, caption, text."""
-    import av
+    import av  # heavy: av
 
     path = Path(path)
     container, stream = _open(path)
@@ -206,8 +207,6 @@ def video_metadata(path: str | Path, mtime_ns: int) -> dict:
     """What the index stores about a video beside each frame's vector (the keys ``index.metadata.photo_metadata``
     gives a photo): its frame size, format ``video``, and the time it was recorded (the container's
     ``creation_time``, else the file's mtime; ``taken_from`` says which). No position, no camera (rarely tagged)."""
-    from .metadata import NO_METADATA
-
     container, stream = _open(Path(path))
     try:
         created = container.metadata.get("creation_time") or stream.metadata.get("creation_time")

@@ -96,7 +96,7 @@ class _Changes:
 def start_observer(root: Path, changes: _Changes, log):
     """A running watchdog observer feeding ``changes``, or None (said why) when events are unavailable."""
     try:
-        from watchdog.events import FileSystemEventHandler
+        from watchdog.events import FileSystemEventHandler  # optional: watchdog
         from watchdog.observers import Observer
     except ImportError:
         log("watchdog is not installed (pip install -r requirements.txt): no file-system events, "

@@ -17,16 +17,14 @@ import numpy as np
 from ...errors import ChapterError
 from ..engines.ray_cluster import actor_count, ray_batches, start_ray, whole_pools_first
 from ..index.video import row_image
-from .reader import OcrLine
+from .reader import OcrLine, OcrReader
 
 CPUS_PER_ACTOR = 2
 
 
 class _OcrActor:
     def __init__(self, root: str, reader=None):
-        import ray
-
-        from .reader import OcrReader
+        import ray  # heavy: ray
 
         cpus = max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1)))
         self.root, self.reader = Path(root), reader if reader is not None else OcrReader(threads=cpus)
@@ -50,7 +48,7 @@ def ray_readings(root: Path, records: list[dict], reader, engine):
     actor (None: each builds RapidOCR's). ``engine``: ``options.EngineOptions``."""
     ray, started = start_ray(engine.ray_address)
     try:
-        import ray.data
+        import ray.data  # heavy: ray
 
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False

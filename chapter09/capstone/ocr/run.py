@@ -27,11 +27,15 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+from tqdm import tqdm
+
 from ...chinese import to_simplified
 from ...errors import ChapterError
 from ..caption.text_search import CONFIG
 from ..index.video import row_image
 from ..store.tables import PathTable, quiet_lance
+from .ray_engine import ray_readings
+from .reader import ocr_reader
 
 OCR_TABLE = "ocr"
 OCR_COLUMNS = ("path", "sha1", "reader", "text", "text_en", "text_zh", "lines")
@@ -45,7 +49,7 @@ def searchable(text: str) -> str:
 
 
 def ocr_schema():
-    import pyarrow as pa
+    import pyarrow as pa  # heavy: pyarrow
 
     return pa.schema([(name, pa.string()) for name in OCR_COLUMNS])
 
@@ -162,8 +166,6 @@ def run_ocr(store, root: Path, reader, *, commit_s: float = 20.0, progress: bool
             stop_after: int | None = None, engine=None) -> OcrSummary:
     """Read the text of every indexed image that lacks it (``store`` open for writing; ``root`` its library).
     ``engine`` (``options.EngineOptions``): ``ray`` reads on a Ray cluster (``reader`` None: RapidOCR there)."""
-    from tqdm import tqdm
-
     started = time.time()
     summary = OcrSummary(reader=reader.name if reader is not None else "rapidocr")
     records = store.images(store.roles[0]).records(("path", "sha1"))
@@ -183,13 +185,9 @@ def run_ocr(store, root: Path, reader, *, commit_s: float = 20.0, progress: bool
     pending, last_commit = [], time.time()
     bar = tqdm(total=len(todo), unit="img", disable=not progress or not todo, file=sys.stderr, desc="reading text")
     if engine is not None and engine.engine == "ray" and todo:
-        from .ray_engine import ray_readings
-
         readings = ray_readings(root, todo, reader, engine)
     else:
         if reader is None:
-            from .reader import ocr_reader
-
             reader = ocr_reader()
         readings = local_readings(root, todo, reader)
     reading_from = time.perf_counter()  # images/s: from the first read on (model loading in the first one)

@@ -42,7 +42,7 @@ def ocr_ranking(store, text: str, limit: int) -> list[tuple[str, float]]:
         rows = ocr_rows(store)
         return scan_ranking({p: {"en": r["text_en"], "zh": r["text_zh"]} for p, r in rows.items()},
                             text, limit, langs)
-    from lancedb.query import MatchQuery
+    from lancedb.query import MatchQuery  # heavy: lancedb
 
     scores: Counter = Counter()
     for lang in langs:

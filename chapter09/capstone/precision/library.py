@@ -120,14 +120,14 @@ def decode_sample(root: Path, paths: list[Path], preprocessors: dict, min_side: 
 
 
 def _stack(items: list[dict], role: str):
-    import torch
+    import torch  # heavy: torch
 
     return torch.stack([torch.from_numpy(np.asarray(item["pixels"][role])) for item in items])
 
 
 def sample_pixels(paths: list[Path], encoder):
     """Decode and preprocess ``paths`` the way indexing does (draft JPEG decode); unreadable files are skipped."""
-    import torch
+    import torch  # heavy: torch
 
 
     processor, tensors = encoder.processor.image_processor, []
@@ -276,27 +276,9 @@ def pick_for_index(library, index_dir, roles, settings, requested: str, sample: 
         log(f"[index] fidelity of {', '.join(candidates)} for these models on this CPU remembered from an earlier "
             f"index ({verdict_cache.cache_file()}): not measured again ({verdict_cache.ENV_SWITCH}=0 measures)")
     elif per_role is None:
-        per_role, reused = {}, False
-        root = Path(library).resolve()
-        index_path = None if is_uri(index_dir) else Path(index_dir).resolve()
-        paths = sample_evenly(library_images(root, exclude=index_path), sample)
-        if not paths:
-            raise UsageError(f"no image files in {root}: nothing to measure fidelity on")
-        queries, where_queries = library_queries(root)
-        references = {role: ClipEncoder(role, settings.with_(precision="fp32")) for role in roles}
-        items = decode_sample(root, paths, {role: ref.processor.image_processor for role, ref in references.items()},
-                              max(ref.image_side for ref in references.values()))
-        if not items:
-            raise UsageError("no readable image in the library sample: nothing to measure fidelity on")
-        where = f"{len(items)} library images, {where_queries}"
-        vectors, variants = {}, {}
-        for role, reference in references.items():
-            log(f"[index] {role}: measuring {', '.join(candidates)} against fp32 ({reference.runtime}) on "
-                f"{where} ...")
-            vectors[role], variants[role] = {}, {"fp32": reference}
-            per_role[role] = fidelity_rows(reference, _stack(items, role), queries, candidates, batch_size,
-                                           vectors_out=vectors[role], variants_out=variants[role])
-            log(f"[index] {role}: fidelity against fp32 ({where}):\n{format_fidelity(per_role[role])}")
+        reused = False
+        per_role, where, items, vectors, variants = _measure_sample(library, index_dir, roles, settings, candidates,
+                                                                    sample, batch_size, log)
         verdict_cache.remember_fidelity(locations, bar, per_role, where)
     else:
         where = read_sidecar(index_dir).get("sample", "")
@@ -324,6 +306,35 @@ def pick_for_index(library, index_dir, roles, settings, requested: str, sample: 
     if sample_rows is not None:
         report["sample_rows"] = sample_rows
     return report
+
+
+def _measure_sample(library, index_dir, roles, settings, candidates: list[str], sample: int, batch_size: int,
+                    log) -> tuple:
+    """Fidelity of ``candidates`` against fp32 per role, measured on an even sample of the library's images and its
+    queries; returns (rows per role, where they were measured, the decoded sample, each role's sample vectors per
+    precision, each role's encoder per precision)."""
+    per_role = {}
+    root = Path(library).resolve()
+    index_path = None if is_uri(index_dir) else Path(index_dir).resolve()
+    paths = sample_evenly(library_images(root, exclude=index_path), sample)
+    if not paths:
+        raise UsageError(f"no image files in {root}: nothing to measure fidelity on")
+    queries, where_queries = library_queries(root)
+    references = {role: ClipEncoder(role, settings.with_(precision="fp32")) for role in roles}
+    items = decode_sample(root, paths, {role: ref.processor.image_processor for role, ref in references.items()},
+                          max(ref.image_side for ref in references.values()))
+    if not items:
+        raise UsageError("no readable image in the library sample: nothing to measure fidelity on")
+    where = f"{len(items)} library images, {where_queries}"
+    vectors, variants = {}, {}
+    for role, reference in references.items():
+        log(f"[index] {role}: measuring {', '.join(candidates)} against fp32 ({reference.runtime}) on "
+            f"{where} ...")
+        vectors[role], variants[role] = {}, {"fp32": reference}
+        per_role[role] = fidelity_rows(reference, _stack(items, role), queries, candidates, batch_size,
+                                       vectors_out=vectors[role], variants_out=variants[role])
+        log(f"[index] {role}: fidelity against fp32 ({where}):\n{format_fidelity(per_role[role])}")
+    return per_role, where, items, vectors, variants
 
 
 def _kept_by_auto(index_dir, locations: dict, settings, roles, log) -> dict | None:

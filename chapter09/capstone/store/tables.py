@@ -85,7 +85,7 @@ def metadata_fields():
     lat/lon: the EXIF GPS position in degrees (NaN: the file has none; null: not read for one yet); place (the
     city, English; '' when nothing is named near the position), place_zh (its Chinese name), admin (the region),
     country (ISO code): named from lat/lon once per run (``index.places``), null until then."""
-    import pyarrow as pa
+    import pyarrow as pa  # heavy: pyarrow
 
     return [pa.field("taken_s", pa.int64()), pa.field("taken_from", pa.string()), pa.field("camera_make", pa.string()),
             pa.field("camera_model", pa.string()), pa.field("format", pa.string()),
@@ -94,7 +94,7 @@ def metadata_fields():
 
 
 def image_schema(dim: int):
-    import pyarrow as pa
+    import pyarrow as pa  # heavy: pyarrow
 
     return pa.schema([("path", pa.string()), ("size", pa.int64()), ("mtime_ns", pa.int64()), ("sha1", pa.string()),
                       ("width", pa.int32()), ("height", pa.int32()), *metadata_fields(),
@@ -102,26 +102,26 @@ def image_schema(dim: int):
 
 
 def failure_schema():
-    import pyarrow as pa
+    import pyarrow as pa  # heavy: pyarrow
 
     return pa.schema([("path", pa.string()), ("size", pa.int64()), ("mtime_ns", pa.int64()), ("reason", pa.string())])
 
 
 def caption_schema():
-    import pyarrow as pa
+    import pyarrow as pa  # heavy: pyarrow
 
     return pa.schema([("path", pa.string()), ("sha1", pa.string()), ("caption_en", pa.string()),
                       ("caption_zh", pa.string())])
 
 
 def meta_schema():
-    import pyarrow as pa
+    import pyarrow as pa  # heavy: pyarrow
 
     return pa.schema([("key", pa.string()), ("value", pa.string())])
 
 
 def vectors_column(vectors: np.ndarray, dim: int):
-    import pyarrow as pa
+    import pyarrow as pa  # heavy: pyarrow
 
     vectors = np.ascontiguousarray(vectors, dtype=np.float16)
     if vectors.ndim != 2 or vectors.shape[1] != dim:
@@ -170,7 +170,7 @@ class ImageTable:
     def _add_metadata_columns(self) -> None:
         """A table from before the metadata columns gets them, all null (a metadata-only LanceDB commit: no data
         file is rewritten); ``index`` fills them when it next runs."""
-        import pyarrow as pa
+        import pyarrow as pa  # heavy: pyarrow
 
         have = set(self.table.schema.names)
         missing = [f for f in metadata_fields() if f.name not in have]
@@ -227,7 +227,7 @@ class ImageTable:
         return [by_offset.get(int(i)) for i in offsets]
 
     def column(self, name: str):
-        import pyarrow as pa
+        import pyarrow as pa  # heavy: pyarrow
 
         batches = list(self.scan([name]))
         if not batches:
@@ -246,7 +246,7 @@ class ImageTable:
         """path -> (size, mtime_ns, sha1, has_metadata) of every row: the indexer's view of what the table holds
         (sha1 recognises moved and copied files; has_metadata False: a row from before the metadata columns, or
         read before the GPS position was: lat null)."""
-        import pyarrow.compute as pc
+        import pyarrow.compute as pc  # heavy: pyarrow
 
         columns = ["path", "size", "mtime_ns", "sha1"] + (["taken_s", "lat"] if self.has_metadata else [])
         out = {}
@@ -261,7 +261,7 @@ class ImageTable:
     def rows_of(self, paths: list[str]):
         """The whole rows (vectors included) of ``paths`` as an arrow table in this table's schema, looked up in
         chunks (the filter is a SQL string); paths not in the table are absent."""
-        import pyarrow as pa
+        import pyarrow as pa  # heavy: pyarrow
 
         parts = []
         for start in range(0, len(paths), DELETE_CHUNK):
@@ -295,7 +295,7 @@ class ImageTable:
 
         ``vector`` may be float32 or float16 ``(rows, dim)``; a path already in the table is replaced.
         """
-        import pyarrow as pa
+        import pyarrow as pa  # heavy: pyarrow
 
         if isinstance(rows, list):
             if not rows:
@@ -333,7 +333,7 @@ class ImageTable:
 
     def commit(self) -> int:
         """Write the queued rows as one atomic version; returns how many rows went in."""
-        import pyarrow as pa
+        import pyarrow as pa  # heavy: pyarrow
         import pyarrow.compute as pc
 
         if not self._pending:
@@ -400,7 +400,7 @@ class PathTable:
     def upsert(self, rows: list[dict]) -> None:
         """Write ``rows`` (dicts with every column), replacing the stored rows of their paths; the last row of a
         path given twice wins."""
-        import pyarrow as pa
+        import pyarrow as pa  # heavy: pyarrow
 
         if not rows:
             return

@@ -53,7 +53,7 @@ class VectorSource(Protocol):
 
 def vectors_of(column) -> np.ndarray:
     """A FixedSizeList<float16> arrow column -> (rows, dim) float16 numpy array."""
-    import pyarrow as pa
+    import pyarrow as pa  # heavy: pyarrow
 
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
@@ -111,7 +111,7 @@ class VectorIndex:
         as the selectivity falls (``filtered_nprobe``), widened until min(k, matching) rows come back.
         -> (scores, ids, facts): facts says how (``how``), rows matching and the nprobe used.
         """
-        import faiss
+        import faiss  # heavy: faiss
 
         queries = np.ascontiguousarray(np.atleast_2d(np.asarray(queries, dtype=np.float32)))
         mask = np.asarray(mask, bool)
@@ -144,7 +144,7 @@ class VectorIndex:
 
     def cells(self) -> np.ndarray:
         """The IVF cell of every id (read once from the inverted lists, 4 bytes a row)."""
-        import faiss
+        import faiss  # heavy: faiss
 
         if getattr(self, "_cells", None) is None:
             invlists, cell = self.index.invlists, np.zeros(self.rows, np.int32)
@@ -170,14 +170,14 @@ class VectorIndex:
 
 
 def _flat_fp16(dim: int):
-    import faiss
+    import faiss  # heavy: faiss
 
     return faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
 
 
 def open_exact(source: VectorSource) -> VectorIndex:
     """Every vector in a FAISS flat index of float16 codes (exact up to the stored float16)."""
-    import pyarrow as pa
+    import pyarrow as pa  # heavy: pyarrow
 
     started = time.perf_counter()
     index, paths = _flat_fp16(source.dim), []
@@ -194,7 +194,7 @@ def build_ann(source: VectorSource, seed: int = 0, cells: int | None = None, tar
 
     Memory: the index (1 byte per dimension per row) plus one batch; no full copy of the vectors.
     """
-    import faiss
+    import faiss  # heavy: faiss, pyarrow
     import pyarrow as pa
 
     started = time.perf_counter()
@@ -261,7 +261,7 @@ def build_ann(source: VectorSource, seed: int = 0, cells: int | None = None, tar
 
 def save_ann(source: VectorSource, ann: VectorIndex, folder: Path) -> None:
     """index (.faiss), paths (.paths, arrow IPC) and facts (.json, written last: it validates the other two)."""
-    import faiss
+    import faiss  # heavy: faiss, pyarrow
     import pyarrow as pa
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -282,7 +282,7 @@ def save_ann(source: VectorSource, ann: VectorIndex, folder: Path) -> None:
 
 def load_ann(source: VectorSource, folder: Path) -> VectorIndex | None:
     """The cached ANN index if it was built from this very fingerprint (table version), else None."""
-    import faiss
+    import faiss  # heavy: faiss, pyarrow
     import pyarrow as pa
 
     started = time.perf_counter()

@@ -107,7 +107,7 @@ class ClientLimiter:
     @contextlib.contextmanager
     def slot(self, request):
         """``hold`` for the page's events: its "slow down" as the page's one-line message."""
-        import gradio as gr
+        import gradio as gr  # heavy: gradio
 
         try:
             with self.hold(self.client(request)):

@@ -51,8 +51,8 @@ served as it is: thumbnails it lacks are made in a per-user cache folder instead
 """
 from ...models import Settings
 from ..store.database import Store
-from .access import LOOPBACK, check_exposure, parse_logins
-from .i18n import checked_lang
+from .access import LOOPBACK, PER_CLIENT, ClientLimiter, check_exposure, parse_logins
+from .i18n import PageWords, checked_lang
 
 __all__ = ["parse_logins", "serve"]
 
@@ -66,9 +66,8 @@ def serve(index_dir, host: str = "127.0.0.1", port: int = 7860, settings: Settin
     checked_lang(lang)
     if host not in LOOPBACK:
         check_exposure(host, auth or [], no_auth, Store.open(index_dir).library)
-    from .access import PER_CLIENT, ClientLimiter
-    from .api import build_api, gradio_session_user, mount  # FastAPI and Gradio: imported only to serve
-    from .i18n import PageWords
+    # heavy: FastAPI and Gradio (web.api, web.page), imported only to serve
+    from .api import build_api, gradio_session_user, mount
     from .page import CSS, QUEUE_SIZE, SEARCH_CONCURRENCY, build_app
 
     words = PageWords(lang)
