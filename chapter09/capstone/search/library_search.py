@@ -115,6 +115,7 @@ class LibrarySearch:
         self._stamp = store.versions_stamp()  # before the reads: a commit during them changes the next stamp
         self._columns: dict[str, set[str]] = {}  # role -> its table's columns at the version its searcher holds
         self.store = store
+        self._captioned = self._holds_captions()
         self.searchers = {role: open_vectors(store, role, self.mode) for role in store.roles}
         self.fingerprints = {role: store.images(role).fingerprint() for role in store.roles}
         self._meta_table = store.db.open_table(META_TABLE)
@@ -129,6 +130,7 @@ class LibrarySearch:
             return False
         self._stamp = self.store.versions_stamp()  # before the reads, as in ``_open``
         self.store.checkout_latest()  # the kept handles (captions, text in photos)
+        self._captioned = self._holds_captions()
         meta_version = self._meta_table.version
         self._meta_table.checkout_latest()
         if self._meta_table.version != meta_version:  # which table serves a role may have changed
@@ -146,6 +148,14 @@ class LibrarySearch:
                 self._columns.pop(role, None)
                 changed = True
         return changed
+
+    def _holds_captions(self) -> bool:
+        """Whether hits must be looked up in the captions table: a live searcher skips the lookup (a LanceDB query,
+        about 3 ms) while the table holds no rows, until a refresh sees some; any other asks at every search."""
+        if not self.live:
+            return True
+        table = self.store.captions_table()
+        return table is not None and table.count_rows() > 0
 
     def stale(self) -> bool:
         """Whether the index may have changed since the last refresh (always, where the stamp cannot be read)."""
@@ -355,7 +365,7 @@ class LibrarySearch:
     def _hits(self, role: str, ranked: list[tuple[int, float]], ocr_text: str | None = None) -> list[Hit]:
         searcher = self.searchers[role]
         paths = [searcher.path(i) for i, _ in ranked]
-        captions = self.store.captions(paths) if paths else {}
+        captions = self.store.captions(paths) if paths and self._captioned else {}
         table = self.store.images(role)
         if role not in self._columns:  # read once per table version: each schema read is a LanceDB round trip
             self._columns[role] = set(table.table.schema.names)
