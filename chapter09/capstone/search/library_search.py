@@ -46,6 +46,7 @@ from .records import Hit, SearchResult
 
 HYBRID_DEPTH = 100  # candidates each ranking hands to the reciprocal-rank fusion
 PLACE_FIELDS = (*POSITION_COLUMNS, *PLACE_COLUMNS)  # the stored columns a hit shows as place, lat, lon
+HELD_CAPTION_ROWS = 50_000  # captions a live searcher (serve) keeps in memory: ~550 bytes each, 27 MB at most
 
 
 def place_of(row: dict) -> dict:
@@ -103,6 +104,7 @@ class LibrarySearch:
         handles between searches (``Store.keep_handles``) and ``refresh`` brings them up to date."""
         self.location, self.mode, self.live = index_dir, mode, live
         self.settings = settings or Settings()
+        self._held_captions, self._held_version = None, None  # ``_hold_captions``
         self._open()
         self.query_settings = query_settings(self.store, self.settings)  # queries at the images' precision
 
@@ -115,7 +117,7 @@ class LibrarySearch:
         self._stamp = store.versions_stamp()  # before the reads: a commit during them changes the next stamp
         self._columns: dict[str, set[str]] = {}  # role -> its table's columns at the version its searcher holds
         self.store = store
-        self._captioned = self._holds_captions()
+        self._hold_captions()
         self.searchers = {role: open_vectors(store, role, self.mode) for role in store.roles}
         self.fingerprints = {role: store.images(role).fingerprint() for role in store.roles}
         self._meta_table = store.db.open_table(META_TABLE)
@@ -130,7 +132,7 @@ class LibrarySearch:
             return False
         self._stamp = self.store.versions_stamp()  # before the reads, as in ``_open``
         self.store.checkout_latest()  # the kept handles (captions, text in photos)
-        self._captioned = self._holds_captions()
+        self._hold_captions()
         meta_version = self._meta_table.version
         self._meta_table.checkout_latest()
         if self._meta_table.version != meta_version:  # which table serves a role may have changed
@@ -149,13 +151,25 @@ class LibrarySearch:
                 changed = True
         return changed
 
-    def _holds_captions(self) -> bool:
-        """Whether hits must be looked up in the captions table: a live searcher skips the lookup (a LanceDB query,
-        about 3 ms) while the table holds no rows, until a refresh sees some; any other asks at every search."""
-        if not self.live:
-            return True
-        table = self.store.captions_table()
-        return table is not None and table.count_rows() > 0
+    def _hold_captions(self) -> None:
+        """A live searcher keeps every stored caption in memory (path -> {"en", "zh"}) up to ``HELD_CAPTION_ROWS``
+        rows, read again only when the captions table's version changed: a lookup per search (a LanceDB query,
+        3-7 ms of CPU on 10,000 captions, measured) costs more than the rest of the search. Otherwise (any other
+        searcher, or more captions than that) ``_held_captions`` is None: looked up per search."""
+        table = self.store.captions_table() if self.live else None
+        version = None if table is None else table.version
+        if version is not None and version == self._held_version:
+            return
+        rows = table.count_rows() if table is not None else 0
+        self._held_version = version
+        self._held_captions = None if not self.live or rows > HELD_CAPTION_ROWS else \
+            (self.store.captions() if rows else {})
+
+    def _captions(self, paths: list[str]) -> dict[str, dict]:
+        held = self._held_captions
+        if held is None:
+            return self.store.captions(paths) if paths else {}
+        return {path: dict(held[path]) for path in paths if path in held}
 
     def stale(self) -> bool:
         """Whether the index may have changed since the last refresh (always, where the stamp cannot be read)."""
@@ -365,7 +379,7 @@ class LibrarySearch:
     def _hits(self, role: str, ranked: list[tuple[int, float]], ocr_text: str | None = None) -> list[Hit]:
         searcher = self.searchers[role]
         paths = [searcher.path(i) for i, _ in ranked]
-        captions = self.store.captions(paths) if paths and self._captioned else {}
+        captions = self._captions(paths)
         table = self.store.images(role)
         if role not in self._columns:  # read once per table version: each schema read is a LanceDB round trip
             self._columns[role] = set(table.table.schema.names)
