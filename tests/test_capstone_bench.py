@@ -378,7 +378,7 @@ def test_the_soak_is_skipped_by_default_and_says_how_to_run_it(tmp_path):
     assert "soak" not in saved and "--soak-s 600" in saved["skipped"]["soak"]
 
 
-@pytest.mark.slow  # a toy index made, `serve` started in a child process, 3 s of soak: about a minute here
+@pytest.mark.slow  # a toy index made, `serve` started in a child process, 3 s of soak: 28-80 s here
 def test_a_short_soak_is_written_to_the_bench_report(tmp_path):
     """``bench --soak-s 3`` on a 12-image toy index: ``serve`` in a child process, 20 clients; the report file holds
     the soak's figures, every request answered."""
