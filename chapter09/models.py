@@ -314,6 +314,9 @@ def announce(resolved: ResolvedModel, stream=None) -> None:
 # ----------------------------------------------------------------------------- one cache of loaded models
 _cache: dict = {}
 _cache_lock = threading.Lock()
+# One model loaded at a time (re-entrant: a factory may load another through the cache): transformers' loading is
+# not thread-safe, and the web server's first searches, run at once, failed with "Cannot copy out of meta tensor".
+_load_lock = threading.RLock()
 
 
 def cached(kind: str, key, factory: Callable[[], object]):
@@ -325,9 +328,13 @@ def cached(kind: str, key, factory: Callable[[], object]):
     with _cache_lock:
         if (kind, key) in _cache:
             return _cache[(kind, key)]
-    made = factory()  # outside the lock: loading may take seconds and may itself use the cache
-    with _cache_lock:
-        return _cache.setdefault((kind, key), made)
+    with _load_lock:  # not under _cache_lock: loading takes seconds, and a loaded model is found meanwhile
+        with _cache_lock:
+            if (kind, key) in _cache:  # another thread loaded it while this one waited
+                return _cache[(kind, key)]
+        made = factory()
+        with _cache_lock:
+            return _cache.setdefault((kind, key), made)
 
 
 def clear_cache() -> None:

@@ -250,3 +250,58 @@ def test_serve_mounts_the_api_beside_the_page_behind_its_login(indexed, tmp_path
             assert http.get(f"{url}/").status_code == 200  # the page is still there
     finally:
         app.close()
+
+
+def test_searches_from_many_threads_at_once_answer_as_one_at_a_time(indexed, web_library):
+    """Searches overlap (only the models' forward passes take turns): 8 threads searching at once, text and image
+    terms mixed, get exactly the hits and scores each search gets alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from chapter09 import models
+    from chapter09.capstone.search.library_search import SearchRequest, Term
+
+    paths = sorted(indexed["scenes"])
+    requests = [SearchRequest((Term("text", text),), 5) for text in
+                ("a red circle", "a blue square", "a green triangle", "海边的斑马", "a zebra")] + \
+               [SearchRequest((Term("indexed", path),), 5) for path in paths[:5]] + \
+               [SearchRequest((Term("image", str(indexed["outside"] / "upload.png")),), 5)]
+
+    def answer(request):
+        result, _ = web_library.search(request)
+        return [(h.path, round(h.score, 5)) for h in result.hits]
+    models.clear_cache()  # the first searches load the models, at once (concurrent loads once broke every zh search)
+    with ThreadPoolExecutor(8) as pool:
+        together = list(pool.map(answer, requests * 4))
+    alone = [answer(request) for request in requests]
+    assert together == alone * 4
+
+
+@pytest.mark.unit
+def test_the_shared_lock_lets_readers_overlap_and_a_writer_wait_for_them():
+    import threading
+    import time
+
+    from chapter09.capstone.web.library import SharedLock
+
+    lock, events = SharedLock(), []
+    both_in = threading.Barrier(2, timeout=5)
+
+    def reader(name):
+        with lock.shared():
+            events.append(f"{name} in")
+            both_in.wait()  # the two readers are inside at once, or this times out
+            time.sleep(0.05)
+            events.append(f"{name} out")
+
+    def writer():
+        time.sleep(0.01)  # the readers hold it first
+        with lock.exclusive():
+            events.append("writer")
+    threads = [threading.Thread(target=reader, args=(n,)) for n in ("a", "b")] + [threading.Thread(target=writer)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(5)
+    assert events.index("writer") == 4 and sorted(events[:2]) == ["a in", "b in"]
+    with lock.exclusive():  # free again: taken at once
+        pass

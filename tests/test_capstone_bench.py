@@ -302,6 +302,8 @@ def test_bench_captioning_options_reach_run_bench(monkeypatch, capsys):
     (["--sizes", "10,x"], "non-number"),
     (["--images", "-1"], "--images must be 0"),
     (["--out", "/no/such/folder/report.json"], "--out /no/such/folder/report.json: its folder does not exist"),
+    (["--soak-s", "-1"], "--soak-s must be 0 (skip the soak) or more seconds"),
+    (["--soak-s", "5", "--soak-images", "0"], "--soak-images must be at least 1"),
 ])
 def test_bench_options_name_the_bad_flag(flags, message, capsys):
     assert capstone(["bench", *flags]) != 0
@@ -365,3 +367,26 @@ def test_writer_ceiling_commits_every_row_it_times(tmp_path):
     store = Store.open(tmp_path / "writer-index")
     table = store.images(store.roles[0])
     assert len(table) == 1000 and len(set(table.catalog())) == 1000  # each row once, no duplicate commits
+
+
+@pytest.mark.unit
+def test_the_soak_is_skipped_by_default_and_says_how_to_run_it(tmp_path):
+    out = tmp_path / "report.json"
+    assert capstone(["bench", "--images", "0", "--sizes", "", "--append-rows", "0", "--no-captioning",
+                     "--out", str(out), "--json"]) == 0
+    saved = json.loads(out.read_text())
+    assert "soak" not in saved and "--soak-s 600" in saved["skipped"]["soak"]
+
+
+@pytest.mark.slow  # a toy index made, `serve` started in a child process, 3 s of soak: 28-80 s here
+def test_a_short_soak_is_written_to_the_bench_report(tmp_path):
+    """``bench --soak-s 3`` on a 12-image toy index: ``serve`` in a child process, 20 clients; the report file holds
+    the soak's figures, every request answered."""
+    out = tmp_path / "report.json"
+    assert capstone(["bench", "--images", "0", "--sizes", "", "--append-rows", "0", "--no-captioning",
+                     "--soak-s", "3", "--soak-images", "12", "--out", str(out), "--json"]) == 0
+    saved = json.loads(out.read_text())
+    soak = saved["soak"]
+    assert "soak" not in saved["skipped"] and not saved["failed"]
+    assert soak["images"] == 12 and soak["requests"] > 20 and soak["answered"] == soak["requests"]
+    assert soak["unanswered"] == 0 and soak["errors"] == 0 and soak["memory"]["to_s"] >= 2.9

@@ -248,6 +248,43 @@ def test_refresh_finds_rows_added_after_the_search_opened(toy, tmp_path):
     assert result["library_size"] == 43 and sum(h["path"].startswith("new/") for h in result["hits"]) == 3
 
 
+@pytest.mark.parametrize("held_rows", [50_000, 0], ids=["captions held in memory", "captions looked up"])
+def test_a_live_searcher_asks_lancedb_nothing_until_the_index_changes(toy, tmp_path, monkeypatch, held_rows):
+    """``serve``'s searcher (``live``) keeps its table handles: with the index unchanged a refresh reads only the
+    folder listings; captions written by ``caption --index`` after it opened show on the next search (held in
+    memory, or over ``HELD_CAPTION_ROWS`` looked up per search), and photos added by ``index`` reopen it."""
+    from chapter09.capstone.index.build import build_index
+    from chapter09.capstone.search import library_search
+    from chapter09.capstone.search.library_search import LibrarySearch, Term
+    from chapter09.capstone.store.database import Store
+    from chapter09.clip import clip_encoder
+    from chapter09.toyworld import write_dataset
+
+    library = tmp_path / "lib"
+    shutil.copytree(toy["library"] / "home", library / "home")
+    index = tmp_path / "idx"
+    encoders = {"clip": clip_encoder("clip", Settings("toy"))}
+    build_index(library, index, encoders, workers=0, progress=False)
+    monkeypatch.setattr(library_search, "HELD_CAPTION_ROWS", held_rows)
+    searcher = LibrarySearch(index, Settings("toy"), live=True)
+    first = searcher.search([Term("text", "a red circle")], k=3)
+    assert not searcher.stale() and not searcher.refresh()
+    assert all(not h["captions"] for h in first["hits"])
+    captioned = first["hits"][0]["path"]
+    with Store.open(index, write=True) as store:
+        sha1 = store.images("clip").rows_of([captioned]).column("sha1")[0].as_py()
+        store.put_captions([{"path": captioned, "sha1": sha1, "en": "a caption written later"}])
+    assert searcher.stale() and not searcher.refresh()  # captions only: nothing to reopen, the handle moved on
+    again = searcher.search([Term("text", "a red circle")], k=3)
+    assert again["hits"][0]["captions"] == {"en": "a caption written later"}
+    assert (searcher._held_captions is None) == (held_rows == 0)
+    extra = write_dataset(tmp_path / "extra", n=2, seed=998, split="heldout")
+    shutil.copytree(extra / "images", library / "new")
+    build_index(library, index, encoders, workers=0, progress=False)
+    assert searcher.stale() and searcher.refresh() and not searcher.stale()
+    assert searcher.search([Term("text", "a red circle")], k=3)["library_size"] == 42
+
+
 def run_json(toy, *argv):
     import contextlib
     import io

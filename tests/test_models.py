@@ -214,3 +214,33 @@ def test_real_weights_are_still_named_per_role(fresh_announcements, capsys, tmp_
     models.announce(models.ResolvedModel("clip", spec, str(tmp_path), "local-dir"))
     out = capsys.readouterr().out
     assert out.startswith("[models] clip: openai/clip-vit-base-patch32 from local-dir") and not _toy_lines(out)
+
+
+def test_a_model_asked_for_by_many_threads_at_once_is_loaded_once_and_alone():
+    """The web server's first searches come at once: each model is made once, and no two loads overlap
+    (transformers' loading is not thread-safe)."""
+    import threading
+    import time
+
+    from chapter09 import models
+
+    loading, overlapped, made = [], [], []
+
+    def factory(name):
+        def make():
+            loading.append(name)
+            overlapped.append(len(loading) > 1)
+            time.sleep(0.02)
+            made.append(name)
+            loading.remove(name)
+            return f"model {name}"
+        return make
+    results = []
+    threads = [threading.Thread(target=lambda i=i: results.append(
+        models.cached("test-threads", i % 2, factory(i % 2)))) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert sorted(made) == [0, 1] and not any(overlapped)
+    assert sorted(results) == ["model 0"] * 4 + ["model 1"] * 4

@@ -518,6 +518,10 @@ def _bench_flags(p) -> None:
     p.add_argument("--queries", type=int, default=100, help="timed queries per size")
     p.add_argument("--out", default=None, metavar="FILE",
                    help="write the report (JSON) to FILE after every part, so an interruption loses nothing measured")
+    p.add_argument("--soak-s", type=float, default=0.0, metavar="N",
+                   help="also soak the JSON API for N seconds (20 clients, bench/soak.py; 600: issue 34's); "
+                        "default 0: skipped")
+    p.add_argument("--soak-images", type=int, default=10_000, help="images in the soak's toy index (default 10000)")
 
 
 def main(argv=None) -> int:

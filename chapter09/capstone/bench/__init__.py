@@ -12,7 +12,8 @@ lives in a module of its own, and none of them imports this one:
 * ``captioning``: the real-architecture captioners, model alone against ``caption --index`` end to end;
 * ``web``: the web UI through its JSON API, Gradio's route and gradio_client, and with ``--page`` the page in
   headless Chromium (``python -m chapter09.capstone.bench.web``: it needs a toy index and a running server of
-  its own, so ``bench`` does not run it).
+  its own, so ``bench`` does not run it);
+* ``soak``: the JSON API soaked by 20 clients (``--soak-s N``, default 0: skipped, with the reason in the report).
 
 1. Encoding (``encoding``): the real ``index`` code (``indexer.build_index``) end to end on
    photo-sized JPEGs with the ViT-B/32 CLIP architecture, once per precision (fp32, bf16, int8),
@@ -28,6 +29,9 @@ lives in a module of its own, and none of them imports this one:
 5. Captioning (``captioning``, JSON key ``captioning``; ``--no-captioning`` skips it): BLIP-base's and
    ViT-GPT2's architectures (random weights, a fixed token count) per precision, the model alone per batch size
    beside ``caption --index`` end to end with decode workers on and off, and the caption+translate route's split.
+6. Soak (``soak``, JSON key ``soak``; only with ``--soak-s N``): ``serve --models toy`` on a toy index of
+   ``--soak-images`` images in a child process, 20 clients for N seconds (``web.soak_report``): every request
+   answered, latency per window, the server's memory growth.
 
 Each part runs guarded: what it needs is checked first (a part that cannot run is skipped with the reason and
 the install line), a part that fails is recorded under ``failed`` while the others go on, and with ``--out FILE``
@@ -60,7 +64,9 @@ _NEEDS = {
     "engines": (("ray",), "pip install -r requirements-scale.txt"),
     "captioning": (("torch", "transformers"), "pip install -r requirements.txt"),
     "store_search": (("lancedb", "faiss"), "pip install -r requirements.txt"),
+    "soak": (("torch", "transformers", "lancedb", "faiss", "gradio", "httpx"), "pip install -r requirements.txt"),
 }
+SOAK_OFF = "--soak-s 0 (the default): pass --soak-s 600 for issue 34's soak of the JSON API"
 
 
 def missing_for(part: str) -> str | None:
@@ -84,9 +90,10 @@ class _Report(dict):
             partial.replace(self.options.out)  # whole file or the previous one, never half of one
 
     @contextmanager
-    def part(self, name: str):
-        """Run one part: skipped with its reason when it cannot run, recorded under ``failed`` when it raises."""
-        reason = "left out" if name in self.options.skip else missing_for(name)
+    def part(self, name: str, off: str | None = None):
+        """Run one part: skipped with its reason when it cannot run or is ``off`` (the reason), recorded under
+        ``failed`` when it raises."""
+        reason = off or ("left out" if name in self.options.skip else missing_for(name))
         if reason:
             self["skipped"][name] = reason
             self.log(f"\n{name}: skipped ({reason})")
@@ -130,6 +137,9 @@ def run_bench(options: BenchOptions | None = None, quiet: bool = False) -> dict:
         with report.part("store_search") as runs:
             if runs:
                 _store_search(report, options, log)
+    with report.part("soak", off=None if options.soak_s > 0 else SOAK_OFF) as runs:
+        if runs:
+            _soak(report, options, log)
     report["load_after"] = [round(x, 2) for x in os.getloadavg()]
     report["seconds"] = round(time.time() - started, 1)
     report.save()
@@ -190,3 +200,12 @@ def _store_search(report: _Report, options: BenchOptions, log) -> None:
         rows = largest if options.append_rows is None else options.append_rows
         report.update(store_search.run(Path(tmp), append_rows=rows, sizes=options.sizes,
                                        queries=options.queries, log=log))
+
+
+def _soak(report: _Report, options: BenchOptions, log) -> None:
+    from .soak import SoakOptions
+    from .web import soak_report
+
+    log(f"\nsoak of the JSON API (bench.soak), {options.soak_s:g} s on {options.soak_images:,} images:")
+    with tempfile.TemporaryDirectory(prefix="ch09-bench-soak-") as tmp:
+        report["soak"] = soak_report(options.soak_images, Path(tmp), SoakOptions(seconds=options.soak_s), log)

@@ -34,6 +34,8 @@ class BenchOptions:
     append_rows: int | None = None      # None: the largest size
     queries: int = 100
     out: Path | None = None             # the report, rewritten after every part so an interruption loses nothing
+    soak_s: float = 0.0                 # the JSON API's soak (``bench.soak``) for this long; 0 skips it
+    soak_images: int = 10_000           # the soak's toy index (issue 34's: 10,000 images)
     skip: tuple[str, ...] = field(default=())  # parts left out by name (tests)
 
     def __post_init__(self):
@@ -51,6 +53,8 @@ class BenchOptions:
             (all(s >= 1 for s in self.sizes), "--sizes must list library sizes of at least 1"),
             (self.append_rows is None or self.append_rows >= 0, "--append-rows must be 0 (skip) or more"),
             (self.queries >= 1, "--queries must be at least 1"),
+            (self.soak_s >= 0, "--soak-s must be 0 (skip the soak) or more seconds, e.g. 600 for issue 34's"),
+            (self.soak_images >= 1, "--soak-images must be at least 1"),
             (not self.captioning or self.caption_images >= 2 * self.caption_batch_size,
              "--caption-images must be at least twice --caption-batch-size (one warm-up batch, one timed)"),
         ]
@@ -69,6 +73,7 @@ class BenchOptions:
                        caption_batch_size=args.caption_batch_size, caption_tokens=args.caption_tokens,
                        captioners=tuple(c.strip() for c in args.captioners.split(",") if c.strip()),
                        sizes=_ints(args.sizes), append_rows=args.append_rows, queries=args.queries,
-                       out=Path(args.out) if args.out else None)
+                       out=Path(args.out) if args.out else None,
+                       soak_s=getattr(args, "soak_s", 0.0), soak_images=getattr(args, "soak_images", 10_000))
         except ValueError as error:
             raise ChapterError(f"bench: a comma list holds a non-number ({error}); e.g. --sizes 10000,100000") from None

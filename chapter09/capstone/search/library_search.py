@@ -41,11 +41,12 @@ from ..store.database import META_TABLE, Store, open_vectors
 from ..store.tables import PLACE_COLUMNS, POSITION_COLUMNS
 from ..store.vectors import vectors_of
 from .filters import Filters, Metadata, keep_paths
-from .queries import QueryError, check_query, compose, encode_planned, parse_weighted, plan_query
+from .queries import ENCODE_LOCK, QueryError, check_query, compose, encode_planned, parse_weighted, plan_query
 from .records import Hit, SearchResult
 
 HYBRID_DEPTH = 100  # candidates each ranking hands to the reciprocal-rank fusion
 PLACE_FIELDS = (*POSITION_COLUMNS, *PLACE_COLUMNS)  # the stored columns a hit shows as place, lat, lon
+HELD_CAPTION_ROWS = 50_000  # captions a live searcher (serve) keeps in memory: ~550 bytes each, 27 MB at most
 
 
 def place_of(row: dict) -> dict:
@@ -98,9 +99,12 @@ class SearchRequest:
 class LibrarySearch:
     """Search an index by text (any strategy), example images, both combined, with filters and caption text."""
 
-    def __init__(self, index_dir, settings: Settings | None = None, mode: str = "auto"):
-        self.location, self.mode = index_dir, mode
+    def __init__(self, index_dir, settings: Settings | None = None, mode: str = "auto", live: bool = False):
+        """``live``: the caller calls ``refresh`` before each search (``serve``), so the store keeps its table
+        handles between searches (``Store.keep_handles``) and ``refresh`` brings them up to date."""
+        self.location, self.mode, self.live = index_dir, mode, live
         self.settings = settings or Settings()
+        self._held_captions, self._held_version = None, None  # ``_hold_captions``
         self._open()
         self.query_settings = query_settings(self.store, self.settings)  # queries at the images' precision
 
@@ -108,7 +112,12 @@ class LibrarySearch:
         store = Store.open(self.location)
         if not store.roles:
             raise FileNotFoundError(f"index {self.location} holds no images yet; run `index` first")
+        if self.live:
+            store.keep_handles()
+        self._stamp = store.versions_stamp()  # before the reads: a commit during them changes the next stamp
+        self._columns: dict[str, set[str]] = {}  # role -> its table's columns at the version its searcher holds
         self.store = store
+        self._hold_captions()
         self.searchers = {role: open_vectors(store, role, self.mode) for role in store.roles}
         self.fingerprints = {role: store.images(role).fingerprint() for role in store.roles}
         self._meta_table = store.db.open_table(META_TABLE)
@@ -117,7 +126,13 @@ class LibrarySearch:
     def refresh(self) -> bool:
         """Reopen the vector searchers whose table changed (rows added, changed or removed by `index` or
         `index --watch`; a new model's table); True if anything changed. ``serve`` calls it before each
-        search, so new photos are found without a restart."""
+        search, so new photos are found without a restart. A local index whose tables' versions are as the last
+        refresh found them (``Store.versions_stamp``: folder listings, no LanceDB call) is not asked again."""
+        if not self.stale():
+            return False
+        self._stamp = self.store.versions_stamp()  # before the reads, as in ``_open``
+        self.store.checkout_latest()  # the kept handles (captions, text in photos)
+        self._hold_captions()
         meta_version = self._meta_table.version
         self._meta_table.checkout_latest()
         if self._meta_table.version != meta_version:  # which table serves a role may have changed
@@ -132,8 +147,34 @@ class LibrarySearch:
                 self.searchers[role] = open_vectors(self.store, role, self.mode)
                 self.fingerprints[role] = fingerprint
                 self._metadata.pop(role, None)
+                self._columns.pop(role, None)
                 changed = True
         return changed
+
+    def _hold_captions(self) -> None:
+        """A live searcher keeps every stored caption in memory (path -> {"en", "zh"}) up to ``HELD_CAPTION_ROWS``
+        rows, read again only when the captions table's version changed: a lookup per search (a LanceDB query,
+        3-7 ms of CPU on 10,000 captions, measured) costs more than the rest of the search. Otherwise (any other
+        searcher, or more captions than that) ``_held_captions`` is None: looked up per search."""
+        table = self.store.captions_table() if self.live else None
+        version = None if table is None else table.version
+        if version is not None and version == self._held_version:
+            return
+        rows = table.count_rows() if table is not None else 0
+        self._held_version = version
+        self._held_captions = None if not self.live or rows > HELD_CAPTION_ROWS else \
+            (self.store.captions() if rows else {})
+
+    def _captions(self, paths: list[str]) -> dict[str, dict]:
+        held = self._held_captions
+        if held is None:
+            return self.store.captions(paths) if paths else {}
+        return {path: dict(held[path]) for path in paths if path in held}
+
+    def stale(self) -> bool:
+        """Whether the index may have changed since the last refresh (always, where the stamp cannot be read)."""
+        stamp = self.store.versions_stamp()
+        return stamp is None or stamp != self._stamp
 
     # ---- what a term is
     def term(self, raw: str, sign: float = 1.0) -> Term:
@@ -242,7 +283,8 @@ class LibrarySearch:
                 used.append(name)
                 encoded.append(text)
             elif t.kind == "image":
-                vector = encoder.encode_images([as_rgb(t.value)])[0]
+                with ENCODE_LOCK:
+                    vector = encoder.encode_images([as_rgb(t.value)])[0]
             elif t.kind == "indexed":
                 vector = self._stored_vector(role, str(t.value))
             else:
@@ -320,12 +362,14 @@ class LibrarySearch:
     def _hits(self, role: str, ranked: list[tuple[int, float]], ocr_text: str | None = None) -> list[Hit]:
         searcher = self.searchers[role]
         paths = [searcher.path(i) for i, _ in ranked]
-        captions = self.store.captions(paths) if paths else {}
+        captions = self._captions(paths)
         table = self.store.images(role)
-        columns = set(table.table.schema.names)  # read once: each schema read is a round trip into LanceDB
-        located = all(name in columns for name in PLACE_FIELDS)  # an old index: no positions
+        if role not in self._columns:  # read once per table version: each schema read is a LanceDB round trip
+            self._columns[role] = set(table.table.schema.names)
+        located = all(name in self._columns[role] for name in PLACE_FIELDS)  # an old index: no positions
         # a vector index's ids are offsets into the table version it was opened at, which this store reads
-        rows = table.rows_at([i for i, _ in ranked], ("path", "sha1", "size", "mtime_ns", *(PLACE_FIELDS * located)))
+        rows = table.rows_at([i for i, _ in ranked], ("path", "sha1", "size", "mtime_ns", *(PLACE_FIELDS * located)),
+                             rows=len(searcher))
         read = hit_fields(self.store, paths, ocr_text)  # the text in the photos, after `index --ocr`
         hits = []
         for rank, ((_, score), path, row) in enumerate(zip(ranked, paths, rows)):

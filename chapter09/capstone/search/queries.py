@@ -21,6 +21,7 @@ through results, costs no forward pass.
 from __future__ import annotations
 
 import sys
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,6 +58,11 @@ def multilingual_encoder(settings: Settings | None = None):
         return SentenceTransformer(resolved.location, device=pick_device(settings.device))
 
     return cached("multilingual_text", settings, load)
+
+
+# One forward pass at a time through the shared models, whoever calls (the web server answers searches from many
+# threads): Hugging Face's fast tokenizers are not thread-safe (a second caller gets "Already borrowed").
+ENCODE_LOCK = threading.RLock()
 
 
 def _default_warn(message: str) -> None:
@@ -211,11 +217,16 @@ def plan_query(text: str, strategy: str = "auto", settings: Settings | None = No
 
 
 def encode_planned(plan: QueryPlan, warn=None, cache: QueryCache | None = QUERY_CACHE):
-    """``plan.encode``, through ``cache`` (an LRU keyed by text, strategy and reader identity; None: always encode)."""
+    """``plan.encode`` under ``ENCODE_LOCK``, through ``cache`` (an LRU keyed by text, strategy and reader identity;
+    None: always encode); a cached vector takes no lock."""
     warn = warn or _default_warn
+
+    def encode(warn):
+        with ENCODE_LOCK:
+            return plan.encode(warn)
     if cache is None:
-        return plan.encode(warn)
-    return cache.lookup((plan.text, plan.strategy.name, plan.readers), plan.encode, warn)
+        return encode(warn)
+    return cache.lookup((plan.text, plan.strategy.name, plan.readers), encode, warn)
 
 
 def encode_query(text: str, strategy: str = "auto", settings: Settings | None = None,

@@ -97,6 +97,7 @@ class Store:
                  commit_rows: int):
         self.location, self.db, self.write, self.lock = location, db, write, lock
         self.commit_rows = commit_rows
+        self._handles: dict[str, object] | None = None  # kept table handles (``keep_handles``), None: reopen
         self._meta = self._read_meta()
         self._tables: dict[str, ImageTable] = {}
         self._failures = PathTable(self, FAILURES_TABLE, failure_schema())
@@ -219,10 +220,50 @@ class Store:
 
     # ---- tables
     def _open_table(self, name: str):
+        if self._handles is not None and name in self._handles:
+            return self._handles[name]
         try:
-            return self.db.open_table(name)
+            table = self.db.open_table(name)
         except ValueError:
+            table = None
+        if self._handles is not None:
+            self._handles[name] = table  # a missing table too: ``checkout_latest`` forgets it
+        return table
+
+    def keep_handles(self) -> None:
+        """Keep every table handle (and every table found missing) once opened, instead of opening the table at
+        each read (an open is a few LanceDB round trips): for a long-lived reader (``serve``), which calls
+        ``checkout_latest`` whenever ``versions_stamp`` changed. A read-only store only: a writer's reads see its
+        own commits through the handles it writes with."""
+        if not self.write:
+            self._handles = {}
+
+    def checkout_latest(self) -> None:
+        """The kept handles moved to their tables' latest versions; tables found missing are looked for again."""
+        if self._handles is None:
+            return
+        for name, table in list(self._handles.items()):
+            if table is None:
+                del self._handles[name]
+            else:
+                table.checkout_latest()
+
+    def versions_stamp(self) -> tuple | None:
+        """What changes whenever any table of a local index gets a version (every commit writes a new manifest
+        into its ``_versions`` folder: versions only grow) or a table is made or dropped; read from the folder
+        listings, no LanceDB call and no clock. None for an object store, where it cannot be read so cheaply."""
+        if is_uri(self.location):
             return None
+        try:
+            tables = sorted(entry.name for entry in os.scandir(self.location) if entry.name.endswith(".lance"))
+            stamp = [tuple(tables)]
+            for name in tables:
+                manifests = [entry.name for entry in os.scandir(Path(self.location) / name / "_versions")
+                             if entry.name.endswith(".manifest")]
+                stamp.append((len(manifests), min(manifests, default=""), max(manifests, default="")))
+        except OSError:  # a table made or dropped while listed: say "changed"
+            return None
+        return tuple(stamp)
 
     def _table(self, name: str, schema):
         table = self._open_table(name)

@@ -218,9 +218,11 @@ class ImageTable:
         for batch in self.scan(["path", "vector"], batch_rows):
             yield batch.column("path"), vectors_of(batch.column("vector"))
 
-    def rows_at(self, offsets: list[int], columns: tuple[str, ...]) -> list[dict]:
-        """The rows at table ``offsets`` (a vector index's ids), in that order; an offset past the end gives None."""
-        n = self.table.count_rows()
+    def rows_at(self, offsets: list[int], columns: tuple[str, ...], rows: int | None = None) -> list[dict]:
+        """The rows at table ``offsets`` (a vector index's ids), in that order; an offset past the end gives None.
+        ``rows``: the table's rows when the caller knows them (a vector index opened at this version), which
+        saves a count."""
+        n = self.table.count_rows() if rows is None else rows
         inside = sorted({int(i) for i in offsets if 0 <= int(i) < n})  # LanceDB answers in offset order
         rows = self.table.take_offsets(inside).select(list(columns)).to_arrow().to_pylist() if inside else []
         by_offset = dict(zip(inside, rows))

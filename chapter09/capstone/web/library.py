@@ -25,6 +25,7 @@ from ..caption.describe import caption_images, match_scores
 from ..index.video import clock, is_video, read_frame, split_key
 from ..search.filters import Filters
 from ..search.library_search import LibrarySearch, SearchRequest, Term
+from ..search.queries import ENCODE_LOCK
 from ..search.records import Hit, SearchResult
 from ..store.database import is_uri
 from .i18n import WORDS, say
@@ -71,6 +72,59 @@ def torch_threads(count: int):
         yield
     finally:
         torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def search_threads(count: int):
+    """``torch_threads(count)``, and the calling thread's OpenMP threads for FAISS set to ``count`` too (OpenMP
+    keeps the count per thread): a one-query scan of 10,000 vectors took 0.6 ms on one thread and 4.6-16 ms on
+    two while other programs kept the 2-core machine's cores busy (measured), and concurrent searches overlap."""
+    import faiss  # heavy: the search's own module imports it where it searches
+
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(count)
+    try:
+        with torch_threads(count):
+            yield
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
+class SharedLock:
+    """Many holders of ``shared`` at once, or one of ``exclusive`` alone; a waiting ``exclusive`` goes before new
+    ``shared`` holders, so a stream of searches cannot keep a refresh waiting."""
+
+    def __init__(self):
+        self._changed = threading.Condition()
+        self._sharing = 0
+        self._exclusive = False
+        self._waiting = 0  # exclusive holders waiting
+
+    @contextlib.contextmanager
+    def shared(self):
+        with self._changed:
+            self._changed.wait_for(lambda: not self._exclusive and not self._waiting)
+            self._sharing += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._sharing -= 1
+                self._changed.notify_all()
+
+    @contextlib.contextmanager
+    def exclusive(self):
+        with self._changed:
+            self._waiting += 1
+            self._changed.wait_for(lambda: not self._exclusive and not self._sharing)
+            self._waiting -= 1
+            self._exclusive = True
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._exclusive = False
+                self._changed.notify_all()
 
 
 def file_url(path: Path) -> str:
@@ -120,15 +174,15 @@ class WebLibrary:
     def __init__(self, index_dir, settings: Settings, max_upload_mb: float = 20):
         # absolute: Gradio serves files by absolute path only; an object-store index keeps them in the cache
         self.index_dir = thumbnail_cache(index_dir) if is_uri(index_dir) else Path(index_dir).resolve()
-        self.searcher = LibrarySearch(index_dir, settings)
+        self.searcher = LibrarySearch(index_dir, settings, live=True)  # refreshed before every search
         self.settings = self.searcher.query_settings  # captions and match read texts as search does
         self.root = Path(self.searcher.store.library).resolve()
         self.max_upload_bytes = int(max_upload_mb * 1024 * 1024)
         self.max_upload_mb = max_upload_mb
-        # One search at a time inside the searcher: the text tokenizers are not thread-safe, and the
-        # index's reads (vectors, captions) are not promised to be. A search there takes a few ms;
-        # the rest of a request (HTTP, thumbnails, the gallery's files) runs concurrently.
-        self._search_lock = threading.Lock()
+        # Searches run at once, each holding the searcher's state shared (LanceDB's table handles and FAISS's
+        # searches are safe to share between threads; the models take one forward pass at a time,
+        # ``queries.ENCODE_LOCK``); a refresh swaps that state, so it waits for the searches under way alone.
+        self._searcher_state = SharedLock()
         self._caption_lock = threading.Lock()  # one generation at a time
         self.thumb_home = thumbnail_home(self.index_dir)  # the index folder, unless it is read-only
         if self.thumb_home != self.index_dir:
@@ -191,13 +245,18 @@ class WebLibrary:
         """(result, warnings) of ``request`` (``LibrarySearch.run``, as the command line's ``search``) on the index
         as it is now: the searcher first reopens what changed since the last search (``index`` or ``index
         --watch`` adding rows), so ``serve`` needs no restart. Both under the search lock: a refresh swaps the
-        searchers a concurrent search would be reading."""
+        searchers a concurrent search would be reading, so it runs alone, and only when the index's versions on disk
+        changed (``LibrarySearch.stale``); searches overlap."""
         warnings: list[str] = []
-        with self._search_lock, torch_threads(SEARCH_TORCH_THREADS):
+        with search_threads(SEARCH_TORCH_THREADS):
             started = time.perf_counter()
-            refreshed = self.searcher.refresh()
+            refreshed = False
+            if self.searcher.stale():
+                with self._searcher_state.exclusive():
+                    refreshed = self.searcher.refresh()
             refresh_ms = 1000 * (time.perf_counter() - started)
-            result = self.searcher.run(request, warn=warnings.append)
+            with self._searcher_state.shared():
+                result = self.searcher.run(request, warn=warnings.append)
         return replace(result, refresh_ms=round(refresh_ms, 2), refreshed=refreshed), warnings
 
     def by_text(self, query: str, strategy: str, k: int, filters=None) -> tuple[SearchResult, list[str]]:
@@ -336,9 +395,9 @@ class WebLibrary:
             return caption_images([image], ("en", "zh"), self.settings)[0]
 
     def match(self, image, texts: list[str]) -> dict[str, float]:
-        """text -> cosine with ``image``, the texts read as search reads them (under the search lock: the text
+        """text -> cosine with ``image``, the texts read as search reads them (under ``ENCODE_LOCK``: the text
         tokenizers are not thread-safe)."""
-        with self._search_lock, torch_threads(SEARCH_TORCH_THREADS):
+        with ENCODE_LOCK, torch_threads(SEARCH_TORCH_THREADS):
             scored = match_scores(image, texts, "auto", self.settings)
         return {row["text"]: row["score"] for row in scored}
 
