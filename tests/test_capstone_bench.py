@@ -10,6 +10,7 @@ both engines.
 """
 import copy
 import json
+import sys
 
 import pytest
 
@@ -304,6 +305,8 @@ def test_bench_captioning_options_reach_run_bench(monkeypatch, capsys):
     (["--out", "/no/such/folder/report.json"], "--out /no/such/folder/report.json: its folder does not exist"),
     (["--soak-s", "-1"], "--soak-s must be 0 (skip the soak) or more seconds"),
     (["--soak-s", "5", "--soak-images", "0"], "--soak-images must be at least 1"),
+    (["--web-images", "500"], "--web-images must be 0 (skip) or at least 1000"),
+    (["--peer-images", "0"], "--peer-images must be at least 1"),
 ])
 def test_bench_options_name_the_bad_flag(flags, message, capsys):
     assert capstone(["bench", *flags]) != 0
@@ -376,6 +379,31 @@ def test_the_soak_is_skipped_by_default_and_says_how_to_run_it(tmp_path):
                      "--out", str(out), "--json"]) == 0
     saved = json.loads(out.read_text())
     assert "soak" not in saved and "--soak-s 600" in saved["skipped"]["soak"]
+    assert "web" not in saved and "--web-images 10000" in saved["skipped"]["web"]
+    assert "peer_rclip" not in saved and "--rclip-python" in saved["skipped"]["peer_rclip"]
+
+
+@pytest.mark.unit
+def test_the_web_and_rclip_parts_reach_the_report(tmp_path, monkeypatch):
+    """``--web-images`` and ``--rclip-python`` run bench.web's and bench.peer_rclip's parts (stubbed here: each
+    builds its own index and servers, minutes of work) with the options given, and their figures reach the file;
+    an rclip interpreter that is not there is a skip with the line that installs it."""
+    import chapter09.capstone.bench.peer_rclip as peer_rclip
+    import chapter09.capstone.bench.web as web
+
+    seen = {}
+    monkeypatch.setattr(web, "web_report", lambda n, workdir, log: seen.setdefault("web", n) and {"images": n})
+    monkeypatch.setattr(peer_rclip, "peer_report",
+                        lambda images, python, work, log: seen.setdefault("peer", (images, python)) and {"rows": {}})
+    monkeypatch.setattr(peer_rclip, "format_report", lambda report: "rows")
+    out = tmp_path / "report.json"
+    base = ["bench", "--images", "0", "--sizes", "", "--append-rows", "0", "--no-captioning", "--out", str(out), "--json"]
+    assert capstone([*base, "--web-images", "1000", "--rclip-python", sys.executable, "--peer-images", "9"]) == 0
+    saved = json.loads(out.read_text())
+    assert seen == {"web": 1000, "peer": (9, sys.executable)}
+    assert saved["web"] == {"images": 1000} and saved["peer_rclip"] == {"rows": {}} and not saved["failed"]
+    assert capstone([*base, "--rclip-python", str(tmp_path / "no-python")]) == 0
+    assert "pip install rclip==3.3.0" in json.loads(out.read_text())["skipped"]["peer_rclip"]
 
 
 @pytest.mark.slow  # a toy index made, `serve` started in a child process, 3 s of soak: 28-80 s here

@@ -110,7 +110,7 @@ def _flags() -> dict:
     return {**dict.fromkeys(quick_search.MODEL_FLAGS), "models": "toy", "device": "cpu"}
 
 
-@pytest.mark.parametrize("damage", ["meta", "tower", "pointer"])
+@pytest.mark.parametrize("damage", ["meta", "tower", "weights", "pointer"])
 def test_corrupt_or_missing_snapshot_falls_back(toy_index, capsys, damage):
     _, index = toy_index
     _search(capsys, index, "--text", "a red circle")
@@ -120,10 +120,24 @@ def test_corrupt_or_missing_snapshot_falls_back(toy_index, capsys, damage):
         (folder / "meta.json").write_text("{not json", encoding="utf-8")
     elif damage == "tower":
         (folder / "text.onnx").write_bytes(b"\x00garbage")
+    elif damage == "weights":  # an interrupted copy: the mapped weights file cut short
+        weights = folder / quick_search.TEXT_WEIGHTS
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
     else:
         (index / quick_search.FOLDER / quick_search.POINTER).unlink()
     full = _search(capsys, index, "--text", "a red circle", "--json", quick=False)
     _same_json(full, _search(capsys, index, "--text", "a red circle", "--json"))
+
+
+def test_the_tower_weights_lie_beside_it_to_be_mapped(toy_index, capsys):
+    _, index = toy_index
+    shutil.rmtree(index / quick_search.FOLDER, ignore_errors=True)
+    _search(capsys, index, "--text", "a red circle")
+    folder = quick_search.snapshot_folder(index)
+    graph, weights = folder / "text.onnx", folder / quick_search.TEXT_WEIGHTS
+    assert weights.stat().st_size > 4 * graph.stat().st_size  # the weights are in the mapped file, not the graph
+    answer = quick_search.open_snapshot(index, _flags()).search("a red circle", 3, "auto", "en")
+    assert [hit.rank for hit in answer.result.hits] == [1, 2, 3]
 
 
 def test_queries_it_does_not_answer(toy_index):

@@ -522,6 +522,13 @@ def _bench_flags(p) -> None:
                    help="also soak the JSON API for N seconds (20 clients, bench/soak.py; 600: issue 34's); "
                         "default 0: skipped")
     p.add_argument("--soak-images", type=int, default=10_000, help="images in the soak's toy index (default 10000)")
+    p.add_argument("--web-images", type=int, default=0, metavar="N",
+                   help="also time the JSON API (1 and 20 clients) and the page in headless Chromium on a toy index "
+                        "of N images (bench/web.py; 10000: issue 34's); default 0: skipped")
+    p.add_argument("--rclip-python", default=None, metavar="PYTHON",
+                   help="an interpreter with rclip==3.3.0: also time a first index beside rclip's "
+                        "(bench/peer_rclip.py); default: skipped")
+    p.add_argument("--peer-images", type=int, default=512, help="photos the comparison with rclip indexes (default 512)")
 
 
 def main(argv=None) -> int:

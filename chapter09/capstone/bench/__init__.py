@@ -11,8 +11,9 @@ lives in a module of its own, and none of them imports this one:
 * ``startup``: ``search`` and ``serve`` in fresh processes;
 * ``captioning``: the real-architecture captioners, model alone against ``caption --index`` end to end;
 * ``web``: the web UI through its JSON API, Gradio's route and gradio_client, and with ``--page`` the page in
-  headless Chromium (``python -m chapter09.capstone.bench.web``: it needs a toy index and a running server of
-  its own, so ``bench`` does not run it);
+  headless Chromium (``python -m chapter09.capstone.bench.web``); ``bench --web-images N`` runs its JSON API and
+  page timings on a toy index of N images (``web_report``);
+* ``peer_rclip``: a first index beside rclip 3.3.0's, whole processes (``bench --rclip-python PYTHON``);
 * ``soak``: the JSON API soaked by 20 clients (``--soak-s N``, default 0: skipped, with the reason in the report).
 
 1. Encoding (``encoding``): the real ``index`` code (``indexer.build_index``) end to end on
@@ -29,13 +30,18 @@ lives in a module of its own, and none of them imports this one:
 5. Captioning (``captioning``, JSON key ``captioning``; ``--no-captioning`` skips it): BLIP-base's and
    ViT-GPT2's architectures (random weights, a fixed token count) per precision, the model alone per batch size
    beside ``caption --index`` end to end with decode workers on and off, and the caption+translate route's split.
-6. Soak (``soak``, JSON key ``soak``; only with ``--soak-s N``): ``serve --models toy`` on a toy index of
+6. Web (``web``, only with ``--web-images N``): the JSON API's p50 for one client and requests/s for 20, and the
+   page's time from Search to thumbnails in headless Chromium, on a toy index of N images.
+7. First index beside rclip (``peer_rclip``, only with ``--rclip-python PYTHON``): rclip's whole run and ours per
+   precision and runtime on ``--peer-images`` photos, with our phases.
+8. Soak (``soak``, JSON key ``soak``; only with ``--soak-s N``): ``serve --models toy`` on a toy index of
    ``--soak-images`` images in a child process, 20 clients for N seconds (``web.soak_report``): every request
    answered, latency per window, the server's memory growth.
 
 Each part runs guarded: what it needs is checked first (a part that cannot run is skipped with the reason and
 the install line), a part that fails is recorded under ``failed`` while the others go on, and with ``--out FILE``
-the report is rewritten after every part, so an interruption loses nothing measured.
+the report is rewritten after every part, so an interruption loses nothing measured. Each part's module is
+imported inside its guard, so a part whose dependencies are missing costs nothing and the others still run.
 
 Timings depend on what else the machine runs: the report carries the load average before and
 after and the CPU's relevant features (``chapter09.cpu.features()``), and every speed claim is a
@@ -53,7 +59,7 @@ import traceback
 from contextlib import contextmanager
 from pathlib import Path
 
-from .options import BenchOptions
+from .options import BenchOptions, missing_rclip
 from .synthetic import ClusteredVectors
 
 __all__ = ["BenchOptions", "ClusteredVectors", "run_bench"]
@@ -65,8 +71,12 @@ _NEEDS = {
     "captioning": (("torch", "transformers"), "pip install -r requirements.txt"),
     "store_search": (("lancedb", "faiss"), "pip install -r requirements.txt"),
     "soak": (("torch", "transformers", "lancedb", "faiss", "gradio", "httpx"), "pip install -r requirements.txt"),
+    "web": (("torch", "transformers", "lancedb", "faiss", "gradio", "httpx", "playwright"),
+            "pip install -r requirements-test.txt and apt-get install chromium"),
+    "peer_rclip": (("torch", "transformers", "lancedb", "onnxruntime"), "pip install -r requirements.txt"),
 }
 SOAK_OFF = "--soak-s 0 (the default): pass --soak-s 600 for issue 34's soak of the JSON API"
+WEB_OFF = "--web-images 0 (the default): pass --web-images 10000 for issue 34's JSON API and page timings"
 
 
 def missing_for(part: str) -> str | None:
@@ -137,6 +147,21 @@ def run_bench(options: BenchOptions | None = None, quiet: bool = False) -> dict:
         with report.part("store_search") as runs:
             if runs:
                 _store_search(report, options, log)
+    with report.part("web", off=None if options.web_images else WEB_OFF) as runs:
+        if runs:
+            from .web import web_report
+
+            log(f"\nthe JSON API and the page (bench.web) on a {options.web_images:,}-image toy index:")
+            with tempfile.TemporaryDirectory(prefix="ch09-bench-web-") as tmp:
+                report["web"] = web_report(options.web_images, Path(tmp), log)
+    with report.part("peer_rclip", off=_peer_off(options)) as runs:
+        if runs:
+            from .peer_rclip import format_report, peer_report
+
+            log(f"\na first index beside rclip 3.3.0 (bench.peer_rclip), {options.peer_images} photos:")
+            with tempfile.TemporaryDirectory(prefix="ch09-bench-peer-") as tmp:
+                report["peer_rclip"] = peer_report(options.peer_images, options.rclip_python, Path(tmp), log=log)
+            log(format_report(report["peer_rclip"]))
     with report.part("soak", off=None if options.soak_s > 0 else SOAK_OFF) as runs:
         if runs:
             _soak(report, options, log)
@@ -146,6 +171,13 @@ def run_bench(options: BenchOptions | None = None, quiet: bool = False) -> dict:
     log(f"\nbench finished in {report['seconds']} s; load average before {report['load_before']}, "
         f"after {report['load_after']}" + (f"; FAILED parts: {', '.join(report['failed'])}" if report["failed"] else ""))
     return report
+
+
+def _peer_off(options: BenchOptions) -> str | None:
+    """Why the comparison with rclip is not run (None: it runs)."""
+    if options.rclip_python is None:
+        return "no --rclip-python (the default): pass an interpreter with rclip==3.3.0 to time a first index beside it"
+    return missing_rclip(options.rclip_python)
 
 
 def _encoding_parts(report: _Report, options: BenchOptions, log) -> None:
@@ -176,7 +208,7 @@ def _encoding_parts(report: _Report, options: BenchOptions, log) -> None:
                     from .startup import startup_report
 
                     log("\nstart-up with the models on disk and the bench's index:")
-                    report["startup"] = startup_report(encoding, log)
+                    report["startup"] = startup_report(encoding, log, options.rclip_python)
         if options.engines:
             with report.part("engines") as runs:
                 if runs:

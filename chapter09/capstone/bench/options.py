@@ -11,10 +11,19 @@ from pathlib import Path
 from ..errors import ChapterError
 
 CAPTIONER_CHOICES = ("blip", "vit-gpt2")
+WEB_MIN_IMAGES = 1000  # the web part searches ~180 distinct captions: a smaller toy library repeats them
 
 
 def _ints(text: str) -> tuple[int, ...]:
     return tuple(int(s) for s in str(text).split(",") if s.strip())
+
+
+def missing_rclip(python: str | None) -> str | None:
+    """Why the comparison with rclip cannot run with ``python`` (with the line that makes it), or None."""
+    if python and Path(python).exists():
+        return None
+    return (f"no interpreter with rclip at {python}: python -m venv /tmp/rclip-venv && "
+            "/tmp/rclip-venv/bin/pip install rclip==3.3.0, then pass --rclip-python /tmp/rclip-venv/bin/python")
 
 
 @dataclass(frozen=True)
@@ -36,6 +45,9 @@ class BenchOptions:
     out: Path | None = None             # the report, rewritten after every part so an interruption loses nothing
     soak_s: float = 0.0                 # the JSON API's soak (``bench.soak``) for this long; 0 skips it
     soak_images: int = 10_000           # the soak's toy index (issue 34's: 10,000 images)
+    web_images: int = 0                 # the JSON API and the page on a toy index this size (``bench.web``); 0 skips
+    rclip_python: str | None = None     # an interpreter with rclip 3.3.0: the first index beside it; None skips
+    peer_images: int = 512              # photos the first-index comparison with rclip indexes
     skip: tuple[str, ...] = field(default=())  # parts left out by name (tests)
 
     def __post_init__(self):
@@ -55,6 +67,9 @@ class BenchOptions:
             (self.queries >= 1, "--queries must be at least 1"),
             (self.soak_s >= 0, "--soak-s must be 0 (skip the soak) or more seconds, e.g. 600 for issue 34's"),
             (self.soak_images >= 1, "--soak-images must be at least 1"),
+            (self.web_images == 0 or self.web_images >= WEB_MIN_IMAGES,
+             f"--web-images must be 0 (skip) or at least {WEB_MIN_IMAGES} (distinct captions to search), e.g. 10000"),
+            (self.peer_images >= 1, "--peer-images must be at least 1"),
             (not self.captioning or self.caption_images >= 2 * self.caption_batch_size,
              "--caption-images must be at least twice --caption-batch-size (one warm-up batch, one timed)"),
         ]
@@ -74,6 +89,8 @@ class BenchOptions:
                        captioners=tuple(c.strip() for c in args.captioners.split(",") if c.strip()),
                        sizes=_ints(args.sizes), append_rows=args.append_rows, queries=args.queries,
                        out=Path(args.out) if args.out else None,
-                       soak_s=getattr(args, "soak_s", 0.0), soak_images=getattr(args, "soak_images", 10_000))
+                       soak_s=getattr(args, "soak_s", 0.0), soak_images=getattr(args, "soak_images", 10_000),
+                       web_images=getattr(args, "web_images", 0), rclip_python=getattr(args, "rclip_python", None),
+                       peer_images=getattr(args, "peer_images", 512))
         except ValueError as error:
             raise ChapterError(f"bench: a comma list holds a non-number ({error}); e.g. --sizes 10000,100000") from None

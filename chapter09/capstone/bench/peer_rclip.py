@@ -40,6 +40,7 @@ from ... import cpu
 from ...clip import ClipEncoder
 from ...model_outputs import feature_tensor
 from ...models import Settings
+from .options import missing_rclip
 from .synthetic import make_photos, vit_b32_folder
 
 RCLIP_SUBDIR = "ViT-B-32-256-datacomp_s34b_b86k"
@@ -128,7 +129,7 @@ def export_rclip_models(checkpoint: Path, datadir: Path) -> None:
                           dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}}, dynamo=False)
     spec = importlib.util.find_spec("open_clip")
     if spec is None or not spec.origin:
-        raise SystemExit("open-clip-torch's BPE file is needed for rclip's tokenizer: "
+        raise RuntimeError("open-clip-torch's BPE file is needed for rclip's tokenizer: "
                          "pip install --no-deps -r requirements-real-artifacts.txt")
     (datadir / "tokenizer").mkdir(exist_ok=True)
     shutil.copy(Path(spec.origin).parent / "bpe_simple_vocab_16e6.txt.gz", datadir / "tokenizer")
@@ -145,7 +146,7 @@ def time_rclip(python: str, photos: Path, models: Path, work: Path) -> dict:
     done = subprocess.run([python, "-c", RCLIP_RUN], cwd=photos, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - started
     if done.returncode:
-        raise SystemExit(f"rclip failed ({done.returncode}):\n{done.stderr[-3000:]}")
+        raise RuntimeError(f"rclip failed ({done.returncode}):\n{done.stderr[-3000:]}")
     return {"seconds": round(seconds, 2), "load_before": before, "load_after": load()}
 
 
@@ -160,7 +161,7 @@ def time_ours(photos: Path, checkpoint: Path, cache: Path, work: Path, name: str
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - started
     if done.returncode:
-        raise SystemExit(f"index ({name}) failed ({done.returncode}):\n{done.stderr[-3000:]}")
+        raise RuntimeError(f"index ({name}) failed ({done.returncode}):\n{done.stderr[-3000:]}")
     report = json.loads(done.stdout)
     phases = json.loads(phases_file.read_text())
     phases["interpreter_start_s"] = round(seconds - phases["total_in_process_s"], 2)
@@ -191,6 +192,52 @@ def model_alone(checkpoint: Path, cache: Path, batch: int = 32) -> dict:
             "fp32_runtimes_min_cosine": round(float(np.sum(a * b, axis=1).min()), 6)}
 
 
+def peer_report(images: int, rclip_python: str, work: Path | None = None, ours: str = "auto,fp32,int8,torch-fp32",
+                log=print) -> dict:
+    """rclip's first index beside ours per precision and runtime, whole processes on the same photos (module doc)."""
+    if missing_rclip(rclip_python):
+        raise RuntimeError(missing_rclip(rclip_python))
+    work = Path(work) if work else Path(tempfile.mkdtemp(prefix="ch09-peer-"))
+    log(f"CPU: {cpu.describe()}")
+    started = time.perf_counter()
+    photos, checkpoint, rclip_models, cache = (work / f"photos{images}", work / "vit-b32", work / "rclip-models",
+                                               work / "cache")
+    if len(list(photos.glob("*.jpg"))) != images:
+        make_photos(photos, images)
+    if not (checkpoint / "config.json").exists():
+        vit_b32_folder(checkpoint)
+    if not (rclip_models / RCLIP_SUBDIR / "visual.onnx").exists():
+        export_rclip_models(checkpoint, rclip_models)
+    report = {"cpu": cpu.features(), "cpu_line": cpu.describe(), "images": images,
+              "photo_size": "1600x1200", "model": "ViT-B/32 (CLIPConfig() defaults, random weights), 224 px"}
+    report["model_alone"] = model_alone(checkpoint, cache)  # also caches our ONNX conversions before timing
+    log(f"model alone, batch {report['model_alone']['batch']} (load {report['model_alone']['load']}): "
+        + ", ".join(f"{k} {v} img/s" for k, v in report["model_alone"]["img_s"].items())
+        + f"; fp32 torch vs ONNX Runtime min cosine {report['model_alone']['fp32_runtimes_min_cosine']}")
+    rows = {"rclip 3.3.0 (fp32 ONNX Runtime)": time_rclip(rclip_python, photos, rclip_models, work)}
+    log(f"rclip: {rows['rclip 3.3.0 (fp32 ONNX Runtime)']}")
+    labels = {"auto": ("index --precision auto (default)", []), "fp32": ("index --precision fp32", ["--precision", "fp32"]),
+              "int8": ("index --precision int8", ["--precision", "int8"]),
+              "torch-fp32": ("index --precision fp32, CH09_FP32_RUNTIME=torch", ["--precision", "fp32"])}
+    for key in [k.strip() for k in ours.split(",") if k.strip()]:
+        label, extra = labels[key]
+        env = {"CH09_FP32_RUNTIME": "torch"} if key == "torch-fp32" else None
+        rows[label] = time_ours(photos, checkpoint, cache, work, key, extra, env)
+        log(f"{label}: {json.dumps(rows[label])}")
+    peer = rows["rclip 3.3.0 (fp32 ONNX Runtime)"]["seconds"]
+    for row in rows.values():
+        row["img_s"] = round(images / row["seconds"], 2)
+        row["vs_rclip"] = round(peer / row["seconds"], 2)
+    report["rows"] = rows
+    auto = rows.get("index --precision auto (default)")
+    if auto:
+        report["target"] = {"want": f">= {TARGET}x rclip's images/s with --precision auto", "got": auto["vs_rclip"],
+                            "met": auto["vs_rclip"] >= TARGET,
+                            "missed_by": None if auto["vs_rclip"] >= TARGET else round(TARGET / auto["vs_rclip"], 2)}
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    return report
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m chapter09.capstone.bench.peer_rclip", description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=512)
@@ -201,47 +248,10 @@ def main(argv=None) -> int:
                         help="our rows: comma list of auto, fp32, int8, torch-fp32")
     parser.add_argument("--json", default=None, metavar="FILE", help="also write the report here")
     args = parser.parse_args(argv)
-    if not Path(args.rclip_python).exists():
-        raise SystemExit(f"no rclip interpreter at {args.rclip_python}: python -m venv /tmp/rclip-venv && "
-                         "/tmp/rclip-venv/bin/pip install rclip==3.3.0 (or pass --rclip-python)")
-    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="ch09-peer-"))
-    print(f"CPU: {cpu.describe()}", flush=True)
-    started = time.perf_counter()
-    photos, checkpoint, rclip_models, cache = (work / f"photos{args.images}", work / "vit-b32", work / "rclip-models",
-                                               work / "cache")
-    if len(list(photos.glob("*.jpg"))) != args.images:
-        make_photos(photos, args.images)
-    if not (checkpoint / "config.json").exists():
-        vit_b32_folder(checkpoint)
-    if not (rclip_models / RCLIP_SUBDIR / "visual.onnx").exists():
-        export_rclip_models(checkpoint, rclip_models)
-    report = {"cpu": cpu.features(), "cpu_line": cpu.describe(), "images": args.images,
-              "photo_size": "1600x1200", "model": "ViT-B/32 (CLIPConfig() defaults, random weights), 224 px"}
-    report["model_alone"] = model_alone(checkpoint, cache)  # also caches our ONNX conversions before timing
-    print(f"model alone, batch {report['model_alone']['batch']} (load {report['model_alone']['load']}): "
-          + ", ".join(f"{k} {v} img/s" for k, v in report["model_alone"]["img_s"].items())
-          + f"; fp32 torch vs ONNX Runtime min cosine {report['model_alone']['fp32_runtimes_min_cosine']}", flush=True)
-    rows = {"rclip 3.3.0 (fp32 ONNX Runtime)": time_rclip(args.rclip_python, photos, rclip_models, work)}
-    print(f"rclip: {rows['rclip 3.3.0 (fp32 ONNX Runtime)']}", flush=True)
-    ours = {"auto": ("index --precision auto (default)", []), "fp32": ("index --precision fp32", ["--precision", "fp32"]),
-            "int8": ("index --precision int8", ["--precision", "int8"]),
-            "torch-fp32": ("index --precision fp32, CH09_FP32_RUNTIME=torch", ["--precision", "fp32"])}
-    for key in [k.strip() for k in args.ours.split(",") if k.strip()]:
-        label, extra = ours[key]
-        env = {"CH09_FP32_RUNTIME": "torch"} if key == "torch-fp32" else None
-        rows[label] = time_ours(photos, checkpoint, cache, work, key, extra, env)
-        print(f"{label}: {json.dumps(rows[label])}", flush=True)
-    peer = rows["rclip 3.3.0 (fp32 ONNX Runtime)"]["seconds"]
-    for row in rows.values():
-        row["img_s"] = round(args.images / row["seconds"], 2)
-        row["vs_rclip"] = round(peer / row["seconds"], 2)
-    report["rows"] = rows
-    auto = rows.get("index --precision auto (default)")
-    if auto:
-        report["target"] = {"want": f">= {TARGET}x rclip's images/s with --precision auto", "got": auto["vs_rclip"],
-                            "met": auto["vs_rclip"] >= TARGET,
-                            "missed_by": None if auto["vs_rclip"] >= TARGET else round(TARGET / auto["vs_rclip"], 2)}
-    report["seconds"] = round(time.perf_counter() - started, 1)
+    if missing_rclip(args.rclip_python):
+        parser.error(missing_rclip(args.rclip_python))
+    report = peer_report(args.images, args.rclip_python, args.work, args.ours,
+                         log=lambda message: print(message, flush=True))
     print(format_report(report))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))

@@ -165,7 +165,9 @@ def serve_startup(index_dir: str, folder: str, timeout: float = 300) -> dict:
         stop_process(process, 10)
 
 
-def startup_report(report: dict, log) -> dict:
+def startup_report(report: dict, log, rclip_python: str | None = None) -> dict:
+    """``search`` and ``serve`` started fresh on the encoding part's index; rclip's cold query beside ours when
+    ``rclip_python`` (else ``CH09_RCLIP_PYTHON``) names an interpreter with rclip."""
     folder, index, auto = report["_folder"], report["_index"], report["auto"]["precision"]
     # what `index --precision auto` would have recorded, so search/serve open at the same precision
     write_sidecar(index, {"precision": auto, "reason": report["auto"]["reason"], "locations": {"clip": folder}})
@@ -180,7 +182,7 @@ def startup_report(report: dict, log) -> dict:
         out["search"] = {"error": f"{type(error).__name__}: {str(error)[-300:]}"}
         log(f"  search start-up not measured: {out['search']['error']}")
     try:
-        out["cold_search"] = c = cold_search(index, folder, os.environ.get("CH09_RCLIP_PYTHON", DEFAULT_RCLIP_PYTHON),
+        out["cold_search"] = c = cold_search(index, folder, rclip_python or os.environ.get("CH09_RCLIP_PYTHON", DEFAULT_RCLIP_PYTHON),
                                              report.get("_library"))
         log(f"  cold `search --json`, whole process, median of {c['runs']}: quick snapshot {c['quick_s']} s, "
             f"full search (CH09_QUICK_SEARCH=0) {c['full_s']} s, rclip -n {c['rclip_s']}; target "

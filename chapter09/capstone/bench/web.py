@@ -32,6 +32,7 @@ prints the load average (``uptime``) before and after, and the CPU with its feat
 to run by hand, not a timed test.
 """
 import argparse
+import contextlib
 import json
 import os
 import socket
@@ -82,7 +83,7 @@ def prepare(workdir: Path, n: int) -> tuple[Path, Path]:
         write_dataset(library, n=n, seed=1000, split="heldout")
     summary = build_index(library, index, {"clip": clip_encoder("clip", Settings("toy"))}, workers=0, progress=False)
     if summary.total != n:
-        raise SystemExit(f"index holds {summary.total} images, not {n}: {summary.text()}")
+        raise RuntimeError(f"index holds {summary.total} images, not {n}: {summary.text()}")
     return library, index
 
 
@@ -111,7 +112,7 @@ def start_server(index: Path, port: int, log_path: Path, logins=()) -> subproces
     deadline = time.time() + 180
     while time.time() < deadline:
         if process.poll() is not None:
-            raise SystemExit(f"serve exited with {process.returncode}; see {log_path}")
+            raise RuntimeError(f"serve exited with {process.returncode}; see {log_path}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as response:
                 if response.status == 200:
@@ -123,7 +124,7 @@ def start_server(index: Path, port: int, log_path: Path, logins=()) -> subproces
         except OSError:
             time.sleep(0.5)
     process.terminate()
-    raise SystemExit(f"serve did not answer within 180 s; see {log_path}")
+    raise RuntimeError(f"serve did not answer within 180 s; see {log_path}")
 
 
 def queries(library: Path, languages: str = "both") -> list[str]:
@@ -415,7 +416,7 @@ def run(args) -> dict:
     needed = 1 + len(transports) * (args.warmup + args.single + args.clients * args.searches) + \
         (args.page_searches + 2 if args.page else 0) + 4 * args.alternate
     if len(pool) < needed:
-        raise SystemExit(f"{len(pool)} distinct captions, {needed} needed: raise --n")
+        raise RuntimeError(f"{len(pool)} distinct captions, {needed} needed: raise --n")
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     server = start_server(index, port, workdir / "serve.log")
@@ -475,7 +476,17 @@ def format_report(r: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
+def web_report(n: int, workdir: Path | None = None, log=print) -> dict:
+    """``bench``'s web part: the JSON API (1 client, then 20) and the page in headless Chromium on a toy index of
+    ``n`` images, as ``python -m chapter09.capstone.bench.web --n N --transport json --page`` runs them."""
+    args = _parser().parse_args(["--n", str(n), "--transport", "json", "--page"]
+                                + (["--workdir", str(workdir)] if workdir else []))
+    report = run(args)
+    log(format_report(report))
+    return report
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m chapter09.capstone.bench.web", description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=1000, help="images in the toy library (default 1000)")
     parser.add_argument("--clients", type=int, default=20)
@@ -499,8 +510,11 @@ def main(argv=None) -> int:
     parser.add_argument("--soak-logins", action="store_true",
                         help="the soak logs each client in as its own user, so the per-client limiter is on")
     parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
-    import contextlib
+    return parser
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
 
     if args.soak:
         return soak_main(args)

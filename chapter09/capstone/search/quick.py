@@ -6,7 +6,8 @@ and for loading the whole CLIP model, to run one text through one tower. The fir
 only that, importing numpy, ONNX Runtime, ``tokenizers`` and the standard library:
 
 * ``text.onnx``: the text tower the full search runs (ONNX Runtime fp32 or int8, as the index's precision;
-  torch fp32 exported to ONNX), saved already optimised so a session opens fast;
+  torch fp32 exported to ONNX), saved already optimised so a session opens fast, its weights in ``text.data``
+  beside it (memory-mapped when the session opens, and used as they lie: no pre-packing copy);
 * ``tokenizer.json``: the fast tokenizer with the model's padding, and ``meta.json`` its length and text cleaner;
 * ``vectors.npy``: the image vectors as stored (float16), memory-mapped; ``rows.jsonl``: each row's hit as
   ``search --json`` prints it (rank and score aside), read by byte offset (``offsets.npy``) for the k hits only;
@@ -37,6 +38,7 @@ from .records import Hit, SearchResult
 ENV_QUICK = "CH09_QUICK_SEARCH"
 FOLDER = "quick"  # INDEX/quick/: current.json names the live snapshot folder beside it
 POINTER = "current.json"
+TEXT_WEIGHTS = "text.data"  # the text tower's weights, external to text.onnx so ONNX Runtime maps them
 FORMAT = 1
 MAX_QUERY_CHARS = 1000  # as queries.MAX_QUERY_CHARS: a longer query is cut with a warning by the full search
 STRATEGIES = ("auto", "clip")  # the --strategy values whose English queries read CLIP's own text tower
@@ -131,6 +133,8 @@ class Snapshot:
         options = onnxruntime.SessionOptions()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL  # saved optimised
         options.log_severity_level = 3
+        # pre-packing copies every weight matrix into a kernel layout: it costs a cold process more than its one query gains
+        options.add_session_config_entry("session.disable_prepacking", "1")
         return onnxruntime.InferenceSession(str(self.folder / "text.onnx"), options, providers=["CPUExecutionProvider"])
 
     def load(self) -> "Snapshot":
