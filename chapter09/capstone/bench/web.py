@@ -30,11 +30,16 @@ clients on 1000 images; for the JSON API (issue 34), p50 <= 30 ms and >= 50 requ
 page, p50 <= 300 ms from Search to thumbnails. The figures depend on the machine and on what else runs on it: the report
 prints the load average (``uptime``) before and after, and the CPU with its features. This is a benchmark
 to run by hand, not a timed test.
+
+The toy world, the index builder, the web UI's modules and the HTTP clients are imported inside the functions
+that use them: ``bench`` loads this module for its web part only, the server runs in a child process, and the
+soak's and the report's helpers are used without any of them.
 """
 import argparse
 import contextlib
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -42,8 +47,10 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
+from ... import cpu
 from ...cli import stop_process
 
 TARGET_P50_MS = 150  # Gradio's transports (issue 13)
@@ -99,8 +106,6 @@ def make_thumbnails(library: Path, index: Path) -> float:
 def start_server(index: Path, port: int, log_path: Path, logins=()) -> subprocess.Popen:
     """``serve --models toy`` in a child process, once its page answers; ``logins``: (user, password) pairs it
     is started with (``$CH09_SERVE_AUTH``)."""
-    import urllib.request
-
     from ..web.access import AUTH_ENV
 
     log = open(log_path, "w")
@@ -314,8 +319,6 @@ def measure_page(url: str, texts: list[str]) -> dict:
     """The page in headless Chromium (Debian's, by path): for each text, Search pressed to its thumbnails shown
     (the results slider at its default, 8), timed in the browser; the first two searches warm the page and are not
     counted."""
-    import shutil
-
     from playwright.sync_api import sync_playwright
 
     chromium = shutil.which("chromium") or "/usr/bin/chromium"
@@ -395,8 +398,6 @@ def soak_report(n: int, workdir: Path | None, options, log=print) -> dict:
         report = run_soak(f"http://127.0.0.1:{port}", server.pid, english, chinese, options, logins)
     finally:
         stop_process(server, 20)
-    from ... import cpu
-
     report.update(images=n, thumbnails_made_s=round(thumbnails_s, 1), cpus=os.cpu_count(), machine=cpu.describe())
     log(f"{n}-image toy index on {report['machine']}\n" + format_soak(report))
     return report
@@ -405,8 +406,6 @@ def soak_report(n: int, workdir: Path | None, options, log=print) -> dict:
 def run(args) -> dict:
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="bench_web_"))
     workdir.mkdir(parents=True, exist_ok=True)
-    from ... import cpu
-
     report = {"images": args.n, "k": args.k, "queries": args.queries, "cpus": os.cpu_count(), "cpu": cpu.describe(),
               "cpu_features": cpu.features(), "load_before": _load()}
     print(f"[bench_web] library and index in {workdir} ...", file=sys.stderr)

@@ -14,7 +14,7 @@ re-encodes into a table of its own instead of mixing vectors. ``caption --index`
 precision here too (``pick_caption_precision``: the same rule, fastest that passes the captions' bar). Re-running ``index`` (auto) on that
 folder with the same models keeps the recorded choice (no re-measuring, no re-encoding). ``search``
 and ``serve`` read the precision from the index's own table identity (``query_settings``), so queries
-are encoded at the precision the images were.
+are encoded at the precision the images were (a bf16 index's at fp32: ``query_precision`` says why).
 """
 from __future__ import annotations
 
@@ -373,17 +373,25 @@ def index_precision(args_precision: str | None, settings, library, index_dir, ro
     return settings.with_(precision=report["precision"]), report
 
 
+def query_precision(held: str | None) -> str | None:
+    """The precision a query is encoded at in an index whose images are at ``held``: the same, but fp32 for a bf16
+    index. One query gains nothing from bf16 (text query p50 12.3 ms bf16, 11.3 ms fp32 in the bench on an
+    AMX CPU), fp32 is the reference bf16 passed its bar against, and fp32 runs on ONNX Runtime, which the cold quick
+    search (``search/quick.py``) needs; int8's text tower is faster (4.5 ms) and runs there too, so it stays."""
+    return "fp32" if held == "bf16" else held
+
+
 def query_settings(index, settings):
-    """Settings for the text side of ``search``/``serve``: with --precision auto (or none), the precision the
-    index's images were encoded at, read from its table identity, so queries and images match what was
-    measured; and the CLIP checkpoint the index was built with (``index_model``). ``index``: an index folder or an
-    open ``store.Store``."""
+    """Settings for the query side of ``search``/``serve``: with --precision auto (or none), the precision the
+    index's images were encoded at (``query_precision``), read from its table identity, so queries and images match
+    what was measured; and the CLIP checkpoint the index was built with (``index_model``). ``index``: an index
+    folder or an open ``store.Store``."""
     store = index if isinstance(index, Store) else Store.open(index)
     settings = index_clip_settings(store, settings)
     if settings.precision not in (None, "auto"):
         return settings
     held = store.identity(store.roles[0]).base_precision if store.roles else None
-    return settings.with_(precision=held) if held in PRECISIONS else settings
+    return settings.with_(precision=query_precision(held)) if held in PRECISIONS else settings
 
 
 # ----------------------------------------------------------------------------- captions (caption --index)

@@ -106,7 +106,7 @@ class LibrarySearch:
         self.settings = settings or Settings()
         self._held_captions, self._held_version = None, None  # ``_hold_captions``
         self._open()
-        self.query_settings = query_settings(self.store, self.settings)  # queries at the images' precision
+        self.query_settings = query_settings(self.store, self.settings)  # the images' precision (bf16: fp32)
 
     def _open(self) -> None:
         store = Store.open(self.location)
