@@ -196,15 +196,6 @@ def test_index_records_the_precision_and_search_follows_it(tmp_path, capsys):
     assert query_settings(index, Settings(mode="toy")).precision == "int8"
     assert query_settings(index, Settings(mode="toy", precision="fp32")).precision == "fp32"  # asked wins
 
-
-@pytest.mark.unit
-def test_a_bf16_index_reads_its_queries_at_fp32():
-    """One query gains nothing from bf16 and the cold quick search needs a tower ONNX Runtime runs: a bf16 index's
-    queries are encoded at fp32 (the reference bf16 passed its bar against); int8 and fp32 keep their own."""
-    from chapter09.capstone.precision.library import query_precision
-
-    assert [query_precision(p) for p in ("bf16", "int8", "fp32", None)] == ["fp32", "int8", "fp32", None]
-
     # auto on the same index keeps the recorded choice without measuring again
     assert capstone(["index", str(library), "--index", str(index), "--models", "toy", "--no-progress", "--json"]) == 0
     again = json.loads(capsys.readouterr().out)
@@ -213,6 +204,15 @@ def test_a_bf16_index_reads_its_queries_at_fp32():
 
     assert capstone(["search", "--index", str(index), "--text", "a red circle", "--models", "toy", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["hits"]
+
+
+@pytest.mark.unit
+def test_a_bf16_index_reads_its_queries_at_fp32():
+    """One query gains nothing from bf16 and the cold quick search needs a tower ONNX Runtime runs: a bf16 index's
+    queries are encoded at fp32 (the reference bf16 passed its bar against); int8 and fp32 keep their own."""
+    from chapter09.capstone.precision.library import query_precision
+
+    assert [query_precision(p) for p in ("bf16", "int8", "fp32", None)] == ["fp32", "int8", "fp32", None]
 
 
 def test_int8_conversion_is_cached_by_weights_not_by_folder(tmp_path, toy_encoders):
