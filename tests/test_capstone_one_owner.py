@@ -152,10 +152,11 @@ def test_build_index_from_python_decides_and_records_its_precision(toy_source, t
     assert recorded_precision(tmp_path / "auto", {"clip": recorded["locations"]["clip"]}) == chosen
     assert auto.added == 8 and any("kept from the precision check" in note for note in auto.notes)
 
-    given = build_index(library, tmp_path / "given", {"clip": clip_encoder("clip", settings)}, workers=0,
+    encoder = clip_encoder("clip", settings)  # its own default precision: fp32, or bf16 on a CPU with native bf16
+    given = build_index(library, tmp_path / "given", {"clip": encoder}, workers=0,
                         progress=False)  # encoders built by the caller: their precision is recorded as given
     assert given.precision is None and "precision" not in given.to_json()
     recorded = read_sidecar(tmp_path / "given")
-    assert recorded["precision"] == "fp32" and "given" in recorded["reason"] and not recorded["measured"]
+    assert recorded["precision"] == encoder.precision and "given" in recorded["reason"] and not recorded["measured"]
     with pytest.raises(TypeError, match="not both"):
         build_index(library, tmp_path / "given", {"clip": clip_encoder("clip", settings)}, precision="int8")
