@@ -211,8 +211,15 @@ class OrtSessions:
 
     def __init__(self, config, image_file: Path, text_file: Path, threads: int | None = None):
         self.config = config
-        self.image_session = session(image_file, threads)
+        self._image_file, self._image_session = image_file, None
         self._text_file, self._threads, self._text_session = text_file, threads, None
+
+    @property
+    def image_session(self):
+        """Made on the first image: a text search never needs it, and the image tower's session is the larger."""
+        if self._image_session is None:
+            self._image_session = session(self._image_file, self._threads)
+        return self._image_session
 
     @property
     def text_file(self) -> Path:
