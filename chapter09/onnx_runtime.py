@@ -27,6 +27,7 @@ import os
 import shutil
 import tempfile
 import warnings
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -211,27 +212,22 @@ class OrtSessions:
 
     def __init__(self, config, image_file: Path, text_file: Path, threads: int | None = None):
         self.config = config
-        self._image_file, self._image_session = image_file, None
-        self._text_file, self._threads, self._text_session = text_file, threads, None
+        self._image_file, self._text_file, self._threads = image_file, text_file, threads
 
-    @property
+    @cached_property
     def image_session(self):
         """Made on the first image: a text search never needs it, and the image tower's session is the larger."""
-        if self._image_session is None:
-            self._image_session = session(self._image_file, self._threads)
-        return self._image_session
+        return session(self._image_file, self._threads)
 
     @property
     def text_file(self) -> Path:
         """The text tower's ONNX file (the capstone's quick search runs it without torch)."""
         return self._text_file
 
-    @property
+    @cached_property
     def text_session(self):
         """Made on the first text: `index` encodes images only, and a session costs about a second to build."""
-        if self._text_session is None:
-            self._text_session = session(self._text_file, self._threads)
-        return self._text_session
+        return session(self._text_file, self._threads)
 
     def eval(self):
         return self

@@ -392,9 +392,17 @@ def test_the_web_and_rclip_parts_reach_the_report(tmp_path, monkeypatch):
     import chapter09.capstone.bench.web as web
 
     seen = {}
-    monkeypatch.setattr(web, "web_report", lambda n, workdir, log: seen.setdefault("web", n) and {"images": n})
-    monkeypatch.setattr(peer_rclip, "peer_report",
-                        lambda images, python, work, log: seen.setdefault("peer", (images, python)) and {"rows": {}})
+
+    def web_report(n, workdir, log):
+        seen["web"] = n
+        return {"images": n}
+
+    def peer_report(images, python, work, log):
+        seen["peer"] = (images, python)
+        return {"rows": {}}
+
+    monkeypatch.setattr(web, "web_report", web_report)
+    monkeypatch.setattr(peer_rclip, "peer_report", peer_report)
     monkeypatch.setattr(peer_rclip, "format_report", lambda report: "rows")
     out = tmp_path / "report.json"
     base = ["bench", "--images", "0", "--sizes", "", "--append-rows", "0", "--no-captioning", "--out", str(out), "--json"]

@@ -195,8 +195,9 @@ def model_alone(checkpoint: Path, cache: Path, batch: int = 32) -> dict:
 def peer_report(images: int, rclip_python: str, work: Path | None = None, ours: str = "auto,fp32,int8,torch-fp32",
                 log=print) -> dict:
     """rclip's first index beside ours per precision and runtime, whole processes on the same photos (module doc)."""
-    if missing_rclip(rclip_python):
-        raise RuntimeError(missing_rclip(rclip_python))
+    missing = missing_rclip(rclip_python)
+    if missing:
+        raise RuntimeError(missing)
     work = Path(work) if work else Path(tempfile.mkdtemp(prefix="ch09-peer-"))
     log(f"CPU: {cpu.describe()}")
     started = time.perf_counter()
@@ -248,8 +249,9 @@ def main(argv=None) -> int:
                         help="our rows: comma list of auto, fp32, int8, torch-fp32")
     parser.add_argument("--json", default=None, metavar="FILE", help="also write the report here")
     args = parser.parse_args(argv)
-    if missing_rclip(args.rclip_python):
-        parser.error(missing_rclip(args.rclip_python))
+    missing = missing_rclip(args.rclip_python)
+    if missing:
+        parser.error(missing)
     report = peer_report(args.images, args.rclip_python, args.work, args.ours,
                          log=lambda message: print(message, flush=True))
     print(format_report(report))
