@@ -7,6 +7,9 @@ at the candidate precision, then
 * ``top10_agreement``  mean over queries of |fp32 top-10 ∩ candidate top-10| / 10 for text->image
                        search over the sample (queries and images both at the candidate precision).
 
+A check can be sequential (``Looks``): the sample read slice by slice, each candidate decided as soon as its
+interval clears the bar or misses it (``clear_verdict``), the check stopped once the pick is clear.
+
 ``choose_precision("auto", ...)`` takes the fastest precision (measured on the same sample) whose
 fidelity passes ``FIDELITY_BAR``, and says what it picked and why. What a precision *is* (and how an
 encoder is put in one) is ``precision``; this module only measures and chooses.
@@ -15,8 +18,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from statistics import NormalDist
 
 import numpy as np
 
@@ -89,15 +93,17 @@ class Fidelity:
         return Fidelity(**data)
 
 
-def _image_vectors(encoder, pixels, batch_size: int) -> tuple[np.ndarray, float]:
-    """Unit vectors of a preprocessed pixel tensor, and images/s (after an untimed warm-up of a few images)."""
-    # warm-up: first-call allocations, kernel choice; a few images do it (a whole batch cost a batch of encoding)
+def _warm_up(encoder, pixels) -> None:
+    """First-call allocations and kernel choice, untimed: a few images do it (a whole batch cost a batch)."""
     encoder.encode_pixels(pixels[:min(len(pixels), WARM_UP_IMAGES)])
+
+
+def _encode_timed(encoder, pixels, batch_size: int) -> tuple[np.ndarray, float]:
+    """Unit vectors of a preprocessed pixel tensor, and the seconds they took."""
     chunks, started = [], time.perf_counter()
     for start in range(0, len(pixels), batch_size):
         chunks.append(encoder.encode_pixels(pixels[start:start + batch_size]))
-    rate = len(pixels) / max(time.perf_counter() - started, 1e-9)
-    return np.concatenate(chunks), rate
+    return np.concatenate(chunks), time.perf_counter() - started
 
 
 def topk_agreement(reference_scores: np.ndarray, candidate_scores: np.ndarray, k: int) -> float:
@@ -109,43 +115,150 @@ def topk_agreement(reference_scores: np.ndarray, candidate_scores: np.ndarray, k
     return float(np.mean([len(set(a) & set(b)) / k for a, b in zip(ref, cand)]))
 
 
+# ----------------------------------------------------------------------------- the sequential check
+LOOK_CONFIDENCE = 0.95  # of a verdict taken early, over all the looks of one check together
+
+
+@dataclass
+class Looks:
+    """A sample read in ``count`` slices (``slices`` yields each one's pixels, decoded when asked for), the verdict
+    looked at after each: a candidate is decided as soon as its fidelity clears ``bar`` (or misses it) at
+    ``LOOK_CONFIDENCE`` over all looks (``clear_verdict``), and the check stops once what ``auto`` would pick is
+    clear; a candidate still unclear after the last slice is judged on its measured values, as a one-look check is."""
+
+    slices: Iterable
+    count: int
+    planned: int  # images in all slices together
+    bar: FidelityBar = FIDELITY_BAR
+    log: Callable[[str], None] | None = None
+    # auto keeps the fastest passing precision: a candidate slower than one that passes (fp32 always does) cannot be
+    # picked, so it is not measured further. False for an explicit precision: its fidelity is reported whatever it costs.
+    for_auto: bool = True
+
+    def k_at(self, images: int, k: int) -> int:
+        """The result slots agreement counts when ``images`` of the sample are in: the same share of the
+        haystack as top-``k`` of the whole sample (top-3 of 32 for top-10 of 96), so an early look is as hard."""
+        return min(images, max(1, round(k * images / max(self.planned, k))))
+
+
+def clear_verdict(row: Fidelity, bar: FidelityBar, looks: int) -> bool | None:
+    """True when ``row`` passes ``bar`` even at the low end of its interval, False when it misses even at the high
+    end, None while the sample cannot tell. Each kind of wrong early verdict (a pass that would miss on the whole
+    library, or the reverse) has a chance of at most 1 - ``LOOK_CONFIDENCE`` over all ``looks`` together
+    (one-sided bounds, Bonferroni over the looks): top-k agreement as a binomial count over its result slots at
+    the bar (as ``agreement_margin``), mean cosine by Hoeffding over the images for the spread observed."""
+    delta = (1 - LOOK_CONFIDENCE) / looks
+    z = NormalDist().inv_cdf(1 - delta)
+    slots = row.queries * row.k
+    p = bar.min_top10_agreement
+    agree = z * math.sqrt(p * (1 - p) / slots) if slots else 0.0
+    cos = cosine_margin(row.images, max(1.0 - row.min_cosine, 1e-6), 2 * delta)  # 2 delta: one side of it
+    if row.mean_cosine + cos < bar.min_mean_cosine or row.top10_agreement + agree < bar.min_top10_agreement:
+        return False
+    if row.mean_cosine - cos >= bar.min_mean_cosine and row.top10_agreement - agree >= bar.min_top10_agreement:
+        return True
+    return None
+
+
+@dataclass
+class _Track:
+    """One precision's vectors so far in a sequential check, and its verdict once clear."""
+
+    encoder: object
+    chunks: list = field(default_factory=list)
+    seconds: float = 0.0
+    texts: np.ndarray | None = None
+    row: Fidelity | None = None
+    verdict: bool | None = None
+
+    @property
+    def vectors(self) -> np.ndarray:
+        return np.concatenate(self.chunks)
+
+    def encode(self, pixels, batch_size: int) -> None:
+        if not self.chunks:
+            _warm_up(self.encoder, pixels)
+        vectors, seconds = _encode_timed(self.encoder, pixels, batch_size)
+        self.chunks.append(vectors)
+        self.seconds += seconds
+
+    def img_s(self) -> float:
+        return round(len(self.vectors) / max(self.seconds, 1e-9), 2)
+
+
+def _candidate_row(precision: str, track: _Track, reference: _Track, texts: Sequence[str], k: int) -> Fidelity:
+    images, ref_images = track.vectors, reference.vectors[:len(track.vectors)]
+    cosines = np.sum(images * ref_images, axis=1)
+    ref_texts, cand_texts = reference.texts, track.texts
+    text_cos = np.sum(cand_texts * ref_texts, axis=1) if len(ref_texts) else np.ones(1)
+    agreement = topk_agreement(ref_texts @ ref_images.T, cand_texts @ images.T, k)
+    return Fidelity(precision, len(images), len(texts), round(float(cosines.mean()), 5), round(float(cosines.min()), 5),
+                    round(float(text_cos.mean()), 5), round(agreement, 4), k, track.img_s())
+
+
+def _outrun(tracks: dict[str, _Track], reference: _Track) -> set[str]:
+    """Undecided candidates ``auto`` cannot pick whatever their fidelity: slower than fp32 (which always passes) or
+    than a candidate that clearly passes."""
+    passing = [reference.img_s()] + [t.img_s() for t in tracks.values() if t.verdict]
+    return {p for p, t in tracks.items() if t.verdict is None and t.img_s() < max(passing)}
+
+
 def measure_fidelity(reference, candidates: dict, pixels, texts: Sequence[str], batch_size: int = 32,
                      k: int = 10, vectors_out: dict | None = None) -> dict[str, Fidelity]:
     """Rows for ``reference`` (an fp32 ClipEncoder) and each of ``candidates`` (precision -> encoder).
 
-    ``pixels``: the sample, preprocessed once (N, 3, H, W); ``texts``: queries or captions. ``vectors_out``
-    (a dict) receives each precision's image vectors, so the caller can keep the chosen one's (``index``
-    stores them as the sample images' rows instead of encoding them again).
+    ``pixels``: the sample, preprocessed once (N, 3, H, W), or ``Looks`` (the sample slice by slice: the check
+    stops early once its verdict is clear, and a candidate's row is the one it was decided on); ``texts``: queries
+    or captions. ``vectors_out`` (a dict) receives each precision's image vectors (a candidate decided early has
+    fewer), so the caller can keep the chosen one's (``index`` stores them as the sample images' rows instead of
+    encoding them again).
     """
-    ref_images, ref_rate = _image_vectors(reference, pixels, batch_size)
-    if vectors_out is not None:
-        vectors_out["fp32"] = ref_images
-    ref_texts = reference.encode_texts(list(texts)) if texts else np.zeros((0, ref_images.shape[1]), np.float32)
-    ref_scores = ref_texts @ ref_images.T
-    k = min(k, len(ref_images))
+    looks = pixels if isinstance(pixels, Looks) else Looks([pixels], 1, len(pixels))
+    reference_track = _Track(reference)
+    tracks = {precision: _Track(encoder) for precision, encoder in candidates.items()}
+    outrun: set[str] = set()
+    for look, slice_pixels in enumerate(looks.slices, start=1):
+        live = {p: t for p, t in tracks.items() if t.verdict is None and p not in outrun}
+        for track in (reference_track, *live.values()):
+            track.encode(slice_pixels, batch_size)
+            if track.texts is None:
+                track.texts = (track.encoder.encode_texts(list(texts)) if texts
+                               else np.zeros((0, track.vectors.shape[1]), np.float32))
+        k_now = looks.k_at(len(reference_track.vectors), k)
+        for precision, track in live.items():
+            track.row = _candidate_row(precision, track, reference_track, texts, k_now)
+            if look < looks.count:
+                track.verdict = clear_verdict(track.row, looks.bar, looks.count)
+        if looks.for_auto:  # once outrun, always: its vectors stop at this slice
+            outrun |= _outrun(tracks, reference_track)
+        if looks.log and looks.count > 1:
+            looks.log(_look_line(look, looks.count, len(reference_track.vectors), tracks, outrun))
+        if look < looks.count and all(t.verdict is not None or p in outrun for p, t in tracks.items()):
+            break
+    ref_images = reference_track.vectors
     n = len(ref_images)
     pairwise = float((np.sum(ref_images @ ref_images.T) - n) / (n * (n - 1))) if n > 1 else None
-    rows = {"fp32": Fidelity("fp32", n, len(texts), 1.0, 1.0, 1.0, 1.0, k, round(ref_rate, 2),
+    rows = {"fp32": Fidelity("fp32", n, len(texts), 1.0, 1.0, 1.0, 1.0, looks.k_at(n, k), reference_track.img_s(),
                              pairwise_cosine=None if pairwise is None else round(pairwise, 4))}
-    for precision, encoder in candidates.items():
-        images, rate = _image_vectors(encoder, pixels, batch_size)
-        if vectors_out is not None:
-            vectors_out[precision] = images
-        cand_texts = encoder.encode_texts(list(texts)) if texts else ref_texts
-        cosines = np.sum(images * ref_images, axis=1)
-        text_cos = np.sum(cand_texts * ref_texts, axis=1) if len(ref_texts) else np.ones(1)
-        rows[precision] = Fidelity(
-            precision, len(images), len(texts), round(float(cosines.mean()), 5), round(float(cosines.min()), 5),
-            round(float(text_cos.mean()), 5), round(topk_agreement(ref_scores, cand_texts @ images.T, k), 4), k,
-            round(rate, 2))
+    rows.update({precision: track.row for precision, track in tracks.items()})
+    if vectors_out is not None:
+        vectors_out.update({"fp32": ref_images} | {p: t.vectors for p, t in tracks.items()})
     return rows
+
+
+def _look_line(look: int, looks: int, images: int, tracks: dict[str, _Track], outrun: set[str]) -> str:
+    said = {True: "passes clearly", False: "misses clearly", None: "not clear yet"}
+    parts = [f"{p} {'slower than a passing precision: not measured further' if p in outrun else said[t.verdict]} "
+             f"(agreement {t.row.top10_agreement:.3f} top-{t.row.k}, cosine {t.row.mean_cosine:.4f}, "
+             f"{t.row.images} images, {t.row.img_s:.1f} img/s)" for p, t in tracks.items()]
+    return f"look {look} of {looks} at {images} images: " + "; ".join(parts)
 
 
 def fidelity_rows(reference, pixels, texts: Sequence[str], precisions: Sequence[str] = ("bf16", "int8"),
                   batch_size: int = 32, k: int = 10, vectors_out: dict | None = None,
                   variants_out: dict | None = None) -> dict[str, Fidelity]:
     """``measure_fidelity`` for ``precisions`` derived from the fp32 ``reference``; unavailable ones get a
-    row saying why (not measured)."""
+    row saying why (not measured). ``pixels``: a tensor or ``Looks``."""
     candidates, missing = {}, {}
     for precision in precisions:
         if precision == "fp32":

@@ -11,6 +11,7 @@ both engines.
 import copy
 import json
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -426,3 +427,25 @@ def test_a_short_soak_is_written_to_the_bench_report(tmp_path):
     assert "soak" not in saved["skipped"] and not saved["failed"]
     assert soak["images"] == 12 and soak["requests"] > 20 and soak["answered"] == soak["requests"]
     assert soak["unanswered"] == 0 and soak["errors"] == 0 and soak["memory"]["to_s"] >= 2.9
+
+
+def test_rclip_cold_query_is_measured_only_through_the_bench_flag(tmp_path, monkeypatch):
+    """``--rclip-python`` is the one owner of rclip's interpreter: without it nothing is timed (no environment
+    variable or default venv path is tried), a missing interpreter says where it looked, and a failing rclip is a
+    reason, never an exception."""
+    from chapter09.capstone.bench import startup
+
+    monkeypatch.setenv("CH09_RCLIP_PYTHON", "/usr/bin/python3")  # no longer read by anything
+    assert startup.rclip_cold_or_reason(None, str(tmp_path), str(tmp_path), tmp_path).startswith(
+        "not measured (no --rclip-python")
+    missing = str(tmp_path / "no-venv" / "python")
+    assert missing in startup.rclip_cold_or_reason(missing, str(tmp_path), str(tmp_path), tmp_path)
+
+    def broken(*_args):
+        raise RuntimeError("rclip failed (1)")
+
+    monkeypatch.setattr(startup, "rclip_cold", broken)
+    python = str(tmp_path / "python")
+    Path(python).write_text("")
+    assert startup.rclip_cold_or_reason(python, str(tmp_path), str(tmp_path), tmp_path) == (
+        "not measured (RuntimeError: rclip failed (1))")

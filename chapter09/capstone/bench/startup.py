@@ -23,7 +23,7 @@ from pathlib import Path
 from ... import config
 from ...cli import stop_process
 from ..precision.library import write_sidecar
-from .peer_rclip import DEFAULT_RCLIP_PYTHON, RCLIP_RUN, export_rclip_models
+from .peer_rclip import RCLIP_RUN, export_rclip_models
 
 _PROBE = r"""
 import json, sys, time
@@ -104,6 +104,19 @@ def rclip_cold(python: str, photos: Path, checkpoint: Path, work: Path, runs: in
     return _median_wall([python, "-c", query_run], env, photos, runs)
 
 
+def rclip_cold_or_reason(rclip_python: str | None, photos: str | None, folder: str, work: Path) -> float | str:
+    """``rclip -n``'s cold query in seconds, or why it was not measured (never raises: a peer's failure loses
+    nothing of ours). ``rclip_python`` comes from ``bench --rclip-python`` only."""
+    if rclip_python is None:
+        return "not measured (no --rclip-python: pass an interpreter with rclip==3.3.0)"
+    if not photos or not Path(rclip_python).exists():
+        return f"not measured (no interpreter with rclip at {rclip_python})"
+    try:
+        return rclip_cold(rclip_python, Path(photos), Path(folder), work)
+    except Exception as error:  # rclip is a peer measured beside ours
+        return f"not measured ({type(error).__name__}: {str(error)[-200:]})"
+
+
 def cold_search(index_dir: str, folder: str, rclip_python: str | None = None, photos: str | None = None,
                 work: str | None = None) -> dict:
     """Whole-process wall time of a cold ``search --json``: with the quick snapshot, without it, and rclip's."""
@@ -114,13 +127,7 @@ def cold_search(index_dir: str, folder: str, rclip_python: str | None = None, ph
     out = {"query": COLD_QUERY, "runs": COLD_RUNS, "target_s": COLD_TARGET_S,
            "quick_s": _median_wall(command, env, config.REPO_DIR),
            "full_s": _median_wall(command, {**env, "CH09_QUICK_SEARCH": "0"}, config.REPO_DIR)}
-    if rclip_python and photos and Path(rclip_python).exists():
-        try:
-            out["rclip_s"] = rclip_cold(rclip_python, Path(photos), Path(folder), Path(work or index_dir).parent)
-        except Exception as error:  # rclip is a peer measured beside ours: its failure loses nothing of ours
-            out["rclip_s"] = f"not measured ({type(error).__name__}: {str(error)[-200:]})"
-    else:
-        out["rclip_s"] = f"not measured (no interpreter with rclip at {rclip_python})"
+    out["rclip_s"] = rclip_cold_or_reason(rclip_python, photos, folder, Path(work or index_dir).parent)
     out["misses_target_by_s"] = round(max(0.0, out["quick_s"] - COLD_TARGET_S), 2)
     return out
 
@@ -167,7 +174,7 @@ def serve_startup(index_dir: str, folder: str, timeout: float = 300) -> dict:
 
 def startup_report(report: dict, log, rclip_python: str | None = None) -> dict:
     """``search`` and ``serve`` started fresh on the encoding part's index; rclip's cold query beside ours when
-    ``rclip_python`` (else ``CH09_RCLIP_PYTHON``) names an interpreter with rclip."""
+    ``rclip_python`` (``bench --rclip-python``, the one place that names it; None: not measured) has rclip."""
     folder, index, auto = report["_folder"], report["_index"], report["auto"]["precision"]
     # what `index --precision auto` would have recorded, so search/serve open at the same precision
     write_sidecar(index, {"precision": auto, "reason": report["auto"]["reason"], "locations": {"clip": folder}})
@@ -182,8 +189,7 @@ def startup_report(report: dict, log, rclip_python: str | None = None) -> dict:
         out["search"] = {"error": f"{type(error).__name__}: {str(error)[-300:]}"}
         log(f"  search start-up not measured: {out['search']['error']}")
     try:
-        out["cold_search"] = c = cold_search(index, folder, rclip_python or os.environ.get("CH09_RCLIP_PYTHON", DEFAULT_RCLIP_PYTHON),
-                                             report.get("_library"))
+        out["cold_search"] = c = cold_search(index, folder, rclip_python, report.get("_library"))
         log(f"  cold `search --json`, whole process, median of {c['runs']}: quick snapshot {c['quick_s']} s, "
             f"full search (CH09_QUICK_SEARCH=0) {c['full_s']} s, rclip -n {c['rclip_s']}; target "
             f"{c['target_s']} s (missed by {c['misses_target_by_s']} s)")

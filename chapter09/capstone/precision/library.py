@@ -34,6 +34,7 @@ from ...fidelity import (
     FIDELITY_BAR,
     Fidelity,
     FidelityBar,
+    Looks,
     agreement_margin,
     choose_precision,
     cosine_margin,
@@ -62,6 +63,10 @@ from .sidecar import CAPTION_SIDECAR, INDEX_SIDECAR, find_verdict, read_verdicts
 # sample images' rows (``indexer.write_sample_rows``), so what the check costs is the other precisions' pass.
 SAMPLE_IMAGES = 96
 SAMPLE_QUERIES = 64
+# The check is sequential: it looks at its verdict after each third of the sample (32 images: top-3 agreement, the
+# same share of the haystack) and stops once what auto picks is clear at 95 % over all looks (``fidelity.Looks``).
+LOOKS = 3
+MIN_LOOK_IMAGES = 32
 SIDECAR = INDEX_SIDECAR  # the index's verdict; caption --index's is CAPTION_SIDECAR, in the same format
 
 # Fixed English queries for libraries without captions: everyday photo subjects, short like real queries.
@@ -278,7 +283,7 @@ def pick_for_index(library, index_dir, roles, settings, requested: str, sample: 
     elif per_role is None:
         reused = False
         per_role, where, items, vectors, variants = _measure_sample(library, index_dir, roles, settings, candidates,
-                                                                    sample, batch_size, log)
+                                                                    sample, batch_size, bar, log)
         verdict_cache.remember_fidelity(locations, bar, per_role, where)
     else:
         where = read_sidecar(index_dir).get("sample", "")
@@ -292,8 +297,9 @@ def pick_for_index(library, index_dir, roles, settings, requested: str, sample: 
         for role in roles:  # the chosen encoders serve the indexer (no second load) and their sample vectors are rows
             encoders[role] = variants[role][choice.precision]
             cached("clip_encoder", (role, settings.with_(precision=choice.precision)), lambda e=encoders[role]: e)
-        sample_rows = {"items": [{k: v for k, v in item.items() if k != "pixels"} for item in items],
-                       "vectors": {role: vectors[role][choice.precision] for role in roles},
+        kept = min(len(vectors[role][choice.precision]) for role in roles)  # a candidate decided early has fewer
+        sample_rows = {"items": [{k: v for k, v in item.items() if k != "pixels"} for item in items[:kept]],
+                       "vectors": {role: vectors[role][choice.precision][:kept] for role in roles},
                        "identities": {role: enc.identity for role, enc in encoders.items()}}
     runtime = next(iter(encoders.values())).runtime if encoders else (
         _fp32_runtime(settings, roles) if choice.precision == "fp32" else "torch")
@@ -308,10 +314,44 @@ def pick_for_index(library, index_dir, roles, settings, requested: str, sample: 
     return report
 
 
+class _SampleSlices:
+    """The sample's paths in ``count`` even slices (``paths[i::count]``: every prefix of slices is itself spread
+    evenly over the library), each decoded the indexer's way the first time a role asks for it, so a check that
+    stops early has not decoded the rest, and a second role reads the same images."""
+
+    def __init__(self, root: Path, paths: list[Path], references: dict, count: int):
+        self.root, self.count = root, count
+        self.parts = [paths[i::count] for i in range(count)]
+        self.preprocessors = {role: ref.processor.image_processor for role, ref in references.items()}
+        self.min_side = max(ref.image_side for ref in references.values())
+        self.decoded: list[list[dict]] = []
+
+    def items(self) -> list[dict]:
+        """Every image decoded so far, in the order the checks encode them."""
+        return [item for part in self.decoded for item in part]
+
+    def pixels(self, role: str):
+        """The slices' pixels for ``role``, one slice at a time (a slice with no readable image is skipped)."""
+        for i in range(self.count):
+            if i == len(self.decoded):
+                self.decoded.append(decode_sample(self.root, self.parts[i], self.preprocessors, self.min_side))
+            if self.decoded[i]:
+                yield _stack(self.decoded[i], role)
+        if not self.items():
+            raise UsageError("no readable image in the library sample: nothing to measure fidelity on")
+
+
+def looks_for(sample_size: int) -> int:
+    """How many times the check looks at its verdict: after every ``MIN_LOOK_IMAGES`` images of the sample, at most
+    ``LOOKS`` times (a smaller haystack makes top-k agreement too easy to mean anything)."""
+    return max(1, min(LOOKS, sample_size // MIN_LOOK_IMAGES))
+
+
 def _measure_sample(library, index_dir, roles, settings, candidates: list[str], sample: int, batch_size: int,
-                    log) -> tuple:
+                    bar: FidelityBar, log) -> tuple:
     """Fidelity of ``candidates`` against fp32 per role, measured on an even sample of the library's images and its
-    queries; returns (rows per role, where they were measured, the decoded sample, each role's sample vectors per
+    queries, looked at after each slice of the sample and stopped once the verdict is clear (``fidelity.Looks``);
+    returns (rows per role, where they were measured, the decoded sample, each role's sample vectors per
     precision, each role's encoder per precision)."""
     per_role = {}
     root = Path(library).resolve()
@@ -321,19 +361,20 @@ def _measure_sample(library, index_dir, roles, settings, candidates: list[str], 
         raise UsageError(f"no image files in {root}: nothing to measure fidelity on")
     queries, where_queries = library_queries(root)
     references = {role: ClipEncoder(role, settings.with_(precision="fp32")) for role in roles}
-    items = decode_sample(root, paths, {role: ref.processor.image_processor for role, ref in references.items()},
-                          max(ref.image_side for ref in references.values()))
-    if not items:
-        raise UsageError("no readable image in the library sample: nothing to measure fidelity on")
-    where = f"{len(items)} library images, {where_queries}"
+    slices = _SampleSlices(root, paths, references, looks_for(len(paths)))
     vectors, variants = {}, {}
     for role, reference in references.items():
-        log(f"[index] {role}: measuring {', '.join(candidates)} against fp32 ({reference.runtime}) on "
-            f"{where} ...")
+        log(f"[index] {role}: measuring {', '.join(candidates)} against fp32 ({reference.runtime}) on up to "
+            f"{len(paths)} library images, {where_queries}, in {slices.count} look(s) ...")
+        looks = Looks(slices.pixels(role), slices.count, len(paths), bar, lambda line: log(f"[index] {role}: {line}"),
+                      for_auto=len(candidates) > 1)  # auto measures every candidate; an explicit precision is one
         vectors[role], variants[role] = {}, {"fp32": reference}
-        per_role[role] = fidelity_rows(reference, _stack(items, role), queries, candidates, batch_size,
+        per_role[role] = fidelity_rows(reference, looks, queries, candidates, batch_size,
                                        vectors_out=vectors[role], variants_out=variants[role])
-        log(f"[index] {role}: fidelity against fp32 ({where}):\n{format_fidelity(per_role[role])}")
+        log(f"[index] {role}: fidelity against fp32:\n{format_fidelity(per_role[role])}")
+    items = slices.items()
+    where = (f"{len(items)} library images (of {len(paths)} planned; the check stops once its verdict is clear), "
+             f"{where_queries}") if len(items) < len(paths) else f"{len(items)} library images, {where_queries}"
     return per_role, where, items, vectors, variants
 
 
