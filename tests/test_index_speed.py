@@ -231,3 +231,35 @@ def test_an_encoding_actor_takes_its_share_of_its_nodes_cpus():
     assert actor_threads(1, 16, 3) == 5
     assert actor_threads(4, 8, 4) == 4  # never fewer than Ray assigned
     assert actor_threads(1, 2, None) == 1  # pool size unknown (captioning): what Ray assigned
+
+
+def test_a_new_index_starts_its_decode_workers_before_the_precision_check(library, tmp_path):
+    """A new index of a library bigger than two batches needs decode workers: their fork server is started before
+    the models load (its imports overlap the check), and the pool that follows uses it, then stops it. An existing
+    index, a library of two batches or fewer, --workers 0 and the Ray engine start nothing."""
+    import multiprocessing.forkserver
+    import os
+
+    from chapter09.capstone.index.build import build_index, prestart_decode_workers_for
+    from chapter09.capstone.options import EngineOptions, IndexOptions
+
+    settings, index = Settings(mode="toy", device="cpu"), tmp_path / "index"
+    server = multiprocessing.forkserver._forkserver
+    assert not prestart_decode_workers_for(library, index, settings, ["clip"], IndexOptions(batch_size=64))
+    assert not prestart_decode_workers_for(library, index, settings, ["clip"], IndexOptions(batch_size=8, workers=0))
+    assert not prestart_decode_workers_for(library, index, settings, ["clip"],
+                                           IndexOptions(batch_size=8, engine=EngineOptions(engine="ray")))
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    assert not prestart_decode_workers_for(library, existing, settings, ["clip"], IndexOptions(batch_size=8))
+    assert server._forkserver_pid is None
+
+    options = IndexOptions(batch_size=8, progress=False, build_ann=False)
+    assert prestart_decode_workers_for(library, index, settings, ["clip"], options)
+    pid = server._forkserver_pid
+    assert pid is not None and os.waitpid(pid, os.WNOHANG) == (0, 0)  # running, before any model is loaded
+    from chapter09.clip import clip_encoder
+
+    summary = build_index(library, index, {"clip": clip_encoder("clip", settings)}, options)
+    assert summary.added == len(_images(library))
+    assert server._forkserver_pid is None  # the pool used it and stopped it

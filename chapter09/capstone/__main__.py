@@ -28,7 +28,7 @@ def _print(data, as_json: bool, text: str) -> None:
 
 
 def cmd_index(args) -> int:
-    from .index.build import build_index, decide_precision
+    from .index.build import build_index, decide_precision, prestart_decode_workers_for
     from .options import IndexOptions
     from .store.database import is_uri
     from .store.lock import lock_for
@@ -39,7 +39,9 @@ def cmd_index(args) -> int:
     if lock is not None:
         lock.acquire().release()
     roles = ["clip"] + (["chinese_clip"] if args.chinese_clip else [])
-    decision = decide_precision(args.library, args.index, Settings.from_args(args), roles, args.precision)
+    settings = Settings.from_args(args)
+    prestart_decode_workers_for(args.library, args.index, settings, roles, options)  # overlaps the check below
+    decision = decide_precision(args.library, args.index, settings, roles, args.precision)
     if args.watch:
         from .index.watch import print_batch, watch_library
 

@@ -28,19 +28,20 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ...clip import clip_encoder
-from ...models import Settings
+from ...models import Settings, resolve
+from ..engines.local import prestart_decode_workers
 from ..errors import file_system_error
 from ..ocr.run import carry_moved, ocr_table, run_ocr
 from ..options import IndexOptions
 from ..precision.library import index_precision, read_sidecar, write_sidecar
 from ..store.database import Store, ann_for, is_uri
 from ..store.vectors import ANN_THRESHOLD
-from .decode import decode_one
+from .decode import DecodedFiles, decode_one
 from .engines import encoder_identity, run_local, run_ray
 from .places import fill_places
 from .plan import apply_reuse, fill_metadata, plan_run
 from .summary import IndexSummary
-from .walk import is_excluded
+from .walk import is_excluded, more_files_than
 from .writer import RowWriter, write_sample_rows
 
 __all__ = ["build_index", "decide_precision", "decode_one", "IndexOptions", "IndexSummary"]  # decode_one: timed
@@ -55,6 +56,24 @@ class PrecisionDecision:
     encoders: dict
     report: dict
     sample_rows: dict | None = None
+
+
+def prestart_decode_workers_for(library, index_dir, settings: Settings, roles, options: IndexOptions) -> bool:
+    """Start the local engine's decode workers (their fork server) before the models load and the precision check
+    runs, when this run will need them: a new index (everything in the library is to be encoded) of a library
+    larger than the pool's threshold (``engines.local.default_workers``), or ``--workers`` asked for. Their
+    start-up then overlaps the check instead of following it. True when started."""
+    wanted = options.workers if options.workers is not None else 1
+    if (options.engine.engine != "local" or not wanted or is_uri(str(index_dir)) or Path(index_dir).exists()
+            or (options.workers is None and not more_files_than(Path(library), 2 * options.batch_size))):
+        return False
+    from transformers import AutoImageProcessor  # heavy: transformers (the models' load imports it anyway)
+
+    try:
+        preprocessors = {role: AutoImageProcessor.from_pretrained(resolve(role, settings).location) for role in roles}
+    except Exception:  # noqa: BLE001 -- only a head start: the models' own load right after reports any problem
+        return False
+    return prestart_decode_workers(preprocessors, DecodedFiles.__module__)
 
 
 def decide_precision(library, index_dir, settings: Settings | None = None, roles=("clip",),

@@ -45,6 +45,18 @@ def exclude_patterns(extra=(), defaults: bool = True) -> tuple[str, ...]:
     return tuple(dict.fromkeys(str(p).strip().strip("/").lower() for p in patterns))
 
 
+def more_files_than(root: Path, limit: int) -> bool:
+    """Whether ``root`` holds more than ``limit`` files (hidden entries skipped), stopping as soon as it knows: a
+    cheap size check before the full walk (``walk_library``), which a large library makes slow."""
+    count = 0
+    for folder, folders, files in os.walk(root):
+        folders[:] = [name for name in folders if not name.startswith(".")]
+        count += sum(1 for name in files if not name.startswith("."))
+        if count > limit:
+            return True
+    return False
+
+
 def walk_library(root: Path, exclude: Path | None = None, skipped: list | None = None, patterns=(),
                  excluded: list | None = None) -> list[Path]:
     """Every regular file under ``root`` (recursively, hidden entries and ``exclude`` skipped), sorted, relative to ``root``.
