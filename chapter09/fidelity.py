@@ -45,8 +45,9 @@ FIDELITY_BAR = FidelityBar()
 Z95 = 1.96  # two-sided 95 % normal quantile
 
 
-def agreement_margin(queries: int, k: int = 10, p: float = FIDELITY_BAR.min_top10_agreement) -> float:
-    """95 % half-width of a top-k agreement measured on ``queries`` x ``k`` result slots, at agreement ``p``.
+def agreement_margin(queries: int, k: int = 10, p: float = FIDELITY_BAR.min_top10_agreement, z: float = Z95) -> float:
+    """95 % half-width (``z``: another normal quantile) of a top-k agreement measured on ``queries`` x ``k`` result
+    slots, at agreement ``p``.
 
     Each slot of a query's fp32 top-k is kept or lost by the candidate: a binomial count over
     ``queries * k`` slots (slots are treated as independent, an approximation: slots of one query share
@@ -54,7 +55,7 @@ def agreement_margin(queries: int, k: int = 10, p: float = FIDELITY_BAR.min_top1
     64 queries give 640 slots and +-0.023.
     """
     slots = queries * k
-    return Z95 * math.sqrt(p * (1 - p) / slots) if slots else 1.0
+    return z * math.sqrt(p * (1 - p) / slots) if slots else 1.0
 
 
 def cosine_margin(images: int, spread: float, delta: float = 0.05) -> float:
@@ -149,9 +150,7 @@ def clear_verdict(row: Fidelity, bar: FidelityBar, looks: int) -> bool | None:
     the bar (as ``agreement_margin``), mean cosine by Hoeffding over the images for the spread observed."""
     delta = (1 - LOOK_CONFIDENCE) / looks
     z = NormalDist().inv_cdf(1 - delta)
-    slots = row.queries * row.k
-    p = bar.min_top10_agreement
-    agree = z * math.sqrt(p * (1 - p) / slots) if slots else 0.0
+    agree = agreement_margin(row.queries, row.k, bar.min_top10_agreement, z) if row.queries * row.k else 0.0
     cos = cosine_margin(row.images, max(1.0 - row.min_cosine, 1e-6), 2 * delta)  # 2 delta: one side of it
     if row.mean_cosine + cos < bar.min_mean_cosine or row.top10_agreement + agree < bar.min_top10_agreement:
         return False
@@ -183,7 +182,7 @@ class _Track:
         self.seconds += seconds
 
     def img_s(self) -> float:
-        return round(len(self.vectors) / max(self.seconds, 1e-9), 2)
+        return round(sum(map(len, self.chunks)) / max(self.seconds, 1e-9), 2)
 
 
 def _candidate_row(precision: str, track: _Track, reference: _Track, texts: Sequence[str], k: int) -> Fidelity:

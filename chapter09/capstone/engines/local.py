@@ -16,10 +16,13 @@ def collate_as_list(items):
     return items
 
 
+MIN_BATCHES_FOR_WORKERS = 2  # a run of this many batches or fewer decodes here: workers' start-up would cost more
+
+
 def default_workers(items: int, batch_size: int) -> int:
-    """Decode workers for a run of ``items``: up to two, none for a run of two batches or fewer (their start-up
-    would cost more than they save)."""
-    return min(2, os.cpu_count() or 1) if items > 2 * batch_size else 0
+    """Decode workers for a run of ``items``: up to two, none for a run of ``MIN_BATCHES_FOR_WORKERS`` batches or
+    fewer (their start-up would cost more than they save)."""
+    return min(2, os.cpu_count() or 1) if items > MIN_BATCHES_FOR_WORKERS * batch_size else 0
 
 
 def worker_batches(dataset, batch_size: int, workers: int | None, preprocessors: dict):

@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from ...clip import clip_encoder
 from ...models import Settings, resolve
-from ..engines.local import prestart_decode_workers
+from ..engines.local import MIN_BATCHES_FOR_WORKERS, prestart_decode_workers
 from ..errors import file_system_error
 from ..ocr.run import carry_moved, ocr_table, run_ocr
 from ..options import IndexOptions
@@ -63,9 +63,9 @@ def prestart_decode_workers_for(library, index_dir, settings: Settings, roles, o
     runs, when this run will need them: a new index (everything in the library is to be encoded) of a library
     larger than the pool's threshold (``engines.local.default_workers``), or ``--workers`` asked for. Their
     start-up then overlaps the check instead of following it. True when started."""
-    wanted = options.workers if options.workers is not None else 1
-    if (options.engine.engine != "local" or not wanted or is_uri(str(index_dir)) or Path(index_dir).exists()
-            or (options.workers is None and not more_files_than(Path(library), 2 * options.batch_size))):
+    if options.engine.engine != "local" or options.workers == 0 or is_uri(str(index_dir)) or Path(index_dir).exists():
+        return False
+    if options.workers is None and not more_files_than(Path(library), MIN_BATCHES_FOR_WORKERS * options.batch_size):
         return False
     from transformers import AutoImageProcessor  # heavy: transformers (the models' load imports it anyway)
 
