@@ -157,6 +157,9 @@ def test_startup_rows(report):
     assert serve["ui_up_s"] > 0
     assert isinstance(serve["first_answer_s"], float), serve  # answered through the UI's HTTP API
     assert serve["first_answer_s"] >= serve["ui_up_s"]
+    chinese = report["startup"]["cold_search_zh"]  # a Chinese query, cold, through the snapshot's translator
+    assert "error" not in chinese, chinese
+    assert chinese["quick_s"] > 0 and chinese["full_s"] > 0 and "translator_zh_en" in chinese["translator"]
     # --append-rows 0 --sizes "" --no-engines --no-captioning
     assert "store" not in report and "engines" not in report and "captioning" not in report
     assert report["load_before"] and report["load_after"] and report["seconds"] > 0

@@ -146,8 +146,89 @@ def test_queries_it_does_not_answer(toy_index):
     if snapshot is None:
         pytest.skip("no snapshot left by the tests before")
     assert snapshot.answers("a red circle", "auto", "auto")
-    assert not snapshot.answers("红色圆形", "auto", "auto")  # Chinese routes through translation
+    assert snapshot.answers("红色圆形", "auto", "auto") == (snapshot.translator() is not None)  # with its reader
     assert not snapshot.answers("2:a red circle", "auto", "auto")  # a weight
     assert not snapshot.answers("a red circle", "translate", "auto")
     assert not snapshot.answers("a red circle", "auto", "ann")
     assert not snapshot.answers("   ", "auto", "auto")
+
+
+# ----------------------------------------------------------------------------- Chinese queries (opus-mt in ONNX)
+def test_chinese_query_quick_after_one_full_chinese_search(toy_index, capsys):
+    _, index = toy_index
+    shutil.rmtree(index / quick_search.FOLDER, ignore_errors=True)
+    _search(capsys, index, "--text", "a red circle")  # an English snapshot: no translator in it yet
+    assert not quick_search.open_snapshot(index, _flags()).answers("红色圆形", "auto", "auto")
+    full_json = _search(capsys, index, "--text", "红色圆形", "--json", "--k", "5", quick=False)
+    _search(capsys, index, "--text", "红色圆形")  # the full search translates, then leaves a Chinese reader
+    snapshot = quick_search.open_snapshot(index, _flags())
+    assert snapshot.answers("红色圆形", "auto", "auto") and snapshot.answers("红色圆形", "translate", "auto")
+    quick_json = _search(capsys, index, "--text", "红色圆形", "--json", "--k", "5")
+    assert json.loads(quick_json)["strategy"] == "translate" and json.loads(quick_json)["encoded_text"]
+    _same_json(full_json, quick_json)
+    for text, extra in (("紅色圓形", []), ("左上方有一个小的蓝色正方形。", ["--lang", "zh"]),
+                        ("一个绿色三角形", ["--strategy", "translate", "--k", "3"])):
+        full = _search(capsys, index, "--text", text, *extra, quick=False)
+        assert _without_ms(_search(capsys, index, "--text", text, *extra)) == _without_ms(full), text
+
+
+def test_chinese_quick_path_imports_no_torch(toy_index, capsys):
+    _, index = toy_index
+    _search(capsys, index, "--text", "蓝色正方形")  # a snapshot with its Chinese reader
+    probe = ("import runpy, sys; sys.argv = ['capstone'] + sys.argv[1:]\n"
+             "try:\n    runpy.run_module('chapter09.capstone', run_name='__main__')\nexcept SystemExit as e:\n"
+             "    code = e.code\n"
+             "print('HEAVY', sorted({m.split('.')[0] for m in sys.modules} & "
+             "{'torch', 'transformers', 'lancedb', 'pyarrow', 'faiss'}), code)")
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    out = subprocess.run([sys.executable, "-c", probe, "search", "--index", str(index), "--text", "蓝色正方形",
+                          *FLAGS], capture_output=True, text=True, env=env, timeout=120, cwd=REPO)
+    assert out.stdout.strip().splitlines()[-1] == "HEAVY [] 0", out.stderr[-2000:]
+    full = _search(capsys, index, "--text", "蓝色正方形", quick=False)
+    assert _without_ms("\n".join(out.stdout.strip().splitlines()[:-1])) == _without_ms(full.strip())
+
+
+def test_chinese_reader_declines_what_it_cannot_read_and_survives_a_rewrite(toy_index, capsys):
+    library, index = toy_index
+    _search(capsys, index, "--text", "红色圆形")
+    snapshot = quick_search.open_snapshot(index, _flags())
+    assert snapshot.translator() is not None
+    assert not snapshot.answers("红色圆形", "clip", "auto")  # Chinese through CLIP's own tower: the full search
+    assert not snapshot.answers("红色圆形</s>", "auto", "auto")  # a special token's text: MarianTokenizer splits it
+    assert not snapshot.answers("2:红色圆形", "auto", "auto")
+    shutil.copy(sorted((library / "images").iterdir())[1], library / "images" / "added_for_zh.png")
+    assert main(["index", str(library), "--index", str(index), "--precision", "fp32", "--no-progress", *FLAGS]) == 0
+    _search(capsys, index, "--text", "a red circle")  # an English full search rewrites the stale snapshot...
+    assert quick_search.open_snapshot(index, _flags()).answers("红色圆形", "auto", "auto")  # ...keeping the reader
+
+
+def test_a_changed_reader_file_sends_chinese_to_the_full_search(toy_index, capsys):
+    _, index = toy_index
+    _search(capsys, index, "--text", "红色圆形")
+    snapshot = quick_search.open_snapshot(index, _flags())
+    settings = Path(snapshot.meta["translator"]["folder"]) / "reader.json"
+    original = settings.read_text(encoding="utf-8")
+    try:
+        settings.write_text(original.replace('"max_new_tokens": ', '"max_new_tokens": 1'), encoding="utf-8")
+        assert not quick_search.open_snapshot(index, _flags()).answers("红色圆形", "auto", "auto")
+        full = _search(capsys, index, "--text", "红色圆形", "--json", quick=False)
+        _same_json(full, _search(capsys, index, "--text", "红色圆形", "--json"))
+    finally:
+        settings.write_text(original, encoding="utf-8")
+
+
+def test_reader_refuses_generation_it_does_not_do():
+    from types import SimpleNamespace
+
+    from transformers import GenerationConfig
+
+    from chapter09.capstone.search.quick_translator_export import unsupported
+
+    def model(**settings):
+        return SimpleNamespace(generation_config=GenerationConfig(decoder_start_token_id=3, eos_token_id=0,
+                                                                  pad_token_id=3, **settings))
+
+    assert unsupported(model(forced_eos_token_id=0, bad_words_ids=[[3]])) is None  # opus-mt's own settings
+    assert "repetition_penalty" in unsupported(model(repetition_penalty=1.2))
+    assert unsupported(model(bad_words_ids=[[5, 6]])) == "it bans sequences of several tokens"
+    assert unsupported(model(forced_eos_token_id=7)) == "it forces another end token"

@@ -114,7 +114,7 @@ def _leave_quick_snapshot(searcher, args) -> None:
     from .search.quick_export import write_snapshot
 
     try:
-        write_snapshot(searcher, flags)
+        write_snapshot(searcher, flags, args.text, args.strategy)
     except Exception as error:  # the search has answered: a snapshot not written costs the next one speed only
         print(f"[search] note: no quick snapshot written ({type(error).__name__}: {error})", file=sys.stderr)
 

@@ -15,10 +15,15 @@ only that, importing numpy, ONNX Runtime, ``tokenizers`` and the standard librar
   file of the index; the checkpoint folder's files; the ``CH09_``/``HF_`` environment; the model flags), and
   what the full search prints around the hits (the route line, the model's banner).
 
+A Chinese query (``--strategy`` auto or translate) is answered too once a full search has translated one: the
+snapshot's ``translator`` entry names opus-mt zh->en saved for ONNX Runtime in the user's cache
+(``quick_translator``; checked against the torch translator before it is used), read as Traditional-to-Simplified
+first, as the full search does.
+
 A snapshot is used only when all of that still holds and the query is one it can answer exactly as the full
-search would: one English text (no weight, no Chinese: those route through translation or Chinese-CLIP, which
-the full search runs), ``--strategy`` auto or clip, ``--k``, ``--json``, ``--lang``, exact search (an index below
-``vectors.ANN_THRESHOLD`` rows, or ``--search exact``). Anything else, and any snapshot that is missing, stale or
+search would: one text (no weight), English with ``--strategy`` auto or clip, Chinese with auto or translate,
+``--k``, ``--json``, ``--lang``, exact search (an index below ``vectors.ANN_THRESHOLD`` rows, or
+``--search exact``). Anything else, and any snapshot that is missing, stale or
 unreadable, takes the full search, silently. ``CH09_QUICK_SEARCH=0`` turns both the reading and the writing off.
 """
 from __future__ import annotations
@@ -31,8 +36,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ...chinese import to_simplified
 from ...language import has_chinese
 from ...text_clean import CLEANERS
+from .quick_translator import QuickTranslator
 from .records import Hit, SearchResult
 
 ENV_QUICK = "CH09_QUICK_SEARCH"
@@ -42,6 +49,7 @@ TEXT_WEIGHTS = "text.data"  # the text tower's weights, external to text.onnx so
 FORMAT = 1
 MAX_QUERY_CHARS = 1000  # as queries.MAX_QUERY_CHARS: a longer query is cut with a warning by the full search
 STRATEGIES = ("auto", "clip")  # the --strategy values whose English queries read CLIP's own text tower
+CHINESE_STRATEGIES = ("auto", "translate")  # the --strategy values whose Chinese queries are translated first
 MODEL_FLAGS = ("models", "device", "dtype", "precision", "clip_model")  # search flags that pick the query model
 _ENV_PREFIXES = ("CH09_", "HF_", "TRANSFORMERS_")
 _ENV_IGNORED = (ENV_QUICK, "CH09_LANG")  # the language changes the words printed, which the snapshot holds in both
@@ -51,7 +59,7 @@ def enabled() -> bool:
     return os.environ.get(ENV_QUICK, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
-def _files_stamp(folder: Path) -> list:
+def files_stamp(folder: Path) -> list:
     return sorted([str(path.relative_to(folder)), path.stat().st_size, path.stat().st_mtime_ns]
                   for path in folder.rglob("*") if path.is_file())
 
@@ -67,7 +75,7 @@ def index_stamp(index_dir) -> dict:
         if versions.is_dir():
             stamp[entry.name] = sorted(name for name in os.listdir(versions) if name.endswith(".manifest"))
         elif entry.is_dir():
-            stamp[entry.name] = _files_stamp(Path(entry.path))
+            stamp[entry.name] = files_stamp(Path(entry.path))
         else:
             stamp[entry.name] = [entry.stat().st_size, entry.stat().st_mtime_ns]
     return stamp
@@ -82,7 +90,11 @@ def environment_stamp() -> dict:
 def checkpoint_stamp(location: str) -> list:
     """The checkpoint folder's files (re-saved weights make the snapshot stale); a hub id stands for itself."""
     folder = Path(location)
-    return _files_stamp(folder) if folder.is_dir() else [location]
+    return files_stamp(folder) if folder.is_dir() else [location]
+
+
+class Declined(Exception):
+    """A query the snapshot turned out not to answer exactly as the full search would: the full search answers."""
 
 
 @dataclass(frozen=True)
@@ -108,12 +120,25 @@ class Snapshot:
 
     def answers(self, text: str, strategy: str, search: str) -> bool:
         """True if the full search would read ``text`` as this snapshot does: one English text through CLIP's own
-        tower, searched exactly."""
+        tower, or one Chinese text translated first (when the snapshot has a fresh translator), searched exactly."""
         text = (text or "").strip()
         exact = search == "exact" or (search == "auto" and self.meta["auto_search"] == "exact")
         weighted = ":" in text  # "2:a dog" is a weight for queries.parse_weighted: the full search reads it
-        return (bool(text) and len(text) <= MAX_QUERY_CHARS and not weighted and not has_chinese(text)
-                and strategy in STRATEGIES and exact)
+        if not text or len(text) > MAX_QUERY_CHARS or weighted or not exact:
+            return False
+        if not has_chinese(text):
+            return strategy in STRATEGIES
+        reader = self.translator() if strategy in CHINESE_STRATEGIES else None
+        return reader is not None and reader.reads(to_simplified(text))
+
+    def translator(self) -> QuickTranslator | None:
+        """The snapshot's Chinese reader if its files and the translator's checkpoint are as when it was checked."""
+        entry = self.meta.get("translator")
+        if not entry:
+            return None
+        fresh = (json.loads(json.dumps(files_stamp(Path(entry["folder"])))) == entry["files"]
+                 and json.loads(json.dumps(checkpoint_stamp(entry["location"]))) == entry["checkpoint"])
+        return QuickTranslator(Path(entry["folder"])) if fresh else None
 
     def _reading(self, tokenizer, reading: bool):
         """``tokenizer`` as ``ClipEncoder.tokenize`` reads a query (truncated, padded where the family pads to its
@@ -178,20 +203,28 @@ class Snapshot:
         return hits
 
     def search(self, text: str, k: int, strategy: str, lang: str) -> QuickAnswer:
-        """The answer the full ``search --text TEXT --k K --strategy STRATEGY`` gives (check ``answers`` first)."""
+        """The answer the full ``search --text TEXT --k K --strategy STRATEGY`` gives (check ``answers`` first).
+        Raises ``Declined`` for a Chinese text the full translator would cut (it warns): the full search answers."""
         text = text.strip()
+        chinese = has_chinese(text)
+        reader = self.translator().load() if chinese else None  # models load before the clock, as in the full search
         self.load()
         started = time.perf_counter()
-        query, count = self.encode(text)
+        encoded = reader.translate(to_simplified(text)) if chinese else text
+        if encoded is None:
+            raise Declined(f"{text[:30]!r} is longer than the translator reads")
+        query, count = self.encode(encoded)
         hits = self.hits(self.top(query, k))
-        result = SearchResult(strategy="clip", query_kind="text", terms=({"kind": "text", "value": text,
-                                                                          "weight": 1.0},),
-                              query=text, encoded_text=text, search="exact", ann_nprobe=None, ann_recall_at_10=None,
+        result = SearchResult(strategy="translate" if chinese else "clip", query_kind="text",
+                              terms=({"kind": "text", "value": text, "weight": 1.0},),
+                              query=text, encoded_text=encoded, search="exact", ann_nprobe=None, ann_recall_at_10=None,
                               library_size=self.meta["rows"], ms=round(1000 * (time.perf_counter() - started), 1),
                               hits=hits)
         warnings = (self.meta["truncation_warning"].format(tokens=count, limit=self.meta["max_tokens"]),) \
             if count > self.meta["max_tokens"] else ()
-        return QuickAnswer(result, warnings, self.meta["routes"][f"{strategy}|{lang}"], self.meta["announcement"])
+        route = self.meta["routes"][f"{'zh:' if chinese else ''}{strategy}|{lang}"]
+        said = self.meta["translator"]["announcement"] if chinese else self.meta["announcement"]
+        return QuickAnswer(result, warnings, route, said)
 
 
 def snapshot_folder(index_dir) -> Path | None:

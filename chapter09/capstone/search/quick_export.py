@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
 import uuid
 from pathlib import Path
@@ -18,13 +19,17 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
+from ...chinese import to_simplified
 from ...clip import clip_encoder
+from ...language import has_chinese
 from ...models import announcement
 from ...onnx_runtime import export_fp32, fp32_folder
 from ...text_clean import cleaner_name
+from ...translation import translator
 from ..store.vectors import ANN_THRESHOLD
 from .queries import TRUNCATION_WARNING, route_reason
 from .quick import (
+    CHINESE_STRATEGIES,
     FOLDER,
     FORMAT,
     POINTER,
@@ -36,8 +41,11 @@ from .quick import (
     environment_stamp,
     index_stamp,
     open_snapshot,
+    snapshot_folder,
 )
+from .quick_translator_export import save_translator
 
+LANGS = ("en", "zh")
 AGREEMENT_MIN = 0.9999  # cosine the snapshot's query vectors keep with the full encoder's on the probes
 PROBES = ("a dog on the beach", "x", "Two “red” circles &amp; a blue square, café", " ".join(["a photo"] * 60))
 
@@ -133,12 +141,39 @@ def _publish(quick: Path, work: Path) -> Path:
     return folder
 
 
-def write_snapshot(searcher, model_flags: dict) -> Path | None:
-    """Writes ``searcher``'s index's quick snapshot unless a fresh one is there; returns the new folder, or None
-    (already fresh, disabled, not a local folder, no clip vectors, or a text tower ONNX Runtime cannot run)."""
+def _translator_entry(searcher, encoder, index_dir, query: str | None, strategy: str, log) -> dict | None:
+    """The snapshot's Chinese reader: saved from the translator this search just ran (a Chinese ``query`` under
+    ``strategy`` auto or translate), else the live snapshot's if still fresh, else None (Chinese queries take the
+    full search). A reader that fails its check is left out with a note; the English snapshot is written anyway."""
+    if query and has_chinese(query) and strategy in CHINESE_STRATEGIES:
+        try:
+            return save_translator(translator("zh_en", searcher.query_settings), encoder.resolved,
+                                   to_simplified(query.strip()))
+        except Exception as error:  # the English snapshot stays useful
+            log(f"[search] note: Chinese queries stay on the full search ({type(error).__name__}: "
+                f"{str(error).splitlines()[0][:200] if str(error) else ''})")
+            return None
+    folder = snapshot_folder(index_dir)
+    try:
+        old = Snapshot(folder, json.loads((folder / "meta.json").read_text(encoding="utf-8"))) if folder else None
+    except (OSError, ValueError):
+        return None
+    return old.meta["translator"] if old is not None and old.translator() is not None else None
+
+
+def write_snapshot(searcher, model_flags: dict, query: str | None = None, strategy: str = "auto",
+                   log=None) -> Path | None:
+    """Writes ``searcher``'s index's quick snapshot unless a fresh one is there (with a Chinese reader, after a
+    Chinese ``query``); returns the new folder, or None (already fresh, disabled, not a local folder, no clip
+    vectors, or a text tower ONNX Runtime cannot run)."""
+    log = log or (lambda message: print(message, file=sys.stderr))
     index_dir = searcher.location
     if not enabled() or not isinstance(index_dir, (str, Path)) or not Path(index_dir).is_dir() \
-            or "clip" not in searcher.searchers or open_snapshot(index_dir, model_flags) is not None:
+            or "clip" not in searcher.searchers:
+        return None
+    live = open_snapshot(index_dir, model_flags)
+    chinese = bool(query) and has_chinese(query) and strategy in CHINESE_STRATEGIES
+    if live is not None and (not chinese or live.answers(query, strategy, "exact")):
         return None
     stamp = index_stamp(index_dir)
     encoder = clip_encoder("clip", searcher.query_settings)
@@ -159,9 +194,11 @@ def write_snapshot(searcher, model_flags: dict) -> Path | None:
                 "location": location, "checkpoint": checkpoint_stamp(location), "identity": encoder.identity,
                 "rows": rows, "auto_search": "exact" if rows < ANN_THRESHOLD else "ann",
                 "library": str(searcher.store.library), **tokens, "truncation_warning": TRUNCATION_WARNING,
-                "routes": {f"{strategy}|{lang}": route_reason(strategy, "a", lang)
-                           for strategy in STRATEGIES for lang in ("en", "zh")},
-                "announcement": announcement(encoder.resolved)}
+                "routes": {**{f"{way}|{lang}": route_reason(way, "a", lang) for way in STRATEGIES for lang in LANGS},
+                           **{f"zh:{way}|{lang}": route_reason(way, "中", lang)
+                              for way in CHINESE_STRATEGIES for lang in LANGS}},
+                "announcement": announcement(encoder.resolved),
+                "translator": _translator_entry(searcher, encoder, index_dir, query, strategy, log)}
         meta = json.loads(json.dumps(meta))  # as it will be read back
         _verify(Snapshot(work, meta).load(), encoder)
         (work / "meta.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
