@@ -24,14 +24,19 @@ SCORE_TOLERANCE = 1e-4  # the saved tower is ONNX Runtime's export of the toy's 
 
 @pytest.fixture(scope="module")
 def toy_index(tmp_path_factory):
+    """A toy index, with this module's own ONNX cache (the translator reader's files live there, and a test
+    changes one of them: another worker's tests must not see it). Set before any snapshot is written, since the
+    snapshot's stamp holds the ``CH09_`` environment."""
     from chapter09.toyworld import write_dataset
 
     work = tmp_path_factory.mktemp("quick")
-    library = write_dataset(work / "lib", n=16, seed=7, split="heldout")
-    index = work / "index"
-    assert main(["index", str(library), "--index", str(index), "--precision", "fp32", "--no-progress",
-                 *FLAGS]) == 0
-    return library, index
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CH09_CACHE", str(work / "cache"))
+        library = write_dataset(work / "lib", n=16, seed=7, split="heldout")
+        index = work / "index"
+        assert main(["index", str(library), "--index", str(index), "--precision", "fp32", "--no-progress",
+                     *FLAGS]) == 0
+        yield library, index
 
 
 def _search(capsys, index, *extra, quick: bool = True) -> str:
@@ -232,3 +237,11 @@ def test_reader_refuses_generation_it_does_not_do():
     assert "repetition_penalty" in unsupported(model(repetition_penalty=1.2))
     assert unsupported(model(bad_words_ids=[[5, 6]])) == "it bans sequences of several tokens"
     assert unsupported(model(forced_eos_token_id=7)) == "it forces another end token"
+
+
+def test_a_query_the_reader_declines_does_not_cost_it_its_reader(toy_index, capsys):
+    _, index = toy_index
+    shutil.rmtree(index / quick_search.FOLDER, ignore_errors=True)
+    _search(capsys, index, "--text", "a red circle")
+    _search(capsys, index, "--text", "红色</s>圆形")  # answered by the full search; the reader is still saved
+    assert quick_search.open_snapshot(index, _flags()).answers("红色圆形", "auto", "auto")

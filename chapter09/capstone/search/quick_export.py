@@ -173,7 +173,7 @@ def write_snapshot(searcher, model_flags: dict, query: str | None = None, strate
         return None
     live = open_snapshot(index_dir, model_flags)
     chinese = bool(query) and has_chinese(query) and strategy in CHINESE_STRATEGIES
-    if live is not None and (not chinese or live.answers(query, strategy, "exact")):
+    if live is not None and (not chinese or live.translator() is not None):
         return None
     stamp = index_stamp(index_dir)
     encoder = clip_encoder("clip", searcher.query_settings)
