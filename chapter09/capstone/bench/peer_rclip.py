@@ -40,6 +40,7 @@ from ... import cpu
 from ...clip import ClipEncoder
 from ...model_outputs import feature_tensor
 from ...models import Settings
+from ...precision import unavailable_reason
 from .options import missing_rclip
 from .synthetic import make_photos, vit_b32_folder
 
@@ -172,13 +173,16 @@ def time_ours(photos: Path, checkpoint: Path, cache: Path, work: Path, name: str
 
 
 def model_alone(checkpoint: Path, cache: Path, batch: int = 32) -> dict:
-    """torch fp32, ONNX Runtime fp32 and int8 on the same ready tensors, alternated twice (best of two)."""
+    """torch fp32, ONNX Runtime fp32 and int8, and torch bf16 where this CPU has native bf16, on the same ready
+    tensors, alternated twice (best of two)."""
     import torch  # heavy: torch
 
     os.environ["CH09_CACHE"] = str(cache)
     ort = ClipEncoder("clip", Settings(mode="auto", device="cpu", precision="fp32"), local_dir=checkpoint)
     variants = {"torch fp32": ort.at_precision("fp32", runtime="torch"), "onnxruntime fp32": ort,
                 "onnxruntime int8": ort.at_precision("int8")}
+    if unavailable_reason("bf16") is None:
+        variants["torch bf16"] = ort.at_precision("bf16")
     pixels = torch.randn(batch, 3, 224, 224, generator=torch.Generator().manual_seed(0))
     rates = {name: 0.0 for name in variants}
     for _ in range(2):
@@ -192,9 +196,15 @@ def model_alone(checkpoint: Path, cache: Path, batch: int = 32) -> dict:
             "fp32_runtimes_min_cosine": round(float(np.sum(a * b, axis=1).min()), 6)}
 
 
-def peer_report(images: int, rclip_python: str, work: Path | None = None, ours: str = "auto,fp32,int8,torch-fp32",
+def default_rows() -> str:
+    """Our rows by default: every precision this CPU runs natively, and fp32 on torch (rclip's runtime's rival)."""
+    return "auto,fp32,int8" + (",bf16" if unavailable_reason("bf16") is None else "") + ",torch-fp32"
+
+
+def peer_report(images: int, rclip_python: str, work: Path | None = None, ours: str | None = None,
                 log=print) -> dict:
     """rclip's first index beside ours per precision and runtime, whole processes on the same photos (module doc)."""
+    ours = ours or default_rows()
     missing = missing_rclip(rclip_python)
     if missing:
         raise RuntimeError(missing)
@@ -219,6 +229,7 @@ def peer_report(images: int, rclip_python: str, work: Path | None = None, ours: 
     log(f"rclip: {rows['rclip 3.3.0 (fp32 ONNX Runtime)']}")
     labels = {"auto": ("index --precision auto (default)", []), "fp32": ("index --precision fp32", ["--precision", "fp32"]),
               "int8": ("index --precision int8", ["--precision", "int8"]),
+              "bf16": ("index --precision bf16", ["--precision", "bf16"]),
               "torch-fp32": ("index --precision fp32, CH09_FP32_RUNTIME=torch", ["--precision", "fp32"])}
     for key in [k.strip() for k in ours.split(",") if k.strip()]:
         label, extra = labels[key]
@@ -245,8 +256,9 @@ def main(argv=None) -> int:
     parser.add_argument("--rclip-python", default=DEFAULT_RCLIP_PYTHON,
                         help=f"python of a venv with rclip==3.3.0 (default {DEFAULT_RCLIP_PYTHON})")
     parser.add_argument("--work", default=None, help="folder for photos, models and indexes (default: a temporary one)")
-    parser.add_argument("--ours", default="auto,fp32,int8,torch-fp32",
-                        help="our rows: comma list of auto, fp32, int8, torch-fp32")
+    parser.add_argument("--ours", default=None,
+                        help="our rows: comma list of auto, fp32, int8, bf16, torch-fp32 (default: "
+                             "auto, fp32, int8, bf16 where native, torch-fp32)")
     parser.add_argument("--json", default=None, metavar="FILE", help="also write the report here")
     args = parser.parse_args(argv)
     missing = missing_rclip(args.rclip_python)
