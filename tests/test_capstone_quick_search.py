@@ -80,20 +80,29 @@ def test_quick_output_equals_full_output(toy_index, capsys):
         assert _without_ms(_search(capsys, index, "--text", "a blue square", *extra)) == _without_ms(full)
 
 
+# a cold `search` in a fresh interpreter, then the heavy libraries it imported and its exit code on a last line
+COLD_PROBE = ("import runpy, sys; sys.argv = ['capstone'] + sys.argv[1:]\n"
+              "try:\n    runpy.run_module('chapter09.capstone', run_name='__main__')\nexcept SystemExit as e:\n"
+              "    code = e.code\n"
+              "print('HEAVY', sorted({m.split('.')[0] for m in sys.modules} & "
+              "{'torch', 'transformers', 'lancedb', 'pyarrow', 'faiss'}), code)")
+
+
+def _answers_cold_without_torch(capsys, index, text: str) -> None:
+    """A fresh process answers ``search --text TEXT`` importing none of the heavy libraries, printing what the
+    full search prints."""
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    out = subprocess.run([sys.executable, "-c", COLD_PROBE, "search", "--index", str(index), "--text", text, *FLAGS],
+                         capture_output=True, text=True, env=env, timeout=120, cwd=REPO)
+    assert out.stdout.strip().splitlines()[-1] == "HEAVY [] 0", out.stderr[-2000:]
+    full = _search(capsys, index, "--text", text, quick=False)
+    assert _without_ms("\n".join(out.stdout.strip().splitlines()[:-1])) == _without_ms(full.strip())
+
+
 def test_quick_path_imports_no_torch(toy_index, capsys):
     _, index = toy_index
     _search(capsys, index, "--text", "a green triangle")  # a fresh snapshot
-    probe = ("import runpy, sys; sys.argv = ['capstone'] + sys.argv[1:]\n"
-             "try:\n    runpy.run_module('chapter09.capstone', run_name='__main__')\nexcept SystemExit as e:\n"
-             "    code = e.code\n"
-             "print('HEAVY', sorted({m.split('.')[0] for m in sys.modules} & "
-             "{'torch', 'transformers', 'lancedb', 'pyarrow', 'faiss'}), code)")
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    out = subprocess.run([sys.executable, "-c", probe, "search", "--index", str(index), "--text", "a green triangle",
-                          *FLAGS], capture_output=True, text=True, env=env, timeout=120, cwd=REPO)
-    assert out.stdout.strip().splitlines()[-1] == "HEAVY [] 0", out.stderr[-2000:]
-    full = _search(capsys, index, "--text", "a green triangle", quick=False)
-    assert _without_ms("\n".join(out.stdout.strip().splitlines()[:-1])) == _without_ms(full.strip())
+    _answers_cold_without_torch(capsys, index, "a green triangle")
 
 
 def test_stale_snapshot_falls_back_and_is_rewritten(toy_index, capsys):
@@ -180,17 +189,7 @@ def test_chinese_query_quick_after_one_full_chinese_search(toy_index, capsys):
 def test_chinese_quick_path_imports_no_torch(toy_index, capsys):
     _, index = toy_index
     _search(capsys, index, "--text", "蓝色正方形")  # a snapshot with its Chinese reader
-    probe = ("import runpy, sys; sys.argv = ['capstone'] + sys.argv[1:]\n"
-             "try:\n    runpy.run_module('chapter09.capstone', run_name='__main__')\nexcept SystemExit as e:\n"
-             "    code = e.code\n"
-             "print('HEAVY', sorted({m.split('.')[0] for m in sys.modules} & "
-             "{'torch', 'transformers', 'lancedb', 'pyarrow', 'faiss'}), code)")
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    out = subprocess.run([sys.executable, "-c", probe, "search", "--index", str(index), "--text", "蓝色正方形",
-                          *FLAGS], capture_output=True, text=True, env=env, timeout=120, cwd=REPO)
-    assert out.stdout.strip().splitlines()[-1] == "HEAVY [] 0", out.stderr[-2000:]
-    full = _search(capsys, index, "--text", "蓝色正方形", quick=False)
-    assert _without_ms("\n".join(out.stdout.strip().splitlines()[:-1])) == _without_ms(full.strip())
+    _answers_cold_without_torch(capsys, index, "蓝色正方形")
 
 
 def test_chinese_reader_declines_what_it_cannot_read_and_survives_a_rewrite(toy_index, capsys):

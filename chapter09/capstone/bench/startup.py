@@ -192,6 +192,17 @@ def _verdict(cold: dict) -> str:
     return f"missed by {cold['misses_target_by_s']} s" if cold["misses_target_by_s"] > 0 else "met"
 
 
+def _measure(out: dict, key: str, what: str, measure, log, line) -> None:
+    """``out[key]`` = ``measure()``, logged by ``line``; or the error it raised, logged as not measured: one part's
+    failure loses no other figure of the bench."""
+    try:
+        out[key] = measure()
+        log(line(out[key]))
+    except Exception as error:  # report, do not lose the rest of the bench
+        out[key] = {"error": f"{type(error).__name__}: {str(error)[-300:]}"}
+        log(f"  {what} not measured: {out[key]['error']}")
+
+
 def startup_report(report: dict, log, rclip_python: str | None = None) -> dict:
     """``search`` and ``serve`` started fresh on the encoding part's index; rclip's cold query beside ours when
     ``rclip_python`` (``bench --rclip-python``, the one place that names it; None: not measured) has rclip."""
@@ -199,37 +210,19 @@ def startup_report(report: dict, log, rclip_python: str | None = None) -> dict:
     # what `index --precision auto` would have recorded, so search/serve open at the same precision
     write_sidecar(index, {"precision": auto, "reason": report["auto"]["reason"], "locations": {"clip": folder}})
     out = {"precision": auto}
-    try:
-        out["search"] = search_startup(index, folder)
-        s = out["search"]
-        log(f"  search, fresh process: imports {s['imports_s']} s, index open {s['index_open_s']} s, "
-            f"model load {s['model_load_s']} s, first query {s['first_query_s']} s; "
-            f"`search` command end to end {s['command_s']} s")
-    except Exception as error:  # report, do not lose the rest of the bench
-        out["search"] = {"error": f"{type(error).__name__}: {str(error)[-300:]}"}
-        log(f"  search start-up not measured: {out['search']['error']}")
-    try:
-        out["cold_search"] = c = cold_search(index, folder, rclip_python, report.get("_library"))
-        log(f"  cold `search --json`, whole process, median of {c['runs']}: quick snapshot {c['quick_s']} s, "
-            f"full search (CH09_QUICK_SEARCH=0) {c['full_s']} s, rclip -n {c['rclip_s']}; target "
-            f"{c['target_s']} s ({_verdict(c)})")
-    except Exception as error:
-        out["cold_search"] = {"error": f"{type(error).__name__}: {str(error)[-300:]}"}
-        log(f"  cold search not measured: {out['cold_search']['error']}")
-    try:
-        out["cold_search_zh"] = c = cold_search(index, folder, query=COLD_QUERY_ZH)
-        log(f"  cold Chinese `search --json` ({c['query']}), whole process, median of {c['runs']}: quick snapshot "
-            f"{c['quick_s']} s, full search {c['full_s']} s; target {c['target_s']} s ({_verdict(c)}); "
-            f"translator: {c['translator']}")
-    except Exception as error:
-        out["cold_search_zh"] = {"error": f"{type(error).__name__}: {str(error)[-300:]}"}
-        log(f"  cold Chinese search not measured: {out['cold_search_zh']['error']}")
-    try:
-        out["serve"] = serve_startup(index, folder)
-        s = out["serve"]
-        log(f"  serve, fresh process: web UI answering after {s['ui_up_s']} s, first text search answered "
-            f"after {s['first_answer_s']} s")
-    except Exception as error:
-        out["serve"] = {"error": f"{type(error).__name__}: {str(error)[-300:]}"}
-        log(f"  serve start-up not measured: {out['serve']['error']}")
+    _measure(out, "search", "search start-up", lambda: search_startup(index, folder), log, lambda s: (
+        f"  search, fresh process: imports {s['imports_s']} s, index open {s['index_open_s']} s, "
+        f"model load {s['model_load_s']} s, first query {s['first_query_s']} s; "
+        f"`search` command end to end {s['command_s']} s"))
+    _measure(out, "cold_search", "cold search", lambda: cold_search(index, folder, rclip_python, report.get("_library")),
+             log, lambda c: (f"  cold `search --json`, whole process, median of {c['runs']}: quick snapshot "
+                             f"{c['quick_s']} s, full search (CH09_QUICK_SEARCH=0) {c['full_s']} s, rclip -n "
+                             f"{c['rclip_s']}; target {c['target_s']} s ({_verdict(c)})"))
+    _measure(out, "cold_search_zh", "cold Chinese search", lambda: cold_search(index, folder, query=COLD_QUERY_ZH),
+             log, lambda c: (f"  cold Chinese `search --json` ({c['query']}), whole process, median of {c['runs']}: "
+                             f"quick snapshot {c['quick_s']} s, full search {c['full_s']} s; target {c['target_s']} s "
+                             f"({_verdict(c)}); translator: {c['translator']}"))
+    _measure(out, "serve", "serve start-up", lambda: serve_startup(index, folder), log, lambda s: (
+        f"  serve, fresh process: web UI answering after {s['ui_up_s']} s, first text search answered "
+        f"after {s['first_answer_s']} s"))
     return out
