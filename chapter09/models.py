@@ -292,6 +292,19 @@ def announcement(resolved: ResolvedModel, notebook: bool = False) -> str | None:
     return None if resolved.chosen and not notebook else toy_line([resolved.role], notebook)
 
 
+def announcement_lines(resolveds, notebook: bool = False) -> list[str]:
+    """What ``announce`` prints for ``resolveds``, in turn, first in a fresh process: a line per real model, and
+    for the toy twins one line at most, naming the first (none after an explicit choice of the toy world). The
+    capstone's quick search prints these instead of resolving the models again."""
+    lines, toy_said = [], False
+    for resolved in resolveds:
+        line = None if resolved.is_toy and toy_said else announcement(resolved, notebook)
+        toy_said = toy_said or resolved.is_toy
+        if line:
+            lines.append(line)
+    return lines
+
+
 def announce(resolved: ResolvedModel, stream=None) -> None:
     """Say once per role which real weights are in use; for toy twins, one line per process at most, and none
     in a terminal after an explicit choice of the toy world (``--models toy`` or CH09_MODELS=toy)."""

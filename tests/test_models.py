@@ -216,6 +216,19 @@ def test_real_weights_are_still_named_per_role(fresh_announcements, capsys, tmp_
     assert out.startswith("[models] clip: openai/clip-vit-base-patch32 from local-dir") and not _toy_lines(out)
 
 
+@pytest.mark.parametrize("mode", ["auto", "toy"])
+def test_announcement_lines_are_what_announce_prints_in_a_fresh_process(fresh_announcements, no_hub, capsys,
+                                                                       tmp_path, mode):
+    real = models.ResolvedModel("clip", config.model_spec("clip"), str(tmp_path), "local-dir")
+    for resolveds in ([resolve("translator_zh_en", mode), resolve("clip", mode)],
+                      [resolve("translator_zh_en", mode), real], [real, resolve("captioner", mode)]):
+        models._announced.clear()
+        models._toy_said.clear()
+        for resolved in resolveds:
+            models.announce(resolved)
+        assert models.announcement_lines(resolveds) == capsys.readouterr().out.splitlines(), resolveds
+
+
 def test_a_model_asked_for_by_many_threads_at_once_is_loaded_once_and_alone():
     """The web server's first searches come at once: each model is made once, and no two loads overlap
     (transformers' loading is not thread-safe)."""

@@ -237,19 +237,28 @@ def snapshot_folder(index_dir) -> Path | None:
     return quick / name if isinstance(name, str) and "/" not in name and name not in ("", ".", "..") else None
 
 
+def read_snapshot(index_dir) -> Snapshot | None:
+    """The live snapshot of ``index_dir`` as written, fresh or not (None: none, or its meta unreadable)."""
+    folder = snapshot_folder(index_dir)
+    try:
+        return Snapshot(folder, json.loads((folder / "meta.json").read_text(encoding="utf-8"))) if folder else None
+    except (OSError, ValueError):
+        return None
+
+
 def open_snapshot(index_dir, model_flags: dict) -> Snapshot | None:
     """The snapshot of ``index_dir`` if it is fresh for these model flags, else None (missing, stale, unreadable)."""
     try:
         if not enabled() or not Path(index_dir).is_dir():
             return None
-        folder = snapshot_folder(index_dir)
-        if folder is None:
+        snapshot = read_snapshot(index_dir)
+        if snapshot is None:
             return None
-        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+        meta = snapshot.meta
         fresh = (meta.get("format") == FORMAT and meta.get("model_flags") == model_flags
                  and meta.get("environment") == environment_stamp()
                  and meta.get("index") == json.loads(json.dumps(index_stamp(index_dir)))
                  and meta.get("checkpoint") == json.loads(json.dumps(checkpoint_stamp(meta.get("location", "")))))
-        return Snapshot(folder, meta) if fresh else None
+        return snapshot if fresh else None
     except (OSError, ValueError, TypeError, KeyError):  # a corrupt snapshot is no snapshot: the full search answers
         return None

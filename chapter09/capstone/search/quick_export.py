@@ -41,7 +41,7 @@ from .quick import (
     environment_stamp,
     index_stamp,
     open_snapshot,
-    snapshot_folder,
+    read_snapshot,
 )
 from .quick_translator_export import save_translator
 
@@ -141,24 +141,20 @@ def _publish(quick: Path, work: Path) -> Path:
     return folder
 
 
-def _translator_entry(searcher, encoder, index_dir, query: str | None, strategy: str, log) -> dict | None:
-    """The snapshot's Chinese reader: saved from the translator this search just ran (a Chinese ``query`` under
-    ``strategy`` auto or translate), else the live snapshot's if still fresh, else None (Chinese queries take the
-    full search). A reader that fails its check is left out with a note; the English snapshot is written anyway."""
-    if query and has_chinese(query) and strategy in CHINESE_STRATEGIES:
+def _translator_entry(searcher, encoder, index_dir, chinese_query: str | None, log) -> dict | None:
+    """The snapshot's Chinese reader: saved from the translator this search just ran (``chinese_query``, as
+    Simplified, when it was a Chinese query under auto or translate), else the live snapshot's if still fresh,
+    else None (Chinese queries take the full search). A reader that fails its check is left out with a note; the
+    English snapshot is written anyway."""
+    if chinese_query:
         try:
-            return save_translator(translator("zh_en", searcher.query_settings), encoder.resolved,
-                                   to_simplified(query.strip()))
+            return save_translator(translator("zh_en", searcher.query_settings), encoder.resolved, chinese_query)
         except Exception as error:  # the English snapshot stays useful
             log(f"[search] note: Chinese queries stay on the full search ({type(error).__name__}: "
                 f"{str(error).splitlines()[0][:200] if str(error) else ''})")
             return None
-    folder = snapshot_folder(index_dir)
-    try:
-        old = Snapshot(folder, json.loads((folder / "meta.json").read_text(encoding="utf-8"))) if folder else None
-    except (OSError, ValueError):
-        return None
-    return old.meta["translator"] if old is not None and old.translator() is not None else None
+    old = read_snapshot(index_dir)
+    return old.meta.get("translator") if old is not None and old.translator() is not None else None
 
 
 def write_snapshot(searcher, model_flags: dict, query: str | None = None, strategy: str = "auto",
@@ -172,8 +168,8 @@ def write_snapshot(searcher, model_flags: dict, query: str | None = None, strate
             or "clip" not in searcher.searchers:
         return None
     live = open_snapshot(index_dir, model_flags)
-    chinese = bool(query) and has_chinese(query) and strategy in CHINESE_STRATEGIES
-    if live is not None and (not chinese or live.translator() is not None):
+    translated = bool(query) and has_chinese(query) and strategy in CHINESE_STRATEGIES
+    if live is not None and (not translated or live.translator() is not None):
         return None
     stamp = index_stamp(index_dir)
     encoder = clip_encoder("clip", searcher.query_settings)
@@ -198,7 +194,8 @@ def write_snapshot(searcher, model_flags: dict, query: str | None = None, strate
                            **{f"zh:{way}|{lang}": route_reason(way, "中", lang)
                               for way in CHINESE_STRATEGIES for lang in LANGS}},
                 "announcement": announcement(encoder.resolved),
-                "translator": _translator_entry(searcher, encoder, index_dir, query, strategy, log)}
+                "translator": _translator_entry(searcher, encoder, index_dir,
+                                                to_simplified(query.strip()) if translated else None, log)}
         meta = json.loads(json.dumps(meta))  # as it will be read back
         _verify(Snapshot(work, meta).load(), encoder)
         (work / "meta.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")

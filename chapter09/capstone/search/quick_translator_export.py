@@ -13,7 +13,7 @@ import shutil
 import warnings
 from pathlib import Path
 
-from ...models import announcement
+from ...models import announcement_lines
 from ...onnx_runtime import OPSET, cache_root, published, weights_digest
 from .quick import checkpoint_stamp, files_stamp
 from .quick_translator import SETTINGS_FILE, Greedy, QuickTranslator
@@ -135,21 +135,18 @@ def save_translator(translator, clip_resolved, query: str | None = None) -> dict
     ``clip_resolved``: CLIP's model, whose banner the full search prints after the translator's."""
     if unsupported(translator.model) is not None:
         return None
-    location = str(translator.resolved.location)
+    location, greedy = str(translator.resolved.location), greedy_of(translator)
     folder = cache_root("onnx-translator") / f"{type(translator.model).__name__}-{weights_digest(translator.model)}"
     if not (folder / SETTINGS_FILE).exists():
         with published(folder) as work:
             _export(location, work)
             for name in ("source.spm", "target.spm", "vocab.json"):
                 shutil.copy(Path(location) / name, work / name)
-            greedy = greedy_of(translator)
             (work / SETTINGS_FILE).write_text(json.dumps(greedy.to_json()), encoding="utf-8")
     reader = QuickTranslator(folder).load()
-    if reader.greedy != greedy_of(translator):  # another max length or tokenizer setting than the one saved
+    if reader.greedy != greedy:  # another max length or tokenizer setting than the one saved
         return None
     _check(reader, translator, PROBES + ((query,) if query else ()))
-    lines = [line for line in (announcement(translator.resolved), announcement(clip_resolved)) if line]
-    if translator.resolved.is_toy and clip_resolved.is_toy:
-        lines = lines[:1]  # one toy line per process, naming the first toy model loaded (models.announce)
+    lines = announcement_lines([translator.resolved, clip_resolved])  # the full search loads the translator first
     return {"folder": str(folder), "files": files_stamp(folder), "location": location,
             "checkpoint": checkpoint_stamp(location), "announcement": "\n".join(lines) or None}
