@@ -13,10 +13,10 @@ Captioners (``CAPTIONERS``: name -> model role):
 Both write English; Chinese is that caption translated by ``chapter09.translation.Translator("en_zh")``.
 The BLIP toy twin is bilingual and continues a language prompt token (``<en>`` / ``<zh>``) directly.
 
-Precisions (``CAPTION_PRECISIONS``): ``fp32`` (the reference), ``int8`` (torch dynamic quantisation of every
-linear layer: int8 weights, activations quantised per batch; GPT-2's ``Conv1D`` layers are turned into
-``nn.Linear`` first so they are quantised too), ``bf16`` (weights and inputs in bfloat16; fast only on CPUs
-with native bf16). How much each changes the greedy output: ``caption_fidelity``.
+Precisions (``CAPTION_PRECISIONS``): ``fp32`` (the reference), ``int8`` (the image encoder through ONNX Runtime
+with int8 weights, activations quantised per batch; the text decoder stays fp32, because int8 there changes the
+greedy tokens: ``onnx_captioner``), ``bf16`` (weights and inputs in bfloat16; fast only on CPUs with native bf16).
+How much each changes the greedy output: ``caption_fidelity``.
 
 The work is split so a pipeline can run its parts apart: ``pixels`` (the image processor, picklable: decode
 workers run it), ``generate_ids`` on ready tensors (the model-alone part), ``decode_ids``.
@@ -24,7 +24,6 @@ workers run it), ``generate_ids`` on ready tensors (the model-alone part), ``dec
 from __future__ import annotations
 
 import re
-import warnings
 from collections import Counter
 from collections.abc import Sequence
 
@@ -32,6 +31,7 @@ from .errors import UsageError
 from .images import as_rgb
 from .language import LANG_TOKENS, LANGS, tidy_text
 from .models import ResolvedModel, Settings, announce, cached, pick_device, pick_dtype, quiet_loading, resolve
+from .onnx_runtime import fp32_runtime
 
 CAPTIONERS = {"blip": "captioner", "vit-gpt2": "vit_gpt2_captioner"}
 DEFAULT_CAPTIONER = "blip"  # BLIP-base answers best (README: published COCO figures of both)
@@ -65,39 +65,21 @@ def check_caption_precision(precision: str, allow_auto: bool = False) -> str:
     return precision
 
 
-def conv1d_to_linear(model) -> int:
-    """Replace GPT-2's ``Conv1D`` layers (a linear layer with its weight transposed) by ``nn.Linear``, in place,
-    so dynamic quantisation, which only knows ``nn.Linear``, reaches them. Returns how many were replaced."""
-    import torch
-    from transformers.pytorch_utils import Conv1D
-
-    replaced = 0
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, Conv1D):
-                n_in, n_out = child.weight.shape
-                linear = torch.nn.Linear(n_in, n_out, dtype=child.weight.dtype)
-                with torch.no_grad():
-                    linear.weight.copy_(child.weight.t())
-                    linear.bias.copy_(child.bias)
-                setattr(parent, name, linear)
-                replaced += 1
-    return replaced
-
-
-def apply_caption_precision(model, precision: str):
-    """``model`` (fp32) at ``precision``; int8 returns a quantised copy's modules in place of the fp32 ones."""
+def apply_caption_precision(model, precision: str, runtime: str = "torch"):
+    """``model`` (fp32) at ``precision``, in place: bf16 converts the whole model; int8 puts an ONNX Runtime int8
+    session in the image encoder's place and keeps the text decoder at fp32 (``onnx_captioner``: why); fp32 with
+    ``runtime`` "onnxruntime" runs the image encoder through ONNX Runtime at fp32 (``onnx_runtime.fp32_runtime``
+    decides, as for CLIP)."""
     import torch
 
     check_caption_precision(precision)
     if precision == "bf16":
         return model.to(torch.bfloat16).eval()
     model = model.float().eval()
-    if precision == "int8":
-        conv1d_to_linear(model)
-        with warnings.catch_warnings():  # torch 2.13 calls its eager quantisation deprecated; it is what runs here
-            warnings.simplefilter("ignore")
-            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    if precision == "int8" or runtime == "onnxruntime":
+        from .onnx_captioner import ort_image_encoder  # heavy: onnxruntime
+
+        model = ort_image_encoder(model, precision)
     return model
 
 
@@ -106,11 +88,13 @@ class Captioner:
 
     ``name``: a key of ``CAPTIONERS``; ``precision``: fp32 | int8 | bf16 (None: the dtype ``Settings`` picks, as
     before). ``parts=(model, image_processor, tokenizer)`` wraps an already built model (the bench's
-    random-weight real architectures) instead of resolving a role.
+    random-weight real architectures) instead of resolving a role. ``fp32_on``: the runtime fp32's image encoder
+    runs on (torch | onnxruntime; None: ``onnx_runtime.fp32_runtime`` decides).
     """
 
     def __init__(self, settings: Settings | None = None, local_dir=None, resolved: ResolvedModel | None = None,
-                 name: str = DEFAULT_CAPTIONER, precision: str | None = None, parts=None, label: str | None = None):
+                 name: str = DEFAULT_CAPTIONER, precision: str | None = None, parts=None, label: str | None = None,
+                 fp32_on: str | None = None):
         import torch
 
         self.settings = settings or Settings()
@@ -130,12 +114,18 @@ class Captioner:
                                                                            self.settings.dtype)
             self.precision = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")
             model = (model if model is not None else self._load(dtype)).to(dtype).eval()
+            self.runtime = (fp32_on or fp32_runtime(self.device, self.is_toy)) if self.precision == "fp32" else "torch"
+            if self.runtime == "onnxruntime":
+                model = apply_caption_precision(model, "fp32", self.runtime)
         else:
             self.precision = check_caption_precision(precision)
             if self.precision == "int8" and self.device != "cpu":
                 raise UsageError(f"int8 captioning (dynamic quantisation) runs on the CPU only, not {self.device}: "
                                  "use --precision bf16 or fp32 there")
-            model = apply_caption_precision(model if model is not None else self._load(torch.float32), self.precision)
+            self.runtime = {"fp32": fp32_on or fp32_runtime(self.device, self.is_toy),
+                            "int8": "onnxruntime"}.get(self.precision, "torch")
+            model = apply_caption_precision(model if model is not None else self._load(torch.float32), self.precision,
+                                            self.runtime)
         self.model = model.to(self.device)
         self.input_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision, torch.float32)
         self.is_blip = self.model.config.model_type == "blip"

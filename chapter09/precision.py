@@ -77,16 +77,16 @@ def numeric_format(settings, device: str) -> NumericFormat:
     return NumericFormat(dtype, precision_of_dtype(dtype), False)
 
 
-def unavailable_reason(precision: str, device: str = "cpu", int8_runtime: str = "onnxruntime") -> str | None:
-    """Why ``precision`` cannot run (or cannot be fast) on ``device``; None when it can. ``int8_runtime``: what
-    quantises it (onnxruntime for CLIP, ``Int8Clip``; torch for the captioners, which need nothing more)."""
+def unavailable_reason(precision: str, device: str = "cpu") -> str | None:
+    """Why ``precision`` cannot run (or cannot be fast) on ``device``; None when it can. int8 runs on ONNX Runtime
+    (CLIP's towers, ``Int8Clip``; a captioner's image encoder, ``onnx_captioner``)."""
     from .cpu import has_native_bf16
 
     check_precision(precision)
     if precision == "int8":
         if device != "cpu":
             return f"int8 dynamic quantisation runs on the CPU only (device {device})"
-        if int8_runtime == "onnxruntime" and importlib.util.find_spec("onnxruntime") is None:
+        if importlib.util.find_spec("onnxruntime") is None:
             return "int8 needs onnxruntime (pip install -r requirements.txt)"
     if precision == "bf16" and device == "cpu" and not has_native_bf16():
         return "this CPU has no native bf16 (AVX-512 BF16 / AMX): bf16 would be slower than fp32"

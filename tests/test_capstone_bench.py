@@ -226,8 +226,9 @@ def captioning():
 def _check_captioning(captioning, captioners, decode_workers):
     from chapter09.capstone.bench.captioning import TARGETS, format_captioning
     from chapter09.captioning import CAPTION_PRECISIONS
+    from chapter09.onnx_runtime import fp32_runtime
 
-    available = [p for p in CAPTION_PRECISIONS if unavailable_reason(p, "cpu", int8_runtime="torch") is None]
+    available = [p for p in CAPTION_PRECISIONS if unavailable_reason(p, "cpu") is None]
     assert captioning["cpu"] == cpu.describe() and captioning["tiny"] is True
     assert captioning["load_before"] and captioning["load_after"] and captioning["seconds"] > 0
     rows = captioning["captioners"]
@@ -244,8 +245,15 @@ def _check_captioning(captioning, captioners, decode_workers):
             # both rates are rounded to 0.0001 img/s and the ratio to 0.001
             assert m["end_to_end_over_model_only"] == pytest.approx(e2e["img_s"] / m["model_only"]["1"]["img_s"],
                                                                     rel=0.01, abs=0.001)
+            assert m["image_encoder_runtime"] == {"int8": "onnxruntime", "bf16": "torch"}.get(precision,
+                                                                                            fp32_runtime())
             if precision == "fp32":
                 assert "agreement_with_fp32" not in m
+                # fp32 off torch: torch's fp32 measured beside it in the same run, and the ratio against it
+                assert ("torch_encoder_model_only" in m) == (fp32_runtime() != "torch")
+                if "torch_encoder_model_only" in m:
+                    assert all(v > 0 for v in m["torch_encoder_model_only"].values())
+                    assert "fastest_over_torch_fp32" in row
             else:
                 agreement = m["agreement_with_fp32"]
                 assert 0 <= agreement["token"] <= 1 and 0 <= agreement["exact"] <= 1 and agreement["images"] == 1

@@ -95,6 +95,7 @@ def test_an_old_captions_precision_json_still_reads_and_both_sidecars_share_one_
     from chapter09.capstone.precision.library import pick_caption_precision, write_sidecar
     from chapter09.captioning import captioner
     from chapter09.cpu import cpu_name, flags
+    from chapter09.onnx_captioner import CAPTION_INT8_METHOD
 
     settings = Settings("toy")
     location = captioner(settings, "blip", "fp32").location
@@ -113,10 +114,17 @@ def test_an_old_captions_precision_json_still_reads_and_both_sidecars_share_one_
     assert found["precision"] == "fp32" and found["reason"].endswith("older version")
     assert len(precision_sidecar.read_verdicts(sidecar)) == 2  # the other CPU's verdict reads, and never matches
 
-    # recorded for this CPU: not measured again (no sample, no store needed)
+    # recorded for this CPU, but before int8 captioning named its method (it was torch's int8 of every linear
+    # layer then): auto measures again; with no sample image to read it keeps fp32 and says why
     model, reason, kept = pick_caption_precision(index, None, [], ("en",), settings, "blip", "auto")
     assert model.precision == "fp32" and kept == []
-    assert reason == "fp32: recorded by an older version (measured on an earlier run of this index)"
+    assert reason == "fp32: no sample image could be read to measure another precision"
+    # a verdict for today's int8 method is read, not measured again (no sample, no store needed)
+    current = {**subject, "int8": CAPTION_INT8_METHOD}
+    precision_sidecar.record_verdict(sidecar, {"precision": "fp32", "reason": "fp32: measured before"}, current)
+    model, reason, kept = pick_caption_precision(index, None, [], ("en",), settings, "blip", "auto")
+    assert model.precision == "fp32" and kept == []
+    assert reason == "fp32: measured before (measured on an earlier run of this index)"
 
     precision_sidecar.record_verdict(sidecar, {"precision": "int8", "reason": "int8 passes"}, subject)
     write_sidecar(index, {"precision": "fp32", "reason": "fp32 as asked", "locations": {"clip": "toy"}})

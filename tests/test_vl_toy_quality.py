@@ -15,6 +15,7 @@ from chapter09.models import Settings
 from chapter09.toyworld import HELDOUT_COMBOS, generate_scenes
 
 N_CAPTION_SCENES = 200
+N_INT8_SCENES = 48
 N_VQA_SCENES = 60  # 758 questions: measured 0.982 (0.962 on never-seen pairs), far above the 0.85 floor
 QUALITY_BAR = 0.85
 
@@ -52,6 +53,27 @@ def test_toy_captions_name_every_object(captioner, lang):
     assert len(unseen) >= 20, "the held-out sample should include scenes with never-trained colour x shape pairs"
     assert accuracy >= QUALITY_BAR
     assert exact / len(scenes) >= QUALITY_BAR  # stricter than the issue's bar: wrong places read badly too
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_toy_int8_captions_keep_fp32s(captioner, lang, tmp_path, monkeypatch):
+    """int8 captioning (the image encoder through ONNX Runtime int8, the text decoder at fp32) keeps the fp32
+    twin's greedy captions on held-out scenes, by the bar ``caption --precision auto`` holds it to."""
+    from chapter09.caption_fidelity import CAPTION_BAR, measure_caption_fidelity
+    from chapter09.captioning import Captioner
+
+    monkeypatch.setenv("CH09_CACHE", str(tmp_path))  # the export is made here, not in the user's cache
+    scenes = _heldout(N_INT8_SCENES)
+    pixels = captioner.pixels([scene.render() for scene in scenes])
+    rows, built, _ = measure_caption_fidelity(lambda p: Captioner(Settings("toy", device="cpu"), precision=p),
+                                              pixels, ("fp32", "int8"), batch_size=len(scenes), lang=lang,
+                                              reference=captioner)
+    int8 = rows["int8"]
+    print(f"\ntoy captioner int8 [{lang}] on {int8.images} held-out scenes: token agreement with fp32 "
+          f"{int8.token_agreement:.3f}, exact {int8.exact_agreement:.3f}")
+    assert type(built["int8"].model.vision_model).__name__ == "OrtImageEncoder"
+    assert all(p.dtype.is_floating_point for p in built["int8"].model.text_decoder.parameters())  # fp32 decoder
+    assert int8.images == len(scenes) and int8.passes(CAPTION_BAR)
 
 
 def test_caption_scoring_is_strict():

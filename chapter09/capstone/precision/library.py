@@ -43,6 +43,7 @@ from ...fidelity import (
 )
 from ...images import IMAGE_SUFFIXES, BadImageError, load_image
 from ...models import cached, pick_device, resolve
+from ...onnx_captioner import CAPTION_INT8_METHOD
 from ...onnx_runtime import fp32_runtime
 from ...precision import PRECISIONS, check_precision, numeric_format, precision_identity
 from ...translation import translator
@@ -448,7 +449,9 @@ def pick_caption_precision(index_dir, store, sample: list[dict], langs, settings
         return model, f"{model.precision} as asked", []
     reference = shared_captioner(settings, name, "fp32")
     sidecar = None if is_uri(str(index_dir)) else Path(index_dir) / CAPTION_SIDECAR
-    subject = {"captioner": name, "location": reference.location, "candidates": sorted(CAPTION_PRECISIONS)}
+    # the int8 method is part of what was measured: a verdict from another method is measured again
+    subject = {"captioner": name, "location": reference.location, "candidates": sorted(CAPTION_PRECISIONS),
+               "int8": CAPTION_INT8_METHOD}
     known = find_verdict(sidecar, subject) if sidecar is not None else None
     if known is not None:
         model = shared_captioner(settings, name, known["precision"])
