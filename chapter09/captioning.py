@@ -31,7 +31,7 @@ from .errors import UsageError
 from .images import as_rgb
 from .language import LANG_TOKENS, LANGS, tidy_text
 from .models import ResolvedModel, Settings, announce, cached, pick_device, pick_dtype, quiet_loading, resolve
-from .onnx_runtime import fp32_runtime
+from .precision import runtime_of
 
 CAPTIONERS = {"blip": "captioner", "vit-gpt2": "vit_gpt2_captioner"}
 DEFAULT_CAPTIONER = "blip"  # BLIP-base answers best (README: published COCO figures of both)
@@ -114,7 +114,7 @@ class Captioner:
                                                                            self.settings.dtype)
             self.precision = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")
             model = (model if model is not None else self._load(dtype)).to(dtype).eval()
-            self.runtime = (fp32_on or fp32_runtime(self.device, self.is_toy)) if self.precision == "fp32" else "torch"
+            self.runtime = runtime_of(self.precision, self.device, self.is_toy, fp32_on)
             if self.runtime == "onnxruntime":
                 model = apply_caption_precision(model, "fp32", self.runtime)
         else:
@@ -122,8 +122,7 @@ class Captioner:
             if self.precision == "int8" and self.device != "cpu":
                 raise UsageError(f"int8 captioning (dynamic quantisation) runs on the CPU only, not {self.device}: "
                                  "use --precision bf16 or fp32 there")
-            self.runtime = {"fp32": fp32_on or fp32_runtime(self.device, self.is_toy),
-                            "int8": "onnxruntime"}.get(self.precision, "torch")
+            self.runtime = runtime_of(self.precision, self.device, self.is_toy, fp32_on)
             model = apply_caption_precision(model if model is not None else self._load(torch.float32), self.precision,
                                             self.runtime)
         self.model = model.to(self.device)

@@ -11,8 +11,7 @@ from .clip_family import ClipFamily, embedding_dim, family_of, match_probabiliti
 from .images import as_rgb
 from .model_outputs import feature_tensor
 from .models import ResolvedModel, Settings, announce, cached, pick_device, quiet_loading, resolve
-from .onnx_runtime import fp32_runtime
-from .precision import apply_precision, input_dtype, numeric_format, precision_identity
+from .precision import apply_precision, input_dtype, numeric_format, precision_identity, runtime_of
 from .text_clean import as_is as _as_is
 from .text_clean import lowercased as _lowercased
 from .text_clean import openai_clean
@@ -118,8 +117,7 @@ class ClipEncoder:
         self.torch_model = self.model  # what other precisions derive from (``at_precision``)
         self.runtime = "torch"
         if numeric.convert:
-            if numeric.precision == "fp32":
-                self.runtime = fp32_runtime(self.device, self.resolved.is_toy)
+            self.runtime = runtime_of(numeric.precision, self.device, self.resolved.is_toy)
             self.model = apply_precision(self.model, numeric.precision, self.device, self.runtime)
             self.dtype = input_dtype(numeric.precision)
         self.precision = numeric.precision
@@ -134,10 +132,7 @@ class ClipEncoder:
         (torch | onnxruntime; default ``onnx_runtime.fp32_runtime``'s choice); the others have one each.
         """
         variant = copy.copy(self)
-        if precision == "fp32":
-            runtime = runtime or fp32_runtime(self.device, self.resolved.is_toy)
-        else:
-            runtime = "onnxruntime" if precision == "int8" else "torch"
+        runtime = runtime_of(precision, self.device, self.resolved.is_toy, fp32_on=runtime)
         # int8 and ONNX Runtime only read the weights; torch's bf16 converts them in place
         weights = self.torch_model if precision == "int8" or runtime == "onnxruntime" else copy.deepcopy(self.torch_model)
         variant.model = apply_precision(weights, precision, self.device, runtime)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from .errors import UsageError
 from .onnx_int8 import INT8_METHOD, Int8Clip
+from .onnx_runtime import fp32_runtime
 
 PRECISIONS = ("fp32", "bf16", "int8")
 PRECISION_CHOICES = ("auto", *PRECISIONS)
@@ -91,6 +92,14 @@ def unavailable_reason(precision: str, device: str = "cpu") -> str | None:
     if precision == "bf16" and device == "cpu" and not has_native_bf16():
         return "this CPU has no native bf16 (AVX-512 BF16 / AMX): bf16 would be slower than fp32"
     return None
+
+
+def runtime_of(precision: str, device: str = "cpu", is_toy: bool = False, fp32_on: str | None = None) -> str:
+    """Where a model at ``precision`` runs (its image encoder, for a captioner): int8 on ONNX Runtime, bf16 and
+    fp16 on torch, fp32 on ``fp32_on`` when given, else where ``onnx_runtime.fp32_runtime`` says."""
+    if precision == "fp32":
+        return fp32_on or fp32_runtime(device, is_toy)
+    return "onnxruntime" if precision == "int8" else "torch"
 
 
 def apply_precision(model, precision: str, device: str = "cpu", runtime: str = "torch"):

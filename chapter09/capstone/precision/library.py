@@ -44,8 +44,7 @@ from ...fidelity import (
 from ...images import IMAGE_SUFFIXES, BadImageError, load_image
 from ...models import cached, pick_device, resolve
 from ...onnx_captioner import CAPTION_INT8_METHOD
-from ...onnx_runtime import fp32_runtime
-from ...precision import PRECISIONS, check_precision, numeric_format, precision_identity
+from ...precision import PRECISIONS, check_precision, numeric_format, precision_identity, runtime_of
 from ...translation import translator
 from ..index.decode import decode_one
 from ..index.walk import walk_library
@@ -240,9 +239,9 @@ def _combined(per_role: dict[str, dict[str, Fidelity]]) -> dict[str, Fidelity]:
     return combined
 
 
-def _fp32_runtime(settings, roles) -> str:
-    device = pick_device(settings.device)
-    return fp32_runtime(device, all(resolve(role, settings).is_toy for role in roles))
+def _runtime(precision: str, settings, roles) -> str:
+    """Where ``roles``' encoders run at ``precision`` (``precision.runtime_of``), for the report."""
+    return runtime_of(precision, pick_device(settings.device), all(resolve(role, settings).is_toy for role in roles))
 
 
 def pick_for_index(library, index_dir, roles, settings, requested: str, sample: int = SAMPLE_IMAGES,
@@ -269,7 +268,7 @@ def pick_for_index(library, index_dir, roles, settings, requested: str, sample: 
             return kept
     if requested == "fp32":
         report = {"precision": "fp32", "reason": "fp32 as asked (the reference: nothing to measure)",
-                  "locations": locations, "runtime": _fp32_runtime(settings, roles), "measured": False}
+                  "locations": locations, "runtime": _runtime("fp32", settings, roles), "measured": False}
         write_sidecar(index_dir, report)
         return report
     candidates = [p for p in PRECISIONS if p != "fp32"] if requested == "auto" else [requested]
@@ -302,8 +301,7 @@ def pick_for_index(library, index_dir, roles, settings, requested: str, sample: 
         sample_rows = {"items": [{k: v for k, v in item.items() if k != "pixels"} for item in items[:kept]],
                        "vectors": {role: vectors[role][choice.precision][:kept] for role in roles},
                        "identities": {role: enc.identity for role, enc in encoders.items()}}
-    runtime = next(iter(encoders.values())).runtime if encoders else (
-        _fp32_runtime(settings, roles) if choice.precision == "fp32" else "torch")
+    runtime = next(iter(encoders.values())).runtime if encoders else _runtime(choice.precision, settings, roles)
     report = {"precision": choice.precision, "reason": choice.reason, "locations": locations, "sample": where,
               "runtime": runtime, "measured": not reused, "check_s": round(time.perf_counter() - started, 2),
               "margins": margins(_combined(per_role)),
@@ -397,7 +395,7 @@ def _kept_by_auto(index_dir, locations: dict, settings, roles, log) -> dict | No
               f"(--precision fp32, bf16 or int8 changes it, and re-encodes)")
     log(f"[index] {reason}")
     report = {"precision": held, "reason": reason, "locations": locations, "measured": False}
-    write_sidecar(index_dir, report | {"runtime": _fp32_runtime(settings, roles) if held == "fp32" else "torch"})
+    write_sidecar(index_dir, report | {"runtime": _runtime(held, settings, roles)})
     return report
 
 
