@@ -295,3 +295,16 @@ def test_a_normal_index_run_with_decode_workers_prints_no_fork_warning(tmp_path)
     assert run.returncode == 0, run.stderr
     assert "added 12" in run.stdout
     assert "fork" not in run.stderr and "Warning" not in run.stderr, run.stderr
+
+
+def test_decode_workers_only_where_they_can_overlap(monkeypatch):
+    """A short run decodes here; the indexer takes up to two workers; a captioner, whose threads keep their cores
+    busy, only gets workers on the cores it leaves idle (on a core it uses, a worker only adds its start-up)."""
+    from chapter09.capstone.engines import local
+
+    monkeypatch.setattr(local.os, "cpu_count", lambda: 2)
+    assert local.default_workers(8, 4) == 0  # two batches
+    assert local.default_workers(96, 4) == 2  # the indexer
+    assert local.default_workers(96, 4, model_threads=2) == 0  # a captioner on both cores
+    monkeypatch.setattr(local.os, "cpu_count", lambda: 8)
+    assert local.default_workers(96, 4, model_threads=2) == 2 and local.default_workers(96, 4, model_threads=7) == 1

@@ -16,7 +16,8 @@ ONNX Runtime's; bf16 torch's):
 * end to end: ``caption_index.caption_index`` (what ``caption --index`` runs) on a fresh copy of an index of
   photo-sized JPEGs, decode workers on (``workers=2``: decoding overlaps generation) at the end-to-end batch;
   for each captioner's fastest precision also with decode workers off (``workers=0``: decoding in this process
-  between batches). ``end_to_end_over_model_only`` is the end-to-end rate over the model alone at the same
+  between batches, what ``caption --index`` does where the captioner's threads fill the cores:
+  ``engines.local.default_workers``). ``end_to_end_over_model_only`` is the end-to-end rate over the model alone at the same
   batch and precision (the issue's target: >= 0.9);
 * greedy agreement of each precision with fp32 on the model-alone batch (``caption_fidelity.compare``: token and
   exact-caption agreement). With random weights and random pixels this only shows whether a precision moves

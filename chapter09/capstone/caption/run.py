@@ -94,9 +94,13 @@ def plan_captions(store: Store, langs: list[str]) -> tuple[list[dict], int]:
 
 # ----------------------------------------------------------------------------- 2 + 3. the local engine
 def decoded_batches(root: Path, records: list[dict], captioner, batch_size: int, workers: int | None):
-    """Batches of decoded items from worker processes (none for a small run), as ``index`` decodes."""
+    """Batches of decoded items, as ``index`` decodes: from worker processes where the captioner leaves cores idle
+    and the run is long enough (``engines.local.default_workers``), else here between batches."""
+    import torch  # heavy: torch (the captioner has it loaded)
+
     dataset = CaptionDecoded(root, records, captioner.image_processor, captioner.image_side)
-    return worker_batches(dataset, batch_size, workers, {"captioner": captioner.image_processor})
+    return worker_batches(dataset, batch_size, workers, {"captioner": captioner.image_processor},
+                          model_threads=torch.get_num_threads())
 
 
 def local_engine(root: Path, records: list[dict], captioner, settings, options: CaptionOptions,
