@@ -19,13 +19,11 @@ GEMVs), which bf16 halves and int8 would quarter at that price. The capstone REA
 from __future__ import annotations
 
 import json
-import logging
 import warnings
 from pathlib import Path
 
-import numpy as np
-
 from .errors import SetupError
+from .onnx_int8 import quantise_dynamic_int8
 from .onnx_runtime import (
     AGREEMENT_MIN,
     ENV_FP32_RUNTIME,
@@ -33,6 +31,7 @@ from .onnx_runtime import (
     ORT_FP32_METHOD,
     cache_root,
     published,
+    row_cosines,
     session,
     weights_digest,
 )
@@ -45,8 +44,8 @@ def encoder_attribute(model) -> str:
     """The attribute holding ``model``'s image encoder."""
     kind = model.config.model_type
     if kind not in ENCODER_ATTRIBUTES:
-        raise SetupError(f"int8 captioning knows BLIP and VisionEncoderDecoder captioners, not {kind!r}: "
-                         "use --precision fp32 or bf16")
+        raise SetupError(f"a captioner's image encoder on ONNX Runtime is known for BLIP and VisionEncoderDecoder, "
+                         f"not {kind!r}: caption with --precision bf16, or fp32 with {ENV_FP32_RUNTIME}=torch")
     return ENCODER_ATTRIBUTES[kind]
 
 
@@ -89,7 +88,7 @@ def export_encoder_fp32(model, folder: Path) -> Path:
                               dynamic_axes={"pixel_values": {0: "batch"}, "hidden": {0: "batch"}}, dynamo=False)
             want = encoder(pixels).flatten(1).numpy()
         got = session(work / target.name).run(None, {"pixel_values": pixels.numpy()})[0].reshape(len(want), -1)
-        agreement = float(np.min(np.sum(got * want, 1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(want, axis=1))))
+        agreement = float(row_cosines(got, want).min())
         if not agreement >= AGREEMENT_MIN:
             raise SetupError(f"the ONNX export of {type(model).__name__}'s image encoder differs from torch "
                              f"(cosine {agreement:.5f} < {AGREEMENT_MIN}); caption on torch: {ENV_FP32_RUNTIME}=torch "
@@ -102,19 +101,12 @@ def export_encoder_fp32(model, folder: Path) -> Path:
 
 def export_encoder_int8(model, folder: Path, fp32_folder: Path) -> Path:
     """``folder``/encoder.int8.onnx, quantised from the fp32 export in ``fp32_folder`` (made first if missing)."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
     target = folder / "encoder.int8.onnx"
     if target.exists():
         return target
     source = export_encoder_fp32(model, fp32_folder)
     with published(folder) as work:
-        quiet = logging.getLogger().level
-        logging.getLogger().setLevel(logging.ERROR)  # "consider pre-processing" advice on every call
-        try:
-            quantize_dynamic(source, work / target.name, weight_type=QuantType.QInt8)
-        finally:
-            logging.getLogger().setLevel(quiet)
+        quantise_dynamic_int8(source, work / target.name)
         (work / "about.json").write_text(json.dumps({"method": CAPTION_INT8_METHOD, "opset": OPSET,
                                                      "class": type(model).__name__}), encoding="utf-8")
     return target

@@ -28,25 +28,31 @@ from .onnx_runtime import OPSET, OrtSessions, cache_root, export_fp32, fp32_fold
 INT8_METHOD = "ort-dynamic-qint8-matmul"  # part of an index's encoder identity: another int8 method gives other vectors
 
 
+def quantise_dynamic_int8(source: Path, target: Path) -> None:
+    """``target``: ``source`` with int8 weights (``quantize_dynamic``, QInt8), without the quantiser's advice to
+    pre-process, which it logs on every call."""
+    import logging
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic  # heavy: onnxruntime
+
+    quiet = logging.getLogger().level
+    logging.getLogger().setLevel(logging.ERROR)
+    try:
+        quantize_dynamic(source, target, weight_type=QuantType.QInt8)
+    finally:
+        logging.getLogger().setLevel(quiet)
+
+
 def export_int8(model, folder: Path, digest: str | None = None, fp32_cache: Path | None = None) -> tuple[Path, Path]:
     """``folder``/image.int8.onnx and text.int8.onnx for ``model`` (made if missing; atomic), quantised from
     the fp32 export ``onnx_runtime`` caches (made first if missing), so fp32 and int8 export the model once."""
     image_file, text_file = folder / "image.int8.onnx", folder / "text.int8.onnx"
     if image_file.exists() and text_file.exists():
         return image_file, text_file
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
     fp32_files = export_fp32(model, fp32_folder(model, digest, fp32_cache))
     with published(folder) as work:
-        import logging
-
-        quiet = logging.getLogger().level
-        logging.getLogger().setLevel(logging.ERROR)  # "consider pre-processing" advice on every call
-        try:
-            for name, source in zip(("image", "text"), fp32_files):
-                quantize_dynamic(source, work / f"{name}.int8.onnx", weight_type=QuantType.QInt8)
-        finally:
-            logging.getLogger().setLevel(quiet)
+        for name, source in zip(("image", "text"), fp32_files):
+            quantise_dynamic_int8(source, work / f"{name}.int8.onnx")
         (work / "about.json").write_text(json.dumps({"method": INT8_METHOD, "opset": OPSET,
                                                      "class": type(model).__name__}), encoding="utf-8")
     return image_file, text_file

@@ -146,7 +146,8 @@ def example_inputs(model):
     return pixels, ids, mask
 
 
-def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The cosine of each row of ``a`` with the same row of ``b``."""
     a = a / np.linalg.norm(a, axis=1, keepdims=True).clip(1e-12)
     b = b / np.linalg.norm(b, axis=1, keepdims=True).clip(1e-12)
     return np.sum(a * b, axis=1)
@@ -195,7 +196,7 @@ def export_fp32(model, folder: Path) -> tuple[Path, Path]:
             want_image, want_text = image_tower(pixels).numpy(), text_tower(ids, mask).numpy()
         got_image = session(work / "image.onnx").run(None, {"pixel_values": pixels.numpy()})[0]
         got_text = session(work / "text.onnx").run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0]
-        agreement = float(min(_cosines(got_image, want_image).min(), _cosines(got_text, want_text).min()))
+        agreement = float(min(row_cosines(got_image, want_image).min(), row_cosines(got_text, want_text).min()))
         if not agreement >= AGREEMENT_MIN:
             raise SetupError(f"the ONNX Runtime export of {type(model).__name__} gives other vectors than torch "
                              f"(cosine {agreement:.5f} < {AGREEMENT_MIN}); run fp32 on torch: "

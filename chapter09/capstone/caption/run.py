@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from ...errors import UsageError
 from ..engines import ENGINES
-from ..engines.local import worker_batches
+from ..engines.local import default_workers, worker_batches
 from ..options import CaptionOptions
 from ..precision.library import pick_caption_precision
 from ..store.database import Store
@@ -94,13 +94,18 @@ def plan_captions(store: Store, langs: list[str]) -> tuple[list[dict], int]:
 
 # ----------------------------------------------------------------------------- 2 + 3. the local engine
 def decoded_batches(root: Path, records: list[dict], captioner, batch_size: int, workers: int | None):
-    """Batches of decoded items, as ``index`` decodes: from worker processes where the captioner leaves cores idle
-    and the run is long enough (``engines.local.default_workers``), else here between batches."""
+    """Batches of decoded items, as ``index`` decodes, in ``workers`` processes (None: ``decode_workers_for``)."""
+    dataset = CaptionDecoded(root, records, captioner.image_processor, captioner.image_side)
+    workers = decode_workers_for(len(records), batch_size) if workers is None else workers
+    return worker_batches(dataset, batch_size, workers, {"captioner": captioner.image_processor})
+
+
+def decode_workers_for(images: int, batch_size: int) -> int:
+    """The decode workers ``caption --index`` starts for ``images``: only on the cores the captioner's threads leave,
+    and only for a run long enough (``engines.local.default_workers``); 0: decoded here between batches."""
     import torch  # heavy: torch (the captioner has it loaded)
 
-    dataset = CaptionDecoded(root, records, captioner.image_processor, captioner.image_side)
-    return worker_batches(dataset, batch_size, workers, {"captioner": captioner.image_processor},
-                          model_threads=torch.get_num_threads())
+    return default_workers(images, batch_size, model_threads=torch.get_num_threads())
 
 
 def local_engine(root: Path, records: list[dict], captioner, settings, options: CaptionOptions,

@@ -31,14 +31,12 @@ def default_workers(items: int, batch_size: int, model_threads: int | None = Non
     return min(2, cores if model_threads is None else max(0, cores - model_threads))
 
 
-def worker_batches(dataset, batch_size: int, workers: int | None, preprocessors: dict,
-                   model_threads: int | None = None):
-    """Batches (lists) of ``dataset``'s items, decoded in ``workers`` processes (None: ``default_workers``, told
-    ``model_threads``; 0: here). ``preprocessors``: the image processors the workers use, preloaded by the fork
-    server."""
+def worker_batches(dataset, batch_size: int, workers: int | None, preprocessors: dict):
+    """Batches (lists) of ``dataset``'s items, decoded in ``workers`` processes (None: ``default_workers``; 0: here).
+    ``preprocessors``: the image processors the workers use, preloaded by the fork server."""
     from torch.utils.data import DataLoader  # heavy: torch
 
-    workers = default_workers(len(dataset), batch_size, model_threads) if workers is None else workers
+    workers = default_workers(len(dataset), batch_size) if workers is None else workers
     context = decode_context(preprocessors, type(dataset).__module__) if workers else None
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate_as_list,
                         prefetch_factor=4 if workers else None, persistent_workers=False,
