@@ -308,3 +308,28 @@ def test_decode_workers_only_where_they_can_overlap(monkeypatch):
     assert local.default_workers(96, 4, model_threads=2) == 0  # a captioner on both cores
     monkeypatch.setattr(local.os, "cpu_count", lambda: 8)
     assert local.default_workers(96, 4, model_threads=2) == 2 and local.default_workers(96, 4, model_threads=7) == 1
+
+
+def test_a_decode_worker_ends_when_the_process_it_decodes_for_is_killed():
+    """``exit_with`` (run in every decode worker) ends the worker once the reading process is gone, a zombie not
+    yet waited for included: a kill -9 of ``index`` had left the fork server and its workers running for ever."""
+    import subprocess
+    import sys
+    import time
+
+    reader = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    worker = subprocess.Popen([sys.executable, "-c", "import sys, time\n"
+                               "from chapter09.capstone.engines.local import exit_with\n"
+                               f"exit_with({reader.pid}, poll_s=0.05)\n"
+                               "time.sleep(60)\n"])
+    try:
+        time.sleep(1.0)
+        assert worker.poll() is None  # the reader lives: the worker stays
+        reader.kill()  # not waited for: a zombie until the end of the test
+        started = time.monotonic()
+        assert worker.wait(timeout=10) == 0
+        assert time.monotonic() - started < 5
+    finally:
+        for process in (reader, worker):
+            process.kill()
+            process.wait()

@@ -4,10 +4,13 @@ Indexing (``index.decode.DecodedFiles``) and captioning (``caption_batch.Caption
 from __future__ import annotations
 
 import contextlib
+import functools
 import multiprocessing
 import multiprocessing.forkserver
 import os
 import sys
+import threading
+import time
 import types
 
 
@@ -40,8 +43,39 @@ def worker_batches(dataset, batch_size: int, workers: int | None, preprocessors:
     context = decode_context(preprocessors, type(dataset).__module__) if workers else None
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate_as_list,
                         prefetch_factor=4 if workers else None, persistent_workers=False,
-                        multiprocessing_context=context)
+                        multiprocessing_context=context,
+                        worker_init_fn=functools.partial(exit_with, os.getpid()) if workers else None)
     return stopping_fork_server(loader) if workers else loader
+
+
+def _gone(pid: int) -> bool:
+    """Whether process ``pid`` has ended (a zombie awaiting its parent's wait counts as ended)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X")
+    except FileNotFoundError:
+        return True
+    except OSError:  # no /proc: ask the kernel whether the pid exists
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            pass
+        return False
+
+
+def exit_with(main_pid: int, _worker_id: int = 0, poll_s: float = 1.0) -> None:
+    """Run in each decode worker as it starts: end the worker once ``main_pid`` (the process reading the batches)
+    has ended. Without it a ``kill -9`` of ``index`` or ``caption --index`` left the fork server and its workers
+    running for ever: torch's watchdog watches a worker's parent, which is the fork server, and the fork server
+    waits for every process holding its liveness pipe, which the workers do."""
+    def watch():
+        while not _gone(main_pid):
+            time.sleep(poll_s)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="ch09-exit-with-main", daemon=True).start()
 
 
 @contextlib.contextmanager
