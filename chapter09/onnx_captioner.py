@@ -19,7 +19,6 @@ GEMVs), which bf16 halves and int8 would quarter at that price. The capstone REA
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 from .errors import SetupError
@@ -30,8 +29,8 @@ from .onnx_runtime import (
     OPSET,
     ORT_FP32_METHOD,
     cache_root,
+    export_checked,
     published,
-    row_cosines,
     session,
     weights_digest,
 )
@@ -81,14 +80,8 @@ def export_encoder_fp32(model, folder: Path) -> Path:
     side = _image_side(model)
     pixels = torch.randn(2, 3, side, side, generator=torch.Generator().manual_seed(0))
     with published(folder) as work:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")  # tracer warnings about Python-side shape checks
-            torch.onnx.export(encoder, (pixels,), work / target.name, opset_version=OPSET,
-                              input_names=["pixel_values"], output_names=["hidden"],
-                              dynamic_axes={"pixel_values": {0: "batch"}, "hidden": {0: "batch"}}, dynamo=False)
-            want = encoder(pixels).flatten(1).numpy()
-        got = session(work / target.name).run(None, {"pixel_values": pixels.numpy()})[0].reshape(len(want), -1)
-        agreement = float(row_cosines(got, want).min())
+        agreement = export_checked(encoder, {"pixel_values": pixels}, work / target.name, "hidden",
+                                   {"pixel_values": {0: "batch"}, "hidden": {0: "batch"}})
         if not agreement >= AGREEMENT_MIN:
             raise SetupError(f"the ONNX export of {type(model).__name__}'s image encoder differs from torch "
                              f"(cosine {agreement:.5f} < {AGREEMENT_MIN}); caption on torch: {ENV_FP32_RUNTIME}=torch "
