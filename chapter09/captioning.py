@@ -114,7 +114,7 @@ class Captioner:
                                                                            self.settings.dtype)
             self.precision = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")
             model = (model if model is not None else self._load(dtype)).to(dtype).eval()
-            self.runtime = runtime_of(self.precision, self.device, self.is_toy, fp32_on)
+            self.runtime = runtime_of(self.precision, self.device, self.is_toy, fp32_on, bf16_on="torch")
             if self.runtime == "onnxruntime":
                 model = apply_caption_precision(model, "fp32", self.runtime)
         else:
@@ -122,7 +122,7 @@ class Captioner:
             if self.precision == "int8" and self.device != "cpu":
                 raise UsageError(f"int8 captioning (dynamic quantisation) runs on the CPU only, not {self.device}: "
                                  "use --precision bf16 or fp32 there")
-            self.runtime = runtime_of(self.precision, self.device, self.is_toy, fp32_on)
+            self.runtime = runtime_of(self.precision, self.device, self.is_toy, fp32_on, bf16_on="torch")
             model = apply_caption_precision(model if model is not None else self._load(torch.float32), self.precision,
                                             self.runtime)
         self.model = model.to(self.device)

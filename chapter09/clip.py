@@ -109,17 +109,18 @@ class ClipEncoder:
         announce(self.resolved)
         self.device = pick_device(settings.device)
         numeric = numeric_format(settings, self.device)
-        self.dtype = numeric.load_dtype
+        runtime = runtime_of(numeric.precision, self.device, self.resolved.is_toy) if numeric.convert else "torch"
+        # a runtime other than torch's reads fp32 weights (its export is fp32's, shared by every precision)
+        self.dtype = numeric.load_dtype if runtime == "torch" else torch.float32
         with quiet_loading():
             self.processor = AutoProcessor.from_pretrained(self.resolved.location)
             self.model = AutoModel.from_pretrained(self.resolved.location, dtype=self.dtype).to(self.device).eval()
         self.family = family_of(self.model.config, self.resolved.location)  # before any work: refuse early
         self.torch_model = self.model  # what other precisions derive from (``at_precision``)
-        self.runtime = "torch"
+        self.runtime = runtime
         if numeric.convert:
-            self.runtime = runtime_of(numeric.precision, self.device, self.resolved.is_toy)
             self.model = apply_precision(self.model, numeric.precision, self.device, self.runtime)
-            self.dtype = input_dtype(numeric.precision)
+            self.dtype = input_dtype(numeric.precision, runtime)
         self.precision = numeric.precision
         self.max_text_tokens, self._clean_text = reference_text_rules(self.torch_model.config, self.processor.tokenizer,
                                                                       self.resolved.is_toy, self.family)
@@ -129,19 +130,27 @@ class ClipEncoder:
         """A copy of this encoder at ``precision`` (sharing its processor), made from a copy of its weights.
 
         Derive candidates from an fp32 encoder: bf16 weights cannot give back fp32 ones. ``runtime``: fp32's
-        (torch | onnxruntime; default ``onnx_runtime.fp32_runtime``'s choice); the others have one each.
+        (torch | onnxruntime; default ``onnx_runtime.fp32_runtime``'s choice) or bf16's (torch | openvino; default
+        ``openvino_runtime.bf16_runtime``'s); int8 has one.
         """
         variant = copy.copy(self)
-        runtime = runtime_of(precision, self.device, self.resolved.is_toy, fp32_on=runtime)
-        # int8 and ONNX Runtime only read the weights; torch's bf16 converts them in place
-        weights = self.torch_model if precision == "int8" or runtime == "onnxruntime" else copy.deepcopy(self.torch_model)
+        runtime = runtime_of(precision, self.device, self.resolved.is_toy, fp32_on=runtime if precision == "fp32" else None,
+                             bf16_on=runtime if precision == "bf16" else None)
+        # another runtime only reads the weights (it exports them); torch's bf16 converts them in place
+        in_place = runtime == "torch" and precision == "bf16"
+        weights = copy.deepcopy(self.torch_model) if in_place else self.torch_model
         variant.model = apply_precision(weights, precision, self.device, runtime)
-        variant.torch_model = self.torch_model if precision != "bf16" else variant.model
+        variant.torch_model = variant.model if in_place else self.torch_model
         variant.runtime = runtime
-        variant.dtype = input_dtype(precision)
+        variant.dtype = input_dtype(precision, runtime)
         variant.precision = precision
         variant.settings = self.settings.with_(precision=precision)
         return variant
+
+    def release(self) -> None:
+        """Free a runtime's sessions now, on this thread (see ``onnx_runtime.OrtSessions.release``); torch's
+        modules need nothing. A precision check calls it for the candidates it does not keep."""
+        getattr(self.model, "release", lambda: None)()
 
     @property
     def dim(self) -> int:

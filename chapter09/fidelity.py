@@ -203,24 +203,28 @@ def _outrun(tracks: dict[str, _Track], reference: _Track) -> set[str]:
 
 
 def measure_fidelity(reference, candidates: dict, pixels, texts: Sequence[str], batch_size: int = 32,
-                     k: int = 10, vectors_out: dict | None = None) -> dict[str, Fidelity]:
+                     k: int = 10, vectors_out: dict | None = None, fp32_queries=()) -> dict[str, Fidelity]:
     """Rows for ``reference`` (an fp32 ClipEncoder) and each of ``candidates`` (precision -> encoder).
 
     ``pixels``: the sample, preprocessed once (N, 3, H, W), or ``Looks`` (the sample slice by slice: the check
     stops early once its verdict is clear, and a candidate's row is the one it was decided on); ``texts``: queries
     or captions. ``vectors_out`` (a dict) receives each precision's image vectors (a candidate decided early has
     fewer), so the caller can keep the chosen one's (``index`` stores them as the sample images' rows instead of
-    encoding them again).
+    encoding them again). ``fp32_queries``: candidates whose queries are encoded at fp32 where they are used (the
+    capstone's bf16 index): their rankings are measured with the reference's query vectors, as search ranks.
     """
     looks = pixels if isinstance(pixels, Looks) else Looks([pixels], 1, len(pixels))
     reference_track = _Track(reference)
     tracks = {precision: _Track(encoder) for precision, encoder in candidates.items()}
+    shares_queries = {id(tracks[p]) for p in fp32_queries if p in tracks}
     outrun: set[str] = set()
     for look, slice_pixels in enumerate(looks.slices, start=1):
         live = {p: t for p, t in tracks.items() if t.verdict is None and p not in outrun}
         for track in (reference_track, *live.values()):
             track.encode(slice_pixels, batch_size)
-            if track.texts is None:
+            if track.texts is None and id(track) in shares_queries:
+                track.texts = reference_track.texts
+            elif track.texts is None:
                 track.texts = (track.encoder.encode_texts(list(texts)) if texts
                                else np.zeros((0, track.vectors.shape[1]), np.float32))
         k_now = looks.k_at(len(reference_track.vectors), k)
@@ -255,7 +259,7 @@ def _look_line(look: int, looks: int, images: int, tracks: dict[str, _Track], ou
 
 def fidelity_rows(reference, pixels, texts: Sequence[str], precisions: Sequence[str] = ("bf16", "int8"),
                   batch_size: int = 32, k: int = 10, vectors_out: dict | None = None,
-                  variants_out: dict | None = None) -> dict[str, Fidelity]:
+                  variants_out: dict | None = None, fp32_queries=()) -> dict[str, Fidelity]:
     """``measure_fidelity`` for ``precisions`` derived from the fp32 ``reference``; unavailable ones get a
     row saying why (not measured). ``pixels``: a tensor or ``Looks``."""
     candidates, missing = {}, {}
@@ -269,7 +273,7 @@ def fidelity_rows(reference, pixels, texts: Sequence[str], precisions: Sequence[
             candidates[precision] = reference.at_precision(precision)
     if variants_out is not None:
         variants_out.update(candidates)
-    rows = measure_fidelity(reference, candidates, pixels, texts, batch_size, k, vectors_out)
+    rows = measure_fidelity(reference, candidates, pixels, texts, batch_size, k, vectors_out, fp32_queries)
     for precision, reason in missing.items():
         rows[precision] = Fidelity(precision, 0, 0, float("nan"), float("nan"), float("nan"), float("nan"), k, 0.0,
                                    unavailable=reason)

@@ -237,10 +237,14 @@ class OrtSessions:
         self.config = config
         self._image_file, self._text_file, self._threads = image_file, text_file, threads
 
+    def _session(self, path: Path):
+        """A runtime's session for one tower's file: anything with ONNX Runtime's ``run(None, feeds)``."""
+        return session(path, self._threads)
+
     @cached_property
     def image_session(self):
         """Made on the first image: a text search never needs it, and the image tower's session is the larger."""
-        return session(self._image_file, self._threads)
+        return self._session(self._image_file)
 
     @property
     def text_file(self) -> Path:
@@ -250,7 +254,13 @@ class OrtSessions:
     @cached_property
     def text_session(self):
         """Made on the first text: `index` encodes images only, and a session costs about a second to build."""
-        return session(self._text_file, self._threads)
+        return self._session(self._text_file)
+
+    def release(self) -> None:
+        """Drop the sessions now, on this thread (a later use makes them again): a runtime's native threads are
+        not left for the cycle collector to free at some later point, on whatever thread it runs."""
+        self.__dict__.pop("image_session", None)
+        self.__dict__.pop("text_session", None)
 
     def eval(self):
         return self

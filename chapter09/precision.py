@@ -1,7 +1,8 @@
 """Numeric precision of a CLIP encoder: the vocabulary, and the one place a ``Settings`` becomes a numeric format.
 
 * ``fp32``  the reference: every other precision is compared with it.
-* ``bf16``  weights and activations in bfloat16 (fast on CPUs with AVX-512 BF16 or AMX, and on GPUs).
+* ``bf16``  weights and activations in bfloat16 (fast on CPUs with AVX-512 BF16 or AMX, and on GPUs); CLIP's
+            towers run it on OpenVINO there (``chapter09.openvino_runtime``), elsewhere on torch.
 * ``int8``  dynamic quantisation of both towers by ONNX Runtime (``chapter09.onnx_int8``): int8
             weights for every Linear layer, the patch-embedding convolution and the embedding
             tables, activations quantised per batch on the fly (VNNI kernels on x86); layer norms,
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from .errors import UsageError
 from .onnx_int8 import INT8_METHOD, Int8Clip
 from .onnx_runtime import fp32_runtime
+from .openvino_runtime import bf16_runtime
 
 PRECISIONS = ("fp32", "bf16", "int8")
 PRECISION_CHOICES = ("auto", *PRECISIONS)
@@ -50,11 +52,12 @@ def load_dtype(precision: str) -> str:
     return "bfloat16" if check_precision(precision) == "bf16" else "float32"
 
 
-def input_dtype(precision: str):
-    """The dtype inputs (pixel values) must have for a model at ``precision``."""
+def input_dtype(precision: str, runtime: str = "torch"):
+    """The dtype inputs (pixel values) must have for a model at ``precision`` on ``runtime`` (another runtime than
+    torch takes fp32 inputs, whatever it computes in)."""
     import torch
 
-    return torch.bfloat16 if check_precision(precision) == "bf16" else torch.float32
+    return torch.bfloat16 if check_precision(precision) == "bf16" and runtime == "torch" else torch.float32
 
 
 @dataclass(frozen=True)
@@ -94,11 +97,15 @@ def unavailable_reason(precision: str, device: str = "cpu") -> str | None:
     return None
 
 
-def runtime_of(precision: str, device: str = "cpu", is_toy: bool = False, fp32_on: str | None = None) -> str:
-    """Where a model at ``precision`` runs (its image encoder, for a captioner): int8 on ONNX Runtime, bf16 and
-    fp16 on torch, fp32 on ``fp32_on`` when given, else where ``onnx_runtime.fp32_runtime`` says."""
+def runtime_of(precision: str, device: str = "cpu", is_toy: bool = False, fp32_on: str | None = None,
+               bf16_on: str | None = None) -> str:
+    """Where a model at ``precision`` runs (its image encoder, for a captioner): int8 on ONNX Runtime, fp16 on
+    torch, fp32 on ``fp32_on`` when given, else where ``onnx_runtime.fp32_runtime`` says; bf16 on ``bf16_on`` when
+    given (a captioner's is torch), else where ``openvino_runtime.bf16_runtime`` says."""
     if precision == "fp32":
         return fp32_on or fp32_runtime(device, is_toy)
+    if precision == "bf16":
+        return bf16_on or bf16_runtime(device, is_toy)
     return "onnxruntime" if precision == "int8" else "torch"
 
 
@@ -115,6 +122,10 @@ def apply_precision(model, precision: str, device: str = "cpu", runtime: str = "
 
     check_precision(precision)
     if precision == "bf16":
+        if runtime == "openvino":
+            from .openvino_runtime import OvBf16Clip
+
+            return OvBf16Clip(model)
         return model.to(torch.bfloat16).eval()
     model = model.float().eval()
     if precision == "fp32":
@@ -139,4 +150,8 @@ def precision_identity(precision: str, runtime: str = "torch") -> str:
         from .onnx_runtime import ORT_FP32_METHOD
 
         return f"fp32:{ORT_FP32_METHOD}"
+    if precision == "bf16" and runtime == "openvino":
+        from .openvino_runtime import OV_BF16_METHOD
+
+        return f"bf16:{OV_BF16_METHOD}"
     return precision

@@ -145,12 +145,16 @@ def test_a_new_index_reuses_the_verdict_remembered_for_these_models_and_this_cpu
 
     pick("third", FidelityBar(FIDELITY_BAR.min_mean_cosine, 0.5))  # another bar: another verdict
     assert measured == [1, 1]
+    monkeypatch.setenv("CH09_BF16_RUNTIME", "openvino")  # bf16 on another runtime: its own verdict
+    pick("on-openvino")
+    assert measured == [1, 1, 1]
+    monkeypatch.delenv("CH09_BF16_RUNTIME")
     monkeypatch.setenv(config.ENV_HIDE_CPU_FEATURES, "avx2")  # another CPU kind
     pick("fourth")
-    assert measured == [1, 1, 1]
+    assert measured == [1, 1, 1, 1]
     monkeypatch.setenv(verdict_cache.ENV_SWITCH, "0")
     pick("fifth")
-    assert measured == [1, 1, 1, 1]
+    assert measured == [1, 1, 1, 1, 1]
 
 
 def test_onnx_runtime_fp32_gives_torchs_vectors_and_names_its_runtime(monkeypatch, heldout_images):

@@ -93,9 +93,11 @@ def test_runtime_named_by_one_rule_however_the_encoder_was_made(toy_encoders):
     """An encoder made at a precision and one derived with ``at_precision`` name the runtime that runs them (an
     int8 encoder made from settings once said "torch")."""
     from chapter09.onnx_runtime import fp32_runtime
+    from chapter09.openvino_runtime import bf16_runtime
     from chapter09.precision import runtime_of
 
-    assert runtime_of("int8") == "onnxruntime" and runtime_of("bf16") == "torch"
+    assert runtime_of("int8") == "onnxruntime" and runtime_of("bf16", is_toy=True) == "torch"
+    assert runtime_of("bf16") == bf16_runtime("cpu", False)
     assert runtime_of("fp32", is_toy=True) == fp32_runtime("cpu", True) and runtime_of("fp32", fp32_on="torch") == "torch"
     for precision, encoder in toy_encoders.items():
         assert encoder.runtime == runtime_of(precision, "cpu", is_toy=True), precision

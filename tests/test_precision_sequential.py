@@ -107,6 +107,31 @@ def test_one_look_is_the_whole_sample_as_before():
     assert rows["int8"].images == 40 and rows["int8"].k == 10
 
 
+class _OwnQueries(_Encoder):
+    """A candidate whose text tower is of no use (random query vectors), counting its calls."""
+
+    calls = 0
+
+    def encode_texts(self, texts):
+        _OwnQueries.calls += 1
+        return self._unit(np.random.default_rng(7).normal(size=(len(texts), DIM)).astype(np.float32))
+
+
+def test_a_precision_searched_with_fp32_queries_is_ranked_with_them():
+    """A bf16 index's queries are encoded at fp32 (``query_precision``), so its check ranks the candidate's images
+    with the reference's query vectors, as search will, and never runs the candidate's text tower."""
+    from chapter09.capstone.precision.library import FP32_QUERIES
+
+    assert FP32_QUERIES == ("bf16",)
+    pixels, queries = _sample(), ["q"] * QUERIES
+    _OwnQueries.calls = 0
+    shared = measure_fidelity(_Encoder(0), {"bf16": _OwnQueries(0.001, seed=1)}, pixels, queries,
+                              fp32_queries=FP32_QUERIES)["bf16"]
+    assert _OwnQueries.calls == 0 and shared.text_mean_cosine == 1.0 and shared.top10_agreement > 0.95
+    own = measure_fidelity(_Encoder(0), {"bf16": _OwnQueries(0.001, seed=1)}, pixels, queries)["bf16"]
+    assert _OwnQueries.calls == 1 and own.top10_agreement < 0.5
+
+
 @pytest.fixture(scope="module")
 def big_library(tmp_path_factory):
     from chapter09.toyworld import write_dataset

@@ -49,7 +49,7 @@ from ...models import Settings
 from ...precision import PRECISIONS, unavailable_reason
 from ...toyworld import generate_scenes
 from ..index.build import build_index
-from ..precision.library import DEFAULT_QUERIES, measure_library
+from ..precision.library import DEFAULT_QUERIES, FP32_QUERIES, measure_library
 from .decoding import compare_decoders, decode_only, format_decoders, limit_img_s
 from .synthetic import PHOTO_SIZE, load_encoder, make_photos, vit_b32_folder
 
@@ -328,7 +328,7 @@ def trained_fidelity(precisions, batch_size: int, n: int = 256) -> tuple[dict, s
     scenes = generate_scenes(n, config.TOY_HELDOUT_SEED + 13, split="heldout")
     pixels = reference.processor.image_processor(images=[s.render() for s in scenes], return_tensors="pt")
     texts = [scene.captions(lang)[0] for scene in scenes[:32] for lang in ("en", "zh")]
-    rows = fidelity_rows(reference, pixels["pixel_values"], texts, precisions, batch_size)
+    rows = fidelity_rows(reference, pixels["pixel_values"], texts, precisions, batch_size, fp32_queries=FP32_QUERIES)
     return rows, f"toy CLIP twin, {n} held-out scenes, {len(texts)} captions en+zh"
 
 

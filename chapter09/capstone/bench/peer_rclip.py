@@ -173,8 +173,8 @@ def time_ours(photos: Path, checkpoint: Path, cache: Path, work: Path, name: str
 
 
 def model_alone(checkpoint: Path, cache: Path, batch: int = 32) -> dict:
-    """torch fp32, ONNX Runtime fp32 and int8, and torch bf16 where this CPU has native bf16, on the same ready
-    tensors, alternated twice (best of two)."""
+    """torch fp32, ONNX Runtime fp32 and int8, and bf16 on torch and on OpenVINO where this CPU has native bf16, on
+    the same ready tensors, alternated twice (best of two)."""
     import torch  # heavy: torch
 
     os.environ["CH09_CACHE"] = str(cache)
@@ -182,7 +182,9 @@ def model_alone(checkpoint: Path, cache: Path, batch: int = 32) -> dict:
     variants = {"torch fp32": ort.at_precision("fp32", runtime="torch"), "onnxruntime fp32": ort,
                 "onnxruntime int8": ort.at_precision("int8")}
     if unavailable_reason("bf16") is None:
-        variants["torch bf16"] = ort.at_precision("bf16")
+        variants["torch bf16"] = ort.at_precision("bf16", runtime="torch")
+        if importlib.util.find_spec("openvino") is not None:
+            variants["openvino bf16"] = ort.at_precision("bf16", runtime="openvino")
     pixels = torch.randn(batch, 3, 224, 224, generator=torch.Generator().manual_seed(0))
     rates = {name: 0.0 for name in variants}
     for _ in range(2):

@@ -156,7 +156,7 @@ def measure_library(library, reference, precisions=("bf16", "int8"), sample: int
         raise UsageError(f"no image files in {root}: nothing to measure fidelity on")
     queries, where = library_queries(root)
     pixels = sample_pixels(paths, reference)
-    rows = fidelity_rows(reference, pixels, queries, precisions, batch_size)
+    rows = fidelity_rows(reference, pixels, queries, precisions, batch_size, fp32_queries=FP32_QUERIES)
     return rows, f"{len(pixels)} library images, {where}"
 
 
@@ -273,7 +273,8 @@ def pick_for_index(library, index_dir, roles, settings, requested: str, sample: 
         return report
     candidates = [p for p in PRECISIONS if p != "fp32"] if requested == "auto" else [requested]
     per_role, where, reused = recorded_fidelity(index_dir, locations, candidates), "", True
-    remembered = None if per_role is not None else verdict_cache.cached_fidelity(locations, candidates, bar)
+    runtimes = {p: _runtime(p, settings, roles) for p in PRECISIONS}  # a verdict holds for these runtimes only
+    remembered = None if per_role is not None else verdict_cache.cached_fidelity(locations, runtimes, candidates, bar)
     sample_rows, encoders = None, {}
     started = time.perf_counter()
     if remembered is not None:
@@ -284,7 +285,7 @@ def pick_for_index(library, index_dir, roles, settings, requested: str, sample: 
         reused = False
         per_role, where, items, vectors, variants = _measure_sample(library, index_dir, roles, settings, candidates,
                                                                     sample, batch_size, bar, log)
-        verdict_cache.remember_fidelity(locations, bar, per_role, where)
+        verdict_cache.remember_fidelity(locations, runtimes, bar, per_role, where)
     else:
         where = read_sidecar(index_dir).get("sample", "")
         log(f"[index] fidelity of {', '.join(candidates)} already measured for this index, these models and this "
@@ -296,6 +297,9 @@ def pick_for_index(library, index_dir, roles, settings, requested: str, sample: 
     if not reused:
         for role in roles:  # the chosen encoders serve the indexer (no second load) and their sample vectors are rows
             encoders[role] = variants[role][choice.precision]
+            for other in variants[role].values():  # freed here, not by the cycle collector while decoding runs
+                if other.model is not encoders[role].model:
+                    other.release()
             cached("clip_encoder", (role, settings.with_(precision=choice.precision)), lambda e=encoders[role]: e)
         kept = min(len(vectors[role][choice.precision]) for role in roles)  # a candidate decided early has fewer
         sample_rows = {"items": [{k: v for k, v in item.items() if k != "pixels"} for item in items[:kept]],
@@ -368,8 +372,8 @@ def _measure_sample(library, index_dir, roles, settings, candidates: list[str], 
         looks = Looks(slices.pixels(role), slices.count, len(paths), bar, lambda line: log(f"[index] {role}: {line}"),
                       for_auto=len(candidates) > 1)  # auto measures every candidate; an explicit precision is one
         vectors[role], variants[role] = {}, {"fp32": reference}
-        per_role[role] = fidelity_rows(reference, looks, queries, candidates, batch_size,
-                                       vectors_out=vectors[role], variants_out=variants[role])
+        per_role[role] = fidelity_rows(reference, looks, queries, candidates, batch_size, vectors_out=vectors[role],
+                                       variants_out=variants[role], fp32_queries=FP32_QUERIES)
         log(f"[index] {role}: fidelity against fp32:\n{format_fidelity(per_role[role])}")
     items = slices.items()
     where = (f"{len(items)} library images (of {len(paths)} planned; the check stops once its verdict is clear), "
@@ -419,6 +423,10 @@ def query_precision(held: str | None) -> str | None:
     AMX CPU), fp32 is the reference bf16 passed its bar against, and fp32 runs on ONNX Runtime, which the cold quick
     search (``search/quick.py``) needs; int8's text tower is faster (4.5 ms) and runs there too, so it stays."""
     return "fp32" if held == "bf16" else held
+
+
+# the precisions whose queries search encodes at fp32: the check ranks their images with fp32's query vectors
+FP32_QUERIES = tuple(p for p in PRECISIONS if query_precision(p) == "fp32" and p != "fp32")
 
 
 def query_settings(index, settings):

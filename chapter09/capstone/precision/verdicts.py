@@ -31,10 +31,12 @@ def cache_file() -> Path:
     return cache_root("precision") / "verdicts.json"
 
 
-def verdict_key(locations: dict[str, str], bar: FidelityBar) -> str:
-    """One entry per set of encoders (by model location), CPU (``cpu.describe()``: name and numeric flags, hidden
-    ones included) and fidelity bar."""
+def verdict_key(locations: dict[str, str], runtimes: dict[str, str], bar: FidelityBar) -> str:
+    """One entry per set of encoders (by model location), the runtime each precision runs on (bf16 on torch and on
+    OpenVINO round differently and run at different speeds), CPU (``cpu.describe()``: name and numeric flags,
+    hidden ones included) and fidelity bar."""
     identity = json.dumps({"locations": dict(sorted(locations.items())), "cpu": describe(),
+                           "runtimes": dict(sorted(runtimes.items())),
                            "bar": [bar.min_mean_cosine, bar.min_top10_agreement]}, sort_keys=True)
     return hashlib.sha1(identity.encode()).hexdigest()[:20]
 
@@ -47,12 +49,12 @@ def _read() -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def cached_fidelity(locations: dict[str, str], precisions, bar: FidelityBar):
-    """(fidelity rows per role, the sample they were measured on) remembered for these models, this CPU and this
-    bar, covering every one of ``precisions``; None when the cache is off, empty or unreadable for them."""
+def cached_fidelity(locations: dict[str, str], runtimes: dict[str, str], precisions, bar: FidelityBar):
+    """(fidelity rows per role, the sample they were measured on) remembered for these models on these runtimes, this
+    CPU and this bar, covering every one of ``precisions``; None when the cache is off, empty or unreadable for them."""
     if not enabled():
         return None
-    entry = _read().get(verdict_key(locations, bar))
+    entry = _read().get(verdict_key(locations, runtimes, bar))
     try:
         rows = {role: {p: Fidelity.from_json(row) for p, row in entry["fidelity"][role].items()} for role in locations}
     except (KeyError, TypeError, AttributeError, ValueError):
@@ -62,13 +64,14 @@ def cached_fidelity(locations: dict[str, str], precisions, bar: FidelityBar):
     return rows, entry.get("sample", "")
 
 
-def remember_fidelity(locations: dict[str, str], bar: FidelityBar, per_role: dict, sample: str) -> None:
+def remember_fidelity(locations: dict[str, str], runtimes: dict[str, str], bar: FidelityBar, per_role: dict,
+                      sample: str) -> None:
     """Keep a freshly measured verdict (atomically: a concurrent reader sees the old file or the new one)."""
     if not enabled():
         return
     data = _read()
-    data[verdict_key(locations, bar)] = {
-        "locations": locations, "cpu": describe(), "sample": sample, "recorded_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+    data[verdict_key(locations, runtimes, bar)] = {
+        "locations": locations, "runtimes": runtimes, "cpu": describe(), "sample": sample, "recorded_at": time.strftime("%Y-%m-%d %H:%M:%S"),
         "fidelity": {role: {p: row.to_json() for p, row in rows.items()} for role, rows in per_role.items()}}
     while len(data) > MAX_ENTRIES:
         oldest = min(data, key=lambda key: data[key].get("recorded_at", ""))
