@@ -252,6 +252,32 @@ def test_serve_mounts_the_api_beside_the_page_behind_its_login(indexed, tmp_path
         app.close()
 
 
+def test_the_api_answers_from_the_servers_first_moment(indexed, monkeypatch):
+    """The API is one of the server's routes when it starts: a client that reaches the page as soon as the server
+    listens finds /api too (it was added after the start, a window in which /api answered 404)."""
+    import gradio
+
+    from chapter09.capstone.web.serve import serve
+    from tests.test_capstone_serve import free_port
+
+    port, seen = free_port(), []
+    launch = gradio.Blocks.launch
+
+    def launch_then_ask(self, *args, **kwargs):
+        result = launch(self, *args, **kwargs)  # the server listens from here on
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/search?text=a+red+circle&k=1", timeout=30)
+            seen.append(200)
+        except urllib.error.HTTPError as error:
+            seen.append(error.code)
+        return result
+
+    monkeypatch.setattr(gradio.Blocks, "launch", launch_then_ask)
+    app = serve(indexed["index"], port=port, settings=Settings("toy"), block=False)
+    app.close()
+    assert seen == [200]
+
+
 def test_searches_from_many_threads_at_once_answer_as_one_at_a_time(indexed, web_library):
     """Searches overlap (only the models' forward passes take turns): 8 threads searching at once, text and image
     terms mixed, get exactly the hits and scores each search gets alone."""

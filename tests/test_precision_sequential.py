@@ -159,3 +159,17 @@ def test_index_keeps_the_rows_of_a_check_that_stopped_early(big_library, tmp_pat
     assert "of 96 planned" in report["sample"] and any("look 1 of 3" in line for line in lines)
     rows = report["sample_rows"]
     assert len(rows["items"]) == 32 and rows["vectors"]["clip"].shape[0] == 32
+
+
+def test_a_sample_with_unreadable_files_says_so_not_that_the_check_stopped(tmp_path, monkeypatch):
+    from chapter09.capstone.precision import library as library_precision
+    from chapter09.toyworld import write_dataset
+
+    monkeypatch.setenv("CH09_CACHE", str(tmp_path / "cache"))
+    library = write_dataset(tmp_path / "library", n=12, seed=config.TOY_HELDOUT_SEED + 41, split="heldout")
+    for name in ("broken-1.jpg", "broken-2.jpg"):
+        (library / name).write_bytes(b"\xff\xd8 not a jpeg")
+    report = library_precision.pick_for_index(library, tmp_path / "index", ["clip"], Settings(mode="toy", device="cpu"),
+                                              "int8", log=lambda line: None)
+    assert report["sample"].startswith("12 library images (2 unreadable left out),"), report["sample"]
+    assert "planned" not in report["sample"]

@@ -333,6 +333,10 @@ class _SampleSlices:
         """Every image decoded so far, in the order the checks encode them."""
         return [item for part in self.decoded for item in part]
 
+    def attempted(self) -> int:
+        """How many of the sample's files were read so far, the unreadable ones included."""
+        return sum(len(part) for part in self.parts[:len(self.decoded)])
+
     def pixels(self, role: str):
         """The slices' pixels for ``role``, one slice at a time (a slice with no readable image is skipped)."""
         for i in range(self.count):
@@ -375,9 +379,11 @@ def _measure_sample(library, index_dir, roles, settings, candidates: list[str], 
         per_role[role] = fidelity_rows(reference, looks, queries, candidates, batch_size, vectors_out=vectors[role],
                                        variants_out=variants[role], fp32_queries=FP32_QUERIES)
         log(f"[index] {role}: fidelity against fp32:\n{format_fidelity(per_role[role])}")
-    items = slices.items()
-    where = (f"{len(items)} library images (of {len(paths)} planned; the check stops once its verdict is clear), "
-             f"{where_queries}") if len(items) < len(paths) else f"{len(items)} library images, {where_queries}"
+    items, attempted = slices.items(), slices.attempted()
+    notes = ([f"{attempted - len(items)} unreadable left out"] if attempted > len(items) else []) + (
+        [f"of {len(paths)} planned: the check stopped once its verdict was clear"] if attempted < len(paths) else [])
+    said = f" ({'; '.join(notes)})" if notes else ""
+    where = f"{len(items)} library images{said}, {where_queries}"
     return per_role, where, items, vectors, variants
 
 

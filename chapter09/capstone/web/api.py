@@ -200,9 +200,11 @@ def basic_login(header: str) -> tuple[str, str] | None:
     return (user, password) if colon else None
 
 
-def gradio_session_user(server_app):
-    """request -> the user the page's login cookie names (Gradio's session), or None."""
+def gradio_session_user(server_app_of):
+    """request -> the user the page's login cookie names (Gradio's session), or None. ``server_app_of``: returns the
+    page's server (Gradio's FastAPI app), asked per request because the API is handed over before it exists."""
     def user(request: Request) -> str | None:
+        server_app = server_app_of()
         token = request.cookies.get(f"access-token-{server_app.cookie_id}") or \
             request.cookies.get(f"access-token-unsecure-{server_app.cookie_id}")
         return server_app.tokens.get(token) if token else None
@@ -340,6 +342,7 @@ def add_error_answers(app: FastAPI) -> None:
         return error_json(error.status_code, str(error.detail), getattr(error, "headers", None))
 
 
-def mount(server_app, api: FastAPI) -> None:
-    """Serve ``api`` at ``/api`` of the running page's server (Gradio's FastAPI app), ahead of its own routes."""
-    server_app.router.routes.insert(0, Mount(PREFIX, app=api))
+def mounted(api: FastAPI) -> Mount:
+    """``api`` at ``/api``: a route for the page's server to start with (``launch(app_kwargs={"routes": [...]})``),
+    so it answers from the server's first request and comes before Gradio's own routes."""
+    return Mount(PREFIX, app=api)

@@ -67,7 +67,7 @@ def serve(index_dir, host: str = "127.0.0.1", port: int = 7860, settings: Settin
     if host not in LOOPBACK:
         check_exposure(host, auth or [], no_auth, Store.open(index_dir).library)
     # heavy: FastAPI and Gradio (web.api, web.page), imported only to serve
-    from .api import build_api, gradio_session_user, mount
+    from .api import build_api, gradio_session_user, mounted
     from .page import CSS, QUEUE_SIZE, SEARCH_CONCURRENCY, build_app
 
     words = PageWords(lang)
@@ -75,14 +75,14 @@ def serve(index_dir, host: str = "127.0.0.1", port: int = 7860, settings: Settin
     app, library = build_app(index_dir, settings, max_upload_mb, words, limiter)
     app.queue(default_concurrency_limit=SEARCH_CONCURRENCY, max_size=QUEUE_SIZE)
     allowed = [str(library.root), *map(str, library.thumbnail_folders())]  # absolute, as Gradio requires
+    # the JSON API at /api is one of the server's routes from its start (no window where /api answers 404)
+    api = build_api(library, limiter, auth or (), gradio_session_user(lambda: app.server_app))
     # max_file_size in bytes: Gradio parses "5.0mb" as an error, so never format a float into a unit string
     app.launch(server_name=host, server_port=port, allowed_paths=allowed, auth=auth or None,
                auth_message=words.plain("login") if auth else None,
                max_file_size=int(max_upload_mb * 1024 * 1024), prevent_thread_lock=True, quiet=False,
                footer_links=["api"], css=CSS, show_error=False, enable_monitoring=False,
-               i18n=words.translations())
-    # the JSON API at /api, on the server Gradio just started (its routes are looked up per request)
-    mount(app.server_app, build_api(library, limiter, auth or (), gradio_session_user(app.server_app)))
+               i18n=words.translations(), app_kwargs={"routes": [mounted(api)]})
     print(f"[serve] JSON API: {app.local_url.rstrip('/')}/api/search?text=...  (docs: /api/docs)")
     if block:
         app.block_thread()
