@@ -62,8 +62,11 @@ class _CompiledTower:
     """One tower compiled by OpenVINO, with ONNX Runtime's ``run(None, feeds)``: one request at a time."""
 
     def __init__(self, path: Path, threads: int):
+        # bf16 only where the CPU has it (as ``cpu`` sees it): elsewhere OpenVINO itself infers in f32, and with
+        # oneDNN held to AVX2 (CH09_AS_AVX2) a bf16 hint finds no Softmax kernel at all
+        hint = "bf16" if has_native_bf16() else "f32"
         self.compiled = core().compile_model(str(path), "CPU", {
-            "INFERENCE_PRECISION_HINT": "bf16", "INFERENCE_NUM_THREADS": threads,
+            "INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": threads,
             "PERFORMANCE_HINT": "LATENCY"})  # one request at a time with all of its threads: the indexer's way
         self.request = self.compiled.create_infer_request()
 
