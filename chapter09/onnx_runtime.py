@@ -90,14 +90,22 @@ def cache_root(kind: str = "onnx-fp32") -> Path:
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "chapter09") / kind
 
 
+def asked_runtime(env: str, runtimes: tuple[str, ...], device: str) -> str | None:
+    """The runtime ``$env`` names (None when unset), checked: one of ``runtimes``, and any but torch on a CPU only."""
+    asked = os.environ.get(env, "").strip().lower()
+    if not asked:
+        return None
+    if asked not in runtimes:
+        raise UsageError(f"{env}={asked!r}: use one of {', '.join(runtimes)} (or unset it)")
+    if asked != "torch" and device != "cpu":
+        raise UsageError(f"{env}={asked} runs on the CPU only, not on {device}: unset it")
+    return asked
+
+
 def fp32_runtime(device: str = "cpu", is_toy: bool = False) -> str:
     """Which runtime fp32 encodes on (see the module docstring)."""
-    asked = os.environ.get(ENV_FP32_RUNTIME, "").strip().lower()
+    asked = asked_runtime(ENV_FP32_RUNTIME, RUNTIMES, device)
     if asked:
-        if asked not in RUNTIMES:
-            raise UsageError(f"{ENV_FP32_RUNTIME}={asked!r}: use one of {', '.join(RUNTIMES)} (or unset it)")
-        if asked == "onnxruntime" and device != "cpu":
-            raise UsageError(f"{ENV_FP32_RUNTIME}=onnxruntime runs on the CPU only, not on {device}: unset it")
         return asked
     if device != "cpu" or is_toy or importlib.util.find_spec("onnxruntime") is None:
         return "torch"

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import os
 from pathlib import Path
 
 import numpy as np
 
 from .cpu import has_native_bf16
 from .errors import UsageError
-from .onnx_runtime import OrtSessions, export_fp32, fp32_folder, weights_digest
+from .onnx_runtime import OrtSessions, asked_runtime, export_fp32, fp32_folder, weights_digest
 
 OV_BF16_METHOD = "ov"  # bf16's identity on OpenVINO: "bf16:ov" (torch's is plain "bf16")
 ENV_BF16_RUNTIME = "CH09_BF16_RUNTIME"
@@ -32,12 +31,8 @@ RUNTIMES = ("torch", "openvino")
 
 def bf16_runtime(device: str = "cpu", is_toy: bool = False) -> str:
     """Which runtime CLIP's bf16 encodes on (see the module docstring)."""
-    asked = os.environ.get(ENV_BF16_RUNTIME, "").strip().lower()
+    asked = asked_runtime(ENV_BF16_RUNTIME, RUNTIMES, device)
     if asked:
-        if asked not in RUNTIMES:
-            raise UsageError(f"{ENV_BF16_RUNTIME}={asked!r}: use one of {', '.join(RUNTIMES)} (or unset it)")
-        if asked == "openvino" and device != "cpu":
-            raise UsageError(f"{ENV_BF16_RUNTIME}=openvino runs on the CPU only, not on {device}: unset it")
         if asked == "openvino" and importlib.util.find_spec("openvino") is None:
             raise UsageError(f"{ENV_BF16_RUNTIME}=openvino needs OpenVINO: pip install -r requirements.txt")
         return asked
