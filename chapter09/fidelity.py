@@ -164,6 +164,7 @@ class _Track:
     """One precision's vectors so far in a sequential check, and its verdict once clear."""
 
     encoder: object
+    fp32_queries: bool = False  # ranked with the reference's query vectors (search encodes its queries at fp32)
     chunks: list = field(default_factory=list)
     seconds: float = 0.0
     texts: np.ndarray | None = None
@@ -215,14 +216,14 @@ def measure_fidelity(reference, candidates: dict, pixels, texts: Sequence[str], 
     """
     looks = pixels if isinstance(pixels, Looks) else Looks([pixels], 1, len(pixels))
     reference_track = _Track(reference)
-    tracks = {precision: _Track(encoder) for precision, encoder in candidates.items()}
-    shares_queries = {id(tracks[p]) for p in fp32_queries if p in tracks}
+    tracks = {precision: _Track(encoder, fp32_queries=precision in fp32_queries)
+              for precision, encoder in candidates.items()}
     outrun: set[str] = set()
     for look, slice_pixels in enumerate(looks.slices, start=1):
         live = {p: t for p, t in tracks.items() if t.verdict is None and p not in outrun}
         for track in (reference_track, *live.values()):
             track.encode(slice_pixels, batch_size)
-            if track.texts is None and id(track) in shares_queries:
+            if track.texts is None and track.fp32_queries:
                 track.texts = reference_track.texts
             elif track.texts is None:
                 track.texts = (track.encoder.encode_texts(list(texts)) if texts

@@ -299,7 +299,6 @@ class OrtClip(OrtSessions):
     method = ORT_FP32_METHOD
 
     def __init__(self, model, cache: Path | None = None, threads: int | None = None):
-    
         self.digest = weights_digest(model)
         self.folder = fp32_folder(model, self.digest, cache)
         super().__init__(model.config, *export_fp32(model, self.folder), threads)

@@ -3,7 +3,7 @@
 ``OvBf16Clip(model)`` compiles the fp32 ONNX export ``onnx_runtime`` caches (fp32, bf16 and int8 share one
 export of the model) with OpenVINO's CPU plugin told to infer in bf16 (``INFERENCE_PRECISION_HINT``: weights and
 activations in bf16 on AVX-512 BF16 or AMX, accumulation in fp32), and answers ``get_image_features`` /
-``get_text_features`` as ``onnx_runtime.OrtSessions`` does (it is one, with OpenVINO's compiled models as sessions).
+``get_text_features`` as ``onnx_runtime.OrtClip`` does (it is one, with OpenVINO's compiled models as sessions).
 
 Why: measured side by side on an AMD EPYC with AVX-512 BF16 (2 cores; ViT-B/32 image tower, random weights,
 batch 32, one process, alternated): torch's bf16 66.7 images/s, OpenVINO's bf16 92.4, ONNX Runtime's fp32 46.1;
@@ -22,7 +22,7 @@ import numpy as np
 
 from .cpu import has_native_bf16
 from .errors import UsageError
-from .onnx_runtime import OrtSessions, asked_runtime, export_fp32, fp32_folder, weights_digest
+from .onnx_runtime import OrtClip, asked_runtime
 
 OV_BF16_METHOD = "ov"  # bf16's identity on OpenVINO: "bf16:ov" (torch's is plain "bf16")
 ENV_BF16_RUNTIME = "CH09_BF16_RUNTIME"
@@ -70,18 +70,13 @@ class _CompiledTower:
         return [np.array(result, dtype=np.float32)]  # a copy: the request's buffer is reused by the next call
 
 
-class OvBf16Clip(OrtSessions):
-    """A CLIPModel / ChineseCLIPModel at bf16 through OpenVINO; ``config`` is the original model's."""
+class OvBf16Clip(OrtClip):
+    """A CLIPModel / ChineseCLIPModel at bf16 through OpenVINO (fp32's export, compiled for bf16); ``config`` is the
+    original model's."""
 
     method = OV_BF16_METHOD
 
-    def __init__(self, model, cache: Path | None = None, threads: int | None = None):
+    def _session(self, path: Path) -> _CompiledTower:
         import torch
 
-        model = model.float().eval()
-        self.digest = weights_digest(model)
-        files = export_fp32(model, fp32_folder(model, self.digest, cache))
-        super().__init__(model.config, *files, threads or torch.get_num_threads())
-
-    def _session(self, path: Path) -> _CompiledTower:
-        return _CompiledTower(path, self._threads)
+        return _CompiledTower(path, self._threads or torch.get_num_threads())

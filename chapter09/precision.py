@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 from .errors import UsageError
 from .onnx_int8 import INT8_METHOD, Int8Clip
-from .onnx_runtime import fp32_runtime
-from .openvino_runtime import bf16_runtime
+from .onnx_runtime import ORT_FP32_METHOD, OrtClip, fp32_runtime
+from .openvino_runtime import OV_BF16_METHOD, OvBf16Clip, bf16_runtime
 
 PRECISIONS = ("fp32", "bf16", "int8")
 PRECISION_CHOICES = ("auto", *PRECISIONS)
@@ -121,19 +121,13 @@ def apply_precision(model, precision: str, device: str = "cpu", runtime: str = "
     import torch
 
     check_precision(precision)
-    if precision == "bf16":
-        if runtime == "openvino":
-            from .openvino_runtime import OvBf16Clip
-
-            return OvBf16Clip(model)
+    if precision == "bf16" and runtime == "torch":
         return model.to(torch.bfloat16).eval()
-    model = model.float().eval()
+    model = model.float().eval()  # every other runtime starts from the fp32 weights (their one export)
+    if precision == "bf16":
+        return OvBf16Clip(model)
     if precision == "fp32":
-        if runtime == "onnxruntime":
-            from .onnx_runtime import OrtClip
-
-            return OrtClip(model)
-        return model
+        return OrtClip(model) if runtime == "onnxruntime" else model
     if device != "cpu":
         raise UsageError(f"int8 (dynamic quantisation) runs on the CPU only, not on {device}; use bf16 there")
     return Int8Clip(model)
@@ -147,11 +141,7 @@ def precision_identity(precision: str, runtime: str = "torch") -> str:
     if precision == "int8":
         return f"int8:{INT8_METHOD}"
     if precision == "fp32" and runtime == "onnxruntime":
-        from .onnx_runtime import ORT_FP32_METHOD
-
         return f"fp32:{ORT_FP32_METHOD}"
     if precision == "bf16" and runtime == "openvino":
-        from .openvino_runtime import OV_BF16_METHOD
-
         return f"bf16:{OV_BF16_METHOD}"
     return precision
